@@ -1,0 +1,1 @@
+namespace NaturalGradient.Cli; public static class Program { public static int Main(string[] a) { return 0; } }

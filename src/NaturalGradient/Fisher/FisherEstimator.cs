@@ -1,0 +1,73 @@
+using NaturalGradient.Capture;
+using NaturalGradient.Likelihoods;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Fisher;
+
+/// <summary>
+/// Turns one recorded forward pass into <see cref="LayerStatistics"/> for the chosen Fisher: it backpropagates
+/// per-example losses on data labels (empirical), on sampled labels (Monte Carlo) or the output-Fisher factor's
+/// columns (exact) to the layer outputs. The graph is kept, so the caller's own backward still works.
+/// </summary>
+public sealed class FisherEstimator
+{
+    /// <param name="likelihood">The model's predictive distribution.</param>
+    /// <param name="kind">Which Fisher; default empirical.</param>
+    /// <param name="monteCarloSamples">k for <see cref="FisherKind.MonteCarlo"/>; default 1.</param>
+    public FisherEstimator(ILikelihood likelihood, FisherKind kind = FisherKind.Empirical, int monteCarloSamples = 1)
+    {
+        if (monteCarloSamples < 1)
+            throw new ArgumentOutOfRangeException(nameof(monteCarloSamples), monteCarloSamples, "monteCarloSamples must be ≥ 1");
+        Likelihood = likelihood;
+        Kind = kind;
+        MonteCarloSamples = monteCarloSamples;
+    }
+
+    public ILikelihood Likelihood { get; }
+    public FisherKind Kind { get; }
+    public int MonteCarloSamples { get; }
+
+    /// <summary>
+    /// Statistics of the recorded <paramref name="layers"/> for the network <paramref name="output"/> (m × o).
+    /// <paramref name="targets"/> are needed for the empirical Fisher only.
+    /// </summary>
+    public IReadOnlyList<LayerStatistics> Collect(
+        LayerCapture capture, IReadOnlyList<CapturedLayer> layers, Tensor output, Tensor? targets, Generator? generator = null)
+    {
+        long m = output.shape[0];
+        var activations = layers.Select(l => l.Adapter.Activations(l.Input!)).ToList();
+        var passes = new List<IReadOnlyList<Tensor>>();
+        double weight;
+        switch (Kind)
+        {
+            case FisherKind.Empirical:
+                if (targets is null)
+                    throw new InvalidOperationException("the empirical Fisher needs the batch's labels; use the Monte-Carlo or exact Fisher for unlabeled metric inputs");
+                passes.Add(capture.OutputGradients(Likelihood.PerExampleLoss(output, targets).sum(), layers));
+                weight = 1.0 / m;
+                break;
+            case FisherKind.MonteCarlo:
+                for (int s = 0; s < MonteCarloSamples; s++)
+                {
+                    var sampled = Likelihood.SampleTargets(output, generator);
+                    passes.Add(capture.OutputGradients(Likelihood.PerExampleLoss(output, sampled).sum(), layers));
+                }
+                weight = 1.0 / (m * (double)MonteCarloSamples);
+                break;
+            case FisherKind.Exact:
+                // F = (1/m) Σᵢ J_rᵢᵀ Bᵢ Bᵢᵀ J_rᵢ: backpropagating Σᵢ rᵢ·Bᵢ[:, c] gives J_rᵢᵀ Bᵢ[:, c] at once for all i.
+                var factor = Likelihood.OutputFisherFactor(output).detach();
+                for (long c = 0; c < factor.shape[2]; c++)
+                    passes.Add(capture.OutputGradients((output * factor.select(2, c)).sum(), layers));
+                weight = 1.0 / m;
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(Kind), Kind, "unknown Fisher kind");
+        }
+        var result = new List<LayerStatistics>(layers.Count);
+        for (int l = 0; l < layers.Count; l++)
+            result.Add(new LayerStatistics(layers[l].Adapter, activations[l], stack(passes.Select(p => p[l]).ToArray()), weight));
+        return result;
+    }
+}

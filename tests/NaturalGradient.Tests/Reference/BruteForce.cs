@@ -1,0 +1,42 @@
+using NaturalGradient.Capture;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace NaturalGradient.Tests.Reference;
+
+/// <summary>Explicit, slow references: per-example backward loops and dense matrices built from them.</summary>
+public static class BruteForce
+{
+    /// <summary>
+    /// Per-example gradients of every covered layer's W̄ by a loop of single-example backward passes:
+    /// returns, per layer, m × out × in'.
+    /// </summary>
+    public static List<Tensor> PerExampleGradients(Module<Tensor, Tensor> model, IReadOnlyList<ILayerAdapter> layers,
+        Tensor x, Func<Tensor, Tensor, Tensor> perExampleLoss, Tensor y)
+    {
+        long m = x.shape[0];
+        var perLayer = layers.Select(_ => new List<Tensor>()).ToList();
+        for (long i = 0; i < m; i++)
+        {
+            model.zero_grad();
+            var xi = x.narrow(0, i, 1);
+            var yi = y.narrow(0, i, 1);
+            perExampleLoss(model.call(xi), yi).sum().backward();
+            for (int l = 0; l < layers.Count; l++) perLayer[l].Add(layers[l].GradientMatrix());
+        }
+        model.zero_grad();
+        return perLayer.Select(g => stack(g.ToArray())).ToList();
+    }
+
+    /// <summary>Rows = examples, columns = all covered parameters (layers concatenated, each W̄ row-major).</summary>
+    public static Tensor Jacobian(IReadOnlyList<Tensor> perLayer) =>
+        cat(perLayer.Select(g => g.reshape(g.shape[0], -1)).ToArray(), 1);
+
+    /// <summary>Dense (1/m) JᵀJ.</summary>
+    public static Tensor EmpiricalFisher(Tensor jacobian) => jacobian.t().mm(jacobian).div(jacobian.shape[0]);
+
+    /// <summary>Direct solve of (F + λI) x = g.</summary>
+    public static Tensor DampedSolve(Tensor f, double damping, Tensor g) =>
+        linalg.solve(f + damping * eye(f.shape[0], dtype: f.dtype), g);
+}
