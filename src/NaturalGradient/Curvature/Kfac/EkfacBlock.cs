@@ -93,12 +93,12 @@ public sealed class EkfacBlock : ICurvatureBlock
         {
             // gᵢₛ = δᵢₛ āᵢᵀ ⇒ (Q_Gᵀ gᵢₛ Q_A)² = (Q_Gᵀδᵢₛ)² ((Q_Aᵀāᵢ)²)ᵀ; sum the δ part over the s samples first.
             var delta = statistics.OutputGradients.detach().squeeze(2).to_type(qg.dtype);   // s × m × out
-            var deltaSquares = delta.matmul(qg).square().sum(0);                              // m × out
+            var deltaSquares = delta.matmul(qg).square().sum(dim: 0);                              // m × out
             var actSquares = statistics.Activations.detach().squeeze(1).to_type(qa.dtype).mm(qa).square();  // m × in'
             return deltaSquares.t().mm(actSquares).mul_(statistics.Weight);
         }
         var perSample = statistics.PerSampleGradients().detach().to_type(qa.dtype);          // n × out × in'
-        return _eigen.Project(perSample).square().sum(0).mul_(statistics.Weight);
+        return _eigen.Project(perSample).square().sum(dim: 0).mul_(statistics.Weight);
     }
 
     /// <summary>Δ = Q_G [(Q_Gᵀ g Q_A) ⊘ (S + λ)] Q_Aᵀ. Returns a fresh tensor.</summary>
