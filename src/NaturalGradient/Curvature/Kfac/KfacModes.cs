@@ -5,14 +5,14 @@ public enum KfacInverseMethod
 {
     /// <summary>
     /// Cholesky factorisation of each damped factor, (A + π√λ I)⁻¹ and (G + √λ/π I)⁻¹ (via
-    /// <see cref="Numerics.SafeCholesky"/>). About ⅓(in'³ + out³) flops, but it depends on λ: a change of damping
-    /// forces a refactorisation. Supports <see cref="KfacDampingMode.Factored"/> only.
+    /// <see cref="Numerics.SafeCholesky"/>, then cholesky_inverse): about d³ flops per d × d factor, but it depends on λ:
+    /// a change of damping forces a refactorisation. Supports <see cref="KfacDampingMode.Factored"/> only.
     /// </summary>
     Cholesky,
 
     /// <summary>
     /// Symmetric eigendecompositions A = Q_A diag(eᴬ) Q_Aᵀ, G = Q_G diag(eᴳ) Q_Gᵀ (linalg.eigh, in float64). Several
-    /// times the flops of Cholesky, but independent of λ, so damping may change every step for free; supports both
+    /// times the flops of the Cholesky inverse (≈ 9d³), but independent of λ, so damping may change every step for free; supports both
     /// damping modes.
     /// </summary>
     Eigen,
