@@ -90,7 +90,9 @@ public sealed class NaturalGradientDescent : IDisposable
         if (Options.DampingSchedule == DampingSchedule.LevenbergMarquardt)
         {
             double newLoss = Preconditioner.Likelihood.Loss(_model.call(x), y).item<double>();
-            rho = (newLoss - loss) / (linear + 0.5 * quad);
+            double predicted = linear + 0.5 * quad;
+            // A model that predicts no decrease (e.g. η > 2 on a quadratic) gives no trust: count it as a failure.
+            rho = predicted < 0 ? (newLoss - loss) / predicted : double.NaN;
             _damping.Observe(rho);
         }
         return new NaturalGradientStepReport(loss, lambda, rho, 0.5 * quad, Applied: true);
