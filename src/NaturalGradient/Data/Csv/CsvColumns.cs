@@ -61,13 +61,13 @@ public sealed class CsvColumns
         if (options.TargetColumn is not { } target)
             throw new DataFormatException(source, line, null, null, $"no target column given (set TargetColumn); the columns are: {available}");
         if (!seen.TryGetValue(target, out int targetIndex))
-            throw new DataFormatException(source, line, null, target, $"unknown target column; the columns are: {available}");
+            throw new DataFormatException(source, line, null, null, $"unknown target column \"{target}\"; the columns are: {available}");
 
         var ignored = new HashSet<int>();
         foreach (var name in options.IgnoreColumns)
         {
             if (!seen.TryGetValue(name, out int index))
-                throw new DataFormatException(source, line, null, name, $"unknown column in IgnoreColumns; the columns are: {available}");
+                throw new DataFormatException(source, line, null, null, $"unknown column \"{name}\" in IgnoreColumns; the columns are: {available}");
             if (index == targetIndex)
                 throw new DataFormatException(source, line, index + 1, name, "the target column cannot also be ignored");
             ignored.Add(index);
