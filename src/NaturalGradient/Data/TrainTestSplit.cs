@@ -32,7 +32,7 @@ public sealed class TrainTestSplit
         int testCount = (int)Math.Round(rowCount * testFraction, MidpointRounding.AwayFromZero);
         if (testFraction > 0 && testCount == 0) testCount = 1;
         if (rowCount - testCount < 1)
-            throw new ArgumentException($"{rowCount} rows leave no training rows with test fraction {testFraction}");
+            throw new ArgumentException($"{rowCount} row{(rowCount == 1 ? "" : "s")} and test fraction {testFraction} leave no training rows");
         var order = Permutation(rowCount, seed);
         var test = order[..testCount];
         var train = order[testCount..];

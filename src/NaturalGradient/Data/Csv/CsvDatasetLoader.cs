@@ -72,7 +72,7 @@ public static class CsvDatasetLoader
             }
             catch (ArgumentException e)
             {
-                throw new DataFormatException(source, null, null, null, $"{features.Count} data rows: {e.Message}");
+                throw new DataFormatException(source, null, null, null, $"too few data rows to split: {e.Message}");
             }
         }
 
