@@ -112,4 +112,28 @@ public class KfacKroneckerTests
             TensorAssert.Close(a.t().mm(a).div(M), block.ActivationFactor, rtol: 1e-12, label: $"A of layer {l}");
         }
     }
+
+    [Theory]
+    [InlineData("kfac-eigen-factored")]
+    [InlineData("kfac-eigen-eigenbasis")]
+    [InlineData("kfac-cholesky-factored")]
+    [InlineData("ekfac")]
+    public void Float32Statistics_MatchFloat64WithinSinglePrecision(string configuration)
+    {
+        using var scope = NewDisposeScope();
+        var (layers, statistics, _) = Problem();
+        for (int l = 0; l < layers.Count; l++)
+        {
+            var s = statistics[l];
+            var single = new LayerStatistics(s.Adapter, s.Activations.to_type(ScalarType.Float32), s.OutputGradients.to_type(ScalarType.Float32), s.Weight);
+            using var block64 = KfacFixtures.CreateBlock(configuration, layers[l]);
+            using var block32 = KfacFixtures.CreateBlock(configuration, layers[l]);
+            block64.Update(s, 0);
+            block32.Update(single, 0);
+            var v = KfacFixtures.RandomMatrix(layers[l], 40 + l);
+            var delta32 = block32.Precondition(v.to_type(ScalarType.Float32), 1e-3);
+            Assert.Equal(ScalarType.Float32, delta32.dtype);
+            TensorAssert.Close(block64.Precondition(v, 1e-3), delta32, rtol: 1e-4, label: $"layer {l}");
+        }
+    }
 }

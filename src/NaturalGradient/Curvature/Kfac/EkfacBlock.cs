@@ -14,7 +14,7 @@ namespace NaturalGradient.Curvature.Kfac;
 /// </summary>
 /// <remarks>
 /// <para>S is the diagonal of M in the Kronecker eigenbasis, so B is the Frobenius-closest matrix to M with that
-/// eigenbasis (George et al. §3.2); with S = eᴳeᴬᵀ it is K-FAC's G ⊗ A.</para>
+/// eigenbasis (George et al. 2018 §3); with S = eᴳeᴬᵀ it is K-FAC's G ⊗ A.</para>
 /// <para>Schedule (<see cref="KfacOptions"/>): A, G and S absorb a batch (running average with β) on steps with
 /// s mod T_f = 0; the eigenbasis is recomputed from A and G on steps with s mod T_inv = 0, before S is updated in
 /// that same call. S is not reset when the basis changes (as in George et al., Algorithm 1): its running average

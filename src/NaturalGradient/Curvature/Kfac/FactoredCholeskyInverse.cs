@@ -23,7 +23,7 @@ internal sealed class FactoredCholeskyInverse : IDisposable
     public void Refresh(Tensor a, Tensor g, double damping)
     {
         using var scope = NewDisposeScope();
-        double pi = FactoredDamping.Pi(a.trace().item<double>(), a.shape[0], g.trace().item<double>(), g.shape[0]);
+        double pi = FactoredDamping.Pi(a, g);
         var (shiftA, shiftG) = FactoredDamping.Shifts(pi, damping);
         var aInverse = DampedInverse(a, shiftA);
         var gInverse = DampedInverse(g, shiftG);

@@ -1,3 +1,6 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
 namespace NaturalGradient.Curvature.Kfac;
 
 /// <summary>
@@ -16,6 +19,13 @@ public static class FactoredDamping
         double meanA = traceA / dimA, meanG = traceG / dimG;
         double pi = Math.Sqrt(meanA / meanG);
         return meanA > 0 && meanG > 0 && double.IsFinite(pi) && pi > 0 ? pi : 1.0;
+    }
+
+    /// <summary>π for the factors A and G (any floating dtype): π² = (tr A / dim A) / (tr G / dim G).</summary>
+    public static double Pi(Tensor a, Tensor g)
+    {
+        using var scope = NewDisposeScope();
+        return Pi(a.trace().ToDouble(), a.shape[0], g.trace().ToDouble(), g.shape[0]);
     }
 
     /// <summary>The shifts added to A and to G: (π√λ, √λ/π).</summary>

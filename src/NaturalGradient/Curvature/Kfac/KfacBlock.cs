@@ -72,7 +72,7 @@ public sealed class KfacBlock : ICurvatureBlock
             return;
         }
         _eigen.Refresh(_a.Value!, _g.Value!);
-        _pi = FactoredDamping.Pi(_a.Value!.trace().item<double>(), Layer.InputDim, _g.Value!.trace().item<double>(), Layer.OutputDim);
+        _pi = FactoredDamping.Pi(_a.Value!, _g.Value!);
         InverseRefreshCount++;
     }
 

@@ -5,7 +5,7 @@ namespace NaturalGradient.Curvature.Kfac;
 
 /// <summary>
 /// The eigenbasis of a Kronecker block G ⊗ A: A = Q_A diag(eᴬ) Q_Aᵀ, G = Q_G diag(eᴳ) Q_Gᵀ, so that
-/// G ⊗ A = (Q_G ⊗ Q_A) diag(eᴳ ⊗ eᴬ) (Q_G ⊗ Q_A)ᵀ (George et al. 2018 eq. 6). In W̄-shaped (out × in') coordinates
+/// G ⊗ A = (Q_G ⊗ Q_A) diag(eᴳ ⊗ eᴬ) (Q_G ⊗ Q_A)ᵀ (George et al. 2018 §3). In W̄-shaped (out × in') coordinates
 /// the change of basis is V ↦ Q_Gᵀ V Q_A and back X ↦ Q_G X Q_Aᵀ; the eigenvalue products form the out × in' matrix
 /// eᴳ eᴬᵀ. Owns its tensors (detached from dispose scopes, disposed on refresh and in <see cref="Dispose"/>).
 /// </summary>

@@ -6,7 +6,7 @@ namespace NaturalGradient.Curvature.Kfac;
 
 /// <summary>
 /// One batch's Kronecker factors of a layer's metric block, M ≈ G ⊗ A for the row-major vec of W̄
-/// (Martens &amp; Grosse 2015 eq. 1–3; Grosse &amp; Martens 2016 "KFC" §3 for convolutions).
+/// (Martens &amp; Grosse 2015 §3; Grosse &amp; Martens 2016 "KFC" §3 for convolutions).
 /// </summary>
 /// <remarks>
 /// <para>
