@@ -1,4 +1,5 @@
 using NaturalGradient.Curvature.Blocks;
+using NaturalGradient.Curvature.Kfac;
 using NaturalGradient.Preconditioning;
 
 namespace NaturalGradient.Curvature;
@@ -12,6 +13,8 @@ public static class CurvatureFactory
         CurvatureStructure.BlockDiagonal => new BlockDiagonalCurvature(_ => new DenseBlock(options.Form)),
         CurvatureStructure.Tengrad => new BlockDiagonalCurvature(_ => new TengradBlock()),
         CurvatureStructure.Diagonal => new BlockDiagonalCurvature(_ => new DiagonalBlock()),
+        CurvatureStructure.Kfac => new BlockDiagonalCurvature(layer => new KfacBlock(layer, options.Kfac)),
+        CurvatureStructure.Ekfac => new BlockDiagonalCurvature(layer => new EkfacBlock(layer, options.Kfac)),
         _ => throw new NotSupportedException($"curvature structure {options.Structure} is not available yet"),
     };
 }

@@ -1,4 +1,5 @@
 using NaturalGradient.Curvature;
+using NaturalGradient.Curvature.Kfac;
 using NaturalGradient.Fisher;
 
 namespace NaturalGradient.Preconditioning;
@@ -24,6 +25,9 @@ public sealed record PreconditionerOptions
     /// <summary>Largest covered parameter count exact NGD accepts; default 20 000.</summary>
     public long MaxExactParameters { get; init; } = 20_000;
 
+    /// <summary>K-FAC / EKFAC settings (factor decay, update periods, inverse method, damping mode).</summary>
+    public KfacOptions Kfac { get; init; } = new();
+
     /// <summary>Seed of the generator that samples Monte-Carlo targets; default 0.</summary>
     public long Seed { get; init; }
 
@@ -37,8 +41,9 @@ public sealed record PreconditionerOptions
             throw new ArgumentOutOfRangeException(nameof(MonteCarloSamples), MonteCarloSamples, "MonteCarloSamples must be ≥ 1");
         if (!(Damping >= 0) || double.IsInfinity(Damping))
             throw new ArgumentOutOfRangeException(nameof(Damping), Damping, "Damping must be a finite number ≥ 0");
-        if (Structure == CurvatureStructure.Tengrad && !(Damping > 0))
-            throw new ArgumentOutOfRangeException(nameof(Damping), Damping, "TENGraD needs Damping > 0");
+        if (Structure is CurvatureStructure.Tengrad or CurvatureStructure.Kfac or CurvatureStructure.Ekfac && !(Damping > 0))
+            throw new ArgumentOutOfRangeException(nameof(Damping), Damping, $"{Structure} needs Damping > 0");
+        if (Structure is CurvatureStructure.Kfac or CurvatureStructure.Ekfac) Kfac.Validate();
         if (MaxExactParameters < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxExactParameters), MaxExactParameters, "MaxExactParameters must be ≥ 1");
         if (Form == MetricForm.Centered && Structure is not (CurvatureStructure.Exact or CurvatureStructure.BlockDiagonal))
@@ -48,5 +53,5 @@ public sealed record PreconditionerOptions
 
     public override string ToString() =>
         $"Damping={Damping}, Fisher={Fisher}, Form={Form}, MaxExactParameters={MaxExactParameters}, " +
-        $"MonteCarloSamples={MonteCarloSamples}, Seed={Seed}, Structure={Structure}";
+        $"Kfac=[{Kfac}], MonteCarloSamples={MonteCarloSamples}, Seed={Seed}, Structure={Structure}";
 }

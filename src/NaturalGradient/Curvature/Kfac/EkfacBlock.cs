@@ -17,8 +17,9 @@ namespace NaturalGradient.Curvature.Kfac;
 /// eigenbasis (George et al. 2018 §3); with S = eᴳeᴬᵀ it is K-FAC's G ⊗ A.</para>
 /// <para>Schedule (<see cref="KfacOptions"/>): A, G and S absorb a batch (running average with β) on steps with
 /// s mod T_f = 0; the eigenbasis is recomputed from A and G on steps with s mod T_inv = 0, before S is updated in
-/// that same call. S is not reset when the basis changes (as in George et al., Algorithm 1): its running average
-/// mixes estimates from successive bases. InverseMethod and DampingMode do not apply: EKFAC always uses eigh and
+/// that same call. When the basis changes, S restarts from the current batch in the new basis (a running average
+/// across bases would mix coordinates that no longer correspond; with T_inv = 1 this made EKFAC diverge on a
+/// teacher–student regression in our tests). InverseMethod and DampingMode do not apply: EKFAC always uses eigh and
 /// damps in its eigenbasis.</para>
 /// <para>Cost of S per update: for T = 1 (Linear) the projected gradient is (Q_Gᵀδ)(Q_Aᵀā)ᵀ, so
 /// S = w Σᵢ [Σₛ (Q_Gᵀδᵢₛ)²] [(Q_Aᵀāᵢ)²]ᵀ is formed from the projections alone in O(n out² + m in'² + m out in');
@@ -75,12 +76,17 @@ public sealed class EkfacBlock : ICurvatureBlock
             _a.Update(KroneckerFactors.Activation(statistics), Options.FactorDecay);
             _g.Update(KroneckerFactors.OutputGradient(statistics), Options.FactorDecay);
         }
-        if (first || Options.InverseDue(step))
+        bool basisChanged = first || Options.InverseDue(step);
+        if (basisChanged)
         {
             _eigen.Refresh(_a.Value!, _g.Value!);
             InverseRefreshCount++;
         }
-        if (factorsDue)
+        // A running average of S across different bases mixes coordinates that no longer correspond: when the
+        // basis changes, S restarts from this batch's second moments in the new basis.
+        if (basisChanged && factorsDue)
+            _s.Replace(ProjectedSecondMoments(statistics).to_type(_a.Value!.dtype));
+        else if (factorsDue)
             _s.Update(ProjectedSecondMoments(statistics).to_type(_a.Value!.dtype), Options.FactorDecay);
     }
 
