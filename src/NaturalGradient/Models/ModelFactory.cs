@@ -6,7 +6,7 @@ using Sequential = TorchSharp.Modules.Sequential;
 namespace NaturalGradient.Models;
 
 /// <summary>
-/// Builds the networks of the experiments as <see cref="nn.Sequential"/> models, whose children are invoked
+/// Builds the networks of the experiments as <see cref="TorchSharp.Modules.Sequential"/> models, whose children are invoked
 /// through <c>call(...)</c> so that forward hooks (and so <see cref="Capture.LayerCapture"/>) see every layer.
 /// </summary>
 /// <remarks>
