@@ -55,7 +55,7 @@ public sealed class TorchTrainingOptimizer : ITrainingOptimizer
     {
         _optimizer.zero_grad();
         var loss = _likelihood.Loss(_model.call(x), y);
-        double value = loss.item<double>();
+        double value = loss.ToDouble();
         if (!double.IsFinite(value)) return new StepResult(value, Skipped: true);
         loss.backward();
         _optimizer.step();
