@@ -13,7 +13,6 @@ internal sealed class LiveProgress : ITrainingProgress
     private readonly Stopwatch _clock = new();
     private ProgressTask? _task;
     private TrainingPlan? _plan;
-    private string _lastEpoch = "";
 
     private LiveProgress(IAnsiConsole console, ProgressContext context, string model, string data)
     {
@@ -27,8 +26,8 @@ internal sealed class LiveProgress : ITrainingProgress
     public static TrainingResult Run(IAnsiConsole console, string model, string data, Func<ITrainingProgress, TrainingResult> train) =>
         console.Progress()
             .AutoClear(false)
-            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
-                new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn { Width = 16 }, new PercentageColumn(),
+                new RemainingTimeColumn())
             .Start(ctx => train(new LiveProgress(console, ctx, model, data)));
 
     public void OnStart(TrainingPlan plan)
@@ -45,9 +44,14 @@ internal sealed class LiveProgress : ITrainingProgress
         _task.Value = step.Step;
         double rate = step.Step / Math.Max(_clock.Elapsed.TotalSeconds, 1e-9);
         _task.Description = Markup.Escape(FormattableString.Invariant(
-            $"epoch {step.Epoch}/{_plan.Epochs} step {step.Step}/{_plan.TotalSteps} loss {step.Loss:G4} {rate:F0} steps/s{_lastEpoch}"));
+            $"epoch {step.Epoch}/{_plan.Epochs}  step {step.Step}/{_plan.TotalSteps}  loss {step.Loss:G4}  {rate:F0}/s"));
     }
 
-    public void OnEpoch(EpochMetrics epoch) =>
-        _lastEpoch = FormattableString.Invariant($" | test {epoch.TestLoss:G4}");
+    public void OnEpoch(EpochMetrics epoch)
+    {
+        // Keep a line per epoch above the bar only for long epochs, so short runs do not scroll.
+        if (_plan is { StepsPerEpoch: >= 100 })
+            _console.MarkupLine(Markup.Escape(ProgressText.Epoch(epoch, _plan, (long)(_task?.Value ?? 0),
+                (_task?.Value ?? 0) / Math.Max(_clock.Elapsed.TotalSeconds, 1e-9))));
+    }
 }
