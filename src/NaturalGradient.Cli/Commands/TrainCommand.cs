@@ -51,7 +51,7 @@ internal static class TrainCommand
             result = e.Partial;
         }
 
-        RunFiles.Write(config.OutDir, config, info, result, diverged, parse.Tokens.Select(t => t.Value).Prepend("train").ToList());
+        RunFiles.Write(config.OutDir, config, info, result, diverged, parse.Tokens.Select(t => t.Value).ToList());
         SummaryTable.Render(console, result, config.OutDir, ctx.Interactive, diverged is not null);
         if (diverged is null) return ExitCodes.Success;
         ctx.Error.WriteLine($"natgrad: error: {diverged.Message} (partial run written to {config.OutDir}; try a smaller --lr or more --damping)");

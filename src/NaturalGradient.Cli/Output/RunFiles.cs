@@ -18,6 +18,7 @@ internal static class RunFiles
     private static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DictionaryKeyPolicy = null,
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
@@ -50,11 +51,7 @@ internal static class RunFiles
             input_shape = d.InputShape,
             outputs = d.Outputs,
             classes = d.ClassNames,
-            target = c.DataOptions.TargetColumn,
-            ignore = c.DataOptions.IgnoreColumns,
-            test_fraction = c.DataOptions.TestFraction,
-            max_train = c.DataOptions.MaxTrainExamples,
-            split_seed = c.DataOptions.Seed,
+            options = c.DataOptions,
         },
         model = new
         {
