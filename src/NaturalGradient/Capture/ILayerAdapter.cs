@@ -55,4 +55,7 @@ public interface ILayerAdapter
 
     /// <summary>The current parameter values as W̄ (OutputDim × InputDim), detached.</summary>
     Tensor WeightMatrix();
+
+    /// <summary>Adds the W̄-shaped <paramref name="update"/> to the parameters in place (under no_grad).</summary>
+    void AddToWeights(Tensor update);
 }

@@ -69,6 +69,14 @@ public abstract class LayerAdapterBase : ILayerAdapter
             p.grad.copy_(value);
     }
 
+    public void AddToWeights(Tensor update)
+    {
+        using var _ = no_grad();
+        long weightCols = Bias is null ? InputDim : InputDim - 1;
+        Weight.add_(update.narrow(1, 0, weightCols).reshape(Weight.shape).to_type(Weight.dtype));
+        if (Bias is not null) Bias.add_(update.select(1, InputDim - 1).to_type(Bias.dtype));
+    }
+
     public Tensor WeightMatrix()
     {
         using var _ = no_grad();

@@ -40,3 +40,33 @@ public static class BruteForce
     public static Tensor DampedSolve(Tensor f, double damping, Tensor g) =>
         linalg.solve(f + damping * eye(f.shape[0], dtype: f.dtype), g);
 }
+
+/// <summary>The exact Fisher (GGN) built from explicit output Jacobians.</summary>
+public static class ExactFisherReference
+{
+    /// <summary>F = (1/m) Σᵢ J_rᵢᵀ H_out(rᵢ) J_rᵢ, J_rᵢ (o × p) from one autograd pass per output unit; W̄ ordering per layer.</summary>
+    public static Tensor Build(Module<Tensor, Tensor> model, IReadOnlyList<ILayerAdapter> layers, Tensor x,
+        NaturalGradient.Likelihoods.ILikelihood likelihood)
+    {
+        long m = x.shape[0];
+        Tensor? f = null;
+        for (long i = 0; i < m; i++)
+        {
+            var r = model.call(x.narrow(0, i, 1));
+            long o = r.shape[1];
+            var rows = new List<Tensor>();
+            for (long k = 0; k < o; k++)
+            {
+                model.zero_grad();
+                r[0, k].backward(retain_graph: true);
+                rows.Add(cat(layers.Select(l => l.GradientMatrix().flatten()).ToArray()));
+            }
+            var j = stack(rows.ToArray());                       // o × p
+            var h = likelihood.OutputFisher(r.detach())[0];       // o × o
+            var term = j.t().mm(h).mm(j);
+            f = f is null ? term : f + term;
+        }
+        model.zero_grad();
+        return f! / m;
+    }
+}

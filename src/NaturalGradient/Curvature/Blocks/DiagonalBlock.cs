@@ -1,0 +1,38 @@
+using NaturalGradient.Fisher;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Curvature.Blocks;
+
+/// <summary>
+/// The diagonal of a layer's metric, diag(M_l) = w Σ gᵢ ∘ gᵢ, and the solve g / (diag + λ).
+/// For T = 1 it is w (δ∘δ)ᵀ(ā∘ā) without forming per-sample gradients. Cost O(n p_l); memory O(p_l).
+/// </summary>
+public sealed class DiagonalBlock : ICurvatureBlock
+{
+    private Tensor? _diagonal; // out × in'
+
+    public void Update(LayerStatistics statistics, long step)
+    {
+        if (statistics.Positions == 1)
+        {
+            var a = statistics.PairedActivations().squeeze(1);
+            var d = statistics.FlatOutputGradients().squeeze(1);
+            _diagonal = d.square().t().mm(a.square()).mul(statistics.Weight);
+        }
+        else
+        {
+            _diagonal = statistics.PerSampleGradients().square().sum(0).mul(statistics.Weight);
+        }
+    }
+
+    private Tensor Diagonal => _diagonal ?? throw new InvalidOperationException("the block has no statistics yet: call Update first");
+
+    public Tensor Precondition(Tensor gradient, double damping) => gradient / (Diagonal.to_type(gradient.dtype) + damping);
+
+    public Tensor Multiply(Tensor v) => v * Diagonal.to_type(v.dtype);
+
+    public Tensor ToDense() => diag(Diagonal.flatten());
+
+    public void Dispose() => _diagonal = null;
+}

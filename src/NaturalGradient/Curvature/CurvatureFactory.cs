@@ -1,0 +1,17 @@
+using NaturalGradient.Curvature.Blocks;
+using NaturalGradient.Preconditioning;
+
+namespace NaturalGradient.Curvature;
+
+/// <summary>Builds the <see cref="ICurvature"/> that <see cref="PreconditionerOptions.Structure"/> names.</summary>
+public static class CurvatureFactory
+{
+    public static ICurvature Create(PreconditionerOptions options) => options.Structure switch
+    {
+        CurvatureStructure.Exact => new ExactCurvature(options.MaxExactParameters, options.Form),
+        CurvatureStructure.BlockDiagonal => new BlockDiagonalCurvature(_ => new DenseBlock(options.Form)),
+        CurvatureStructure.Tengrad => new BlockDiagonalCurvature(_ => new TengradBlock()),
+        CurvatureStructure.Diagonal => new BlockDiagonalCurvature(_ => new DiagonalBlock()),
+        _ => throw new NotSupportedException($"curvature structure {options.Structure} is not available yet"),
+    };
+}

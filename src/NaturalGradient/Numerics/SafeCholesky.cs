@@ -1,0 +1,65 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Numerics;
+
+/// <summary>Thrown when a symmetric system cannot be solved even after every fallback.</summary>
+public sealed class CholeskyFailedException : Exception
+{
+    public CholeskyFailedException(string message) : base(message) { }
+}
+
+/// <summary>
+/// Solves symmetric positive (semi-)definite systems robustly: Cholesky (cholesky_ex, no exception on
+/// failure) → retry in float64 → retry with growing diagonal jitter → symmetric eigendecomposition with
+/// eigenvalues clamped at a floor. Callers damp first; the fallbacks only guard against round-off.
+/// </summary>
+public static class SafeCholesky
+{
+    /// <summary>Lower Cholesky factor L of the symmetric matrix <paramref name="a"/> (L Lᵀ ≈ a), with fallbacks.</summary>
+    public static Tensor Factor(Tensor a)
+    {
+        var sym = (a + a.transpose(-2, -1)) * 0.5;
+        var (l, info) = linalg.cholesky_ex(sym);
+        if (info.max().item<int>() == 0 && l.isfinite().all().item<bool>()) return l;
+
+        var a64 = sym.to_type(ScalarType.Float64);
+        double scale = Math.Max(a64.diagonal(0, -2, -1).abs().max().ToDouble(), 1e-300);
+        var eye64 = eye(a.shape[^1], dtype: ScalarType.Float64, device: a.device);
+        for (double jitter = 0; jitter <= 1e-2 * scale; jitter = jitter == 0 ? 1e-12 * scale : jitter * 100)
+        {
+            var (l64, info64) = linalg.cholesky_ex(a64 + jitter * eye64);
+            if (info64.max().item<int>() == 0 && l64.isfinite().all().item<bool>()) return l64.to_type(a.dtype);
+        }
+        throw new CholeskyFailedException($"Cholesky failed for a {a.shape[^1]}×{a.shape[^1]} matrix even with jitter {1e-2 * scale:E2}; increase the damping");
+    }
+
+    /// <summary>x = a⁻¹ b for symmetric positive definite a (b: n or n × k).</summary>
+    public static Tensor Solve(Tensor a, Tensor b)
+    {
+        bool vector = b.dim() == 1;
+        var rhs = vector ? b.unsqueeze(1) : b;
+        Tensor x;
+        try
+        {
+            var l = Factor(a);
+            x = cholesky_solve(rhs.to_type(l.dtype), l).to_type(b.dtype);
+        }
+        catch (CholeskyFailedException)
+        {
+            x = EigenSolve(a, rhs);
+        }
+        return vector ? x.squeeze(1) : x;
+    }
+
+    /// <summary>Solve through eigh with eigenvalues clamped below at 1e-12 · max: the last resort.</summary>
+    public static Tensor EigenSolve(Tensor a, Tensor b)
+    {
+        var a64 = ((a + a.transpose(-2, -1)) * 0.5).to_type(ScalarType.Float64);
+        var (evals, evecs) = linalg.eigh(a64);
+        double floor = Math.Max(evals.abs().max().ToDouble() * 1e-12, 1e-300);
+        var inv = evals.clamp_min(floor).reciprocal();
+        var x = evecs.mm((evecs.t().mm(b.to_type(ScalarType.Float64))) * inv.unsqueeze(1));
+        return x.to_type(b.dtype);
+    }
+}

@@ -1,0 +1,144 @@
+using NaturalGradient.Capture;
+using NaturalGradient.Curvature;
+using NaturalGradient.Fisher;
+using NaturalGradient.Likelihoods;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Preconditioning;
+
+/// <summary>
+/// Natural-gradient preconditioner bound to an ordinary TorchSharp model: after the backward pass it replaces
+/// every covered parameter's .grad by Δ = (M + λI)⁻¹ g, so any TorchSharp optimiser (SGD, momentum, Adam)
+/// then takes a natural-gradient step. Parameters of uncovered layers keep their plain gradient.
+/// </summary>
+/// <example>
+/// <code>
+/// using var ngd = new NaturalGradientPreconditioner(model, new CategoricalLikelihood(),
+///     new PreconditionerOptions { Structure = CurvatureStructure.Tengrad, Damping = 1e-2 });
+/// using var step = torch.NewDisposeScope();
+/// optimizer.zero_grad();
+/// var output = model.call(x);          // call(), not forward(): hooks fire
+/// ngd.Backward(output, y);             // loss.backward() + the metric's statistics
+/// ngd.Precondition();                  // .grad ← (M + λI)⁻¹ .grad
+/// optimizer.step();
+/// </code>
+/// </example>
+/// <remarks>Call <see cref="Backward"/> and <see cref="Precondition"/> inside the same dispose scope (one per step).</remarks>
+public sealed class NaturalGradientPreconditioner : IDisposable
+{
+    private readonly nn.Module<Tensor, Tensor> _model;
+    private readonly FisherEstimator _estimator;
+    private readonly Generator _generator;
+    private IReadOnlyList<ILayerAdapter> _layers = Array.Empty<ILayerAdapter>();
+
+    public NaturalGradientPreconditioner(nn.Module<Tensor, Tensor> model, ILikelihood likelihood, PreconditionerOptions? options = null)
+    {
+        Options = (options ?? new PreconditionerOptions()).Validate();
+        _model = model;
+        Likelihood = likelihood;
+        _estimator = new FisherEstimator(likelihood, Options.Fisher, Options.MonteCarloSamples);
+        _generator = new Generator((ulong)Options.Seed);
+        Capture = new LayerCapture(model, include: Options.IncludeLayer);
+        if (Capture.Layers.Count == 0)
+            throw new ArgumentException("the model has no Linear or Conv2d layer with trainable parameters to precondition", nameof(model));
+        Curvature = CurvatureFactory.Create(Options);
+        if (Curvature is ExactCurvature exact) exact.CheckSize(Capture.Layers.Select(l => l.Adapter));
+        Damping = Options.Damping;
+    }
+
+    public PreconditionerOptions Options { get; }
+    public ILikelihood Likelihood { get; }
+    public LayerCapture Capture { get; }
+    public ICurvature Curvature { get; }
+
+    /// <summary>The λ the next <see cref="Precondition"/> uses; starts at <see cref="PreconditionerOptions.Damping"/>.</summary>
+    public double Damping { get; set; }
+
+    /// <summary>Metric collections so far (the step index given to the curvature).</summary>
+    public long StepCount { get; private set; }
+
+    /// <summary>The layers of the last metric collection, in model order.</summary>
+    public IReadOnlyList<ILayerAdapter> Layers => _layers;
+
+    private bool NeedsGraph => Options.Structure == CurvatureStructure.HessianFree;
+
+    /// <summary>
+    /// Computes the mean loss of <paramref name="output"/> (from <c>model.call(x)</c>), collects the metric's
+    /// statistics and runs <c>loss.backward()</c>. The metric comes from this batch, or from a separate forward
+    /// pass on <paramref name="metricInputs"/> (another batch, or this batch plus unlabeled inputs; seed 001 §5).
+    /// </summary>
+    /// <returns>The loss (a scalar tensor, detached).</returns>
+    public Tensor Backward(Tensor output, Tensor target, Tensor? metricInputs = null, Tensor? metricTargets = null)
+    {
+        var loss = Likelihood.Loss(output, target);
+        if (metricInputs is null)
+        {
+            CollectMetric(output, target);
+            loss.backward(retain_graph: NeedsGraph);
+        }
+        else
+        {
+            Capture.ThrowIfBypassed(loss);
+            loss.backward();
+            CollectMetricFrom(metricInputs, metricTargets);
+        }
+        return loss.detach();
+    }
+
+    /// <summary>Collects the metric from the forward pass that produced <paramref name="output"/> (targets needed for the empirical Fisher).</summary>
+    public void CollectMetric(Tensor output, Tensor? targets = null)
+    {
+        Capture.ThrowIfBypassed(output.sum());
+        var recorded = Capture.Recorded();
+        var stats = _estimator.Collect(Capture, recorded, output, targets, _generator);
+        _layers = recorded.Select(l => l.Adapter).ToList();
+        Capture.Clear();
+        Curvature.Update(new CurvatureBatch(stats, Likelihood, output, StepCount++));
+    }
+
+    /// <summary>Runs the model on <paramref name="inputs"/> and collects the metric there.</summary>
+    public void CollectMetricFrom(Tensor inputs, Tensor? targets = null)
+    {
+        Capture.Clear();
+        var output = _model.call(inputs);
+        CollectMetric(output, targets);
+    }
+
+    /// <summary>The covered layers' current gradients as W̄-shaped matrices.</summary>
+    public IReadOnlyList<Tensor> GradientMatrices() => _layers.Select(l => l.GradientMatrix()).ToList();
+
+    /// <summary>Δ = (M + λI)⁻¹ g for the given W̄-shaped gradients, without touching .grad.</summary>
+    public IReadOnlyList<Tensor> Solve(IReadOnlyList<Tensor> gradients, double damping)
+    {
+        if (_layers.Count == 0) throw new InvalidOperationException("no metric collected yet: call Backward or CollectMetric first");
+        using var _ = no_grad();
+        return Curvature.Precondition(_layers, gradients, damping);
+    }
+
+    /// <summary>
+    /// Replaces each covered parameter's .grad by its natural gradient. If the solve produced a non-finite
+    /// value the gradients are left unchanged and the report says so.
+    /// </summary>
+    public PreconditionReport Precondition()
+    {
+        var g = GradientMatrices();
+        var delta = Solve(g, Damping);
+        bool finite = delta.All(d => d.isfinite().all().item<bool>());
+        if (finite)
+            for (int i = 0; i < _layers.Count; i++) _layers[i].WriteGradientMatrix(delta[i]);
+        return new PreconditionReport(Damping, finite);
+    }
+
+    public void Dispose()
+    {
+        Capture.Dispose();
+        Curvature.Dispose();
+        _generator.Dispose();
+    }
+}
+
+/// <summary>What one <see cref="NaturalGradientPreconditioner.Precondition"/> did.</summary>
+/// <param name="Damping">λ used.</param>
+/// <param name="Applied">False when the solve was non-finite and .grad was left as the plain gradient.</param>
+public sealed record PreconditionReport(double Damping, bool Applied);
