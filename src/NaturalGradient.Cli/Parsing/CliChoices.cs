@@ -1,3 +1,4 @@
+using NaturalGradient.Damping;
 using NaturalGradient.Fisher;
 using NaturalGradient.Training;
 
@@ -6,10 +7,10 @@ namespace NaturalGradient.Cli.Parsing;
 /// <summary>The command line's spellings of the library's enums. Each throws <see cref="FormatException"/> for other text.</summary>
 internal static class CliChoices
 {
-    public static DampingSchedule DampingSchedule(string text) => Lower(text) switch
+    public static Damping.DampingSchedule DampingSchedule(string text) => Lower(text) switch
     {
-        "constant" => Training.DampingSchedule.Constant,
-        "lm" or "levenberg-marquardt" => Training.DampingSchedule.LevenbergMarquardt,
+        "constant" => Damping.DampingSchedule.Constant,
+        "lm" or "levenberg-marquardt" => Damping.DampingSchedule.LevenbergMarquardt,
         _ => throw Bad(text, "constant, lm"),
     };
 

@@ -1,14 +1,5 @@
 namespace NaturalGradient.Training;
 
-/// <summary>How the damping λ evolves during training.</summary>
-public enum DampingSchedule
-{
-    /// <summary>λ stays at <see cref="OptimizerSettings.Damping"/>.</summary>
-    Constant,
-    /// <summary>Levenberg–Marquardt: λ grows when the reduction ratio ρ is small and shrinks when it is large.</summary>
-    LevenbergMarquardt,
-}
-
 /// <summary>Which examples the curvature (metric) statistics are computed on.</summary>
 public enum MetricSource
 {

@@ -1,3 +1,4 @@
+using NaturalGradient.Damping;
 using NaturalGradient.Fisher;
 
 namespace NaturalGradient.Training;
@@ -35,7 +36,7 @@ public sealed record OptimizerSettings
     /// <summary>Tikhonov damping λ &gt; 0 of the curvature (initial value under Levenberg–Marquardt); default 1e-3.</summary>
     public double Damping { get; init; } = 1e-3;
 
-    /// <summary>How λ evolves; default <see cref="Training.DampingSchedule.Constant"/>.</summary>
+    /// <summary>How λ evolves; default <see cref="Damping.DampingSchedule.Constant"/>.</summary>
     public DampingSchedule DampingSchedule { get; init; } = DampingSchedule.Constant;
 
     /// <summary>Which Fisher the curvature estimates; default <see cref="FisherKind.Empirical"/>.</summary>

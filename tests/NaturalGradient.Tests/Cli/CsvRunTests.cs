@@ -1,18 +1,7 @@
 using System.Globalization;
 using System.Text;
-using NaturalGradient.Data;
 
 namespace NaturalGradient.Tests.Cli;
-
-/// <summary>A fact that is skipped while <see cref="DatasetCatalog"/> is still a stub (before the data branch is merged).</summary>
-public sealed class RequiresDataLoaderFactAttribute : FactAttribute
-{
-    public RequiresDataLoaderFactAttribute()
-    {
-        try { _ = DatasetCatalog.EmbeddedNames.Count; }
-        catch (NotImplementedException) { Skip = "DatasetCatalog.Load is not implemented on this branch (data branch not merged)"; }
-    }
-}
 
 /// <summary>natgrad train through the real loader on tiny CSV files.</summary>
 [Collection("Torch")]
@@ -32,7 +21,7 @@ public class CsvRunTests
         return path;
     }
 
-    [RequiresDataLoaderFact]
+    [Fact]
     public void TrainOnCsv_WritesRunFolder()
     {
         var dir = CliHarness.TempDir();
@@ -45,7 +34,7 @@ public class CsvRunTests
         Assert.Equal(1 + 3, File.ReadAllLines(Path.Combine(outDir, "epochs.csv")).Length);
     }
 
-    [RequiresDataLoaderFact]
+    [Fact]
     public void BadCell_ReportsFileLineAndColumn_ExitCode2()
     {
         var dir = CliHarness.TempDir();
@@ -59,7 +48,7 @@ public class CsvRunTests
         Assert.False(Directory.Exists(Path.Combine(dir, "run")));
     }
 
-    [RequiresDataLoaderFact]
+    [Fact]
     public void UnknownDataSetName_ExitCode2()
     {
         var outcome = CliHarness.RunReal("train", "--data", "no-such-set");
