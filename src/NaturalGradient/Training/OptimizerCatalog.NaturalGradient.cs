@@ -17,6 +17,17 @@ public sealed partial class OptimizerCatalog
     /// </remarks>
     private static void RegisterNaturalGradient(OptimizerCatalog catalog)
     {
+        // Sketch of an adapter over Optim.NaturalGradientDescent (one per CurvatureStructure):
+        //   var ngd = new NaturalGradientDescent(c.Model, c.Likelihood, new NaturalGradientOptions {
+        //       LearningRate = s.LearningRate, Momentum = s.Momentum, WeightDecay = s.WeightDecay,
+        //       DampingSchedule = s.DampingSchedule, KlClip = s.KlClip,
+        //       Preconditioner = new PreconditionerOptions { Structure = structure, Fisher = s.Fisher,
+        //           MonteCarloSamples = s.McSamples, Damping = s.Damping, MaxExactParameters = s.MaxExactParameters } });
+        //   Step(x, y): metric batch by s.MetricSource: SameBatch → (null, null); OtherBatch → c.MetricBatches!.Next();
+        //               Unlabeled → (c.MetricBatches!.Next(s.UnlabeledCount).X, null);
+        //               r = ngd.Step(x, y, mx, my) → new StepResult(r.Loss, r.Damping, double.IsNaN(r.Rho) ? null : r.Rho,
+        //                                                          r.PredictedKl, Skipped: !r.Applied)
+        //   LearningRate / SetLearningRate → ngd.LearningRate.
         // catalog.Register("exact",   "...", ctx => ...);
         // catalog.Register("block",   "...", ctx => ...);
         // catalog.Register("tengrad", "...", ctx => ...);
