@@ -31,10 +31,22 @@ public static class CliHarness
         return new Outcome(code, stdout.ToString(), stderr.ToString());
     }
 
-    /// <summary>A fresh empty folder under the temp directory.</summary>
+    private static readonly string Root = CreateRoot();
+
+    private static string CreateRoot()
+    {
+        var root = Path.Combine(Path.GetTempPath(), "natgrad-tests", Environment.ProcessId.ToString());
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { Directory.Delete(root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        };
+        return root;
+    }
+
+    /// <summary>A fresh empty folder under the temp directory (removed when the test process exits).</summary>
     public static string TempDir()
     {
-        var dir = Path.Combine(Path.GetTempPath(), "natgrad-tests", Guid.NewGuid().ToString("N"));
+        var dir = Path.Combine(Root, Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         return dir;
     }
