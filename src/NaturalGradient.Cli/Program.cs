@@ -1,1 +1,36 @@
-namespace NaturalGradient.Cli; public static class Program { public static int Main(string[] a) { return 0; } }
+using NaturalGradient.Cli.Rendering;
+using NaturalGradient.Data;
+using NaturalGradient.Training;
+
+namespace NaturalGradient.Cli;
+
+/// <summary>Entry point of the <c>natgrad</c> command-line tool.</summary>
+public static class Program
+{
+    /// <summary>Runs natgrad on the process's console; Ctrl+C stops training between steps.</summary>
+    public static int Main(string[] args)
+    {
+        using var cancel = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            if (cancel.IsCancellationRequested) return; // a second Ctrl+C ends the process
+            e.Cancel = true;
+            cancel.Cancel();
+        };
+        return Run(args, Console.Out, Console.Error, cancel.Token);
+    }
+
+    /// <summary>Runs natgrad in-process (tests, embedding) with the given writers.</summary>
+    /// <param name="args">Command-line arguments, e.g. <c>["train", "--data", "weather"]</c>.</param>
+    /// <param name="stdout">Progress, summary and help. Live progress is used only when this is an interactive console.</param>
+    /// <param name="stderr">One-line error messages.</param>
+    /// <returns>An exit code of <see cref="ExitCodes"/>.</returns>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr) => Run(args, stdout, stderr, CancellationToken.None);
+
+    private static int Run(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellation) =>
+        new NatgradApp(new CliContext(stdout, stderr, ConsoleSetup.IsInteractive(stdout), DatasetCatalog.Load,
+            OptimizerCatalog.Default, cancellation)).Run(args);
+
+    /// <summary>Runs natgrad with a custom context (tests: in-memory data).</summary>
+    internal static int Run(string[] args, CliContext context) => new NatgradApp(context).Run(args);
+}

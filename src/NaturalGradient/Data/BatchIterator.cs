@@ -44,8 +44,13 @@ public sealed class BatchIterator
             {
                 long size = Math.Min(BatchSize, Count - start);
                 if (size < BatchSize && DropLast) yield break;
-                var idx = order.narrow(0, start, size);
-                yield return (_x.index_select(0, idx), _y.index_select(0, idx));
+                Tensor bx, by;
+                using (var idx = order.narrow(0, start, size)) // a view handle per batch: free it, or one tensor leaks per step
+                {
+                    bx = _x.index_select(0, idx);
+                    by = _y.index_select(0, idx);
+                }
+                yield return (bx, by);
             }
         }
         finally

@@ -1,0 +1,116 @@
+using System.CommandLine;
+using NaturalGradient.Cli.Parsing;
+using NaturalGradient.Data;
+using NaturalGradient.Models;
+using NaturalGradient.Training;
+
+namespace NaturalGradient.Cli.Commands;
+
+/// <summary>Turns the parsed <c>train</c> options into validated option records.</summary>
+internal static class TrainBinder
+{
+    /// <summary>Builds and validates the run configuration.</summary>
+    /// <exception cref="UsageException">An option value out of range, named by its option.</exception>
+    public static TrainConfig Bind(ParseResult p, TrainOptions o, DateTime now)
+    {
+        var data = p.GetRequiredValue(o.Data).Trim();
+        var seed = p.GetValue(o.Seed);
+        var dataOptions = new DataOptions
+        {
+            TargetColumn = NullIfEmpty(p.GetValue(o.Target)),
+            IgnoreColumns = CliChoices.List(p.GetValue(o.Ignore)),
+            TestFraction = p.GetValue(o.TestFraction),
+            MaxTrainExamples = p.GetValue(o.MaxTrain),
+            Seed = seed,
+        };
+        var model = new ModelSpec
+        {
+            Kind = ModelSpecParser.ParseKind(p.GetValue(o.Model)!),
+            Hidden = ModelSpecParser.ParseHidden(p.GetValue(o.Hidden) ?? ""),
+            Activation = ModelSpecParser.ParseActivation(p.GetValue(o.Activation)!),
+        };
+        var settings = new OptimizerSettings
+        {
+            Name = p.GetValue(o.Optimizer)!.Trim().ToLowerInvariant(),
+            LearningRate = p.GetValue(o.Lr),
+            Momentum = p.GetValue(o.Momentum),
+            WeightDecay = p.GetValue(o.WeightDecay),
+            LrDecay = LrSchedule.Parse(p.GetValue(o.LrDecay)!),
+            Beta1 = p.GetValue(o.Beta1),
+            Beta2 = p.GetValue(o.Beta2),
+            Eps = p.GetValue(o.Eps),
+            Damping = p.GetValue(o.Damping),
+            DampingSchedule = CliChoices.DampingSchedule(p.GetValue(o.DampingSchedule)!),
+            Fisher = CliChoices.Fisher(p.GetValue(o.Fisher)!),
+            McSamples = p.GetValue(o.McSamples),
+            MetricSource = CliChoices.Metric(p.GetValue(o.Metric)!),
+            UnlabeledCount = p.GetValue(o.UnlabeledCount),
+            InverseUpdatePeriod = p.GetValue(o.InversePeriod),
+            FactorUpdatePeriod = p.GetValue(o.FactorPeriod),
+            FactorDecay = p.GetValue(o.FactorDecay),
+            KlClip = p.GetValue(o.KlClip),
+            HfSolver = CliChoices.HfSolver(p.GetValue(o.HfSolver)!),
+            HfMaxIterations = p.GetValue(o.HfIters),
+            HfTolerance = p.GetValue(o.HfTol),
+            MaxExactParameters = p.GetValue(o.MaxExactParams),
+        };
+        var trainer = new TrainerOptions
+        {
+            Epochs = p.GetValue(o.Epochs),
+            BatchSize = p.GetValue(o.BatchSize),
+            Seed = seed,
+            Dtype = CliChoices.Dtype(p.GetValue(o.Dtype)!),
+            Threads = p.GetValue(o.Threads),
+        };
+        var outDir = NullIfEmpty(p.GetValue(o.Out))
+            ?? Path.Combine("runs", $"{Slug(data)}-{settings.Name}-{now:yyyyMMdd-HHmmss}");
+        var config = new TrainConfig(data, dataOptions, model, settings, trainer, outDir);
+        Validate(config, o);
+        return config;
+    }
+
+    /// <summary>Runs every record's <c>Validate()</c>, reporting the first problem under its option's name.</summary>
+    public static void Validate(TrainConfig c, TrainOptions o)
+    {
+        if (!(c.DataOptions.TestFraction >= 0 && c.DataOptions.TestFraction < 1))
+            throw new UsageException(FormattableString.Invariant($"{o.TestFraction.Name} must be in [0, 1), got {c.DataOptions.TestFraction}"));
+        if (c.DataOptions.MaxTrainExamples is < 1)
+            throw new UsageException($"{o.MaxTrain.Name} must be ≥ 1, got {c.DataOptions.MaxTrainExamples}");
+        if (c.Optimizer.MetricSource == MetricSource.Unlabeled && c.Optimizer.Fisher == NaturalGradient.Fisher.FisherKind.Empirical)
+            throw new UsageException($"{o.Metric.Name} unlabeled needs {o.Fisher.Name} mc or exact (the empirical Fisher needs labels)");
+        try
+        {
+            c.Model.Validate();
+            c.Optimizer.Validate();
+            c.Trainer.Validate();
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            throw new UsageException(Describe(e, o));
+        }
+        if (c.DataIsFile && c.DataOptions.TargetColumn is null)
+            throw new UsageException($"{o.Target.Name} is required when {o.Data.Name} is a file ('{c.Data}')");
+    }
+
+    /// <summary>"LearningRate must be &gt; 0, got -1" → "--lr must be &gt; 0, got -1".</summary>
+    public static string Describe(ArgumentOutOfRangeException e, TrainOptions o)
+    {
+        var text = e.Message.Split('\n')[0].Trim();
+        if (e.ParamName is { } name)
+        {
+            text = text.Replace($" (Parameter '{name}')", "");
+            if (o.PropertyToOption.TryGetValue(name, out var option) && text.StartsWith(name, StringComparison.Ordinal))
+                text = option + text[name.Length..];
+        }
+        return text;
+    }
+
+    private static string? NullIfEmpty(string? s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim();
+
+    private static string Slug(string data)
+    {
+        var name = Path.GetFileNameWithoutExtension(data.TrimEnd('/', '\\'));
+        var chars = name.Select(ch => char.IsLetterOrDigit(ch) || ch is '-' or '_' ? ch : '-').ToArray();
+        return chars.Length == 0 ? "data" : new string(chars);
+    }
+}

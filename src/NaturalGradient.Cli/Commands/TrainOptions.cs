@@ -1,0 +1,130 @@
+using System.CommandLine;
+using NaturalGradient.Cli.Parsing;
+using NaturalGradient.Models;
+using NaturalGradient.Training;
+
+namespace NaturalGradient.Cli.Commands;
+
+/// <summary>The options of <c>natgrad train</c>. Defaults come from the library's option records.</summary>
+internal sealed class TrainOptions
+{
+    private static readonly OptimizerSettings Opt = new();
+    private static readonly TrainerOptions Run = new();
+
+    public TrainOptions(IReadOnlyList<string> optimizerNames)
+    {
+        Optimizer = CliOptions.Text("--optimizer", $"Training method: {string.Join(", ", optimizerNames)}", Opt.Name,
+            v => CliOptions.Choice(v, optimizerNames), helpName: "name");
+    }
+
+    // ---- data ----
+    public Option<string> Data { get; } = new("--data")
+    {
+        Description = "Data set: weather, weather-class, wine, boston, fashion-mnist, or the path of a CSV file (then --target is needed)",
+        Required = true,
+        HelpName = "name|path",
+    };
+    public Option<string> Target { get; } = CliOptions.Text("--target", "Target column of a CSV file", null, helpName: "column");
+    public Option<string> Ignore { get; } = CliOptions.Text("--ignore", "Comma-separated columns to leave out of the features", null, helpName: "col,col");
+    public Option<double> TestFraction { get; } = CliOptions.Double("--test-fraction", "Fraction of rows held out for testing, in [0, 1)", 0.2);
+    public Option<int?> MaxTrain { get; } = CliOptions.OptionalInt("--max-train", "Use at most N training examples (quick runs) [default: all]");
+
+    // ---- model ----
+    public Option<string> Model { get; } = CliOptions.Text("--model", "Network: mlp or conv (conv needs image data)", "mlp",
+        v => ModelSpecParser.ParseKind(v), helpName: "mlp|conv");
+    public Option<string> Hidden { get; } = CliOptions.Text("--hidden", "Hidden layer widths of the MLP, e.g. 32,16; '' or none = linear model", "32",
+        v => ModelSpecParser.ParseHidden(v), helpName: "widths");
+    public Option<string> Activation { get; } = CliOptions.Text("--activation", "MLP activation: tanh, relu or sigmoid", "tanh",
+        v => ModelSpecParser.ParseActivation(v), helpName: "tanh|relu|sigmoid");
+
+    // ---- training run ----
+    public Option<int> Epochs { get; } = CliOptions.Int("--epochs", "Passes over the training set", Run.Epochs);
+    public Option<int> BatchSize { get; } = CliOptions.Int("--batch-size", "Examples per step", Run.BatchSize);
+    public Option<long> Seed { get; } = CliOptions.Long("--seed", "Seed of the split, initial weights, batch order and sampling", Run.Seed);
+    public Option<string> Dtype { get; } = CliOptions.Text("--dtype", "Precision: float32 or float64", "float32",
+        v => CliChoices.Dtype(v), helpName: "float32|float64");
+    public Option<int?> Threads { get; } = CliOptions.OptionalInt("--threads", "Torch intra-op threads [default: torch's]");
+    public Option<string> Out { get; } = CliOptions.Text("--out", "Output folder [default: runs/<data>-<optimizer>-<time>]", null, helpName: "dir");
+
+    // ---- first-order ----
+    public Option<string> Optimizer { get; }
+    public Option<double> Lr { get; } = CliOptions.Double("--lr", "Learning rate (> 0)", Opt.LearningRate);
+    public Option<double> Momentum { get; } = CliOptions.Double("--momentum", "Momentum in [0, 1) (sgd and natural-gradient methods)", Opt.Momentum);
+    public Option<double> WeightDecay { get; } = CliOptions.Double("--weight-decay", "L2 weight decay (≥ 0)", Opt.WeightDecay);
+    public Option<string> LrDecay { get; } = CliOptions.Text("--lr-decay", "Per-epoch learning-rate decay: none, exp:GAMMA or step:EPOCHS:GAMMA", "none",
+        v => LrSchedule.Parse(v), helpName: "schedule");
+    public Option<double> Beta1 { get; } = CliOptions.Double("--beta1", "Adam β₁ in [0, 1)", Opt.Beta1);
+    public Option<double> Beta2 { get; } = CliOptions.Double("--beta2", "Adam β₂ in [0, 1)", Opt.Beta2);
+    public Option<double> Eps { get; } = CliOptions.Double("--eps", "Adam ε (> 0)", Opt.Eps);
+
+    // ---- natural gradient ----
+    public Option<double> Damping { get; } = CliOptions.Double("--damping", "Damping λ (> 0); initial value under lm", Opt.Damping);
+    public Option<string> DampingSchedule { get; } = CliOptions.Text("--damping-schedule", "constant, or lm (Levenberg–Marquardt)", "constant",
+        v => CliChoices.DampingSchedule(v), helpName: "constant|lm");
+    public Option<string> Fisher { get; } = CliOptions.Text("--fisher", "Fisher: empirical, mc (Monte-Carlo) or exact (GGN)", "empirical",
+        v => CliChoices.Fisher(v), helpName: "empirical|mc|exact");
+    public Option<int> McSamples { get; } = CliOptions.Int("--mc-samples", "Sampled targets per input for --fisher mc", Opt.McSamples);
+    public Option<string> Metric { get; } = CliOptions.Text("--metric", "Curvature batch: same (the gradient's), other (another batch), unlabeled (inputs only)", "same",
+        v => CliChoices.Metric(v), helpName: "same|other|unlabeled");
+    public Option<int?> UnlabeledCount { get; } = CliOptions.OptionalInt("--unlabeled-count", "Inputs per step for --metric unlabeled [default: batch size]");
+    public Option<int> InversePeriod { get; } = CliOptions.Int("--inverse-period", "Recompute inverses every N steps", Opt.InverseUpdatePeriod);
+    public Option<int> FactorPeriod { get; } = CliOptions.Int("--factor-period", "Update curvature factors every N steps", Opt.FactorUpdatePeriod);
+    public Option<double> FactorDecay { get; } = CliOptions.Double("--factor-decay", "Moving-average decay of curvature factors, in [0, 1)", Opt.FactorDecay);
+    public Option<double?> KlClip { get; } = CliOptions.OptionalDouble("--kl-clip", "Bound on the predicted KL of an update [default: none]");
+    public Option<string> HfSolver { get; } = CliOptions.Text("--hf-solver", "Hessian-free solver: cg or minres", "cg",
+        v => CliChoices.HfSolver(v), helpName: "cg|minres");
+    public Option<int> HfIters { get; } = CliOptions.Int("--hf-iters", "Maximum Hessian-free solver iterations", Opt.HfMaxIterations);
+    public Option<double> HfTol { get; } = CliOptions.Double("--hf-tol", "Relative residual at which the Hessian-free solver stops", Opt.HfTolerance);
+    public Option<int> MaxExactParams { get; } = CliOptions.Int("--max-exact-params", "Largest model the dense exact method accepts", Opt.MaxExactParameters);
+
+    /// <summary>Every option, in help order.</summary>
+    public IEnumerable<Option> All => new Option[]
+    {
+        Data, Target, Ignore, TestFraction, MaxTrain,
+        Model, Hidden, Activation,
+        Optimizer, Lr, Momentum, WeightDecay, LrDecay, Beta1, Beta2, Eps,
+        Damping, DampingSchedule, Fisher, McSamples, Metric, UnlabeledCount, InversePeriod, FactorPeriod, FactorDecay, KlClip,
+        HfSolver, HfIters, HfTol, MaxExactParams,
+        Epochs, BatchSize, Seed, Dtype, Threads, Out,
+    };
+
+    /// <summary>
+    /// Which option a property of the option records stands for, so that an <see cref="ArgumentOutOfRangeException"/>
+    /// from <c>Validate()</c> ("LearningRate must be …") is reported as "--lr must be …".
+    /// </summary>
+    public IReadOnlyDictionary<string, string> PropertyToOption => new Dictionary<string, string>
+    {
+        [nameof(OptimizerSettings.Name)] = Optimizer.Name,
+        [nameof(OptimizerSettings.LearningRate)] = Lr.Name,
+        [nameof(OptimizerSettings.Momentum)] = Momentum.Name,
+        [nameof(OptimizerSettings.WeightDecay)] = WeightDecay.Name,
+        [nameof(LrSchedule.Gamma)] = LrDecay.Name,
+        [nameof(LrSchedule.StepEpochs)] = LrDecay.Name,
+        [nameof(OptimizerSettings.Beta1)] = Beta1.Name,
+        [nameof(OptimizerSettings.Beta2)] = Beta2.Name,
+        [nameof(OptimizerSettings.Eps)] = Eps.Name,
+        [nameof(OptimizerSettings.Damping)] = Damping.Name,
+        [nameof(OptimizerSettings.DampingSchedule)] = DampingSchedule.Name,
+        [nameof(OptimizerSettings.Fisher)] = Fisher.Name,
+        [nameof(OptimizerSettings.McSamples)] = McSamples.Name,
+        [nameof(OptimizerSettings.MetricSource)] = Metric.Name,
+        [nameof(OptimizerSettings.UnlabeledCount)] = UnlabeledCount.Name,
+        [nameof(OptimizerSettings.InverseUpdatePeriod)] = InversePeriod.Name,
+        [nameof(OptimizerSettings.FactorUpdatePeriod)] = FactorPeriod.Name,
+        [nameof(OptimizerSettings.FactorDecay)] = FactorDecay.Name,
+        [nameof(OptimizerSettings.KlClip)] = KlClip.Name,
+        [nameof(OptimizerSettings.HfSolver)] = HfSolver.Name,
+        [nameof(OptimizerSettings.HfMaxIterations)] = HfIters.Name,
+        [nameof(OptimizerSettings.HfTolerance)] = HfTol.Name,
+        [nameof(OptimizerSettings.MaxExactParameters)] = MaxExactParams.Name,
+        [nameof(ModelSpec.Kind)] = Model.Name,
+        [nameof(ModelSpec.Hidden)] = Hidden.Name,
+        [nameof(ModelSpec.Activation)] = Activation.Name,
+        [nameof(TrainerOptions.Epochs)] = Epochs.Name,
+        [nameof(TrainerOptions.BatchSize)] = BatchSize.Name,
+        [nameof(TrainerOptions.Dtype)] = Dtype.Name,
+        [nameof(TrainerOptions.Threads)] = Threads.Name,
+        ["TestFraction"] = TestFraction.Name,
+        ["MaxTrainExamples"] = MaxTrain.Name,
+    };
+}

@@ -1,0 +1,64 @@
+using System.CommandLine;
+using NaturalGradient.Cli.Commands;
+using NaturalGradient.Data;
+
+namespace NaturalGradient.Cli;
+
+/// <summary>
+/// The <c>natgrad</c> command tree and its error policy: every failure is ONE line on stderr,
+/// "natgrad: error: …", with the exit codes of <see cref="ExitCodes"/>; never a stack trace.
+/// </summary>
+internal sealed class NatgradApp(CliContext ctx)
+{
+    public RootCommand BuildRoot()
+    {
+        var root = new RootCommand("natgrad: natural-gradient training for TorchSharp (see docs/CLI.md)");
+        root.Add(TrainCommand.Create(ctx));
+        return root;
+    }
+
+    public int Run(string[] args)
+    {
+        var parse = BuildRoot().Parse(args);
+        if (parse.Errors.Count > 0 && parse.Action is not { ClearsParseErrors: true })
+        {
+            // An unknown word is the most useful thing to report (before "Required command was not provided").
+            var error = parse.Errors.FirstOrDefault(e => parse.UnmatchedTokens.Any(t => e.Message.Contains($"'{t}'"))) ?? parse.Errors[0];
+            // Our own parsers name the option first ("--lr: 'x' is not a number"); System.CommandLine's messages get a pointer to help.
+            var message = error.Message.StartsWith("--", StringComparison.Ordinal) ? error.Message : $"{error.Message} (see '{HelpHint(parse)}')";
+            return Fail(ExitCodes.Usage, message);
+        }
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { Output = ctx.Out, Error = ctx.Error, EnableDefaultExceptionHandler = false });
+        }
+        catch (UsageException e) { return Fail(ExitCodes.Usage, e.Message); }
+        catch (DataFormatException e) { return Fail(ExitCodes.Usage, e.Message); }
+        catch (OperationCanceledException) { return Fail(ExitCodes.Interrupted, "interrupted"); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Fail(ExitCodes.Usage, e.Message);
+        }
+        catch (Exception e)
+        {
+            if (Environment.GetEnvironmentVariable("NATGRAD_DEBUG") == "1") ctx.Error.WriteLine(e);
+            return Fail(ExitCodes.Internal, $"internal error ({e.GetType().Name}): {e.Message} (set NATGRAD_DEBUG=1 for details)");
+        }
+    }
+
+    private static string HelpHint(ParseResult parse)
+    {
+        var names = new List<string>();
+        for (var r = parse.CommandResult; r is not null; r = r.Parent as System.CommandLine.Parsing.CommandResult)
+            names.Insert(0, r.Command is RootCommand ? "natgrad" : r.Command.Name);
+        return string.Join(" ", names) + " --help";
+    }
+
+    private int Fail(int code, string message)
+    {
+        ctx.Error.WriteLine("natgrad: error: " + OneLine(message));
+        return code;
+    }
+
+    private static string OneLine(string text) => string.Join(" ", text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(s => s.Trim()));
+}

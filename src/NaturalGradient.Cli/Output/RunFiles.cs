@@ -1,0 +1,108 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using NaturalGradient.Cli.Commands;
+using NaturalGradient.Training;
+
+namespace NaturalGradient.Cli.Output;
+
+/// <summary>
+/// Writes a run folder: config.json, steps.csv, epochs.csv and metrics.json, each atomically (temp file + rename).
+/// </summary>
+internal static class RunFiles
+{
+    public const string Config = "config.json";
+    public const string Steps = "steps.csv";
+    public const string Epochs = "epochs.csv";
+    public const string Metrics = "metrics.json";
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DictionaryKeyPolicy = null,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+    };
+
+    /// <summary>Writes all four files into <paramref name="outDir"/> (created if needed).</summary>
+    public static void Write(string outDir, TrainConfig config, DataInfo data, TrainingResult result,
+        TrainingDivergedException? diverged, IReadOnlyList<string> commandLine)
+    {
+        Directory.CreateDirectory(outDir);
+        AtomicFile.Write(Path.Combine(outDir, Steps), w => CsvTables.WriteSteps(w, result.Steps));
+        AtomicFile.Write(Path.Combine(outDir, Epochs), w => CsvTables.WriteEpochs(w, result.Epochs));
+        AtomicFile.WriteText(Path.Combine(outDir, Metrics), JsonSerializer.Serialize(MetricsDocument(result, diverged), Json) + "\n");
+        AtomicFile.WriteText(Path.Combine(outDir, Config), JsonSerializer.Serialize(ConfigDocument(config, data, result, commandLine), Json) + "\n");
+    }
+
+    private static object ConfigDocument(TrainConfig c, DataInfo d, TrainingResult r, IReadOnlyList<string> commandLine) => new
+    {
+        command = "natgrad " + string.Join(" ", commandLine.Select(Quote)),
+        created_utc = DateTime.UtcNow.ToString("O"),
+        data = new
+        {
+            source = c.Data,
+            name = d.Name,
+            task = d.Task,
+            provenance = d.Provenance,
+            train_examples = d.TrainCount,
+            test_examples = d.TestCount,
+            input_shape = d.InputShape,
+            outputs = d.Outputs,
+            classes = d.ClassNames,
+            options = c.DataOptions,
+        },
+        model = new
+        {
+            kind = c.Model.Kind,
+            hidden = c.Model.Hidden,
+            activation = c.Model.Activation,
+            parameters = r.Plan.ParameterCount,
+            description = c.Model.ToString(),
+        },
+        optimizer = c.Optimizer,
+        optimizer_description = c.Optimizer.ToString(),
+        trainer = new
+        {
+            epochs = c.Trainer.Epochs,
+            batch_size = c.Trainer.BatchSize,
+            seed = c.Trainer.Seed,
+            dtype = c.Trainer.Dtype.ToString().ToLowerInvariant(),
+            threads = r.Plan.Threads,
+            eval_batch_size = c.Trainer.EvalBatchSize,
+            steps_per_epoch = r.Plan.StepsPerEpoch,
+            total_steps = r.Plan.TotalSteps,
+        },
+        environment = EnvironmentInfo.Collect(),
+    };
+
+    private static object MetricsDocument(TrainingResult r, TrainingDivergedException? diverged)
+    {
+        var final = r.Final;
+        var stepMs = r.Steps.Select(s => s.StepMs).Order().ToList();
+        return new
+        {
+            status = diverged is null ? "completed" : "diverged",
+            error = diverged?.Message,
+            optimizer = r.Plan.Optimizer,
+            task = r.Plan.Task,
+            epochs_completed = final.Epoch,
+            steps = r.Steps.Count,
+            parameters = r.Plan.ParameterCount,
+            final_train_loss = final.TrainLoss,
+            final_test_loss = final.TestLoss,
+            final_train_accuracy = final.TrainAccuracy,
+            final_test_accuracy = final.TestAccuracy,
+            best_test_loss = r.Epochs.Where(e => double.IsFinite(e.TestLoss)).Select(e => (double?)e.TestLoss).Min(),
+            wall_seconds = r.WallSeconds,
+            steps_per_second = r.StepsPerSecond,
+            step_ms_median = stepMs.Count == 0 ? (double?)null : stepMs[stepMs.Count / 2],
+            rss_mb_step_100 = r.RssAtStep100Mb,
+            rss_mb_end = r.RssEndMb,
+            rss_growth_percent = r.RssGrowthPercent,
+        };
+    }
+
+    private static string Quote(string arg) => arg.Length == 0 || arg.Any(char.IsWhiteSpace) ? $"\"{arg}\"" : arg;
+}

@@ -1,0 +1,55 @@
+using NaturalGradient.Damping;
+using NaturalGradient.Fisher;
+using NaturalGradient.Training;
+
+namespace NaturalGradient.Cli.Parsing;
+
+/// <summary>The command line's spellings of the library's enums. Each throws <see cref="FormatException"/> for other text.</summary>
+internal static class CliChoices
+{
+    public static Damping.DampingSchedule DampingSchedule(string text) => Lower(text) switch
+    {
+        "constant" => Damping.DampingSchedule.Constant,
+        "lm" or "levenberg-marquardt" => Damping.DampingSchedule.LevenbergMarquardt,
+        _ => throw Bad(text, "constant, lm"),
+    };
+
+    public static FisherKind Fisher(string text) => Lower(text) switch
+    {
+        "empirical" => FisherKind.Empirical,
+        "mc" or "monte-carlo" => FisherKind.MonteCarlo,
+        "exact" => FisherKind.Exact,
+        _ => throw Bad(text, "empirical, mc, exact"),
+    };
+
+    public static MetricSource Metric(string text) => Lower(text) switch
+    {
+        "same" => MetricSource.SameBatch,
+        "other" => MetricSource.OtherBatch,
+        "unlabeled" => MetricSource.Unlabeled,
+        _ => throw Bad(text, "same, other, unlabeled"),
+    };
+
+    public static HfSolver HfSolver(string text) => Lower(text) switch
+    {
+        "cg" => Training.HfSolver.Cg,
+        "minres" => Training.HfSolver.Minres,
+        _ => throw Bad(text, "cg, minres"),
+    };
+
+    public static TorchSharp.torch.ScalarType Dtype(string text) => Lower(text) switch
+    {
+        "float32" => TorchSharp.torch.ScalarType.Float32,
+        "float64" => TorchSharp.torch.ScalarType.Float64,
+        _ => throw Bad(text, "float32, float64"),
+    };
+
+    /// <summary>Splits "a, b,c" into trimmed non-empty parts.</summary>
+    public static IReadOnlyList<string> List(string? text) =>
+        string.IsNullOrWhiteSpace(text) ? Array.Empty<string>()
+            : text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    private static string Lower(string text) => text.Trim().ToLowerInvariant();
+
+    private static FormatException Bad(string text, string choices) => new($"'{text}' is not one of {choices}");
+}

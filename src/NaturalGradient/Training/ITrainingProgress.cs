@@ -1,0 +1,15 @@
+namespace NaturalGradient.Training;
+
+/// <summary>Receives a run's events as they happen (e.g. to draw a progress bar). Every method is optional.</summary>
+/// <remarks>Called on the training thread, outside the per-step dispose scope; keep the work small.</remarks>
+public interface ITrainingProgress
+{
+    /// <summary>Before the first evaluation.</summary>
+    void OnStart(TrainingPlan plan) { }
+
+    /// <summary>After each step.</summary>
+    void OnStep(StepMetrics step) { }
+
+    /// <summary>After each evaluation (epoch 0 = untrained model).</summary>
+    void OnEpoch(EpochMetrics epoch) { }
+}

@@ -1,0 +1,29 @@
+using System.Globalization;
+
+namespace NaturalGradient.Training;
+
+/// <summary>Cheap reads of the process's resident set size.</summary>
+public static class MemoryProbe
+{
+    /// <summary>
+    /// Resident set size in MiB: from <c>/proc/self/statm</c> on Linux (one small file read), otherwise
+    /// <see cref="Environment.WorkingSet"/>.
+    /// </summary>
+    public static double ResidentMb()
+    {
+        try
+        {
+            if (OperatingSystem.IsLinux())
+            {
+                var fields = File.ReadAllText("/proc/self/statm").Split(' ');
+                long pages = long.Parse(fields[1], CultureInfo.InvariantCulture);
+                return pages * (double)Environment.SystemPageSize / (1024 * 1024);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            // fall through to the portable reading
+        }
+        return Environment.WorkingSet / (1024.0 * 1024.0);
+    }
+}

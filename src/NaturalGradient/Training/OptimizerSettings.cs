@@ -1,0 +1,114 @@
+using NaturalGradient.Damping;
+using NaturalGradient.Fisher;
+
+namespace NaturalGradient.Training;
+
+/// <summary>
+/// Every hyper-parameter of the training methods in <see cref="OptimizerCatalog"/>. A method reads the fields it
+/// uses and ignores the others; defaults are documented per property. Call <see cref="Validate"/> before use.
+/// </summary>
+public sealed record OptimizerSettings
+{
+    /// <summary>Catalog name of the method (sgd, adam, exact, block, tengrad, diag, kfac, ekfac, hf); default "sgd".</summary>
+    public string Name { get; init; } = "sgd";
+
+    /// <summary>Base learning rate (step size) η &gt; 0; default 0.01.</summary>
+    public double LearningRate { get; init; } = 0.01;
+
+    /// <summary>Heavy-ball momentum in [0, 1); default 0.9. Adam uses <see cref="Beta1"/> instead.</summary>
+    public double Momentum { get; init; } = 0.9;
+
+    /// <summary>L2 weight decay ≥ 0 added to the gradient (coupled, as torch.optim does); default 0.</summary>
+    public double WeightDecay { get; init; }
+
+    /// <summary>Per-epoch learning-rate decay applied by the trainer; default none.</summary>
+    public LrSchedule LrDecay { get; init; } = LrSchedule.None;
+
+    /// <summary>Adam's first-moment decay β₁ in [0, 1); default 0.9.</summary>
+    public double Beta1 { get; init; } = 0.9;
+
+    /// <summary>Adam's second-moment decay β₂ in [0, 1); default 0.999.</summary>
+    public double Beta2 { get; init; } = 0.999;
+
+    /// <summary>Adam's ε &gt; 0 added to the denominator; default 1e-8.</summary>
+    public double Eps { get; init; } = 1e-8;
+
+    /// <summary>Tikhonov damping λ &gt; 0 of the curvature (initial value under Levenberg–Marquardt); default 1e-3.</summary>
+    public double Damping { get; init; } = 1e-3;
+
+    /// <summary>How λ evolves; default <see cref="Damping.DampingSchedule.Constant"/>.</summary>
+    public DampingSchedule DampingSchedule { get; init; } = DampingSchedule.Constant;
+
+    /// <summary>Which Fisher the curvature estimates; default <see cref="FisherKind.Empirical"/>.</summary>
+    public FisherKind Fisher { get; init; } = FisherKind.Empirical;
+
+    /// <summary>Sampled targets per input for the Monte-Carlo Fisher, ≥ 1; default 1.</summary>
+    public int McSamples { get; init; } = 1;
+
+    /// <summary>Which examples the curvature statistics come from; default <see cref="Training.MetricSource.SameBatch"/>.</summary>
+    public MetricSource MetricSource { get; init; } = MetricSource.SameBatch;
+
+    /// <summary>Inputs per step for <see cref="Training.MetricSource.Unlabeled"/>, ≥ 1; null (default) = the batch size.</summary>
+    public int? UnlabeledCount { get; init; }
+
+    /// <summary>Recompute inverses (or eigenbases) every this many steps, ≥ 1; default 1.</summary>
+    public int InverseUpdatePeriod { get; init; } = 1;
+
+    /// <summary>Update curvature factors / statistics every this many steps, ≥ 1; default 1.</summary>
+    public int FactorUpdatePeriod { get; init; } = 1;
+
+    /// <summary>Exponential moving-average decay of curvature factors in [0, 1): new = decay·old + (1 − decay)·batch; default 0.95.</summary>
+    public double FactorDecay { get; init; } = 0.95;
+
+    /// <summary>Scale the update down so its predicted KL stays ≤ this value (&gt; 0); null (default) = no clipping.</summary>
+    public double? KlClip { get; init; }
+
+    /// <summary>Solver of the Hessian-free method; default <see cref="Training.HfSolver.Cg"/>.</summary>
+    public HfSolver HfSolver { get; init; } = HfSolver.Cg;
+
+    /// <summary>Maximum solver iterations per Hessian-free step, ≥ 1; default 50.</summary>
+    public int HfMaxIterations { get; init; } = 50;
+
+    /// <summary>Relative residual at which the Hessian-free solver stops, &gt; 0; default 1e-4.</summary>
+    public double HfTolerance { get; init; } = 1e-4;
+
+    /// <summary>Largest parameter count for which the dense exact natural gradient may run, ≥ 1; default 20000.</summary>
+    public int MaxExactParameters { get; init; } = 20000;
+
+    /// <summary>Checks every value, and combinations that cannot work.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// Names the property (as the parameter name and at the start of the message) and the offending value.
+    /// </exception>
+    public void Validate()
+    {
+        OptionGuard.NotEmpty(Name, nameof(Name));
+        OptionGuard.Positive(LearningRate, nameof(LearningRate));
+        OptionGuard.UnitInterval(Momentum, nameof(Momentum));
+        OptionGuard.NonNegative(WeightDecay, nameof(WeightDecay));
+        ArgumentNullException.ThrowIfNull(LrDecay, nameof(LrDecay));
+        LrDecay.Validate();
+        OptionGuard.UnitInterval(Beta1, nameof(Beta1));
+        OptionGuard.UnitInterval(Beta2, nameof(Beta2));
+        OptionGuard.Positive(Eps, nameof(Eps));
+        OptionGuard.Positive(Damping, nameof(Damping));
+        OptionGuard.Defined(DampingSchedule, nameof(DampingSchedule));
+        OptionGuard.Defined(Fisher, nameof(Fisher));
+        OptionGuard.AtLeast(McSamples, 1, nameof(McSamples));
+        OptionGuard.Defined(MetricSource, nameof(MetricSource));
+        if (UnlabeledCount is { } u) OptionGuard.AtLeast(u, 1, nameof(UnlabeledCount));
+        if (MetricSource == MetricSource.Unlabeled && Fisher == FisherKind.Empirical)
+            throw new ArgumentOutOfRangeException(nameof(MetricSource), MetricSource,
+                $"{nameof(MetricSource)} Unlabeled needs Fisher MonteCarlo or Exact (the empirical Fisher needs labels)");
+        OptionGuard.AtLeast(InverseUpdatePeriod, 1, nameof(InverseUpdatePeriod));
+        OptionGuard.AtLeast(FactorUpdatePeriod, 1, nameof(FactorUpdatePeriod));
+        OptionGuard.UnitInterval(FactorDecay, nameof(FactorDecay));
+        if (KlClip is { } k) OptionGuard.Positive(k, nameof(KlClip));
+        OptionGuard.Defined(HfSolver, nameof(HfSolver));
+        OptionGuard.AtLeast(HfMaxIterations, 1, nameof(HfMaxIterations));
+        OptionGuard.Positive(HfTolerance, nameof(HfTolerance));
+        OptionGuard.AtLeast(MaxExactParameters, 1, nameof(MaxExactParameters));
+    }
+
+    /// <summary>Every resolved value, sorted by name: "OptimizerSettings { Beta1 = 0.9, … }".</summary>
+    public override string ToString() => OptionGuard.Describe(this);
+}

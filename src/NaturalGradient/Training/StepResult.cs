@@ -1,0 +1,11 @@
+namespace NaturalGradient.Training;
+
+/// <summary>What one optimisation step reports back to the trainer.</summary>
+/// <param name="Loss">Mean NLL of the step's batch before the update (must be finite, or the trainer stops).</param>
+/// <param name="Damping">Damping λ used in the step (natural-gradient methods), or null.</param>
+/// <param name="Rho">Levenberg–Marquardt reduction ratio ρ = actual / predicted loss change, or null.</param>
+/// <param name="PredictedKl">Predicted KL ½ΔᵀFΔ of the update (or its quadratic-model change), or null.</param>
+/// <param name="SolverIterations">Iterations of an iterative solver (CG/MINRES), or null.</param>
+/// <param name="Skipped">True when the update was not applied (e.g. a non-finite direction was rejected).</param>
+public sealed record StepResult(double Loss, double? Damping = null, double? Rho = null, double? PredictedKl = null,
+    int? SolverIterations = null, bool Skipped = false);
