@@ -1,3 +1,5 @@
+using NaturalGradient.Curvature;
+
 namespace NaturalGradient.Training;
 
 public sealed partial class OptimizerCatalog
@@ -17,24 +19,13 @@ public sealed partial class OptimizerCatalog
     /// </remarks>
     private static void RegisterNaturalGradient(OptimizerCatalog catalog)
     {
-        // Sketch of an adapter over Optim.NaturalGradientDescent (one per CurvatureStructure):
-        //   var ngd = new NaturalGradientDescent(c.Model, c.Likelihood, new NaturalGradientOptions {
-        //       LearningRate = s.LearningRate, Momentum = s.Momentum, WeightDecay = s.WeightDecay,
-        //       DampingSchedule = s.DampingSchedule, KlClip = s.KlClip,
-        //       Preconditioner = new PreconditionerOptions { Structure = structure, Fisher = s.Fisher,
-        //           MonteCarloSamples = s.McSamples, Damping = s.Damping, MaxExactParameters = s.MaxExactParameters } });
-        //   Step(x, y): metric batch by s.MetricSource: SameBatch → (null, null); OtherBatch → c.MetricBatches!.Next();
-        //               Unlabeled → (c.MetricBatches!.Next(s.UnlabeledCount).X, null);
-        //               r = ngd.Step(x, y, mx, my) → new StepResult(r.Loss, r.Damping, double.IsNaN(r.Rho) ? null : r.Rho,
-        //                                                          r.PredictedKl, Skipped: !r.Applied)
-        //   LearningRate / SetLearningRate → ngd.LearningRate.
-        // catalog.Register("exact",   "...", ctx => ...);
-        // catalog.Register("block",   "...", ctx => ...);
-        // catalog.Register("tengrad", "...", ctx => ...);
-        // catalog.Register("diag",    "...", ctx => ...);
-        // catalog.Register("kfac",    "...", ctx => ...);
-        // catalog.Register("ekfac",   "...", ctx => ...);
-        // catalog.Register("hf",      "...", ctx => ...);
-        _ = catalog;
+        void Add(string name, CurvatureStructure structure, string description) =>
+            catalog.Register(name, description, ctx => new NaturalGradientTrainingOptimizer(name, structure, ctx));
+        Add("exact", CurvatureStructure.Exact, "exact NGD: dense Fisher over all parameters (small models)");
+        Add("block", CurvatureStructure.BlockDiagonal, "block-diagonal NGD: a dense Fisher block per layer");
+        Add("tengrad", CurvatureStructure.Tengrad, "TENGraD: exact block-diagonal NGD through the m × m Gram matrix");
+        Add("diag", CurvatureStructure.Diagonal, "diagonal Fisher");
+        Add("kfac", CurvatureStructure.Kfac, "K-FAC: Kronecker-factored Fisher blocks A ⊗ G");
+        Add("ekfac", CurvatureStructure.Ekfac, "EKFAC: K-FAC eigenbasis with re-estimated scaling");
     }
 }

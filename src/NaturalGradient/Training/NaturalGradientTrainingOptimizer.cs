@@ -1,0 +1,87 @@
+using NaturalGradient.Curvature;
+using NaturalGradient.Curvature.Kfac;
+using NaturalGradient.Fisher;
+using NaturalGradient.Optim;
+using NaturalGradient.Preconditioning;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Training;
+
+/// <summary>
+/// Adapts <see cref="NaturalGradientDescent"/> to the trainer: maps <see cref="OptimizerSettings"/> onto the
+/// natural-gradient options for one <see cref="CurvatureStructure"/>, and draws the metric's batch as
+/// <see cref="OptimizerSettings.MetricSource"/> says (seed 001 §5: same batch, another batch, or the batch plus
+/// unlabeled inputs).
+/// </summary>
+public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
+{
+    private readonly NaturalGradientDescent _ngd;
+    private readonly OptimizerContext _context;
+
+    public NaturalGradientTrainingOptimizer(string name, CurvatureStructure structure, OptimizerContext context)
+    {
+        var s = context.Settings;
+        if (s.MetricSource == MetricSource.Unlabeled && s.Fisher == FisherKind.Empirical)
+            throw new ArgumentOutOfRangeException(nameof(OptimizerSettings.MetricSource), s.MetricSource,
+                "a metric on unlabeled inputs needs the Monte-Carlo or exact Fisher (--fisher mc or exact), not the empirical one");
+        if (s.MetricSource != MetricSource.SameBatch && context.MetricBatches is null)
+            throw new ArgumentOutOfRangeException(nameof(OptimizerSettings.MetricSource), s.MetricSource,
+                "this run offers no metric batches; use the same batch");
+        Name = name;
+        _context = context;
+        _ngd = new NaturalGradientDescent(context.Model, context.Likelihood, new NaturalGradientOptions
+        {
+            LearningRate = s.LearningRate,
+            Momentum = s.Momentum,
+            WeightDecay = s.WeightDecay,
+            DampingSchedule = s.DampingSchedule,
+            KlClip = s.KlClip,
+            Preconditioner = new PreconditionerOptions
+            {
+                Structure = structure,
+                Fisher = s.Fisher,
+                MonteCarloSamples = s.McSamples,
+                Damping = s.Damping,
+                MaxExactParameters = s.MaxExactParameters,
+                Seed = (long)(context.Generator.initial_seed() & long.MaxValue),
+                Kfac = new KfacOptions
+                {
+                    FactorDecay = s.FactorDecay,
+                    FactorUpdatePeriod = s.FactorUpdatePeriod,
+                    InverseUpdatePeriod = s.InverseUpdatePeriod,
+                },
+            },
+        });
+    }
+
+    public string Name { get; }
+    public double LearningRate => _ngd.LearningRate;
+    public NaturalGradientDescent Optimizer => _ngd;
+
+    public void SetLearningRate(double learningRate)
+    {
+        if (!(learningRate > 0)) throw new ArgumentOutOfRangeException(nameof(learningRate), learningRate, "learning rate must be > 0");
+        _ngd.LearningRate = learningRate;
+    }
+
+    public StepResult Step(Tensor x, Tensor y)
+    {
+        Tensor? metricX = null, metricY = null;
+        switch (_context.Settings.MetricSource)
+        {
+            case MetricSource.OtherBatch:
+                (metricX, metricY) = _context.MetricBatches!.Next(checked((int)x.shape[0]));
+                break;
+            case MetricSource.Unlabeled:
+                var extra = _context.MetricBatches!.Next(_context.Settings.UnlabeledCount).X;
+                metricX = cat(new[] { x, extra });
+                break;
+        }
+        var r = _ngd.Step(x, y, metricX, metricY);
+        return new StepResult(r.Loss, r.Damping, double.IsNaN(r.Rho) ? null : r.Rho,
+            double.IsNaN(r.PredictedKl) ? null : r.PredictedKl, SolverIterations: null, Skipped: !r.Applied);
+    }
+
+    public void Dispose() => _ngd.Dispose();
+}
