@@ -22,7 +22,7 @@ public sealed class DiagonalBlock : ICurvatureBlock
         }
         else
         {
-            _diagonal = statistics.PerSampleGradients().square().sum(0).mul(statistics.Weight);
+            _diagonal = statistics.PerSampleGradients().square().sum(dim: 0).mul(statistics.Weight);
         }
     }
 
