@@ -1,4 +1,5 @@
 using NaturalGradient.Curvature.Blocks;
+using NaturalGradient.Curvature.HessianFree;
 using NaturalGradient.Preconditioning;
 
 namespace NaturalGradient.Curvature;
@@ -12,6 +13,7 @@ public static class CurvatureFactory
         CurvatureStructure.BlockDiagonal => new BlockDiagonalCurvature(_ => new DenseBlock(options.Form)),
         CurvatureStructure.Tengrad => new BlockDiagonalCurvature(_ => new TengradBlock()),
         CurvatureStructure.Diagonal => new BlockDiagonalCurvature(_ => new DiagonalBlock()),
+        CurvatureStructure.HessianFree => new HessianFreeCurvature(options.HessianFree),
         _ => throw new NotSupportedException($"curvature structure {options.Structure} is not available yet"),
     };
 }
