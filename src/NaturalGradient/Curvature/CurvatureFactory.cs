@@ -1,5 +1,6 @@
 using NaturalGradient.Curvature.Blocks;
 using NaturalGradient.Curvature.HessianFree;
+using NaturalGradient.Curvature.Kfac;
 using NaturalGradient.Preconditioning;
 
 namespace NaturalGradient.Curvature;
@@ -13,6 +14,8 @@ public static class CurvatureFactory
         CurvatureStructure.BlockDiagonal => new BlockDiagonalCurvature(_ => new DenseBlock(options.Form)),
         CurvatureStructure.Tengrad => new BlockDiagonalCurvature(_ => new TengradBlock()),
         CurvatureStructure.Diagonal => new BlockDiagonalCurvature(_ => new DiagonalBlock()),
+        CurvatureStructure.Kfac => new BlockDiagonalCurvature(layer => new KfacBlock(layer, options.Kfac)),
+        CurvatureStructure.Ekfac => new BlockDiagonalCurvature(layer => new EkfacBlock(layer, options.Kfac)),
         CurvatureStructure.HessianFree => new HessianFreeCurvature(options.HessianFree),
         _ => throw new NotSupportedException($"curvature structure {options.Structure} is not available yet"),
     };

@@ -15,15 +15,31 @@ public sealed record DataOptions
     /// <summary>Fraction of rows held out for testing, in [0, 1); default 0.2.</summary>
     public double TestFraction { get; init; } = 0.2;
 
-    /// <summary>Seed of the train/test split; default 0.</summary>
+    /// <summary>Seed of the train/test split (and of the subset that <see cref="MaxTrainExamples"/> keeps); default 0.</summary>
     public long Seed { get; init; }
 
     /// <summary>Standardise regression targets with the training split's mean and deviation; default true.</summary>
     public bool StandardizeTargets { get; init; } = true;
 
-    /// <summary>Field delimiter for CSV; null = ',' (use ' ' for whitespace-separated files such as UCI ecoli.data).</summary>
+    /// <summary>Standardise features with the training split's mean and deviation; default true. Ignored for images (kept in [0, 1]).</summary>
+    public bool StandardizeFeatures { get; init; } = true;
+
+    /// <summary>
+    /// Field delimiter for CSV; null = ','. ' ' means runs of spaces and tabs (leading and trailing ones ignored),
+    /// as in UCI ecoli.data; '\t' means one tab per field.
+    /// </summary>
     public char? Delimiter { get; init; }
 
-    /// <summary>Use at most this many training examples (quick runs); null = all.</summary>
+    /// <summary>The first row of a CSV file holds the column names; default true. Set false for files such as
+    /// UCI ecoli.data and give <see cref="ColumnNames"/> (otherwise columns are named column1, column2, …).</summary>
+    public bool HasHeader { get; init; } = true;
+
+    /// <summary>Column names for a CSV file, in file order. Meant for files without a header (<see cref="HasHeader"/>
+    /// false); for a file with a header they replace its names (the counts must match). null = the header's names,
+    /// or column1, column2, … for a file without one.</summary>
+    public IReadOnlyList<string>? ColumnNames { get; init; }
+
+    /// <summary>Use at most this many training examples (quick runs), a seeded random subset of the training split;
+    /// the test split is unchanged; null = all.</summary>
     public int? MaxTrainExamples { get; init; }
 }

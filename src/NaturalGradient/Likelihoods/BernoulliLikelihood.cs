@@ -38,6 +38,6 @@ public sealed class BernoulliLikelihood : ILikelihood
     {
         using var _ = no_grad();
         return output.gt(0).to_type(ScalarType.Float64).eq(target.to_type(ScalarType.Float64))
-            .to_type(ScalarType.Float64).mean().item<double>();
+            .to_type(ScalarType.Float64).mean().ToDouble();
     }
 }

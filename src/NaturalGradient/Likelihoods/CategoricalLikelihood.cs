@@ -45,6 +45,6 @@ public sealed class CategoricalLikelihood : ILikelihood
     public double? Accuracy(Tensor output, Tensor target)
     {
         using var _ = no_grad();
-        return output.argmax(1).eq(target).to_type(ScalarType.Float64).mean().item<double>();
+        return output.argmax(1).eq(target).to_type(ScalarType.Float64).mean().ToDouble();
     }
 }

@@ -24,7 +24,7 @@ public static class SafeCholesky
         if (info.max().item<int>() == 0 && l.isfinite().all().item<bool>()) return l;
 
         var a64 = sym.to_type(ScalarType.Float64);
-        double scale = Math.Max(a64.diagonal(0, -2, -1).abs().max().item<double>(), 1e-300);
+        double scale = Math.Max(a64.diagonal(0, -2, -1).abs().max().ToDouble(), 1e-300);
         var eye64 = eye(a.shape[^1], dtype: ScalarType.Float64, device: a.device);
         for (double jitter = 0; jitter <= 1e-2 * scale; jitter = jitter == 0 ? 1e-12 * scale : jitter * 100)
         {
@@ -57,7 +57,7 @@ public static class SafeCholesky
     {
         var a64 = ((a + a.transpose(-2, -1)) * 0.5).to_type(ScalarType.Float64);
         var (evals, evecs) = linalg.eigh(a64);
-        double floor = Math.Max(evals.abs().max().item<double>() * 1e-12, 1e-300);
+        double floor = Math.Max(evals.abs().max().ToDouble() * 1e-12, 1e-300);
         var inv = evals.clamp_min(floor).reciprocal();
         var x = evecs.mm((evecs.t().mm(b.to_type(ScalarType.Float64))) * inv.unsqueeze(1));
         return x.to_type(b.dtype);

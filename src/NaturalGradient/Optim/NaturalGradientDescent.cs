@@ -51,7 +51,7 @@ public sealed class NaturalGradientDescent : IDisposable
         _model.zero_grad();
         Preconditioner.Capture.Clear();
         var output = _model.call(x);
-        double loss = Preconditioner.Backward(output, y, metricInputs, metricTargets).item<double>();
+        double loss = Preconditioner.Backward(output, y, metricInputs, metricTargets).ToDouble();
         double lambda = _damping.Current;
         Preconditioner.Damping = lambda;
 
@@ -73,8 +73,8 @@ public sealed class NaturalGradientDescent : IDisposable
 
         // Predicted KL of the applied step, ½ uᵀMu, and the quadratic model q(u) = gᵀu + ½uᵀMu.
         var mu = Preconditioner.Curvature.Multiply(layers, u);
-        double quad = u.Select((t, i) => (t * mu[i]).sum().item<double>()).Sum();
-        double linear = u.Select((t, i) => (t * g[i]).sum().item<double>()).Sum();
+        double quad = u.Select((t, i) => (t * mu[i]).sum().ToDouble()).Sum();
+        double linear = u.Select((t, i) => (t * g[i]).sum().ToDouble()).Sum();
         if (Options.KlClip is { } kappa && 0.5 * quad > kappa)
         {
             double scale = Math.Sqrt(kappa / (0.5 * quad));
@@ -89,7 +89,7 @@ public sealed class NaturalGradientDescent : IDisposable
         double rho = double.NaN;
         if (Options.DampingSchedule == DampingSchedule.LevenbergMarquardt)
         {
-            double newLoss = Preconditioner.Likelihood.Loss(_model.call(x), y).item<double>();
+            double newLoss = Preconditioner.Likelihood.Loss(_model.call(x), y).ToDouble();
             double predicted = linear + 0.5 * quad;
             // A model that predicts no decrease (e.g. η > 2 on a quadratic) gives no trust: count it as a failure.
             rho = predicted < 0 ? (newLoss - loss) / predicted : double.NaN;

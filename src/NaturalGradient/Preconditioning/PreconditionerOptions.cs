@@ -1,5 +1,6 @@
 using NaturalGradient.Curvature;
 using NaturalGradient.Curvature.HessianFree;
+using NaturalGradient.Curvature.Kfac;
 using NaturalGradient.Fisher;
 
 namespace NaturalGradient.Preconditioning;
@@ -25,6 +26,9 @@ public sealed record PreconditionerOptions
     /// <summary>Largest covered parameter count exact NGD accepts; default 20 000.</summary>
     public long MaxExactParameters { get; init; } = 20_000;
 
+    /// <summary>K-FAC / EKFAC settings (factor decay, update periods, inverse method, damping mode).</summary>
+    public KfacOptions Kfac { get; init; } = new();
+
     /// <summary>Seed of the generator that samples Monte-Carlo targets; default 0.</summary>
     public long Seed { get; init; }
 
@@ -41,18 +45,22 @@ public sealed record PreconditionerOptions
             throw new ArgumentOutOfRangeException(nameof(MonteCarloSamples), MonteCarloSamples, "MonteCarloSamples must be ≥ 1");
         if (!(Damping >= 0) || double.IsInfinity(Damping))
             throw new ArgumentOutOfRangeException(nameof(Damping), Damping, "Damping must be a finite number ≥ 0");
-        if (Structure == CurvatureStructure.Tengrad && !(Damping > 0))
-            throw new ArgumentOutOfRangeException(nameof(Damping), Damping, "TENGraD needs Damping > 0");
+        if (Structure is CurvatureStructure.Tengrad or CurvatureStructure.Kfac or CurvatureStructure.Ekfac && !(Damping > 0))
+            throw new ArgumentOutOfRangeException(nameof(Damping), Damping, $"{Structure} needs Damping > 0");
+        if (Structure is CurvatureStructure.Kfac or CurvatureStructure.Ekfac) Kfac.Validate();
         if (MaxExactParameters < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxExactParameters), MaxExactParameters, "MaxExactParameters must be ≥ 1");
-        ArgumentNullException.ThrowIfNull(HessianFree, nameof(HessianFree));
-        HessianFree.Validate();
+        if (Structure == CurvatureStructure.HessianFree)
+        {
+            ArgumentNullException.ThrowIfNull(HessianFree, nameof(HessianFree));
+            HessianFree.Validate();
+        }
         if (Form == MetricForm.Centered && Structure is not (CurvatureStructure.Exact or CurvatureStructure.BlockDiagonal))
             throw new ArgumentOutOfRangeException(nameof(Form), Form, "the centred covariance metric is available for the exact and block structures only");
         return this;
     }
 
     public override string ToString() =>
-        $"Damping={Damping}, Fisher={Fisher}, Form={Form}, HessianFree={{{HessianFree}}}, MaxExactParameters={MaxExactParameters}, " +
-        $"MonteCarloSamples={MonteCarloSamples}, Seed={Seed}, Structure={Structure}";
+        $"Damping={Damping}, Fisher={Fisher}, Form={Form}, HessianFree=[{HessianFree}], MaxExactParameters={MaxExactParameters}, " +
+        $"Kfac=[{Kfac}], MonteCarloSamples={MonteCarloSamples}, Seed={Seed}, Structure={Structure}";
 }

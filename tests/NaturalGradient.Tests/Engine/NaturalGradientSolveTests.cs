@@ -98,6 +98,28 @@ public class NaturalGradientSolveTests
     }
 
     [Fact]
+    public void Diagonal_OnAConvLayer_EqualsDiagonalOfTheDenseBlock()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(3);
+        nn.Module<Tensor, Tensor> Model() => nn.Sequential(
+            ("conv", nn.Conv2d(2, 3, 3, padding: 1, dtype: ScalarType.Float64)), ("act", nn.Tanh()),
+            ("flat", nn.Flatten()), ("fc", nn.Linear(3 * 4 * 4, 2, dtype: ScalarType.Float64)));
+        var model = Model();
+        var x = randn(5, 2, 4, 4, dtype: ScalarType.Float64);
+        var y = randn(5, 2, dtype: ScalarType.Float64);
+        var lik = new GaussianLikelihood();
+        var block = new NaturalGradientPreconditioner(model, lik, Options(CurvatureStructure.BlockDiagonal, FisherKind.Empirical));
+        block.Backward(model.call(x), y);
+        var diagonal = new NaturalGradientPreconditioner(model, lik, Options(CurvatureStructure.Diagonal, FisherKind.Empirical));
+        model.zero_grad();
+        diagonal.Backward(model.call(x), y);
+        var dense = ((BlockDiagonalCurvature)block.Curvature).Block("conv").ToDense();
+        var diag = ((BlockDiagonalCurvature)diagonal.Curvature).Block("conv").ToDense();
+        TensorAssert.Close(torch.diag(dense.diagonal()), diag, rtol: 1e-12);
+    }
+
+    [Fact]
     public void ExactNgd_RefusesModelsAboveTheParameterLimit()
     {
         using var scope = NewDisposeScope();

@@ -1,0 +1,158 @@
+using NaturalGradient.Capture;
+using NaturalGradient.Fisher;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Curvature.Kfac;
+
+/// <summary>
+/// Eigenvalue-corrected K-FAC block (George et al. 2018, "Fast Approximate Natural Gradient Descent in a
+/// Kronecker-factored Eigenbasis"): K-FAC's eigenbasis Q_G ⊗ Q_A with the diagonal re-estimated as the second
+/// moment of the projected per-sample gradients, S = w Σₛ Σᵢ (Q_Gᵀ gᵢₛ Q_A)² (elementwise square; the same weights
+/// as the metric M = w Σ gᵢₛgᵢₛᵀ), so the block is B = (Q_G ⊗ Q_A) diag(vec S) (Q_G ⊗ Q_A)ᵀ and
+/// Δ = Q_G [(Q_Gᵀ g Q_A) ⊘ (S + λ)] Q_Aᵀ = (B + λI)⁻¹ g.
+/// </summary>
+/// <remarks>
+/// <para>S is the diagonal of M in the Kronecker eigenbasis, so B is the Frobenius-closest matrix to M with that
+/// eigenbasis (George et al. 2018 §3); with S = eᴳeᴬᵀ it is K-FAC's G ⊗ A.</para>
+/// <para>Schedule (<see cref="KfacOptions"/>): A, G and S absorb a batch (running average with β) on steps with
+/// s mod T_f = 0; the eigenbasis is recomputed from A and G on steps with s mod T_inv = 0, before S is updated in
+/// that same call. When the basis changes, S restarts from the current batch in the new basis (a running average
+/// across bases would mix coordinates that no longer correspond; with T_inv = 1 this made EKFAC diverge on a
+/// teacher–student regression in our tests). InverseMethod and DampingMode do not apply: EKFAC always uses eigh and
+/// damps in its eigenbasis.</para>
+/// <para>Cost of S per update: for T = 1 (Linear) the projected gradient is (Q_Gᵀδ)(Q_Aᵀā)ᵀ, so
+/// S = w Σᵢ [Σₛ (Q_Gᵀδᵢₛ)²] [(Q_Aᵀāᵢ)²]ᵀ is formed from the projections alone in O(n out² + m in'² + m out in');
+/// for T &gt; 1 (Conv2d) the per-sample gradients (n × out × in') are formed and projected, O(n out in' (out + in')).</para>
+/// </remarks>
+public sealed class EkfacBlock : ICurvatureBlock
+{
+    private readonly RunningAverage _a = new(), _g = new(), _s = new();
+    private readonly KroneckerEigenbasis _eigen = new();
+    private bool _disposed;
+
+    /// <param name="layer">The layer this block covers (gives W̄'s shape out × in').</param>
+    /// <param name="options">Decay and periods; <c>new KfacOptions()</c> if null. Validated here.</param>
+    public EkfacBlock(ILayerAdapter layer, KfacOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        Layer = layer;
+        Options = (options ?? new KfacOptions()).Validate();
+    }
+
+    public ILayerAdapter Layer { get; }
+    public KfacOptions Options { get; }
+
+    /// <summary>True once the block has absorbed statistics.</summary>
+    public bool IsInitialized => _s.HasValue;
+
+    /// <summary>How many times the eigenbasis has been (re)computed.</summary>
+    public int InverseRefreshCount { get; private set; }
+
+    /// <summary>The current A (in' × in'), as a fresh alias.</summary>
+    public Tensor ActivationFactor => Current(_a).alias();
+
+    /// <summary>The current G (out × out), as a fresh alias.</summary>
+    public Tensor OutputGradientFactor => Current(_g).alias();
+
+    /// <summary>Q_A (in' × in', eigenvectors as columns), as a fresh alias.</summary>
+    public Tensor ActivationBasis { get { Current(_s); return _eigen.ActivationBasis.alias(); } }
+
+    /// <summary>Q_G (out × out), as a fresh alias.</summary>
+    public Tensor OutputGradientBasis { get { Current(_s); return _eigen.OutputGradientBasis.alias(); } }
+
+    /// <summary>The scaling S (out × in', W̄-shaped), as a fresh alias.</summary>
+    public Tensor Scaling => Current(_s).alias();
+
+    /// <summary>Absorbs one step's statistics into A, G and S and refreshes the eigenbasis, on their schedules.</summary>
+    public void Update(LayerStatistics statistics, long step)
+    {
+        ThrowIfDisposed();
+        KroneckerBlockGuard.Statistics(Layer, statistics, step);
+        bool first = !_s.HasValue, factorsDue = first || Options.FactorsDue(step);
+        using var scope = NewDisposeScope();
+        if (factorsDue)
+        {
+            _a.Update(KroneckerFactors.Activation(statistics), Options.FactorDecay);
+            _g.Update(KroneckerFactors.OutputGradient(statistics), Options.FactorDecay);
+        }
+        bool basisChanged = first || Options.InverseDue(step);
+        if (basisChanged)
+        {
+            _eigen.Refresh(_a.Value!, _g.Value!);
+            InverseRefreshCount++;
+        }
+        // A running average of S across different bases mixes coordinates that no longer correspond: when the
+        // basis changes, S restarts from this batch's second moments in the new basis.
+        if (basisChanged && factorsDue)
+            _s.Replace(ProjectedSecondMoments(statistics).to_type(_a.Value!.dtype));
+        else if (factorsDue)
+            _s.Update(ProjectedSecondMoments(statistics).to_type(_a.Value!.dtype), Options.FactorDecay);
+    }
+
+    /// <summary>w Σₛ Σᵢ (Q_Gᵀ gᵢₛ Q_A)² in the current eigenbasis (out × in').</summary>
+    private Tensor ProjectedSecondMoments(LayerStatistics statistics)
+    {
+        var qa = _eigen.ActivationBasis;
+        var qg = _eigen.OutputGradientBasis;
+        if (statistics.Positions == 1)
+        {
+            // gᵢₛ = δᵢₛ āᵢᵀ ⇒ (Q_Gᵀ gᵢₛ Q_A)² = (Q_Gᵀδᵢₛ)² ((Q_Aᵀāᵢ)²)ᵀ; sum the δ part over the s samples first.
+            var delta = statistics.OutputGradients.detach().squeeze(2).to_type(qg.dtype);   // s × m × out
+            var deltaSquares = delta.matmul(qg).square().sum(dim: 0);                              // m × out
+            var actSquares = statistics.Activations.detach().squeeze(1).to_type(qa.dtype).mm(qa).square();  // m × in'
+            return deltaSquares.t().mm(actSquares).mul_(statistics.Weight);
+        }
+        var perSample = statistics.PerSampleGradients().detach().to_type(qa.dtype);          // n × out × in'
+        return _eigen.Project(perSample).square().sum(dim: 0).mul_(statistics.Weight);
+    }
+
+    /// <summary>Δ = Q_G [(Q_Gᵀ g Q_A) ⊘ (S + λ)] Q_Aᵀ. Returns a fresh tensor.</summary>
+    public Tensor Precondition(Tensor gradient, double damping)
+    {
+        ThrowIfDisposed();
+        KroneckerBlockGuard.Matrix(Layer, gradient, nameof(gradient));
+        KroneckerBlockGuard.Damping(damping);
+        var s = Current(_s);
+        using var scope = NewDisposeScope();
+        var projected = _eigen.Project(gradient.detach().to_type(s.dtype));
+        return scope.MoveToOuter(_eigen.Unproject(projected.div_(s.add(damping))).to_type(gradient.dtype));
+    }
+
+    /// <summary>B vec(v) = vec(Q_G [S ∘ (Q_Gᵀ v Q_A)] Q_Aᵀ), no damping.</summary>
+    public Tensor Multiply(Tensor v)
+    {
+        ThrowIfDisposed();
+        KroneckerBlockGuard.Matrix(Layer, v, nameof(v));
+        var s = Current(_s);
+        using var scope = NewDisposeScope();
+        var projected = _eigen.Project(v.detach().to_type(s.dtype));
+        return scope.MoveToOuter(_eigen.Unproject(projected.mul_(s)).to_type(v.dtype));
+    }
+
+    /// <summary>The dense block (Q_G ⊗ Q_A) diag(vec S) (Q_G ⊗ Q_A)ᵀ (p × p). Tests and small layers only.</summary>
+    public Tensor ToDense()
+    {
+        ThrowIfDisposed();
+        return _eigen.Dense(Current(_s));
+    }
+
+    /// <summary>Replaces S by K-FAC's eigenvalue products eᴳeᴬᵀ, after which the block is K-FAC's G ⊗ A damped in its eigenbasis.</summary>
+    internal void UseKroneckerScaling()
+    {
+        Current(_s);
+        _s.Replace(_eigen.EigenvalueProducts());
+    }
+
+    private Tensor Current(RunningAverage value) =>
+        value.Value ?? throw new InvalidOperationException($"EKFAC block of layer '{Layer.Name}' has no statistics yet: call Update first");
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _a.Dispose(); _g.Dispose(); _s.Dispose(); _eigen.Dispose();
+    }
+}

@@ -1,0 +1,143 @@
+using NaturalGradient.Capture;
+using NaturalGradient.Fisher;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Curvature.Kfac;
+
+/// <summary>
+/// K-FAC block of a Linear or Conv2d layer (Martens &amp; Grosse 2015; Grosse &amp; Martens 2016 for convolutions):
+/// the layer's metric block is approximated by G ⊗ A (row-major vec of W̄ = [W b]), with running averages of
+/// A = (1/m) Σᵢ Σₜ āᵢₜāᵢₜᵀ and G = (w/T) Σₛ Σᵢ Σₜ δᵢₛₜδᵢₛₜᵀ (<see cref="KroneckerFactors"/>), and is applied as
+/// Δ = G⁻¹ ∇W̄ A⁻¹ with damping, never forming the Kronecker product (except in <see cref="ToDense"/>).
+/// </summary>
+/// <remarks>
+/// <para>Damping (<see cref="KfacOptions.DampingMode"/>): Factored gives Δ = (G + √λ/π I)⁻¹ g (A + π√λ I)⁻¹;
+/// Eigenbasis gives Δ = Q_G [(Q_Gᵀ g Q_A) ⊘ (eᴳ eᴬᵀ + λ)] Q_Aᵀ = (G ⊗ A + λI)⁻¹ g exactly.</para>
+/// <para>Schedule: factors absorb a batch on steps s with s mod T_f = 0; eigendecompositions are recomputed in
+/// <see cref="Update"/> on steps with s mod T_inv = 0. Cholesky inverses fall due on the same steps but, since they
+/// depend on λ, are built at the next <see cref="Precondition"/> (from the factors at that moment), and again
+/// whenever λ differs from the one they were built for. Between refreshes Precondition uses the cached inverse,
+/// while <see cref="Multiply"/> and <see cref="ToDense"/> always use the current factors.</para>
+/// <para>Memory: A and G (in'² + out²) plus their inverses or eigenbases (the same again).</para>
+/// </remarks>
+public sealed class KfacBlock : ICurvatureBlock
+{
+    private readonly RunningAverage _a = new(), _g = new();
+    private readonly KroneckerEigenbasis _eigen = new();
+    private readonly FactoredCholeskyInverse _cholesky = new();
+    private bool _choleskyDue = true, _disposed;
+    private double _pi = 1.0;
+
+    /// <param name="layer">The layer this block covers (gives W̄'s shape out × in').</param>
+    /// <param name="options">Hyperparameters; <c>new KfacOptions()</c> if null. Validated here.</param>
+    public KfacBlock(ILayerAdapter layer, KfacOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        Layer = layer;
+        Options = (options ?? new KfacOptions()).Validate();
+    }
+
+    public ILayerAdapter Layer { get; }
+    public KfacOptions Options { get; }
+
+    /// <summary>True once the block has absorbed statistics.</summary>
+    public bool IsInitialized => _a.HasValue;
+
+    /// <summary>How many times the inverses (Cholesky) or eigendecompositions have been (re)computed.</summary>
+    public int InverseRefreshCount { get; private set; }
+
+    /// <summary>The current A (in' × in'), as a fresh alias in the caller's dispose scope.</summary>
+    public Tensor ActivationFactor => Current(_a).alias();
+
+    /// <summary>The current G (out × out), as a fresh alias in the caller's dispose scope.</summary>
+    public Tensor OutputGradientFactor => Current(_g).alias();
+
+    /// <summary>Absorbs one step's statistics into A and G, and refreshes the inverses, on their schedules.</summary>
+    public void Update(LayerStatistics statistics, long step)
+    {
+        ThrowIfDisposed();
+        KroneckerBlockGuard.Statistics(Layer, statistics, step);
+        bool first = !_a.HasValue;
+        using var scope = NewDisposeScope();
+        if (first || Options.FactorsDue(step))
+        {
+            _a.Update(KroneckerFactors.Activation(statistics), Options.FactorDecay);
+            _g.Update(KroneckerFactors.OutputGradient(statistics), Options.FactorDecay);
+        }
+        if (!first && !Options.InverseDue(step)) return;
+        if (Options.InverseMethod == KfacInverseMethod.Cholesky)
+        {
+            _choleskyDue = true;
+            return;
+        }
+        _eigen.Refresh(_a.Value!, _g.Value!);
+        _pi = FactoredDamping.Pi(_a.Value!, _g.Value!);
+        InverseRefreshCount++;
+    }
+
+    /// <summary>Δ for the W̄-shaped gradient g under the configured damping (see the class remarks). Returns a fresh tensor.</summary>
+    public Tensor Precondition(Tensor gradient, double damping)
+    {
+        ThrowIfDisposed();
+        KroneckerBlockGuard.Matrix(Layer, gradient, nameof(gradient));
+        KroneckerBlockGuard.Damping(damping);
+        var a = Current(_a);
+        using var scope = NewDisposeScope();
+        var g = gradient.detach().to_type(a.dtype);
+        Tensor result;
+        if (Options.InverseMethod == KfacInverseMethod.Cholesky)
+        {
+            if (_choleskyDue || _cholesky.Damping != damping)
+            {
+                _cholesky.Refresh(a, _g.Value!, damping);
+                _choleskyDue = false;
+                InverseRefreshCount++;
+            }
+            result = _cholesky.Apply(g);
+        }
+        else
+        {
+            result = _eigen.Unproject(_eigen.Project(g).div_(EigenDenominator(damping)));
+        }
+        return scope.MoveToOuter(result.to_type(gradient.dtype));
+    }
+
+    /// <summary>The out × in' divisor of the projected gradient: (eᴳ + √λ/π)(eᴬ + π√λ)ᵀ or eᴳeᴬᵀ + λ.</summary>
+    private Tensor EigenDenominator(double damping)
+    {
+        if (Options.DampingMode == KfacDampingMode.Eigenbasis)
+            return _eigen.EigenvalueProducts().add_(damping);
+        var (shiftA, shiftG) = FactoredDamping.Shifts(_pi, damping);
+        return _eigen.OutputGradientEigenvalues.add(shiftG).unsqueeze(1).mul(_eigen.ActivationEigenvalues.add(shiftA).unsqueeze(0));
+    }
+
+    /// <summary>(G ⊗ A) vec(v) = vec(G v A), with the current factors and no damping.</summary>
+    public Tensor Multiply(Tensor v)
+    {
+        ThrowIfDisposed();
+        KroneckerBlockGuard.Matrix(Layer, v, nameof(v));
+        var a = Current(_a);
+        using var scope = NewDisposeScope();
+        return scope.MoveToOuter(KroneckerFactors.Multiply(_g.Value!, a, v.detach().to_type(a.dtype)).to_type(v.dtype));
+    }
+
+    /// <summary>The dense block G ⊗ A (p × p, p = out · in'). Tests and small layers only.</summary>
+    public Tensor ToDense()
+    {
+        ThrowIfDisposed();
+        return KroneckerFactors.Dense(Current(_g), Current(_a));
+    }
+
+    private Tensor Current(RunningAverage factor) =>
+        factor.Value ?? throw new InvalidOperationException($"K-FAC block of layer '{Layer.Name}' has no statistics yet: call Update first");
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _a.Dispose(); _g.Dispose(); _eigen.Dispose(); _cholesky.Dispose();
+    }
+}

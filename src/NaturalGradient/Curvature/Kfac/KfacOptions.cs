@@ -1,0 +1,69 @@
+using System.Globalization;
+
+namespace NaturalGradient.Curvature.Kfac;
+
+/// <summary>
+/// Hyperparameters of the Kronecker-factored blocks (<see cref="KfacBlock"/>, <see cref="EkfacBlock"/>).
+/// Defaults: β = 0.95, factors every step, inverses every step, eigendecomposition, factored damping.
+/// </summary>
+/// <remarks>
+/// Schedules use the optimisation step index s passed to <c>Update(statistics, s)</c> (from 0): the factors are
+/// refreshed when s mod T_f = 0, the inverses (or eigenbases) when s mod T_inv = 0. The very first update always
+/// refreshes both, whatever s is.
+/// </remarks>
+public sealed record KfacOptions
+{
+    /// <summary>
+    /// β in the running average X ← β X + (1 − β) X_batch of each factor (and of EKFAC's scaling S); the first
+    /// update takes X_batch as it is. Range [0, 1); default 0.95. β = 0 keeps only the latest batch.
+    /// </summary>
+    public double FactorDecay { get; init; } = 0.95;
+
+    /// <summary>T_f ≥ 1: the factors (and EKFAC's S) absorb statistics on steps with s mod T_f = 0. Default 1.</summary>
+    public int FactorUpdatePeriod { get; init; } = 1;
+
+    /// <summary>
+    /// T_inv ≥ 1: inverses (Cholesky) or eigendecompositions are recomputed on steps with s mod T_inv = 0; in between,
+    /// Precondition uses the cached ones. A Cholesky inverse is also recomputed when the damping changes. Default 1.
+    /// </summary>
+    public int InverseUpdatePeriod { get; init; } = 1;
+
+    /// <summary>How K-FAC inverts its factors; default <see cref="KfacInverseMethod.Eigen"/>. EKFAC always uses eigh.</summary>
+    public KfacInverseMethod InverseMethod { get; init; } = KfacInverseMethod.Eigen;
+
+    /// <summary>
+    /// How K-FAC damps; default <see cref="KfacDampingMode.Factored"/>. <see cref="KfacDampingMode.Eigenbasis"/> requires
+    /// <see cref="KfacInverseMethod.Eigen"/>. EKFAC always damps in its eigenbasis, 1 / (S + λ).
+    /// </summary>
+    public KfacDampingMode DampingMode { get; init; } = KfacDampingMode.Factored;
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> on an invalid value; returns this for chaining.</summary>
+    public KfacOptions Validate()
+    {
+        if (!(FactorDecay >= 0 && FactorDecay < 1))
+            throw new ArgumentOutOfRangeException(nameof(FactorDecay), FactorDecay, $"FactorDecay must be in [0, 1), got {FactorDecay}");
+        if (FactorUpdatePeriod < 1)
+            throw new ArgumentOutOfRangeException(nameof(FactorUpdatePeriod), FactorUpdatePeriod, $"FactorUpdatePeriod must be ≥ 1, got {FactorUpdatePeriod}");
+        if (InverseUpdatePeriod < 1)
+            throw new ArgumentOutOfRangeException(nameof(InverseUpdatePeriod), InverseUpdatePeriod, $"InverseUpdatePeriod must be ≥ 1, got {InverseUpdatePeriod}");
+        if (!Enum.IsDefined(InverseMethod))
+            throw new ArgumentOutOfRangeException(nameof(InverseMethod), InverseMethod, "unknown inverse method");
+        if (!Enum.IsDefined(DampingMode))
+            throw new ArgumentOutOfRangeException(nameof(DampingMode), DampingMode, "unknown damping mode");
+        if (DampingMode == KfacDampingMode.Eigenbasis && InverseMethod != KfacInverseMethod.Eigen)
+            throw new ArgumentOutOfRangeException(nameof(DampingMode), DampingMode,
+                "DampingMode Eigenbasis (1 / (eᴳᵢ eᴬⱼ + λ)) needs the factors' eigendecompositions: set InverseMethod = Eigen, or use DampingMode Factored with Cholesky");
+        return this;
+    }
+
+    /// <summary>True when the factors absorb statistics at <paramref name="step"/>.</summary>
+    internal bool FactorsDue(long step) => step % FactorUpdatePeriod == 0;
+
+    /// <summary>True when inverses or eigenbases are recomputed at <paramref name="step"/>.</summary>
+    internal bool InverseDue(long step) => step % InverseUpdatePeriod == 0;
+
+    /// <summary>Every hyperparameter, sorted by name.</summary>
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"KfacOptions {{ DampingMode = {DampingMode}, FactorDecay = {FactorDecay}, FactorUpdatePeriod = {FactorUpdatePeriod}, " +
+        $"InverseMethod = {InverseMethod}, InverseUpdatePeriod = {InverseUpdatePeriod} }}");
+}

@@ -1,0 +1,36 @@
+using NaturalGradient.Capture;
+using NaturalGradient.Fisher;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Curvature.Kfac;
+
+/// <summary>Argument checks shared by the Kronecker-factored blocks (one place for shapes, steps and damping).</summary>
+internal static class KroneckerBlockGuard
+{
+    public static void Statistics(ILayerAdapter layer, LayerStatistics statistics, long step)
+    {
+        ArgumentNullException.ThrowIfNull(statistics);
+        if (step < 0) throw new ArgumentOutOfRangeException(nameof(step), step, $"step must be ≥ 0, got {step}");
+        if (statistics.Activations.shape[2] != layer.InputDim || statistics.OutputGradients.shape[3] != layer.OutputDim)
+            throw new ArgumentException(
+                $"statistics for layer '{layer.Name}' have in' = {statistics.Activations.shape[2]}, out = {statistics.OutputGradients.shape[3]}; " +
+                $"the block expects in' = {layer.InputDim}, out = {layer.OutputDim}", nameof(statistics));
+        if (statistics.OutputGradients.shape[1] != statistics.BatchSize || statistics.OutputGradients.shape[2] != statistics.Positions)
+            throw new ArgumentException("output gradients (s × m × T × out) do not match the activations (m × T × in')", nameof(statistics));
+    }
+
+    public static void Matrix(ILayerAdapter layer, Tensor v, string name)
+    {
+        ArgumentNullException.ThrowIfNull(v, name);
+        if (v.dim() != 2 || v.shape[0] != layer.OutputDim || v.shape[1] != layer.InputDim)
+            throw new ArgumentException(
+                $"{name} for layer '{layer.Name}' must be W̄-shaped {layer.OutputDim} × {layer.InputDim}, got [{string.Join(", ", v.shape)}]", name);
+    }
+
+    public static void Damping(double damping)
+    {
+        if (!(damping > 0) || double.IsInfinity(damping))
+            throw new ArgumentOutOfRangeException(nameof(damping), damping, $"damping must be a finite number > 0, got {damping}");
+    }
+}

@@ -1,0 +1,41 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Curvature.Kfac;
+
+/// <summary>
+/// A long-lived tensor X kept as the running average X ← β X + (1 − β) X_batch (the first update takes X_batch as
+/// it is; shared/notes/curvature-conventions.md). The value is detached from every dispose scope and owned here:
+/// it is disposed when replaced and in <see cref="Dispose"/>.
+/// </summary>
+internal sealed class RunningAverage : IDisposable
+{
+    private Tensor? _value;
+
+    /// <summary>The current average (owned; callers must not dispose it), or null before the first update.</summary>
+    public Tensor? Value => _value;
+
+    public bool HasValue => _value is not null;
+
+    /// <summary>X ← β X + (1 − β) X_batch, or X ← X_batch on the first call. <paramref name="batch"/> is not consumed.</summary>
+    public void Update(Tensor batch, double decay)
+    {
+        using var scope = NewDisposeScope();
+        var next = _value is null ? batch.detach().clone() : _value.mul(decay).add_(batch.detach(), alpha: 1 - decay);
+        Replace(next);
+    }
+
+    /// <summary>Takes <paramref name="value"/> as the new average (it is detached from its dispose scope and owned here).</summary>
+    public void Replace(Tensor value)
+    {
+        value.DetachFromDisposeScope();
+        _value?.Dispose();
+        _value = value;
+    }
+
+    public void Dispose()
+    {
+        _value?.Dispose();
+        _value = null;
+    }
+}

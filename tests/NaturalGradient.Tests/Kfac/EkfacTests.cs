@@ -1,0 +1,138 @@
+using NaturalGradient.Capture;
+using NaturalGradient.Curvature.Kfac;
+using NaturalGradient.Fisher;
+using NaturalGradient.Likelihoods;
+using NaturalGradient.Tests.Reference;
+using TorchSharp;
+using static TorchSharp.torch;
+using static NaturalGradient.Tests.Kfac.KfacFixtures;
+
+namespace NaturalGradient.Tests.Kfac;
+
+/// <summary>
+/// (d) EKFAC (George et al. 2018): S = w Σ (Q_Gᵀ gᵢ Q_A)² against brute force; with S = eᴳeᴬᵀ it is K-FAC with
+/// eigenbasis damping; and it is at least as close (Frobenius) to the exact block as K-FAC.
+/// </summary>
+[Collection("Torch")]
+public class EkfacTests
+{
+    private const int M = 8;
+
+    /// <summary>A seeded problem: "linear" (MLP 4-6-3, both layers) or "conv" (conv net, conv and linear layers).</summary>
+    private static (nn.Module<Tensor, Tensor> Model, Tensor X, Tensor Y, List<ILayerAdapter> Layers, IReadOnlyList<LayerStatistics> Statistics) Problem(string kind, long seed = 0)
+    {
+        var likelihood = new CategoricalLikelihood();
+        nn.Module<Tensor, Tensor> model;
+        Tensor x;
+        if (kind == "linear")
+        {
+            model = TestModels.Mlp(new[] { 4, 6, 3 }, seed: seed);
+            x = TestModels.Inputs(M, 4, seed: seed + 1);
+        }
+        else
+        {
+            var shape = new ConvShape(2, 3, 3, 1, 1, 1, true, 4);
+            model = CreateConvNet(shape, seed: seed).Model;
+            x = Images(M, shape, seed: seed + 1);
+        }
+        var y = Labels(M, 3, seed: seed + 2);
+        var (layers, statistics) = Collect(model, x, y, likelihood);
+        return (model, x, y, layers, statistics);
+    }
+
+    private static List<Tensor> PerExampleGradients(nn.Module<Tensor, Tensor> model, List<ILayerAdapter> layers, Tensor x, Tensor y) =>
+        BruteForce.PerExampleGradients(model, layers, x, new CategoricalLikelihood().PerExampleLoss, y);
+
+    [Theory]
+    [InlineData("linear")]
+    [InlineData("conv")]
+    public void Ekfac_Scaling_EqualsBruteForceProjectedSecondMoments(string kind)
+    {
+        using var scope = NewDisposeScope();
+        var (model, x, y, layers, statistics) = Problem(kind);
+        var perExample = PerExampleGradients(model, layers, x, y);
+        for (int l = 0; l < layers.Count; l++)
+        {
+            using var block = new EkfacBlock(layers[l]);
+            block.Update(statistics[l], 0);
+            var qa = block.ActivationBasis;
+            var qg = block.OutputGradientBasis;
+            AssertDiagonalizes(qa, block.ActivationFactor, $"Q_A, layer {l}");
+            AssertDiagonalizes(qg, block.OutputGradientFactor, $"Q_G, layer {l}");
+            var expected = qg.t().matmul(perExample[l]).matmul(qa).square().mean(new long[] { 0 });
+            TensorAssert.Close(expected, block.Scaling, rtol: 1e-10, label: $"S of layer {l} ({layers[l].KindName})");
+        }
+    }
+
+    private static void AssertDiagonalizes(Tensor q, Tensor factor, string label)
+    {
+        var rotated = q.t().mm(factor).mm(q);
+        TensorAssert.Close(rotated.diagonal().diag(), rotated, rtol: 1e-10, label: label);
+        TensorAssert.Close(eye(q.shape[0], dtype: q.dtype), q.t().mm(q), atol: 1e-12, label: label + " orthogonal");
+    }
+
+    [Theory]
+    [InlineData(FisherKind.MonteCarlo)]
+    [InlineData(FisherKind.Exact)]
+    public void Ekfac_SeveralGradientSamples_ScalingWeightsEverySample(FisherKind fisher)
+    {
+        using var scope = NewDisposeScope();
+        var model = TestModels.Mlp(new[] { 4, 6, 3 });
+        var x = TestModels.Inputs(M, 4);
+        var (layers, statistics) = Collect(model, x, null, new CategoricalLikelihood(), fisher, samples: 3);
+        for (int l = 0; l < layers.Count; l++)
+        {
+            using var block = new EkfacBlock(layers[l]);
+            block.Update(statistics[l], 0);
+            Assert.Equal(3, statistics[l].Samples);
+            var perSample = statistics[l].PerSampleGradients();                  // n × out × in', n = 3m
+            var expected = block.OutputGradientBasis.t().matmul(perSample).matmul(block.ActivationBasis).square()
+                .sum(new long[] { 0 }).mul(statistics[l].Weight);
+            TensorAssert.Close(expected, block.Scaling, rtol: 1e-10, label: $"S of layer {l}");
+        }
+    }
+
+    [Theory]
+    [InlineData("linear")]
+    [InlineData("conv")]
+    public void Ekfac_WithKroneckerEigenvalueScaling_ReproducesKfacEigenbasisDamping(string kind)
+    {
+        using var scope = NewDisposeScope();
+        var (_, _, _, layers, statistics) = Problem(kind);
+        for (int l = 0; l < layers.Count; l++)
+        {
+            using var ekfac = new EkfacBlock(layers[l]);
+            using var kfac = new KfacBlock(layers[l], new KfacOptions { DampingMode = KfacDampingMode.Eigenbasis });
+            ekfac.Update(statistics[l], 0);
+            kfac.Update(statistics[l], 0);
+            ekfac.UseKroneckerScaling();
+            var v = RandomMatrix(layers[l], 30 + l);
+            TensorAssert.Close(kfac.ToDense(), ekfac.ToDense(), rtol: 1e-10, label: $"dense, layer {l}");
+            TensorAssert.Close(kfac.Multiply(v), ekfac.Multiply(v), rtol: 1e-10, label: $"multiply, layer {l}");
+            TensorAssert.Close(kfac.Precondition(v, 1e-2), ekfac.Precondition(v, 1e-2), rtol: 1e-10, label: $"precondition, layer {l}");
+        }
+    }
+
+    [Theory]
+    [InlineData("linear", 0)]
+    [InlineData("linear", 5)]
+    [InlineData("conv", 0)]
+    public void Ekfac_IsAtLeastAsCloseToTheExactBlockAsKfac(string kind, long seed)
+    {
+        using var scope = NewDisposeScope();
+        var (model, x, y, layers, statistics) = Problem(kind, seed);
+        var perExample = PerExampleGradients(model, layers, x, y);
+        for (int l = 0; l < layers.Count; l++)
+        {
+            var exact = EmpiricalBlock(perExample[l]);
+            using var ekfac = new EkfacBlock(layers[l]);
+            using var kfac = new KfacBlock(layers[l]);
+            ekfac.Update(statistics[l], 0);
+            kfac.Update(statistics[l], 0);
+            double ekfacError = (ekfac.ToDense() - exact).norm().item<double>();
+            double kfacError = (kfac.ToDense() - exact).norm().item<double>();
+            Assert.True(ekfacError <= kfacError * (1 + 1e-12),
+                $"layer {l} ({layers[l].KindName}): ‖EKFAC − F‖ = {ekfacError:G6} > ‖K-FAC − F‖ = {kfacError:G6}");
+        }
+    }
+}

@@ -1,0 +1,173 @@
+using NaturalGradient.Capture;
+using NaturalGradient.Curvature;
+using NaturalGradient.Curvature.Kfac;
+using NaturalGradient.Fisher;
+using NaturalGradient.Likelihoods;
+using TorchSharp;
+using static TorchSharp.torch;
+using static NaturalGradient.Tests.Kfac.KfacFixtures;
+
+namespace NaturalGradient.Tests.Kfac;
+
+/// <summary>(e) Running averages and the factor / inverse update periods behave as <see cref="KfacOptions"/> documents.</summary>
+[Collection("Torch")]
+public class KfacScheduleTests
+{
+    private const int M = 6;
+    private const double Damping = 0.05;
+
+    /// <summary>The first layer of an MLP and its statistics on two different batches.</summary>
+    private static (ILayerAdapter Layer, LayerStatistics First, LayerStatistics Second) TwoBatches()
+    {
+        var model = TestModels.Mlp(new[] { 4, 5, 3 });
+        var likelihood = new CategoricalLikelihood();
+        var (layers, first) = Collect(model, TestModels.Inputs(M, 4, seed: 1), Labels(M, 3, seed: 2), likelihood);
+        var (_, second) = Collect(model, TestModels.Inputs(M, 4, seed: 7) * 2 + 0.5, Labels(M, 3, seed: 8), likelihood);
+        return (layers[0], first[0], second[0]);
+    }
+
+    private static KfacBlock Kfac(ILayerAdapter layer, LayerStatistics statistics, KfacOptions? options = null)
+    {
+        var block = new KfacBlock(layer, options);
+        block.Update(statistics, 0);
+        return block;
+    }
+
+    [Theory]
+    [InlineData(0.7)]
+    [InlineData(0.0)]
+    public void RunningAverage_AfterTwoUpdates_IsDecayWeightedSumOfBatchFactors(double decay)
+    {
+        using var scope = NewDisposeScope();
+        var (layer, first, second) = TwoBatches();
+        using var one = Kfac(layer, first);
+        using var two = Kfac(layer, second);
+        using var both = Kfac(layer, first, new KfacOptions { FactorDecay = decay });
+        both.Update(second, 1);
+        TensorAssert.Close(decay * one.ActivationFactor + (1 - decay) * two.ActivationFactor, both.ActivationFactor, rtol: 1e-13, label: "A");
+        TensorAssert.Close(decay * one.OutputGradientFactor + (1 - decay) * two.OutputGradientFactor, both.OutputGradientFactor, rtol: 1e-13, label: "G");
+    }
+
+    [Fact]
+    public void Ekfac_RunningAverage_OfScalingIsDecayWeightedSumInTheFixedBasis()
+    {
+        using var scope = NewDisposeScope();
+        var (layer, first, second) = TwoBatches();
+        const double decay = 0.6;
+        using var block = new EkfacBlock(layer, new KfacOptions { FactorDecay = decay, InverseUpdatePeriod = 100 });
+        block.Update(first, 0);
+        var s1 = block.Scaling.clone();
+        block.Update(second, 1);
+        Assert.Equal(1, block.InverseRefreshCount);
+        var s2 = block.OutputGradientBasis.t().matmul(second.PerSampleGradients()).matmul(block.ActivationBasis)
+            .square().sum(new long[] { 0 }).mul(second.Weight);
+        TensorAssert.Close(decay * s1 + (1 - decay) * s2, block.Scaling, rtol: 1e-12, label: "S");
+    }
+
+    [Fact]
+    public void FactorUpdatePeriod_AbsorbsStatisticsOnlyOnPeriodSteps()
+    {
+        using var scope = NewDisposeScope();
+        var (layer, first, second) = TwoBatches();
+        const double decay = 0.5;
+        var options = new KfacOptions { FactorDecay = decay, FactorUpdatePeriod = 2 };
+        using var one = Kfac(layer, first);
+        using var two = Kfac(layer, second);
+        using var kfac = Kfac(layer, first, options);
+        using var ekfac = new EkfacBlock(layer, options);
+        ekfac.Update(first, 0);
+        var s0 = ekfac.Scaling.clone();
+
+        kfac.Update(second, 1);                                      // 1 mod 2 ≠ 0: skipped
+        ekfac.Update(second, 1);
+        TensorAssert.Close(one.ActivationFactor, kfac.ActivationFactor, rtol: 0, label: "A after a skipped step");
+        TensorAssert.Close(one.OutputGradientFactor, kfac.OutputGradientFactor, rtol: 0, label: "G after a skipped step");
+        TensorAssert.Close(s0, ekfac.Scaling, rtol: 0, label: "S after a skipped step");
+
+        kfac.Update(second, 2);
+        TensorAssert.Close(decay * one.ActivationFactor + (1 - decay) * two.ActivationFactor, kfac.ActivationFactor, rtol: 1e-13, label: "A at step 2");
+    }
+
+    [Theory]
+    [InlineData("kfac-eigen-factored")]
+    [InlineData("kfac-eigen-eigenbasis")]
+    [InlineData("kfac-cholesky-factored")]
+    public void InverseUpdatePeriod_KeepsTheCachedInverseBetweenPeriods(string configuration)
+    {
+        using var scope = NewDisposeScope();
+        var (layer, first, second) = TwoBatches();
+        var options = new KfacOptions { FactorDecay = 0.5, InverseUpdatePeriod = 3 };
+        var block = (KfacBlock)CreateBlock(configuration, layer, options);
+        var everyStep = (KfacBlock)CreateBlock(configuration, layer, options with { InverseUpdatePeriod = 1 });
+        using var _ = block;
+        using var __ = everyStep;
+        var v = RandomMatrix(layer, 3);
+
+        block.Update(first, 0);
+        everyStep.Update(first, 0);
+        var p0 = block.Precondition(v, Damping);
+        Assert.Equal(1, block.InverseRefreshCount);
+
+        for (long step = 1; step <= 2; step++)
+        {
+            block.Update(step % 2 == 1 ? second : first, step);
+            everyStep.Update(step % 2 == 1 ? second : first, step);
+            TensorAssert.Close(p0, block.Precondition(v, Damping), rtol: 0, label: $"step {step}: cached inverse");
+            TensorAssert.Close(everyStep.Multiply(v), block.Multiply(v), rtol: 1e-13, label: $"step {step}: Multiply uses the current factors");
+            Assert.True(TensorAssert.RelativeError(everyStep.Precondition(v, Damping), p0) > 1e-3, "the factors must have changed");
+            Assert.Equal(1, block.InverseRefreshCount);
+        }
+
+        block.Update(second, 3);
+        everyStep.Update(second, 3);
+        TensorAssert.Close(everyStep.Precondition(v, Damping), block.Precondition(v, Damping), rtol: 1e-12, label: "step 3: refreshed");
+        Assert.Equal(2, block.InverseRefreshCount);
+    }
+
+    [Fact]
+    public void Ekfac_InverseUpdatePeriod_KeepsTheEigenbasisBetweenPeriods()
+    {
+        using var scope = NewDisposeScope();
+        var (layer, first, second) = TwoBatches();
+        using var block = new EkfacBlock(layer, new KfacOptions { InverseUpdatePeriod = 2 });
+        block.Update(first, 0);
+        var qa = block.ActivationBasis.clone();
+        block.Update(second, 1);
+        Assert.Equal(1, block.InverseRefreshCount);
+        TensorAssert.Close(qa, block.ActivationBasis, rtol: 0, label: "Q_A between periods");
+        block.Update(second, 2);
+        Assert.Equal(2, block.InverseRefreshCount);
+        Assert.True(TensorAssert.RelativeError(qa.abs(), block.ActivationBasis.abs()) > 1e-6, "the basis must be recomputed at step 2");
+    }
+
+    [Theory]
+    [InlineData(KfacInverseMethod.Cholesky, 2)]
+    [InlineData(KfacInverseMethod.Eigen, 1)]
+    public void DampingChange_RebuildsOnlyDampingDependentInverses(KfacInverseMethod method, int expectedRefreshes)
+    {
+        using var scope = NewDisposeScope();
+        var (layer, first, _) = TwoBatches();
+        using var block = Kfac(layer, first, new KfacOptions { InverseMethod = method, InverseUpdatePeriod = 100 });
+        using var reference = Kfac(layer, first, new KfacOptions { InverseMethod = method });
+        var v = RandomMatrix(layer, 4);
+        block.Precondition(v, 0.1);
+        block.Precondition(v, 0.1);
+        var changed = block.Precondition(v, 0.01);
+        Assert.Equal(expectedRefreshes, block.InverseRefreshCount);
+        TensorAssert.Close(reference.Precondition(v, 0.01), changed, rtol: 1e-12, label: "after the damping change");
+    }
+
+    [Fact]
+    public void FirstUpdate_InitialisesWhateverTheStep()
+    {
+        using var scope = NewDisposeScope();
+        var (layer, first, _) = TwoBatches();
+        var options = new KfacOptions { FactorUpdatePeriod = 4, InverseUpdatePeriod = 4 };
+        foreach (var configuration in Configurations)
+        {
+            using var block = CreateBlock(configuration, layer, options);
+            block.Update(first, 3);
+            Assert.True(block.Precondition(RandomMatrix(layer, 5), Damping).isfinite().all().item<bool>(), configuration);
+        }
+    }
+}
