@@ -1,6 +1,8 @@
 using NaturalGradient.Curvature;
 using NaturalGradient.Curvature.HessianFree;
+using NaturalGradient.Damping;
 using NaturalGradient.Likelihoods;
+using NaturalGradient.Optim;
 using NaturalGradient.Preconditioning;
 using NaturalGradient.Solvers;
 using TorchSharp;
@@ -62,5 +64,28 @@ public class HessianFreeTrainingTests
         double last = first;
         for (int i = 0; i < 9; i++) last = Step(model, x, y, pre, sgd);
         Assert.True(last < 0.5 * first, $"loss {first:F4} → {last:F4}");
+    }
+
+    [Fact]
+    public void NaturalGradientDescent_WithLevenbergMarquardtAndKlClip_UsesTheGgnProductBeforeTheWeightsMove()
+    {
+        // The optimiser calls Curvature.Multiply (predicted KL, ρ's quadratic model) while the step's graph is alive.
+        var model = TestModels.Mlp(new[] { 4, 8, 2 }, seed: 5);
+        var x = TestModels.Inputs(32, 4, seed: 6);
+        manual_seed(7);
+        var y = randn(32, 2, dtype: ScalarType.Float64);
+        using var ngd = new NaturalGradientDescent(model, new GaussianLikelihood(), new NaturalGradientOptions
+        {
+            Preconditioner = new PreconditionerOptions { Structure = CurvatureStructure.HessianFree, Damping = 1e-1 },
+            LearningRate = 1.0, DampingSchedule = DampingSchedule.LevenbergMarquardt, KlClip = 1.0,
+        });
+        var losses = new List<double>();
+        for (int i = 0; i < 8; i++)
+        {
+            using var step = NewDisposeScope();
+            losses.Add(ngd.Step(x, y).Loss);
+        }
+        Assert.True(losses[^1] < 0.5 * losses[0], $"loss {losses[0]:F4} → {losses[^1]:F4}");
+        Assert.Equal(SolveStatus.Converged, ((HessianFreeCurvature)ngd.Preconditioner.Curvature).LastReport!.Status);
     }
 }
