@@ -11,6 +11,7 @@ namespace NaturalGradient.Solvers;
 /// </summary>
 public abstract class IterativeSolverBase : IIterativeSolver
 {
+    /// <inheritdoc/>
     public SolveReport Solve(Func<Tensor, Tensor> apply, Tensor b, Tensor? x0, SolverOptions options, Func<Tensor, Tensor>? preconditioner = null)
     {
         ArgumentNullException.ThrowIfNull(apply);

@@ -129,6 +129,7 @@ public sealed class HessianFreeCurvature : ICurvature
         return _product ??= new GgnVectorProduct(_output, _layout.Parameters, _likelihood);
     }
 
+    /// <summary>Releases the double-backward graph and the warm-start solution.</summary>
     public void Dispose()
     {
         _product?.Dispose();
