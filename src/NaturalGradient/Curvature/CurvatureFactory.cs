@@ -1,4 +1,5 @@
 using NaturalGradient.Curvature.Blocks;
+using NaturalGradient.Curvature.HessianFree;
 using NaturalGradient.Curvature.Kfac;
 using NaturalGradient.Preconditioning;
 
@@ -15,6 +16,7 @@ public static class CurvatureFactory
         CurvatureStructure.Diagonal => new BlockDiagonalCurvature(_ => new DiagonalBlock()),
         CurvatureStructure.Kfac => new BlockDiagonalCurvature(layer => new KfacBlock(layer, options.Kfac)),
         CurvatureStructure.Ekfac => new BlockDiagonalCurvature(layer => new EkfacBlock(layer, options.Kfac)),
+        CurvatureStructure.HessianFree => new HessianFreeCurvature(options.HessianFree),
         _ => throw new NotSupportedException($"curvature structure {options.Structure} is not available yet"),
     };
 }

@@ -1,4 +1,5 @@
 using NaturalGradient.Curvature;
+using NaturalGradient.Curvature.HessianFree;
 using NaturalGradient.Curvature.Kfac;
 using NaturalGradient.Fisher;
 
@@ -31,6 +32,9 @@ public sealed record PreconditionerOptions
     /// <summary>Seed of the generator that samples Monte-Carlo targets; default 0.</summary>
     public long Seed { get; init; }
 
+    /// <summary>Settings of <see cref="CurvatureStructure.HessianFree"/> (solver, iterations, tolerance, warm start, preconditioning).</summary>
+    public HessianFreeOptions HessianFree { get; init; } = new();
+
     /// <summary>Only layers whose dotted path passes this filter are covered; null = all Linear/Conv2d layers.</summary>
     public Func<string, bool>? IncludeLayer { get; init; }
 
@@ -46,12 +50,17 @@ public sealed record PreconditionerOptions
         if (Structure is CurvatureStructure.Kfac or CurvatureStructure.Ekfac) Kfac.Validate();
         if (MaxExactParameters < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxExactParameters), MaxExactParameters, "MaxExactParameters must be ≥ 1");
+        if (Structure == CurvatureStructure.HessianFree)
+        {
+            ArgumentNullException.ThrowIfNull(HessianFree, nameof(HessianFree));
+            HessianFree.Validate();
+        }
         if (Form == MetricForm.Centered && Structure is not (CurvatureStructure.Exact or CurvatureStructure.BlockDiagonal))
             throw new ArgumentOutOfRangeException(nameof(Form), Form, "the centred covariance metric is available for the exact and block structures only");
         return this;
     }
 
     public override string ToString() =>
-        $"Damping={Damping}, Fisher={Fisher}, Form={Form}, MaxExactParameters={MaxExactParameters}, " +
+        $"Damping={Damping}, Fisher={Fisher}, Form={Form}, HessianFree=[{HessianFree}], MaxExactParameters={MaxExactParameters}, " +
         $"Kfac=[{Kfac}], MonteCarloSamples={MonteCarloSamples}, Seed={Seed}, Structure={Structure}";
 }

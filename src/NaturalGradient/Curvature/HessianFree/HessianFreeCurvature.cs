@@ -1,0 +1,143 @@
+using NaturalGradient.Capture;
+using NaturalGradient.Fisher;
+using NaturalGradient.Likelihoods;
+using NaturalGradient.Solvers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Curvature.HessianFree;
+
+/// <summary>
+/// Hessian-free (truncated-Newton) natural gradient (seed 001 §3, §7 and algorithm 1; Martens 2010): the metric is
+/// the Gauss-Newton / exact Fisher G = (1/m) Σᵢ J_rᵢᵀ H_out J_rᵢ of the step's metric batch over all covered
+/// layers jointly (not block-diagonal), never formed; Δ = (G + λI)⁻¹ g is found by CG or MINRES from
+/// G-vector products (<see cref="GgnVectorProduct"/>).
+/// </summary>
+/// <remarks>
+/// <para>Per step: <see cref="Update"/> keeps the metric batch's output r (graph alive) and likelihood;
+/// <see cref="Precondition"/> flattens the W̄ gradients into parameter order (<see cref="ParameterLayout"/>), solves
+/// (G + λI) x = g with at most <see cref="HessianFreeOptions.MaxIterations"/> products, each about two backward
+/// passes over the metric batch, and maps x back to W̄ shapes. The solve stops early at the relative tolerance, which
+/// is what makes this a truncated Newton method: the step is exact in the Krylov directions of largest curvature.</para>
+/// <para>A solver breakdown or non-finite value never throws: the last finite iterate is returned and
+/// <see cref="LastReport"/> says what happened (callers such as a Levenberg–Marquardt damping policy should raise λ).</para>
+/// <para>The output must stay valid (graph retained) until the step's last <see cref="Precondition"/> or
+/// <see cref="Multiply"/>; the next <see cref="Update"/> releases this class's own graph.</para>
+/// </remarks>
+public sealed class HessianFreeCurvature : ICurvature
+{
+    private readonly IIterativeSolver _solver;
+    private Tensor? _output;
+    private ILikelihood? _likelihood;
+    private IReadOnlyList<LayerStatistics> _statistics = Array.Empty<LayerStatistics>();
+    private long _step;
+    private ParameterLayout? _layout;
+    private GgnVectorProduct? _product;
+    private Tensor? _solution;
+
+    /// <param name="options">Solver, iteration budget, tolerance, warm start and preconditioning; default <see cref="HessianFreeOptions"/>.</param>
+    public HessianFreeCurvature(HessianFreeOptions? options = null)
+    {
+        Options = (options ?? new HessianFreeOptions()).Validate();
+        _solver = IterativeSolver.Create(Options.Solver);
+    }
+
+    public HessianFreeOptions Options { get; }
+
+    /// <summary>
+    /// The last solve's report (iterations, residual, status), or null before the first. Its X is the flat solution in
+    /// parameter order, owned by this object: valid until the next <see cref="Precondition"/> or <see cref="Dispose"/>.
+    /// </summary>
+    public SolveReport? LastReport { get; private set; }
+
+    /// <summary>G-vector products in all solves so far (the dominant cost: about two backward passes each).</summary>
+    public long TotalProducts { get; private set; }
+
+    /// <exception cref="InvalidOperationException">The batch carries no network output.</exception>
+    public void Update(CurvatureBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var output = batch.Output ?? throw new InvalidOperationException(
+            "Hessian-free needs the metric batch's network output with its graph (CurvatureBatch.Output is null)");
+        _product?.Dispose();
+        _product = null;
+        _output = output;
+        _likelihood = batch.Likelihood;
+        _statistics = batch.Layers;
+        _step = batch.Step;
+    }
+
+    /// <summary>Δ = (G + λI)⁻¹ g over all <paramref name="layers"/> jointly, by the configured Krylov solver.</summary>
+    /// <param name="layers">Covered layers, in order.</param>
+    /// <param name="gradients">W̄-shaped gradients (out × in'), one per layer.</param>
+    /// <param name="damping">λ ≥ 0 (λ = 0 only with a nonsingular G, or with MINRES).</param>
+    /// <returns>Fresh W̄-shaped tensors in the gradients' dtypes; always finite.</returns>
+    public IReadOnlyList<Tensor> Precondition(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients, double damping)
+    {
+        if (!(damping >= 0) || double.IsInfinity(damping))
+            throw new ArgumentOutOfRangeException(nameof(damping), damping, "damping must be a finite number ≥ 0");
+        var product = Product(layers);
+        var layout = _layout!;
+        using var scope = NewDisposeScope();
+        var b = layout.ToFlat(gradients);
+        bool warm = Options.WarmStart && _solution is not null && LastReport?.Status != SolveStatus.NonFinite;
+        Tensor? x0 = warm ? _solution! * Options.WarmStartDecay : null;
+        Func<Tensor, Tensor>? preconditioner = null;
+        if (Options.DiagonalPreconditioner)
+        {
+            var d = DiagonalFisherPreconditioner.Denominator(layout, _statistics, damping, Options.DiagonalExponent, _step)?.to_type(b.dtype);
+            if (d is not null) preconditioner = r => r / d;
+        }
+
+        int products = 0;
+        var report = _solver.Solve(v => { products++; return product.Multiply(v, damping); }, b, x0, Options.ToSolverOptions(), preconditioner);
+        TotalProducts += products;
+
+        _solution?.Dispose();
+        _solution = report.X.detach().clone().DetachFromDisposeScope();   // finite by the solver's contract
+        LastReport = report with { X = _solution };
+
+        var result = layout.ToMatrices(report.X);
+        return result.Select((t, i) => t.to_type(gradients[i].dtype).MoveToOuterDisposeScope()).ToList();
+    }
+
+    /// <summary>G v (no damping) for W̄-shaped <paramref name="vectors"/>: the predicted KL ½ΔᵀGΔ and quadratic models.</summary>
+    public IReadOnlyList<Tensor> Multiply(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> vectors)
+    {
+        var product = Product(layers);
+        var layout = _layout!;
+        using var scope = NewDisposeScope();
+        var gv = product.Multiply(layout.ToFlat(vectors));
+        return layout.ToMatrices(gv).Select((t, i) => t.to_type(vectors[i].dtype).MoveToOuterDisposeScope()).ToList();
+    }
+
+    /// <summary>The step's G-vector product over <paramref name="layers"/> (built on first use after each <see cref="Update"/>).</summary>
+    public GgnVectorProduct Product(IReadOnlyList<ILayerAdapter> layers)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        if (_output is null || _likelihood is null)
+            throw new InvalidOperationException("no metric batch yet: call Update first");
+        if (_layout is null || !_layout.Matches(layers))
+        {
+            _layout = new ParameterLayout(layers);
+            _product?.Dispose();
+            _product = null;
+            _solution?.Dispose();              // a warm start in another layout would be meaningless
+            _solution = null;
+            LastReport = null;
+        }
+        return _product ??= new GgnVectorProduct(_output, _layout.Parameters, _likelihood);
+    }
+
+    /// <summary>Releases the double-backward graph and the warm-start solution.</summary>
+    public void Dispose()
+    {
+        _product?.Dispose();
+        _product = null;
+        _solution?.Dispose();
+        _solution = null;
+        LastReport = null;
+        _output = null;
+        _statistics = Array.Empty<LayerStatistics>();
+    }
+}

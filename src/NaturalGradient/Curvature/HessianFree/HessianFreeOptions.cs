@@ -1,0 +1,61 @@
+using NaturalGradient.Solvers;
+
+namespace NaturalGradient.Curvature.HessianFree;
+
+/// <summary>
+/// Settings of Hessian-free (truncated-Newton) natural gradient, <see cref="HessianFreeCurvature"/>.
+/// Every property has a documented default; <see cref="Validate"/> checks them before any tensor work.
+/// </summary>
+public sealed record HessianFreeOptions
+{
+    /// <summary>
+    /// Krylov solver for (G + λI) x = g; default <see cref="SolverKind.Cg"/> (seed 001 algorithm 1). Choose
+    /// <see cref="SolverKind.Minres"/> for λ = 0 or tiny λ, where G may be singular (seed 001 appendix 8.3).
+    /// </summary>
+    public SolverKind Solver { get; init; } = SolverKind.Cg;
+
+    /// <summary>Iteration budget per step (one G-vector product each); default 50. Seed 001 uses 20.</summary>
+    public int MaxIterations { get; init; } = 50;
+
+    /// <summary>Stop when ‖g − (G + λI) x‖ ≤ RelativeTolerance · ‖g‖; default 1e-4 (seed 001's rtol).</summary>
+    public double RelativeTolerance { get; init; } = 1e-4;
+
+    /// <summary>Start each solve from the previous step's solution (Martens 2010 §4.5); default true.</summary>
+    public bool WarmStart { get; init; } = true;
+
+    /// <summary>The warm start is WarmStartDecay · x_prev; default 1 (no decay). Martens 2010 uses 0.95. In [0, 1].</summary>
+    public double WarmStartDecay { get; init; } = 1.0;
+
+    /// <summary>
+    /// Precondition the solver with the inverse of a diagonal Fisher estimate, P = (diag F̂ + λ)^(−ξ); default false.
+    /// diag F̂ comes from the step's <see cref="CurvatureBatch.Layers"/> statistics (the Fisher kind the preconditioner
+    /// collects: with <c>FisherKind.Exact</c> it is exactly diag G, with the empirical Fisher it is Martens 2010's choice).
+    /// </summary>
+    public bool DiagonalPreconditioner { get; init; }
+
+    /// <summary>ξ in P = (diag F̂ + λ)^(−ξ); default 1 (Jacobi). Martens 2010 uses 0.75 with the empirical Fisher. In (0, 1].</summary>
+    public double DiagonalExponent { get; init; } = 1.0;
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid option; returns this.</summary>
+    public HessianFreeOptions Validate()
+    {
+        if (!Enum.IsDefined(Solver))
+            throw new ArgumentOutOfRangeException(nameof(Solver), Solver, "Solver must be Cg or Minres");
+        if (MaxIterations < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxIterations), MaxIterations, "MaxIterations must be ≥ 1");
+        if (!(RelativeTolerance > 0 && RelativeTolerance < 1))
+            throw new ArgumentOutOfRangeException(nameof(RelativeTolerance), RelativeTolerance, "RelativeTolerance must be in (0, 1)");
+        if (!(WarmStartDecay >= 0 && WarmStartDecay <= 1))
+            throw new ArgumentOutOfRangeException(nameof(WarmStartDecay), WarmStartDecay, "WarmStartDecay must be in [0, 1]");
+        if (!(DiagonalExponent > 0 && DiagonalExponent <= 1))
+            throw new ArgumentOutOfRangeException(nameof(DiagonalExponent), DiagonalExponent, "DiagonalExponent must be in (0, 1]");
+        return this;
+    }
+
+    /// <summary>The solver's stopping rules.</summary>
+    public SolverOptions ToSolverOptions() => new() { MaxIterations = MaxIterations, RelativeTolerance = RelativeTolerance };
+
+    public override string ToString() =>
+        $"DiagonalExponent={DiagonalExponent}, DiagonalPreconditioner={DiagonalPreconditioner}, MaxIterations={MaxIterations}, " +
+        $"RelativeTolerance={RelativeTolerance}, Solver={Solver}, WarmStart={WarmStart}, WarmStartDecay={WarmStartDecay}";
+}

@@ -1,0 +1,119 @@
+using NaturalGradient.Capture;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Curvature.HessianFree;
+
+/// <summary>
+/// The covered layers' parameters as one flat vector, in autograd's order (layer by layer: weight, then bias),
+/// and the conversion to and from the per-layer W̄ = [W b] matrices the rest of the library uses.
+/// </summary>
+/// <remarks>
+/// The two orders differ: W̄'s rows interleave a layer's weights and its bias (row i = [Wᵢ,: bᵢ]), while the
+/// flat parameter vector stores all of W, then all of b. The mapping follows the <see cref="ILayerAdapter"/>
+/// convention W̄ = [weight.reshape(out, −1) bias] with <see cref="ILayerAdapter.Parameters"/> = (weight, bias).
+/// </remarks>
+public sealed class ParameterLayout
+{
+    private readonly ILayerAdapter[] _layers;
+
+    /// <exception cref="NotSupportedException">An adapter's parameters do not follow the (weight, bias) convention.</exception>
+    public ParameterLayout(IReadOnlyList<ILayerAdapter> layers)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        if (layers.Count == 0) throw new ArgumentException("at least one layer is needed", nameof(layers));
+        _layers = layers.ToArray();
+        foreach (var l in _layers)
+        {
+            var ps = l.Parameters;
+            long weightCols = l.InputDim - (l.HasBias ? 1 : 0);
+            bool ok = ps.Count == (l.HasBias ? 2 : 1)
+                      && ps[0].numel() == l.OutputDim * weightCols && ps[0].shape[0] == l.OutputDim
+                      && (!l.HasBias || ps[1].numel() == l.OutputDim);
+            if (!ok)
+                throw new NotSupportedException(
+                    $"layer '{l.Name}' ({l.KindName}): its parameters do not match W̄ = [weight.reshape(out, −1) bias]; Hessian-free cannot map them");
+        }
+        Parameters = _layers.SelectMany(l => l.Parameters).Cast<Tensor>().ToArray();
+        Count = _layers.Sum(l => l.ParameterCount);
+    }
+
+    /// <summary>The layers, in order.</summary>
+    public IReadOnlyList<ILayerAdapter> Layers => _layers;
+
+    /// <summary>θ: every covered parameter, layer by layer, weight then bias.</summary>
+    public IReadOnlyList<Tensor> Parameters { get; }
+
+    /// <summary>Total number of covered parameters p.</summary>
+    public long Count { get; }
+
+    /// <summary>True when <paramref name="layers"/> are the same adapters in the same order.</summary>
+    public bool Matches(IReadOnlyList<ILayerAdapter> layers) =>
+        layers.Count == _layers.Length && layers.Select((l, i) => ReferenceEquals(l, _layers[i])).All(x => x);
+
+    /// <summary>Per-layer W̄-shaped matrices (out × in') → the flat parameter-order vector (length p, dtype of θ).</summary>
+    public Tensor ToFlat(IReadOnlyList<Tensor> matrices)
+    {
+        if (matrices.Count != _layers.Length)
+            throw new ArgumentException($"expected {_layers.Length} W̄ matrices, got {matrices.Count}", nameof(matrices));
+        var parts = new List<Tensor>(Parameters.Count);
+        for (int i = 0; i < _layers.Length; i++)
+        {
+            var l = _layers[i];
+            var m = matrices[i];
+            if (m.dim() != 2 || m.shape[0] != l.OutputDim || m.shape[1] != l.InputDim)
+                throw new ArgumentException(
+                    $"layer '{l.Name}': expected a {l.OutputDim} × {l.InputDim} W̄ matrix, got [{string.Join(", ", m.shape)}]", nameof(matrices));
+            long weightCols = l.InputDim - (l.HasBias ? 1 : 0);
+            parts.Add(m.narrow(1, 0, weightCols).flatten());
+            if (l.HasBias) parts.Add(m.select(1, l.InputDim - 1));
+        }
+        return cat(parts.ToArray()).to_type(Parameters[0].dtype);
+    }
+
+    /// <summary>The flat parameter-order vector → per-layer W̄-shaped matrices (out × in'), in <paramref name="dtype"/>.</summary>
+    public IReadOnlyList<Tensor> ToMatrices(Tensor flat, ScalarType? dtype = null)
+    {
+        CheckFlat(flat);
+        var result = new List<Tensor>(_layers.Length);
+        long offset = 0;
+        foreach (var l in _layers)
+        {
+            long weightCols = l.InputDim - (l.HasBias ? 1 : 0);
+            long nw = l.OutputDim * weightCols;
+            var w = flat.narrow(0, offset, nw).reshape(l.OutputDim, weightCols);
+            offset += nw;
+            if (l.HasBias)
+            {
+                w = cat(new[] { w, flat.narrow(0, offset, l.OutputDim).unsqueeze(1) }, 1);
+                offset += l.OutputDim;
+            }
+            result.Add(dtype is null ? w.contiguous() : w.to_type(dtype.Value).contiguous());
+        }
+        return result;
+    }
+
+    /// <summary>The flat vector → one tensor per parameter, shaped like it (views of <paramref name="flat"/>).</summary>
+    public IReadOnlyList<Tensor> Split(Tensor flat)
+    {
+        CheckFlat(flat);
+        var result = new Tensor[Parameters.Count];
+        long offset = 0;
+        for (int i = 0; i < result.Length; i++)
+        {
+            long n = Parameters[i].numel();
+            result[i] = flat.narrow(0, offset, n).view(Parameters[i].shape);
+            offset += n;
+        }
+        return result;
+    }
+
+    /// <summary>One tensor per parameter → the flat vector.</summary>
+    public Tensor Concatenate(IList<Tensor> perParameter) => cat(perParameter.Select(t => t.flatten()).ToArray());
+
+    private void CheckFlat(Tensor flat)
+    {
+        if (flat.dim() != 1 || flat.shape[0] != Count)
+            throw new ArgumentException($"expected a flat vector of length {Count}, got [{string.Join(", ", flat.shape)}]", nameof(flat));
+    }
+}
