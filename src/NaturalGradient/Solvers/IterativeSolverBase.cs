@@ -41,9 +41,9 @@ public abstract class IterativeSolverBase : IIterativeSolver
     /// <summary>The recurrence. Runs inside the solve's dispose scope and under no_grad; b and x0 are finite.</summary>
     protected abstract SolveReport SolveCore(SolveContext context, Tensor b, Tensor? x0, SolverOptions options);
 
-    protected static double Dot(Tensor a, Tensor b) => a.dot(b).item<double>();
+    protected static double Dot(Tensor a, Tensor b) => a.dot(b).ToDouble();
 
-    protected static double Norm(Tensor a) => a.norm().item<double>();
+    protected static double Norm(Tensor a) => a.norm().ToDouble();
 
     protected static bool IsFinite(Tensor a) => a.isfinite().all().item<bool>();
 

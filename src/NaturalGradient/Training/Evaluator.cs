@@ -32,7 +32,7 @@ public static class Evaluator
                 var xb = x.narrow(0, start, size);
                 var yb = y.narrow(0, start, size);
                 var output = model.call(xb);
-                lossSum += likelihood.PerExampleLoss(output, yb).to_type(ScalarType.Float64).sum().item<double>();
+                lossSum += likelihood.PerExampleLoss(output, yb).to_type(ScalarType.Float64).sum().ToDouble();
                 var acc = likelihood.Accuracy(output, yb);
                 if (acc is null) hasAccuracy = false;
                 else correct += acc.Value * size;

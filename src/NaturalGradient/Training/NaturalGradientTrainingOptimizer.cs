@@ -1,5 +1,7 @@
 using NaturalGradient.Curvature;
+using NaturalGradient.Curvature.HessianFree;
 using NaturalGradient.Curvature.Kfac;
+using NaturalGradient.Solvers;
 using NaturalGradient.Fisher;
 using NaturalGradient.Optim;
 using NaturalGradient.Preconditioning;
@@ -45,6 +47,12 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
                 Damping = s.Damping,
                 MaxExactParameters = s.MaxExactParameters,
                 Seed = (long)(context.Generator.initial_seed() & long.MaxValue),
+                HessianFree = new HessianFreeOptions
+                {
+                    Solver = s.HfSolver == HfSolver.Minres ? SolverKind.Minres : SolverKind.Cg,
+                    MaxIterations = s.HfMaxIterations,
+                    RelativeTolerance = s.HfTolerance,
+                },
                 Kfac = new KfacOptions
                 {
                     FactorDecay = s.FactorDecay,
@@ -80,7 +88,9 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
         }
         var r = _ngd.Step(x, y, metricX, metricY);
         return new StepResult(r.Loss, r.Damping, double.IsNaN(r.Rho) ? null : r.Rho,
-            double.IsNaN(r.PredictedKl) ? null : r.PredictedKl, SolverIterations: null, Skipped: !r.Applied);
+            double.IsNaN(r.PredictedKl) ? null : r.PredictedKl,
+            SolverIterations: (_ngd.Preconditioner.Curvature as HessianFreeCurvature)?.LastReport?.Iterations,
+            Skipped: !r.Applied);
     }
 
     public void Dispose() => _ngd.Dispose();

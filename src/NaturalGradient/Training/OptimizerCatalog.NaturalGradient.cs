@@ -27,5 +27,6 @@ public sealed partial class OptimizerCatalog
         Add("diag", CurvatureStructure.Diagonal, "diagonal Fisher");
         Add("kfac", CurvatureStructure.Kfac, "K-FAC: Kronecker-factored Fisher blocks A ⊗ G");
         Add("ekfac", CurvatureStructure.Ekfac, "EKFAC: K-FAC eigenbasis with re-estimated scaling");
+        Add("hf", CurvatureStructure.HessianFree, "Hessian-free natural gradient: Gauss-Newton products solved by CG or MINRES");
     }
 }

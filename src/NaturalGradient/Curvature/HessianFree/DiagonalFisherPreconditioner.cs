@@ -33,7 +33,7 @@ public static class DiagonalFisherPreconditioner
             diagonals.Add(block.Multiply(ones(layer.OutputDim, layer.InputDim, dtype: stats.Activations.dtype)));
         }
         var d = layout.ToFlat(diagonals).add(damping);
-        double max = d.max().item<double>();
+        double max = d.max().ToDouble();
         if (!(max > 0) || !double.IsFinite(max)) return null;
         d = d.clamp_min(1e-12 * max);
         return exponent == 1 ? d : d.pow(exponent);
