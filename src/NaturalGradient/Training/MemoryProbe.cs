@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 
 namespace NaturalGradient.Training;
 
@@ -25,5 +26,20 @@ public static class MemoryProbe
             // fall through to the portable reading
         }
         return Environment.WorkingSet / (1024.0 * 1024.0);
+    }
+
+    [DllImport("libc", EntryPoint = "malloc_trim")]
+    private static extern int MallocTrim(nuint pad);
+
+    /// <summary>
+    /// Returns freed native heap pages to the OS (glibc <c>malloc_trim</c>; a no-op elsewhere). libtorch's CPU
+    /// tensors live on the C heap: batches of varying shapes (the last batch of an epoch, evaluation batches)
+    /// fragment it, and without a trim the freed pages stay resident.
+    /// </summary>
+    public static void TrimNativeHeap()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        try { MallocTrim(0); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
     }
 }
