@@ -12,7 +12,7 @@ public static class CurvatureFactory
     {
         CurvatureStructure.Exact => new ExactCurvature(options.MaxExactParameters, options.Form),
         CurvatureStructure.BlockDiagonal => new BlockDiagonalCurvature(_ => new DenseBlock(options.Form)),
-        CurvatureStructure.Tengrad => new BlockDiagonalCurvature(_ => new TengradBlock()),
+        CurvatureStructure.Tengrad => new BlockDiagonalCurvature(_ => new TengradBlock(options.Form)),
         CurvatureStructure.Diagonal => new BlockDiagonalCurvature(_ => new DiagonalBlock()),
         CurvatureStructure.Kfac => new BlockDiagonalCurvature(layer => new KfacBlock(layer, options.Kfac)),
         CurvatureStructure.Ekfac => new BlockDiagonalCurvature(layer => new EkfacBlock(layer, options.Kfac)),

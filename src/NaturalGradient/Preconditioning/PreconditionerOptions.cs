@@ -17,7 +17,7 @@ public sealed record PreconditionerOptions
     /// <summary>Sampled targets per input for <see cref="FisherKind.MonteCarlo"/>; default 1.</summary>
     public int MonteCarloSamples { get; init; } = 1;
 
-    /// <summary>Uncentred Fisher or TONGA's centred covariance (dense and block structures only); default uncentred.</summary>
+    /// <summary>Uncentred Fisher or TONGA's centred covariance (exact, block and TENGraD structures); default uncentred.</summary>
     public MetricForm Form { get; init; } = MetricForm.Uncentered;
 
     /// <summary>Damping λ in (M + λI)Δ = g; default 1e-3. Must be &gt; 0 for TENGraD.</summary>
@@ -55,8 +55,8 @@ public sealed record PreconditionerOptions
             ArgumentNullException.ThrowIfNull(HessianFree, nameof(HessianFree));
             HessianFree.Validate();
         }
-        if (Form == MetricForm.Centered && Structure is not (CurvatureStructure.Exact or CurvatureStructure.BlockDiagonal))
-            throw new ArgumentOutOfRangeException(nameof(Form), Form, "the centred covariance metric is available for the exact and block structures only");
+        if (Form == MetricForm.Centered && Structure is not (CurvatureStructure.Exact or CurvatureStructure.BlockDiagonal or CurvatureStructure.Tengrad))
+            throw new ArgumentOutOfRangeException(nameof(Form), Form, "the centred covariance metric is available for the exact, block and tengrad structures only");
         return this;
     }
 

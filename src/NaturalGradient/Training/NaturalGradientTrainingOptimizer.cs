@@ -44,6 +44,7 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
                 Structure = structure,
                 Fisher = s.Fisher,
                 MonteCarloSamples = s.McSamples,
+                Form = s.MetricForm,
                 Damping = s.Damping,
                 MaxExactParameters = s.MaxExactParameters,
                 Seed = (long)(context.Generator.initial_seed() & long.MaxValue),

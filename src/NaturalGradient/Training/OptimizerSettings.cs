@@ -45,6 +45,9 @@ public sealed record OptimizerSettings
     /// <summary>Sampled targets per input for the Monte-Carlo Fisher, ≥ 1; default 1.</summary>
     public int McSamples { get; init; } = 1;
 
+    /// <summary>Uncentred Fisher, or TONGA's centred gradient covariance (seed 001 §4.1; exact, block, tengrad); default uncentred.</summary>
+    public MetricForm MetricForm { get; init; } = MetricForm.Uncentered;
+
     /// <summary>Which examples the curvature statistics come from; default <see cref="Training.MetricSource.SameBatch"/>.</summary>
     public MetricSource MetricSource { get; init; } = MetricSource.SameBatch;
 

@@ -83,6 +83,24 @@ public class NaturalGradientSolveTests
         }
     }
 
+    [Theory]
+    [InlineData(3)]
+    [InlineData(30)]
+    public void CenteredTengrad_EqualsCenteredBlockDiagonal(int m)
+    {
+        using var scope = NewDisposeScope();
+        PreconditionerOptions Centered(CurvatureStructure s) => Options(s, FisherKind.Empirical) with { Form = MetricForm.Centered };
+        var block = EngineProblem.Create(new[] { 5, 6, 3 }, m, LikelihoodKind.Categorical, Centered(CurvatureStructure.BlockDiagonal));
+        var tengrad = EngineProblem.Create(new[] { 5, 6, 3 }, m, LikelihoodKind.Categorical, Centered(CurvatureStructure.Tengrad));
+        var g = block.Preconditioner.GradientMatrices();
+        double rel = TensorAssert.RelativeError(EngineProblem.Flatten(block.Preconditioner.Solve(g, Damping)),
+            EngineProblem.Flatten(tengrad.Preconditioner.Solve(g, Damping)));
+        Assert.True(rel < 1e-9, $"centred TENGraD vs centred block relative error {rel:E3}");
+        var uncentered = EngineProblem.Create(new[] { 5, 6, 3 }, m, LikelihoodKind.Categorical, Options(CurvatureStructure.Tengrad, FisherKind.Empirical));
+        Assert.True(TensorAssert.RelativeError(EngineProblem.Flatten(uncentered.Preconditioner.Solve(g, Damping)),
+            EngineProblem.Flatten(tengrad.Preconditioner.Solve(g, Damping))) > 1e-3, "centring must change the step");
+    }
+
     [Fact]
     public void Diagonal_EqualsDiagonalOfTheDenseBlock()
     {

@@ -15,12 +15,20 @@ namespace NaturalGradient.Curvature.Blocks;
 ///   J_lᵀ u   = (D ∘ u)ᵀ Ā                                                  eq 43
 /// </code>
 /// with Ā (n × in') the activations and D (n × out) the output gradients of the n gradient samples.
+/// With <see cref="MetricForm.Centered"/> (TONGA's covariance, seed 001 eq 12) the rows of J are centred,
+/// J_c = P J with P = I − 11ᵀ/n, so J_cJ_cᵀ = P (J Jᵀ) P, J_c g = P (J g) and J_cᵀu = Jᵀ(P u): still no Jacobian.
 /// Cost O(n² (in' + out) + n³ + n p_l); memory O(n² + n (in' + out)). Linear layers (T = 1) only.
 /// </summary>
 public sealed class TengradBlock : ICurvatureBlock
 {
+    private readonly MetricForm _form;
     private Tensor? _a, _d, _gram;
     private double _weight;
+
+    public TengradBlock(MetricForm form = MetricForm.Uncentered) => _form = form;
+
+    /// <summary>P u = u − mean(u) for the centred form; u otherwise.</summary>
+    private Tensor Center(Tensor u) => _form == MetricForm.Centered ? u - u.mean() : u;
 
     public void Update(LayerStatistics statistics, long step)
     {
@@ -29,7 +37,10 @@ public sealed class TengradBlock : ICurvatureBlock
                 $"TENGraD supports layers with one position per example (Linear); layer '{statistics.Adapter.Name}' ({statistics.Adapter.KindName}) has {statistics.Positions}");
         _a = statistics.PairedActivations().squeeze(1);   // n × in'
         _d = statistics.FlatOutputGradients().squeeze(1); // n × out
-        _gram = _a.mm(_a.t()) * _d.mm(_d.t());             // eq 41
+        var gram = _a.mm(_a.t()) * _d.mm(_d.t());          // eq 41
+        if (_form == MetricForm.Centered)
+            gram = gram - gram.mean(new long[] { 0 }, keepdim: true) - gram.mean(new long[] { 1 }, keepdim: true) + gram.mean();
+        _gram = gram;
         _weight = statistics.Weight;
     }
 
@@ -39,10 +50,10 @@ public sealed class TengradBlock : ICurvatureBlock
     }
 
     /// <summary>J g for a W̄-shaped g (eq 42): n.</summary>
-    private Tensor Jv(Tensor g) => (_d!.mm(g) * _a!).sum(1);
+    private Tensor Jv(Tensor g) => Center((_d!.mm(g) * _a!).sum(1));
 
     /// <summary>Jᵀ u for u of length n (eq 43): W̄-shaped.</summary>
-    private Tensor JTu(Tensor u) => (_d! * u.unsqueeze(1)).t().mm(_a!);
+    private Tensor JTu(Tensor u) => (_d! * Center(u).unsqueeze(1)).t().mm(_a!);
 
     public Tensor Precondition(Tensor gradient, double damping)
     {
@@ -66,6 +77,7 @@ public sealed class TengradBlock : ICurvatureBlock
     {
         EnsureUpdated();
         var j = (_d!.unsqueeze(2) * _a!.unsqueeze(1)).reshape(_d.shape[0], -1); // tests only: n × p
+        if (_form == MetricForm.Centered) j = j - j.mean(new long[] { 0 }, keepdim: true);
         return j.t().mm(j).mul(_weight);
     }
 
