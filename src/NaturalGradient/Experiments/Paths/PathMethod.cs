@@ -91,3 +91,27 @@ public sealed record PathSummary(Trajectory Trajectory, Vec2 Minimum, double Min
 {
     public double FinalLoss => Trajectory.Final.Loss;
 }
+
+/// <summary>Names of the methods in files and plots.</summary>
+public static class PathMethodNames
+{
+    /// <summary>The identifier in paths.csv: newton, natural-gradient, le-roux, gradient-descent.</summary>
+    public static string Id(this PathMethod method) => method switch
+    {
+        PathMethod.GradientDescent => "gradient-descent",
+        PathMethod.Newton => "newton",
+        PathMethod.NaturalGradient => "natural-gradient",
+        PathMethod.CovarianceNaturalGradient => "le-roux",
+        _ => throw new ArgumentOutOfRangeException(nameof(method), method, "unknown method"),
+    };
+
+    /// <summary>A human-readable name (legend, summary).</summary>
+    public static string DisplayName(this PathMethod method) => method switch
+    {
+        PathMethod.GradientDescent => "Gradient descent",
+        PathMethod.Newton => "Newton",
+        PathMethod.NaturalGradient => "Natural gradient (Amari)",
+        PathMethod.CovarianceNaturalGradient => "Le Roux's natural gradient",
+        _ => throw new ArgumentOutOfRangeException(nameof(method), method, "unknown method"),
+    };
+}
