@@ -75,11 +75,18 @@ internal static class PathsPlot
             double[] bs = t.Points.Select(p => p.B).ToArray(), ws = t.Points.Select(p => p.W).ToArray();
             var line = plot.Add.ScatterLine(bs, ws, color);
             line.LineWidth = 2.5f;
-            if (t.Start == PathStart.Defaults[0] || t.Start.Name == r.Trajectories[0].Start.Name) line.LegendText = t.Method.DisplayName();
+            if (t.Start.Name == r.Trajectories[0].Start.Name) line.LegendText = t.Method.DisplayName();
             var even = t.Points.Where(p => p.Step % 2 == 0).ToArray();
             var odd = t.Points.Where(p => p.Step % 2 == 1).ToArray();
-            plot.Add.Markers(even.Select(p => p.B).ToArray(), even.Select(p => p.W).ToArray(), MarkerShape.FilledCircle, 5, color);
-            plot.Add.Markers(odd.Select(p => p.B).ToArray(), odd.Select(p => p.W).ToArray(), MarkerShape.FilledCircle, 5, color.Lighten(0.45));
+            if (even.Length > 0)
+                plot.Add.Markers(even.Select(p => p.B).ToArray(), even.Select(p => p.W).ToArray(), MarkerShape.FilledCircle, 5, color);
+            if (odd.Length > 0)
+                plot.Add.Markers(odd.Select(p => p.B).ToArray(), odd.Select(p => p.W).ToArray(), MarkerShape.FilledCircle, 5, color.Lighten(0.45));
+            if (t.Stopped)
+            {
+                var end = t.Final;
+                plot.Add.Marker(end.B, end.W, MarkerShape.Eks, 14, color);
+            }
         }
 
         // Starts and the minima reached.
