@@ -1,3 +1,5 @@
+using NaturalGradient.Capture;
+using NaturalGradient.Curvature;
 using System.CommandLine;
 using NaturalGradient.Cli.Commands;
 using NaturalGradient.Data;
@@ -35,6 +37,11 @@ internal sealed class NatgradApp(CliContext ctx)
         }
         catch (UsageException e) { return Fail(ExitCodes.Usage, e.Message); }
         catch (DataFormatException e) { return Fail(ExitCodes.Usage, e.Message); }
+        // A model the chosen method cannot handle: too large for exact NGD, a conv layer for TENGraD, a bypassed layer.
+        catch (Exception e) when (e is ModelNotSupportedException or NotSupportedException or LayerNotObservedException)
+        {
+            return Fail(ExitCodes.Usage, e.Message);
+        }
         catch (OperationCanceledException) { return Fail(ExitCodes.Interrupted, "interrupted"); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -43,6 +43,7 @@ internal static class TrainBinder
             DampingSchedule = CliChoices.DampingSchedule(p.GetValue(o.DampingSchedule)!),
             Fisher = CliChoices.Fisher(p.GetValue(o.Fisher)!),
             McSamples = p.GetValue(o.McSamples),
+            MetricForm = CliChoices.MetricForm(p.GetValue(o.MetricForm)!),
             MetricSource = CliChoices.Metric(p.GetValue(o.Metric)!),
             UnlabeledCount = p.GetValue(o.UnlabeledCount),
             InverseUpdatePeriod = p.GetValue(o.InversePeriod),
@@ -99,8 +100,8 @@ internal static class TrainBinder
         if (e.ParamName is { } name)
         {
             text = text.Replace($" (Parameter '{name}')", "");
-            if (o.PropertyToOption.TryGetValue(name, out var option) && text.StartsWith(name, StringComparison.Ordinal))
-                text = option + text[name.Length..];
+            if (o.PropertyToOption.TryGetValue(name, out var option))
+                text = text.StartsWith(name, StringComparison.Ordinal) ? option + text[name.Length..] : $"{option}: {text}";
         }
         return text;
     }

@@ -50,6 +50,11 @@ internal static class TrainCommand
             diverged = e;
             result = e.Partial;
         }
+        catch (ArgumentOutOfRangeException e) when (e.ParamName is { } name && options.PropertyToOption.ContainsKey(name))
+        {
+            // Settings that only the chosen method can judge (e.g. --metric-form covariance with kfac).
+            throw new UsageException(TrainBinder.Describe(e, options));
+        }
 
         RunFiles.Write(config.OutDir, config, info, result, diverged, parse.Tokens.Select(t => t.Value).ToList());
         SummaryTable.Render(console, result, config.OutDir, ctx.Interactive, diverged is not null);

@@ -66,6 +66,8 @@ internal sealed class TrainOptions
     public Option<int> McSamples { get; } = CliOptions.Int("--mc-samples", "Sampled targets per input for --fisher mc", Opt.McSamples);
     public Option<string> Metric { get; } = CliOptions.Text("--metric", "Curvature batch: same (the gradient's), other (another batch), unlabeled (inputs only)", "same",
         v => CliChoices.Metric(v), helpName: "same|other|unlabeled");
+    public Option<string> MetricForm { get; } = CliOptions.Text("--metric-form", "fisher, or covariance (TONGA's centred gradient covariance; exact, block, tengrad)", "fisher",
+        v => CliChoices.MetricForm(v), helpName: "fisher|covariance");
     public Option<int?> UnlabeledCount { get; } = CliOptions.OptionalInt("--unlabeled-count", "Inputs per step for --metric unlabeled [default: batch size]");
     public Option<int> InversePeriod { get; } = CliOptions.Int("--inverse-period", "Recompute inverses every N steps", Opt.InverseUpdatePeriod);
     public Option<int> FactorPeriod { get; } = CliOptions.Int("--factor-period", "Update curvature factors every N steps", Opt.FactorUpdatePeriod);
@@ -83,7 +85,7 @@ internal sealed class TrainOptions
         Data, Target, Ignore, TestFraction, MaxTrain,
         Model, Hidden, Activation,
         Optimizer, Lr, Momentum, WeightDecay, LrDecay, Beta1, Beta2, Eps,
-        Damping, DampingSchedule, Fisher, McSamples, Metric, UnlabeledCount, InversePeriod, FactorPeriod, FactorDecay, KlClip,
+        Damping, DampingSchedule, Fisher, McSamples, Metric, MetricForm, UnlabeledCount, InversePeriod, FactorPeriod, FactorDecay, KlClip,
         HfSolver, HfIters, HfTol, MaxExactParams,
         Epochs, BatchSize, Seed, Dtype, Threads, Out,
     };
@@ -108,6 +110,8 @@ internal sealed class TrainOptions
         [nameof(OptimizerSettings.Fisher)] = Fisher.Name,
         [nameof(OptimizerSettings.McSamples)] = McSamples.Name,
         [nameof(OptimizerSettings.MetricSource)] = Metric.Name,
+        [nameof(OptimizerSettings.MetricForm)] = MetricForm.Name,
+        ["Form"] = MetricForm.Name,
         [nameof(OptimizerSettings.UnlabeledCount)] = UnlabeledCount.Name,
         [nameof(OptimizerSettings.InverseUpdatePeriod)] = InversePeriod.Name,
         [nameof(OptimizerSettings.FactorUpdatePeriod)] = FactorPeriod.Name,

@@ -22,6 +22,13 @@ internal static class CliChoices
         _ => throw Bad(text, "empirical, mc, exact"),
     };
 
+    public static MetricForm MetricForm(string text) => Lower(text) switch
+    {
+        "fisher" or "uncentered" => NaturalGradient.Fisher.MetricForm.Uncentered,
+        "covariance" or "centered" => NaturalGradient.Fisher.MetricForm.Centered,
+        _ => throw Bad(text, "fisher, covariance"),
+    };
+
     public static MetricSource Metric(string text) => Lower(text) switch
     {
         "same" => MetricSource.SameBatch,

@@ -31,7 +31,7 @@ public sealed class ExactCurvature : ICurvature
     {
         long p = layers.Sum(l => l.ParameterCount);
         if (p > MaxParameters)
-            throw new InvalidOperationException(
+            throw new ModelNotSupportedException(
                 $"exact NGD needs a dense {p}×{p} Fisher ({p} covered parameters > the limit of {MaxParameters}); " +
                 "use block, tengrad, kfac or hf, or raise the limit (--max-exact-params / MaxExactParameters)");
     }
@@ -76,4 +76,10 @@ public sealed class ExactCurvature : ICurvature
     }
 
     public void Dispose() => _matrix = null;
+}
+
+/// <summary>The model is outside what the chosen curvature method can handle (the message says why and what to use instead).</summary>
+public sealed class ModelNotSupportedException : InvalidOperationException
+{
+    public ModelNotSupportedException(string message) : base(message) { }
 }

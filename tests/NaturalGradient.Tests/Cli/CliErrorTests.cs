@@ -35,6 +35,9 @@ public class CliErrorTests
     [InlineData(new[] { "--test-fraction", "1" }, "natgrad: error: --test-fraction must be in [0, 1), got 1")]
     [InlineData(new[] { "--metric", "unlabeled" }, "natgrad: error: --metric unlabeled needs --fisher mc or exact (the empirical Fisher needs labels)")]
     [InlineData(new[] { "--model", "conv" }, "natgrad: error: --model conv needs image inputs c×h×w with h, w ≥ 4, but the data have input shape [3] ('tiny')")]
+    [InlineData(new[] { "--metric-form", "tonga" }, "natgrad: error: --metric-form: 'tonga' is not one of fisher, covariance")]
+    [InlineData(new[] { "--optimizer", "kfac", "--metric-form", "covariance" }, "natgrad: error: --metric-form: the centred covariance metric is available for the exact, block and tengrad structures only")]
+    [InlineData(new[] { "--optimizer", "exact", "--max-exact-params", "10" }, "natgrad: error: exact NGD needs a dense 161×161 Fisher (161 covered parameters > the limit of 10); use block, tengrad, kfac or hf, or raise the limit (--max-exact-params / MaxExactParameters)")]
     public void BadOption_PrintsOneLineNamingIt_ExitCode2(string[] extra, string expected) =>
         AssertUsageError(CliHarness.Run(Train(extra)), expected);
 

@@ -142,7 +142,7 @@ public class NaturalGradientSolveTests
     {
         using var scope = NewDisposeScope();
         var model = TestModels.Mlp(new[] { 10, 10, 2 });
-        var ex = Assert.Throws<InvalidOperationException>(() => new NaturalGradientPreconditioner(model, new GaussianLikelihood(),
+        var ex = Assert.Throws<ModelNotSupportedException>(() => new NaturalGradientPreconditioner(model, new GaussianLikelihood(),
             new PreconditionerOptions { Structure = CurvatureStructure.Exact, MaxExactParameters = 100 }));
         Assert.Contains("132 covered parameters > the limit of 100", ex.Message);
     }
