@@ -17,6 +17,7 @@ internal sealed class NatgradApp(CliContext ctx)
         var root = new RootCommand("natgrad: natural-gradient training for TorchSharp (see docs/CLI.md)");
         root.Add(TrainCommand.Create(ctx));
         root.Add(PathsCommand.Create());
+        root.Add(CompareCommand.Create(ctx));
         return root;
     }
 

@@ -1,0 +1,82 @@
+using System.CommandLine;
+using System.Globalization;
+using NaturalGradient.Cli.Parsing;
+using NaturalGradient.Experiments.Compare;
+
+namespace NaturalGradient.Cli.Commands;
+
+/// <summary>
+/// Options of <c>natgrad compare</c>: every <c>train</c> option (the shared ones give the base configuration;
+/// --optimizer, --lr, --seed and --batch-size are replaced by the lists below) plus the comparison's own.
+/// </summary>
+internal sealed class CompareOptions
+{
+    public CompareOptions(IReadOnlyList<string> optimizerNames)
+    {
+        Train = new TrainOptions(optimizerNames);
+        foreach (var o in new Option[] { Train.Optimizer, Train.Lr, Train.Seed, Train.BatchSize }) o.Hidden = true;
+    }
+
+    public TrainOptions Train { get; }
+
+    public Option<string> Optimizers { get; } = CliOptions.Text("--optimizers", "Comma-separated methods to compare", "sgd,adam,tengrad,kfac",
+        helpName: "a,b,c");
+    public Option<string?> LrGrid { get; } = new("--lr-grid")
+    {
+        Description = "Learning rates to try: 'a,b,c' for every method, or 'sgd=a,b;kfac=c,d' per method " +
+                      "[default: sgd/adam 0.3,0.1,0.03,0.01,0.003; natural gradient 1,0.3,0.1,0.03]",
+        HelpName = "grid",
+    };
+    public Option<string> Seeds { get; } = CliOptions.Text("--seeds", "Comma-separated seeds (initial weights, batch order, sampling)", "0,1,2", helpName: "s,s");
+    public Option<string> BatchSizes { get; } = CliOptions.Text("--batch-sizes", "Comma-separated batch sizes (a sweep when several)", "128", helpName: "m,m");
+    public Option<string> Select { get; } = CliOptions.Text("--select", "Best learning rate by: train-loss, test-loss or test-accuracy", "train-loss",
+        helpName: "criterion");
+    public Option<bool> Quick { get; } = new("--quick") { Description = "Quick mode: 5 epochs (unless --epochs is given), one seed, 2 learning rates per method" };
+
+    public IEnumerable<Option> All => Train.All.Concat(new Option[] { Optimizers, LrGrid, Seeds, BatchSizes, Select, Quick });
+
+    public static SelectionCriterion ParseSelect(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "train-loss" => SelectionCriterion.TrainLoss,
+        "test-loss" => SelectionCriterion.TestLoss,
+        "test-accuracy" => SelectionCriterion.TestAccuracy,
+        _ => throw new UsageException($"--select: '{text}' is not one of train-loss, test-loss, test-accuracy"),
+    };
+
+    /// <summary>Parses "1,2,3" into numbers, naming <paramref name="option"/> on error.</summary>
+    public static List<double> Numbers(string text, string option)
+    {
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length == 0) throw new UsageException($"{option}: the list is empty");
+        return parts.Select(p => double.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out var v)
+            ? v : throw new UsageException($"{option}: '{p}' is not a number")).ToList();
+    }
+
+    /// <summary>The learning-rate grid of each method.</summary>
+    public static Dictionary<string, List<double>> Grid(string? text, IReadOnlyList<string> optimizers, bool quick)
+    {
+        var grid = optimizers.ToDictionary(o => o, o => o is "sgd" or "adam"
+            ? new List<double> { 0.3, 0.1, 0.03, 0.01, 0.003 } : new List<double> { 1, 0.3, 0.1, 0.03 });
+        if (!string.IsNullOrWhiteSpace(text))
+        {
+            if (!text.Contains('='))
+                foreach (var o in optimizers) grid[o] = Numbers(text, "--lr-grid");
+            else
+                foreach (var part in text.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                {
+                    var kv = part.Split('=', 2);
+                    var name = kv[0].Trim().ToLowerInvariant();
+                    if (kv.Length != 2 || !grid.ContainsKey(name))
+                        throw new UsageException($"--lr-grid: '{part}' does not name one of the compared methods ({string.Join(", ", optimizers)})");
+                    grid[name] = Numbers(kv[1], "--lr-grid");
+                }
+        }
+        foreach (var (name, lrs) in grid)
+        {
+            if (lrs.Any(lr => !(lr > 0) || double.IsInfinity(lr)))
+                throw new UsageException($"--lr-grid: learning rates must be finite numbers > 0 ({name})");
+            if (quick && lrs.Count > 2) grid[name] = lrs.OrderBy(x => x).Skip((lrs.Count - 2) / 2).Take(2).ToList();
+        }
+        return grid;
+    }
+}
