@@ -22,7 +22,21 @@ internal static class LogScale
         {
             MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
             IntegerTicksOnly = true,
-            LabelFormatter = y => Math.Pow(10, y).ToString("G3", System.Globalization.CultureInfo.InvariantCulture),
+            LabelFormatter = y => Label(Math.Pow(10, y)),
         };
     }
+
+    /// <summary>Relabels an axis whose data were passed through log2 (sizes that double: 16, 32, 64, …).</summary>
+    public static void RelabelBase2(IAxis axis)
+    {
+        axis.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
+        {
+            IntegerTicksOnly = true,
+            LabelFormatter = x => Label(Math.Pow(2, x)),
+        };
+    }
+
+    private static string Label(double v) =>
+        v >= 1e-3 && v < 1e6 ? v.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)
+                             : v.ToString("G3", System.Globalization.CultureInfo.InvariantCulture);
 }
