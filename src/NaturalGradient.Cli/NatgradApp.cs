@@ -20,6 +20,7 @@ internal sealed class NatgradApp(CliContext ctx)
         root.Add(CompareCommand.Create(ctx));
         root.Add(ScaleCommand.Create(ctx));
         root.Add(ScalePointCommand.Create(ctx));
+        root.Add(OrderVarianceCommand.Create(ctx));
         return root;
     }
 
