@@ -10,14 +10,15 @@ what=${1:-all}
 
 if [[ $what == table1 || $what == all ]]; then
   # Seed 000 table 1 / figures 2-3: SGD vs TENGraD (empirical Fisher, as in the seed), batch 128, 200 epochs.
+  grid="1,0.3,0.1,0.03,0.01,0.003"
   for arch in 4 32,16 32,16,16; do
     for data in weather boston; do
       natgrad compare --data $data --hidden $arch --optimizers sgd,tengrad --fisher empirical --damping 0.01 --momentum 0 \
-        --epochs 200 --seeds 0 --threads 1 --out $out/table1/$data-${arch//,/-}
+        --lr-grid "$grid" --epochs 200 --seeds 0 --threads 1 --out $out/table1/$data-${arch//,/-}
     done
     for data in wine weather-class; do
       natgrad compare --data $data --hidden $arch --optimizers sgd,tengrad --fisher empirical --damping 0.1 --momentum 0 \
-        --epochs 200 --seeds 0 --threads 1 --out $out/table1/$data-${arch//,/-}
+        --lr-grid "$grid" --epochs 200 --seeds 0 --threads 1 --out $out/table1/$data-${arch//,/-}
     done
   done
 fi
