@@ -72,6 +72,11 @@ internal sealed class TrainOptions
     public Option<int> InversePeriod { get; } = CliOptions.Int("--inverse-period", "Recompute inverses every N steps", Opt.InverseUpdatePeriod);
     public Option<int> FactorPeriod { get; } = CliOptions.Int("--factor-period", "Update curvature factors every N steps", Opt.FactorUpdatePeriod);
     public Option<double> FactorDecay { get; } = CliOptions.Double("--factor-decay", "Moving-average decay of curvature factors, in [0, 1)", Opt.FactorDecay);
+    public Option<string> KfacInverse { get; } = CliOptions.Text("--kfac-inverse", "K-FAC/EKFAC factor inverses: eigen or cholesky", "eigen",
+        v => CliChoices.KfacInverse(v), helpName: "eigen|cholesky");
+    public Option<string> KfacDamping { get; } = CliOptions.Text("--kfac-damping", "K-FAC damping: factored (π-adjusted Tikhonov) or eigenbasis (exact G⊗A + λI; needs eigen)", "factored",
+        v => CliChoices.KfacDamping(v), helpName: "factored|eigenbasis");
+    public Option<bool> HfDiagonal { get; } = new("--hf-diagonal") { Description = "Precondition the Hessian-free solver with the diagonal Fisher" };
     public Option<double?> KlClip { get; } = CliOptions.OptionalDouble("--kl-clip", "Bound on the predicted KL of an update [default: none]");
     public Option<string> HfSolver { get; } = CliOptions.Text("--hf-solver", "Hessian-free solver: cg or minres", "cg",
         v => CliChoices.HfSolver(v), helpName: "cg|minres");
@@ -85,8 +90,8 @@ internal sealed class TrainOptions
         Data, Target, Ignore, TestFraction, MaxTrain,
         Model, Hidden, Activation,
         Optimizer, Lr, Momentum, WeightDecay, LrDecay, Beta1, Beta2, Eps,
-        Damping, DampingSchedule, Fisher, McSamples, Metric, MetricForm, UnlabeledCount, InversePeriod, FactorPeriod, FactorDecay, KlClip,
-        HfSolver, HfIters, HfTol, MaxExactParams,
+        Damping, DampingSchedule, Fisher, McSamples, Metric, MetricForm, UnlabeledCount, InversePeriod, FactorPeriod, FactorDecay, KfacInverse, KfacDamping, KlClip,
+        HfSolver, HfIters, HfTol, HfDiagonal, MaxExactParams,
         Epochs, BatchSize, Seed, Dtype, Threads, Out,
     };
 
@@ -117,6 +122,10 @@ internal sealed class TrainOptions
         [nameof(OptimizerSettings.FactorUpdatePeriod)] = FactorPeriod.Name,
         [nameof(OptimizerSettings.FactorDecay)] = FactorDecay.Name,
         [nameof(OptimizerSettings.KlClip)] = KlClip.Name,
+        [nameof(OptimizerSettings.KfacInverse)] = KfacInverse.Name,
+        [nameof(OptimizerSettings.KfacDamping)] = KfacDamping.Name,
+        ["DampingMode"] = KfacDamping.Name,
+        ["InverseMethod"] = KfacInverse.Name,
         [nameof(OptimizerSettings.HfSolver)] = HfSolver.Name,
         [nameof(OptimizerSettings.HfMaxIterations)] = HfIters.Name,
         [nameof(OptimizerSettings.HfTolerance)] = HfTol.Name,

@@ -37,6 +37,20 @@ internal static class CliChoices
         _ => throw Bad(text, "same, other, unlabeled"),
     };
 
+    public static Curvature.Kfac.KfacInverseMethod KfacInverse(string text) => Lower(text) switch
+    {
+        "eigen" => Curvature.Kfac.KfacInverseMethod.Eigen,
+        "cholesky" => Curvature.Kfac.KfacInverseMethod.Cholesky,
+        _ => throw Bad(text, "eigen, cholesky"),
+    };
+
+    public static Curvature.Kfac.KfacDampingMode KfacDamping(string text) => Lower(text) switch
+    {
+        "factored" => Curvature.Kfac.KfacDampingMode.Factored,
+        "eigenbasis" => Curvature.Kfac.KfacDampingMode.Eigenbasis,
+        _ => throw Bad(text, "factored, eigenbasis"),
+    };
+
     public static HfSolver HfSolver(string text) => Lower(text) switch
     {
         "cg" => Training.HfSolver.Cg,

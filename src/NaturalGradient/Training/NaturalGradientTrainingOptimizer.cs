@@ -53,12 +53,15 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
                     Solver = s.HfSolver == HfSolver.Minres ? SolverKind.Minres : SolverKind.Cg,
                     MaxIterations = s.HfMaxIterations,
                     RelativeTolerance = s.HfTolerance,
+                    DiagonalPreconditioner = s.HfDiagonalPreconditioner,
                 },
                 Kfac = new KfacOptions
                 {
                     FactorDecay = s.FactorDecay,
                     FactorUpdatePeriod = s.FactorUpdatePeriod,
                     InverseUpdatePeriod = s.InverseUpdatePeriod,
+                    InverseMethod = s.KfacInverse,
+                    DampingMode = s.KfacDamping,
                 },
             },
         });

@@ -60,6 +60,12 @@ public sealed record OptimizerSettings
     /// <summary>Update curvature factors / statistics every this many steps, ≥ 1; default 1.</summary>
     public int FactorUpdatePeriod { get; init; } = 1;
 
+    /// <summary>K-FAC inverse by eigendecomposition (default) or Cholesky.</summary>
+    public Curvature.Kfac.KfacInverseMethod KfacInverse { get; init; } = Curvature.Kfac.KfacInverseMethod.Eigen;
+
+    /// <summary>K-FAC damping: π-adjusted factored Tikhonov (default) or exact in the eigenbasis (needs the eigen inverse).</summary>
+    public Curvature.Kfac.KfacDampingMode KfacDamping { get; init; } = Curvature.Kfac.KfacDampingMode.Factored;
+
     /// <summary>Exponential moving-average decay of curvature factors in [0, 1): new = decay·old + (1 − decay)·batch; default 0.95.</summary>
     public double FactorDecay { get; init; } = 0.95;
 
@@ -71,6 +77,9 @@ public sealed record OptimizerSettings
 
     /// <summary>Maximum solver iterations per Hessian-free step, ≥ 1; default 50.</summary>
     public int HfMaxIterations { get; init; } = 50;
+
+    /// <summary>Precondition the Hessian-free solver with the diagonal Fisher (default off).</summary>
+    public bool HfDiagonalPreconditioner { get; init; }
 
     /// <summary>Relative residual at which the Hessian-free solver stops, &gt; 0; default 1e-4.</summary>
     public double HfTolerance { get; init; } = 1e-4;

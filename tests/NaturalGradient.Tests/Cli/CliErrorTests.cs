@@ -38,6 +38,8 @@ public class CliErrorTests
     [InlineData(new[] { "--metric-form", "tonga" }, "natgrad: error: --metric-form: 'tonga' is not one of fisher, covariance")]
     [InlineData(new[] { "--optimizer", "kfac", "--metric-form", "covariance" }, "natgrad: error: --metric-form: the centred covariance metric is available for the exact, block and tengrad structures only")]
     [InlineData(new[] { "--optimizer", "exact", "--max-exact-params", "10" }, "natgrad: error: exact NGD needs a dense 161×161 Fisher (161 covered parameters > the limit of 10); use block, tengrad, kfac or hf, or raise the limit (--max-exact-params / MaxExactParameters)")]
+    [InlineData(new[] { "--kfac-inverse", "qr" }, "natgrad: error: --kfac-inverse: 'qr' is not one of eigen, cholesky")]
+    [InlineData(new[] { "--optimizer", "kfac", "--kfac-inverse", "cholesky", "--kfac-damping", "eigenbasis" }, "natgrad: error: --kfac-damping Eigenbasis (1 / (eᴳᵢ eᴬⱼ + λ)) needs the factors' eigendecompositions: set InverseMethod = Eigen, or use DampingMode Factored with Cholesky")]
     public void BadOption_PrintsOneLineNamingIt_ExitCode2(string[] extra, string expected) =>
         AssertUsageError(CliHarness.Run(Train(extra)), expected);
 
