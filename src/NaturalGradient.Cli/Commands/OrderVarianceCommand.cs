@@ -126,7 +126,7 @@ internal static class OrderVarianceCommand
             line.MarkerSize = 8;
             line.LineWidth = 2;
         }
-        LogScale.Relabel(plot.Axes.Left);
+        LogScale.Relabel(plot.Axes.Left, results.Select(r => Math.Log10(r.Variance)));
         plot.Title($"Influence of each stream segment on the final function ({runs} resamplings per segment)");
         plot.XLabel($"resampled segment of the stream's first half ({plan.SegmentLength} examples each; 1 = earliest)");
         plot.YLabel("variance of output probabilities on held-out data (log scale)");

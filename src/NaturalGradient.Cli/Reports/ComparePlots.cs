@@ -29,7 +29,8 @@ internal static class ComparePlots
     private static void Curves(string path, IReadOnlyList<GridCell> best, bool byTime, int batch)
     {
         var plot = new Plot();
-        bool log = LogScale.Suits(best.SelectMany(c => c.Finished.SelectMany(r => r.Curve.Select(p => p.TrainLoss))));
+        var allLosses = best.SelectMany(c => c.Finished.SelectMany(r => r.Curve.Select(p => p.TrainLoss))).ToList();
+        bool log = LogScale.Suits(allLosses);
         for (int i = 0; i < best.Count; i++)
         {
             var runs = best[i].Finished;
@@ -49,7 +50,7 @@ internal static class ComparePlots
             line.LineWidth = 2;
             line.LegendText = $"{best[i].Optimizer} (lr {best[i].LearningRate:G3})";
         }
-        if (log) LogScale.Relabel(plot.Axes.Left);
+        if (log) LogScale.Relabel(plot.Axes.Left, LogScale.Apply(allLosses, true));
         int seeds = best.Count == 0 ? 0 : best.Max(c => c.Finished.Count);
         plot.Title($"Training loss vs {(byTime ? "wall-clock time" : "optimisation steps")} (batch {batch}; mean{(seeds > 1 ? $" and min–max over {seeds} seeds" : "")})");
         plot.XLabel(byTime ? "wall-clock time (s, evaluations included)" : "optimisation steps");
@@ -61,7 +62,8 @@ internal static class ComparePlots
     private static void Grid(string path, IReadOnlyList<GridCell> cells, int batch)
     {
         var plot = new Plot();
-        bool log = LogScale.Suits(cells.Where(c => c.AllFinished).Select(c => c.TrainLoss.Mean));
+        var finals = cells.Where(c => c.AllFinished).Select(c => c.TrainLoss.Mean).ToList();
+        bool log = LogScale.Suits(finals);
         var methods = cells.Select(c => c.Optimizer).Distinct().ToList();
         for (int i = 0; i < methods.Count; i++)
         {
@@ -71,8 +73,8 @@ internal static class ComparePlots
             line.LegendText = methods[i];
             line.MarkerSize = 8;
         }
-        LogScale.Relabel(plot.Axes.Bottom);
-        if (log) LogScale.Relabel(plot.Axes.Left);
+        LogScale.Relabel(plot.Axes.Bottom, cells.Select(c => Math.Log10(c.LearningRate)));
+        if (log) LogScale.Relabel(plot.Axes.Left, LogScale.Apply(finals, true));
         plot.Title($"Learning-rate grid (batch {batch}): final training loss, mean over seeds; diverged settings omitted");
         plot.XLabel("learning rate (log scale)");
         plot.YLabel("final training loss" + (log ? " (log scale)" : ""));
@@ -83,7 +85,8 @@ internal static class ComparePlots
     private static void BatchSizes(string path, IReadOnlyList<GridCell> best)
     {
         var plot = new Plot();
-        bool log = LogScale.Suits(best.Select(c => c.TrainLoss.Mean));
+        var bestLosses = best.Select(c => c.TrainLoss.Mean).ToList();
+        bool log = LogScale.Suits(bestLosses);
         var methods = best.Select(c => c.Optimizer).Distinct().ToList();
         for (int i = 0; i < methods.Count; i++)
         {
@@ -97,7 +100,7 @@ internal static class ComparePlots
             IntegerTicksOnly = true,
             LabelFormatter = x => Math.Pow(2, x).ToString("G4", System.Globalization.CultureInfo.InvariantCulture),
         };
-        if (log) LogScale.Relabel(plot.Axes.Left);
+        if (log) LogScale.Relabel(plot.Axes.Left, LogScale.Apply(bestLosses, true));
         plot.Title("Final training loss vs batch size (each method at its best learning rate, same epochs)");
         plot.XLabel("batch size (log₂ scale)");
         plot.YLabel("final training loss" + (log ? " (log scale)" : ""));

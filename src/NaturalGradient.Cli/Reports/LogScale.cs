@@ -15,15 +15,45 @@ internal static class LogScale
     public static double[] Apply(IEnumerable<double> values, bool log) =>
         values.Select(v => !log ? v : v > 0 ? Math.Log10(v) : double.NaN).ToArray();
 
-    /// <summary>Relabels an axis whose data were passed through log10.</summary>
-    public static void Relabel(IAxis axis)
+    /// <summary>
+    /// Relabels an axis whose data were passed through log10. Within <paramref name="low"/>..<paramref name="high"/>
+    /// (log10 values) ticks go at 1, 2 and 5 × 10ᵏ when the data span less than three decades, else at powers of ten.
+    /// </summary>
+    public static void Relabel(IAxis axis, double low = double.NaN, double high = double.NaN)
     {
-        axis.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
+        if (!double.IsFinite(low) || !double.IsFinite(high) || high < low)
         {
-            MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
-            IntegerTicksOnly = true,
-            LabelFormatter = y => Label(Math.Pow(10, y)),
-        };
+            axis.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
+            {
+                MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
+                IntegerTicksOnly = true,
+                LabelFormatter = y => Label(Math.Pow(10, y)),
+            };
+            return;
+        }
+        var ticks = new ScottPlot.TickGenerators.NumericManual();
+        double[] mantissas = high - low < 3 ? new[] { 1.0, 2, 5 } : new[] { 1.0 };
+        for (int k = (int)Math.Floor(low) - 1; k <= (int)Math.Ceiling(high) + 1; k++)
+        {
+            foreach (var mant in mantissas)
+            {
+                double v = Math.Log10(mant) + k;
+                if (v >= low - 0.05 && v <= high + 0.05) ticks.AddMajor(v, Label(mant * Math.Pow(10, k)));
+            }
+            for (int minor = 2; minor <= 9; minor++)
+            {
+                double v = Math.Log10(minor) + k;
+                if (v >= low && v <= high) ticks.AddMinor(v);
+            }
+        }
+        axis.TickGenerator = ticks;
+    }
+
+    /// <summary>Relabels with ticks fitted to the finite values of <paramref name="logValues"/>.</summary>
+    public static void Relabel(IAxis axis, IEnumerable<double> logValues)
+    {
+        var v = logValues.Where(double.IsFinite).ToArray();
+        if (v.Length == 0) Relabel(axis); else Relabel(axis, v.Min(), v.Max());
     }
 
     /// <summary>Relabels an axis whose data were passed through log2 (sizes that double: 16, 32, 64, …).</summary>

@@ -39,19 +39,21 @@ internal static class ScaleReport
     {
         var plot = new Plot();
         var methods = points.Select(p => p.Method).Distinct().ToList();
+        var allY = new List<double>();
         for (int i = 0; i < methods.Count; i++)
         {
             var ok = points.Where(p => p.Method == methods[i] && p.Status == PointStatus.Measured).ToList();
             if (ok.Count == 0) continue;
             var xs = ok.Select(p => Math.Log2(sweep == SweepKind.Depth ? p.Size.Depth : p.Size.Width)).ToArray();
             var ys = ok.Select(p => Math.Log10(Math.Max(value(p), 1e-6))).ToArray();
+            allY.AddRange(ys);
             var s = plot.Add.Scatter(xs, ys, new ScottPlot.Palettes.Category10().GetColor(i));
             s.LegendText = methods[i];
             s.MarkerSize = 7;
             s.LineWidth = 2;
         }
         LogScale.RelabelBase2(plot.Axes.Bottom);
-        LogScale.Relabel(plot.Axes.Left);
+        LogScale.Relabel(plot.Axes.Left, allY);
         plot.Title(sweep == SweepKind.Depth
             ? $"{label} vs depth (hidden layers of {points[0].Size.Width} units, batch {batch})"
             : $"{label} vs width ({points[0].Size.Depth} hidden layers, batch {batch})");
