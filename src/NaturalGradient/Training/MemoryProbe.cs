@@ -28,6 +28,17 @@ public static class MemoryProbe
         return Environment.WorkingSet / (1024.0 * 1024.0);
     }
 
+    /// <summary>Peak resident set size of this process in MiB (VmHWM on Linux), else the current working set.</summary>
+    public static double PeakResidentMb()
+    {
+        if (OperatingSystem.IsLinux() && File.Exists("/proc/self/status"))
+        {
+            var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+            if (line is not null) return long.Parse(line[6..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024.0;
+        }
+        return Environment.WorkingSet / (1024.0 * 1024.0);
+    }
+
     [DllImport("libc", EntryPoint = "malloc_trim")]
     private static extern int MallocTrim(nuint pad);
 

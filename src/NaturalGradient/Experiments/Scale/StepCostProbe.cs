@@ -42,18 +42,7 @@ public static class StepCostProbe
         return new PointMeasurement
         {
             Method = method, Sweep = SweepKind.Depth, Size = size, Status = PointStatus.Measured,
-            MedianMs = Q(0.5), P10Ms = Q(0.1), P90Ms = Q(0.9), PeakMb = PeakResidentMb(),
+            MedianMs = Q(0.5), P10Ms = Q(0.1), P90Ms = Q(0.9), PeakMb = MemoryProbe.PeakResidentMb(),
         };
-    }
-
-    /// <summary>VmHWM of this process in MB (Linux), else the current working set.</summary>
-    public static double PeakResidentMb()
-    {
-        if (File.Exists("/proc/self/status"))
-        {
-            var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:"));
-            if (line is not null) return long.Parse(line[6..].Trim().Split(' ')[0]) / 1024.0;
-        }
-        return Environment.WorkingSet / 1e6;
     }
 }
