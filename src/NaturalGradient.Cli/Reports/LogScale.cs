@@ -17,7 +17,8 @@ internal static class LogScale
 
     /// <summary>
     /// Relabels an axis whose data were passed through log10. Within <paramref name="low"/>..<paramref name="high"/>
-    /// (log10 values) ticks go at 1, 2 and 5 × 10ᵏ when the data span less than three decades, else at powers of ten.
+    /// (log10 values) ticks go at 1, 1.5, 2, 3, …, 8 × 10ᵏ when the data span less than a decade, at 1, 2 and 5 × 10ᵏ when
+    /// they span less than three, else at powers of ten.
     /// </summary>
     public static void Relabel(IAxis axis, double low = double.NaN, double high = double.NaN)
     {
@@ -32,7 +33,8 @@ internal static class LogScale
             return;
         }
         var ticks = new ScottPlot.TickGenerators.NumericManual();
-        double[] mantissas = high - low < 3 ? new[] { 1.0, 2, 5 } : new[] { 1.0 };
+        // Less than a decade: enough labelled ticks to read values (150, 200, 300, …); up to three decades 1-2-5; else powers of ten.
+        double[] mantissas = high - low < 1 ? new[] { 1.0, 1.5, 2, 3, 4, 5, 6, 7, 8 } : high - low < 3 ? new[] { 1.0, 2, 5 } : new[] { 1.0 };
         for (int k = (int)Math.Floor(low) - 1; k <= (int)Math.Ceiling(high) + 1; k++)
         {
             foreach (var mant in mantissas)
