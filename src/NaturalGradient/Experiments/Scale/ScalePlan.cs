@@ -57,14 +57,20 @@ public sealed class ScalePlan
     /// float32), block Σ_l p_l²; 0 for the others, whose curvature is small next to the model (TENGraD m² per layer,
     /// K-FAC in'² + out², HF a few parameter-sized vectors).
     /// </summary>
-    public double PredictedCurvatureBytes(string method, ModelSize size) => method switch
+    public double PredictedCurvatureBytes(string method, ModelSize size) => PredictedCurvatureBytes(method, size.LayerParameters(), BytesPerValue);
+
+    /// <summary>
+    /// <see cref="PredictedCurvatureBytes(string, ModelSize)"/> for any model, from its per-layer parameter counts p_l
+    /// (weights and bias of each covered layer): exact (Σ p_l)², block Σ p_l², times <paramref name="bytesPerValue"/>.
+    /// </summary>
+    public static double PredictedCurvatureBytes(string method, IReadOnlyList<long> layerParameters, int bytesPerValue) => method switch
     {
-        "exact" => Square(size.Parameters) * BytesPerValue,
-        "block" => size.LayerParameters().Sum(Square) * BytesPerValue,
+        "exact" => Square(layerParameters.Sum()) * bytesPerValue,
+        "block" => layerParameters.Sum(Square) * bytesPerValue,
         _ => 0,
     };
 
-    /// <summary><see cref="PredictedCurvatureBytes"/> in MiB.</summary>
+    /// <summary><see cref="PredictedCurvatureBytes(string, ModelSize)"/> in MiB.</summary>
     public double PredictedCurvatureMb(string method, ModelSize size) => PredictedCurvatureBytes(method, size) / (1024.0 * 1024.0);
 
     private static double Square(long x) => (double)x * x;
