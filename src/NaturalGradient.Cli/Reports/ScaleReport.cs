@@ -59,7 +59,7 @@ internal static class ScaleReport
             var mine = points.Where(p => p.Sweep == sweep).ToList();
             string name = sweep.ToString().ToLowerInvariant();
             Plot(Path.Combine(dir, $"time_vs_{name}.png"), mine, sweep, p => p.MedianMs, "median time of one step", "ms", info.Config);
-            Plot(Path.Combine(dir, $"memory_vs_{name}.png"), mine, sweep, p => p.PeakMb, "peak resident memory of the process", "MiB", info.Config);
+            Plot(Path.Combine(dir, $"memory_vs_{name}.png"), mine, sweep, p => p.PeakMb, "peak resident memory", "MiB, whole process", info.Config);
         }
         AtomicFile.WriteText(Path.Combine(dir, "scale.md"), Markdown(points, info));
     }
@@ -154,10 +154,10 @@ internal static class ScaleReport
         plot.Axes.Bottom.TickGenerator = SizeTicks(points.Select(p => sweep == SweepKind.Depth ? p.Size.Depth : p.Size.Width).Distinct().Order());
         if (allX.Count > 0) plot.Axes.SetLimitsX(allX.Min() - 0.25, allX.Max() + 0.25);
         LogScale.Relabel(plot.Axes.Left, allY);
-        var batch = $"batch {c.Probe.BatchSize}, {c.Inputs} inputs, {ScaleCommand.DtypeName(c.Probe.Dtype)}, {c.Threads} thread{(c.Threads == 1 ? "" : "s")}";
+        var batch = $"batch {c.Probe.BatchSize}, {ScaleCommand.DtypeName(c.Probe.Dtype)}, {c.Threads} thread{(c.Threads == 1 ? "" : "s")}";
         plot.Title(sweep == SweepKind.Depth
-            ? $"{Capitalise(quantity)} vs depth (hidden layers of {c.Width} units; {batch})"
-            : $"{Capitalise(quantity)} vs width ({c.Depth} hidden layers; {batch})", size: 15);
+            ? $"{Capitalise(quantity)} vs depth (layers of {c.Width} units; {batch})"
+            : $"{Capitalise(quantity)} vs width ({c.Depth} hidden layers; {batch})", size: 14);
         plot.XLabel(sweep == SweepKind.Depth ? $"hidden layers of {c.Width} units (log scale)" : $"hidden units per layer, {c.Depth} layers (log scale)");
         plot.YLabel($"{quantity} ({unit}, log scale)");
         plot.ShowLegend(Alignment.UpperLeft);
