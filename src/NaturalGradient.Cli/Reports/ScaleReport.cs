@@ -15,7 +15,7 @@ namespace NaturalGradient.Cli.Reports;
 /// </summary>
 internal static class ScaleReport
 {
-    private const int PlotWidth = 960, PlotHeight = 600;
+    private const int PlotWidth = 1200, PlotHeight = 620;
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
     /// <summary>What the report says about the run besides the points.</summary>
@@ -25,7 +25,7 @@ internal static class ScaleReport
     public static readonly string[] CsvColumns =
     {
         "sweep", "method", "depth", "width", "inputs", "parameters", "status", "median_ms", "p10_ms", "p90_ms", "timed_steps",
-        "peak_mb", "observed_max_rss_mb", "predicted_curvature_mb", "ratio_to_sgd", "threads", "note",
+        "peak_mb", "observed_max_rss_mb", "predicted_curvature_mb", "ratio_to_sgd", "sgd_other_median_ms", "threads", "note",
     };
 
     private static readonly JsonSerializerOptions Json = new()
@@ -75,7 +75,7 @@ internal static class ScaleReport
         foreach (var p in points)
             w.WriteLine(string.Join(',', Lower(p.Sweep), p.Method, I(p.Size.Depth), I(p.Size.Width), I(p.Size.Inputs), I(p.Size.Parameters),
                 Quote(p.StatusText), R(p.MedianMs), R(p.P10Ms), R(p.P90Ms), p.TimedSteps > 0 ? I(p.TimedSteps) : "", R(p.PeakMb),
-                R(p.ObservedMaxRssMb), R(p.PredictedCurvatureMb), R(p.RatioToSgd), p.Threads > 0 ? I(p.Threads) : "", Quote(p.Note)));
+                R(p.ObservedMaxRssMb), R(p.PredictedCurvatureMb), R(p.RatioToSgd), R(p.SgdOtherMedianMs), p.Threads > 0 ? I(p.Threads) : "", Quote(p.Note)));
     }
 
     private static object Document(IReadOnlyList<PointMeasurement> points, RunInfo info)
@@ -106,7 +106,7 @@ internal static class ScaleReport
                 outputs = p.Size.Outputs, parameters = p.Size.Parameters, status = p.StatusText, message = p.Message,
                 median_ms = N(p.MedianMs), p10_ms = N(p.P10Ms), p90_ms = N(p.P90Ms), timed_steps = p.TimedSteps,
                 peak_mb = N(p.PeakMb), observed_max_rss_mb = N(p.ObservedMaxRssMb), predicted_curvature_mb = p.PredictedCurvatureMb,
-                ratio_to_sgd = N(p.RatioToSgd), threads = p.Threads,
+                ratio_to_sgd = N(p.RatioToSgd), sgd_other_median_ms = N(p.SgdOtherMedianMs), threads = p.Threads,
             }),
         };
     }
@@ -160,7 +160,7 @@ internal static class ScaleReport
             : $"{Capitalise(quantity)} vs width ({c.Depth} hidden layers; {batch})", size: 14);
         plot.XLabel(sweep == SweepKind.Depth ? $"hidden layers of {c.Width} units (log scale)" : $"hidden units per layer, {c.Depth} layers (log scale)");
         plot.YLabel($"{quantity} ({unit}, log scale)");
-        plot.ShowLegend(Alignment.UpperLeft);
+        plot.ShowLegend(Edge.Right); // outside the data area: steep lines (exact, block) never hide behind it
         AtomicFile.WriteBytes(path, plot.GetImageBytes(PlotWidth, PlotHeight, ImageFormat.Png));
     }
 
@@ -200,7 +200,8 @@ internal static class ScaleReport
         md.AppendLine(string.Create(Inv, $"Budgets: {c.TimeBudgetMs:0.#} ms per step (a point is stopped after {c.PointLimit.TotalSeconds:0.#} s), {c.MemoryBudgetMb:0.#} MiB resident."));
         md.AppendLine(string.Create(Inv, $"{c.Threads} torch thread{plural}; CPU {cpu} ({env["processor_count"]} logical); TorchSharp {env["torchsharp"]}; {env["os"]}."));
         md.AppendLine();
-        md.AppendLine("Shared, noisy machine: read the ratios to SGD (measured in the same run, same size) rather than absolute times.").AppendLine();
+        md.AppendLine("Shared, noisy machine: read the ratios to SGD (measured in the same run, same size) rather than absolute times.");
+        md.AppendLine("SGD, the reference, is timed first and again after the other methods (each in its own process); the tables use the faster of its two medians.").AppendLine();
         foreach (var note in c.Notes) md.AppendLine($"- Note: {note}");
         if (c.Notes.Count > 0) md.AppendLine();
 

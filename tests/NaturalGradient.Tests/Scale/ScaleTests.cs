@@ -67,12 +67,16 @@ public class ScalePlanTests
             calls.Add((method, size.Width));
             if (method == "kfac" && size.Width >= 256) return Fake(method, size, PointStatus.OverTimeBudget, double.NaN);
             if (method == "tengrad" && size.Width == 64) return Fake(method, size, PointStatus.Refused, double.NaN);
-            return Fake(method, size, PointStatus.Measured, method == "sgd" ? 2 : 6);
+            bool sgdAgain = method == "sgd" && calls.Count(c => c == (method, size.Width)) == 2;
+            return Fake(method, size, PointStatus.Measured, method == "sgd" ? (sgdAgain ? 3 : 2) : 6);
         }
         var points = plan.Run(SweepKind.Width, sizes, Measure, reported.Add);
 
         Assert.Equal(16, points.Count);
-        Assert.Equal(points, reported.Select(p => points.Single(q => q.Method == p.Method && q.Size == p.Size)));
+        Assert.Equal(16 + 4, reported.Count); // every point, then the re-timed reference at each size
+        Assert.Equal(8, calls.Count(c => c.Item1 == "sgd"));
+        Assert.Equal(2, points.Single(p => p.Method == "sgd" && p.Size.Width == 16).MedianMs);     // the faster of 2 and 3 ms
+        Assert.Equal(3, points.Single(p => p.Method == "sgd" && p.Size.Width == 16).SgdOtherMedianMs);
         PointMeasurement At(string m, int w) => points.Single(p => p.Method == m && p.Size.Width == w);
         // kfac: over time at 256, so 1024 is never launched and is recorded as skipped.
         Assert.DoesNotContain(("kfac", 1024), calls);
@@ -92,6 +96,25 @@ public class ScalePlanTests
         Assert.Equal(1.0, At("sgd", 1024).RatioToSgd, 12);
         Assert.True(double.IsNaN(At("exact", 256).RatioToSgd));
         Assert.True(At("exact", 64).PredictedCurvatureMb > 0);
+    }
+
+    [Fact]
+    public void Plan_RetimesTheReference_AndKeepsTheFasterMedian()
+    {
+        var plan = new ScalePlan(new[] { "sgd", "kfac" }, memoryBudgetMb: 1000);
+        var size = new ModelSize(1, 20, 16);
+        int sgdCalls = 0;
+        var points = plan.Run(SweepKind.Depth, new[] { size },
+            (m, s) => Fake(m, s, PointStatus.Measured, m == "kfac" ? 12 : ++sgdCalls == 1 ? 8 : 2)); // a burst of load during the first SGD timing
+        var sgd = points.Single(p => p.Method == "sgd");
+        Assert.Equal(2, sgd.MedianMs);
+        Assert.Equal(8, sgd.SgdOtherMedianMs);
+        Assert.Equal(1.0, sgd.RatioToSgd);
+        Assert.Equal(6.0, points.Single(p => p.Method == "kfac").RatioToSgd, 12);
+        int once = 0;
+        new ScalePlan(new[] { "sgd" }, 1000) { RetimeReference = false }.Run(SweepKind.Depth, new[] { size },
+            (m, s) => { once++; return Fake(m, s, PointStatus.Measured, 1); });
+        Assert.Equal(1, once);
     }
 
     [Fact]

@@ -73,6 +73,12 @@ public sealed record PointMeasurement
     /// <summary>Median step time divided by SGD's median at the same size in the same run.</summary>
     public double RatioToSgd { get; init; } = double.NaN;
 
+    /// <summary>
+    /// SGD only: the median of the other of its two timings at this size (the reference is timed first and again
+    /// after the other methods; the point keeps the faster one, this is the slower). NaN otherwise.
+    /// </summary>
+    public double SgdOtherMedianMs { get; init; } = double.NaN;
+
     /// <summary>Torch intra-op threads of the measuring process.</summary>
     public int Threads { get; init; }
 
