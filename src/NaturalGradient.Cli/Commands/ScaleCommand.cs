@@ -88,16 +88,13 @@ internal static class ScaleCommand
         w.WriteLine(string.Create(Inv, $"scale: {string.Join(", ", c.Methods)}; batch {c.Probe.BatchSize}, {c.Inputs} inputs, {DtypeName(c.Probe.Dtype)}, {c.Threads} thread(s); {c.Probe.Repeats} timed steps after {c.Probe.Warmup} warm-up; budgets {c.TimeBudgetMs:0.#} ms/step, {c.MemoryBudgetMb:0.#} MiB; {where}"));
         foreach (var note in c.Notes) w.WriteLine("scale: note: " + note);
 
-        var sgdMedian = new Dictionary<(SweepKind, ModelSize), double>();
         void Report(PointMeasurement p)
         {
-            if (p.Method == "sgd" && p.Status == PointStatus.Measured && !sgdMedian.ContainsKey((p.Sweep, p.Size))) sgdMedian[(p.Sweep, p.Size)] = p.MedianMs;
             var head = string.Create(Inv, $"{p.Sweep.ToString().ToLowerInvariant(),-5} sweep  {p.Size.Depth,2} × {p.Size.Width,4} ({p.Size.Parameters,9:N0} params)  {p.Method,-8} ");
             string body;
             if (p.Status == PointStatus.Measured)
             {
-                var ratio = sgdMedian.TryGetValue((p.Sweep, p.Size), out var s) && s > 0 ? string.Create(Inv, $"  {p.MedianMs / s,7:F1}× sgd") : "";
-                body = string.Create(Inv, $"median {p.MedianMs,9:F2} ms (p10 {p.P10Ms:F2}, p90 {p.P90Ms:F2})  peak {p.PeakMb,6:F0} MiB{ratio}");
+                body = string.Create(Inv, $"median {p.MedianMs,9:F2} ms (p10 {p.P10Ms:F2}, p90 {p.P90Ms:F2})  peak {p.PeakMb,6:F0} MiB");
                 if (double.IsFinite(p.SgdOtherMedianMs))
                     body = string.Create(Inv, $"re-timed: reference median {p.MedianMs:F2} ms (the other timing: {p.SgdOtherMedianMs:F2} ms)");
             }
@@ -114,9 +111,31 @@ internal static class ScaleCommand
         if (c.Widths.Count > 0)
             points.AddRange(plan.Run(SweepKind.Width, ScalePlan.WidthSweep(c.Widths, c.Depth, c.Inputs), Measure, Report));
 
+        WriteRatios(w, points);
         ScaleReport.Write(c.OutDir, points, new ScaleReport.RunInfo(commandLine, c));
         w.WriteLine($"scale: wrote {string.Join(", ", ScaleReport.Files(points))} to {c.OutDir}");
         return ExitCodes.Success;
+    }
+
+    /// <summary>The final ratios to SGD (against the faster of its two timings), one line per method and sweep.</summary>
+    private static void WriteRatios(TextWriter w, IReadOnlyList<PointMeasurement> points)
+    {
+        foreach (var sweep in new[] { SweepKind.Depth, SweepKind.Width })
+        {
+            var mine = points.Where(p => p.Sweep == sweep).ToList();
+            if (mine.Count == 0) continue;
+            var sizes = mine.Select(p => p.Size).Distinct().ToList();
+            string Size(ModelSize s) => sweep == SweepKind.Depth ? s.Depth.ToString(Inv) : s.Width.ToString(Inv);
+            w.WriteLine($"step / sgd step, {sweep.ToString().ToLowerInvariant()} sweep ({(sweep == SweepKind.Depth ? "hidden layers" : "units per layer")}: {string.Join(", ", sizes.Select(Size))}):");
+            foreach (var method in mine.Select(p => p.Method).Distinct().Where(m => m != "sgd"))
+            {
+                var cells = sizes.Select(s => mine.FirstOrDefault(p => p.Method == method && p.Size == s) is { } p
+                    ? double.IsFinite(p.RatioToSgd) ? p.RatioToSgd.ToString(p.RatioToSgd < 10 ? "F1" : "F0", Inv) : p.Status == PointStatus.Skipped ? "–" : "×"
+                    : "");
+                w.WriteLine($"  {method,-8} {string.Join("  ", cells.Select(c => c.PadLeft(6)))}");
+            }
+        }
+        w.WriteLine("  (× = over a budget, refused or failed; – = skipped; see scale.md)");
     }
 
     /// <summary>Measures one point in a child <c>natgrad scale-point</c>, killed past the memory budget or the time limit.</summary>
