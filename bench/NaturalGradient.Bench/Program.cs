@@ -1,29 +1,35 @@
-// NaturalGradient benchmarks. Figures go to stdout and to bench/results/<mode>.json + .md.
-//   dotnet run -c Release --project bench/NaturalGradient.Bench -- steps [--quick]   step time of every method as a ratio to SGD
-//   dotnet run -c Release --project bench/NaturalGradient.Bench -- memory            RSS over a 2,000-step run (must grow < 5%)
-//   dotnet run -c Release --project bench/NaturalGradient.Bench -- micro             BenchmarkDotNet kernels
-using BenchmarkDotNet.Running;
+// NaturalGradient benchmarks (run in Release). Figures are printed, the raw JSON goes to results/bench/<mode>.json and a
+// Markdown summary to bench/results/<mode>.md.
+//   dotnet run -c Release --project bench/NaturalGradient.Bench -- steps [--quick]        every method's step time as a ratio to SGD's
+//   dotnet run -c Release --project bench/NaturalGradient.Bench -- memory [--methods a,b] RSS at steps 100 and 2,000 (exit 1 if growth ≥ 5%)
+//   dotnet run -c Release --project bench/NaturalGradient.Bench -- micro [--quick]        BenchmarkDotNet kernels (in-process)
 using NaturalGradient.Bench;
 
 var mode = args.FirstOrDefault() ?? "steps";
 bool quick = args.Contains("--quick");
+int methodsAt = Array.IndexOf(args, "--methods");
+var methods = methodsAt >= 0 && methodsAt + 1 < args.Length
+    ? args[methodsAt + 1].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+    : new[] { "tengrad", "kfac" };
 TorchSharp.torch.set_num_threads(1);
-return mode switch
+try
 {
-    "steps" => StepRatios.Run(quick),
-    "memory" => MemoryFlatness.Run(),
-    "micro" => Micro(),
-    _ => Usage(),
-};
-
-static int Micro()
+    return mode switch
+    {
+        "steps" => StepRatios.Run(quick),
+        "memory" => MemoryFlatness.Run(methods),
+        "micro" => Micro.Run(quick),
+        _ => Usage(),
+    };
+}
+catch (Exception e) when (e is ArgumentException or IOException)
 {
-    BenchmarkRunner.Run<Kernels>();
-    return 0;
+    Console.Error.WriteLine($"bench: error: {e.Message}");
+    return 2;
 }
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: NaturalGradient.Bench steps [--quick] | memory | micro");
+    Console.Error.WriteLine("usage: NaturalGradient.Bench steps [--quick] | memory [--methods a,b] | micro [--quick]");
     return 2;
 }

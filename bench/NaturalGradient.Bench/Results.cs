@@ -1,34 +1,89 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace NaturalGradient.Bench;
 
-/// <summary>Writes a benchmark's figures beside the project: bench/results/&lt;name&gt;.json and .md.</summary>
+/// <summary>
+/// Where a benchmark's figures go: the raw JSON to <c>results/bench/&lt;name&gt;.json</c> (repository root, not committed)
+/// and a Markdown summary to <c>bench/results/&lt;name&gt;.md</c> (committed next to the harness); each through a
+/// temporary file and a rename.
+/// </summary>
 internal static class Results
 {
-    public static string Folder
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
+    /// <summary>The repository root (the folder with NaturalGradient.slnx), or the current folder.</summary>
+    public static string Root
     {
         get
         {
-            var dir = new DirectoryInfo(AppContext.BaseDirectory);
-            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "NaturalGradient.slnx"))) dir = dir.Parent;
-            var folder = Path.Combine(dir?.FullName ?? ".", "bench", "results");
-            Directory.CreateDirectory(folder);
-            return folder;
+            foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
+                for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+                    if (File.Exists(Path.Combine(dir.FullName, "NaturalGradient.slnx"))) return dir.FullName;
+            return Directory.GetCurrentDirectory();
         }
     }
 
     public static void Save(string name, object data, string markdown)
     {
-        var json = JsonSerializer.Serialize(data, new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });
-        Write(Path.Combine(Folder, name + ".json"), json);
-        Write(Path.Combine(Folder, name + ".md"), markdown);
-        Console.WriteLine($"saved {Path.Combine(Folder, name)}.json and .md");
+        var jsonDir = Path.Combine(Root, "results", "bench");
+        var mdDir = Path.Combine(Root, "bench", "results");
+        Directory.CreateDirectory(jsonDir);
+        Directory.CreateDirectory(mdDir);
+        var json = Path.Combine(jsonDir, name + ".json");
+        var md = Path.Combine(mdDir, name + ".md");
+        Write(json, JsonSerializer.Serialize(data, Json) + "\n");
+        Write(md, markdown);
+        Console.WriteLine($"saved {Path.GetRelativePath(Root, json)} and {Path.GetRelativePath(Root, md)}");
     }
 
     private static void Write(string path, string text)
     {
-        var tmp = path + ".tmp";
+        var tmp = Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
         File.WriteAllText(tmp, text);
         File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>Machine facts printed with every result (the machines are shared: say so).</summary>
+    public static object Machine() => new
+    {
+        cpu = CpuModel(),
+        logical_processors = Environment.ProcessorCount,
+        torch_threads = TorchSharp.torch.get_num_threads(),
+        torchsharp = typeof(TorchSharp.torch).Assembly.GetName().Version?.ToString(),
+        libtorch = TorchSharp.torch.__version__,
+        os = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
+        dotnet = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription,
+        load_average = LoadAverage(),
+        utc = DateTime.UtcNow.ToString("O"),
+    };
+
+    public static string MachineLine()
+    {
+        var load = LoadAverage();
+        return $"{CpuModel() ?? "unknown CPU"}, {Environment.ProcessorCount} logical processors, {TorchSharp.torch.get_num_threads()} torch thread(s), " +
+               $"{System.Runtime.InteropServices.RuntimeInformation.OSDescription}; load average at the start {load ?? "n/a"} (shared machine)";
+    }
+
+    private static string? CpuModel()
+    {
+        try
+        {
+            var line = File.Exists("/proc/cpuinfo") ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name")) : null;
+            return line?[(line.IndexOf(':') + 1)..].Trim();
+        }
+        catch (IOException) { return null; }
+    }
+
+    private static string? LoadAverage()
+    {
+        try { return File.Exists("/proc/loadavg") ? string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : null; }
+        catch (IOException) { return null; }
     }
 }

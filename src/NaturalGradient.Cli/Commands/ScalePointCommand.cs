@@ -1,52 +1,79 @@
 using System.CommandLine;
-using System.Text.Json;
-using System.Text.Json.Serialization;
+using System.Globalization;
 using NaturalGradient.Cli.Parsing;
 using NaturalGradient.Experiments.Scale;
-using NaturalGradient.Training;
 
 namespace NaturalGradient.Cli.Commands;
 
 /// <summary>
-/// Hidden <c>natgrad scale-point</c>: measures one (method, size) point and prints it as one JSON line. Run by
-/// <c>natgrad scale</c> in a child process, so that each point's peak memory is its own.
+/// Hidden <c>natgrad scale-point</c>: measures one (method, size) point and prints it as one JSON line
+/// (<see cref="PointMeasurement.ToJsonLine"/>). Run by <c>natgrad scale</c> in a child process, so that each point's
+/// peak memory is its own. Just before the first step it prints <see cref="TimingMarker"/>, from which the parent
+/// counts the point's time limit (start-up and model building are not charged).
 /// </summary>
 internal static class ScalePointCommand
 {
-    public static readonly JsonSerializerOptions Json = new()
-    {
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        Converters = { new JsonStringEnumConverter() },
-    };
+    public const string Name = "scale-point";
+
+    /// <summary>The line printed when set-up is done and the (warm-up) steps begin.</summary>
+    public const string TimingMarker = "# natgrad scale-point: timing";
+
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
     public static Command Create(CliContext ctx)
     {
-        var method = CliOptions.Text("--method", "method", "sgd");
-        var depth = CliOptions.Int("--depth", "hidden layers", 2);
-        var width = CliOptions.Int("--width", "hidden units", 20);
-        var inputs = CliOptions.Int("--inputs", "inputs", 16);
-        var batch = CliOptions.Int("--batch-size", "batch size", 128);
-        var warmup = CliOptions.Int("--warmup", "untimed steps", 3);
-        var repeats = CliOptions.Int("--repeats", "timed steps", 10);
-        var threads = CliOptions.Int("--threads", "torch threads", 1);
-        var fisher = CliOptions.Text("--fisher", "Fisher", "empirical", v => CliChoices.Fisher(v));
-        var command = new Command("scale-point", "Measure one optimisation step (used by natgrad scale)") { Hidden = true };
-        foreach (var o in new Option[] { method, depth, width, inputs, batch, warmup, repeats, threads, fisher }) command.Add(o);
+        var method = CliOptions.Text("--method", "Method (a catalog name)", "sgd");
+        var depth = CliOptions.Int("--depth", "Hidden layers", 2);
+        var width = CliOptions.Int("--width", "Hidden units per layer", 20);
+        var inputs = CliOptions.Int("--inputs", "Input features", 16);
+        var outputs = CliOptions.Int("--outputs", "Regression outputs", 1);
+        var batch = CliOptions.Int("--batch-size", "Examples per step", 128);
+        var warmup = CliOptions.Int("--warmup", "Untimed steps", 3);
+        var repeats = CliOptions.Int("--repeats", "Timed steps", 10);
+        var threads = CliOptions.Int("--threads", "Torch intra-op threads", 1);
+        var fisher = CliOptions.Text("--fisher", "Fisher: empirical, mc or exact", "empirical", v => CliChoices.Fisher(v));
+        var dtype = CliOptions.Text("--dtype", "float32 or float64", "float32", v => CliChoices.Dtype(v));
+        var seed = CliOptions.Long("--seed", "Seed of the weights and the synthetic data", 0);
+        var command = new Command(Name, "Measure one optimisation step (run by natgrad scale in a child process)") { Hidden = true };
+        foreach (var o in new Option[] { method, depth, width, inputs, outputs, batch, warmup, repeats, threads, fisher, dtype, seed }) command.Add(o);
         command.SetAction(parse =>
         {
-            TorchSharp.torch.set_num_threads(parse.GetValue(threads));
-            var settings = ScaleSettings(CliChoices.Fisher(parse.GetValue(fisher)!));
-            var size = new ModelSize(parse.GetValue(depth), parse.GetValue(width), parse.GetValue(inputs));
-            var m = StepCostProbe.Measure(parse.GetValue(method)!, size, parse.GetValue(batch), parse.GetValue(warmup), parse.GetValue(repeats), settings);
-            ctx.Out.WriteLine(JsonSerializer.Serialize(m, Json));
+            var name = parse.GetValue(method)!.Trim().ToLowerInvariant();
+            if (!ctx.Catalog.Contains(name)) throw new UsageException($"--method: '{name}' is not one of {string.Join(", ", ctx.Catalog.Names)}");
+            int Positive(Option<int> o) => parse.GetValue(o) is var v && v >= 1 ? v : throw new UsageException($"{o.Name} must be ≥ 1, got {v}");
+            var size = new ModelSize(parse.GetValue(depth) is var d && d >= 0 ? d : throw new UsageException($"--depth must be ≥ 0, got {d}"),
+                Positive(width), Positive(inputs), Positive(outputs));
+            var options = new ProbeOptions
+            {
+                BatchSize = Positive(batch),
+                Warmup = parse.GetValue(warmup) is var w && w >= 0 ? w : throw new UsageException($"--warmup must be ≥ 0, got {w}"),
+                Repeats = Positive(repeats),
+                Dtype = CliChoices.Dtype(parse.GetValue(dtype)!),
+                Seed = parse.GetValue(seed),
+                Settings = ProbeOptions.ScaleSettings(CliChoices.Fisher(parse.GetValue(fisher)!)),
+            };
+            TorchSharp.torch.set_num_threads(Positive(threads));
+            var point = StepCostProbe.Measure(name, size, options, ctx.Catalog, () =>
+            {
+                ctx.Out.WriteLine(TimingMarker);
+                ctx.Out.Flush();
+            });
+            ctx.Out.WriteLine(point.ToJsonLine());
+            ctx.Out.Flush();
             return ExitCodes.Success;
         });
         return command;
     }
 
-    /// <summary>Settings of every timed method: seed 000's protocol (empirical Fisher by default, constant damping, no momentum).</summary>
-    public static OptimizerSettings ScaleSettings(NaturalGradient.Fisher.FisherKind fisher) => new()
+    /// <summary>The child's command line (after the executable) for one point.</summary>
+    public static IReadOnlyList<string> Arguments(string method, ModelSize size, ProbeOptions options, int threads, string fisher) => new[]
     {
-        LearningRate = 0.01, Momentum = 0, Damping = 1e-2, Fisher = fisher, HfMaxIterations = 10, MaxExactParameters = int.MaxValue,
+        Name, "--method", method,
+        "--depth", size.Depth.ToString(Inv), "--width", size.Width.ToString(Inv),
+        "--inputs", size.Inputs.ToString(Inv), "--outputs", size.Outputs.ToString(Inv),
+        "--batch-size", options.BatchSize.ToString(Inv), "--warmup", options.Warmup.ToString(Inv), "--repeats", options.Repeats.ToString(Inv),
+        "--threads", threads.ToString(Inv), "--fisher", fisher,
+        "--dtype", options.Dtype == TorchSharp.torch.ScalarType.Float64 ? "float64" : "float32",
+        "--seed", options.Seed.ToString(Inv),
     };
 }

@@ -18,7 +18,24 @@ internal static class EnvironmentInfo
         ["os"] = RuntimeInformation.OSDescription,
         ["architecture"] = RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant(),
         ["processor_count"] = Environment.ProcessorCount,
+        ["cpu_model"] = CpuModel(),
     };
+
+    /// <summary>The processor's name from /proc/cpuinfo ("model name"), or null where there is none (non-Linux).</summary>
+    public static string? CpuModel()
+    {
+        try
+        {
+            if (!File.Exists("/proc/cpuinfo")) return null;
+            var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
+            var colon = line?.IndexOf(':') ?? -1;
+            return colon < 0 ? null : line![(colon + 1)..].Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
 
     private static string VersionOf(Assembly assembly) =>
         assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion

@@ -17,7 +17,8 @@ internal static class LogScale
 
     /// <summary>
     /// Relabels an axis whose data were passed through log10. Within <paramref name="low"/>..<paramref name="high"/>
-    /// (log10 values) ticks go at 1, 2 and 5 × 10ᵏ when the data span less than three decades, else at powers of ten.
+    /// (log10 values) ticks go at evenly spaced round values (160, 180, 200, …) when the data span less than a decade,
+    /// at 1, 2 and 5 × 10ᵏ when they span less than three, else at powers of ten.
     /// </summary>
     public static void Relabel(IAxis axis, double low = double.NaN, double high = double.NaN)
     {
@@ -32,6 +33,19 @@ internal static class LogScale
             return;
         }
         var ticks = new ScottPlot.TickGenerators.NumericManual();
+        if (high - low < 1)
+        {
+            // Less than a decade: evenly spaced "nice" values (e.g. 160, 180, 200, …), 4 to 10 of them, at their log positions.
+            // Ticks outside the visible range are not drawn: cover the data plus a margin.
+            double margin = 0.2 * (high - low) + 0.01;
+            double lo = Math.Pow(10, low - margin), hi = Math.Pow(10, high + margin);
+            double step = NiceStep((Math.Pow(10, high) - Math.Pow(10, low)) / 8);
+            for (double v = Math.Ceiling(lo / step) * step; v <= hi; v += step)
+                if (v > 0) ticks.AddMajor(Math.Log10(v), Label(v));
+            axis.TickGenerator = ticks;
+            return;
+        }
+        // Up to three decades: 1, 2 and 5 × 10ᵏ; more: powers of ten.
         double[] mantissas = high - low < 3 ? new[] { 1.0, 2, 5 } : new[] { 1.0 };
         for (int k = (int)Math.Floor(low) - 1; k <= (int)Math.Ceiling(high) + 1; k++)
         {
@@ -64,6 +78,15 @@ internal static class LogScale
             IntegerTicksOnly = true,
             LabelFormatter = x => Label(Math.Pow(2, x)),
         };
+    }
+
+    /// <summary>The 1-2-5 × 10ᵏ value nearest above <paramref name="raw"/>.</summary>
+    private static double NiceStep(double raw)
+    {
+        if (!(raw > 0)) return 1;
+        double magnitude = Math.Pow(10, Math.Floor(Math.Log10(raw)));
+        double f = raw / magnitude;
+        return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * magnitude;
     }
 
     private static string Label(double v) =>
