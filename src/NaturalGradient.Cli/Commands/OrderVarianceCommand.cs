@@ -131,9 +131,7 @@ internal static class OrderVarianceCommand
         plot.XLabel($"resampled segment of the stream's first half ({plan.SegmentLength} examples each; 1 = earliest)");
         plot.YLabel("variance of output probabilities on held-out data (log scale)");
         plot.ShowLegend(Alignment.UpperRight);
-        var tmp = Path.Combine(dir, "variance.png.tmp.png");
-        plot.SavePng(tmp, 900, 560);
-        File.Move(tmp, Path.Combine(dir, "variance.png"), overwrite: true);
+        AtomicFile.WriteBytes(Path.Combine(dir, "variance.png"), plot.GetImageBytes(900, 560, ImageFormat.Png));
 
         var md = new StringBuilder();
         md.AppendLine("# Order variance (seed 001 figure 3, reduced)").AppendLine();

@@ -1,3 +1,4 @@
+using NaturalGradient.Cli.Output;
 using NaturalGradient.Experiments.Paths;
 
 namespace NaturalGradient.Cli.Commands;
@@ -25,7 +26,7 @@ internal static class PathsExperiment
         var csv = Path.Combine(settings.OutDir, "paths.csv");
         var md = Path.Combine(settings.OutDir, "paths.md");
         var result = new PathsResult(settings, surface, trajectories, summaries, grid, [png, csv, md]);
-        PathsReport.WriteBytesAtomically(png, PathsPlot.RenderPng(result));
+        AtomicFile.WriteBytes(png, PathsPlot.RenderPng(result));
         PathsReport.WriteCsv(csv, trajectories);
         PathsReport.WriteMarkdown(md, result);
         return result;

@@ -61,26 +61,5 @@ internal static class PathsReport
         output.WriteLine($"wrote {string.Join(", ", r.Files.Select(Path.GetFileName))} to {Path.GetFullPath(r.Settings.OutDir)}");
     }
 
-    /// <summary>Writes bytes to a temporary file in the same folder, then renames it over <paramref name="path"/>.</summary>
-    public static void WriteBytesAtomically(string path, byte[] bytes)
-    {
-        var full = Path.GetFullPath(path);
-        var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                stream.Write(bytes);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw;
-        }
-    }
-
     private static string F(FormattableString s) => s.ToString(Inv);
 }

@@ -112,8 +112,6 @@ internal static class ComparePlots
 
     private static void Save(Plot plot, string path)
     {
-        var tmp = path + ".tmp.png";
-        plot.SavePng(tmp, Width, Height);
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.WriteBytes(path, plot.GetImageBytes(Width, Height, ImageFormat.Png));
     }
 }
