@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Text;
-using NaturalGradient.Data;
+using NaturalGradient.Training.Data;
 using NaturalGradient.Fisher;
-using NaturalGradient.Models;
+using NaturalGradient.Training.Models;
 using NaturalGradient.Training;
 
 namespace NaturalGradient.Bench;

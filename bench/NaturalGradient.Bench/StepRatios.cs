@@ -1,9 +1,9 @@
 using System.Globalization;
 using System.Text;
-using NaturalGradient.Data;
-using NaturalGradient.Experiments.Scale;
+using NaturalGradient.Training.Data;
+using NaturalGradient.Training.Experiments.Scale;
 using NaturalGradient.Likelihoods;
-using NaturalGradient.Models;
+using NaturalGradient.Training.Models;
 using NaturalGradient.Training;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -2,7 +2,7 @@ using NaturalGradient.Capture;
 using NaturalGradient.Curvature;
 using System.CommandLine;
 using NaturalGradient.Cli.Commands;
-using NaturalGradient.Data;
+using NaturalGradient.Training.Data;
 
 namespace NaturalGradient.Cli;
 

@@ -1,5 +1,5 @@
 using NaturalGradient.Cli.Rendering;
-using NaturalGradient.Data;
+using NaturalGradient.Training.Data;
 using NaturalGradient.Training;
 
 namespace NaturalGradient.Cli;

@@ -3,7 +3,7 @@ using System.Globalization;
 using NaturalGradient.Cli.Output;
 using NaturalGradient.Cli.Reports;
 using NaturalGradient.Curvature;
-using NaturalGradient.Experiments.Compare;
+using NaturalGradient.Training.Experiments.Compare;
 using NaturalGradient.Training;
 
 namespace NaturalGradient.Cli.Commands;

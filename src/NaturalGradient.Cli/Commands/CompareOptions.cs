@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using NaturalGradient.Cli.Parsing;
-using NaturalGradient.Experiments.Compare;
+using NaturalGradient.Training.Experiments.Compare;
 
 namespace NaturalGradient.Cli.Commands;
 

@@ -1,8 +1,8 @@
 using NaturalGradient.Capture;
 using NaturalGradient.Curvature;
-using NaturalGradient.Data;
-using NaturalGradient.Experiments.Compare;
-using NaturalGradient.Models;
+using NaturalGradient.Training.Data;
+using NaturalGradient.Training.Experiments.Compare;
+using NaturalGradient.Training.Models;
 using NaturalGradient.Training;
 
 namespace NaturalGradient.Cli.Commands;

@@ -4,9 +4,9 @@ using System.Text;
 using NaturalGradient.Cli.Output;
 using NaturalGradient.Cli.Parsing;
 using NaturalGradient.Cli.Reports;
-using NaturalGradient.Data;
-using NaturalGradient.Experiments.OrderVariance;
-using NaturalGradient.Models;
+using NaturalGradient.Training.Data;
+using NaturalGradient.Training.Experiments.OrderVariance;
+using NaturalGradient.Training.Models;
 using NaturalGradient.Training;
 using ScottPlot;
 

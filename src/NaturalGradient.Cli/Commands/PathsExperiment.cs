@@ -1,5 +1,5 @@
 using NaturalGradient.Cli.Output;
-using NaturalGradient.Experiments.Paths;
+using NaturalGradient.Training.Experiments.Paths;
 
 namespace NaturalGradient.Cli.Commands;
 

@@ -1,4 +1,4 @@
-using NaturalGradient.Experiments.Paths;
+using NaturalGradient.Training.Experiments.Paths;
 using ScottPlot;
 
 namespace NaturalGradient.Cli.Commands;

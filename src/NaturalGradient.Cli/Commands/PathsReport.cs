@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 using NaturalGradient.Cli.Output;
-using NaturalGradient.Experiments.Paths;
+using NaturalGradient.Training.Experiments.Paths;
 
 namespace NaturalGradient.Cli.Commands;
 

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using NaturalGradient.Cli.Parsing;
 using NaturalGradient.Cli.Reports;
-using NaturalGradient.Experiments.Scale;
+using NaturalGradient.Training.Experiments.Scale;
 using NaturalGradient.Training;
 using TorchSharp;
 

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using NaturalGradient.Cli.Parsing;
-using NaturalGradient.Experiments.Scale;
+using NaturalGradient.Training.Experiments.Scale;
 
 namespace NaturalGradient.Cli.Commands;
 

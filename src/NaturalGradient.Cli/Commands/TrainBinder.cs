@@ -1,7 +1,7 @@
 using System.CommandLine;
 using NaturalGradient.Cli.Parsing;
-using NaturalGradient.Data;
-using NaturalGradient.Models;
+using NaturalGradient.Training.Data;
+using NaturalGradient.Training.Models;
 using NaturalGradient.Training;
 
 namespace NaturalGradient.Cli.Commands;

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using NaturalGradient.Cli.Output;
 using NaturalGradient.Cli.Rendering;
-using NaturalGradient.Data;
+using NaturalGradient.Training.Data;
 using NaturalGradient.Training;
 
 namespace NaturalGradient.Cli.Commands;

@@ -1,5 +1,5 @@
-using NaturalGradient.Data;
-using NaturalGradient.Models;
+using NaturalGradient.Training.Data;
+using NaturalGradient.Training.Models;
 using NaturalGradient.Training;
 
 namespace NaturalGradient.Cli.Commands;

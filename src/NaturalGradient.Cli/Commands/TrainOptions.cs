@@ -1,6 +1,6 @@
 using System.CommandLine;
 using NaturalGradient.Cli.Parsing;
-using NaturalGradient.Models;
+using NaturalGradient.Training.Models;
 using NaturalGradient.Training;
 
 namespace NaturalGradient.Cli.Commands;

@@ -1,5 +1,5 @@
 using System.Globalization;
-using NaturalGradient.Data;
+using NaturalGradient.Training.Data;
 using NaturalGradient.Training;
 
 namespace NaturalGradient.Cli.Rendering;

@@ -1,7 +1,7 @@
 using NaturalGradient.Cli.Output;
-using NaturalGradient.Experiments.Compare;
+using NaturalGradient.Training.Experiments.Compare;
 using ScottPlot;
-using GridCell = NaturalGradient.Experiments.Compare.GridCell;
+using GridCell = NaturalGradient.Training.Experiments.Compare.GridCell;
 
 namespace NaturalGradient.Cli.Reports;
 

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using NaturalGradient.Experiments.Compare;
+using NaturalGradient.Training.Experiments.Compare;
 
 namespace NaturalGradient.Cli.Reports;
 

@@ -1,6 +1,6 @@
 using System.Globalization;
 using NaturalGradient.Cli.Output;
-using NaturalGradient.Experiments.Compare;
+using NaturalGradient.Training.Experiments.Compare;
 
 namespace NaturalGradient.Cli.Reports;
 

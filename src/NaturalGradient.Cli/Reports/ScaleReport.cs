@@ -4,7 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using NaturalGradient.Cli.Commands;
 using NaturalGradient.Cli.Output;
-using NaturalGradient.Experiments.Scale;
+using NaturalGradient.Training.Experiments.Scale;
 using ScottPlot;
 
 namespace NaturalGradient.Cli.Reports;

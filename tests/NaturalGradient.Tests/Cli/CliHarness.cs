@@ -1,5 +1,5 @@
 using NaturalGradient.Cli;
-using NaturalGradient.Data;
+using NaturalGradient.Training.Data;
 using NaturalGradient.Training;
 
 namespace NaturalGradient.Tests.Cli;

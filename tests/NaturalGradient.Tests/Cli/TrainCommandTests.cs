@@ -1,5 +1,5 @@
 using System.Text.Json;
-using NaturalGradient.Data;
+using NaturalGradient.Training.Data;
 
 namespace NaturalGradient.Tests.Cli;
 

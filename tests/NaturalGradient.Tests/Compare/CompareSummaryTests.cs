@@ -1,5 +1,5 @@
 using NaturalGradient.Cli.Reports;
-using NaturalGradient.Experiments.Compare;
+using NaturalGradient.Training.Experiments.Compare;
 
 namespace NaturalGradient.Tests.Compare;
 

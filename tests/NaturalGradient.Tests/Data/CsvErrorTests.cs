@@ -1,5 +1,5 @@
-using NaturalGradient.Data;
-using NaturalGradient.Data.Csv;
+using NaturalGradient.Training.Data;
+using NaturalGradient.Training.Data.Csv;
 
 namespace NaturalGradient.Tests.Data;
 

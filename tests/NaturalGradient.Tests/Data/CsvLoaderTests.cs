@@ -1,5 +1,5 @@
-using NaturalGradient.Data;
-using NaturalGradient.Data.Csv;
+using NaturalGradient.Training.Data;
+using NaturalGradient.Training.Data.Csv;
 using TorchSharp;
 using static TorchSharp.torch;
 

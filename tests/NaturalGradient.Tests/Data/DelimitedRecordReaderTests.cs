@@ -1,4 +1,4 @@
-using NaturalGradient.Data.Csv;
+using NaturalGradient.Training.Data.Csv;
 
 namespace NaturalGradient.Tests.Data;
 

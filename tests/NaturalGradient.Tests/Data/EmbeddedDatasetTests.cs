@@ -1,4 +1,4 @@
-using NaturalGradient.Data;
+using NaturalGradient.Training.Data;
 using TorchSharp;
 
 namespace NaturalGradient.Tests.Data;

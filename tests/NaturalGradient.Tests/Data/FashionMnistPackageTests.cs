@@ -1,4 +1,4 @@
-using NaturalGradient.Data;
+using NaturalGradient.Training.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
-using NaturalGradient.Data;
-using NaturalGradient.Data.Idx;
+using NaturalGradient.Training.Data;
+using NaturalGradient.Training.Data.Idx;
 using TorchSharp;
 using static TorchSharp.torch;
 

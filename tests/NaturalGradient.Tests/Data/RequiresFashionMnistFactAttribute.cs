@@ -1,4 +1,4 @@
-using NaturalGradient.Data.Idx;
+using NaturalGradient.Training.Data.Idx;
 
 namespace NaturalGradient.Tests.Data;
 

@@ -1,5 +1,5 @@
 using System.IO.Compression;
-using NaturalGradient.Data;
+using NaturalGradient.Training.Data;
 
 namespace NaturalGradient.Tests.Data;
 

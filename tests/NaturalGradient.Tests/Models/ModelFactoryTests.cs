@@ -1,5 +1,5 @@
 using NaturalGradient.Capture;
-using NaturalGradient.Models;
+using NaturalGradient.Training.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

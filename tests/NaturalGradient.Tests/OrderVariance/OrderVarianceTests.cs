@@ -1,4 +1,4 @@
-using NaturalGradient.Experiments.OrderVariance;
+using NaturalGradient.Training.Experiments.OrderVariance;
 using NaturalGradient.Tests.Cli;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -1,4 +1,4 @@
-using NaturalGradient.Experiments.Paths;
+using NaturalGradient.Training.Experiments.Paths;
 using TorchSharp;
 using static TorchSharp.torch;
 

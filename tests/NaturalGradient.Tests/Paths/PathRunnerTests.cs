@@ -1,4 +1,4 @@
-using NaturalGradient.Experiments.Paths;
+using NaturalGradient.Training.Experiments.Paths;
 
 namespace NaturalGradient.Tests.Paths;
 

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using NaturalGradient.Cli;
 using NaturalGradient.Cli.Commands;
-using NaturalGradient.Experiments.Paths;
+using NaturalGradient.Training.Experiments.Paths;
 using NaturalGradient.Tests.Cli;
 
 namespace NaturalGradient.Tests.Paths;

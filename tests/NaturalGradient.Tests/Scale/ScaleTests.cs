@@ -1,6 +1,6 @@
 using NaturalGradient.Cli;
 using NaturalGradient.Cli.Commands;
-using NaturalGradient.Experiments.Scale;
+using NaturalGradient.Training.Experiments.Scale;
 using NaturalGradient.Tests.Cli;
 using NaturalGradient.Training;
 using TorchSharp;

@@ -1,6 +1,6 @@
-using NaturalGradient.Data;
+using NaturalGradient.Training.Data;
 using NaturalGradient.Fisher;
-using NaturalGradient.Models;
+using NaturalGradient.Training.Models;
 using NaturalGradient.Tests.Data;
 using NaturalGradient.Training;
 using TorchSharp;

@@ -1,6 +1,6 @@
 using NaturalGradient.Damping;
 using NaturalGradient.Fisher;
-using NaturalGradient.Models;
+using NaturalGradient.Training.Models;
 using NaturalGradient.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -18,7 +18,7 @@ public class NaturalGradientTrainingTests
         { "hf", FisherKind.Exact, "same" },
     };
 
-    private static TrainingResult Train(NaturalGradient.Data.Dataset data, OptimizerSettings settings, ModelSpec? model = null, int epochs = 4) =>
+    private static TrainingResult Train(NaturalGradient.Training.Data.Dataset data, OptimizerSettings settings, ModelSpec? model = null, int epochs = 4) =>
         new Trainer(model ?? new ModelSpec { Hidden = new[] { 8 } }, settings,
             new TrainerOptions { Epochs = epochs, BatchSize = 16, Seed = 3, Dtype = ScalarType.Float32 }).Run(data);
 

@@ -1,4 +1,4 @@
-using NaturalGradient.Models;
+using NaturalGradient.Training.Models;
 using NaturalGradient.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -8,7 +8,7 @@ namespace NaturalGradient.Tests.Training;
 [Collection("Torch")]
 public class TrainerTests
 {
-    private static TrainingResult Train(NaturalGradient.Data.Dataset data, long seed = 0, double lr = 0.05, int epochs = 3, string optimizer = "sgd",
+    private static TrainingResult Train(NaturalGradient.Training.Data.Dataset data, long seed = 0, double lr = 0.05, int epochs = 3, string optimizer = "sgd",
         int batch = 16, ITrainingProgress? progress = null, ScalarType dtype = ScalarType.Float32, ModelSpec? model = null)
     {
         var trainer = new Trainer(model ?? new ModelSpec { Hidden = new[] { 8 } },
