@@ -10,7 +10,7 @@ namespace NaturalGradient.Curvature.Kfac;
 /// Applying them is two matrix products: (G + √λ/π I)⁻¹ V (A + π√λ I)⁻¹ (Martens &amp; Grosse 2015 §6.3).
 /// Owns its tensors.
 /// </summary>
-internal sealed class FactoredCholeskyInverse : IDisposable
+internal sealed partial class FactoredCholeskyInverse : IDisposable
 {
     private Tensor? _aInverse, _gInverse;
 

@@ -21,7 +21,7 @@ namespace NaturalGradient.Curvature.Kfac;
 /// while <see cref="Multiply"/> and <see cref="ToDense"/> always use the current factors.</para>
 /// <para>Memory: A and G (in'² + out²) plus their inverses or eigenbases (the same again).</para>
 /// </remarks>
-public sealed class KfacBlock : ICurvatureBlock
+public sealed partial class KfacBlock : ICurvatureBlock
 {
     private readonly RunningAverage _a = new(), _g = new();
     private readonly KroneckerEigenbasis _eigen = new();

@@ -13,7 +13,7 @@ namespace NaturalGradient.Curvature.Kfac;
 /// linalg.eigh runs in float64 whatever the factors' dtype, and the results are cast back. Eigenvalues below 0
 /// (round-off of a PSD factor) are clamped to 0.
 /// </remarks>
-internal sealed class KroneckerEigenbasis : IDisposable
+internal sealed partial class KroneckerEigenbasis : IDisposable
 {
     private Tensor? _qa, _ea, _qg, _eg;
 
