@@ -16,53 +16,65 @@ public sealed partial class NaturalGradientDescent
     public NaturalGradientStateDict state_dict()
     {
         var state = new NaturalGradientStateDict();
-        state.Texts["optimizer"] = nameof(NaturalGradientDescent);
-        state.Texts["damping_schedule"] = Options.DampingSchedule.ToString();
-        state.Numbers["learning_rate"] = LearningRate;
-        state.Numbers["damping"] = _damping.Current;
-        foreach (var (name, buffer) in _layerMomentum) state.SetTensor($"momentum.layer.{name}", buffer);
-        var names = ParameterNames();
-        foreach (var (parameter, buffer) in _plainMomentum) state.SetTensor($"momentum.parameter.{names[parameter.Handle]}", buffer);
-        Preconditioner.ExportState("preconditioner.", state);
+        ExportState("", state);
         return state;
     }
 
     /// <summary>Restores a state from <see cref="state_dict"/>. On error nothing changes.</summary>
     /// <exception cref="InvalidDataException">The state belongs to another optimiser, damping schedule, structure or model, or is incomplete.</exception>
-    public void load_state_dict(NaturalGradientStateDict state)
+    public void load_state_dict(NaturalGradientStateDict state) => ImportState("", state);
+
+    /// <summary>Writes the state of <see cref="state_dict"/> under keys starting with <paramref name="prefix"/>.</summary>
+    public void ExportState(string prefix, NaturalGradientStateDict state)
     {
         ArgumentNullException.ThrowIfNull(state);
-        if (state.GetText("optimizer") != nameof(NaturalGradientDescent))
-            throw new InvalidDataException($"the state is for optimiser '{state.GetText("optimizer")}', not {nameof(NaturalGradientDescent)}");
-        if (state.GetText("damping_schedule") != Options.DampingSchedule.ToString())
-            throw new InvalidDataException($"the state is for damping schedule '{state.GetText("damping_schedule")}', but this optimiser uses '{Options.DampingSchedule}'");
-        Preconditioner.CheckState("preconditioner.", state);
-        double lr = state.GetNumber("learning_rate");
-        double damping = state.GetNumber("damping");
+        state.Texts[prefix + "optimizer"] = nameof(NaturalGradientDescent);
+        state.Texts[prefix + "damping_schedule"] = Options.DampingSchedule.ToString();
+        state.Numbers[prefix + "learning_rate"] = LearningRate;
+        state.Numbers[prefix + "damping"] = _damping.Current;
+        foreach (var (name, buffer) in _layerMomentum) state.SetTensor($"{prefix}momentum.layer.{name}", buffer);
+        var names = ParameterNames();
+        foreach (var (parameter, buffer) in _plainMomentum) state.SetTensor($"{prefix}momentum.parameter.{names[parameter.Handle]}", buffer);
+        Preconditioner.ExportState(prefix + "preconditioner.", state);
+    }
+
+    /// <summary>Reads the state written by <see cref="ExportState"/> under <paramref name="prefix"/>. On error nothing changes.</summary>
+    /// <exception cref="InvalidDataException">The state belongs to another optimiser, damping schedule, structure or model, or is incomplete.</exception>
+    public void ImportState(string prefix, NaturalGradientStateDict state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (state.GetText(prefix + "optimizer") != nameof(NaturalGradientDescent))
+            throw new InvalidDataException($"the state is for optimiser '{state.GetText(prefix + "optimizer")}', not {nameof(NaturalGradientDescent)}");
+        if (state.GetText(prefix + "damping_schedule") != Options.DampingSchedule.ToString())
+            throw new InvalidDataException($"the state is for damping schedule '{state.GetText(prefix + "damping_schedule")}', but this optimiser uses '{Options.DampingSchedule}'");
+        Preconditioner.CheckState(prefix + "preconditioner.", state);
+        double lr = state.GetNumber(prefix + "learning_rate");
+        double damping = state.GetNumber(prefix + "damping");
         var covered = Preconditioner.Capture.Layers.ToDictionary(l => l.Adapter.Name, l => l.Adapter, StringComparer.Ordinal);
         var parameters = ParameterNames();
         var layerMomentum = new Dictionary<string, Tensor>();
         var plainMomentum = new Dictionary<Parameter, Tensor>(ReferenceEqualityComparer.Instance);
         try
         {
+            string layerKey = prefix + "momentum.layer.", parameterKey = prefix + "momentum.parameter.";
             foreach (var key in state.Tensors.Keys)
             {
-                if (key.StartsWith("momentum.layer.", StringComparison.Ordinal))
+                if (key.StartsWith(layerKey, StringComparison.Ordinal))
                 {
-                    var name = key["momentum.layer.".Length..];
+                    var name = key[layerKey.Length..];
                     if (!covered.TryGetValue(name, out var layer))
                         throw new InvalidDataException($"the state holds momentum for layer '{name}', which this model does not cover");
                     layerMomentum[name] = state.GetTensor(key, new[] { layer.OutputDim, layer.InputDim });
                 }
-                else if (key.StartsWith("momentum.parameter.", StringComparison.Ordinal))
+                else if (key.StartsWith(parameterKey, StringComparison.Ordinal))
                 {
-                    var name = key["momentum.parameter.".Length..];
+                    var name = key[parameterKey.Length..];
                     var parameter = _uncovered.FirstOrDefault(p => parameters.TryGetValue(p.Handle, out var n) && n == name)
                         ?? throw new InvalidDataException($"the state holds momentum for parameter '{name}', which this optimiser does not update directly");
                     plainMomentum[parameter] = state.GetTensor(key, parameter.shape);
                 }
             }
-            Preconditioner.ImportState("preconditioner.", state);
+            Preconditioner.ImportState(prefix + "preconditioner.", state);
         }
         catch
         {
