@@ -41,6 +41,7 @@ internal sealed class NatgradApp(CliContext ctx)
         }
         catch (UsageException e) { return Fail(ExitCodes.Usage, e.Message); }
         catch (DataFormatException e) { return Fail(ExitCodes.Usage, e.Message); }
+        catch (InvalidDataException e) { return Fail(ExitCodes.Usage, e.Message); }
         // A model the chosen method cannot handle: too large for exact NGD, a conv layer for TENGraD, a bypassed layer.
         catch (Exception e) when (e is ModelNotSupportedException or NotSupportedException or LayerNotObservedException)
         {
