@@ -22,7 +22,7 @@ public class TrainerResumeTests
             LearningRate = method is "sgd" ? 0.05 : method is "adam" ? 0.01 : 0.2,
             Momentum = method is "adam" ? 0 : 0.9,
             Damping = 1e-2,
-            Fisher = NaturalGradient.Fisher.FisherKind.MonteCarlo,
+            Fisher = method is "tengrad" or "ekfac" ? NaturalGradient.Fisher.FisherKind.Empirical : NaturalGradient.Fisher.FisherKind.MonteCarlo,
             DampingSchedule = method is "hf" ? NaturalGradient.Damping.DampingSchedule.LevenbergMarquardt : NaturalGradient.Damping.DampingSchedule.Constant,
             MetricSource = method is "kfac" ? MetricSource.OtherBatch : MetricSource.SameBatch,
             InverseUpdatePeriod = 2,

@@ -5,7 +5,7 @@ namespace NaturalGradient.Curvature.Kfac;
 public sealed partial class KfacBlock : ICurvatureBlockState
 {
     /// <summary>
-    /// Writes the running averages A and G, the eigenbasis or the Cholesky inverses with their λ, π, whether the
+    /// Writes the running averages A and G, the eigenbasis, the factored inverses with their λ, π, whether the
     /// inverses are due, and the refresh count.
     /// </summary>
     public void ExportState(string prefix, NaturalGradientStateDict state)
@@ -14,8 +14,8 @@ public sealed partial class KfacBlock : ICurvatureBlockState
         _a.ExportState(prefix + "activation_factor", state);
         _g.ExportState(prefix + "output_gradient_factor", state);
         _eigen.ExportState(prefix, state);
-        _cholesky.ExportState(prefix, state);
-        state.Numbers[prefix + "cholesky_due"] = _choleskyDue ? 1 : 0;
+        _inverse.ExportState(prefix, state);
+        state.Numbers[prefix + "inverse_due"] = _inverseDue ? 1 : 0;
         state.Numbers[prefix + "pi"] = _pi;
         state.Numbers[prefix + "inverse_refresh_count"] = InverseRefreshCount;
     }
@@ -28,8 +28,8 @@ public sealed partial class KfacBlock : ICurvatureBlockState
         _a.ImportState(prefix + "activation_factor", state, new[] { inputs, inputs });
         _g.ImportState(prefix + "output_gradient_factor", state, new[] { outputs, outputs });
         _eigen.ImportState(prefix, state, inputs, outputs);
-        _cholesky.ImportState(prefix, state, inputs, outputs);
-        _choleskyDue = state.GetNumber(prefix + "cholesky_due") != 0;
+        _inverse.ImportState(prefix, state, inputs, outputs);
+        _inverseDue = state.GetNumber(prefix + "inverse_due") != 0;
         _pi = state.GetNumber(prefix + "pi");
         InverseRefreshCount = checked((int)state.GetNumber(prefix + "inverse_refresh_count"));
     }

@@ -2,7 +2,7 @@ using NaturalGradient.Optim;
 
 namespace NaturalGradient.Curvature.Kfac;
 
-internal sealed partial class FactoredCholeskyInverse
+internal sealed partial class FactoredInverse
 {
     /// <summary>Stores both inverses and the λ they were built for (nothing before the first build).</summary>
     public void ExportState(string prefix, NaturalGradientStateDict state)
