@@ -16,6 +16,8 @@ internal sealed class NatgradApp(CliContext ctx)
     {
         var root = new RootCommand("natgrad: natural-gradient training for TorchSharp (see docs/CLI.md)");
         root.Add(TrainCommand.Create(ctx));
+        root.Add(EvaluateCommand.Create(ctx));
+        root.Add(PredictCommand.Create(ctx));
         root.Add(PathsCommand.Create());
         root.Add(CompareCommand.Create(ctx));
         root.Add(ScaleCommand.Create(ctx));

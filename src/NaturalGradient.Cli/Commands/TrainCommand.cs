@@ -32,10 +32,10 @@ internal static class TrainCommand
         {
             if (NullIfEmpty(parse.GetValue(options.Resume)) is { } resumeDir)
             {
-                if (parse.Tokens.Count != 2)
+                if (parse.Tokens.Count(t => t.Type == System.CommandLine.Parsing.TokenType.Option) != 1)
                     throw new UsageException($"{options.Resume.Name} takes no other options: the run continues with its own (from {Path.Combine(resumeDir, RunFolder.RunFile)})");
                 arguments = RunFolder.ReadRun(resumeDir).ToList();
-                parse = command.Parse(arguments);
+                parse = command.Parse(arguments.SkipWhile(a => a == command.Name).ToList());
                 if (parse.Errors.Count > 0) throw new UsageException($"{options.Resume.Name}: the stored command line no longer parses ({parse.Errors[0].Message})");
                 var checkpointPath = Path.Combine(resumeDir, RunFolder.CheckpointFile);
                 try

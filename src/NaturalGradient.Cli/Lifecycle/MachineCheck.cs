@@ -30,7 +30,7 @@ internal static class MachineCheck
         double available = AvailableBytes();
         if (bytes > MemoryShare * available)
             throw new UsageException(FormattableString.Invariant(
-                $"{options.Optimizer.Name} exact needs about {bytes / 1e9:F1} GB for its dense {p}×{p} Fisher, more than {MemoryShare:P0} of the {available / 1e9:F1} GB of memory available; use kfac, ekfac, tengrad or hf, or a smaller --hidden"));
+                $"{options.Optimizer.Name} exact needs about {bytes / 1e9:F1} GB for its dense {p}×{p} Fisher, more than {MemoryShare * 100:F0} % of the {available / 1e9:F1} GB of memory available; use kfac, ekfac, tengrad or hf, or a smaller --hidden"));
     }
 
     /// <summary>MemAvailable from /proc/meminfo, or the runtime's view of the memory limit.</summary>
