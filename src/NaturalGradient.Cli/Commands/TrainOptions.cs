@@ -78,8 +78,8 @@ internal sealed class TrainOptions
         v => CliChoices.KfacDamping(v), helpName: "factored|eigenbasis");
     public Option<bool> HfDiagonal { get; } = new("--hf-diagonal") { Description = "Precondition the Hessian-free solver with the diagonal Fisher" };
     public Option<double?> KlClip { get; } = CliOptions.OptionalDouble("--kl-clip", "Bound on the predicted KL of an update [default: none]");
-    public Option<string> HfSolver { get; } = CliOptions.Text("--hf-solver", "Hessian-free solver: cg or minres", "cg",
-        v => CliChoices.HfSolver(v), helpName: "cg|minres");
+    public Option<string> HfSolver { get; } = CliOptions.Text("--hf-solver", "Hessian-free solver: cg, minres or minres-qlp", "cg",
+        v => CliChoices.HfSolver(v), helpName: "cg|minres|minres-qlp");
     public Option<int> HfIters { get; } = CliOptions.Int("--hf-iters", "Maximum Hessian-free solver iterations", Opt.HfMaxIterations);
     public Option<double> HfTol { get; } = CliOptions.Double("--hf-tol", "Relative residual at which the Hessian-free solver stops", Opt.HfTolerance);
     public Option<int> MaxExactParams { get; } = CliOptions.Int("--max-exact-params", "Largest model the dense exact method accepts", Opt.MaxExactParameters);
