@@ -33,8 +33,16 @@ public sealed partial class NaturalGradientPreconditioner
         state.Numbers[prefix + "step_count"] = StepCount;
         state.Numbers[prefix + "damping"] = Damping;
         using (var generatorState = _generator.get_state()) state.SetTensor(prefix + "generator", generatorState);
+        state.Numbers[prefix + "curvature_saved"] = CurvatureStateSaved ? 1 : 0;
         if (Curvature is ICurvatureState curvature) curvature.ExportState(prefix + "curvature.", state);
     }
+
+    /// <summary>
+    /// True when the state holds everything the curvature carries across steps: it exports its state, or it is
+    /// rebuilt from each step's statistics (exact, block, diagonal, TENGraD).
+    /// </summary>
+    private bool CurvatureStateSaved => Curvature is ICurvatureState
+        || Options.Structure is CurvatureStructure.Exact or CurvatureStructure.BlockDiagonal or CurvatureStructure.Diagonal or CurvatureStructure.Tengrad;
 
     /// <summary>Reads the state written by <see cref="ExportState"/> under <paramref name="prefix"/>; on error nothing changes.</summary>
     /// <exception cref="InvalidDataException">The state belongs to another structure, Fisher or model, or is incomplete.</exception>
@@ -59,6 +67,8 @@ public sealed partial class NaturalGradientPreconditioner
         Expect(state, prefix + "structure", Options.Structure.ToString(), "curvature structure");
         Expect(state, prefix + "fisher", Options.Fisher.ToString(), "Fisher");
         Expect(state, prefix + "layers", LayerSignature(), "covered layers");
+        if (state.GetNumber(prefix + "curvature_saved") == 0)
+            throw new InvalidDataException($"the state does not hold the {Options.Structure} curvature's running state (not supported yet), so the run cannot continue exactly");
     }
 
     /// <summary>"name:out×in'" for every covered layer, in model order.</summary>

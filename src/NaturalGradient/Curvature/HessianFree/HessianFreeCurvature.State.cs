@@ -14,6 +14,7 @@ public sealed partial class HessianFreeCurvature : ICurvatureState
     public void ExportState(string prefix, NaturalGradientStateDict state)
     {
         state.Numbers[prefix + "total_products"] = TotalProducts;
+        _kfac?.ExportState(prefix + "kfac_preconditioner.", state);
         if (_solution is not null && LastReport?.Status != SolveStatus.NonFinite)
             state.SetTensor(prefix + "warm_start", _solution);
     }
@@ -29,6 +30,7 @@ public sealed partial class HessianFreeCurvature : ICurvatureState
             layout = new ParameterLayout(layers);
             solution = state.GetTensor(prefix + "warm_start", new[] { layout.Count });
         }
+        _kfac?.ImportState(prefix + "kfac_preconditioner.", state, layers);
         _product?.Dispose();
         _product = null;
         _solution?.Dispose();
