@@ -54,6 +54,12 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
                     MaxIterations = s.HfMaxIterations,
                     RelativeTolerance = s.HfTolerance,
                     DiagonalPreconditioner = s.HfDiagonalPreconditioner,
+                    KfacPreconditioner = s.HfKfacPreconditioner,
+                    KfacPreconditionerOptions = new KfacOptions
+                    {
+                        FactorDecay = s.FactorDecay, FactorUpdatePeriod = s.FactorUpdatePeriod, InverseUpdatePeriod = s.InverseUpdatePeriod,
+                        InverseMethod = s.KfacInverse, DampingMode = s.KfacDamping,
+                    },
                 },
                 Kfac = new KfacOptions
                 {
