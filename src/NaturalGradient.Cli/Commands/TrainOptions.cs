@@ -81,7 +81,7 @@ internal sealed class TrainOptions
     public Option<int> InversePeriod { get; } = CliOptions.Int("--inverse-period", "Recompute inverses every N steps", Opt.InverseUpdatePeriod);
     public Option<int> FactorPeriod { get; } = CliOptions.Int("--factor-period", "Update curvature factors every N steps", Opt.FactorUpdatePeriod);
     public Option<double> FactorDecay { get; } = CliOptions.Double("--factor-decay", "Moving-average decay of curvature factors, in [0, 1)", Opt.FactorDecay);
-    public Option<string> KfacInverse { get; } = CliOptions.Text("--kfac-inverse", "K-FAC/EKFAC factor inverses: eigen or cholesky", "eigen",
+    public Option<string> KfacInverse { get; } = CliOptions.Text("--kfac-inverse", "K-FAC factor inverses: cholesky or eigen (EKFAC always uses eigen)", "cholesky",
         v => CliChoices.KfacInverse(v), helpName: "eigen|cholesky");
     public Option<string> KfacDamping { get; } = CliOptions.Text("--kfac-damping", "K-FAC damping: factored (π-adjusted Tikhonov) or eigenbasis (exact G⊗A + λI; needs eigen)", "factored",
         v => CliChoices.KfacDamping(v), helpName: "factored|eigenbasis");
