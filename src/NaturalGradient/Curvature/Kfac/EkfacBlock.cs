@@ -31,7 +31,7 @@ namespace NaturalGradient.Curvature.Kfac;
 /// S = w Σᵢ [Σₛ (Q_Gᵀδᵢₛ)²] [(Q_Aᵀāᵢ)²]ᵀ is formed from the projections alone in O(n out² + m in'² + m out in');
 /// for T &gt; 1 (Conv2d) the per-sample gradients (n × out × in') are formed and projected, O(n out in' (out + in')).</para>
 /// </remarks>
-public sealed class EkfacBlock : ICurvatureBlock
+public sealed partial class EkfacBlock : ICurvatureBlock
 {
     private readonly RunningAverage _a = new(), _g = new(), _s = new();
     private readonly KroneckerEigenbasis _eigen = new();
