@@ -3,6 +3,9 @@
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- steps [--quick]        every method's step time as a ratio to SGD's
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- memory [--methods a,b] RSS at steps 100 and 2,000 (exit 1 if growth ≥ 5%)
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- micro [--quick]        BenchmarkDotNet kernels (in-process)
+//   dotnet run -c Release --project bench/NaturalGradient.Bench -- perf [--quick] [--part all|steps|accuracy] [--methods adam,sgd,kfac,…]
+//        [--threads 2] [--rounds N] [--epochs 5]   step ratios to SGD (both paths, FLOP floors) and time to 85/88 % test accuracy
+using NaturalGradient.Bench.Perf;
 using NaturalGradient.Bench;
 
 var mode = args.FirstOrDefault() ?? "steps";
@@ -19,6 +22,7 @@ try
         "steps" => StepRatios.Run(quick),
         "memory" => MemoryFlatness.Run(methods),
         "micro" => Micro.Run(quick),
+        "perf" => PerfCommand.Run(args.Skip(1).ToArray()),
         _ => Usage(),
     };
 }
@@ -30,6 +34,6 @@ catch (Exception e) when (e is ArgumentException or IOException)
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: NaturalGradient.Bench steps [--quick] | memory [--methods a,b] | micro [--quick]");
+    Console.Error.WriteLine("usage: NaturalGradient.Bench steps [--quick] | memory [--methods a,b] | micro [--quick] | perf [--quick] [--part all|steps|accuracy] [--methods a,b] [--threads N] [--rounds N] [--epochs N]");
     return 2;
 }
