@@ -26,7 +26,6 @@ public sealed partial class EkfacBlock : ICurvatureBlockState
         _s.ImportState(prefix + "scaling", state, new[] { outputs, inputs });
         _eigen.ImportState(prefix, state, inputs, outputs);
         InverseRefreshCount = checked((int)state.GetNumber(prefix + "inverse_refresh_count"));
-        // π of the factored damping, from the factors at the last basis refresh (older state dicts: from the saved factors).
-        _pi = state.Numbers.TryGetValue(prefix + "pi", out var pi) ? pi : FactoredDamping.Pi(_a.Value!, _g.Value!);
+        _pi = state.GetNumber(prefix + "pi");
     }
 }
