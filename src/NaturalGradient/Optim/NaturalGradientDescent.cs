@@ -1,6 +1,7 @@
 using NaturalGradient.Capture;
 using NaturalGradient.Damping;
 using NaturalGradient.Likelihoods;
+using NaturalGradient.Numerics;
 using NaturalGradient.Preconditioning;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -46,7 +47,13 @@ public sealed class NaturalGradientDescent : IDisposable
     public double Damping => _damping.Current;
 
     /// <summary>One step on the batch (x, y); the metric may come from other inputs (seed 001 §5).</summary>
-    public NaturalGradientStepReport Step(Tensor x, Tensor y, Tensor? metricInputs = null, Tensor? metricTargets = null)
+    /// <remarks>The step is skipped (weights, momentum and damping unchanged) when the metric batch's statistics would
+    /// overflow the curvature or the direction is not finite; the report says which.</remarks>
+    /// <exception cref="NativeOperationException">libtorch failed (one line: what and what to do).</exception>
+    public NaturalGradientStepReport Step(Tensor x, Tensor y, Tensor? metricInputs = null, Tensor? metricTargets = null) =>
+        NativeCall.Run($"the natural-gradient step ({Options.Preconditioner.Structure})", () => StepCore(x, y, metricInputs, metricTargets));
+
+    private NaturalGradientStepReport StepCore(Tensor x, Tensor y, Tensor? metricInputs, Tensor? metricTargets)
     {
         _model.zero_grad();
         Preconditioner.Capture.Clear();
@@ -56,15 +63,17 @@ public sealed class NaturalGradientDescent : IDisposable
         Preconditioner.Damping = lambda;
 
         using var _ = no_grad();
+        if (Preconditioner.MetricRejected)
+            return new NaturalGradientStepReport(loss, lambda, double.NaN, double.NaN, Applied: false, StepRejection.StatisticsOverflow);
         var layers = Preconditioner.Layers;
         var g = Preconditioner.GradientMatrices();
         if (Options.WeightDecay > 0)
             g = g.Select((t, i) => t + Options.WeightDecay * layers[i].WeightMatrix()).ToList();
         var delta = Preconditioner.Solve(g, lambda);
-        if (!delta.All(d => d.isfinite().all().item<bool>()))
+        if (!FiniteGuard.AllFinite(delta.Concat(_uncovered.Where(p => p.grad is not null).Select(p => p.grad!))))
         {
             _damping.Observe(double.NaN);
-            return new NaturalGradientStepReport(loss, lambda, double.NaN, double.NaN, Applied: false);
+            return new NaturalGradientStepReport(loss, lambda, double.NaN, double.NaN, Applied: false, StepRejection.NonFiniteDirection);
         }
 
         var u = new List<Tensor>(layers.Count);
@@ -131,5 +140,7 @@ public sealed class NaturalGradientDescent : IDisposable
 /// <param name="Damping">λ used.</param>
 /// <param name="Rho">Levenberg–Marquardt reduction ratio (NaN when not computed).</param>
 /// <param name="PredictedKl">½ uᵀMu of the applied step u.</param>
-/// <param name="Applied">False when the solve was non-finite and the weights were left unchanged.</param>
-public sealed record NaturalGradientStepReport(double Loss, double Damping, double Rho, double PredictedKl, bool Applied);
+/// <param name="Applied">False when the step was skipped and the weights were left unchanged.</param>
+/// <param name="Rejection">Why it was skipped (<see cref="StepRejection.None"/> when applied).</param>
+public sealed record NaturalGradientStepReport(double Loss, double Damping, double Rho, double PredictedKl, bool Applied,
+    StepRejection Rejection = StepRejection.None);

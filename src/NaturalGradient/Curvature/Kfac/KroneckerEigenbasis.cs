@@ -1,3 +1,4 @@
+using NaturalGradient.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -74,7 +75,8 @@ internal sealed class KroneckerEigenbasis : IDisposable
     {
         var sym = factor.to_type(ScalarType.Float64);
         sym = (sym + sym.t()).mul_(0.5);
-        var (values, vectors) = linalg.eigh(sym);
+        var (values, vectors) = NativeCall.Run($"eigendecomposition (eigh) of a {sym.shape[0]}×{sym.shape[0]} Kronecker factor",
+            () => linalg.eigh(sym), "the factor holds ∞ or NaN or is too ill-conditioned: scale the inputs, raise the damping or use a float64 model");
         return (values.clamp_min(0).to_type(factor.dtype), vectors.to_type(factor.dtype));
     }
 
