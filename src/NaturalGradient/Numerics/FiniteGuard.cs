@@ -76,10 +76,11 @@ public static class FiniteGuard
     /// Throws when <paramref name="damping"/> cannot be represented in <paramref name="dtype"/> (1e300 in float32), before
     /// libtorch raises its overflow error in the middle of a solve.
     /// </summary>
+    /// <exception cref="ArgumentException">One line naming the damping, the dtype and what to do.</exception>
     public static void DampingFits(double damping, ScalarType dtype)
     {
         if (damping > LargestValue(dtype))
-            throw new ArgumentOutOfRangeException(nameof(damping), damping,
+            throw new ArgumentException(
                 $"damping {damping:G3} does not fit the model's {dtype} (largest {LargestValue(dtype):G3}); use a smaller damping or a float64 model");
     }
 }

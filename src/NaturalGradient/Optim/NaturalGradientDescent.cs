@@ -70,15 +70,20 @@ public sealed class NaturalGradientDescent : IDisposable
         if (Options.WeightDecay > 0)
             g = g.Select((t, i) => t + Options.WeightDecay * layers[i].WeightMatrix()).ToList();
         var delta = Preconditioner.Solve(g, lambda);
-        if (!FiniteGuard.AllFinite(delta.Concat(_uncovered.Where(p => p.grad is not null).Select(p => p.grad!))))
+
+        // Candidate momentum buffers and steps; momentum and weights take them only if every step is finite (one check).
+        var directions = layers.Select((l, i) => MomentumCandidate(_layerMomentum, l.Name, delta[i])).ToList();
+        var plain = _uncovered.Where(p => p.grad is not null)
+            .Select(p => (Parameter: p, Direction: MomentumCandidate(_plainMomentum, p, PlainDirection(p)))).ToList();
+        var u = directions.Select(d => d.mul(-LearningRate)).ToList();
+        var plainSteps = plain.Select(t => t.Direction.mul(-LearningRate)).ToList();
+        if (!FiniteGuard.AllFinite(u.Concat(plainSteps)))
         {
             _damping.Observe(double.NaN);
             return new NaturalGradientStepReport(loss, lambda, double.NaN, double.NaN, Applied: false, StepRejection.NonFiniteDirection);
         }
-
-        var u = new List<Tensor>(layers.Count);
-        for (int i = 0; i < layers.Count; i++)
-            u.Add(MomentumStep(_layerMomentum, layers[i].Name, delta[i]).mul(-LearningRate));
+        for (int i = 0; i < layers.Count; i++) CommitMomentum(_layerMomentum, layers[i].Name, directions[i]);
+        foreach (var (p, d) in plain) CommitMomentum(_plainMomentum, p, d);
 
         // Predicted KL of the applied step, ½ uᵀMu, and the quadratic model q(u) = gᵀu + ½uᵀMu.
         var mu = Preconditioner.Curvature.Multiply(layers, u);
@@ -93,7 +98,7 @@ public sealed class NaturalGradientDescent : IDisposable
         }
 
         for (int i = 0; i < layers.Count; i++) layers[i].AddToWeights(u[i]);
-        foreach (var p in _uncovered) ApplyPlainStep(p);
+        for (int i = 0; i < plain.Count; i++) plain[i].Parameter.add_(plainSteps[i]);
 
         double rho = double.NaN;
         if (Options.DampingSchedule == DampingSchedule.LevenbergMarquardt)
@@ -107,23 +112,20 @@ public sealed class NaturalGradientDescent : IDisposable
         return new NaturalGradientStepReport(loss, lambda, rho, 0.5 * quad, Applied: true);
     }
 
-    private Tensor MomentumStep<TKey>(Dictionary<TKey, Tensor> buffers, TKey key, Tensor direction) where TKey : notnull
+    /// <summary>μ·buf + d (or d without momentum or before the first step), without touching the buffer.</summary>
+    private Tensor MomentumCandidate<TKey>(Dictionary<TKey, Tensor> buffers, TKey key, Tensor direction) where TKey : notnull =>
+        Options.Momentum != 0 && buffers.TryGetValue(key, out var buf) ? buf.mul(Options.Momentum).add_(direction) : direction;
+
+    /// <summary>buf ← the candidate (a finite value, checked by the caller).</summary>
+    private void CommitMomentum<TKey>(Dictionary<TKey, Tensor> buffers, TKey key, Tensor candidate) where TKey : notnull
     {
-        if (Options.Momentum == 0) return direction;
-        if (buffers.TryGetValue(key, out var buf))
-            buf.mul_(Options.Momentum).add_(direction);
-        else
-            buffers[key] = buf = direction.clone().DetachFromDisposeScope();
-        return buf.clone();
+        if (Options.Momentum == 0) return;
+        if (buffers.TryGetValue(key, out var buf)) buf.copy_(candidate);
+        else buffers[key] = candidate.clone().DetachFromDisposeScope();
     }
 
-    private void ApplyPlainStep(Parameter p)
-    {
-        if (p.grad is null) return;
-        var d = Options.WeightDecay > 0 ? p.grad + Options.WeightDecay * p.detach() : p.grad.clone();
-        var step = MomentumStep(_plainMomentum, p, d).mul(-LearningRate);
-        if (step.isfinite().all().item<bool>()) p.add_(step);
-    }
+    private Tensor PlainDirection(Parameter p) =>
+        Options.WeightDecay > 0 ? p.grad! + Options.WeightDecay * p.detach() : p.grad!;
 
     public void Dispose()
     {
