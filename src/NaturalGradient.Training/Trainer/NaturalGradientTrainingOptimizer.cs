@@ -50,10 +50,16 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
                 Seed = (long)(context.Generator.initial_seed() & long.MaxValue),
                 HessianFree = new HessianFreeOptions
                 {
-                    Solver = s.HfSolver == HfSolver.Minres ? SolverKind.Minres : SolverKind.Cg,
+                    Solver = s.HfSolver switch { HfSolver.Minres => SolverKind.Minres, HfSolver.MinresQlp => SolverKind.MinresQlp, _ => SolverKind.Cg },
                     MaxIterations = s.HfMaxIterations,
                     RelativeTolerance = s.HfTolerance,
                     DiagonalPreconditioner = s.HfDiagonalPreconditioner,
+                    KfacPreconditioner = s.HfKfacPreconditioner,
+                    KfacPreconditionerOptions = new KfacOptions
+                    {
+                        FactorDecay = s.FactorDecay, FactorUpdatePeriod = s.FactorUpdatePeriod, InverseUpdatePeriod = s.InverseUpdatePeriod,
+                        InverseMethod = s.KfacInverse, DampingMode = s.KfacDamping,
+                    },
                 },
                 Kfac = new KfacOptions
                 {

@@ -81,6 +81,9 @@ public sealed record OptimizerSettings
     /// <summary>Precondition the Hessian-free solver with the diagonal Fisher (default off).</summary>
     public bool HfDiagonalPreconditioner { get; init; }
 
+    /// <summary>Precondition the Hessian-free solver with K-FAC's damped inverse (default off; excludes the diagonal one).</summary>
+    public bool HfKfacPreconditioner { get; init; }
+
     /// <summary>Relative residual at which the Hessian-free solver stops, &gt; 0; default 1e-4.</summary>
     public double HfTolerance { get; init; } = 1e-4;
 
@@ -117,6 +120,9 @@ public sealed record OptimizerSettings
         if (KlClip is { } k) OptionGuard.Positive(k, nameof(KlClip));
         OptionGuard.Defined(HfSolver, nameof(HfSolver));
         OptionGuard.AtLeast(HfMaxIterations, 1, nameof(HfMaxIterations));
+        if (HfKfacPreconditioner && HfDiagonalPreconditioner)
+            throw new ArgumentOutOfRangeException(nameof(HfKfacPreconditioner), HfKfacPreconditioner,
+                $"{nameof(HfKfacPreconditioner)} and {nameof(HfDiagonalPreconditioner)} exclude each other: choose one solver preconditioner");
         OptionGuard.Positive(HfTolerance, nameof(HfTolerance));
         OptionGuard.AtLeast(MaxExactParameters, 1, nameof(MaxExactParameters));
     }

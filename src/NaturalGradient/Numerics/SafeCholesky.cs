@@ -29,9 +29,11 @@ public static class SafeCholesky
     /// <exception cref="CholeskyFailedException">The matrix is not positive definite even with the largest jitter.</exception>
     public static Tensor Factor(Tensor a)
     {
+        // Cholesky reads one triangle only; the symmetrised copy is needed by the fallbacks alone.
+        var (l, info) = linalg.cholesky_ex(a);
+        if (Succeeded(l, info)) return l;
+
         var sym = (a + a.transpose(-2, -1)) * 0.5;
-        var (l, info) = linalg.cholesky_ex(sym);
-        if (info.max().item<int>() == 0 && l.isfinite().all().item<bool>()) return l;
 
         var a64 = sym.to_type(ScalarType.Float64);
         ThrowIfNonFinite(a64);
@@ -57,6 +59,13 @@ public static class SafeCholesky
             throw new NonFiniteMatrixException(
                 $"a {string.Join("×", a.shape)} matrix to factor holds ∞ or NaN; the statistics it was built from overflowed " +
                 "(scale the inputs, or use a float64 model)");
+    }
+
+    /// <summary>info = 0 and a finite factor, decided by one host read.</summary>
+    private static bool Succeeded(Tensor l, Tensor info)
+    {
+        using var scope = NewDisposeScope();
+        return info.ne(0).any().logical_not().logical_and(l.sum(ScalarType.Float64).isfinite()).item<bool>();
     }
 
     /// <summary>x = a⁻¹ b for symmetric positive definite a (b: n or n × k).</summary>

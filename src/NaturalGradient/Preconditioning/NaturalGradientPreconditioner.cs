@@ -84,7 +84,17 @@ public sealed class NaturalGradientPreconditioner : IDisposable
     private Tensor BackwardCore(Tensor output, Tensor target, Tensor? metricInputs, Tensor? metricTargets)
     {
         var loss = Likelihood.Loss(output, target);
-        if (metricInputs is null)
+        if (metricInputs is null && Options.Fisher == FisherKind.Empirical)
+        {
+            // The empirical Fisher's per-example output gradients are m times those of the mean loss: take them from
+            // this one backward pass (retained on the layer outputs) instead of a second pass.
+            Capture.ThrowIfBypassed(loss);
+            var recorded = Capture.Recorded();
+            FisherEstimator.RetainOutputGradients(recorded);
+            loss.backward(retain_graph: NeedsGraph);
+            UpdateCurvature(recorded, FisherEstimator.CollectFromLossGradients(recorded, output.shape[0]), output);
+        }
+        else if (metricInputs is null)
         {
             CollectMetric(output, target);
             loss.backward(retain_graph: NeedsGraph);
@@ -105,7 +115,11 @@ public sealed class NaturalGradientPreconditioner : IDisposable
     {
         Capture.ThrowIfBypassed(output.sum());
         var recorded = Capture.Recorded();
-        var stats = _estimator.Collect(Capture, recorded, output, targets, _generator);
+        UpdateCurvature(recorded, _estimator.Collect(Capture, recorded, output, targets, _generator), output);
+    }
+
+    private void UpdateCurvature(IReadOnlyList<CapturedLayer> recorded, IReadOnlyList<LayerStatistics> stats, Tensor output)
+    {
         _layers = recorded.Select(l => l.Adapter).ToList();
         Capture.Clear();
         MetricRejected = !FiniteGuard.StatisticsAreSafe(stats, output);
@@ -144,10 +158,32 @@ public sealed class NaturalGradientPreconditioner : IDisposable
         if (MetricRejected) return new PreconditionReport(Damping, false, StepRejection.StatisticsOverflow);
         var g = GradientMatrices();
         var delta = Solve(g, Damping);
-        bool finite = FiniteGuard.AllFinite(delta);
+        bool finite = AllFinite(delta);
         if (finite)
             for (int i = 0; i < _layers.Count; i++) _layers[i].WriteGradientMatrix(delta[i]);
         return new PreconditionReport(Damping, finite, finite ? StepRejection.None : StepRejection.NonFiniteDirection);
+    }
+
+    /// <summary>
+    /// True when every entry of every tensor is finite, decided by one host read: the float64 sum of all entries is
+    /// finite exactly when no entry is NaN or ±∞ (short of an overflow of the sum itself beyond 1.8e308).
+    /// </summary>
+    public static bool AllFinite(IEnumerable<Tensor> tensors)
+    {
+        using var scope = NewDisposeScope();
+        return double.IsFinite(FiniteCheck(tensors).ToDouble());
+    }
+
+    /// <summary>The float64 scalar Σ over all entries of <paramref name="tensors"/>: finite iff they all are (see <see cref="AllFinite"/>). No host read.</summary>
+    public static Tensor FiniteCheck(IEnumerable<Tensor> tensors)
+    {
+        Tensor? sum = null;
+        foreach (var t in tensors)
+        {
+            var s = t.sum(ScalarType.Float64);
+            sum = sum is null ? s : sum.add_(s);
+        }
+        return sum ?? zeros(1, dtype: ScalarType.Float64).squeeze();
     }
 
     public void Dispose()

@@ -120,11 +120,12 @@ public class SolveProperties
     [Fact]
     public void Kfac_EqualsTheExplicitKroneckerSolve_InBothDampingModes() => Check(p =>
     {
-        foreach (var mode in new[] { KfacDampingMode.Eigenbasis, KfacDampingMode.Factored })
+        foreach (var (method, mode) in new[] { (KfacInverseMethod.Eigen, KfacDampingMode.Eigenbasis),
+                     (KfacInverseMethod.Eigen, KfacDampingMode.Factored), (KfacInverseMethod.Cholesky, KfacDampingMode.Factored) })
         {
             var (delta, g, layers, curvature, pre) = Solve(p, new PreconditionerOptions
             {
-                Structure = CurvatureStructure.Kfac, Kfac = new KfacOptions { DampingMode = mode },
+                Structure = CurvatureStructure.Kfac, Kfac = new KfacOptions { InverseMethod = method, DampingMode = mode },
             });
             for (int l = 0; l < layers.Count; l++)
             {
@@ -142,9 +143,9 @@ public class SolveProperties
                     dense = kron(gf + root / pi * eye(gf.shape[0], dtype: ScalarType.Float64), a + pi * root * eye(a.shape[0], dtype: ScalarType.Float64));
                 }
                 var expected = linalg.solve(dense, g[l].flatten()).reshape(g[l].shape);
-                TensorAssert.Close(expected, delta[l], rtol: 1e-8, label: $"{p} {mode} layer {l}");
+                TensorAssert.Close(expected, delta[l], rtol: 1e-8, label: $"{p} {method} {mode} layer {l}");
             }
-            Descent($"kfac {mode}", g, delta);
+            Descent($"kfac {method} {mode}", g, delta);
             pre.Dispose();
         }
     });
@@ -178,6 +179,7 @@ public class SolveProperties
             ("exact", new() { Structure = CurvatureStructure.Exact }),
             ("diag", new() { Structure = CurvatureStructure.Diagonal }),
             ("kfac-cholesky", new() { Structure = CurvatureStructure.Kfac, Kfac = new KfacOptions { InverseMethod = KfacInverseMethod.Cholesky } }),
+            ("kfac-eigen", new() { Structure = CurvatureStructure.Kfac, Kfac = new KfacOptions { InverseMethod = KfacInverseMethod.Eigen } }),
             ("ekfac", new() { Structure = CurvatureStructure.Ekfac }),
             ("hf-minres", new() { Structure = CurvatureStructure.HessianFree, HessianFree = new HessianFreeOptions { Solver = NaturalGradient.Solvers.SolverKind.Minres } }),
         };

@@ -72,6 +72,13 @@ public sealed class TengradBlock : ICurvatureBlock
         return JTu(Jv(v.to_type(_gram!.dtype))).mul(_weight).to_type(v.dtype);
     }
 
+    /// <summary>vᵀ(w JᵀJ)v = w ‖J v‖²: one product with J (eq 42) instead of the two of <see cref="Multiply"/>.</summary>
+    public Tensor QuadraticForm(Tensor v)
+    {
+        EnsureUpdated();
+        return Jv(v.to_type(_gram!.dtype)).square().sum(ScalarType.Float64).mul(_weight);
+    }
+
     public Tensor ToDense()
     {
         EnsureUpdated();
