@@ -18,7 +18,8 @@ namespace NaturalGradient.Tests.Properties;
 /// Property tests (issue 11 §3) over random small float64 problems: layer widths, batch size, likelihood, Fisher
 /// kind, bias, activation and damping λ ∈ [1e-3, 1] are drawn by CsCheck from a fixed seed (<see cref="Seed"/>;
 /// CsCheck_Seed in the environment replays another). For each problem: TENGraD = block; K-FAC = the explicit
-/// Kronecker solve (G ⊗ A + λI)⁻¹ and ((G + √λ/π I) ⊗ (A + π√λ I))⁻¹ of its own factors; Hessian-free = the direct
+/// Kronecker solve (G ⊗ A + λI)⁻¹ (eigen inverses) and ((G + √λ/π I) ⊗ (A + π√λ I))⁻¹ (eigen and Cholesky inverses)
+/// of its own factors; Hessian-free = the direct
 /// solve with the exact Fisher built from per-example output Jacobians; every Δ finite; and every method's Δ a
 /// descent direction, gᵀΔ &gt; 0.
 /// </summary>
