@@ -103,5 +103,11 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
             Skipped: !r.Applied);
     }
 
+    /// <inheritdoc/>
+    public void ExportState(string prefix, NaturalGradientStateDict state) => _ngd.ExportState(prefix, state);
+
+    /// <inheritdoc/>
+    public void ImportState(string prefix, NaturalGradientStateDict state) => _ngd.ImportState(prefix, state);
+
     public void Dispose() => _ngd.Dispose();
 }
