@@ -18,6 +18,7 @@ internal sealed class NatgradApp(CliContext ctx)
         root.Add(TrainCommand.Create(ctx));
         root.Add(PathsCommand.Create());
         root.Add(CompareCommand.Create(ctx));
+        root.Add(CheckCommand.Create(ctx));
         root.Add(ScaleCommand.Create(ctx));
         root.Add(ScalePointCommand.Create(ctx));
         root.Add(OrderVarianceCommand.Create(ctx));
