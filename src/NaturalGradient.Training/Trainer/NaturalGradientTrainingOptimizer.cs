@@ -105,6 +105,12 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
             Skipped: !r.Applied) { Approximation = Diagnose(x, y, r.Damping) };
     }
 
+    /// <inheritdoc/>
+    public void ExportState(string prefix, NaturalGradientStateDict state) => _ngd.ExportState(prefix, state);
+
+    /// <inheritdoc/>
+    public void ImportState(string prefix, NaturalGradientStateDict state) => _ngd.ImportState(prefix, state);
+
     /// <summary>
     /// On steps 1, 1 + N, 1 + 2N, … (N = <see cref="OptimizerSettings.DiagnosticsEvery"/>): the live curvature's per-layer
     /// diagnostics on the probe batch, which is the run's first batch (kept, so every measurement sees the same data).

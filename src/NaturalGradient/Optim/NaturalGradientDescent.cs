@@ -15,7 +15,7 @@ namespace NaturalGradient.Optim;
 /// evaluated on the same batch (Martens 2010's quadratic model; seed 001 eq 30 uses the linear term only).
 /// Parameters outside covered layers take the same momentum-SGD step on their plain gradient.
 /// </summary>
-public sealed class NaturalGradientDescent : IDisposable
+public sealed partial class NaturalGradientDescent : IDisposable
 {
     private readonly nn.Module<Tensor, Tensor> _model;
     private readonly IDampingPolicy _damping;

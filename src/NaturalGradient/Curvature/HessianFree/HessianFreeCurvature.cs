@@ -24,7 +24,7 @@ namespace NaturalGradient.Curvature.HessianFree;
 /// <para>The output must stay valid (graph retained) until the step's last <see cref="Precondition"/> or
 /// <see cref="Multiply"/>; the next <see cref="Update"/> releases this class's own graph.</para>
 /// </remarks>
-public sealed class HessianFreeCurvature : ICurvature
+public sealed partial class HessianFreeCurvature : ICurvature
 {
     private readonly IIterativeSolver _solver;
     private Tensor? _output;

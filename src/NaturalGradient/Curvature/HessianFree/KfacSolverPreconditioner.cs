@@ -11,7 +11,7 @@ namespace NaturalGradient.Curvature.HessianFree;
 /// of (G_exact + λI)⁻¹ clusters the preconditioned spectrum, so CG and MINRES need fewer G-products for the same
 /// tolerance (Martens 2010 §4.7 uses a diagonal; K-FAC is the Kronecker-factored analogue).
 /// </summary>
-public sealed class KfacSolverPreconditioner : IDisposable
+public sealed partial class KfacSolverPreconditioner : IDisposable
 {
     private readonly BlockDiagonalCurvature _blocks;
 
