@@ -41,7 +41,12 @@ public class RunLifecycleTests
     private static Process Start(IEnumerable<string> args)
     {
         var exe = NatgradExecutable.Resolve();
-        var info = new ProcessStartInfo(exe.FileName) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        // A process started from a shell without job control (a CI runner's background job) inherits SIGINT as
+        // ignored, and exec keeps it ignored; coreutils' env restores the default disposition so that the child sees
+        // Ctrl-C as a terminal user's run would.
+        var info = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add("--default-signal=INT");
+        info.ArgumentList.Add(exe.FileName);
         foreach (var a in exe.With(args)) info.ArgumentList.Add(a);
         return Process.Start(info)!;
     }
