@@ -5,7 +5,10 @@ using NaturalGradient.Preconditioning;
 
 namespace NaturalGradient.Curvature;
 
-/// <summary>Builds the <see cref="ICurvature"/> that <see cref="PreconditionerOptions.Structure"/> names.</summary>
+/// <summary>
+/// Builds the <see cref="ICurvature"/> that <see cref="PreconditionerOptions.Structure"/> names. Under K-FAC and EKFAC,
+/// layers that are not Kronecker-factored (LayerNorm, BatchNorm: 2 · features parameters) get a dense per-layer block.
+/// </summary>
 public static class CurvatureFactory
 {
     public static ICurvature Create(PreconditionerOptions options) => options.Structure switch
@@ -14,8 +17,10 @@ public static class CurvatureFactory
         CurvatureStructure.BlockDiagonal => new BlockDiagonalCurvature(_ => new DenseBlock(options.Form)),
         CurvatureStructure.Tengrad => new BlockDiagonalCurvature(_ => new TengradBlock(options.Form)),
         CurvatureStructure.Diagonal => new BlockDiagonalCurvature(_ => new DiagonalBlock()),
-        CurvatureStructure.Kfac => new BlockDiagonalCurvature(layer => new KfacBlock(layer, options.Kfac)),
-        CurvatureStructure.Ekfac => new BlockDiagonalCurvature(layer => new EkfacBlock(layer, options.Kfac)),
+        CurvatureStructure.Kfac => new BlockDiagonalCurvature(layer =>
+            layer.IsKronecker ? new KfacBlock(layer, options.Kfac) : new DenseBlock(options.Form)),
+        CurvatureStructure.Ekfac => new BlockDiagonalCurvature(layer =>
+            layer.IsKronecker ? new EkfacBlock(layer, options.Kfac) : new DenseBlock(options.Form)),
         CurvatureStructure.HessianFree => new HessianFreeCurvature(options.HessianFree),
         _ => throw new NotSupportedException($"curvature structure {options.Structure} is not available yet"),
     };

@@ -19,8 +19,9 @@ public class KfacOptionsTests
         Assert.Equal(1, options.InverseUpdatePeriod);
         Assert.Equal(KfacInverseMethod.Eigen, options.InverseMethod);
         Assert.Equal(KfacDampingMode.Factored, options.DampingMode);
+        Assert.Equal(KfacWeightSharing.Expand, options.WeightSharing);
         Assert.Same(options, options.Validate());
-        Assert.Equal("KfacOptions { DampingMode = Factored, FactorDecay = 0.95, FactorUpdatePeriod = 1, InverseMethod = Eigen, InverseUpdatePeriod = 1 }",
+        Assert.Equal("KfacOptions { DampingMode = Factored, FactorDecay = 0.95, FactorUpdatePeriod = 1, InverseMethod = Eigen, InverseUpdatePeriod = 1, WeightSharing = Expand }",
             options.ToString());
     }
 

@@ -17,12 +17,15 @@ namespace NaturalGradient.Curvature.Blocks;
 /// with Ā (n × in') the activations and D (n × out) the output gradients of the n gradient samples.
 /// With <see cref="MetricForm.Centered"/> (TONGA's covariance, seed 001 eq 12) the rows of J are centred,
 /// J_c = P J with P = I − 11ᵀ/n, so J_cJ_cᵀ = P (J Jᵀ) P, J_c g = P (J g) and J_cᵀu = Jᵀ(P u): still no Jacobian.
-/// Cost O(n² (in' + out) + n³ + n p_l); memory O(n² + n (in' + out)). Linear layers (T = 1) only.
+/// Cost O(n² (in' + out) + n³ + n p_l); memory O(n² + n (in' + out)) for rank-one layers (Linear on m × d inputs).
+/// Layers applied at T &gt; 1 positions and elementwise layers use <see cref="LayerJacobian"/>: the same solve with the
+/// Gram summed over position pairs (or J formed for LayerNorm/BatchNorm's 2·features parameters).
 /// </summary>
 public sealed class TengradBlock : ICurvatureBlock
 {
     private readonly MetricForm _form;
     private Tensor? _a, _d, _gram;
+    private LayerJacobian? _general;
     private double _weight;
 
     public TengradBlock(MetricForm form = MetricForm.Uncentered) => _form = form;
@@ -32,16 +35,24 @@ public sealed class TengradBlock : ICurvatureBlock
 
     public void Update(LayerStatistics statistics, long step)
     {
-        if (statistics.Positions != 1)
-            throw new NotSupportedException(
-                $"TENGraD supports layers with one position per example (Linear); layer '{statistics.Adapter.Name}' ({statistics.Adapter.KindName}) has {statistics.Positions}");
-        _a = statistics.PairedActivations().squeeze(1);   // n × in'
-        _d = statistics.FlatOutputGradients().squeeze(1); // n × out
-        var gram = _a.mm(_a.t()) * _d.mm(_d.t());          // eq 41
+        _weight = statistics.Weight;
+        Tensor gram;
+        if (statistics.IsRankOne)
+        {
+            _general = null;
+            _a = statistics.PairedActivations().squeeze(1);   // n × in'
+            _d = statistics.FlatOutputGradients().squeeze(1); // n × out
+            gram = _a.mm(_a.t()) * _d.mm(_d.t());              // eq 41
+        }
+        else
+        {
+            _general = new LayerJacobian(statistics);
+            _a = _d = null;
+            gram = _general.Gram;
+        }
         if (_form == MetricForm.Centered)
             gram = gram - gram.mean(new long[] { 0 }, keepdim: true) - gram.mean(new long[] { 1 }, keepdim: true) + gram.mean();
         _gram = gram;
-        _weight = statistics.Weight;
     }
 
     private void EnsureUpdated()
@@ -50,10 +61,11 @@ public sealed class TengradBlock : ICurvatureBlock
     }
 
     /// <summary>J g for a W̄-shaped g (eq 42): n.</summary>
-    private Tensor Jv(Tensor g) => Center((_d!.mm(g) * _a!).sum(1));
+    private Tensor Jv(Tensor g) => Center(_general is not null ? _general.Multiply(g) : (_d!.mm(g) * _a!).sum(1));
 
     /// <summary>Jᵀ u for u of length n (eq 43): W̄-shaped.</summary>
-    private Tensor JTu(Tensor u) => (_d! * Center(u).unsqueeze(1)).t().mm(_a!);
+    private Tensor JTu(Tensor u, Tensor like) =>
+        _general is not null ? _general.TransposeMultiply(Center(u), like) : (_d! * Center(u).unsqueeze(1)).t().mm(_a!);
 
     public Tensor Precondition(Tensor gradient, double damping)
     {
@@ -64,19 +76,20 @@ public sealed class TengradBlock : ICurvatureBlock
         long n = _gram.shape[0];
         var system = _gram + (damping / _weight) * eye(n, dtype: _gram.dtype, device: _gram.device);
         var u = SafeCholesky.Solve(system, Jv(g));
-        return ((g - JTu(u)) / damping).to_type(gradient.dtype);
+        return ((g - JTu(u, g)) / damping).to_type(gradient.dtype);
     }
 
     public Tensor Multiply(Tensor v)
     {
         EnsureUpdated();
-        return JTu(Jv(v.to_type(_gram!.dtype))).mul(_weight).to_type(v.dtype);
+        var x = v.to_type(_gram!.dtype);
+        return JTu(Jv(x), x).mul(_weight).to_type(v.dtype);
     }
 
     public Tensor ToDense()
     {
         EnsureUpdated();
-        var j = (_d!.unsqueeze(2) * _a!.unsqueeze(1)).reshape(_d.shape[0], -1); // tests only: n × p
+        var j = _general is not null ? _general.Dense() : (_d!.unsqueeze(2) * _a!.unsqueeze(1)).reshape(_d!.shape[0], -1); // tests only: n × p
         if (_form == MetricForm.Centered) j = j - j.mean(new long[] { 0 }, keepdim: true);
         return j.t().mm(j).mul(_weight);
     }
@@ -84,5 +97,6 @@ public sealed class TengradBlock : ICurvatureBlock
     public void Dispose()
     {
         _a = _d = _gram = null;
+        _general = null;
     }
 }

@@ -73,8 +73,8 @@ public sealed class EkfacBlock : ICurvatureBlock
         using var scope = NewDisposeScope();
         if (factorsDue)
         {
-            _a.Update(KroneckerFactors.Activation(statistics), Options.FactorDecay);
-            _g.Update(KroneckerFactors.OutputGradient(statistics), Options.FactorDecay);
+            _a.Update(KroneckerFactors.Activation(statistics, Options.WeightSharing), Options.FactorDecay);
+            _g.Update(KroneckerFactors.OutputGradient(statistics, Options.WeightSharing), Options.FactorDecay);
         }
         bool basisChanged = first || Options.InverseDue(step);
         if (basisChanged)
@@ -95,7 +95,7 @@ public sealed class EkfacBlock : ICurvatureBlock
     {
         var qa = _eigen.ActivationBasis;
         var qg = _eigen.OutputGradientBasis;
-        if (statistics.Positions == 1)
+        if (statistics.IsRankOne)
         {
             // gᵢₛ = δᵢₛ āᵢᵀ ⇒ (Q_Gᵀ gᵢₛ Q_A)² = (Q_Gᵀδᵢₛ)² ((Q_Aᵀāᵢ)²)ᵀ; sum the δ part over the s samples first.
             var delta = statistics.OutputGradients.detach().squeeze(2).to_type(qg.dtype);   // s × m × out

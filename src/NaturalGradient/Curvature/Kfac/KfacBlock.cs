@@ -62,8 +62,8 @@ public sealed class KfacBlock : ICurvatureBlock
         using var scope = NewDisposeScope();
         if (first || Options.FactorsDue(step))
         {
-            _a.Update(KroneckerFactors.Activation(statistics), Options.FactorDecay);
-            _g.Update(KroneckerFactors.OutputGradient(statistics), Options.FactorDecay);
+            _a.Update(KroneckerFactors.Activation(statistics, Options.WeightSharing), Options.FactorDecay);
+            _g.Update(KroneckerFactors.OutputGradient(statistics, Options.WeightSharing), Options.FactorDecay);
         }
         if (!first && !Options.InverseDue(step)) return;
         if (Options.InverseMethod == KfacInverseMethod.Cholesky)
