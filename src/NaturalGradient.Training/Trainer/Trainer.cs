@@ -70,6 +70,8 @@ public sealed class Trainer
             StepsPerEpoch = plan.StepsPerEpoch, TotalSteps = plan.TotalSteps, BatchSize = _options.BatchSize, MetricBatches = sampler,
         });
 
+        if (optimizer is NaturalGradientTrainingOptimizer natural)
+            plan = plan with { CoverageLines = natural.Optimizer.Preconditioner.Coverage().SummaryLines() };
         var run = new RunState(plan, progress);
         progress?.OnStart(plan);
         run.Clock.Start();

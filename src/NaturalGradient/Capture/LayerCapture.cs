@@ -36,12 +36,24 @@ public sealed class LayerCapture : IDisposable
     {
         Registry = registry ?? LayerRegistry.Default;
         Include = include;
+        var candidates = new List<(Module Module, ILayerAdapter Adapter)>();
         foreach (var (name, module) in model.named_modules())
         {
             if (module is NormBase norm) _removers.Add(AddCouplingHook(name, norm));
             if (include is not null && !include(name)) continue;
             if (!Registry.TryCreate(name, module, out var adapter)) continue;
             if (adapter!.Parameters.Count == 0) continue;
+            candidates.Add((module, adapter));
+        }
+        // A tensor used by two different layers (an Embedding tied to an output Linear) would get two blocks and two
+        // .grad writes: such layers are left to the plain gradient (reported). A module called twice is one layer.
+        var owners = candidates.SelectMany(c => c.Adapter.Parameters.Select(p => (p.Handle, c.Adapter.Name)))
+            .GroupBy(x => x.Handle).Where(g => g.Count() > 1).ToList();
+        foreach (var g in owners) SharedAcrossLayers[g.Key] = g.Select(x => x.Name).ToList();
+        var tied = owners.SelectMany(g => g.Select(x => x.Name)).ToHashSet();
+        foreach (var (module, adapter) in candidates)
+        {
+            if (tied.Contains(adapter.Name)) continue;
             var layer = new CapturedLayer(adapter);
             _layers.Add(layer);
             _removers.Add(AddHook(module, layer));
@@ -49,6 +61,9 @@ public sealed class LayerCapture : IDisposable
             _trainableAtStart.Add((layer, all, all.Select(p => p.requires_grad).ToArray()));
         }
     }
+
+    /// <summary>Parameter tensors (by handle) used by several different layers, with those layers' names; not covered.</summary>
+    public Dictionary<IntPtr, List<string>> SharedAcrossLayers { get; } = new();
 
     /// <summary>The registry the layers were matched against.</summary>
     public LayerRegistry Registry { get; }
