@@ -47,8 +47,8 @@ public sealed class LayerCapture : IDisposable
         }
         // A tensor used by two different layers (an Embedding tied to an output Linear) would get two blocks and two
         // .grad writes: such layers are left to the plain gradient (reported). A module called twice is one layer.
-        var owners = candidates.SelectMany(c => c.Adapter.Parameters.Select(p => (p.Handle, c.Adapter.Name)))
-            .GroupBy(x => x.Handle).Where(g => g.Count() > 1).ToList();
+        var owners = candidates.SelectMany(c => c.Adapter.Parameters.Select(p => (Key: TensorIdentity.Key(p), c.Adapter.Name)))
+            .GroupBy(x => x.Key).Where(g => g.Count() > 1).ToList();
         foreach (var g in owners) SharedAcrossLayers[g.Key] = g.Select(x => x.Name).ToList();
         var tied = owners.SelectMany(g => g.Select(x => x.Name)).ToHashSet();
         foreach (var (module, adapter) in candidates)
@@ -62,8 +62,8 @@ public sealed class LayerCapture : IDisposable
         }
     }
 
-    /// <summary>Parameter tensors (by handle) used by several different layers, with those layers' names; not covered.</summary>
-    public Dictionary<IntPtr, List<string>> SharedAcrossLayers { get; } = new();
+    /// <summary>Parameter tensors (by <see cref="TensorIdentity.Key"/>) used by several different layers, with those layers' names; not covered.</summary>
+    public Dictionary<string, List<string>> SharedAcrossLayers { get; } = new();
 
     /// <summary>The registry the layers were matched against.</summary>
     public LayerRegistry Registry { get; }

@@ -45,10 +45,10 @@ public sealed class CoverageReport
     /// <summary>Builds the report for <paramref name="model"/> as <paramref name="capture"/> covers it under <paramref name="options"/>.</summary>
     public static CoverageReport Build(Module model, LayerCapture capture, PreconditionerOptions options)
     {
-        var covered = new Dictionary<IntPtr, ILayerAdapter>();
+        var covered = new Dictionary<string, ILayerAdapter>();
         foreach (var l in capture.Layers)
             foreach (var p in l.Adapter.Parameters)
-                covered[p.Handle] = l.Adapter;
+                covered[TensorIdentity.Key(p)] = l.Adapter;
         var modules = model.named_modules().ToDictionary(nm => nm.name, nm => nm.module);
         var entries = new List<ParameterCoverage>();
         foreach (var (name, p) in model.named_parameters())
@@ -56,7 +56,7 @@ public sealed class CoverageReport
             string owner = name.Contains('.') ? name[..name.LastIndexOf('.')] : "";
             var module = modules.TryGetValue(owner, out var mod) ? mod : model;
             string kind = module.GetType().Name;
-            if (covered.TryGetValue(p.Handle, out var adapter))
+            if (covered.TryGetValue(TensorIdentity.Key(p), out var adapter))
             {
                 string treatment = Structure(options, adapter) + ", " + FisherText(options);
                 if (module is NormBase norm && BatchNormAdapter.CouplesExamples(norm))
@@ -72,7 +72,7 @@ public sealed class CoverageReport
     private static string Reason(Parameter p, string owner, Module module, LayerCapture capture)
     {
         if (!p.requires_grad) return "frozen (requires_grad = false): never updated";
-        if (capture.SharedAcrossLayers.TryGetValue(p.Handle, out var layers))
+        if (capture.SharedAcrossLayers.TryGetValue(TensorIdentity.Key(p), out var layers))
             return $"plain gradient: shared by layers {string.Join(" and ", layers.Select(l => $"'{l}'"))} of different kinds (tied across layers)";
         if (capture.Include is { } include && capture.Registry.Supports(module) && !include(owner))
             return "plain gradient: excluded by IncludeLayer";
