@@ -14,13 +14,13 @@ public static class CurvatureFactory
     public static ICurvature Create(PreconditionerOptions options) => options.Structure switch
     {
         CurvatureStructure.Exact => new ExactCurvature(options.MaxExactParameters, options.Form),
-        CurvatureStructure.BlockDiagonal => new BlockDiagonalCurvature(_ => new DenseBlock(options.Form)),
-        CurvatureStructure.Tengrad => new BlockDiagonalCurvature(_ => new TengradBlock(options.Form)),
-        CurvatureStructure.Diagonal => new BlockDiagonalCurvature(_ => new DiagonalBlock()),
+        CurvatureStructure.BlockDiagonal => new BlockDiagonalCurvature(_ => new DenseBlock(options.Form), options.LayerDamping),
+        CurvatureStructure.Tengrad => new BlockDiagonalCurvature(_ => new TengradBlock(options.Form), options.LayerDamping),
+        CurvatureStructure.Diagonal => new BlockDiagonalCurvature(_ => new DiagonalBlock(), options.LayerDamping),
         CurvatureStructure.Kfac => new BlockDiagonalCurvature(layer =>
-            layer.IsKronecker ? new KfacBlock(layer, options.Kfac) : new DenseBlock(options.Form)),
+            layer.IsKronecker ? new KfacBlock(layer, options.Kfac) : new DenseBlock(options.Form), options.LayerDamping),
         CurvatureStructure.Ekfac => new BlockDiagonalCurvature(layer =>
-            layer.IsKronecker ? new EkfacBlock(layer, options.Kfac) : new DenseBlock(options.Form)),
+            layer.IsKronecker ? new EkfacBlock(layer, options.Kfac) : new DenseBlock(options.Form), options.LayerDamping),
         CurvatureStructure.HessianFree => new HessianFreeCurvature(options.HessianFree),
         _ => throw new NotSupportedException($"curvature structure {options.Structure} is not available yet"),
     };

@@ -34,5 +34,7 @@ public sealed class DiagonalBlock : ICurvatureBlock
 
     public Tensor ToDense() => diag(Diagonal.flatten());
 
+    public double MeanCurvature() => Diagonal.mean().ToDouble();
+
     public void Dispose() => _diagonal = null;
 }

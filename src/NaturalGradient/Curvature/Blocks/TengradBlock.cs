@@ -27,6 +27,7 @@ public sealed class TengradBlock : ICurvatureBlock
     private Tensor? _a, _d, _gram;
     private LayerJacobian? _general;
     private double _weight;
+    private long _parameterCount = 1;
 
     public TengradBlock(MetricForm form = MetricForm.Uncentered) => _form = form;
 
@@ -36,6 +37,7 @@ public sealed class TengradBlock : ICurvatureBlock
     public void Update(LayerStatistics statistics, long step)
     {
         _weight = statistics.Weight;
+        _parameterCount = statistics.Adapter.ParameterCount;
         Tensor gram;
         if (statistics.IsRankOne)
         {
@@ -84,6 +86,13 @@ public sealed class TengradBlock : ICurvatureBlock
         EnsureUpdated();
         var x = v.to_type(_gram!.dtype);
         return JTu(Jv(x), x).mul(_weight).to_type(v.dtype);
+    }
+
+    /// <summary>tr(M_l) / p_l = w tr(J Jᵀ) / p_l, from the Gram's diagonal.</summary>
+    public double MeanCurvature()
+    {
+        EnsureUpdated();
+        return _gram!.diagonal().sum().ToDouble() * _weight / _parameterCount;
     }
 
     public Tensor ToDense()

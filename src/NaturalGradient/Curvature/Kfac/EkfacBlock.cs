@@ -130,6 +130,9 @@ public sealed class EkfacBlock : ICurvatureBlock
         return scope.MoveToOuter(_eigen.Unproject(projected.mul_(s)).to_type(v.dtype));
     }
 
+    /// <summary>tr(B) / p = mean(S).</summary>
+    public double MeanCurvature() => Current(_s).mean().ToDouble();
+
     /// <summary>The dense block (Q_G ⊗ Q_A) diag(vec S) (Q_G ⊗ Q_A)ᵀ (p × p). Tests and small layers only.</summary>
     public Tensor ToDense()
     {

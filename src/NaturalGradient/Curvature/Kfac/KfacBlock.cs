@@ -122,6 +122,10 @@ public sealed class KfacBlock : ICurvatureBlock
         return scope.MoveToOuter(KroneckerFactors.Multiply(_g.Value!, a, v.detach().to_type(a.dtype)).to_type(v.dtype));
     }
 
+    /// <summary>tr(G ⊗ A) / p = tr(G) tr(A) / (out · in').</summary>
+    public double MeanCurvature() =>
+        Current(_g).trace().ToDouble() * Current(_a).trace().ToDouble() / (Layer.OutputDim * (double)Layer.InputDim);
+
     /// <summary>The dense block G ⊗ A (p × p, p = out · in'). Tests and small layers only.</summary>
     public Tensor ToDense()
     {
