@@ -13,7 +13,7 @@ internal static class TrainBinder
     /// <exception cref="UsageException">An option value out of range, named by its option.</exception>
     public static TrainConfig Bind(ParseResult p, TrainOptions o, DateTime now)
     {
-        var data = p.GetRequiredValue(o.Data).Trim();
+        var data = p.GetValue(o.Data)?.Trim() is { Length: > 0 } d ? d : throw new UsageException($"{o.Data.Name} is required (or {o.Resume.Name} DIR to continue a run)");
         var seed = p.GetValue(o.Seed);
         var dataOptions = new DataOptions
         {
@@ -22,6 +22,11 @@ internal static class TrainBinder
             TestFraction = p.GetValue(o.TestFraction),
             MaxTrainExamples = p.GetValue(o.MaxTrain),
             Seed = seed,
+            Task = NullIfEmpty(p.GetValue(o.Task)) is { } task ? RunLifecycleOptions.ParseTask(task) : null,
+            Delimiter = p.GetValue(o.Delimiter) is { Length: > 0 } delimiter ? RunLifecycleOptions.ParseDelimiter(delimiter) : null,
+            HasHeader = !p.GetValue(o.NoHeader),
+            DropMissing = p.GetValue(o.DropMissing),
+            Names = new DataOptionNames(o.Target.Name, o.Ignore.Name, o.Task.Name, o.DropMissing.Name),
         };
         var model = new ModelSpec
         {
@@ -51,7 +56,8 @@ internal static class TrainBinder
             FactorDecay = p.GetValue(o.FactorDecay),
             KfacInverse = CliChoices.KfacInverse(p.GetValue(o.KfacInverse)!),
             KfacDamping = CliChoices.KfacDamping(p.GetValue(o.KfacDamping)!),
-            HfDiagonalPreconditioner = p.GetValue(o.HfDiagonal),
+            HfDiagonalPreconditioner = p.GetValue(o.HfDiagonal) || CliChoices.HfPreconditioner(p.GetValue(o.HfPreconditioner)!) == "diagonal",
+            HfKfacPreconditioner = CliChoices.HfPreconditioner(p.GetValue(o.HfPreconditioner)!) == "kfac",
             KlClip = p.GetValue(o.KlClip),
             HfSolver = CliChoices.HfSolver(p.GetValue(o.HfSolver)!),
             HfMaxIterations = p.GetValue(o.HfIters),
@@ -92,6 +98,10 @@ internal static class TrainBinder
         {
             throw new UsageException(Describe(e, o));
         }
+        if (c.Trainer.Dtype == TorchSharp.torch.ScalarType.Float32)
+            foreach (var (value, option) in new[] { (c.Optimizer.LearningRate, o.Lr.Name), (c.Optimizer.Damping, o.Damping.Name) })
+                if (Math.Abs(value) > float.MaxValue)
+                    throw new UsageException(FormattableString.Invariant($"{option} {value:G4} is beyond the float32 range (±3.4e38) of this run's weights"));
         if (c.DataIsFile && c.DataOptions.TargetColumn is null)
             throw new UsageException($"{o.Target.Name} is required when {o.Data.Name} is a file ('{c.Data}')");
     }

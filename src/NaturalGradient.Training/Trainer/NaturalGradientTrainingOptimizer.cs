@@ -50,10 +50,16 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
                 Seed = (long)(context.Generator.initial_seed() & long.MaxValue),
                 HessianFree = new HessianFreeOptions
                 {
-                    Solver = s.HfSolver == HfSolver.Minres ? SolverKind.Minres : SolverKind.Cg,
+                    Solver = s.HfSolver switch { HfSolver.Minres => SolverKind.Minres, HfSolver.MinresQlp => SolverKind.MinresQlp, _ => SolverKind.Cg },
                     MaxIterations = s.HfMaxIterations,
                     RelativeTolerance = s.HfTolerance,
                     DiagonalPreconditioner = s.HfDiagonalPreconditioner,
+                    KfacPreconditioner = s.HfKfacPreconditioner,
+                    KfacPreconditionerOptions = new KfacOptions
+                    {
+                        FactorDecay = s.FactorDecay, FactorUpdatePeriod = s.FactorUpdatePeriod, InverseUpdatePeriod = s.InverseUpdatePeriod,
+                        InverseMethod = s.KfacInverse, DampingMode = s.KfacDamping,
+                    },
                 },
                 Kfac = new KfacOptions
                 {
@@ -96,6 +102,12 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
             SolverIterations: (_ngd.Preconditioner.Curvature as HessianFreeCurvature)?.LastReport?.Iterations,
             Skipped: !r.Applied);
     }
+
+    /// <inheritdoc/>
+    public void ExportState(string prefix, NaturalGradientStateDict state) => _ngd.ExportState(prefix, state);
+
+    /// <inheritdoc/>
+    public void ImportState(string prefix, NaturalGradientStateDict state) => _ngd.ImportState(prefix, state);
 
     public void Dispose() => _ngd.Dispose();
 }

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace NaturalGradient.Curvature;
 
 /// <summary>A block-diagonal metric: one <see cref="ICurvatureBlock"/> per layer, created on first sight of the layer.</summary>
-public sealed class BlockDiagonalCurvature : ICurvature
+public sealed partial class BlockDiagonalCurvature : ICurvature
 {
     private readonly Func<ILayerAdapter, ICurvatureBlock> _createBlock;
     private readonly Dictionary<string, ICurvatureBlock> _blocks = new();
@@ -58,6 +58,13 @@ public sealed class BlockDiagonalCurvature : ICurvature
 
     public IReadOnlyList<Tensor> Multiply(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> vectors) =>
         layers.Select((l, i) => Block(l.Name).Multiply(vectors[i])).ToList();
+
+    public Tensor QuadraticForm(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> vectors)
+    {
+        Tensor total = zeros(1, dtype: ScalarType.Float64).squeeze();
+        for (int i = 0; i < layers.Count; i++) total = total.add_(Block(layers[i].Name).QuadraticForm(vectors[i]));
+        return total;
+    }
 
     public void Dispose()
     {

@@ -1,5 +1,7 @@
+using NaturalGradient.Curvature.Auto;
 using NaturalGradient.Curvature.Blocks;
 using NaturalGradient.Curvature.HessianFree;
+using NaturalGradient.Curvature.Kbfgs;
 using NaturalGradient.Curvature.Kfac;
 using NaturalGradient.Preconditioning;
 
@@ -22,6 +24,8 @@ public static class CurvatureFactory
         CurvatureStructure.Ekfac => new BlockDiagonalCurvature(layer =>
             layer.IsKronecker ? new EkfacBlock(layer, options.Kfac) : new DenseBlock(options.Form), options.LayerDamping),
         CurvatureStructure.HessianFree => new HessianFreeCurvature(options.HessianFree),
+        CurvatureStructure.Kbfgs => new KbfgsCurvature(options.Kbfgs),
+        CurvatureStructure.Auto => new AutoCurvature(options.Form, options.Kfac),
         _ => throw new NotSupportedException($"curvature structure {options.Structure} is not available yet"),
     };
 }

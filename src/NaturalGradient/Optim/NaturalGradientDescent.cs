@@ -15,7 +15,7 @@ namespace NaturalGradient.Optim;
 /// evaluated on the same batch (Martens 2010's quadratic model; seed 001 eq 30 uses the linear term only).
 /// Parameters outside covered layers take the same momentum-SGD step on their plain gradient.
 /// </summary>
-public sealed class NaturalGradientDescent : IDisposable
+public sealed partial class NaturalGradientDescent : IDisposable
 {
     private readonly nn.Module<Tensor, Tensor> _model;
     private readonly IDampingPolicy _damping;
@@ -47,12 +47,20 @@ public sealed class NaturalGradientDescent : IDisposable
     public double Damping => _damping.Current;
 
     /// <summary>One step on the batch (x, y); the metric may come from other inputs (seed 001 §5).</summary>
+    /// <remarks>
+    /// Work per step: one forward and one backward pass (the empirical Fisher takes its per-example output gradients
+    /// from that backward), the curvature's update and solve, and one host read that returns the loss together with
+    /// the finiteness of every direction (one fused scalar). The predicted KL ½uᵀMu and the quadratic model cost an
+    /// extra metric product and are computed only when <see cref="NaturalGradientOptions.KlClip"/>, Levenberg–Marquardt
+    /// damping or <see cref="NaturalGradientOptions.ReportPredictedKl"/> asks for them; Levenberg–Marquardt also
+    /// evaluates the loss after the step (one more forward pass).
+    /// </remarks>
     public NaturalGradientStepReport Step(Tensor x, Tensor y, Tensor? metricInputs = null, Tensor? metricTargets = null)
     {
         _model.zero_grad();
         Preconditioner.Capture.Clear();
         var output = _model.call(x);
-        double loss = Preconditioner.Backward(output, y, metricInputs, metricTargets).ToDouble();
+        var lossTensor = Preconditioner.Backward(output, y, metricInputs, metricTargets);
         double lambda = _damping.Current;
         Preconditioner.Damping = lambda;
 
@@ -60,9 +68,15 @@ public sealed class NaturalGradientDescent : IDisposable
         var layers = Preconditioner.Layers;
         var g = Preconditioner.GradientMatrices();
         if (Options.WeightDecay > 0)
-            g = g.Select((t, i) => t + Options.WeightDecay * layers[i].WeightMatrix()).ToList();
+            g = g.Select((t, i) => t.add_(layers[i].WeightMatrix(), alpha: Options.WeightDecay)).ToList();
         var delta = Preconditioner.Solve(g, lambda);
-        if (!delta.All(d => d.isfinite().all().item<bool>()))
+        var plain = _uncovered.Where(p => p.grad is not null).Select(p => (Parameter: p, Gradient: p.grad!)).ToList();
+
+        // One host read: the loss and whether every direction (and every plain gradient) is finite.
+        var check = NaturalGradientPreconditioner.FiniteCheck(delta.Concat(plain.Select(p => p.Gradient)));
+        var read = stack(new[] { lossTensor.to_type(ScalarType.Float64), check }).cpu().data<double>().ToArray();
+        double loss = read[0];
+        if (!double.IsFinite(read[1]))
         {
             _damping.Observe(double.NaN);
             return new NaturalGradientStepReport(loss, lambda, double.NaN, double.NaN, Applied: false);
@@ -72,23 +86,31 @@ public sealed class NaturalGradientDescent : IDisposable
         for (int i = 0; i < layers.Count; i++)
             u.Add(MomentumStep(_layerMomentum, layers[i].Name, delta[i]).mul(-LearningRate));
 
-        // Predicted KL of the applied step, ½ uᵀMu, and the quadratic model q(u) = gᵀu + ½uᵀMu.
-        var mu = Preconditioner.Curvature.Multiply(layers, u);
-        double quad = u.Select((t, i) => (t * mu[i]).sum().ToDouble()).Sum();
-        double linear = u.Select((t, i) => (t * g[i]).sum().ToDouble()).Sum();
+        double quad = double.NaN, linear = double.NaN;
+        bool lm = Options.DampingSchedule == DampingSchedule.LevenbergMarquardt;
+        if (Options.KlClip is not null || lm || Options.ReportPredictedKl)
+        {
+            // uᵀMu and gᵀu of the step, read together: the predicted KL ½uᵀMu and the quadratic model q(u) = gᵀu + ½uᵀMu.
+            var quadratic = Preconditioner.Curvature.QuadraticForm(layers, u);
+            Tensor lin = zeros(1, dtype: ScalarType.Float64).squeeze();
+            for (int i = 0; i < u.Count; i++) lin = lin.add_((u[i] * g[i]).sum(ScalarType.Float64));
+            var forms = stack(new[] { quadratic.to_type(ScalarType.Float64), lin }).cpu().data<double>().ToArray();
+            quad = forms[0];
+            linear = forms[1];
+        }
         if (Options.KlClip is { } kappa && 0.5 * quad > kappa)
         {
             double scale = Math.Sqrt(kappa / (0.5 * quad));
-            u = u.Select(t => t * scale).ToList();
+            foreach (var t in u) t.mul_(scale);
             quad *= scale * scale;
             linear *= scale;
         }
 
         for (int i = 0; i < layers.Count; i++) layers[i].AddToWeights(u[i]);
-        foreach (var p in _uncovered) ApplyPlainStep(p);
+        foreach (var (p, grad) in plain) ApplyPlainStep(p, grad);
 
         double rho = double.NaN;
-        if (Options.DampingSchedule == DampingSchedule.LevenbergMarquardt)
+        if (lm)
         {
             double newLoss = Preconditioner.Likelihood.Loss(_model.call(x), y).ToDouble();
             double predicted = linear + 0.5 * quad;
@@ -99,22 +121,21 @@ public sealed class NaturalGradientDescent : IDisposable
         return new NaturalGradientStepReport(loss, lambda, rho, 0.5 * quad, Applied: true);
     }
 
+    /// <summary>buf ← μ·buf + d in place (the long-lived buffer), returned as is; d itself when μ = 0.</summary>
     private Tensor MomentumStep<TKey>(Dictionary<TKey, Tensor> buffers, TKey key, Tensor direction) where TKey : notnull
     {
         if (Options.Momentum == 0) return direction;
         if (buffers.TryGetValue(key, out var buf))
             buf.mul_(Options.Momentum).add_(direction);
         else
-            buffers[key] = buf = direction.clone().DetachFromDisposeScope();
-        return buf.clone();
+            buffers[key] = buf = direction.detach().clone().DetachFromDisposeScope();
+        return buf;
     }
 
-    private void ApplyPlainStep(Parameter p)
+    private void ApplyPlainStep(Parameter p, Tensor grad)
     {
-        if (p.grad is null) return;
-        var d = Options.WeightDecay > 0 ? p.grad + Options.WeightDecay * p.detach() : p.grad.clone();
-        var step = MomentumStep(_plainMomentum, p, d).mul(-LearningRate);
-        if (step.isfinite().all().item<bool>()) p.add_(step);
+        var d = Options.WeightDecay > 0 ? grad.add(p.detach(), alpha: Options.WeightDecay) : grad;
+        p.add_(MomentumStep(_plainMomentum, p, d), alpha: -LearningRate);
     }
 
     public void Dispose()
@@ -131,6 +152,7 @@ public sealed class NaturalGradientDescent : IDisposable
 /// <param name="Loss">Batch loss before the step.</param>
 /// <param name="Damping">λ used.</param>
 /// <param name="Rho">Levenberg–Marquardt reduction ratio (NaN when not computed).</param>
-/// <param name="PredictedKl">½ uᵀMu of the applied step u.</param>
+/// <param name="PredictedKl">½ uᵀMu of the applied step u; NaN unless a KL clip, Levenberg–Marquardt damping or
+/// <see cref="NaturalGradientOptions.ReportPredictedKl"/> needed it.</param>
 /// <param name="Applied">False when the solve was non-finite and the weights were left unchanged.</param>
 public sealed record NaturalGradientStepReport(double Loss, double Damping, double Rho, double PredictedKl, bool Applied);

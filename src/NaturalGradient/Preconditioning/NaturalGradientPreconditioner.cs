@@ -25,7 +25,7 @@ namespace NaturalGradient.Preconditioning;
 /// </code>
 /// </example>
 /// <remarks>Call <see cref="Backward"/> and <see cref="Precondition"/> inside the same dispose scope (one per step).</remarks>
-public sealed class NaturalGradientPreconditioner : IDisposable
+public sealed partial class NaturalGradientPreconditioner : IDisposable
 {
     private readonly nn.Module<Tensor, Tensor> _model;
     private readonly FisherEstimator _estimator;
@@ -43,6 +43,10 @@ public sealed class NaturalGradientPreconditioner : IDisposable
         if (Capture.Layers.Count == 0)
             throw new ArgumentException(
                 $"the model has no layer with trainable parameters to precondition (covered kinds: {string.Join(", ", Capture.Registry.SupportedKinds)})", nameof(model));
+        if (Options.Structure == CurvatureStructure.Kbfgs && Capture.Layers.FirstOrDefault(l => !l.Adapter.IsKronecker) is { } elementwise)
+            throw new ModelNotSupportedException(
+                $"K-BFGS needs Kronecker-factored layers; layer '{elementwise.Name}' ({elementwise.Adapter.KindName}) is not: " +
+                "exclude it with IncludeLayer (it keeps its plain gradient) or use kfac, tengrad or block");
         Curvature = CurvatureFactory.Create(Options);
         if (Curvature is ExactCurvature exact) exact.CheckSize(Capture.Layers.Select(l => l.Adapter));
         Damping = Options.Damping;
@@ -79,7 +83,17 @@ public sealed class NaturalGradientPreconditioner : IDisposable
     public Tensor Backward(Tensor output, Tensor target, Tensor? metricInputs = null, Tensor? metricTargets = null)
     {
         var loss = Likelihood.Loss(output, target);
-        if (metricInputs is null)
+        if (metricInputs is null && Options.Fisher == FisherKind.Empirical)
+        {
+            // The empirical Fisher's per-example output gradients are m times those of the mean loss: take them from
+            // this one backward pass (retained on the layer outputs) instead of a second pass.
+            Capture.ThrowIfBypassed(loss);
+            var recorded = Capture.Recorded();
+            FisherEstimator.RetainOutputGradients(recorded);
+            loss.backward(retain_graph: NeedsGraph);
+            UpdateCurvature(recorded, FisherEstimator.CollectFromLossGradients(recorded, output.shape[0]), output);
+        }
+        else if (metricInputs is null)
         {
             CollectMetric(output, target);
             loss.backward(retain_graph: NeedsGraph);
@@ -98,7 +112,11 @@ public sealed class NaturalGradientPreconditioner : IDisposable
     {
         Capture.ThrowIfBypassed(output.sum());
         var recorded = Capture.Recorded();
-        var stats = _estimator.Collect(Capture, recorded, output, targets, _generator);
+        UpdateCurvature(recorded, _estimator.Collect(Capture, recorded, output, targets, _generator), output);
+    }
+
+    private void UpdateCurvature(IReadOnlyList<CapturedLayer> recorded, IReadOnlyList<LayerStatistics> stats, Tensor output)
+    {
         _layers = recorded.Select(l => l.Adapter).ToList();
         Capture.Clear();
         Curvature.Update(new CurvatureBatch(stats, Likelihood, output, StepCount++));
@@ -131,10 +149,32 @@ public sealed class NaturalGradientPreconditioner : IDisposable
     {
         var g = GradientMatrices();
         var delta = Solve(g, Damping);
-        bool finite = delta.All(d => d.isfinite().all().item<bool>());
+        bool finite = AllFinite(delta);
         if (finite)
             for (int i = 0; i < _layers.Count; i++) _layers[i].WriteGradientMatrix(delta[i]);
         return new PreconditionReport(Damping, finite);
+    }
+
+    /// <summary>
+    /// True when every entry of every tensor is finite, decided by one host read: the float64 sum of all entries is
+    /// finite exactly when no entry is NaN or ±∞ (short of an overflow of the sum itself beyond 1.8e308).
+    /// </summary>
+    public static bool AllFinite(IEnumerable<Tensor> tensors)
+    {
+        using var scope = NewDisposeScope();
+        return double.IsFinite(FiniteCheck(tensors).ToDouble());
+    }
+
+    /// <summary>The float64 scalar Σ over all entries of <paramref name="tensors"/>: finite iff they all are (see <see cref="AllFinite"/>). No host read.</summary>
+    public static Tensor FiniteCheck(IEnumerable<Tensor> tensors)
+    {
+        Tensor? sum = null;
+        foreach (var t in tensors)
+        {
+            var s = t.sum(ScalarType.Float64);
+            sum = sum is null ? s : sum.add_(s);
+        }
+        return sum ?? zeros(1, dtype: ScalarType.Float64).squeeze();
     }
 
     public void Dispose()

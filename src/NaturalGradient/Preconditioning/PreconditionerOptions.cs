@@ -1,5 +1,6 @@
 using NaturalGradient.Curvature;
 using NaturalGradient.Curvature.HessianFree;
+using NaturalGradient.Curvature.Kbfgs;
 using NaturalGradient.Curvature.Kfac;
 using NaturalGradient.Fisher;
 
@@ -35,6 +36,9 @@ public sealed record PreconditionerOptions
     /// <summary>K-FAC / EKFAC settings (factor decay, update periods, inverse method, damping mode).</summary>
     public KfacOptions Kfac { get; init; } = new();
 
+    /// <summary>K-BFGS settings (L-BFGS memory, Powell threshold, activation-factor decay).</summary>
+    public KbfgsOptions Kbfgs { get; init; } = new();
+
     /// <summary>Seed of the generator that samples Monte-Carlo targets; default 0.</summary>
     public long Seed { get; init; }
 
@@ -51,9 +55,12 @@ public sealed record PreconditionerOptions
             throw new ArgumentOutOfRangeException(nameof(MonteCarloSamples), MonteCarloSamples, "MonteCarloSamples must be ≥ 1");
         if (!(Damping >= 0) || double.IsInfinity(Damping))
             throw new ArgumentOutOfRangeException(nameof(Damping), Damping, "Damping must be a finite number ≥ 0");
-        if (Structure is CurvatureStructure.Tengrad or CurvatureStructure.Kfac or CurvatureStructure.Ekfac && !(Damping > 0))
+        if (Structure is CurvatureStructure.Tengrad or CurvatureStructure.Kfac or CurvatureStructure.Ekfac
+                or CurvatureStructure.Kbfgs or CurvatureStructure.Auto && !(Damping > 0))
             throw new ArgumentOutOfRangeException(nameof(Damping), Damping, $"{Structure} needs Damping > 0");
-        if (Structure is CurvatureStructure.Kfac or CurvatureStructure.Ekfac) Kfac.Validate();
+        if (Structure is CurvatureStructure.Kfac or CurvatureStructure.Auto) Kfac.Validate();
+        if (Structure == CurvatureStructure.Ekfac) (Kfac with { InverseMethod = KfacInverseMethod.Eigen }).Validate();   // EKFAC always decomposes
+        if (Structure == CurvatureStructure.Kbfgs) Kbfgs.Validate();
         if (MaxExactParameters < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxExactParameters), MaxExactParameters, "MaxExactParameters must be ≥ 1");
         if (Structure == CurvatureStructure.HessianFree)
@@ -63,7 +70,8 @@ public sealed record PreconditionerOptions
         }
         if (!Enum.IsDefined(LayerDamping))
             throw new ArgumentOutOfRangeException(nameof(LayerDamping), LayerDamping, "unknown layer damping");
-        if (LayerDamping == NaturalGradient.Damping.LayerDamping.Relative && Structure is CurvatureStructure.Exact or CurvatureStructure.HessianFree)
+        if (LayerDamping == NaturalGradient.Damping.LayerDamping.Relative
+            && Structure is not (CurvatureStructure.BlockDiagonal or CurvatureStructure.Tengrad or CurvatureStructure.Diagonal or CurvatureStructure.Kfac or CurvatureStructure.Ekfac))
             throw new ArgumentOutOfRangeException(nameof(LayerDamping), LayerDamping,
                 $"per-layer (relative) damping needs a block-diagonal structure (block, tengrad, diag, kfac, ekfac), not {Structure}");
         if (Form == MetricForm.Centered && Structure is not (CurvatureStructure.Exact or CurvatureStructure.BlockDiagonal or CurvatureStructure.Tengrad))
@@ -73,5 +81,5 @@ public sealed record PreconditionerOptions
 
     public override string ToString() =>
         $"Damping={Damping}, Fisher={Fisher}, Form={Form}, HessianFree=[{HessianFree}], MaxExactParameters={MaxExactParameters}, " +
-        $"Kfac=[{Kfac}], LayerDamping={LayerDamping}, MonteCarloSamples={MonteCarloSamples}, Seed={Seed}, Structure={Structure}";
+        $"Kbfgs=[{Kbfgs}], Kfac=[{Kfac}], LayerDamping={LayerDamping}, MonteCarloSamples={MonteCarloSamples}, Seed={Seed}, Structure={Structure}";
 }

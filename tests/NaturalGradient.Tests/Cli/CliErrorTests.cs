@@ -23,7 +23,7 @@ public class CliErrorTests
     [InlineData(new[] { "--batch-size", "0" }, "natgrad: error: --batch-size must be ≥ 1, got 0")]
     [InlineData(new[] { "--batch-size", "ten" }, "natgrad: error: --batch-size: 'ten' is not an integer")]
     [InlineData(new[] { "--epochs", "1.5" }, "natgrad: error: --epochs: '1.5' is not an integer")]
-    [InlineData(new[] { "--optimizer", "lbfgs" }, "natgrad: error: --optimizer: 'lbfgs' is not one of adam, block, diag, ekfac, exact, hf, kfac, sgd, tengrad")]
+    [InlineData(new[] { "--optimizer", "lbfgs" }, "natgrad: error: --optimizer: 'lbfgs' is not one of adam, auto, block, diag, ekfac, exact, hf, kbfgs, kfac, ksd, sgd, tengrad")]
     [InlineData(new[] { "--activation", "gelu" }, "natgrad: error: --activation: 'gelu' is not one of tanh, relu, sigmoid")]
     [InlineData(new[] { "--hidden", "32,x" }, "natgrad: error: --hidden: '32,x' is not a list of positive integers")]
     [InlineData(new[] { "--model", "rnn" }, "natgrad: error: --model: 'rnn' is not one of mlp, conv")]
@@ -45,7 +45,7 @@ public class CliErrorTests
 
     [Fact]
     public void MissingData_IsReported() =>
-        AssertUsageError(CliHarness.Run(new[] { "train" }), "natgrad: error: Option '--data' is required. (see 'natgrad train --help')");
+        AssertUsageError(CliHarness.Run(new[] { "train" }), "natgrad: error: --data is required (or --resume DIR to continue a run)");
 
     [Fact]
     public void NoCommand_IsReported() =>
