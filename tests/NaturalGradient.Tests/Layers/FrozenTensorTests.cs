@@ -84,7 +84,7 @@ public class FrozenTensorTests
             Preconditioner = new PreconditionerOptions
             {
                 Structure = structure, Fisher = FisherKind.Exact, Damping = Lambda,
-                Kfac = new KfacOptions { DampingMode = KfacDampingMode.Eigenbasis },
+                Kfac = new KfacOptions { InverseMethod = KfacInverseMethod.Eigen, DampingMode = KfacDampingMode.Eigenbasis },
                 HessianFree = new() { MaxIterations = 200, RelativeTolerance = 1e-13, WarmStart = false },
             },
         });

@@ -21,7 +21,7 @@ public class KfacLayerTests
         var pc = new NaturalGradientPreconditioner(c.Model, c.Likelihood, new PreconditionerOptions
         {
             Structure = structure, Fisher = fisher, Damping = 1e-2,
-            Kfac = new KfacOptions { WeightSharing = sharing, DampingMode = KfacDampingMode.Eigenbasis },
+            Kfac = new KfacOptions { WeightSharing = sharing, InverseMethod = KfacInverseMethod.Eigen, DampingMode = KfacDampingMode.Eigenbasis },
         });
         pc.Capture.Clear();
         pc.CollectMetric(c.Model.call(c.X), c.Y);
