@@ -35,6 +35,7 @@ internal sealed class LiveProgress : ITrainingProgress
         _plan = plan;
         _clock.Start();
         _console.MarkupLine("[grey]" + Markup.Escape(ProgressText.Header(plan, _model, _data)) + "[/]");
+        foreach (var line in plan.CoverageLines) _console.MarkupLine("[grey]" + Markup.Escape(line) + "[/]");
         _task = _context.AddTask("starting", maxValue: Math.Max(1, plan.TotalSteps));
     }
 

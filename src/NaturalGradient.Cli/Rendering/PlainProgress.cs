@@ -22,6 +22,7 @@ internal sealed class PlainProgress(TextWriter output, string model, string data
         _plan = plan;
         _clock.Start();
         output.WriteLine(ProgressText.Header(plan, model, data));
+        foreach (var line in plan.CoverageLines) output.WriteLine(line);
     }
 
     public void OnStep(StepMetrics step)

@@ -79,6 +79,8 @@ public sealed class Trainer
             Log = progress is null ? null : progress.OnNote,
         });
 
+        if (optimizer is NaturalGradientTrainingOptimizer natural)
+            plan = plan with { CoverageLines = natural.Optimizer.Preconditioner.Coverage().SummaryLines() };
         var run = new RunState(plan, progress);
         var streams = new RunStreams(model, optimizer, batches, generator, sampler) { InputShape = ds.InputShape };
         run.Outputs = ds.OutputCount;

@@ -35,7 +35,11 @@ public sealed record EpochMetrics(int Epoch, double TrainLoss, double TestLoss, 
 
 /// <summary>What a run is about to do; given to <see cref="ITrainingProgress.OnStart"/>.</summary>
 public sealed record TrainingPlan(string Optimizer, TaskKind Task, int Epochs, long StepsPerEpoch, long TotalSteps,
-    long ParameterCount, long TrainCount, long TestCount, int Threads, torch.ScalarType Dtype);
+    long ParameterCount, long TrainCount, long TestCount, int Threads, torch.ScalarType Dtype)
+{
+    /// <summary>The natural-gradient registration report's summary (which tensors get which curvature); empty for SGD/Adam.</summary>
+    public IReadOnlyList<string> CoverageLines { get; init; } = Array.Empty<string>();
+}
 
 /// <summary>Everything a run recorded.</summary>
 /// <param name="Plan">The run's plan.</param>

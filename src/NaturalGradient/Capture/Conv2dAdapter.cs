@@ -22,16 +22,16 @@ public sealed class Conv2dAdapter : LayerAdapterBase
     }
 
     public override string KindName => "Conv2d";
-    public override bool IsDense => false;
 
     public override Tensor Activations(Tensor input)
     {
+        BatchSize(input, 4);
         var k = _conv.kernel_size;
         var patches = nn.functional.unfold(input, (k[0], k[1]),
             dilation: (_conv.dilation[0], _conv.dilation[1]),
             padding: (_conv.padding![0], _conv.padding[1]),
             stride: (_conv.stride[0], _conv.stride[1]));          // m × (c·kh·kw) × T
-        return WithBiasColumn(patches.transpose(1, 2));              // m × T × in'
+        return Assemble(patches.transpose(1, 2));                    // m × T × in'
     }
 
     public override Tensor OutputGradients(Tensor gradOutput) =>

@@ -5,66 +5,107 @@ using static TorchSharp.torch.nn;
 
 namespace NaturalGradient.Capture;
 
-/// <summary>Shared parts of adapters whose parameters are a weight (out × …) and an optional bias (out).</summary>
+/// <summary>
+/// Shared parts of adapters whose parameters are a weight (out × …) and an optional bias (out), with
+/// W̄ = [weight.reshape(out, −1) bias] restricted to the trainable tensors: a frozen weight drops its columns
+/// (W̄ = [b], ā = the column of ones), a frozen bias drops the last column.
+/// </summary>
 public abstract class LayerAdapterBase : ILayerAdapter
 {
-    protected LayerAdapterBase(string name, Module module, Parameter weight, Parameter? bias)
+    /// <param name="name">Dotted module path.</param>
+    /// <param name="module">The module.</param>
+    /// <param name="weight">The weight; its first dimension is the output unless <paramref name="outputDim"/> is given.</param>
+    /// <param name="bias">The bias (OutputDim entries) or null.</param>
+    /// <param name="outputDim">Rows of W̄ when they are not weight.shape[0] (e.g. LayerNorm's γ of any shape).</param>
+    protected LayerAdapterBase(string name, Module module, Parameter weight, Parameter? bias, long? outputDim = null)
     {
         Name = name;
         Module = module;
-        Weight = weight;
-        Bias = bias;
-        OutputDim = weight.shape[0];
-        InputDim = weight.numel() / OutputDim + (bias is null ? 0 : 1);
-        Parameters = bias is null ? new[] { weight } : new[] { weight, bias };
+        Weight = weight.requires_grad ? weight : null;
+        Bias = bias is { requires_grad: true } ? bias : null;
+        OutputDim = outputDim ?? weight.shape[0];
+        WeightColumns = Weight is null ? 0 : weight.numel() / OutputDim;
+        InputDim = WeightColumns + (Bias is null ? 0 : 1);
+        var ps = new List<Parameter>(2);
+        if (Weight is not null) ps.Add(Weight);
+        if (Bias is not null) ps.Add(Bias);
+        Parameters = ps;
     }
 
     public string Name { get; }
     public abstract string KindName { get; }
     public Module Module { get; }
-    protected Parameter Weight { get; }
+
+    /// <summary>The covered weight, or null when it is frozen.</summary>
+    protected Parameter? Weight { get; }
+
+    /// <summary>The covered bias, or null when there is none or it is frozen.</summary>
     protected Parameter? Bias { get; }
+
+    /// <summary>Columns of W̄ that belong to the weight (0 when it is frozen).</summary>
+    protected long WeightColumns { get; }
+
     public bool HasBias => Bias is not null;
+    public bool HasWeight => Weight is not null;
     public long InputDim { get; }
     public long OutputDim { get; }
-    public abstract bool IsDense { get; }
+    public virtual bool IsKronecker => true;
     public IReadOnlyList<Parameter> Parameters { get; }
 
     public abstract Tensor Activations(Tensor input);
     public abstract Tensor OutputGradients(Tensor gradOutput);
 
-    /// <summary>Appends the bias column of ones to the last dimension when the layer has a bias.</summary>
-    protected Tensor WithBiasColumn(Tensor a)
+    /// <summary>gᵢ = Σₜ δᵢₜ āᵢₜᵀ by one batched matmul: n × out × in'.</summary>
+    public virtual Tensor PerSampleGradients(Tensor activations, Tensor outputGradients) =>
+        outputGradients.transpose(1, 2).bmm(activations);
+
+    /// <summary>
+    /// ā for W̄'s columns from the layer's input features <paramref name="a"/> (m × T × features): the features when the
+    /// weight is trainable, then a column of ones when the bias is; only the ones when the weight is frozen.
+    /// </summary>
+    protected Tensor Assemble(Tensor a)
     {
-        if (Bias is null) return a;
         var shape = a.shape.ToArray();
         shape[^1] = 1;
+        if (Weight is null) return ones(shape, dtype: a.dtype, device: a.device);
+        if (Bias is null) return a;
         return cat(new[] { a, ones(shape, dtype: a.dtype, device: a.device) }, -1);
+    }
+
+    public virtual IReadOnlyList<Tensor> SplitMatrix(Tensor matrix)
+    {
+        var parts = new List<Tensor>(2);
+        if (Weight is not null) parts.Add(matrix.narrow(1, 0, WeightColumns).reshape(Weight.shape));
+        if (Bias is not null) parts.Add(matrix.select(1, InputDim - 1).reshape(Bias.shape));
+        return parts;
+    }
+
+    public virtual Tensor JoinMatrix(IReadOnlyList<Tensor> perParameter)
+    {
+        var cols = new List<Tensor>(2);
+        int k = 0;
+        if (Weight is not null) cols.Add(perParameter[k++].reshape(OutputDim, WeightColumns));
+        if (Bias is not null) cols.Add(perParameter[k].reshape(OutputDim, 1));
+        return cols.Count == 1 ? cols[0].clone() : cat(cols.ToArray(), 1);
     }
 
     public Tensor GradientMatrix()
     {
         using var _ = no_grad();
-        var w = Weight.grad is null ? zeros_like(Weight) : Weight.grad;
-        var wMat = w.reshape(OutputDim, -1);
-        if (Bias is null) return wMat.clone();
-        var b = Bias.grad is null ? zeros_like(Bias) : Bias.grad;
-        return cat(new[] { wMat, b.unsqueeze(1) }, 1);
+        return JoinMatrix(Parameters.Select(p => p.grad is null ? zeros_like(p) : p.grad).ToList());
     }
 
     public void WriteGradientMatrix(Tensor g)
     {
         using var _ = no_grad();
-        long weightCols = Bias is null ? InputDim : InputDim - 1;
-        var wPart = g.narrow(1, 0, weightCols).reshape(Weight.shape).to_type(Weight.dtype);
-        SetGrad(Weight, wPart);
-        if (Bias is not null) SetGrad(Bias, g.select(1, InputDim - 1).to_type(Bias.dtype));
+        var parts = SplitMatrix(g);
+        for (int i = 0; i < Parameters.Count; i++) SetGrad(Parameters[i], parts[i].to_type(Parameters[i].dtype));
     }
 
     private static void SetGrad(Parameter p, Tensor value)
     {
         if (p.grad is null)
-            p.grad = value.clone().DetachFromDisposeScope();
+            p.grad = value.contiguous().clone().DetachFromDisposeScope();
         else
             p.grad.copy_(value);
     }
@@ -72,15 +113,23 @@ public abstract class LayerAdapterBase : ILayerAdapter
     public void AddToWeights(Tensor update)
     {
         using var _ = no_grad();
-        long weightCols = Bias is null ? InputDim : InputDim - 1;
-        Weight.add_(update.narrow(1, 0, weightCols).reshape(Weight.shape).to_type(Weight.dtype));
-        if (Bias is not null) Bias.add_(update.select(1, InputDim - 1).to_type(Bias.dtype));
+        var parts = SplitMatrix(update);
+        for (int i = 0; i < Parameters.Count; i++) Parameters[i].add_(parts[i].to_type(Parameters[i].dtype));
     }
 
     public Tensor WeightMatrix()
     {
         using var _ = no_grad();
-        var wMat = Weight.detach().reshape(OutputDim, -1);
-        return Bias is null ? wMat.clone() : cat(new[] { wMat, Bias.detach().unsqueeze(1) }, 1);
+        return JoinMatrix(Parameters.Select(p => p.detach()).ToList());
+    }
+
+    /// <summary>m of a recorded call (its first dimension); inputs without a batch dimension are refused.</summary>
+    protected long BatchSize(Tensor input, long minDims)
+    {
+        if (input.dim() < minDims)
+            throw new NotSupportedException(
+                $"layer '{Name}' ({KindName}) received a {input.dim()}-D input [{string.Join(", ", input.shape)}]; " +
+                $"NaturalGradient needs a batch dimension first (at least {minDims}-D)");
+        return input.shape[0];
     }
 }

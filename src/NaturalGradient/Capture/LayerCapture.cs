@@ -1,4 +1,5 @@
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -10,31 +11,65 @@ namespace NaturalGradient.Capture;
 /// From these come per-example gradients and every curvature statistic, without a per-example backward loop.
 /// </summary>
 /// <remarks>
-/// Hooks fire only for modules invoked with <c>call(...)</c>. Layers whose hook did not fire although they
+/// <para>Hooks fire only for modules invoked with <c>call(...)</c>. Layers whose hook did not fire although they
 /// contributed to a loss are reported by <see cref="ThrowIfBypassed"/>. Set <see cref="Enabled"/> to false
-/// (or dispose) and the hooks return at once, so plain training pays nothing.
+/// (or dispose) and the hooks return at once, so plain training pays nothing.</para>
+/// <para>A layer may run several times in one forward (shared weights): every call is recorded and the calls are
+/// concatenated as positions. Calls whose output turns out not to reach the metric's scalar (a validation forward run
+/// with gradients on) are ignored (<see cref="LayerCall.Connected"/>).</para>
+/// <para>Coverage is per tensor: parameters with requires_grad = false are left out of every layer's W̄; a layer
+/// with no trainable parameter is not covered. Changing requires_grad afterwards is refused at the next collection.</para>
+/// <para>A BatchNorm layer that normalises with batch statistics couples the examples; collecting statistics while
+/// one ran is refused with <see cref="BatchCouplingException"/>, whether or not the layer itself is covered.</para>
 /// </remarks>
 public sealed class LayerCapture : IDisposable
 {
     private readonly List<CapturedLayer> _layers = new();
     private readonly List<Action> _removers = new();
+    private readonly List<(CapturedLayer Layer, Parameter[] All, bool[] Trainable)> _trainableAtStart = new();
+    private (string Name, string Kind)? _coupling;
 
     /// <param name="model">The model whose layers to cover.</param>
     /// <param name="registry">Which module types are covered; <see cref="LayerRegistry.Default"/> if null.</param>
     /// <param name="include">Optional filter on the dotted module path; layers it rejects keep their plain gradient.</param>
     public LayerCapture(Module model, LayerRegistry? registry = null, Func<string, bool>? include = null)
     {
-        registry ??= LayerRegistry.Default;
+        Registry = registry ?? LayerRegistry.Default;
+        Include = include;
+        var candidates = new List<(Module Module, ILayerAdapter Adapter)>();
         foreach (var (name, module) in model.named_modules())
         {
+            if (module is NormBase norm) _removers.Add(AddCouplingHook(name, norm));
             if (include is not null && !include(name)) continue;
-            if (!registry.TryCreate(name, module, out var adapter)) continue;
-            if (adapter!.Parameters.All(p => !p.requires_grad)) continue;
+            if (!Registry.TryCreate(name, module, out var adapter)) continue;
+            if (adapter!.Parameters.Count == 0) continue;
+            candidates.Add((module, adapter));
+        }
+        // A tensor used by two different layers (an Embedding tied to an output Linear) would get two blocks and two
+        // .grad writes: such layers are left to the plain gradient (reported). A module called twice is one layer.
+        var owners = candidates.SelectMany(c => c.Adapter.Parameters.Select(p => (Key: TensorIdentity.Key(p), c.Adapter.Name)))
+            .GroupBy(x => x.Key).Where(g => g.Count() > 1).ToList();
+        foreach (var g in owners) SharedAcrossLayers[g.Key] = g.Select(x => x.Name).ToList();
+        var tied = owners.SelectMany(g => g.Select(x => x.Name)).ToHashSet();
+        foreach (var (module, adapter) in candidates)
+        {
+            if (tied.Contains(adapter.Name)) continue;
             var layer = new CapturedLayer(adapter);
             _layers.Add(layer);
             _removers.Add(AddHook(module, layer));
+            var all = module.parameters(recurse: false).ToArray();
+            _trainableAtStart.Add((layer, all, all.Select(p => p.requires_grad).ToArray()));
         }
     }
+
+    /// <summary>Parameter tensors (by <see cref="TensorIdentity.Key"/>) used by several different layers, with those layers' names; not covered.</summary>
+    public Dictionary<string, List<string>> SharedAcrossLayers { get; } = new();
+
+    /// <summary>The registry the layers were matched against.</summary>
+    public LayerRegistry Registry { get; }
+
+    /// <summary>The include filter given at construction (null = all).</summary>
+    public Func<string, bool>? Include { get; }
 
     /// <summary>The covered layers in model order.</summary>
     public IReadOnlyList<CapturedLayer> Layers => _layers;
@@ -55,30 +90,48 @@ public sealed class LayerCapture : IDisposable
         return remover.remove;
     }
 
+    private Action AddCouplingHook(string name, NormBase norm)
+    {
+        var remover = norm.register_forward_hook((_, _, output) =>
+        {
+            if (Enabled && is_grad_enabled() && output.requires_grad && BatchNormAdapter.CouplesExamples(norm))
+                _coupling ??= (name, norm.GetType().Name);
+            return null!;
+        });
+        return remover.remove;
+    }
+
     /// <summary>Forgets what the last forward pass recorded. Call before each new forward.</summary>
     public void Clear()
     {
         foreach (var l in _layers) l.Clear();
+        _coupling = null;
     }
 
-    /// <summary>Layers recorded exactly once since the last <see cref="Clear"/>.</summary>
+    /// <summary>Covered layers recorded at least once since the last <see cref="Clear"/>.</summary>
+    /// <exception cref="BatchCouplingException">A BatchNorm layer ran with batch statistics.</exception>
+    /// <exception cref="InvalidOperationException">A covered layer's parameters were frozen or unfrozen after construction.</exception>
     public IReadOnlyList<CapturedLayer> Recorded()
     {
-        foreach (var l in _layers)
-            if (l.CallCount > 1)
-                throw new NotSupportedException(
-                    $"layer '{l.Name}' ({l.Adapter.KindName}) ran {l.CallCount} times in one forward pass; shared (re-used) layers are not supported");
+        if (_coupling is { } c) throw new BatchCouplingException(c.Name, c.Kind);
+        foreach (var (layer, all, trainable) in _trainableAtStart)
+            for (int i = 0; i < all.Length; i++)
+                if (all[i].requires_grad != trainable[i])
+                    throw new InvalidOperationException(
+                        $"a parameter of layer '{layer.Name}' ({layer.Adapter.KindName}) changed requires_grad to {all[i].requires_grad.ToString().ToLowerInvariant()} " +
+                        "after the preconditioner was built; build a new preconditioner (or NaturalGradientDescent) after freezing or unfreezing parameters");
         return _layers.Where(l => l.IsRecorded).ToList();
     }
 
     /// <summary>
     /// Throws <see cref="LayerNotObservedException"/> if a covered layer whose hook did not fire still contributed
     /// to <paramref name="scalar"/> (its weights receive a gradient): its curvature would silently be missing.
+    /// Only trainable tensors are handed to autograd.
     /// </summary>
     public void ThrowIfBypassed(Tensor scalar)
     {
-        var missing = _layers.Where(l => l.CallCount == 0).ToList();
-        if (missing.Count == 0) return;
+        var missing = _layers.Where(l => l.CallCount == 0 && l.Adapter.Parameters.Count > 0 && l.Adapter.Parameters[0].requires_grad).ToList();
+        if (missing.Count == 0 || !scalar.requires_grad) return;
         var weights = missing.Select(l => (Tensor)l.Adapter.Parameters[0]).ToList();
         var grads = autograd.grad(new[] { scalar }, weights, retain_graph: true, allow_unused: true);
         for (int i = 0; i < missing.Count; i++)
@@ -89,18 +142,32 @@ public sealed class LayerCapture : IDisposable
     }
 
     /// <summary>
-    /// Gradients of <paramref name="scalar"/> with respect to each recorded layer's output, as m × T × out tensors
-    /// in the order of <paramref name="layers"/>. The graph is kept (retain_graph) for further passes.
+    /// Gradients of <paramref name="scalar"/> with respect to each recorded layer's outputs, as m × T × out tensors
+    /// in the order of <paramref name="layers"/> (the calls of a shared layer concatenated along T). Calls outside the
+    /// scalar's graph are marked not connected and left out. The graph is kept (retain_graph) for further passes.
     /// </summary>
     public IReadOnlyList<Tensor> OutputGradients(Tensor scalar, IReadOnlyList<CapturedLayer> layers, bool retainGraph = true)
     {
-        var outputs = layers.Select(l => l.Output!).ToList();
-        var grads = autograd.grad(new[] { scalar }, outputs, retain_graph: retainGraph, allow_unused: true);
+        var calls = layers.SelectMany(l => l.Calls).ToList();
+        var grads = autograd.grad(new[] { scalar }, calls.Select(c => c.Output).ToList(), retain_graph: retainGraph, allow_unused: true);
         var result = new List<Tensor>(layers.Count);
-        for (int i = 0; i < layers.Count; i++)
+        int k = 0;
+        foreach (var layer in layers)
         {
-            var g = grads[i] is null || grads[i].IsInvalid ? zeros_like(outputs[i]) : grads[i];
-            result.Add(layers[i].Adapter.OutputGradients(g.detach()));
+            var parts = new List<Tensor>(layer.CallCount);
+            Tensor? first = null;
+            foreach (var call in layer.Calls)
+            {
+                var g = grads[k++];
+                bool defined = g is not null && !g.IsInvalid;
+                call.Connected = defined;
+                var arranged = layer.Adapter.OutputGradients(defined ? g!.detach() : zeros_like(call.Output).detach());
+                first ??= arranged;
+                if (defined) parts.Add(arranged);
+            }
+            if (parts.Count == 0) parts.Add(first!);
+            layer.CheckBatch(parts.ToArray());
+            result.Add(parts.Count == 1 ? parts[0] : cat(parts.ToArray(), 1));
         }
         return result;
     }

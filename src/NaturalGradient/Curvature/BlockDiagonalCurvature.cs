@@ -9,8 +9,20 @@ public sealed partial class BlockDiagonalCurvature : ICurvature
 {
     private readonly Func<ILayerAdapter, ICurvatureBlock> _createBlock;
     private readonly Dictionary<string, ICurvatureBlock> _blocks = new();
+    private readonly Dictionary<string, double> _lastDamping = new();
 
-    public BlockDiagonalCurvature(Func<ILayerAdapter, ICurvatureBlock> createBlock) => _createBlock = createBlock;
+    /// <param name="createBlock">Makes the block of a layer on first sight.</param>
+    /// <param name="layerDamping">One λ for every block, or λ_l = λ · tr(M_l)/p_l (<see cref="Damping.LayerDamping"/>).</param>
+    public BlockDiagonalCurvature(Func<ILayerAdapter, ICurvatureBlock> createBlock, Damping.LayerDamping layerDamping = Damping.LayerDamping.Global)
+    {
+        _createBlock = createBlock;
+        LayerDamping = layerDamping;
+    }
+
+    public Damping.LayerDamping LayerDamping { get; }
+
+    /// <summary>The λ_l each layer's block was solved with in the last <see cref="Precondition"/>, by layer name.</summary>
+    public IReadOnlyDictionary<string, double> LastDamping => _lastDamping;
 
     /// <summary>The block of a layer (after its first update).</summary>
     public ICurvatureBlock Block(string layerName) =>
@@ -26,8 +38,23 @@ public sealed partial class BlockDiagonalCurvature : ICurvature
         }
     }
 
-    public IReadOnlyList<Tensor> Precondition(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients, double damping) =>
-        layers.Select((l, i) => Block(l.Name).Precondition(gradients[i], damping)).ToList();
+    public IReadOnlyList<Tensor> Precondition(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients, double damping)
+    {
+        var lambdas = LayerDampings(layers, damping);
+        _lastDamping.Clear();
+        for (int i = 0; i < layers.Count; i++) _lastDamping[layers[i].Name] = lambdas[i];
+        return layers.Select((l, i) => Block(l.Name).Precondition(gradients[i], lambdas[i])).ToList();
+    }
+
+    /// <summary>λ_l per layer: λ for <see cref="Damping.LayerDamping.Global"/>; λ · max(c_l, 10⁻⁸ max c) with c_l = tr(M_l)/p_l otherwise.</summary>
+    public double[] LayerDampings(IReadOnlyList<ILayerAdapter> layers, double damping)
+    {
+        if (LayerDamping == Damping.LayerDamping.Global) return layers.Select(_ => damping).ToArray();
+        var scale = layers.Select(l => Block(l.Name).MeanCurvature()).ToArray();
+        double max = scale.Where(double.IsFinite).DefaultIfEmpty(0).Max();
+        double floor = max > 0 ? 1e-8 * max : 1.0;
+        return scale.Select(c => damping * (double.IsFinite(c) ? Math.Max(c, floor) : floor)).ToArray();
+    }
 
     public IReadOnlyList<Tensor> Multiply(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> vectors) =>
         layers.Select((l, i) => Block(l.Name).Multiply(vectors[i])).ToList();

@@ -7,17 +7,22 @@ using NaturalGradient.Preconditioning;
 
 namespace NaturalGradient.Curvature;
 
-/// <summary>Builds the <see cref="ICurvature"/> that <see cref="PreconditionerOptions.Structure"/> names.</summary>
+/// <summary>
+/// Builds the <see cref="ICurvature"/> that <see cref="PreconditionerOptions.Structure"/> names. Under K-FAC and EKFAC,
+/// layers that are not Kronecker-factored (LayerNorm, BatchNorm: 2 · features parameters) get a dense per-layer block.
+/// </summary>
 public static class CurvatureFactory
 {
     public static ICurvature Create(PreconditionerOptions options) => options.Structure switch
     {
         CurvatureStructure.Exact => new ExactCurvature(options.MaxExactParameters, options.Form),
-        CurvatureStructure.BlockDiagonal => new BlockDiagonalCurvature(_ => new DenseBlock(options.Form)),
-        CurvatureStructure.Tengrad => new BlockDiagonalCurvature(_ => new TengradBlock(options.Form)),
-        CurvatureStructure.Diagonal => new BlockDiagonalCurvature(_ => new DiagonalBlock()),
-        CurvatureStructure.Kfac => new BlockDiagonalCurvature(layer => new KfacBlock(layer, options.Kfac)),
-        CurvatureStructure.Ekfac => new BlockDiagonalCurvature(layer => new EkfacBlock(layer, options.Kfac)),
+        CurvatureStructure.BlockDiagonal => new BlockDiagonalCurvature(_ => new DenseBlock(options.Form), options.LayerDamping),
+        CurvatureStructure.Tengrad => new BlockDiagonalCurvature(_ => new TengradBlock(options.Form), options.LayerDamping),
+        CurvatureStructure.Diagonal => new BlockDiagonalCurvature(_ => new DiagonalBlock(), options.LayerDamping),
+        CurvatureStructure.Kfac => new BlockDiagonalCurvature(layer =>
+            layer.IsKronecker ? new KfacBlock(layer, options.Kfac) : new DenseBlock(options.Form), options.LayerDamping),
+        CurvatureStructure.Ekfac => new BlockDiagonalCurvature(layer =>
+            layer.IsKronecker ? new EkfacBlock(layer, options.Kfac) : new DenseBlock(options.Form), options.LayerDamping),
         CurvatureStructure.HessianFree => new HessianFreeCurvature(options.HessianFree),
         CurvatureStructure.Kbfgs => new KbfgsCurvature(options.Kbfgs),
         CurvatureStructure.Auto => new AutoCurvature(options.Form, options.Kfac),

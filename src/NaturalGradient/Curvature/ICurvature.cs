@@ -56,4 +56,7 @@ public interface ICurvatureBlock : IDisposable
 
     /// <summary>The dense block (p × p, row-major vec of W̄): for tests and small layers only.</summary>
     Tensor ToDense();
+
+    /// <summary>tr(B) / p, the block's mean eigenvalue (for <see cref="Damping.LayerDamping.Relative"/>). One host read.</summary>
+    double MeanCurvature() => ToDense().diagonal().mean().ToDouble();
 }

@@ -36,7 +36,6 @@ public sealed class FisherEstimator
         LayerCapture capture, IReadOnlyList<CapturedLayer> layers, Tensor output, Tensor? targets, Generator? generator = null)
     {
         long m = output.shape[0];
-        var activations = layers.Select(l => l.Adapter.Activations(l.Input!)).ToList();
         var passes = new List<IReadOnlyList<Tensor>>();
         double weight;
         switch (Kind)
@@ -65,9 +64,13 @@ public sealed class FisherEstimator
             default:
                 throw new ArgumentOutOfRangeException(nameof(Kind), Kind, "unknown Fisher kind");
         }
+        // Activations after the passes: they mark the calls outside the metric's graph (a validation forward), which are left out.
         var result = new List<LayerStatistics>(layers.Count);
         for (int l = 0; l < layers.Count; l++)
-            result.Add(new LayerStatistics(layers[l].Adapter, activations[l], stack(passes.Select(p => p[l]).ToArray()), weight));
+            result.Add(new LayerStatistics(layers[l].Adapter, layers[l].Activations(), stack(passes.Select(p => p[l]).ToArray()), weight)
+            {
+                Tokens = layers[l].Tokens(),
+            });
         return result;
     }
 

@@ -26,7 +26,13 @@ public sealed class LayerStatistics
     }
 
     public ILayerAdapter Adapter { get; }
+
+    /// <summary>ā: m × T × in' for Kronecker layers (one-hot rows for Embedding); x̂ (m × T × features) for elementwise layers.</summary>
     public Tensor Activations { get; }
+
+    /// <summary>Token indices (m × T, int64) when the layer is an index layer (Embedding); null otherwise.</summary>
+    public Tensor? Tokens { get; init; }
+
     public Tensor OutputGradients { get; }
     public double Weight { get; }
 
@@ -45,7 +51,10 @@ public sealed class LayerStatistics
     public Tensor FlatOutputGradients() => OutputGradients.reshape(SampleCount, Positions, -1);
 
     /// <summary>Per-sample gradients of W̄: n × out × in' (Σₜ δₜ āₜᵀ, by one batched matmul, no per-example loop).</summary>
-    public Tensor PerSampleGradients() => PerSampleGradient.Compute(PairedActivations(), FlatOutputGradients());
+    public Tensor PerSampleGradients() => Adapter.PerSampleGradients(PairedActivations(), FlatOutputGradients());
+
+    /// <summary>True when the per-sample gradients are δ āᵀ with one position (T = 1) and ā is W̄'s column space: rank-one shortcuts apply.</summary>
+    public bool IsRankOne => Positions == 1 && Adapter.IsKronecker;
 }
 
 /// <summary>Per-example gradients from captured activations and output gradients.</summary>

@@ -33,8 +33,9 @@ public sealed partial class NaturalGradientDescent : IDisposable
         _damping = Options.DampingSchedule == DampingSchedule.LevenbergMarquardt
             ? new LevenbergMarquardtDamping(Options.Preconditioner.Damping)
             : new ConstantDamping(Options.Preconditioner.Damping);
-        var covered = new HashSet<Parameter>(Preconditioner.Capture.Layers.SelectMany(l => l.Adapter.Parameters), ReferenceEqualityComparer.Instance);
-        _uncovered = model.parameters().Where(p => p.requires_grad && !covered.Contains(p)).ToList();
+        // By storage, not by reference: some native modules hand out a new wrapper of the same parameter on every access.
+        var covered = Preconditioner.Capture.Layers.SelectMany(l => l.Adapter.Parameters).Select(TensorIdentity.Key).ToHashSet();
+        _uncovered = model.parameters().Where(p => p.requires_grad && !covered.Contains(TensorIdentity.Key(p))).ToList();
     }
 
     public NaturalGradientOptions Options { get; }

@@ -42,13 +42,24 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
         _generator = new Generator((ulong)Options.Seed);
         Capture = new LayerCapture(model, include: Options.IncludeLayer);
         if (Capture.Layers.Count == 0)
-            throw new ArgumentException("the model has no Linear or Conv2d layer with trainable parameters to precondition", nameof(model));
+            throw new ArgumentException(
+                $"the model has no layer with trainable parameters to precondition (covered kinds: {string.Join(", ", Capture.Registry.SupportedKinds)})", nameof(model));
+        if (Options.Structure == CurvatureStructure.Kbfgs && Capture.Layers.FirstOrDefault(l => !l.Adapter.IsKronecker) is { } elementwise)
+            throw new ModelNotSupportedException(
+                $"K-BFGS needs Kronecker-factored layers; layer '{elementwise.Name}' ({elementwise.Adapter.KindName}) is not: " +
+                "exclude it with IncludeLayer (it keeps its plain gradient) or use kfac, tengrad or block");
         Curvature = CurvatureFactory.Create(Options);
         if (Curvature is ExactCurvature exact) exact.CheckSize(Capture.Layers.Select(l => l.Adapter));
         Damping = Options.Damping;
     }
 
     public PreconditionerOptions Options { get; }
+
+    /// <summary>
+    /// The registration report: every parameter tensor of the model with its layer kind and the structure and Fisher it
+    /// gets, or why it keeps its plain gradient. Print <see cref="CoverageReport.SummaryLines"/> at the start of training.
+    /// </summary>
+    public CoverageReport Coverage() => CoverageReport.Build(_model, Capture, Options);
     public ILikelihood Likelihood { get; }
     public LayerCapture Capture { get; }
     public ICurvature Curvature { get; }

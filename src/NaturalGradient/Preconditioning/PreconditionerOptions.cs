@@ -24,6 +24,12 @@ public sealed record PreconditionerOptions
     /// <summary>Damping λ in (M + λI)Δ = g; default 1e-3. Must be &gt; 0 for TENGraD.</summary>
     public double Damping { get; init; } = 1e-3;
 
+    /// <summary>
+    /// One λ for every block (default) or a per-layer λ_l = λ · tr(M_l)/p_l (<see cref="NaturalGradient.Damping.LayerDamping.Relative"/>);
+    /// block-diagonal structures only (block, tengrad, diag, kfac, ekfac).
+    /// </summary>
+    public NaturalGradient.Damping.LayerDamping LayerDamping { get; init; } = NaturalGradient.Damping.LayerDamping.Global;
+
     /// <summary>Largest covered parameter count exact NGD accepts; default 20 000.</summary>
     public long MaxExactParameters { get; init; } = 20_000;
 
@@ -62,6 +68,12 @@ public sealed record PreconditionerOptions
             ArgumentNullException.ThrowIfNull(HessianFree, nameof(HessianFree));
             HessianFree.Validate();
         }
+        if (!Enum.IsDefined(LayerDamping))
+            throw new ArgumentOutOfRangeException(nameof(LayerDamping), LayerDamping, "unknown layer damping");
+        if (LayerDamping == NaturalGradient.Damping.LayerDamping.Relative
+            && Structure is not (CurvatureStructure.BlockDiagonal or CurvatureStructure.Tengrad or CurvatureStructure.Diagonal or CurvatureStructure.Kfac or CurvatureStructure.Ekfac))
+            throw new ArgumentOutOfRangeException(nameof(LayerDamping), LayerDamping,
+                $"per-layer (relative) damping needs a block-diagonal structure (block, tengrad, diag, kfac, ekfac), not {Structure}");
         if (Form == MetricForm.Centered && Structure is not (CurvatureStructure.Exact or CurvatureStructure.BlockDiagonal or CurvatureStructure.Tengrad))
             throw new ArgumentOutOfRangeException(nameof(Form), Form, "the centred covariance metric is available for the exact, block and tengrad structures only");
         return this;
@@ -69,5 +81,5 @@ public sealed record PreconditionerOptions
 
     public override string ToString() =>
         $"Damping={Damping}, Fisher={Fisher}, Form={Form}, HessianFree=[{HessianFree}], MaxExactParameters={MaxExactParameters}, " +
-        $"Kbfgs=[{Kbfgs}], Kfac=[{Kfac}], MonteCarloSamples={MonteCarloSamples}, Seed={Seed}, Structure={Structure}";
+        $"Kbfgs=[{Kbfgs}], Kfac=[{Kfac}], LayerDamping={LayerDamping}, MonteCarloSamples={MonteCarloSamples}, Seed={Seed}, Structure={Structure}";
 }

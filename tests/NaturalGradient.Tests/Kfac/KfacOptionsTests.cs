@@ -19,8 +19,9 @@ public class KfacOptionsTests
         Assert.Equal(10, options.InverseUpdatePeriod);
         Assert.Equal(KfacInverseMethod.Cholesky, options.InverseMethod);
         Assert.Equal(KfacDampingMode.Factored, options.DampingMode);
+        Assert.Equal(KfacWeightSharing.Expand, options.WeightSharing);
         Assert.Same(options, options.Validate());
-        Assert.Equal("KfacOptions { DampingMode = Factored, FactorDecay = 0.95, FactorUpdatePeriod = 1, InverseMethod = Cholesky, InverseUpdatePeriod = 10 }",
+        Assert.Equal("KfacOptions { DampingMode = Factored, FactorDecay = 0.95, FactorUpdatePeriod = 1, InverseMethod = Cholesky, InverseUpdatePeriod = 10, WeightSharing = Expand }",
             options.ToString());
     }
 

@@ -43,7 +43,8 @@ public sealed class AutoStructureBlock : ICurvatureBlock
         {
             Choice = StructureCostModel.Choose(_layer.Name, statistics.BatchSize, statistics.SampleCount, statistics.Positions,
                 _layer.InputDim, _layer.OutputDim, _kfac);
-            _inner = Choice.Choice == LayerStructure.Tengrad ? new TengradBlock(_form) : new KfacBlock(_layer, _kfac);
+            // Layers that are not Kronecker-factored (LayerNorm, BatchNorm) always take TENGraD's exact block.
+            _inner = Choice.Choice == LayerStructure.Tengrad || !_layer.IsKronecker ? new TengradBlock(_form) : new KfacBlock(_layer, _kfac);
             _chosen?.Invoke(Choice);
         }
         _inner.Update(statistics, step);
@@ -56,6 +57,8 @@ public sealed class AutoStructureBlock : ICurvatureBlock
     public Tensor Multiply(Tensor v) => Inner_.Multiply(v);
 
     public Tensor ToDense() => Inner_.ToDense();
+
+    public double MeanCurvature() => Inner_.MeanCurvature();
 
     public void Dispose() => _inner?.Dispose();
 }

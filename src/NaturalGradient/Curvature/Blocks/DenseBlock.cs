@@ -35,5 +35,7 @@ public sealed class DenseBlock : ICurvatureBlock
 
     public Tensor ToDense() => Matrix.clone();
 
+    public double MeanCurvature() => Matrix.diagonal().mean().ToDouble();
+
     public void Dispose() => _matrix = null;
 }

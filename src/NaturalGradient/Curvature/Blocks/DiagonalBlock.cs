@@ -6,7 +6,7 @@ namespace NaturalGradient.Curvature.Blocks;
 
 /// <summary>
 /// The diagonal of a layer's metric, diag(M_l) = w Σ gᵢ ∘ gᵢ, and the solve g / (diag + λ).
-/// For T = 1 it is w (δ∘δ)ᵀ(ā∘ā) without forming per-sample gradients. Cost O(n p_l); memory O(p_l).
+/// For rank-one layers (Linear, T = 1) it is w (δ∘δ)ᵀ(ā∘ā) without forming per-sample gradients. Cost O(n p_l); memory O(p_l).
 /// </summary>
 public sealed class DiagonalBlock : ICurvatureBlock
 {
@@ -14,7 +14,7 @@ public sealed class DiagonalBlock : ICurvatureBlock
 
     public void Update(LayerStatistics statistics, long step)
     {
-        if (statistics.Positions == 1)
+        if (statistics.IsRankOne)
         {
             var a = statistics.PairedActivations().squeeze(1);
             var d = statistics.FlatOutputGradients().squeeze(1);
@@ -33,6 +33,8 @@ public sealed class DiagonalBlock : ICurvatureBlock
     public Tensor Multiply(Tensor v) => v * Diagonal.to_type(v.dtype);
 
     public Tensor ToDense() => diag(Diagonal.flatten());
+
+    public double MeanCurvature() => Diagonal.mean().ToDouble();
 
     public void Dispose() => _diagonal = null;
 }

@@ -19,13 +19,18 @@ namespace NaturalGradient.Curvature.Blocks;
 /// J_c = P J with P = I − 11ᵀ/n, so J_cJ_cᵀ = P (J Jᵀ) P, J_c g = P (J g) and J_cᵀu = Jᵀ(P u): still no Jacobian.
 /// The solve itself is <see cref="TengradSolve"/>: eq 40's subtraction is replaced by a push-through split that
 /// keeps its accuracy at small λ (float64).
-/// Cost O(n² (in' + out) + n³ + n p_l); memory O(n² + n (in' + out)). Linear layers (T = 1) only.
+/// Cost O(n² (in' + out) + n³ + n p_l); memory O(n² + n (in' + out)) for rank-one layers (Linear on m × d inputs).
+/// Layers applied at T &gt; 1 positions and elementwise layers use <see cref="LayerJacobian"/>: the Woodbury solve of
+/// eq 40 with the Gram summed over position pairs (or J formed for LayerNorm/BatchNorm's 2·features parameters);
+/// the push-through split is not applied to them.
 /// </summary>
 public sealed class TengradBlock : ICurvatureBlock
 {
     private readonly MetricForm _form;
     private Tensor? _a, _d, _gram;
+    private LayerJacobian? _general;
     private double _weight;
+    private long _parameterCount = 1;
 
     public TengradBlock(MetricForm form = MetricForm.Uncentered) => _form = form;
 
@@ -34,16 +39,25 @@ public sealed class TengradBlock : ICurvatureBlock
 
     public void Update(LayerStatistics statistics, long step)
     {
-        if (statistics.Positions != 1)
-            throw new NotSupportedException(
-                $"TENGraD supports layers with one position per example (Linear); layer '{statistics.Adapter.Name}' ({statistics.Adapter.KindName}) has {statistics.Positions}");
-        _a = statistics.PairedActivations().squeeze(1);   // n × in'
-        _d = statistics.FlatOutputGradients().squeeze(1); // n × out
-        var gram = _a.mm(_a.t()) * _d.mm(_d.t());          // eq 41
+        _weight = statistics.Weight;
+        _parameterCount = statistics.Adapter.ParameterCount;
+        Tensor gram;
+        if (statistics.IsRankOne)
+        {
+            _general = null;
+            _a = statistics.PairedActivations().squeeze(1);   // n × in'
+            _d = statistics.FlatOutputGradients().squeeze(1); // n × out
+            gram = _a.mm(_a.t()) * _d.mm(_d.t());              // eq 41
+        }
+        else
+        {
+            _general = new LayerJacobian(statistics);
+            _a = _d = null;
+            gram = _general.Gram;
+        }
         if (_form == MetricForm.Centered)
             gram = gram - gram.mean(new long[] { 0 }, keepdim: true) - gram.mean(new long[] { 1 }, keepdim: true) + gram.mean();
         _gram = gram;
-        _weight = statistics.Weight;
     }
 
     private void EnsureUpdated()
@@ -52,10 +66,11 @@ public sealed class TengradBlock : ICurvatureBlock
     }
 
     /// <summary>J g for a W̄-shaped g (eq 42): n.</summary>
-    private Tensor Jv(Tensor g) => Center((_d!.mm(g) * _a!).sum(1));
+    private Tensor Jv(Tensor g) => Center(_general is not null ? _general.Multiply(g) : (_d!.mm(g) * _a!).sum(1));
 
     /// <summary>Jᵀ u for u of length n (eq 43): W̄-shaped.</summary>
-    private Tensor JTu(Tensor u) => (_d! * Center(u).unsqueeze(1)).t().mm(_a!);
+    private Tensor JTu(Tensor u, Tensor like) =>
+        _general is not null ? _general.TransposeMultiply(Center(u), like) : (_d! * Center(u).unsqueeze(1)).t().mm(_a!);
 
     public Tensor Precondition(Tensor gradient, double damping)
     {
@@ -63,13 +78,28 @@ public sealed class TengradBlock : ICurvatureBlock
         if (!(damping > 0))
             throw new ArgumentOutOfRangeException(nameof(damping), damping, "TENGraD needs damping > 0 (its Woodbury form divides by λ)");
         var g = gradient.to_type(_gram!.dtype);
+        if (_general is not null)
+        {
+            var system = _gram.clone();
+            system.diagonal().add_(damping / _weight);             // λ/w · I added in place: no identity matrix
+            var u = SafeCholesky.Solve(system, Jv(g));
+            return ((g - JTu(u, g)) / damping).to_type(gradient.dtype);
+        }
         return TengradSolve.Solve(_a!, _d!, _gram, _form == MetricForm.Centered, _weight, damping, g).to_type(gradient.dtype);
     }
 
     public Tensor Multiply(Tensor v)
     {
         EnsureUpdated();
-        return JTu(Jv(v.to_type(_gram!.dtype))).mul(_weight).to_type(v.dtype);
+        var x = v.to_type(_gram!.dtype);
+        return JTu(Jv(x), x).mul(_weight).to_type(v.dtype);
+    }
+
+    /// <summary>tr(M_l) / p_l = w tr(J Jᵀ) / p_l, from the Gram's diagonal.</summary>
+    public double MeanCurvature()
+    {
+        EnsureUpdated();
+        return _gram!.diagonal().sum().ToDouble() * _weight / _parameterCount;
     }
 
     /// <summary>vᵀ(w JᵀJ)v = w ‖J v‖²: one product with J (eq 42) instead of the two of <see cref="Multiply"/>.</summary>
@@ -82,7 +112,7 @@ public sealed class TengradBlock : ICurvatureBlock
     public Tensor ToDense()
     {
         EnsureUpdated();
-        var j = (_d!.unsqueeze(2) * _a!.unsqueeze(1)).reshape(_d.shape[0], -1); // tests only: n × p
+        var j = _general is not null ? _general.Dense() : (_d!.unsqueeze(2) * _a!.unsqueeze(1)).reshape(_d!.shape[0], -1); // tests only: n × p
         if (_form == MetricForm.Centered) j = j - j.mean(new long[] { 0 }, keepdim: true);
         return j.t().mm(j).mul(_weight);
     }
@@ -90,5 +120,6 @@ public sealed class TengradBlock : ICurvatureBlock
     public void Dispose()
     {
         _a = _d = _gram = null;
+        _general = null;
     }
 }

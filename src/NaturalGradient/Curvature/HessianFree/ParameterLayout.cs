@@ -10,32 +10,23 @@ namespace NaturalGradient.Curvature.HessianFree;
 /// </summary>
 /// <remarks>
 /// The two orders differ: W̄'s rows interleave a layer's weights and its bias (row i = [Wᵢ,: bᵢ]), while the
-/// flat parameter vector stores all of W, then all of b. The mapping follows the <see cref="ILayerAdapter"/>
-/// convention W̄ = [weight.reshape(out, −1) bias] with <see cref="ILayerAdapter.Parameters"/> = (weight, bias).
+/// flat parameter vector stores all of W, then all of b. Each adapter maps between them
+/// (<see cref="ILayerAdapter.SplitMatrix"/>, <see cref="ILayerAdapter.JoinMatrix"/>); only trainable tensors are included.
 /// </remarks>
 public sealed class ParameterLayout
 {
     private readonly ILayerAdapter[] _layers;
 
-    /// <exception cref="NotSupportedException">An adapter's parameters do not follow the (weight, bias) convention.</exception>
     public ParameterLayout(IReadOnlyList<ILayerAdapter> layers)
     {
         ArgumentNullException.ThrowIfNull(layers);
         if (layers.Count == 0) throw new ArgumentException("at least one layer is needed", nameof(layers));
         _layers = layers.ToArray();
-        foreach (var l in _layers)
-        {
-            var ps = l.Parameters;
-            long weightCols = l.InputDim - (l.HasBias ? 1 : 0);
-            bool ok = ps.Count == (l.HasBias ? 2 : 1)
-                      && ps[0].numel() == l.OutputDim * weightCols && ps[0].shape[0] == l.OutputDim
-                      && (!l.HasBias || ps[1].numel() == l.OutputDim);
-            if (!ok)
-                throw new NotSupportedException(
-                    $"layer '{l.Name}' ({l.KindName}): its parameters do not match W̄ = [weight.reshape(out, −1) bias]; Hessian-free cannot map them");
-        }
         Parameters = _layers.SelectMany(l => l.Parameters).Cast<Tensor>().ToArray();
         Count = _layers.Sum(l => l.ParameterCount);
+        long total = Parameters.Sum(p => p.numel());
+        if (total != Count)
+            throw new NotSupportedException($"the covered layers' W̄ matrices hold {Count} entries but their parameters {total}; an adapter's W̄ does not match its parameters");
     }
 
     /// <summary>The layers, in order.</summary>
@@ -64,9 +55,7 @@ public sealed class ParameterLayout
             if (m.dim() != 2 || m.shape[0] != l.OutputDim || m.shape[1] != l.InputDim)
                 throw new ArgumentException(
                     $"layer '{l.Name}': expected a {l.OutputDim} × {l.InputDim} W̄ matrix, got [{string.Join(", ", m.shape)}]", nameof(matrices));
-            long weightCols = l.InputDim - (l.HasBias ? 1 : 0);
-            parts.Add(m.narrow(1, 0, weightCols).flatten());
-            if (l.HasBias) parts.Add(m.select(1, l.InputDim - 1));
+            parts.AddRange(l.SplitMatrix(m).Select(t => t.flatten()));
         }
         return cat(parts.ToArray()).to_type(Parameters[0].dtype);
     }
@@ -74,20 +63,14 @@ public sealed class ParameterLayout
     /// <summary>The flat parameter-order vector → per-layer W̄-shaped matrices (out × in'), in <paramref name="dtype"/>.</summary>
     public IReadOnlyList<Tensor> ToMatrices(Tensor flat, ScalarType? dtype = null)
     {
-        CheckFlat(flat);
+        var pieces = Split(flat);
         var result = new List<Tensor>(_layers.Length);
-        long offset = 0;
+        int k = 0;
         foreach (var l in _layers)
         {
-            long weightCols = l.InputDim - (l.HasBias ? 1 : 0);
-            long nw = l.OutputDim * weightCols;
-            var w = flat.narrow(0, offset, nw).reshape(l.OutputDim, weightCols);
-            offset += nw;
-            if (l.HasBias)
-            {
-                w = cat(new[] { w, flat.narrow(0, offset, l.OutputDim).unsqueeze(1) }, 1);
-                offset += l.OutputDim;
-            }
+            var own = pieces.Skip(k).Take(l.Parameters.Count).ToList();
+            k += l.Parameters.Count;
+            var w = l.JoinMatrix(own);
             result.Add(dtype is null ? w.contiguous() : w.to_type(dtype.Value).contiguous());
         }
         return result;

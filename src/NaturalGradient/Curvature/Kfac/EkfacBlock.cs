@@ -82,8 +82,8 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         using var scope = NewDisposeScope();
         if (factorsDue)
         {
-            _a.Update(KroneckerFactors.Activation(statistics), Options.FactorDecay);
-            _g.Update(KroneckerFactors.OutputGradient(statistics), Options.FactorDecay);
+            _a.Update(KroneckerFactors.Activation(statistics, Options.WeightSharing), Options.FactorDecay);
+            _g.Update(KroneckerFactors.OutputGradient(statistics, Options.WeightSharing), Options.FactorDecay);
         }
         bool basisChanged = first || Options.InverseDue(step);
         if (basisChanged)
@@ -105,7 +105,7 @@ public sealed partial class EkfacBlock : ICurvatureBlock
     {
         var qa = _eigen.ActivationBasis;
         var qg = _eigen.OutputGradientBasis;
-        if (statistics.Positions == 1)
+        if (statistics.IsRankOne)
         {
             // gᵢₛ = δᵢₛ āᵢᵀ ⇒ (Q_Gᵀ gᵢₛ Q_A)² = (Q_Gᵀδᵢₛ)² ((Q_Aᵀāᵢ)²)ᵀ; sum the δ part over the s samples first.
             var delta = statistics.OutputGradients.detach().squeeze(2).to_type(qg.dtype);   // s × m × out
@@ -153,6 +153,9 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         var projected = _eigen.Project(v.detach().to_type(s.dtype));
         return scope.MoveToOuter(_eigen.Unproject(projected.mul_(s)).to_type(v.dtype));
     }
+
+    /// <summary>tr(B) / p = mean(S).</summary>
+    public double MeanCurvature() => Current(_s).mean().ToDouble();
 
     /// <summary>The dense block (Q_G ⊗ Q_A) diag(vec S) (Q_G ⊗ Q_A)ᵀ (p × p). Tests and small layers only.</summary>
     public Tensor ToDense()

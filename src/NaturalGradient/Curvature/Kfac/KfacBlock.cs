@@ -66,8 +66,8 @@ public sealed partial class KfacBlock : ICurvatureBlock
         using var scope = NewDisposeScope();
         if (first || Options.FactorsDue(step))
         {
-            _a.Update(KroneckerFactors.Activation(statistics), Options.FactorDecay);
-            _g.Update(KroneckerFactors.OutputGradient(statistics), Options.FactorDecay);
+            _a.Update(KroneckerFactors.Activation(statistics, Options.WeightSharing), Options.FactorDecay);
+            _g.Update(KroneckerFactors.OutputGradient(statistics, Options.WeightSharing), Options.FactorDecay);
         }
         if (!first && !Options.InverseDue(step)) return;
         _inverseDue = true;
@@ -123,6 +123,10 @@ public sealed partial class KfacBlock : ICurvatureBlock
         using var scope = NewDisposeScope();
         return scope.MoveToOuter(KroneckerFactors.Multiply(_g.Value!, a, v.detach().to_type(a.dtype)).to_type(v.dtype));
     }
+
+    /// <summary>tr(G ⊗ A) / p = tr(G) tr(A) / (out · in').</summary>
+    public double MeanCurvature() =>
+        Current(_g).trace().ToDouble() * Current(_a).trace().ToDouble() / (Layer.OutputDim * (double)Layer.InputDim);
 
     /// <summary>The dense block G ⊗ A (p × p, p = out · in'). Tests and small layers only.</summary>
     public Tensor ToDense()

@@ -34,3 +34,25 @@ public enum KfacDampingMode
     /// </summary>
     Eigenbasis,
 }
+
+/// <summary>
+/// How K-FAC treats a layer applied at T &gt; 1 positions per example — sequence positions, pixels, the calls of a shared
+/// layer (Eschenhagen et al. 2023, "Kronecker-Factored Approximate Curvature for Modern Neural Network Architectures").
+/// For T = 1 both give the same factors.
+/// </summary>
+public enum KfacWeightSharing
+{
+    /// <summary>
+    /// K-FAC-expand: positions are treated like extra examples, A = (1/m) Σᵢₜ āᵢₜāᵢₜᵀ, G = (w/T) Σₛᵢₜ δᵢₛₜδᵢₛₜᵀ
+    /// (KFC's factors for convolutions). Exact for deep linear networks when the loss is a sum over positions
+    /// (per-token outputs); the right choice for language models and per-position targets.
+    /// </summary>
+    Expand,
+
+    /// <summary>
+    /// K-FAC-reduce: positions are aggregated first, āᵢ = (1/T) Σₜ āᵢₜ and δᵢₛ = Σₜ δᵢₛₜ, then A = (1/m) Σᵢ āᵢāᵢᵀ,
+    /// G = w Σₛᵢ δᵢₛδᵢₛᵀ. Exact for m = 1 when āᵢₜ does not depend on t (or δ does not); suited to models that pool
+    /// positions before the output (sequence classification). Embedding layers always use Expand (A stays diagonal).
+    /// </summary>
+    Reduce,
+}

@@ -43,6 +43,9 @@ public sealed record KfacOptions
     /// </summary>
     public KfacDampingMode DampingMode { get; init; } = KfacDampingMode.Factored;
 
+    /// <summary>How layers applied at several positions per example are factored; default <see cref="KfacWeightSharing.Expand"/>.</summary>
+    public KfacWeightSharing WeightSharing { get; init; } = KfacWeightSharing.Expand;
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> on an invalid value; returns this for chaining.</summary>
     public KfacOptions Validate()
     {
@@ -54,6 +57,8 @@ public sealed record KfacOptions
             throw new ArgumentOutOfRangeException(nameof(InverseUpdatePeriod), InverseUpdatePeriod, $"InverseUpdatePeriod must be ≥ 1, got {InverseUpdatePeriod}");
         if (!Enum.IsDefined(InverseMethod))
             throw new ArgumentOutOfRangeException(nameof(InverseMethod), InverseMethod, "unknown inverse method");
+        if (!Enum.IsDefined(WeightSharing))
+            throw new ArgumentOutOfRangeException(nameof(WeightSharing), WeightSharing, "unknown weight-sharing mode");
         if (!Enum.IsDefined(DampingMode))
             throw new ArgumentOutOfRangeException(nameof(DampingMode), DampingMode, "unknown damping mode");
         if (DampingMode == KfacDampingMode.Eigenbasis && InverseMethod != KfacInverseMethod.Eigen)
@@ -71,5 +76,5 @@ public sealed record KfacOptions
     /// <summary>Every hyperparameter, sorted by name.</summary>
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
         $"KfacOptions {{ DampingMode = {DampingMode}, FactorDecay = {FactorDecay}, FactorUpdatePeriod = {FactorUpdatePeriod}, " +
-        $"InverseMethod = {InverseMethod}, InverseUpdatePeriod = {InverseUpdatePeriod} }}");
+        $"InverseMethod = {InverseMethod}, InverseUpdatePeriod = {InverseUpdatePeriod}, WeightSharing = {WeightSharing} }}");
 }

@@ -24,22 +24,37 @@ namespace NaturalGradient.Curvature.Kfac;
 /// </remarks>
 public static class KroneckerFactors
 {
-    /// <summary>A = (1/m) Σᵢ Σₜ āᵢₜ āᵢₜᵀ from ā (m × T × in'): in' × in'.</summary>
-    public static Tensor Activation(LayerStatistics statistics)
+    /// <summary>
+    /// Expand: A = (1/m) Σᵢ Σₜ āᵢₜ āᵢₜᵀ from ā (m × T × in'), in' × in' — for an Embedding diag(token counts)/m from the
+    /// indices. Reduce: A = (1/m) Σᵢ āᵢāᵢᵀ with āᵢ = (1/T) Σₜ āᵢₜ.
+    /// </summary>
+    public static Tensor Activation(LayerStatistics statistics, KfacWeightSharing sharing = KfacWeightSharing.Expand)
     {
         using var scope = NewDisposeScope();
+        if (statistics.Tokens is { } tokens)
+        {
+            var counts = bincount(tokens.reshape(-1), minlength: statistics.Adapter.InputDim).to_type(statistics.Activations.dtype);
+            return scope.MoveToOuter(diag(counts.div_(statistics.BatchSize)));
+        }
         var a = statistics.Activations.detach();
+        if (sharing == KfacWeightSharing.Reduce && statistics.Positions > 1) a = a.mean(new long[] { 1 }, keepdim: true);
         var flat = a.reshape(-1, a.shape[2]);                                // (m·T) × in'
         return scope.MoveToOuter(flat.t().mm(flat).div_(statistics.BatchSize));
     }
 
-    /// <summary>G = (w/T) Σₛ Σᵢ Σₜ δᵢₛₜ δᵢₛₜᵀ from δ (s × m × T × out): out × out.</summary>
-    public static Tensor OutputGradient(LayerStatistics statistics)
+    /// <summary>
+    /// Expand: G = (w/T) Σₛ Σᵢ Σₜ δᵢₛₜ δᵢₛₜᵀ from δ (s × m × T × out), out × out. Reduce: G = w Σₛ Σᵢ δᵢₛδᵢₛᵀ with
+    /// δᵢₛ = Σₜ δᵢₛₜ (Embedding layers always expand).
+    /// </summary>
+    public static Tensor OutputGradient(LayerStatistics statistics, KfacWeightSharing sharing = KfacWeightSharing.Expand)
     {
         using var scope = NewDisposeScope();
         var d = statistics.OutputGradients.detach();
+        bool reduce = sharing == KfacWeightSharing.Reduce && statistics.Positions > 1 && statistics.Tokens is null;
+        if (reduce) d = d.sum(new long[] { 2 }, keepdim: true);
         var flat = d.reshape(-1, d.shape[3]);                                // (s·m·T) × out
-        return scope.MoveToOuter(flat.t().mm(flat).mul_(statistics.Weight / statistics.Positions));
+        double scale = reduce ? statistics.Weight : statistics.Weight / statistics.Positions;
+        return scope.MoveToOuter(flat.t().mm(flat).mul_(scale));
     }
 
     /// <summary>The dense block G ⊗ A (row-major vec of W̄: rows of W̄ stacked). For tests and small layers only.</summary>

@@ -1,0 +1,33 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Capture;
+
+/// <summary>
+/// Which tensors are the same parameter. TorchSharp hands out a new .NET wrapper (and handle) for the same parameter on
+/// every access to some native modules' properties (Embedding.weight, for one), so neither reference equality nor
+/// <see cref="Tensor.Handle"/> identifies a tensor; its storage address, offset and shape do.
+/// </summary>
+public static class TensorIdentity
+{
+    /// <summary>A key equal for two wrappers of the same tensor (same storage, offset and shape).</summary>
+    public static string Key(Tensor t)
+    {
+        IntPtr data = t.dtype switch
+        {
+            ScalarType.Float32 => Address(t.storage<float>()),
+            ScalarType.Float64 => Address(t.storage<double>()),
+            ScalarType.Float16 => Address(t.storage<Half>()),
+            ScalarType.BFloat16 => Address(t.storage<BFloat16>()),
+            ScalarType.Int64 => Address(t.storage<long>()),
+            ScalarType.Int32 => Address(t.storage<int>()),
+            _ => t.Handle,
+        };
+        return $"{data}:{t.storage_offset()}:{string.Join(",", t.shape)}";
+    }
+
+    private static IntPtr Address<T>(Storage<T> storage) where T : unmanaged
+    {
+        using (storage) return storage.data_ptr();
+    }
+}
