@@ -5,6 +5,7 @@ using NaturalGradient.Cli.Reports;
 using NaturalGradient.Curvature;
 using NaturalGradient.Training.Experiments.Compare;
 using NaturalGradient.Training;
+using NaturalGradient.Training.TensorBoard;
 
 namespace NaturalGradient.Cli.Commands;
 
@@ -43,6 +44,7 @@ internal static class CompareCommand
         int epochs = quick && parse.GetResult(o.Train.Epochs) is not { Implicit: false } ? 5 : config.Trainer.Epochs;
         string outDir = parse.GetResult(o.Train.Out) is { Implicit: false } ? config.OutDir : Path.Combine("runs", $"compare-{Path.GetFileNameWithoutExtension(config.Data)}");
 
+        TensorBoardLog.EnsureFolder(config.TensorBoardDir);
         using var data = ctx.LoadData(config.Data, config.DataOptions);
         try { config.Model.ValidateFor(data.InputShape); }
         catch (ArgumentOutOfRangeException e) { throw new UsageException(TrainBinder.Describe(e, o.Train) + $" ('{config.Data}')"); }
@@ -60,11 +62,18 @@ internal static class CompareCommand
             string key = RunKey.For(Canonical(config, settings, trainer));
             var result = cache.TryLoad(key);
             bool cached = result is not null;
-            if (result is null)
+            using (var tensorBoard = TensorBoardLog.Open(config.TensorBoardDir is { } tbDir
+                       ? Path.Combine(tbDir, TensorBoardLog.RunName(spec.Optimizer, spec.LearningRate, spec.Seed, spec.BatchSize)) : null))
             {
-                result = CompareRunner.Run(spec, config.Model, settings, trainer, data, ctx.Catalog, ctx.Cancellation);
-                cache.Save(key, result);
-                computed++;
+                if (result is null)
+                {
+                    result = CompareRunner.Run(spec, config.Model, settings, trainer, data, ctx.Catalog, ctx.Cancellation,
+                        tensorBoard is null ? null : new TensorBoardProgress(tensorBoard));
+                    cache.Save(key, result);
+                    computed++;
+                }
+                else if (tensorBoard is not null)
+                    TensorBoardLog.WriteCurve(tensorBoard, result.Curve);
             }
             results.Add(result);
             ctx.Out.WriteLine(FormattableString.Invariant(

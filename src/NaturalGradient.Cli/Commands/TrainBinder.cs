@@ -68,7 +68,7 @@ internal static class TrainBinder
         };
         var outDir = NullIfEmpty(p.GetValue(o.Out))
             ?? Path.Combine("runs", $"{Slug(data)}-{settings.Name}-{now:yyyyMMdd-HHmmss}");
-        var config = new TrainConfig(data, dataOptions, model, settings, trainer, outDir);
+        var config = new TrainConfig(data, dataOptions, model, settings, trainer, outDir) { TensorBoardDir = NullIfEmpty(p.GetValue(o.TensorBoard)) };
         Validate(config, o);
         return config;
     }

@@ -3,6 +3,7 @@ using NaturalGradient.Cli.Output;
 using NaturalGradient.Cli.Rendering;
 using NaturalGradient.Training.Data;
 using NaturalGradient.Training;
+using NaturalGradient.Training.TensorBoard;
 
 namespace NaturalGradient.Cli.Commands;
 
@@ -23,6 +24,8 @@ internal static class TrainCommand
     private static int Execute(CliContext ctx, ParseResult parse, TrainOptions options)
     {
         var config = TrainBinder.Bind(parse, options, DateTime.Now);
+        using var tensorBoard = TensorBoardLog.Open(config.TensorBoardDir);
+        var tensorBoardProgress = tensorBoard is null ? null : new TensorBoardProgress(tensorBoard);
         using var data = ctx.LoadData(config.Data, config.DataOptions);
         var info = DataInfo.From(config.Data, data);
         try
@@ -42,8 +45,8 @@ internal static class TrainCommand
         try
         {
             result = ctx.Interactive
-                ? LiveProgress.Run(console, model, dataName, progress => trainer.Run(data, progress, ctx.Cancellation))
-                : trainer.Run(data, new PlainProgress(ctx.Out, model, dataName), ctx.Cancellation);
+                ? LiveProgress.Run(console, model, dataName, progress => trainer.Run(data, new ProgressFanOut(progress, tensorBoardProgress), ctx.Cancellation))
+                : trainer.Run(data, new ProgressFanOut(new PlainProgress(ctx.Out, model, dataName), tensorBoardProgress), ctx.Cancellation);
         }
         catch (TrainingDivergedException e)
         {

@@ -45,6 +45,8 @@ internal sealed class TrainOptions
         v => CliChoices.Dtype(v), helpName: "float32|float64");
     public Option<int?> Threads { get; } = CliOptions.OptionalInt("--threads", "Torch intra-op threads [default: torch's]");
     public Option<string> Out { get; } = CliOptions.Text("--out", "Output folder [default: runs/<data>-<optimizer>-<time>]", null, helpName: "dir");
+    public Option<string> TensorBoard { get; } = CliOptions.Text("--tensorboard",
+        "Also write TensorBoard event files into this folder (per step: loss, lr, damping, ρ, predicted KL, step time; per epoch: losses, accuracy)", null, helpName: "dir");
 
     // ---- first-order ----
     public Option<string> Optimizer { get; }
@@ -92,7 +94,7 @@ internal sealed class TrainOptions
         Optimizer, Lr, Momentum, WeightDecay, LrDecay, Beta1, Beta2, Eps,
         Damping, DampingSchedule, Fisher, McSamples, Metric, MetricForm, UnlabeledCount, InversePeriod, FactorPeriod, FactorDecay, KfacInverse, KfacDamping, KlClip,
         HfSolver, HfIters, HfTol, HfDiagonal, MaxExactParams,
-        Epochs, BatchSize, Seed, Dtype, Threads, Out,
+        Epochs, BatchSize, Seed, Dtype, Threads, Out, TensorBoard,
     };
 
     /// <summary>

@@ -8,7 +8,7 @@ internal static class CsvTables
 {
     /// <summary>Columns of steps.csv.</summary>
     public static readonly string[] StepColumns =
-        { "step", "epoch", "loss", "lr", "damping", "rho", "predicted_kl", "solver_iterations", "step_ms", "rss_mb", "skipped" };
+        { "step", "epoch", "loss", "lr", "damping", "rho", "predicted_kl", "solver_iterations", "step_ms", "rss_mb", "skipped", "curvature_ms" };
 
     /// <summary>Columns of epochs.csv.</summary>
     public static readonly string[] EpochColumns =
@@ -19,7 +19,7 @@ internal static class CsvTables
         w.WriteLine(string.Join(",", StepColumns));
         foreach (var s in steps)
             w.WriteLine(string.Join(",", Int(s.Step), Int(s.Epoch), Num(s.Loss), Num(s.LearningRate), Num(s.Damping), Num(s.Rho),
-                Num(s.PredictedKl), Int(s.SolverIterations), Fixed(s.StepMs, 3), Fixed(s.RssMb, 1), s.Skipped ? "1" : "0"));
+                Num(s.PredictedKl), Int(s.SolverIterations), Fixed(s.StepMs, 3), Fixed(s.RssMb, 1), s.Skipped ? "1" : "0", Fixed(s.CurvatureMs, 3)));
     }
 
     public static void WriteEpochs(TextWriter w, IEnumerable<EpochMetrics> epochs)

@@ -92,9 +92,8 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
         }
         var r = _ngd.Step(x, y, metricX, metricY);
         return new StepResult(r.Loss, r.Damping, double.IsNaN(r.Rho) ? null : r.Rho,
-            double.IsNaN(r.PredictedKl) ? null : r.PredictedKl,
-            SolverIterations: (_ngd.Preconditioner.Curvature as HessianFreeCurvature)?.LastReport?.Iterations,
-            Skipped: !r.Applied);
+            double.IsNaN(r.PredictedKl) ? null : r.PredictedKl, r.SolverIterations, Skipped: !r.Applied,
+            CurvatureMs: r.CurvatureTime.TotalMilliseconds);
     }
 
     public void Dispose() => _ngd.Dispose();

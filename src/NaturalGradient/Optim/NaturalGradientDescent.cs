@@ -1,5 +1,9 @@
 using NaturalGradient.Capture;
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using NaturalGradient.Damping;
+using NaturalGradient.Diagnostics;
 using NaturalGradient.Likelihoods;
 using NaturalGradient.Preconditioning;
 using TorchSharp;
@@ -15,6 +19,11 @@ namespace NaturalGradient.Optim;
 /// evaluated on the same batch (Martens 2010's quadratic model; seed 001 eq 30 uses the linear term only).
 /// Parameters outside covered layers take the same momentum-SGD step on their plain gradient.
 /// </summary>
+/// <remarks>
+/// Each step returns a <see cref="StepReport"/>, keeps it as <see cref="LastReport"/>, raises <see cref="StepCompleted"/>
+/// and writes it to the optional <see cref="ILogger"/> (Debug per step, Warning for a skipped step). The library writes
+/// nothing to the console.
+/// </remarks>
 public sealed class NaturalGradientDescent : IDisposable
 {
     private readonly nn.Module<Tensor, Tensor> _model;
@@ -23,8 +32,16 @@ public sealed class NaturalGradientDescent : IDisposable
     private readonly Dictionary<Parameter, Tensor> _plainMomentum = new(ReferenceEqualityComparer.Instance);
     private readonly List<Parameter> _uncovered;
 
-    public NaturalGradientDescent(nn.Module<Tensor, Tensor> model, ILikelihood likelihood, NaturalGradientOptions? options = null)
+    private readonly ILogger _logger;
+
+    /// <param name="model">The network; invoke it with <c>call</c> so hooks fire.</param>
+    /// <param name="likelihood">Loss and output Fisher.</param>
+    /// <param name="options">Preconditioner and update rule; defaults documented per property.</param>
+    /// <param name="logger">Receives each step's report (Debug) and skipped steps (Warning); null = no logging.</param>
+    public NaturalGradientDescent(nn.Module<Tensor, Tensor> model, ILikelihood likelihood, NaturalGradientOptions? options = null,
+        ILogger? logger = null)
     {
+        _logger = logger ?? NullLogger.Instance;
         Options = (options ?? new NaturalGradientOptions()).Validate();
         _model = model;
         Preconditioner = new NaturalGradientPreconditioner(model, likelihood, Options.Preconditioner);
@@ -45,8 +62,20 @@ public sealed class NaturalGradientDescent : IDisposable
     /// <summary>The damping the next step will use.</summary>
     public double Damping => _damping.Current;
 
+    /// <summary>The report of the last <see cref="Step"/>, or null before the first.</summary>
+    public StepReport? LastReport { get; private set; }
+
+    /// <summary>Steps taken so far (applied or skipped).</summary>
+    public long StepCount { get; private set; }
+
+    /// <summary>Steps skipped so far because the solve was not finite.</summary>
+    public long SkippedSteps { get; private set; }
+
+    /// <summary>Raised after every <see cref="Step"/> with its report (on the training thread, before Step returns).</summary>
+    public event EventHandler<StepReport>? StepCompleted;
+
     /// <summary>One step on the batch (x, y); the metric may come from other inputs (seed 001 §5).</summary>
-    public NaturalGradientStepReport Step(Tensor x, Tensor y, Tensor? metricInputs = null, Tensor? metricTargets = null)
+    public StepReport Step(Tensor x, Tensor y, Tensor? metricInputs = null, Tensor? metricTargets = null)
     {
         _model.zero_grad();
         Preconditioner.Capture.Clear();
@@ -60,11 +89,12 @@ public sealed class NaturalGradientDescent : IDisposable
         var g = Preconditioner.GradientMatrices();
         if (Options.WeightDecay > 0)
             g = g.Select((t, i) => t + Options.WeightDecay * layers[i].WeightMatrix()).ToList();
+        long solveStart = Stopwatch.GetTimestamp();
         var delta = Preconditioner.Solve(g, lambda);
         if (!delta.All(d => d.isfinite().all().item<bool>()))
         {
             _damping.Observe(double.NaN);
-            return new NaturalGradientStepReport(loss, lambda, double.NaN, double.NaN, Applied: false);
+            return Finish(new StepReport(loss, lambda, double.NaN, double.NaN, Applied: false), Stopwatch.GetElapsedTime(solveStart), g, null);
         }
 
         var u = new List<Tensor>(layers.Count);
@@ -75,9 +105,11 @@ public sealed class NaturalGradientDescent : IDisposable
         var mu = Preconditioner.Curvature.Multiply(layers, u);
         double quad = u.Select((t, i) => (t * mu[i]).sum().ToDouble()).Sum();
         double linear = u.Select((t, i) => (t * g[i]).sum().ToDouble()).Sum();
+        var solveTime = Stopwatch.GetElapsedTime(solveStart);
+        double scale = 1;
         if (Options.KlClip is { } kappa && 0.5 * quad > kappa)
         {
-            double scale = Math.Sqrt(kappa / (0.5 * quad));
+            scale = Math.Sqrt(kappa / (0.5 * quad));
             u = u.Select(t => t * scale).ToList();
             quad *= scale * scale;
             linear *= scale;
@@ -87,16 +119,38 @@ public sealed class NaturalGradientDescent : IDisposable
         foreach (var p in _uncovered) ApplyPlainStep(p);
 
         double rho = double.NaN;
-        if (Options.DampingSchedule == DampingSchedule.LevenbergMarquardt)
+        if (Options.DampingSchedule == DampingSchedule.LevenbergMarquardt || Options.Diagnostics == DiagnosticsLevel.Detailed)
         {
             double newLoss = Preconditioner.Likelihood.Loss(_model.call(x), y).ToDouble();
             double predicted = linear + 0.5 * quad;
             // A model that predicts no decrease (e.g. η > 2 on a quadratic) gives no trust: count it as a failure.
             rho = predicted < 0 ? (newLoss - loss) / predicted : double.NaN;
-            _damping.Observe(rho);
+            if (Options.DampingSchedule == DampingSchedule.LevenbergMarquardt) _damping.Observe(rho);
         }
-        return new NaturalGradientStepReport(loss, lambda, rho, 0.5 * quad, Applied: true);
+        return Finish(new StepReport(loss, lambda, rho, 0.5 * quad, Applied: true) { KlClipScale = scale }, solveTime, g, u);
     }
+
+    /// <summary>Completes the report from values already on the host, publishes it and returns it.</summary>
+    private StepReport Finish(StepReport report, TimeSpan solveTime, IReadOnlyList<Tensor> g, IReadOnlyList<Tensor>? u)
+    {
+        StepCount++;
+        if (!report.Applied) SkippedSteps++;
+        report = SolverInfo.With(report, Preconditioner.Curvature) with
+        {
+            Step = StepCount,
+            SkippedSteps = SkippedSteps,
+            CurvatureUpdateTime = Preconditioner.LastCurvatureUpdateTime,
+            SolveTime = solveTime,
+        };
+        if (Options.Diagnostics == DiagnosticsLevel.Detailed)
+            report = report with { GradientNorm = Norm(g), UpdateNorm = u is null ? null : Norm(u) };
+        LastReport = report;
+        StepLog.Write(_logger, report);
+        StepCompleted?.Invoke(this, report);
+        return report;
+    }
+
+    private static double Norm(IReadOnlyList<Tensor> tensors) => Math.Sqrt(tensors.Sum(t => t.square().sum().ToDouble()));
 
     private Tensor MomentumStep<TKey>(Dictionary<TKey, Tensor> buffers, TKey key, Tensor direction) where TKey : notnull
     {
@@ -125,11 +179,3 @@ public sealed class NaturalGradientDescent : IDisposable
         _plainMomentum.Clear();
     }
 }
-
-/// <summary>What one natural-gradient step did.</summary>
-/// <param name="Loss">Batch loss before the step.</param>
-/// <param name="Damping">λ used.</param>
-/// <param name="Rho">Levenberg–Marquardt reduction ratio (NaN when not computed).</param>
-/// <param name="PredictedKl">½ uᵀMu of the applied step u.</param>
-/// <param name="Applied">False when the solve was non-finite and the weights were left unchanged.</param>
-public sealed record NaturalGradientStepReport(double Loss, double Damping, double Rho, double PredictedKl, bool Applied);

@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using NaturalGradient.Capture;
 using NaturalGradient.Curvature;
+using NaturalGradient.Curvature.HessianFree;
 using NaturalGradient.Fisher;
 using NaturalGradient.Likelihoods;
 using TorchSharp;
@@ -58,6 +60,9 @@ public sealed class NaturalGradientPreconditioner : IDisposable
     /// <summary>Metric collections so far (the step index given to the curvature).</summary>
     public long StepCount { get; private set; }
 
+    /// <summary>Wall time of the last metric collection's statistics and curvature update (see <see cref="CollectMetric"/>).</summary>
+    public TimeSpan LastCurvatureUpdateTime { get; private set; }
+
     /// <summary>The layers of the last metric collection, in model order.</summary>
     public IReadOnlyList<ILayerAdapter> Layers => _layers;
 
@@ -90,11 +95,13 @@ public sealed class NaturalGradientPreconditioner : IDisposable
     public void CollectMetric(Tensor output, Tensor? targets = null)
     {
         Capture.ThrowIfBypassed(output.sum());
+        long start = Stopwatch.GetTimestamp();
         var recorded = Capture.Recorded();
         var stats = _estimator.Collect(Capture, recorded, output, targets, _generator);
         _layers = recorded.Select(l => l.Adapter).ToList();
         Capture.Clear();
         Curvature.Update(new CurvatureBatch(stats, Likelihood, output, StepCount++));
+        LastCurvatureUpdateTime = Stopwatch.GetElapsedTime(start);
     }
 
     /// <summary>Runs the model on <paramref name="inputs"/> and collects the metric there.</summary>
@@ -123,11 +130,20 @@ public sealed class NaturalGradientPreconditioner : IDisposable
     public PreconditionReport Precondition()
     {
         var g = GradientMatrices();
+        long start = Stopwatch.GetTimestamp();
         var delta = Solve(g, Damping);
         bool finite = delta.All(d => d.isfinite().all().item<bool>());
+        var solveTime = Stopwatch.GetElapsedTime(start);
         if (finite)
             for (int i = 0; i < _layers.Count; i++) _layers[i].WriteGradientMatrix(delta[i]);
-        return new PreconditionReport(Damping, finite);
+        var solve = (Curvature as HessianFreeCurvature)?.LastReport;
+        return new PreconditionReport(Damping, finite)
+        {
+            CurvatureUpdateTime = LastCurvatureUpdateTime,
+            SolveTime = solveTime,
+            SolverIterations = solve?.Iterations,
+            SolverRelativeResidual = solve?.RelativeResidual,
+        };
     }
 
     public void Dispose()
@@ -141,4 +157,17 @@ public sealed class NaturalGradientPreconditioner : IDisposable
 /// <summary>What one <see cref="NaturalGradientPreconditioner.Precondition"/> did.</summary>
 /// <param name="Damping">λ used.</param>
 /// <param name="Applied">False when the solve was non-finite and .grad was left as the plain gradient.</param>
-public sealed record PreconditionReport(double Damping, bool Applied);
+public sealed record PreconditionReport(double Damping, bool Applied)
+{
+    /// <summary>Wall time of the step's metric statistics and curvature update.</summary>
+    public TimeSpan CurvatureUpdateTime { get; init; }
+
+    /// <summary>Wall time of the solve (M + λI)⁻¹ g.</summary>
+    public TimeSpan SolveTime { get; init; }
+
+    /// <summary>Iterations of the Hessian-free solver, or null for direct solves.</summary>
+    public int? SolverIterations { get; init; }
+
+    /// <summary>Relative residual the Hessian-free solver reached, or null for direct solves.</summary>
+    public double? SolverRelativeResidual { get; init; }
+}
