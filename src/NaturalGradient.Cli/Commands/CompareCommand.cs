@@ -28,7 +28,7 @@ internal static class CompareCommand
 
     private static int Execute(CliContext ctx, ParseResult parse, CompareOptions o)
     {
-        var config = TrainBinder.Bind(parse, o.Train, DateTime.Now);
+        var config = TrainBinder.Bind(parse, o.Train, DateTime.Now, checkMethodOptions: false);
         bool quick = parse.GetValue(o.Quick);
         var optimizers = parse.GetValue(o.Optimizers)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(s => s.ToLowerInvariant()).Distinct().ToList();
@@ -44,6 +44,7 @@ internal static class CompareCommand
         int epochs = quick && parse.GetResult(o.Train.Epochs) is not { Implicit: false } ? 5 : config.Trainer.Epochs;
         string outDir = parse.GetResult(o.Train.Out) is { Implicit: false } ? config.OutDir : Path.Combine("runs", $"compare-{Path.GetFileNameWithoutExtension(config.Data)}");
 
+        var methodSettings = MethodSettings(parse, o.Train, optimizers, ctx.Out);
         TensorBoardLog.EnsureFolder(config.TensorBoardDir);
         using var data = ctx.LoadData(config.Data, config.DataOptions);
         try { config.Model.ValidateFor(data.InputShape); }
@@ -57,7 +58,7 @@ internal static class CompareCommand
         foreach (var spec in specs)
         {
             ctx.Cancellation.ThrowIfCancellationRequested();
-            var settings = config.Optimizer with { Name = spec.Optimizer, LearningRate = spec.LearningRate };
+            var settings = methodSettings[spec.Optimizer] with { LearningRate = spec.LearningRate };
             var trainer = config.Trainer with { BatchSize = spec.BatchSize, Seed = spec.Seed, Epochs = epochs };
             string key = RunKey.For(Canonical(config, settings, trainer));
             var result = cache.TryLoad(key);
@@ -87,11 +88,34 @@ internal static class CompareCommand
         ComparePlots.Write(outDir, cells, best, batchSizes);
         var report = CompareReport.Render(new CompareReport.Context(
             Data: data.Name, Model: config.Model.ToString(), Epochs: epochs, Seeds: seeds, BatchSizes: batchSizes, Criterion: criterion,
-            BaseSettings: config.Optimizer.ToString(), Command: "natgrad " + string.Join(' ', parse.Tokens.Select(t => t.Value)),
+            BaseSettings: string.Join("; ", methodSettings.Values.Select(v => v.ToString())), Command: "natgrad " + string.Join(' ', parse.Tokens.Select(t => t.Value)),
             Grid: grid), cells, best);
         AtomicFile.WriteText(Path.Combine(outDir, "report.md"), report);
         ctx.Out.WriteLine($"compare: {computed} runs computed, {specs.Count - computed} cached; wrote report.md, runs.csv, curves.csv, compare.json and plots to {outDir}");
         return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// Each compared method's settings (its defaults with the given options on top). A given option that no compared
+    /// method reads is an error; one that only some read gets a one-line note.
+    /// </summary>
+    private static Dictionary<string, OptimizerSettings> MethodSettings(ParseResult parse, TrainOptions o, IReadOnlyList<string> optimizers, TextWriter output)
+    {
+        var settings = optimizers.ToDictionary(m => m, m => SettingsBinder.Bind(parse, o, m));
+        var unused = optimizers.SelectMany(m => SettingsBinder.NotApplicable(parse, o, settings[m]).Select(option => (option, m)))
+            .GroupBy(x => x.option, x => x.m);
+        foreach (var g in unused)
+        {
+            if (g.Count() == optimizers.Count)
+                throw new UsageException($"{g.Key} does not apply to any compared method ({string.Join(", ", optimizers)})");
+            output.WriteLine($"note: {g.Key} does not apply to {string.Join(", ", g)} (used by the others)");
+        }
+        foreach (var s in settings.Values)
+        {
+            try { s.Validate(); }
+            catch (ArgumentOutOfRangeException e) { throw new UsageException(TrainBinder.Describe(e, o)); }
+        }
+        return settings;
     }
 
     private static string Describe(CompareRunResult r) => r.Status switch

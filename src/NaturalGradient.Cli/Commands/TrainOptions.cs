@@ -50,8 +50,8 @@ internal sealed class TrainOptions
 
     // ---- first-order ----
     public Option<string> Optimizer { get; }
-    public Option<double> Lr { get; } = CliOptions.Double("--lr", "Learning rate (> 0)", Opt.LearningRate);
-    public Option<double> Momentum { get; } = CliOptions.Double("--momentum", "Momentum in [0, 1) (sgd and natural-gradient methods)", Opt.Momentum);
+    public Option<double?> Lr { get; } = CliOptions.OptionalDouble("--lr", "Learning rate (> 0) [default: per method, docs/DEFAULTS.md]");
+    public Option<double?> Momentum { get; } = CliOptions.OptionalDouble("--momentum", "Momentum in [0, 1) (sgd and natural-gradient methods) [default: per method]");
     public Option<double> WeightDecay { get; } = CliOptions.Double("--weight-decay", "L2 weight decay (≥ 0)", Opt.WeightDecay);
     public Option<string> LrDecay { get; } = CliOptions.Text("--lr-decay", "Per-epoch learning-rate decay: none, exp:GAMMA or step:EPOCHS:GAMMA", "none",
         v => LrSchedule.Parse(v), helpName: "schedule");
@@ -60,10 +60,10 @@ internal sealed class TrainOptions
     public Option<double> Eps { get; } = CliOptions.Double("--eps", "Adam ε (> 0)", Opt.Eps);
 
     // ---- natural gradient ----
-    public Option<double> Damping { get; } = CliOptions.Double("--damping", "Damping λ (> 0); initial value under lm", Opt.Damping);
-    public Option<string> DampingSchedule { get; } = CliOptions.Text("--damping-schedule", "constant, or lm (Levenberg–Marquardt)", "constant",
+    public Option<double?> Damping { get; } = CliOptions.OptionalDouble("--damping", "Damping λ (> 0); initial value under lm [default: per method]");
+    public Option<string> DampingSchedule { get; } = CliOptions.Text("--damping-schedule", "constant, or lm (Levenberg–Marquardt) [default: per method]", null,
         v => CliChoices.DampingSchedule(v), helpName: "constant|lm");
-    public Option<string> Fisher { get; } = CliOptions.Text("--fisher", "Fisher: empirical, mc (Monte-Carlo) or exact (GGN)", "empirical",
+    public Option<string> Fisher { get; } = CliOptions.Text("--fisher", "Fisher: empirical, mc (Monte-Carlo) or exact (GGN) [default: per method]", null,
         v => CliChoices.Fisher(v), helpName: "empirical|mc|exact");
     public Option<int> McSamples { get; } = CliOptions.Int("--mc-samples", "Sampled targets per input for --fisher mc", Opt.McSamples);
     public Option<string> Metric { get; } = CliOptions.Text("--metric", "Curvature batch: same (the gradient's), other (another batch), unlabeled (inputs only)", "same",
@@ -71,18 +71,19 @@ internal sealed class TrainOptions
     public Option<string> MetricForm { get; } = CliOptions.Text("--metric-form", "fisher, or covariance (TONGA's centred gradient covariance; exact, block, tengrad)", "fisher",
         v => CliChoices.MetricForm(v), helpName: "fisher|covariance");
     public Option<int?> UnlabeledCount { get; } = CliOptions.OptionalInt("--unlabeled-count", "Inputs per step for --metric unlabeled [default: batch size]");
-    public Option<int> InversePeriod { get; } = CliOptions.Int("--inverse-period", "Recompute inverses every N steps", Opt.InverseUpdatePeriod);
-    public Option<int> FactorPeriod { get; } = CliOptions.Int("--factor-period", "Update curvature factors every N steps", Opt.FactorUpdatePeriod);
+    public Option<int?> InversePeriod { get; } = CliOptions.OptionalInt("--inverse-period", "Recompute K-FAC/EKFAC inverses or eigenbases every N steps [default: per method]");
+    public Option<int?> FactorPeriod { get; } = CliOptions.OptionalInt("--factor-period", "Update K-FAC/EKFAC factors every N steps [default: per method]");
     public Option<double> FactorDecay { get; } = CliOptions.Double("--factor-decay", "Moving-average decay of curvature factors, in [0, 1)", Opt.FactorDecay);
     public Option<string> KfacInverse { get; } = CliOptions.Text("--kfac-inverse", "K-FAC/EKFAC factor inverses: eigen or cholesky", "eigen",
         v => CliChoices.KfacInverse(v), helpName: "eigen|cholesky");
     public Option<string> KfacDamping { get; } = CliOptions.Text("--kfac-damping", "K-FAC damping: factored (π-adjusted Tikhonov) or eigenbasis (exact G⊗A + λI; needs eigen)", "factored",
         v => CliChoices.KfacDamping(v), helpName: "factored|eigenbasis");
     public Option<bool> HfDiagonal { get; } = new("--hf-diagonal") { Description = "Precondition the Hessian-free solver with the diagonal Fisher" };
-    public Option<double?> KlClip { get; } = CliOptions.OptionalDouble("--kl-clip", "Bound on the predicted KL of an update [default: none]");
+    public Option<string> KlClip { get; } = CliOptions.Text("--kl-clip", "Bound on the predicted KL of an update, or none [default: per method]", null,
+        v => SettingsBinder.ParseKlClip(v), helpName: "kl|none");
     public Option<string> HfSolver { get; } = CliOptions.Text("--hf-solver", "Hessian-free solver: cg or minres", "cg",
         v => CliChoices.HfSolver(v), helpName: "cg|minres");
-    public Option<int> HfIters { get; } = CliOptions.Int("--hf-iters", "Maximum Hessian-free solver iterations", Opt.HfMaxIterations);
+    public Option<int?> HfIters { get; } = CliOptions.OptionalInt("--hf-iters", "Maximum Hessian-free solver iterations [default: per method]");
     public Option<double> HfTol { get; } = CliOptions.Double("--hf-tol", "Relative residual at which the Hessian-free solver stops", Opt.HfTolerance);
     public Option<int> MaxExactParams { get; } = CliOptions.Int("--max-exact-params", "Largest model the dense exact method accepts", Opt.MaxExactParameters);
 
@@ -107,6 +108,7 @@ internal sealed class TrainOptions
         [nameof(OptimizerSettings.LearningRate)] = Lr.Name,
         [nameof(OptimizerSettings.Momentum)] = Momentum.Name,
         [nameof(OptimizerSettings.WeightDecay)] = WeightDecay.Name,
+        [nameof(OptimizerSettings.LrDecay)] = LrDecay.Name,
         [nameof(LrSchedule.Gamma)] = LrDecay.Name,
         [nameof(LrSchedule.StepEpochs)] = LrDecay.Name,
         [nameof(OptimizerSettings.Beta1)] = Beta1.Name,
@@ -131,6 +133,7 @@ internal sealed class TrainOptions
         [nameof(OptimizerSettings.HfSolver)] = HfSolver.Name,
         [nameof(OptimizerSettings.HfMaxIterations)] = HfIters.Name,
         [nameof(OptimizerSettings.HfTolerance)] = HfTol.Name,
+        [nameof(OptimizerSettings.HfDiagonalPreconditioner)] = HfDiagonal.Name,
         [nameof(OptimizerSettings.MaxExactParameters)] = MaxExactParams.Name,
         [nameof(ModelSpec.Kind)] = Model.Name,
         [nameof(ModelSpec.Hidden)] = Hidden.Name,

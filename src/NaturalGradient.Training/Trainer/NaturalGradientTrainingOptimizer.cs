@@ -65,6 +65,19 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
                 },
             },
         });
+        if (structure == CurvatureStructure.BlockDiagonal) RefuseLargeBlocks(s.MaxExactParameters);
+    }
+
+    /// <summary>A dense block per layer holds p² numbers: refuse layers beyond the dense limit before any step.</summary>
+    private void RefuseLargeBlocks(long limit)
+    {
+        var largest = _ngd.Preconditioner.Capture.Layers.MaxBy(l => l.Adapter.ParameterCount)!;
+        long p = largest.Adapter.ParameterCount;
+        if (p <= limit) return;
+        _ngd.Dispose();
+        throw new ModelNotSupportedException(
+            $"block NGD needs a dense {p}×{p} Fisher block for layer '{largest.Name}' ({p} parameters > the limit of {limit}); " +
+            "use tengrad, kfac or hf, or raise the limit (--max-exact-params / MaxExactParameters)");
     }
 
     public string Name { get; }
