@@ -81,8 +81,8 @@ internal sealed class TrainOptions
     public Option<bool> HfDiagonal { get; } = new("--hf-diagonal") { Description = "Precondition the Hessian-free solver with the diagonal Fisher" };
     public Option<string> KlClip { get; } = CliOptions.Text("--kl-clip", "Bound on the predicted KL of an update, or none [default: per method]", null,
         v => SettingsBinder.ParseKlClip(v), helpName: "kl|none");
-    public Option<string> HfSolver { get; } = CliOptions.Text("--hf-solver", "Hessian-free solver: cg or minres", "cg",
-        v => CliChoices.HfSolver(v), helpName: "cg|minres");
+    public Option<string> HfSolver { get; } = CliOptions.Text("--hf-solver", "Hessian-free solver: cg, minres or minres-qlp", "cg",
+        v => CliChoices.HfSolver(v), helpName: "cg|minres|minres-qlp");
     public Option<int?> HfIters { get; } = CliOptions.OptionalInt("--hf-iters", "Maximum Hessian-free solver iterations [default: per method]");
     public Option<double> HfTol { get; } = CliOptions.Double("--hf-tol", "Relative residual at which the Hessian-free solver stops", Opt.HfTolerance);
     public Option<int> MaxExactParams { get; } = CliOptions.Int("--max-exact-params", "Largest model the dense exact method accepts", Opt.MaxExactParameters);

@@ -55,7 +55,8 @@ internal static class CliChoices
     {
         "cg" => Training.HfSolver.Cg,
         "minres" => Training.HfSolver.Minres,
-        _ => throw Bad(text, "cg, minres"),
+        "minres-qlp" => Training.HfSolver.MinresQlp,
+        _ => throw Bad(text, "cg, minres, minres-qlp"),
     };
 
     public static TorchSharp.torch.ScalarType Dtype(string text) => Lower(text) switch

@@ -33,6 +33,8 @@ internal sealed class PlainProgress(TextWriter output, string model, string data
         output.WriteLine(ProgressText.Step(step, _plan!, _steps / Math.Max(now, 1e-9)));
     }
 
+    public void OnNote(string note) => output.WriteLine(note);
+
     public void OnEpoch(EpochMetrics epoch)
     {
         double now = _clock.Elapsed.TotalSeconds;

@@ -12,4 +12,7 @@ public interface ITrainingProgress
 
     /// <summary>After each evaluation (epoch 0 = untrained model).</summary>
     void OnEpoch(EpochMetrics epoch) { }
+
+    /// <summary>A one-line message from the training method (e.g. the per-layer structure <c>auto</c> chose).</summary>
+    void OnNote(string note) { }
 }

@@ -25,7 +25,7 @@ public static class MethodDefaults
             "block" => NaturalGradient(common, learningRate: 0.1, damping: 1e-2),
             "tengrad" => NaturalGradient(common, learningRate: 0.1, damping: 1e-2),
             "diag" => NaturalGradient(common, learningRate: 0.03, damping: 1e-2),
-            "kfac" => Kronecker(common, learningRate: 0.1, damping: 1e-2),
+            "kfac" => Kronecker(common, learningRate: 0.1, damping: 1e-2) with { KfacInverse = new KfacOptions().InverseMethod },
             "ekfac" => Kronecker(common, learningRate: 0.1, damping: 1e-2),
             "hf" => common with
             {
@@ -49,7 +49,7 @@ public static class MethodDefaults
         NaturalGradient(s, learningRate, damping) with
         {
             KlClip = 1e-3,
-            InverseUpdatePeriod = Math.Max(new KfacOptions().InverseUpdatePeriod, 10),
+            InverseUpdatePeriod = new KfacOptions().InverseUpdatePeriod,
             FactorUpdatePeriod = new KfacOptions().FactorUpdatePeriod,
         };
 

@@ -50,7 +50,7 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
                 Seed = (long)(context.Generator.initial_seed() & long.MaxValue),
                 HessianFree = new HessianFreeOptions
                 {
-                    Solver = s.HfSolver == HfSolver.Minres ? SolverKind.Minres : SolverKind.Cg,
+                    Solver = s.HfSolver switch { HfSolver.Minres => SolverKind.Minres, HfSolver.MinresQlp => SolverKind.MinresQlp, _ => SolverKind.Cg },
                     MaxIterations = s.HfMaxIterations,
                     RelativeTolerance = s.HfTolerance,
                     DiagonalPreconditioner = s.HfDiagonalPreconditioner,

@@ -61,6 +61,7 @@ public sealed partial class OptimizerCatalog
             .Register("adam", "Adam (torch.optim.Adam): beta1, beta2, eps, weight decay",
                 TorchTrainingOptimizer.Adam);
         RegisterNaturalGradient(catalog);
+        RegisterMethods(catalog);
         return catalog;
     }
 }

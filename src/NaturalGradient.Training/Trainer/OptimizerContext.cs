@@ -34,4 +34,7 @@ public sealed class OptimizerContext
     /// <see cref="MetricSource.Unlabeled"/>; null when the trainer offers none (e.g. in unit tests). Owned by the trainer.
     /// </summary>
     public MetricBatchSampler? MetricBatches { get; init; }
+
+    /// <summary>Where the method reports one-line notes (e.g. choices it made); null = nowhere.</summary>
+    public Action<string>? Log { get; init; }
 }

@@ -21,4 +21,6 @@ public enum HfSolver
     Cg,
     /// <summary>MINRES (symmetric, possibly indefinite systems such as the Hessian).</summary>
     Minres,
+    /// <summary>MINRES-QLP (the minimum-length solution of singular or incompatible systems).</summary>
+    MinresQlp,
 }

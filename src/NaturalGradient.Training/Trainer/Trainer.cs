@@ -68,6 +68,7 @@ public sealed class Trainer
         {
             Model = model, Likelihood = likelihood, Settings = _settings, Generator = generator,
             StepsPerEpoch = plan.StepsPerEpoch, TotalSteps = plan.TotalSteps, BatchSize = _options.BatchSize, MetricBatches = sampler,
+            Log = progress is null ? null : progress.OnNote,
         });
 
         var run = new RunState(plan, progress);

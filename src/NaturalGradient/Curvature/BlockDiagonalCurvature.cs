@@ -32,6 +32,13 @@ public sealed class BlockDiagonalCurvature : ICurvature
     public IReadOnlyList<Tensor> Multiply(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> vectors) =>
         layers.Select((l, i) => Block(l.Name).Multiply(vectors[i])).ToList();
 
+    public Tensor QuadraticForm(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> vectors)
+    {
+        Tensor total = zeros(1, dtype: ScalarType.Float64).squeeze();
+        for (int i = 0; i < layers.Count; i++) total = total.add_(Block(layers[i].Name).QuadraticForm(vectors[i]));
+        return total;
+    }
+
     public void Dispose()
     {
         foreach (var b in _blocks.Values) b.Dispose();

@@ -1,5 +1,7 @@
+using NaturalGradient.Curvature.Auto;
 using NaturalGradient.Curvature.Blocks;
 using NaturalGradient.Curvature.HessianFree;
+using NaturalGradient.Curvature.Kbfgs;
 using NaturalGradient.Curvature.Kfac;
 using NaturalGradient.Preconditioning;
 
@@ -17,6 +19,8 @@ public static class CurvatureFactory
         CurvatureStructure.Kfac => new BlockDiagonalCurvature(layer => new KfacBlock(layer, options.Kfac)),
         CurvatureStructure.Ekfac => new BlockDiagonalCurvature(layer => new EkfacBlock(layer, options.Kfac)),
         CurvatureStructure.HessianFree => new HessianFreeCurvature(options.HessianFree),
+        CurvatureStructure.Kbfgs => new KbfgsCurvature(options.Kbfgs),
+        CurvatureStructure.Auto => new AutoCurvature(options.Form, options.Kfac),
         _ => throw new NotSupportedException($"curvature structure {options.Structure} is not available yet"),
     };
 }

@@ -17,4 +17,8 @@ public enum CurvatureStructure
     Ekfac,
     /// <summary>Matrix-free Gauss-Newton/Fisher products solved by CG or MINRES (seed 001 algorithm 1).</summary>
     HessianFree,
+    /// <summary>K-BFGS: A ⊗ G blocks with G⁻¹ kept by damped (L-)BFGS from pre-activation secant pairs (Goldfarb et al. 2020; seed 000 §3).</summary>
+    Kbfgs,
+    /// <summary>Per layer, TENGraD's exact Woodbury block or K-FAC, whichever a flop cost model says is cheaper (Curvature/Auto).</summary>
+    Auto,
 }

@@ -18,6 +18,25 @@ public interface ICurvature : IDisposable
 
     /// <summary>M v (no damping): for the predicted KL ½ΔᵀMΔ and Levenberg–Marquardt's quadratic model.</summary>
     IReadOnlyList<Tensor> Multiply(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> vectors);
+
+    /// <summary>
+    /// vᵀMv summed over the layers (a scalar tensor, no host read): the predicted KL of a step v is half of it.
+    /// Defaults to Σ ⟨vₗ, (M v)ₗ⟩; a method that can form it more cheaply overrides it.
+    /// </summary>
+    Tensor QuadraticForm(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> vectors) =>
+        QuadraticForms.Sum(vectors, Multiply(layers, vectors));
+}
+
+/// <summary>Helpers for vᵀMv.</summary>
+public static class QuadraticForms
+{
+    /// <summary>Σₗ ⟨vₗ, wₗ⟩ in float64, as a scalar tensor.</summary>
+    public static Tensor Sum(IReadOnlyList<Tensor> vectors, IReadOnlyList<Tensor> products)
+    {
+        Tensor total = zeros(1, dtype: ScalarType.Float64).squeeze();
+        for (int i = 0; i < vectors.Count; i++) total = total.add_(vectors[i].mul(products[i]).sum(ScalarType.Float64));
+        return total;
+    }
 }
 
 /// <summary>One layer's block of a block-diagonal curvature approximation.</summary>
@@ -31,6 +50,9 @@ public interface ICurvatureBlock : IDisposable
 
     /// <summary>B v for a W̄-shaped v.</summary>
     Tensor Multiply(Tensor v);
+
+    /// <summary>vᵀBv for a W̄-shaped v (a scalar tensor, float64); defaults to ⟨v, B v⟩.</summary>
+    Tensor QuadraticForm(Tensor v) => v.mul(Multiply(v)).sum(ScalarType.Float64);
 
     /// <summary>The dense block (p × p, row-major vec of W̄): for tests and small layers only.</summary>
     Tensor ToDense();

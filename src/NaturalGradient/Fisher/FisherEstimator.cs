@@ -70,4 +70,35 @@ public sealed class FisherEstimator
             result.Add(new LayerStatistics(layers[l].Adapter, activations[l], stack(passes.Select(p => p[l]).ToArray()), weight));
         return result;
     }
+
+    /// <summary>
+    /// Prepares the empirical Fisher from the training loss's own backward pass: asks autograd to keep the gradient of
+    /// every recorded layer output. Call before <c>loss.backward()</c>, then <see cref="CollectFromLossGradients"/>.
+    /// </summary>
+    public static void RetainOutputGradients(IReadOnlyList<CapturedLayer> layers)
+    {
+        foreach (var l in layers) l.Output!.retain_grad();
+    }
+
+    /// <summary>
+    /// Empirical-Fisher statistics from the gradients that <c>loss.backward()</c> left on the recorded layer outputs
+    /// (kept by <see cref="RetainOutputGradients"/>), with no second backward pass. The loss is the batch mean of the
+    /// per-example losses (the <see cref="ILikelihood.Loss"/> convention), so its gradient with respect to example i's
+    /// layer output is δᵢ / m, and δ = m · ∂L/∂out (s = 1, w = 1/m: the same statistics as <see cref="Collect"/> with
+    /// <see cref="FisherKind.Empirical"/>).
+    /// </summary>
+    /// <param name="layers">The recorded layers, in model order.</param>
+    /// <param name="batchSize">m, the number of examples the loss averages over.</param>
+    public static IReadOnlyList<LayerStatistics> CollectFromLossGradients(IReadOnlyList<CapturedLayer> layers, long batchSize)
+    {
+        var result = new List<LayerStatistics>(layers.Count);
+        foreach (var l in layers)
+        {
+            var output = l.Output!;
+            var grad = output.grad;
+            var delta = grad is null || grad.IsInvalid ? zeros_like(output) : grad.detach().mul(batchSize);
+            result.Add(new LayerStatistics(l.Adapter, l.Adapter.Activations(l.Input!), l.Adapter.OutputGradients(delta).unsqueeze(0), 1.0 / batchSize));
+        }
+        return result;
+    }
 }

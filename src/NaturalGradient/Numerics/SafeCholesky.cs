@@ -19,9 +19,11 @@ public static class SafeCholesky
     /// <summary>Lower Cholesky factor L of the symmetric matrix <paramref name="a"/> (L Lᵀ ≈ a), with fallbacks.</summary>
     public static Tensor Factor(Tensor a)
     {
+        // Cholesky reads one triangle only; the symmetrised copy is needed by the fallbacks alone.
+        var (l, info) = linalg.cholesky_ex(a);
+        if (Succeeded(l, info)) return l;
+
         var sym = (a + a.transpose(-2, -1)) * 0.5;
-        var (l, info) = linalg.cholesky_ex(sym);
-        if (info.max().item<int>() == 0 && l.isfinite().all().item<bool>()) return l;
 
         var a64 = sym.to_type(ScalarType.Float64);
         double scale = Math.Max(a64.diagonal(0, -2, -1).abs().max().ToDouble(), 1e-300);
@@ -32,6 +34,13 @@ public static class SafeCholesky
             if (info64.max().item<int>() == 0 && l64.isfinite().all().item<bool>()) return l64.to_type(a.dtype);
         }
         throw new CholeskyFailedException($"Cholesky failed for a {a.shape[^1]}×{a.shape[^1]} matrix even with jitter {1e-2 * scale:E2}; increase the damping");
+    }
+
+    /// <summary>info = 0 and a finite factor, decided by one host read.</summary>
+    private static bool Succeeded(Tensor l, Tensor info)
+    {
+        using var scope = NewDisposeScope();
+        return info.ne(0).any().logical_not().logical_and(l.sum(ScalarType.Float64).isfinite()).item<bool>();
     }
 
     /// <summary>x = a⁻¹ b for symmetric positive definite a (b: n or n × k).</summary>

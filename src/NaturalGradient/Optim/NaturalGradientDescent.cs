@@ -1,7 +1,7 @@
-using NaturalGradient.Capture;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using NaturalGradient.Capture;
 using NaturalGradient.Damping;
 using NaturalGradient.Diagnostics;
 using NaturalGradient.Likelihoods;
@@ -75,12 +75,21 @@ public sealed class NaturalGradientDescent : IDisposable
     public event EventHandler<StepReport>? StepCompleted;
 
     /// <summary>One step on the batch (x, y); the metric may come from other inputs (seed 001 §5).</summary>
+    /// <remarks>
+    /// Work per step: one forward and one backward pass (the empirical Fisher takes its per-example output gradients
+    /// from that backward), the curvature's update and solve, and one host read that returns the loss together with
+    /// the finiteness of every direction (one fused scalar). The predicted KL ½uᵀMu and the quadratic model cost an
+    /// extra metric product and are computed only when <see cref="NaturalGradientOptions.KlClip"/>, Levenberg–Marquardt
+    /// damping, <see cref="NaturalGradientOptions.ReportPredictedKl"/> or <see cref="DiagnosticsLevel.Detailed"/> asks
+    /// for them; Levenberg–Marquardt (and the detailed report's ρ) also evaluates the loss after the step (one more
+    /// forward pass). The <see cref="StepReport"/> holds only values already read, plus timings.
+    /// </remarks>
     public StepReport Step(Tensor x, Tensor y, Tensor? metricInputs = null, Tensor? metricTargets = null)
     {
         _model.zero_grad();
         Preconditioner.Capture.Clear();
         var output = _model.call(x);
-        double loss = Preconditioner.Backward(output, y, metricInputs, metricTargets).ToDouble();
+        var lossTensor = Preconditioner.Backward(output, y, metricInputs, metricTargets);
         double lambda = _damping.Current;
         Preconditioner.Damping = lambda;
 
@@ -88,10 +97,16 @@ public sealed class NaturalGradientDescent : IDisposable
         var layers = Preconditioner.Layers;
         var g = Preconditioner.GradientMatrices();
         if (Options.WeightDecay > 0)
-            g = g.Select((t, i) => t + Options.WeightDecay * layers[i].WeightMatrix()).ToList();
+            g = g.Select((t, i) => t.add_(layers[i].WeightMatrix(), alpha: Options.WeightDecay)).ToList();
         long solveStart = Stopwatch.GetTimestamp();
         var delta = Preconditioner.Solve(g, lambda);
-        if (!delta.All(d => d.isfinite().all().item<bool>()))
+        var plain = _uncovered.Where(p => p.grad is not null).Select(p => (Parameter: p, Gradient: p.grad!)).ToList();
+
+        // One host read: the loss and whether every direction (and every plain gradient) is finite.
+        var check = NaturalGradientPreconditioner.FiniteCheck(delta.Concat(plain.Select(p => p.Gradient)));
+        var read = stack(new[] { lossTensor.to_type(ScalarType.Float64), check }).cpu().data<double>().ToArray();
+        double loss = read[0];
+        if (!double.IsFinite(read[1]))
         {
             _damping.Observe(double.NaN);
             return Finish(new StepReport(loss, lambda, double.NaN, double.NaN, Applied: false), Stopwatch.GetElapsedTime(solveStart), g, null);
@@ -101,31 +116,40 @@ public sealed class NaturalGradientDescent : IDisposable
         for (int i = 0; i < layers.Count; i++)
             u.Add(MomentumStep(_layerMomentum, layers[i].Name, delta[i]).mul(-LearningRate));
 
-        // Predicted KL of the applied step, ½ uᵀMu, and the quadratic model q(u) = gᵀu + ½uᵀMu.
-        var mu = Preconditioner.Curvature.Multiply(layers, u);
-        double quad = u.Select((t, i) => (t * mu[i]).sum().ToDouble()).Sum();
-        double linear = u.Select((t, i) => (t * g[i]).sum().ToDouble()).Sum();
+        double quad = double.NaN, linear = double.NaN;
+        bool lm = Options.DampingSchedule == DampingSchedule.LevenbergMarquardt;
+        bool detailed = Options.Diagnostics == DiagnosticsLevel.Detailed;
+        if (Options.KlClip is not null || lm || Options.ReportPredictedKl || detailed)
+        {
+            // uᵀMu and gᵀu of the step, read together: the predicted KL ½uᵀMu and the quadratic model q(u) = gᵀu + ½uᵀMu.
+            var quadratic = Preconditioner.Curvature.QuadraticForm(layers, u);
+            Tensor lin = zeros(1, dtype: ScalarType.Float64).squeeze();
+            for (int i = 0; i < u.Count; i++) lin = lin.add_((u[i] * g[i]).sum(ScalarType.Float64));
+            var forms = stack(new[] { quadratic.to_type(ScalarType.Float64), lin }).cpu().data<double>().ToArray();
+            quad = forms[0];
+            linear = forms[1];
+        }
         var solveTime = Stopwatch.GetElapsedTime(solveStart);
         double scale = 1;
         if (Options.KlClip is { } kappa && 0.5 * quad > kappa)
         {
             scale = Math.Sqrt(kappa / (0.5 * quad));
-            u = u.Select(t => t * scale).ToList();
+            foreach (var t in u) t.mul_(scale);
             quad *= scale * scale;
             linear *= scale;
         }
 
         for (int i = 0; i < layers.Count; i++) layers[i].AddToWeights(u[i]);
-        foreach (var p in _uncovered) ApplyPlainStep(p);
+        foreach (var (p, grad) in plain) ApplyPlainStep(p, grad);
 
         double rho = double.NaN;
-        if (Options.DampingSchedule == DampingSchedule.LevenbergMarquardt || Options.Diagnostics == DiagnosticsLevel.Detailed)
+        if (lm || detailed)
         {
             double newLoss = Preconditioner.Likelihood.Loss(_model.call(x), y).ToDouble();
             double predicted = linear + 0.5 * quad;
             // A model that predicts no decrease (e.g. η > 2 on a quadratic) gives no trust: count it as a failure.
             rho = predicted < 0 ? (newLoss - loss) / predicted : double.NaN;
-            if (Options.DampingSchedule == DampingSchedule.LevenbergMarquardt) _damping.Observe(rho);
+            if (lm) _damping.Observe(rho);
         }
         return Finish(new StepReport(loss, lambda, rho, 0.5 * quad, Applied: true) { KlClipScale = scale }, solveTime, g, u);
     }
@@ -152,22 +176,21 @@ public sealed class NaturalGradientDescent : IDisposable
 
     private static double Norm(IReadOnlyList<Tensor> tensors) => Math.Sqrt(tensors.Sum(t => t.square().sum().ToDouble()));
 
+    /// <summary>buf ← μ·buf + d in place (the long-lived buffer), returned as is; d itself when μ = 0.</summary>
     private Tensor MomentumStep<TKey>(Dictionary<TKey, Tensor> buffers, TKey key, Tensor direction) where TKey : notnull
     {
         if (Options.Momentum == 0) return direction;
         if (buffers.TryGetValue(key, out var buf))
             buf.mul_(Options.Momentum).add_(direction);
         else
-            buffers[key] = buf = direction.clone().DetachFromDisposeScope();
-        return buf.clone();
+            buffers[key] = buf = direction.detach().clone().DetachFromDisposeScope();
+        return buf;
     }
 
-    private void ApplyPlainStep(Parameter p)
+    private void ApplyPlainStep(Parameter p, Tensor grad)
     {
-        if (p.grad is null) return;
-        var d = Options.WeightDecay > 0 ? p.grad + Options.WeightDecay * p.detach() : p.grad.clone();
-        var step = MomentumStep(_plainMomentum, p, d).mul(-LearningRate);
-        if (step.isfinite().all().item<bool>()) p.add_(step);
+        var d = Options.WeightDecay > 0 ? grad.add(p.detach(), alpha: Options.WeightDecay) : grad;
+        p.add_(MomentumStep(_plainMomentum, p, d), alpha: -LearningRate);
     }
 
     public void Dispose()

@@ -25,8 +25,17 @@ public sealed record NaturalGradientOptions
     /// <summary>Bound κ on the predicted KL ½ uᵀMu of each applied step u (K-FAC's norm constraint); null = none.</summary>
     public double? KlClip { get; init; }
 
-    /// <summary>What each step measures for its <see cref="StepReport"/>; default <see cref="DiagnosticsLevel.Basic"/> (no added cost).</summary>
+    /// <summary>
+    /// What each step measures for its <see cref="StepReport"/>; default <see cref="DiagnosticsLevel.Basic"/> (no added
+    /// cost). <see cref="DiagnosticsLevel.Detailed"/> implies <see cref="ReportPredictedKl"/>.
+    /// </summary>
     public DiagnosticsLevel Diagnostics { get; init; } = DiagnosticsLevel.Basic;
+
+    /// <summary>
+    /// Compute the predicted KL ½ uᵀMu of every step for the report even when neither <see cref="KlClip"/> nor
+    /// Levenberg–Marquardt damping needs it (one extra metric product per step); default false.
+    /// </summary>
+    public bool ReportPredictedKl { get; init; }
 
     public NaturalGradientOptions Validate()
     {
@@ -48,5 +57,5 @@ public sealed record NaturalGradientOptions
 
     public override string ToString() =>
         $"DampingSchedule={DampingSchedule}, Diagnostics={Diagnostics}, KlClip={KlClip?.ToString() ?? "none"}, LearningRate={LearningRate}, " +
-        $"Momentum={Momentum}, Preconditioner=[{Preconditioner}], WeightDecay={WeightDecay}";
+        $"Momentum={Momentum}, Preconditioner=[{Preconditioner}], ReportPredictedKl={ReportPredictedKl}, WeightDecay={WeightDecay}";
 }

@@ -77,7 +77,18 @@ public sealed class NaturalGradientPreconditioner : IDisposable
     public Tensor Backward(Tensor output, Tensor target, Tensor? metricInputs = null, Tensor? metricTargets = null)
     {
         var loss = Likelihood.Loss(output, target);
-        if (metricInputs is null)
+        if (metricInputs is null && Options.Fisher == FisherKind.Empirical)
+        {
+            // The empirical Fisher's per-example output gradients are m times those of the mean loss: take them from
+            // this one backward pass (retained on the layer outputs) instead of a second pass.
+            Capture.ThrowIfBypassed(loss);
+            var recorded = Capture.Recorded();
+            FisherEstimator.RetainOutputGradients(recorded);
+            loss.backward(retain_graph: NeedsGraph);
+            long start = Stopwatch.GetTimestamp();
+            UpdateCurvature(recorded, FisherEstimator.CollectFromLossGradients(recorded, output.shape[0]), output, start);
+        }
+        else if (metricInputs is null)
         {
             CollectMetric(output, target);
             loss.backward(retain_graph: NeedsGraph);
@@ -97,7 +108,12 @@ public sealed class NaturalGradientPreconditioner : IDisposable
         Capture.ThrowIfBypassed(output.sum());
         long start = Stopwatch.GetTimestamp();
         var recorded = Capture.Recorded();
-        var stats = _estimator.Collect(Capture, recorded, output, targets, _generator);
+        UpdateCurvature(recorded, _estimator.Collect(Capture, recorded, output, targets, _generator), output, start);
+    }
+
+    /// <param name="start">Timestamp at which the statistics' computation began (for <see cref="LastCurvatureUpdateTime"/>).</param>
+    private void UpdateCurvature(IReadOnlyList<CapturedLayer> recorded, IReadOnlyList<LayerStatistics> stats, Tensor output, long start)
+    {
         _layers = recorded.Select(l => l.Adapter).ToList();
         Capture.Clear();
         Curvature.Update(new CurvatureBatch(stats, Likelihood, output, StepCount++));
@@ -132,7 +148,7 @@ public sealed class NaturalGradientPreconditioner : IDisposable
         var g = GradientMatrices();
         long start = Stopwatch.GetTimestamp();
         var delta = Solve(g, Damping);
-        bool finite = delta.All(d => d.isfinite().all().item<bool>());
+        bool finite = AllFinite(delta);
         var solveTime = Stopwatch.GetElapsedTime(start);
         if (finite)
             for (int i = 0; i < _layers.Count; i++) _layers[i].WriteGradientMatrix(delta[i]);
@@ -144,6 +160,28 @@ public sealed class NaturalGradientPreconditioner : IDisposable
             SolverIterations = solve?.Iterations,
             SolverRelativeResidual = solve?.RelativeResidual,
         };
+    }
+
+    /// <summary>
+    /// True when every entry of every tensor is finite, decided by one host read: the float64 sum of all entries is
+    /// finite exactly when no entry is NaN or ±∞ (short of an overflow of the sum itself beyond 1.8e308).
+    /// </summary>
+    public static bool AllFinite(IEnumerable<Tensor> tensors)
+    {
+        using var scope = NewDisposeScope();
+        return double.IsFinite(FiniteCheck(tensors).ToDouble());
+    }
+
+    /// <summary>The float64 scalar Σ over all entries of <paramref name="tensors"/>: finite iff they all are (see <see cref="AllFinite"/>). No host read.</summary>
+    public static Tensor FiniteCheck(IEnumerable<Tensor> tensors)
+    {
+        Tensor? sum = null;
+        foreach (var t in tensors)
+        {
+            var s = t.sum(ScalarType.Float64);
+            sum = sum is null ? s : sum.add_(s);
+        }
+        return sum ?? zeros(1, dtype: ScalarType.Float64).squeeze();
     }
 
     public void Dispose()

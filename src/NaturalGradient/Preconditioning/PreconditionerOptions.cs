@@ -1,5 +1,6 @@
 using NaturalGradient.Curvature;
 using NaturalGradient.Curvature.HessianFree;
+using NaturalGradient.Curvature.Kbfgs;
 using NaturalGradient.Curvature.Kfac;
 using NaturalGradient.Fisher;
 
@@ -29,6 +30,9 @@ public sealed record PreconditionerOptions
     /// <summary>K-FAC / EKFAC settings (factor decay, update periods, inverse method, damping mode).</summary>
     public KfacOptions Kfac { get; init; } = new();
 
+    /// <summary>K-BFGS settings (L-BFGS memory, Powell threshold, activation-factor decay).</summary>
+    public KbfgsOptions Kbfgs { get; init; } = new();
+
     /// <summary>Seed of the generator that samples Monte-Carlo targets; default 0.</summary>
     public long Seed { get; init; }
 
@@ -45,9 +49,11 @@ public sealed record PreconditionerOptions
             throw new ArgumentOutOfRangeException(nameof(MonteCarloSamples), MonteCarloSamples, "MonteCarloSamples must be ≥ 1");
         if (!(Damping >= 0) || double.IsInfinity(Damping))
             throw new ArgumentOutOfRangeException(nameof(Damping), Damping, "Damping must be a finite number ≥ 0");
-        if (Structure is CurvatureStructure.Tengrad or CurvatureStructure.Kfac or CurvatureStructure.Ekfac && !(Damping > 0))
+        if (Structure is CurvatureStructure.Tengrad or CurvatureStructure.Kfac or CurvatureStructure.Ekfac
+                or CurvatureStructure.Kbfgs or CurvatureStructure.Auto && !(Damping > 0))
             throw new ArgumentOutOfRangeException(nameof(Damping), Damping, $"{Structure} needs Damping > 0");
-        if (Structure is CurvatureStructure.Kfac or CurvatureStructure.Ekfac) Kfac.Validate();
+        if (Structure is CurvatureStructure.Kfac or CurvatureStructure.Ekfac or CurvatureStructure.Auto) Kfac.Validate();
+        if (Structure == CurvatureStructure.Kbfgs) Kbfgs.Validate();
         if (MaxExactParameters < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxExactParameters), MaxExactParameters, "MaxExactParameters must be ≥ 1");
         if (Structure == CurvatureStructure.HessianFree)
@@ -62,5 +68,5 @@ public sealed record PreconditionerOptions
 
     public override string ToString() =>
         $"Damping={Damping}, Fisher={Fisher}, Form={Form}, HessianFree=[{HessianFree}], MaxExactParameters={MaxExactParameters}, " +
-        $"Kfac=[{Kfac}], MonteCarloSamples={MonteCarloSamples}, Seed={Seed}, Structure={Structure}";
+        $"Kbfgs=[{Kbfgs}], Kfac=[{Kfac}], MonteCarloSamples={MonteCarloSamples}, Seed={Seed}, Structure={Structure}";
 }

@@ -29,6 +29,7 @@ public static class IterativeSolver
     {
         SolverKind.Cg => new ConjugateGradient(),
         SolverKind.Minres => new Minres(),
+        SolverKind.MinresQlp => new MinresQlp(),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown solver kind"),
     };
 }

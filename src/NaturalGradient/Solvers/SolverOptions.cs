@@ -7,6 +7,8 @@ public enum SolverKind
     Cg,
     /// <summary>Paige–Saunders MINRES (<see cref="Minres"/>): symmetric, possibly indefinite or singular systems.</summary>
     Minres,
+    /// <summary>MINRES-QLP (<see cref="MinresQlp"/>): the minimum-length solution of singular or incompatible symmetric systems.</summary>
+    MinresQlp,
 }
 
 /// <summary>Stopping rules of an iterative solve. Every property has a documented default.</summary>

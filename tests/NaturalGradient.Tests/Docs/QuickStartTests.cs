@@ -5,14 +5,6 @@ namespace NaturalGradient.Tests.Docs;
 [Collection("Torch")]
 public class QuickStartTests
 {
-    private static string RepoFile(params string[] parts)
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "NaturalGradient.slnx"))) dir = dir.Parent;
-        Assert.NotNull(dir);
-        return Path.Combine(new[] { dir!.FullName }.Concat(parts).ToArray());
-    }
-
     [Fact]
     public void QuickStartSample_TrainsToALowLoss()
     {
@@ -24,8 +16,7 @@ public class QuickStartTests
     [Fact]
     public void Readme_ShowsTheCompiledQuickStartVerbatim()
     {
-        var sample = File.ReadAllText(RepoFile("samples", "QuickStart", "Program.cs")).Trim();
-        var readme = File.ReadAllText(RepoFile("README.md"));
-        Assert.Contains(sample, readme.Replace("\r\n", "\n"));
+        var sample = RepositoryFiles.Read("samples", "QuickStart", "Program.cs").Trim();
+        Assert.Contains(sample, RepositoryFiles.Read("README.md"));
     }
 }

@@ -45,8 +45,8 @@ public class NaturalGradientDescentTests
         {
             LearningRate = 0.5,
             DampingSchedule = schedule,
-            // Full-batch steps: K-FAC's running averages would only lag behind the current curvature.
-            Preconditioner = new PreconditionerOptions { Structure = structure, Fisher = FisherKind.Exact, Damping = 1e-3, Kfac = new() { FactorDecay = 0 } },
+            // Full-batch steps: K-FAC's running averages and cached inverses would only lag behind the current curvature.
+            Preconditioner = new PreconditionerOptions { Structure = structure, Fisher = FisherKind.Exact, Damping = 1e-3, Kfac = new() { FactorDecay = 0, InverseUpdatePeriod = 1 } },
         });
         for (int s = 0; s < steps; s++)
         {

@@ -102,7 +102,7 @@ public class EkfacTests
         for (int l = 0; l < layers.Count; l++)
         {
             using var ekfac = new EkfacBlock(layers[l]);
-            using var kfac = new KfacBlock(layers[l], new KfacOptions { DampingMode = KfacDampingMode.Eigenbasis });
+            using var kfac = new KfacBlock(layers[l], new KfacOptions { InverseMethod = KfacInverseMethod.Eigen, DampingMode = KfacDampingMode.Eigenbasis });
             ekfac.Update(statistics[l], 0);
             kfac.Update(statistics[l], 0);
             ekfac.UseKroneckerScaling();

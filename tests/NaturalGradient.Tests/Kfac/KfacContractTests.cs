@@ -46,7 +46,7 @@ public class KfacContractTests
     private static (Curvature.ICurvatureBlock Block, long Out, long In) Block(string configuration, string kind)
     {
         var (layer, first, second) = Layer(kind);
-        var block = CreateBlock(configuration, layer, new KfacOptions { FactorDecay = 0.8 });
+        var block = CreateBlock(configuration, layer, new KfacOptions { FactorDecay = 0.8, InverseUpdatePeriod = 1 });
         block.Update(first, 0);
         block.Update(second, 1);
         return (block, layer.OutputDim, layer.InputDim);

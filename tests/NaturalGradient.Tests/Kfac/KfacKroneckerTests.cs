@@ -86,7 +86,7 @@ public class KfacKroneckerTests
         var (layers, statistics, factors) = Problem();
         for (int l = 0; l < layers.Count; l++)
         {
-            using var block = new KfacBlock(layers[l], new KfacOptions { DampingMode = KfacDampingMode.Eigenbasis });
+            using var block = new KfacBlock(layers[l], new KfacOptions { InverseMethod = KfacInverseMethod.Eigen, DampingMode = KfacDampingMode.Eigenbasis });
             block.Update(statistics[l], 0);
             var v = KfacFixtures.RandomMatrix(layers[l], 20 + l);
             var expected = BruteForce.DampedSolve(kron(factors[l].G, factors[l].A), damping, v.reshape(-1)).reshape(v.shape);

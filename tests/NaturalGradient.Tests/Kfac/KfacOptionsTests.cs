@@ -16,11 +16,11 @@ public class KfacOptionsTests
         var options = new KfacOptions();
         Assert.Equal(0.95, options.FactorDecay);
         Assert.Equal(1, options.FactorUpdatePeriod);
-        Assert.Equal(1, options.InverseUpdatePeriod);
-        Assert.Equal(KfacInverseMethod.Eigen, options.InverseMethod);
+        Assert.Equal(10, options.InverseUpdatePeriod);
+        Assert.Equal(KfacInverseMethod.Cholesky, options.InverseMethod);
         Assert.Equal(KfacDampingMode.Factored, options.DampingMode);
         Assert.Same(options, options.Validate());
-        Assert.Equal("KfacOptions { DampingMode = Factored, FactorDecay = 0.95, FactorUpdatePeriod = 1, InverseMethod = Eigen, InverseUpdatePeriod = 1 }",
+        Assert.Equal("KfacOptions { DampingMode = Factored, FactorDecay = 0.95, FactorUpdatePeriod = 1, InverseMethod = Cholesky, InverseUpdatePeriod = 10 }",
             options.ToString());
     }
 

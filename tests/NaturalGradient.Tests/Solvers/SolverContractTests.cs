@@ -9,7 +9,7 @@ namespace NaturalGradient.Tests.Solvers;
 [Collection("Torch")]
 public class SolverContractTests
 {
-    public static TheoryData<SolverKind> Kinds => new() { SolverKind.Cg, SolverKind.Minres };
+    public static TheoryData<SolverKind> Kinds => new() { SolverKind.Cg, SolverKind.Minres, SolverKind.MinresQlp };
 
     private static readonly SolverOptions Tight = new() { MaxIterations = 200, RelativeTolerance = 1e-10 };
 

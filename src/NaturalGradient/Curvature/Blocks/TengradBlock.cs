@@ -61,16 +61,25 @@ public sealed class TengradBlock : ICurvatureBlock
         if (!(damping > 0))
             throw new ArgumentOutOfRangeException(nameof(damping), damping, "TENGraD needs damping > 0 (its Woodbury form divides by λ)");
         var g = gradient.to_type(_gram!.dtype);
-        long n = _gram.shape[0];
-        var system = _gram + (damping / _weight) * eye(n, dtype: _gram.dtype, device: _gram.device);
+        var system = _gram.clone();
+        system.diagonal().add_(damping / _weight);                 // λ/w · I added in place: no identity matrix
         var u = SafeCholesky.Solve(system, Jv(g));
-        return ((g - JTu(u)) / damping).to_type(gradient.dtype);
+        // (g − Jᵀu) / λ, formed in one buffer: Jᵀu = (D ∘ u)ᵀ Ā as addmm into a copy of g.
+        var result = g.addmm((_d! * Center(u).unsqueeze(1)).t(), _a!, beta: 1, alpha: -1).div_(damping);
+        return result.to_type(gradient.dtype);
     }
 
     public Tensor Multiply(Tensor v)
     {
         EnsureUpdated();
         return JTu(Jv(v.to_type(_gram!.dtype))).mul(_weight).to_type(v.dtype);
+    }
+
+    /// <summary>vᵀ(w JᵀJ)v = w ‖J v‖²: one product with J (eq 42) instead of the two of <see cref="Multiply"/>.</summary>
+    public Tensor QuadraticForm(Tensor v)
+    {
+        EnsureUpdated();
+        return Jv(v.to_type(_gram!.dtype)).square().sum(ScalarType.Float64).mul(_weight);
     }
 
     public Tensor ToDense()

@@ -40,7 +40,7 @@ public sealed record HessianFreeOptions
     public HessianFreeOptions Validate()
     {
         if (!Enum.IsDefined(Solver))
-            throw new ArgumentOutOfRangeException(nameof(Solver), Solver, "Solver must be Cg or Minres");
+            throw new ArgumentOutOfRangeException(nameof(Solver), Solver, "Solver must be Cg, Minres or MinresQlp");
         if (MaxIterations < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxIterations), MaxIterations, "MaxIterations must be ≥ 1");
         if (!(RelativeTolerance > 0 && RelativeTolerance < 1))

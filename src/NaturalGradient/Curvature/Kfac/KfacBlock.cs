@@ -15,18 +15,22 @@ namespace NaturalGradient.Curvature.Kfac;
 /// <para>Damping (<see cref="KfacOptions.DampingMode"/>): Factored gives Δ = (G + √λ/π I)⁻¹ g (A + π√λ I)⁻¹;
 /// Eigenbasis gives Δ = Q_G [(Q_Gᵀ g Q_A) ⊘ (eᴳ eᴬᵀ + λ)] Q_Aᵀ = (G ⊗ A + λI)⁻¹ g exactly.</para>
 /// <para>Schedule: factors absorb a batch on steps s with s mod T_f = 0; eigendecompositions are recomputed in
-/// <see cref="Update"/> on steps with s mod T_inv = 0. Cholesky inverses fall due on the same steps but, since they
-/// depend on λ, are built at the next <see cref="Precondition"/> (from the factors at that moment), and again
-/// whenever λ differs from the one they were built for. Between refreshes Precondition uses the cached inverse,
-/// while <see cref="Multiply"/> and <see cref="ToDense"/> always use the current factors.</para>
-/// <para>Memory: A and G (in'² + out²) plus their inverses or eigenbases (the same again).</para>
+/// <see cref="Update"/> on steps with s mod T_inv = 0. The damped inverses (A + π√λ I)⁻¹ and (G + √λ/π I)⁻¹ of
+/// factored damping fall due on the same steps but, since they depend on λ, are built at the next
+/// <see cref="Precondition"/> (Cholesky: from the factors at that moment; Eigen: from the cached eigenbasis), and
+/// again whenever λ differs from the one they were built for; applying them is two products per call. Exact
+/// (eigenbasis) damping projects, divides and projects back: four products per call. Between refreshes Precondition
+/// uses the cached inverses, while <see cref="Multiply"/> and <see cref="ToDense"/> always use the current factors.</para>
+/// <para>Precision: the factors, their eigendecompositions and inverses keep the dtype of the statistics (float32 for a
+/// float32 model); a failed float32 Cholesky or eigendecomposition is retried in float64.</para>
+/// <para>Memory: A and G (in'² + out²) plus their inverses and, for Eigen, their eigenbases (the same again each).</para>
 /// </remarks>
 public sealed class KfacBlock : ICurvatureBlock
 {
     private readonly RunningAverage _a = new(), _g = new();
     private readonly KroneckerEigenbasis _eigen = new();
-    private readonly FactoredCholeskyInverse _cholesky = new();
-    private bool _choleskyDue = true, _disposed;
+    private readonly FactoredInverse _inverse = new();
+    private bool _inverseDue = true, _disposed;
     private double _pi = 1.0;
 
     /// <param name="layer">The layer this block covers (gives W̄'s shape out × in').</param>
@@ -66,11 +70,8 @@ public sealed class KfacBlock : ICurvatureBlock
             _g.Update(KroneckerFactors.OutputGradient(statistics), Options.FactorDecay);
         }
         if (!first && !Options.InverseDue(step)) return;
-        if (Options.InverseMethod == KfacInverseMethod.Cholesky)
-        {
-            _choleskyDue = true;
-            return;
-        }
+        _inverseDue = true;
+        if (Options.InverseMethod == KfacInverseMethod.Cholesky) return;
         _eigen.Refresh(_a.Value!, _g.Value!);
         _pi = FactoredDamping.Pi(_a.Value!, _g.Value!);
         InverseRefreshCount++;
@@ -86,30 +87,31 @@ public sealed class KfacBlock : ICurvatureBlock
         using var scope = NewDisposeScope();
         var g = gradient.detach().to_type(a.dtype);
         Tensor result;
-        if (Options.InverseMethod == KfacInverseMethod.Cholesky)
+        if (Options.DampingMode == KfacDampingMode.Factored)
         {
-            if (_choleskyDue || _cholesky.Damping != damping)
+            // Both inverse methods end as two cached matrices, applied with two products; they are rebuilt when due
+            // and when λ changes (a Cholesky refactorisation, or two products per factor from the eigenbasis).
+            if (_inverseDue || _inverse.Damping != damping)
             {
-                _cholesky.Refresh(a, _g.Value!, damping);
-                _choleskyDue = false;
-                InverseRefreshCount++;
+                if (Options.InverseMethod == KfacInverseMethod.Cholesky)
+                {
+                    _inverse.RefreshCholesky(a, _g.Value!, damping);
+                    InverseRefreshCount++;
+                }
+                else
+                {
+                    _inverse.RefreshEigen(_eigen, _pi, damping);
+                }
+                _inverseDue = false;
             }
-            result = _cholesky.Apply(g);
+            result = _inverse.Apply(g);
         }
         else
         {
-            result = _eigen.Unproject(_eigen.Project(g).div_(EigenDenominator(damping)));
+            // Exact damping 1 / (eᴳeᴬᵀ + λ) does not factor: project, divide, project back (four products).
+            result = _eigen.Unproject(_eigen.Project(g).div_(_eigen.EigenvalueProducts().add_(damping)));
         }
         return scope.MoveToOuter(result.to_type(gradient.dtype));
-    }
-
-    /// <summary>The out × in' divisor of the projected gradient: (eᴳ + √λ/π)(eᴬ + π√λ)ᵀ or eᴳeᴬᵀ + λ.</summary>
-    private Tensor EigenDenominator(double damping)
-    {
-        if (Options.DampingMode == KfacDampingMode.Eigenbasis)
-            return _eigen.EigenvalueProducts().add_(damping);
-        var (shiftA, shiftG) = FactoredDamping.Shifts(_pi, damping);
-        return _eigen.OutputGradientEigenvalues.add(shiftG).unsqueeze(1).mul(_eigen.ActivationEigenvalues.add(shiftA).unsqueeze(0));
     }
 
     /// <summary>(G ⊗ A) vec(v) = vec(G v A), with the current factors and no damping.</summary>
@@ -138,6 +140,6 @@ public sealed class KfacBlock : ICurvatureBlock
     {
         if (_disposed) return;
         _disposed = true;
-        _a.Dispose(); _g.Dispose(); _eigen.Dispose(); _cholesky.Dispose();
+        _a.Dispose(); _g.Dispose(); _eigen.Dispose(); _inverse.Dispose();
     }
 }

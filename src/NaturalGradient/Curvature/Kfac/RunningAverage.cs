@@ -17,12 +17,16 @@ internal sealed class RunningAverage : IDisposable
 
     public bool HasValue => _value is not null;
 
-    /// <summary>X ← β X + (1 − β) X_batch, or X ← X_batch on the first call. <paramref name="batch"/> is not consumed.</summary>
+    /// <summary>X ← β X + (1 − β) X_batch in place, or X ← X_batch on the first call. <paramref name="batch"/> is not consumed.</summary>
     public void Update(Tensor batch, double decay)
     {
-        using var scope = NewDisposeScope();
-        var next = _value is null ? batch.detach().clone() : _value.mul(decay).add_(batch.detach(), alpha: 1 - decay);
-        Replace(next);
+        if (_value is null || !_value.shape.SequenceEqual(batch.shape) || _value.dtype != batch.dtype)
+        {
+            using var scope = NewDisposeScope();
+            Replace(batch.detach().clone());
+            return;
+        }
+        _value.mul_(decay).add_(batch.detach(), alpha: 1 - decay);   // in place: the long-lived buffer is kept
     }
 
     /// <summary>Takes <paramref name="value"/> as the new average (it is detached from its dispose scope and owned here).</summary>

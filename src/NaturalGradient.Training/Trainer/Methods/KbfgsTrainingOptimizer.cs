@@ -1,0 +1,59 @@
+using NaturalGradient.Curvature;
+using NaturalGradient.Curvature.Kbfgs;
+using NaturalGradient.Fisher;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Training;
+
+/// <summary>
+/// K-BFGS in the trainer (Goldfarb, Ren &amp; Bahamou 2020, algorithm 1): a natural-gradient step with
+/// <see cref="KbfgsCurvature"/>, then a second forward-backward pass on the same batch with the new weights, whose
+/// pre-activations and pre-activation gradients give each layer's secant pair for the BFGS update of G⁻¹.
+/// </summary>
+/// <remarks>Needs the empirical Fisher on the same batch: the secant pair must be a change of the loss gradient.</remarks>
+public sealed class KbfgsTrainingOptimizer : ITrainingOptimizer
+{
+    private readonly NaturalGradientTrainingOptimizer _inner;
+    private readonly OptimizerContext _context;
+    private readonly FisherEstimator _estimator;
+
+    public KbfgsTrainingOptimizer(OptimizerContext context)
+    {
+        var s = context.Settings;
+        if (s.Fisher != FisherKind.Empirical)
+            throw new ArgumentOutOfRangeException(nameof(OptimizerSettings.Fisher), s.Fisher,
+                "kbfgs builds its secant pairs from loss gradients: it needs the empirical Fisher (--fisher empirical)");
+        if (s.MetricSource != MetricSource.SameBatch)
+            throw new ArgumentOutOfRangeException(nameof(OptimizerSettings.MetricSource), s.MetricSource,
+                "kbfgs takes its secant pairs on the step's own batch: use --metric same");
+        _context = context;
+        _inner = new NaturalGradientTrainingOptimizer("kbfgs", CurvatureStructure.Kbfgs, context);
+        _estimator = new FisherEstimator(context.Likelihood);
+    }
+
+    public string Name => "kbfgs";
+    public double LearningRate => _inner.LearningRate;
+    public void SetLearningRate(double learningRate) => _inner.SetLearningRate(learningRate);
+
+    /// <summary>The curvature (blocks with their BFGS inverses).</summary>
+    public KbfgsCurvature Curvature => (KbfgsCurvature)_inner.Optimizer.Preconditioner.Curvature;
+
+    public StepResult Step(Tensor x, Tensor y)
+    {
+        var result = _inner.Step(x, y);
+        if (result.Skipped) return result;
+        var capture = _inner.Optimizer.Preconditioner.Capture;
+        capture.Clear();
+        using (enable_grad())
+        {
+            var output = _context.Model.call(x);
+            var stats = _estimator.Collect(capture, capture.Recorded(), output, y);
+            Curvature.UpdateSecant(stats);
+        }
+        capture.Clear();
+        return result;
+    }
+
+    public void Dispose() => _inner.Dispose();
+}

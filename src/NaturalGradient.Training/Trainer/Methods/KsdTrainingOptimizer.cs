@@ -1,0 +1,48 @@
+using NaturalGradient.Curvature.Ksd;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Training;
+
+/// <summary>
+/// Krylov subspace descent in the trainer (<see cref="KrylovSubspaceDescent"/>): the basis comes from the step's batch,
+/// the subspace minimisation runs on the step's batch together with an independent batch of the same size drawn from
+/// the training set (Vinyals &amp; Povey 2012 use a separate, larger subset), or on the step's batch alone when the run
+/// offers none. <see cref="OptimizerSettings.Damping"/> is both λ of the Krylov operator and the step penalty ρ. The subspace search sets the step length itself: the learning rate, momentum
+/// and weight decay are not used.
+/// </summary>
+public sealed class KsdTrainingOptimizer : ITrainingOptimizer
+{
+    private readonly KrylovSubspaceDescent _ksd;
+    private readonly OptimizerContext _context;
+
+    public KsdTrainingOptimizer(OptimizerContext context)
+    {
+        _context = context;
+        _ksd = new KrylovSubspaceDescent(context.Model, context.Likelihood, new KsdOptions { Damping = context.Settings.Damping, StepPenalty = context.Settings.Damping });
+        LearningRate = context.Settings.LearningRate;
+    }
+
+    public string Name => "ksd";
+    public double LearningRate { get; private set; }
+
+    public void SetLearningRate(double learningRate)
+    {
+        if (!(learningRate > 0)) throw new ArgumentOutOfRangeException(nameof(learningRate), learningRate, "learning rate must be > 0");
+        LearningRate = learningRate;
+    }
+
+    public StepResult Step(Tensor x, Tensor y)
+    {
+        Tensor? sx = null, sy = null;
+        if (_context.MetricBatches is { } batches)
+        {
+            var (ox, oy) = batches.Next(checked((int)x.shape[0]));
+            (sx, sy) = (cat(new[] { x, ox }), cat(new[] { y, oy }));
+        }
+        var r = _ksd.Step(x, y, sx, sy);
+        return new StepResult(r.Loss, _context.Settings.Damping, SolverIterations: r.Iterations, Skipped: !r.Applied);
+    }
+
+    public void Dispose() => _ksd.Dispose();
+}

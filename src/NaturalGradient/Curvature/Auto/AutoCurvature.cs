@@ -1,0 +1,46 @@
+using NaturalGradient.Capture;
+using NaturalGradient.Curvature.Kfac;
+using NaturalGradient.Fisher;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Curvature.Auto;
+
+/// <summary>
+/// Block-diagonal natural gradient whose blocks are chosen per layer by cost (<see cref="StructureCostModel"/>): TENGraD's
+/// exact Woodbury block where the batch is small against the layer, K-FAC where it is large. The decisions are in
+/// <see cref="Choices"/> (model order of first sight) and are reported through <see cref="Chosen"/> as they are made.
+/// </summary>
+public sealed class AutoCurvature : ICurvature
+{
+    private readonly BlockDiagonalCurvature _blocks;
+    private readonly List<LayerStructureChoice> _choices = new();
+
+    public AutoCurvature(MetricForm form = MetricForm.Uncentered, KfacOptions? kfac = null)
+    {
+        var options = (kfac ?? new KfacOptions()).Validate();
+        _blocks = new BlockDiagonalCurvature(layer => new AutoStructureBlock(layer, form, options, choice =>
+        {
+            _choices.Add(choice);
+            Chosen?.Invoke(choice);
+        }));
+    }
+
+    /// <summary>Raised once per layer when its block is chosen (at the first update that sees it).</summary>
+    public event Action<LayerStructureChoice>? Chosen;
+
+    /// <summary>Every decision so far.</summary>
+    public IReadOnlyList<LayerStructureChoice> Choices => _choices;
+
+    /// <summary>The block of a layer (after its first update).</summary>
+    public AutoStructureBlock Block(string layerName) => (AutoStructureBlock)_blocks.Block(layerName);
+
+    public void Update(CurvatureBatch batch) => _blocks.Update(batch);
+
+    public IReadOnlyList<Tensor> Precondition(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients, double damping) =>
+        _blocks.Precondition(layers, gradients, damping);
+
+    public IReadOnlyList<Tensor> Multiply(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> vectors) =>
+        _blocks.Multiply(layers, vectors);
+
+    public void Dispose() => _blocks.Dispose();
+}

@@ -1,0 +1,74 @@
+using NaturalGradient.Curvature.Kfac;
+
+namespace NaturalGradient.Curvature.Auto;
+
+/// <summary>Which block a layer gets under <see cref="CurvatureStructure.Auto"/>.</summary>
+public enum LayerStructure
+{
+    /// <summary>TENGraD's exact damped block through the n × n Gram matrix (Woodbury).</summary>
+    Tengrad,
+    /// <summary>K-FAC's Kronecker factors A ⊗ G.</summary>
+    Kfac,
+}
+
+/// <summary>One layer's decision: the shapes it was made from, both predicted costs (flops per step) and the choice.</summary>
+/// <param name="Layer">Dotted layer name.</param>
+/// <param name="Samples">n = gradient samples per step (batch size × Fisher samples).</param>
+/// <param name="Positions">T (1 for Linear; output pixels for Conv2d).</param>
+/// <param name="InputDim">in' (inputs plus the bias column).</param>
+/// <param name="OutputDim">out.</param>
+/// <param name="TengradFlops">Predicted flops of a TENGraD step (+∞ when T &gt; 1: TENGraD covers Linear layers only).</param>
+/// <param name="KfacFlops">Predicted flops of a K-FAC step.</param>
+/// <param name="Choice">The cheaper one (TENGraD on a tie: it is exact).</param>
+public sealed record LayerStructureChoice(string Layer, long Samples, long Positions, long InputDim, long OutputDim,
+    double TengradFlops, double KfacFlops, LayerStructure Choice)
+{
+    /// <summary>One line for logs: "fc0: kfac (n=128, in'=785, out=100; TENGraD 2.1e+07 flops, K-FAC 1.3e+07)".</summary>
+    public override string ToString() => FormattableString.Invariant(
+        $"{Layer}: {(Choice == LayerStructure.Tengrad ? "tengrad" : "kfac")} (n={Samples}, T={Positions}, in'={InputDim}, out={OutputDim}; TENGraD {TengradFlops:E2} flops, K-FAC {KfacFlops:E2})");
+}
+
+/// <summary>
+/// The flop model that picks a layer's block (docs/ALGORITHMS.md, "Per-layer structure by cost"). For a layer with
+/// W̄ of out × in', n gradient samples over m inputs and T positions per step:
+/// <code>
+///   TENGraD  = n²(in' + out)            Gram (ĀĀᵀ) ∘ (DDᵀ)                        seed 000 eq 41
+///            + n³/3                     Cholesky of the n × n system
+///            + 2 n · out · in'          J g and Jᵀu                                eq 42–43
+///   K-FAC    = m T in'² + n T out²      factors A and G
+///            + c (in'³ + out³) / T_inv  eigendecompositions (c = 9) or Cholesky inverses (c = 1), every T_inv steps
+///            + 2 (out² in' + out in'²)  G⁻¹ g A⁻¹ (or the projections into and out of the eigenbasis)
+/// </code>
+/// TENGraD needs T = 1 (Linear layers); for T &gt; 1 its cost is +∞. Roughly: TENGraD wins when n ≪ in', out (small
+/// batches, wide layers), K-FAC when n ≫ in', out.
+/// </summary>
+public static class StructureCostModel
+{
+    /// <summary>Flops of one TENGraD step (+∞ for T &gt; 1).</summary>
+    public static double TengradFlops(long samples, long positions, long inputDim, long outputDim)
+    {
+        if (positions != 1) return double.PositiveInfinity;
+        double n = samples, i = inputDim, o = outputDim;
+        return n * n * (i + o) + n * n * n / 3 + 2 * n * o * i;
+    }
+
+    /// <summary>Flops of one K-FAC step with the given inverse method and inverse period T_inv.</summary>
+    public static double KfacFlops(long batch, long samples, long positions, long inputDim, long outputDim,
+        KfacInverseMethod inverse = KfacInverseMethod.Eigen, int inversePeriod = 1)
+    {
+        double m = batch, n = samples, t = positions, i = inputDim, o = outputDim;
+        double c = inverse == KfacInverseMethod.Eigen ? 9 : 1;
+        return m * t * i * i + n * t * o * o + c * (i * i * i + o * o * o) / Math.Max(inversePeriod, 1) + 2 * (o * o * i + o * i * i);
+    }
+
+    /// <summary>The decision for one layer.</summary>
+    public static LayerStructureChoice Choose(string layer, long batch, long samples, long positions, long inputDim, long outputDim,
+        KfacOptions? kfac = null)
+    {
+        kfac ??= new KfacOptions();
+        double tengrad = TengradFlops(samples, positions, inputDim, outputDim);
+        double kfacFlops = KfacFlops(batch, samples, positions, inputDim, outputDim, kfac.InverseMethod, kfac.InverseUpdatePeriod);
+        return new LayerStructureChoice(layer, samples, positions, inputDim, outputDim, tengrad, kfacFlops,
+            tengrad <= kfacFlops ? LayerStructure.Tengrad : LayerStructure.Kfac);
+    }
+}

@@ -1,0 +1,73 @@
+using NaturalGradient.Numerics;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Curvature.Kfac;
+
+/// <summary>
+/// The inverses of the π-damped factors, (A + π√λ I)⁻¹ and (G + √λ/π I)⁻¹, remembered with the λ they were built
+/// for, from Cholesky factorisations (<see cref="SafeCholesky"/>: float32 when the factors are float32, float64 and
+/// jitter on failure) or from the factors' eigendecompositions (Q diag(1 / (e + shift)) Qᵀ). Applying them is two
+/// matrix products, (G + √λ/π I)⁻¹ V (A + π√λ I)⁻¹ (Martens &amp; Grosse 2015 §6.3). Owns its tensors.
+/// </summary>
+internal sealed class FactoredInverse : IDisposable
+{
+    private Tensor? _aInverse, _gInverse;
+
+    public bool HasValue => _aInverse is not null;
+
+    /// <summary>The damping λ the current inverses were built for (NaN before the first build).</summary>
+    public double Damping { get; private set; } = double.NaN;
+
+    /// <summary>Rebuilds both inverses from Cholesky factorisations of the damped factors A, G.</summary>
+    public void RefreshCholesky(Tensor a, Tensor g, double damping)
+    {
+        using var scope = NewDisposeScope();
+        double pi = FactoredDamping.Pi(a, g);
+        var (shiftA, shiftG) = FactoredDamping.Shifts(pi, damping);
+        Keep(CholeskyInverse(a, shiftA), CholeskyInverse(g, shiftG), damping);
+    }
+
+    /// <summary>Rebuilds both inverses from the eigendecompositions of A and G (no factorisation: two products each).</summary>
+    public void RefreshEigen(KroneckerEigenbasis eigen, double pi, double damping)
+    {
+        using var scope = NewDisposeScope();
+        var (shiftA, shiftG) = FactoredDamping.Shifts(pi, damping);
+        Keep(EigenInverse(eigen.ActivationBasis, eigen.ActivationEigenvalues, shiftA),
+             EigenInverse(eigen.OutputGradientBasis, eigen.OutputGradientEigenvalues, shiftG), damping);
+    }
+
+    /// <summary>(G + √λ/π I)⁻¹ V (A + π√λ I)⁻¹ for a W̄-shaped V.</summary>
+    public Tensor Apply(Tensor v)
+    {
+        if (_aInverse is null || _gInverse is null) throw new InvalidOperationException("the inverses have not been computed yet");
+        using var scope = NewDisposeScope();
+        return scope.MoveToOuter(_gInverse.mm(v).mm(_aInverse));
+    }
+
+    private void Keep(Tensor aInverse, Tensor gInverse, double damping)
+    {
+        Dispose();
+        _aInverse = aInverse.DetachFromDisposeScope();
+        _gInverse = gInverse.DetachFromDisposeScope();
+        Damping = damping;
+    }
+
+    private static Tensor CholeskyInverse(Tensor factor, double shift)
+    {
+        var damped = factor.clone();
+        damped.diagonal().add_(shift);
+        var l = SafeCholesky.Factor(damped);
+        return cholesky_inverse(l).to_type(factor.dtype);
+    }
+
+    private static Tensor EigenInverse(Tensor basis, Tensor values, double shift) =>
+        basis.mul(values.add(shift).reciprocal_().unsqueeze(0)).mm(basis.t());
+
+    public void Dispose()
+    {
+        _aInverse?.Dispose(); _gInverse?.Dispose();
+        _aInverse = _gInverse = null;
+        Damping = double.NaN;
+    }
+}
