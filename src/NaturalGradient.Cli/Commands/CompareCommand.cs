@@ -101,7 +101,8 @@ internal static class CompareCommand
     /// </summary>
     private static Dictionary<string, OptimizerSettings> MethodSettings(ParseResult parse, TrainOptions o, IReadOnlyList<string> optimizers, TextWriter output)
     {
-        var settings = optimizers.ToDictionary(m => m, m => SettingsBinder.Bind(parse, o, m));
+        bool tensorBoard = SettingsBinder.Given(parse, o.TensorBoard);
+        var settings = optimizers.ToDictionary(m => m, m => SettingsBinder.Bind(parse, o, m) with { ReportPredictedKl = tensorBoard });
         var unused = optimizers.SelectMany(m => SettingsBinder.NotApplicable(parse, o, settings[m]).Select(option => (option, m)))
             .GroupBy(x => x.option, x => x.m);
         foreach (var g in unused)

@@ -41,7 +41,9 @@ internal static class TrainBinder
         };
         var outDir = NullIfEmpty(p.GetValue(o.Out))
             ?? Path.Combine("runs", $"{Slug(data)}-{settings.Name}-{now:yyyyMMdd-HHmmss}");
-        var config = new TrainConfig(data, dataOptions, model, settings, trainer, outDir) { TensorBoardDir = NullIfEmpty(p.GetValue(o.TensorBoard)) };
+        var tensorBoard = NullIfEmpty(p.GetValue(o.TensorBoard));
+        if (tensorBoard is not null) settings = settings with { ReportPredictedKl = true };   // the predicted-KL series
+        var config = new TrainConfig(data, dataOptions, model, settings, trainer, outDir) { TensorBoardDir = tensorBoard };
         Validate(config, o);
         if (checkMethodOptions && SettingsBinder.NotApplicable(p, o, settings) is { Count: > 0 } unused)
             throw new UsageException(SettingsBinder.DescribeNotApplicable(unused, settings, o));

@@ -83,7 +83,7 @@ public static class MethodDefaults
         set.UnionWith(new[]
         {
             nameof(OptimizerSettings.Momentum), nameof(OptimizerSettings.Damping), nameof(OptimizerSettings.DampingSchedule),
-            nameof(OptimizerSettings.KlClip), nameof(OptimizerSettings.MetricSource),
+            nameof(OptimizerSettings.KlClip), nameof(OptimizerSettings.MetricSource), nameof(OptimizerSettings.ReportPredictedKl),
         });
         // Hessian-free multiplies by the Gauss-Newton matrix; Fisher statistics feed only its diagonal preconditioner.
         bool fisherStatistics = name != "hf" || settings.HfDiagonalPreconditioner;

@@ -39,6 +39,7 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
             WeightDecay = s.WeightDecay,
             DampingSchedule = s.DampingSchedule,
             KlClip = s.KlClip,
+            ReportPredictedKl = s.ReportPredictedKl,
             Preconditioner = new PreconditionerOptions
             {
                 Structure = structure,

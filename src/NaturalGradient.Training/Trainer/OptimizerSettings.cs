@@ -77,6 +77,12 @@ public sealed record OptimizerSettings
     /// <summary>Scale the update down so its predicted KL stays ≤ this value (&gt; 0); null (default) = no clipping.</summary>
     public double? KlClip { get; init; }
 
+    /// <summary>
+    /// Compute the predicted KL ½uᵀMu of every natural-gradient step for the step metrics even without a KL clip or
+    /// Levenberg–Marquardt damping (one extra metric product per step); default false. Set by <c>--tensorboard</c>.
+    /// </summary>
+    public bool ReportPredictedKl { get; init; }
+
     /// <summary>Solver of the Hessian-free method; default <see cref="Training.HfSolver.Cg"/>.</summary>
     public HfSolver HfSolver { get; init; } = HfSolver.Cg;
 

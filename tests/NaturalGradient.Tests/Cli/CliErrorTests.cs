@@ -23,7 +23,7 @@ public class CliErrorTests
     [InlineData(new[] { "--batch-size", "0" }, "natgrad: error: --batch-size must be ≥ 1, got 0")]
     [InlineData(new[] { "--batch-size", "ten" }, "natgrad: error: --batch-size: 'ten' is not an integer")]
     [InlineData(new[] { "--epochs", "1.5" }, "natgrad: error: --epochs: '1.5' is not an integer")]
-    [InlineData(new[] { "--optimizer", "lbfgs" }, "natgrad: error: --optimizer: 'lbfgs' is not one of adam, block, diag, ekfac, exact, hf, kfac, sgd, tengrad")]
+    [InlineData(new[] { "--optimizer", "lbfgs" }, "natgrad: error: --optimizer: 'lbfgs' is not one of adam, auto, block, diag, ekfac, exact, hf, kbfgs, kfac, ksd, sgd, tengrad")]
     [InlineData(new[] { "--activation", "gelu" }, "natgrad: error: --activation: 'gelu' is not one of tanh, relu, sigmoid")]
     [InlineData(new[] { "--hidden", "32,x" }, "natgrad: error: --hidden: '32,x' is not a list of positive integers")]
     [InlineData(new[] { "--model", "rnn" }, "natgrad: error: --model: 'rnn' is not one of mlp, conv")]
@@ -36,7 +36,7 @@ public class CliErrorTests
     [InlineData(new[] { "--metric", "unlabeled" }, "natgrad: error: --metric unlabeled needs --fisher mc or exact (the empirical Fisher needs labels)")]
     [InlineData(new[] { "--model", "conv" }, "natgrad: error: --model conv needs image inputs c×h×w with h, w ≥ 4, but the data have input shape [3] ('tiny')")]
     [InlineData(new[] { "--metric-form", "tonga" }, "natgrad: error: --metric-form: 'tonga' is not one of fisher, covariance")]
-    [InlineData(new[] { "--optimizer", "kfac", "--metric-form", "covariance" }, "natgrad: error: --metric-form: the centred covariance metric is available for the exact, block and tengrad structures only")]
+    [InlineData(new[] { "--optimizer", "kfac", "--metric-form", "covariance" }, "natgrad: error: --metric-form does not apply to kfac (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --metric, --inverse-period, --factor-period, --factor-decay, --kl-clip, --kfac-inverse, --kfac-damping)")]
     [InlineData(new[] { "--optimizer", "exact", "--max-exact-params", "10" }, "natgrad: error: exact NGD needs a dense 161×161 Fisher (161 covered parameters > the limit of 10); use block, tengrad, kfac or hf, or raise the limit (--max-exact-params / MaxExactParameters)")]
     [InlineData(new[] { "--kfac-inverse", "qr" }, "natgrad: error: --kfac-inverse: 'qr' is not one of eigen, cholesky")]
     [InlineData(new[] { "--optimizer", "kfac", "--kfac-inverse", "cholesky", "--kfac-damping", "eigenbasis" }, "natgrad: error: --kfac-damping Eigenbasis (1 / (eᴳᵢ eᴬⱼ + λ)) needs the factors' eigendecompositions: set InverseMethod = Eigen, or use DampingMode Factored with Cholesky")]
@@ -112,6 +112,6 @@ public class CliErrorTests
         Assert.Empty(train.Stderr);
         foreach (var option in new[] { "--data", "--hidden", "--optimizer", "--lr-decay", "--damping-schedule", "--fisher", "--metric", "--kl-clip", "--hf-solver", "--out" })
             Assert.Contains(option, train.Stdout);
-        Assert.Contains("[default: 0.01]", train.Stdout);
+        Assert.Contains("[default: per method", train.Stdout);
     }
 }

@@ -9,7 +9,7 @@ namespace NaturalGradient.Tests.Observability;
 [Collection("Torch")]
 public class DefaultsTests
 {
-    public static TheoryData<string> Methods() => new(OptimizerCatalog.Default.Names);
+    public static TheoryData<string> Methods() => new(MethodDefaults.Methods);
 
     [Theory]
     [MemberData(nameof(Methods))]

@@ -89,6 +89,23 @@ public class TensorBoardTests
     }
 
     [Fact]
+    public void Train_TensorBoard_AsksForThePredictedKl_WhichTheStepOtherwiseSkips()
+    {
+        var dir = CliHarness.TempDir();
+        string[] args = { "train", "--data", "tiny", "--optimizer", "tengrad", "--epochs", "1", "--batch-size", "16" };
+        var plain = CliHarness.Run(args.Concat(new[] { "--out", Path.Combine(dir, "plain") }).ToArray());
+        var logged = CliHarness.Run(args.Concat(new[] { "--out", Path.Combine(dir, "tb"), "--tensorboard", Path.Combine(dir, "events") }).ToArray());
+        Assert.Equal(0, plain.ExitCode);
+        Assert.Equal(0, logged.ExitCode);
+        Assert.All(Csv(Path.Combine(dir, "plain", "steps.csv")), r => Assert.Equal("", r["predicted_kl"]));
+        var kl = Csv(Path.Combine(dir, "tb", "steps.csv")).Select(r => (float)double.Parse(r["predicted_kl"], Inv)).ToList();
+        Assert.Equal(3, kl.Count);
+        var events = EventFileReader.Read(Assert.Single(Directory.GetFiles(Path.Combine(dir, "events"))));
+        Assert.Equal(kl, EventFileReader.Series(events, TensorBoardProgress.Tags.PredictedKl).Select(p => p.Value));
+        Assert.All(kl, v => Assert.True(v > 0));
+    }
+
+    [Fact]
     public void Compare_TensorBoard_OneFolderPerRun_CachedRunsWriteTheirEpochCurve()
     {
         var dir = CliHarness.TempDir();
