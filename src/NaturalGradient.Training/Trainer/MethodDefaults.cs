@@ -1,5 +1,4 @@
 using NaturalGradient.Curvature.Kfac;
-using NaturalGradient.Damping;
 using NaturalGradient.Fisher;
 
 namespace NaturalGradient.Training;
@@ -21,17 +20,12 @@ public static class MethodDefaults
         {
             "sgd" => common with { LearningRate = 0.1, Momentum = 0.9 },
             "adam" => common with { LearningRate = 0.01 },
-            "exact" => NaturalGradient(common, learningRate: 0.1, damping: 1e-2),
-            "block" => NaturalGradient(common, learningRate: 0.1, damping: 1e-2),
-            "tengrad" => NaturalGradient(common, learningRate: 0.1, damping: 1e-2),
-            "diag" => NaturalGradient(common, learningRate: 0.03, damping: 1e-2),
-            "kfac" => Kronecker(common, learningRate: 0.1, damping: 1e-2) with { KfacInverse = new KfacOptions().InverseMethod },
-            "ekfac" => Kronecker(common, learningRate: 0.1, damping: 1e-2),
-            "hf" => common with
-            {
-                LearningRate = 1, Momentum = 0, Damping = 1e-2, DampingSchedule = DampingSchedule.LevenbergMarquardt,
-                HfMaxIterations = 10,
-            },
+            "exact" or "block" => NaturalGradient(common, learningRate: 0.03, momentum: 0.9, damping: 0.1),
+            "tengrad" => NaturalGradient(common, learningRate: 0.01, momentum: 0.9, damping: 0.1),
+            "diag" => NaturalGradient(common, learningRate: 0.01, momentum: 0.9, damping: 0.1),
+            "kfac" => Kronecker(common, learningRate: 0.1, momentum: 0, damping: 0.01) with { KfacInverse = new KfacOptions().InverseMethod },
+            "ekfac" => Kronecker(common, learningRate: 0.03, momentum: 0, damping: 0.01),
+            "hf" => common with { LearningRate = 0.1, Momentum = 0, Damping = 0.01, HfMaxIterations = 10 },
             _ => throw new ArgumentOutOfRangeException(nameof(OptimizerSettings.Name), name,
                 $"{nameof(OptimizerSettings.Name)} must be one of {string.Join(", ", Methods)}, got '{name}'"),
         };
@@ -40,13 +34,13 @@ public static class MethodDefaults
     /// <summary>The built-in methods that have defaults here.</summary>
     public static IReadOnlyList<string> Methods { get; } = new[] { "adam", "block", "diag", "ekfac", "exact", "hf", "kfac", "sgd", "tengrad" };
 
-    private static OptimizerSettings NaturalGradient(OptimizerSettings s, double learningRate, double damping) => s with
+    private static OptimizerSettings NaturalGradient(OptimizerSettings s, double learningRate, double momentum, double damping) => s with
     {
-        LearningRate = learningRate, Momentum = 0.9, Damping = damping, Fisher = FisherKind.MonteCarlo,
+        LearningRate = learningRate, Momentum = momentum, Damping = damping, Fisher = FisherKind.MonteCarlo,
     };
 
-    private static OptimizerSettings Kronecker(OptimizerSettings s, double learningRate, double damping) =>
-        NaturalGradient(s, learningRate, damping) with
+    private static OptimizerSettings Kronecker(OptimizerSettings s, double learningRate, double momentum, double damping) =>
+        NaturalGradient(s, learningRate, momentum, damping) with
         {
             KlClip = 1e-3,
             InverseUpdatePeriod = new KfacOptions().InverseUpdatePeriod,

@@ -32,8 +32,9 @@ public class DefaultsTests
         using var data = TinyData.Classification(train: 120, test: 60);
         var result = new Trainer(new ModelSpec { Hidden = new[] { 8 } }, MethodDefaults.For(name),
             new TrainerOptions { Epochs = 10, BatchSize = 20 }).Run(data);
-        Assert.True(result.Final.TestAccuracy >= 0.8, $"{name}: test accuracy {result.Final.TestAccuracy}");
-        Assert.True(result.Final.TrainLoss < result.Epochs[0].TrainLoss, $"{name}: loss did not fall");
+        // Three overlapping blobs, 60 steps: far above chance (1/3) and a clearly lower loss, no divergence.
+        Assert.True(result.Final.TestAccuracy >= 0.65, $"{name}: test accuracy {result.Final.TestAccuracy}");
+        Assert.True(result.Final.TrainLoss < 0.8 * result.Epochs[0].TrainLoss, $"{name}: loss {result.Epochs[0].TrainLoss} → {result.Final.TrainLoss}");
     }
 
     [Theory]
