@@ -24,8 +24,7 @@ internal static class TrainCommand
     private static int Execute(CliContext ctx, ParseResult parse, TrainOptions options)
     {
         var config = TrainBinder.Bind(parse, options, DateTime.Now);
-        using var tensorBoard = TensorBoardLog.Open(config.TensorBoardDir);
-        var tensorBoardProgress = tensorBoard is null ? null : new TensorBoardProgress(tensorBoard);
+        TensorBoardLog.EnsureFolder(config.TensorBoardDir);
         using var data = ctx.LoadData(config.Data, config.DataOptions);
         var info = DataInfo.From(config.Data, data);
         try
@@ -38,6 +37,8 @@ internal static class TrainCommand
         }
 
         var trainer = new Trainer(config.Model, config.Optimizer, config.Trainer, ctx.Catalog);
+        using var tensorBoard = TensorBoardLog.Open(config.TensorBoardDir);
+        var tensorBoardProgress = tensorBoard is null ? null : new TensorBoardProgress(tensorBoard);
         var console = ConsoleSetup.Create(ctx.Out, ctx.Interactive);
         string model = config.Model.ToString(), dataName = info.Name;
         TrainingResult result;
