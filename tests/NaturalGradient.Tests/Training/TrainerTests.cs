@@ -105,7 +105,7 @@ public class TrainerTests
         var ex = Assert.Throws<ArgumentOutOfRangeException>(() =>
             new Trainer(new ModelSpec(), new OptimizerSettings { Name = "lbfgs" }, new TrainerOptions()));
         Assert.Equal("Name", ex.ParamName);
-        Assert.StartsWith("Name must be one of adam, block, diag, ekfac, exact, hf, kfac, sgd, tengrad", ex.Message);
+        Assert.StartsWith("Name must be one of adam, auto, block, diag, ekfac, exact, hf, kbfgs, kfac, ksd, sgd, tengrad", ex.Message);
         Assert.Contains("'lbfgs'", ex.Message);
     }
 
