@@ -21,12 +21,13 @@ public static class ExitCodes
 {
     /// <summary>The command succeeded.</summary>
     public const int Success = 0;
-    /// <summary>Training diverged (a loss became NaN or infinite); the run folder holds what was recorded.</summary>
+    /// <summary>Training diverged (a loss became NaN or infinite, or rose beyond 10⁴ × the untrained model's training
+    /// loss); the run folder holds what was recorded and the last checkpoint.</summary>
     public const int Diverged = 1;
     /// <summary>Bad command line, option value or data file.</summary>
     public const int Usage = 2;
     /// <summary>An unexpected internal error (set NATGRAD_DEBUG=1 for the stack trace).</summary>
     public const int Internal = 3;
-    /// <summary>Interrupted (Ctrl+C).</summary>
+    /// <summary>Interrupted (Ctrl+C or SIGTERM) between steps; the run folder holds a checkpoint to resume from.</summary>
     public const int Interrupted = 130;
 }

@@ -16,6 +16,8 @@ internal sealed class NatgradApp(CliContext ctx)
     {
         var root = new RootCommand("natgrad: natural-gradient training for TorchSharp (see docs/CLI.md)");
         root.Add(TrainCommand.Create(ctx));
+        root.Add(EvaluateCommand.Create(ctx));
+        root.Add(PredictCommand.Create(ctx));
         root.Add(PathsCommand.Create());
         root.Add(CompareCommand.Create(ctx));
         root.Add(ScaleCommand.Create(ctx));
@@ -41,6 +43,7 @@ internal sealed class NatgradApp(CliContext ctx)
         }
         catch (UsageException e) { return Fail(ExitCodes.Usage, e.Message); }
         catch (DataFormatException e) { return Fail(ExitCodes.Usage, e.Message); }
+        catch (InvalidDataException e) { return Fail(ExitCodes.Usage, e.Message); }
         // A model the chosen method cannot handle: too large for exact NGD, a conv layer for TENGraD, a bypassed layer.
         catch (Exception e) when (e is ModelNotSupportedException or NotSupportedException or LayerNotObservedException)
         {

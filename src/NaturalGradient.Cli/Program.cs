@@ -7,7 +7,10 @@ namespace NaturalGradient.Cli;
 /// <summary>Entry point of the <c>natgrad</c> command-line tool.</summary>
 public static class Program
 {
-    /// <summary>Runs natgrad on the process's console; Ctrl+C stops training between steps.</summary>
+    /// <summary>
+    /// Runs natgrad on the process's console; Ctrl+C (SIGINT) or SIGTERM stops training between steps, after which a
+    /// checkpoint is written and natgrad exits with <see cref="ExitCodes.Interrupted"/>. A second Ctrl+C ends the process.
+    /// </summary>
     public static int Main(string[] args)
     {
         using var cancel = new CancellationTokenSource();
@@ -17,6 +20,11 @@ public static class Program
             e.Cancel = true;
             cancel.Cancel();
         };
+        using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, e =>
+        {
+            e.Cancel = true; // keep the process alive until training has stopped and written its checkpoint
+            cancel.Cancel();
+        });
         return Run(args, Console.Out, Console.Error, cancel.Token);
     }
 

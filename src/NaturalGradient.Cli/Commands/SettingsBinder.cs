@@ -37,7 +37,12 @@ internal static class SettingsBinder
             FactorDecay = Pick(p, o.FactorDecay, d.FactorDecay),
             KfacInverse = Given(p, o.KfacInverse) ? CliChoices.KfacInverse(p.GetValue(o.KfacInverse)!) : d.KfacInverse,
             KfacDamping = Given(p, o.KfacDamping) ? CliChoices.KfacDamping(p.GetValue(o.KfacDamping)!) : d.KfacDamping,
-            HfDiagonalPreconditioner = Given(p, o.HfDiagonal) ? p.GetValue(o.HfDiagonal) : d.HfDiagonalPreconditioner,
+            HfDiagonalPreconditioner = Given(p, o.HfDiagonal) || Given(p, o.HfPreconditioner)
+                ? p.GetValue(o.HfDiagonal) || CliChoices.HfPreconditioner(p.GetValue(o.HfPreconditioner)!) == "diagonal"
+                : d.HfDiagonalPreconditioner,
+            HfKfacPreconditioner = Given(p, o.HfPreconditioner)
+                ? CliChoices.HfPreconditioner(p.GetValue(o.HfPreconditioner)!) == "kfac"
+                : d.HfKfacPreconditioner,
             KlClip = Given(p, o.KlClip) ? ParseKlClip(p.GetValue(o.KlClip)!) : d.KlClip,
             HfSolver = Given(p, o.HfSolver) ? CliChoices.HfSolver(p.GetValue(o.HfSolver)!) : d.HfSolver,
             HfMaxIterations = p.GetValue(o.HfIters) ?? d.HfMaxIterations,

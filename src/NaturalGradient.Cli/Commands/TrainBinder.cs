@@ -14,7 +14,7 @@ internal static class TrainBinder
     /// <param name="checkMethodOptions">Refuse options the chosen method does not read (train); compare checks per method.</param>
     public static TrainConfig Bind(ParseResult p, TrainOptions o, DateTime now, bool checkMethodOptions = true)
     {
-        var data = p.GetRequiredValue(o.Data).Trim();
+        var data = p.GetValue(o.Data)?.Trim() is { Length: > 0 } d ? d : throw new UsageException($"{o.Data.Name} is required (or {o.Resume.Name} DIR to continue a run)");
         var seed = p.GetValue(o.Seed);
         var dataOptions = new DataOptions
         {
@@ -23,6 +23,11 @@ internal static class TrainBinder
             TestFraction = p.GetValue(o.TestFraction),
             MaxTrainExamples = p.GetValue(o.MaxTrain),
             Seed = seed,
+            Task = NullIfEmpty(p.GetValue(o.Task)) is { } task ? RunLifecycleOptions.ParseTask(task) : null,
+            Delimiter = p.GetValue(o.Delimiter) is { Length: > 0 } delimiter ? RunLifecycleOptions.ParseDelimiter(delimiter) : null,
+            HasHeader = !p.GetValue(o.NoHeader),
+            DropMissing = p.GetValue(o.DropMissing),
+            Names = new DataOptionNames(o.Target.Name, o.Ignore.Name, o.Task.Name, o.DropMissing.Name),
         };
         var model = new ModelSpec
         {
@@ -69,6 +74,10 @@ internal static class TrainBinder
         {
             throw new UsageException(Describe(e, o));
         }
+        if (c.Trainer.Dtype == TorchSharp.torch.ScalarType.Float32)
+            foreach (var (value, option) in new[] { (c.Optimizer.LearningRate, o.Lr.Name), (c.Optimizer.Damping, o.Damping.Name) })
+                if (Math.Abs(value) > float.MaxValue)
+                    throw new UsageException(FormattableString.Invariant($"{option} {value:G4} is beyond the float32 range (±3.4e38) of this run's weights"));
         if (c.DataIsFile && c.DataOptions.TargetColumn is null)
             throw new UsageException($"{o.Target.Name} is required when {o.Data.Name} is a file ('{c.Data}')");
     }

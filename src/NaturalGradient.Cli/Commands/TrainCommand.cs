@@ -2,29 +2,71 @@ using System.CommandLine;
 using NaturalGradient.Cli.Output;
 using NaturalGradient.Cli.Rendering;
 using NaturalGradient.Training.Data;
+using NaturalGradient.Training.Models;
 using NaturalGradient.Training;
 using NaturalGradient.Training.TensorBoard;
 
 namespace NaturalGradient.Cli.Commands;
 
 /// <summary>
-/// <c>natgrad train</c>: parse → option records → load data → <see cref="Trainer"/> → run folder and summary.
+/// <c>natgrad train</c>: parse → option records → check the output folder and the machine → load data → run.json and
+/// model.json → <see cref="Trainer"/> with checkpoints (periodic, final, on Ctrl+C/SIGTERM) and streamed
+/// steps.csv/epochs.csv → model.pt, config.json, metrics.json and the summary. <c>--resume DIR</c> rebuilds the run
+/// from DIR/run.json and continues it from DIR/checkpoint.ngck.
 /// </summary>
 internal static class TrainCommand
 {
     public static Command Create(CliContext ctx)
     {
         var options = new TrainOptions(ctx.Catalog.Names);
-        var command = new Command("train", "Train a model on a data set and write a run folder (config.json, steps.csv, epochs.csv, metrics.json)");
+        var command = new Command("train", "Train a model on a data set and write a run folder (model.pt, model.json, checkpoint.ngck, steps.csv, epochs.csv, config.json, metrics.json)");
         foreach (var option in options.All) command.Add(option);
-        command.SetAction(parse => Execute(ctx, parse, options));
+        command.SetAction(parse => Execute(ctx, parse, options, command));
         return command;
     }
 
-    private static int Execute(CliContext ctx, ParseResult parse, TrainOptions options)
+    private static int Execute(CliContext ctx, ParseResult parse, TrainOptions options, Command command)
+    {
+        var arguments = parse.Tokens.Select(t => t.Value).ToList();
+        TrainingCheckpoint? resume = null;
+        try
+        {
+            if (NullIfEmpty(parse.GetValue(options.Resume)) is { } resumeDir)
+            {
+                if (parse.Tokens.Count(t => t.Type == System.CommandLine.Parsing.TokenType.Option) != 1)
+                    throw new UsageException($"{options.Resume.Name} takes no other options: the run continues with its own (from {Path.Combine(resumeDir, RunFolder.RunFile)})");
+                arguments = RunFolder.ReadRun(resumeDir).ToList();
+                parse = command.Parse(arguments.SkipWhile(a => a == command.Name).ToList());
+                if (parse.Errors.Count > 0) throw new UsageException($"{options.Resume.Name}: the stored command line no longer parses ({parse.Errors[0].Message})");
+                var checkpointPath = Path.Combine(resumeDir, RunFolder.CheckpointFile);
+                try
+                {
+                    resume = TrainingCheckpoint.Load(checkpointPath);
+                }
+                catch (Exception e) when (e is InvalidDataException or FileNotFoundException)
+                {
+                    throw new UsageException($"{options.Resume.Name}: {e.Message}");
+                }
+                RunFolder.CheckWritable(resumeDir, options.Resume.Name);
+                return Train(ctx, parse, options, arguments, resumeDir, resume);
+            }
+            return Train(ctx, parse, options, arguments, null, null);
+        }
+        finally
+        {
+            resume?.Dispose();
+        }
+    }
+
+    private static int Train(CliContext ctx, ParseResult parse, TrainOptions options, List<string> arguments, string? resumeDir, TrainingCheckpoint? resume)
     {
         var config = TrainBinder.Bind(parse, options, DateTime.Now);
         TensorBoardLog.EnsureFolder(config.TensorBoardDir);
+        if (resumeDir is not null) config = config with { OutDir = resumeDir };
+        var every = NullIfEmpty(parse.GetValue(options.CheckpointEvery)) is { } text ? RunLifecycleOptions.ParseCheckpointEvery(text) : (null, null);
+        if (resumeDir is null && string.IsNullOrWhiteSpace(parse.GetValue(options.Out))) config = config with { OutDir = RunFolder.Unused(config.OutDir) };
+        if (resumeDir is null) RunFolder.CheckNew(config.OutDir, parse.GetValue(options.Force));
+
         using var data = ctx.LoadData(config.Data, config.DataOptions);
         var info = DataInfo.From(config.Data, data);
         try
@@ -35,35 +77,75 @@ internal static class TrainCommand
         {
             throw new UsageException(TrainBinder.Describe(e, options) + $" ('{config.Data}')");
         }
+        MachineCheck.Run(config, data, options);
 
         var trainer = new Trainer(config.Model, config.Optimizer, config.Trainer, ctx.Catalog);
+        if (resumeDir is null)
+        {
+            RunFolder.WriteRun(config.OutDir, arguments.Where(a => a != options.Force.Name).ToList());
+            SavedModel.Describe(config.Model, data, config.Trainer.Dtype, config.DataOptions, config.Data).Save(config.OutDir);
+        }
         using var tensorBoard = TensorBoardLog.Open(config.TensorBoardDir);
         var tensorBoardProgress = tensorBoard is null ? null : new TensorBoardProgress(tensorBoard);
         var console = ConsoleSetup.Create(ctx.Out, ctx.Interactive);
         string model = config.Model.ToString(), dataName = info.Name;
+        var checkpoints = RunFolder.Plan(config.OutDir, every.Item1, every.Item2);
         TrainingResult result;
         TrainingDivergedException? diverged = null;
-        try
+        TrainingInterruptedException? interrupted = null;
+        using (var stream = new MetricsStream(config.OutDir, null, resume?.Steps ?? Array.Empty<StepMetrics>(), resume?.Epochs ?? Array.Empty<EpochMetrics>()))
         {
-            result = ctx.Interactive
-                ? LiveProgress.Run(console, model, dataName, progress => trainer.Run(data, new ProgressFanOut(progress, tensorBoardProgress), ctx.Cancellation))
-                : trainer.Run(data, new ProgressFanOut(new PlainProgress(ctx.Out, model, dataName), tensorBoardProgress), ctx.Cancellation);
-        }
-        catch (TrainingDivergedException e)
-        {
-            diverged = e;
-            result = e.Partial;
-        }
-        catch (ArgumentOutOfRangeException e) when (e.ParamName is { } name && options.PropertyToOption.ContainsKey(name))
-        {
-            // Settings that only the chosen method can judge (e.g. --metric-form covariance with kfac).
-            throw new UsageException(TrainBinder.Describe(e, options));
+            try
+            {
+                result = ctx.Interactive
+                    ? LiveProgress.Run(console, model, dataName, progress => trainer.Run(data, new MetricsTee(stream, new ProgressFanOut(progress, tensorBoardProgress)), ctx.Cancellation, checkpoints, resume))
+                    : trainer.Run(data, new MetricsTee(stream, new ProgressFanOut(new PlainProgress(ctx.Out, model, dataName), tensorBoardProgress)), ctx.Cancellation, checkpoints, resume);
+            }
+            catch (TrainingDivergedException e)
+            {
+                diverged = e;
+                result = e.Partial;
+            }
+            catch (TrainingInterruptedException e)
+            {
+                interrupted = e;
+                result = e.Partial;
+            }
+            catch (InvalidDataException e) when (resume is not null)
+            {
+                throw new UsageException($"{options.Resume.Name}: {e.Message}");
+            }
+            catch (ArgumentOutOfRangeException e) when (e.ParamName is { } name && options.PropertyToOption.ContainsKey(name))
+            {
+                // Settings that only the chosen method can judge (e.g. --metric-form covariance with kfac).
+                throw new UsageException(TrainBinder.Describe(e, options));
+            }
         }
 
-        RunFiles.Write(config.OutDir, config, info, result, diverged, parse.Tokens.Select(t => t.Value).ToList());
+        if (result.Epochs.Count > 0)
+            RunFiles.Write(config.OutDir, config, info, result, diverged, arguments, interrupted is null ? null : "interrupted");
+        var checkpointPath = Path.Combine(config.OutDir, RunFolder.CheckpointFile);
+        if (interrupted is not null)
+        {
+            ctx.Error.WriteLine($"natgrad: interrupted after step {interrupted.Step}; checkpoint written to {checkpointPath} " +
+                                $"(continue with: natgrad train --resume {config.OutDir})");
+            return ExitCodes.Interrupted;
+        }
         SummaryTable.Render(console, result, config.OutDir, ctx.Interactive, diverged is not null);
         if (diverged is null) return ExitCodes.Success;
-        ctx.Error.WriteLine($"natgrad: error: {diverged.Message} (partial run written to {config.OutDir}; try a smaller --lr or more --damping)");
+        var last = File.Exists(checkpointPath) ? $"; the last checkpoint is {checkpointPath}" : "";
+        ctx.Error.WriteLine($"natgrad: error: {diverged.Message} (partial run written to {config.OutDir}{last}; try a smaller --lr or more --damping)");
         return ExitCodes.Diverged;
+    }
+
+    private static string? NullIfEmpty(string? s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim();
+
+    /// <summary>Streams metrics to the run folder, then shows them.</summary>
+    private sealed class MetricsTee(MetricsStream stream, ITrainingProgress display) : ITrainingProgress
+    {
+        public void OnStart(TrainingPlan plan) { stream.OnStart(plan); display.OnStart(plan); }
+        public void OnStep(StepMetrics step) { stream.OnStep(step); display.OnStep(step); }
+        public void OnEpoch(EpochMetrics epoch) { stream.OnEpoch(epoch); display.OnEpoch(epoch); }
+        public void OnNote(string note) => display.OnNote(note);
     }
 }

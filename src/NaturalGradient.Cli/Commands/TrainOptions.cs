@@ -20,14 +20,19 @@ internal sealed class TrainOptions
     // ---- data ----
     public Option<string> Data { get; } = new("--data")
     {
-        Description = "Data set: weather, weather-class, wine, boston, fashion-mnist, or the path of a CSV file (then --target is needed)",
-        Required = true,
+        Description = "Data set: weather, weather-class, wine, boston, fashion-mnist, or the path of a CSV file (then --target is needed); required unless --resume",
         HelpName = "name|path",
     };
     public Option<string> Target { get; } = CliOptions.Text("--target", "Target column of a CSV file", null, helpName: "column");
     public Option<string> Ignore { get; } = CliOptions.Text("--ignore", "Comma-separated columns to leave out of the features", null, helpName: "col,col");
     public Option<double> TestFraction { get; } = CliOptions.Double("--test-fraction", "Fraction of rows held out for testing, in [0, 1)", 0.2);
     public Option<int?> MaxTrain { get; } = CliOptions.OptionalInt("--max-train", "Use at most N training examples (quick runs) [default: all]");
+    public Option<string> Task { get; } = CliOptions.Text("--task", "regression or classification [default: the set's own; for a CSV file, classification when the target is not numeric]", null,
+        v => RunLifecycleOptions.ParseTask(v), helpName: "regression|classification");
+    public Option<string> Delimiter { get; } = CliOptions.Text("--delimiter", "CSV field delimiter: one character, 'tab', or 'space' (runs of blanks)", null,
+        v => RunLifecycleOptions.ParseDelimiter(v), helpName: "char");
+    public Option<bool> NoHeader { get; } = new("--no-header") { Description = "The CSV file has no header row (columns are named column1, column2, …)" };
+    public Option<bool> DropMissing { get; } = new("--drop-missing") { Description = "Drop CSV rows with an empty, NaN or infinite value in a used column (default: such a row is an error)" };
 
     // ---- model ----
     public Option<string> Model { get; } = CliOptions.Text("--model", "Network: mlp or conv (conv needs image data)", "mlp",
@@ -47,6 +52,10 @@ internal sealed class TrainOptions
     public Option<string> Out { get; } = CliOptions.Text("--out", "Output folder [default: runs/<data>-<optimizer>-<time>]", null, helpName: "dir");
     public Option<string> TensorBoard { get; } = CliOptions.Text("--tensorboard",
         "Also write TensorBoard event files into this folder (per step: loss, lr, damping, ρ, predicted KL, step time; per epoch: losses, accuracy)", null, helpName: "dir");
+    public Option<bool> Force { get; } = new("--force") { Description = "Overwrite a run already in --out" };
+    public Option<string> CheckpointEvery { get; } = CliOptions.Text("--checkpoint-every", "Checkpoint every N steps, or every N epochs with Ne (e.g. 500 or 2e); one is always written at the end and on Ctrl+C/SIGTERM", null,
+        v => RunLifecycleOptions.ParseCheckpointEvery(v), helpName: "N|Ne");
+    public Option<string> Resume { get; } = CliOptions.Text("--resume", "Continue the run in this folder from its checkpoint, with its own options", null, helpName: "dir");
 
     // ---- first-order ----
     public Option<string> Optimizer { get; }
@@ -74,13 +83,15 @@ internal sealed class TrainOptions
     public Option<int?> InversePeriod { get; } = CliOptions.OptionalInt("--inverse-period", "Recompute K-FAC/EKFAC inverses or eigenbases every N steps [default: per method]");
     public Option<int?> FactorPeriod { get; } = CliOptions.OptionalInt("--factor-period", "Update K-FAC/EKFAC factors every N steps [default: per method]");
     public Option<double> FactorDecay { get; } = CliOptions.Double("--factor-decay", "Moving-average decay of curvature factors, in [0, 1)", Opt.FactorDecay);
-    public Option<string> KfacInverse { get; } = CliOptions.Text("--kfac-inverse", "K-FAC/EKFAC factor inverses: eigen or cholesky", "eigen",
+    public Option<string> KfacInverse { get; } = CliOptions.Text("--kfac-inverse", "K-FAC factor inverses: cholesky or eigen (EKFAC always uses eigen)", "cholesky",
         v => CliChoices.KfacInverse(v), helpName: "eigen|cholesky");
     public Option<string> KfacDamping { get; } = CliOptions.Text("--kfac-damping", "K-FAC damping: factored (π-adjusted Tikhonov) or eigenbasis (exact G⊗A + λI; needs eigen)", "factored",
         v => CliChoices.KfacDamping(v), helpName: "factored|eigenbasis");
     public Option<bool> HfDiagonal { get; } = new("--hf-diagonal") { Description = "Precondition the Hessian-free solver with the diagonal Fisher" };
     public Option<string> KlClip { get; } = CliOptions.Text("--kl-clip", "Bound on the predicted KL of an update, or none [default: per method]", null,
         v => SettingsBinder.ParseKlClip(v), helpName: "kl|none");
+    public Option<string> HfPreconditioner { get; } = CliOptions.Text("--hf-preconditioner", "Hessian-free solver preconditioner: none, diagonal or kfac", "none",
+        v => CliChoices.HfPreconditioner(v), helpName: "none|diagonal|kfac");
     public Option<string> HfSolver { get; } = CliOptions.Text("--hf-solver", "Hessian-free solver: cg, minres or minres-qlp", "cg",
         v => CliChoices.HfSolver(v), helpName: "cg|minres|minres-qlp");
     public Option<int?> HfIters { get; } = CliOptions.OptionalInt("--hf-iters", "Maximum Hessian-free solver iterations [default: per method]");
@@ -90,12 +101,12 @@ internal sealed class TrainOptions
     /// <summary>Every option, in help order.</summary>
     public IEnumerable<Option> All => new Option[]
     {
-        Data, Target, Ignore, TestFraction, MaxTrain,
+        Data, Target, Ignore, TestFraction, MaxTrain, Task, Delimiter, NoHeader, DropMissing,
         Model, Hidden, Activation,
         Optimizer, Lr, Momentum, WeightDecay, LrDecay, Beta1, Beta2, Eps,
         Damping, DampingSchedule, Fisher, McSamples, Metric, MetricForm, UnlabeledCount, InversePeriod, FactorPeriod, FactorDecay, KfacInverse, KfacDamping, KlClip,
-        HfSolver, HfIters, HfTol, HfDiagonal, MaxExactParams,
-        Epochs, BatchSize, Seed, Dtype, Threads, Out, TensorBoard,
+        HfSolver, HfIters, HfTol, HfDiagonal, HfPreconditioner, MaxExactParams,
+        Epochs, BatchSize, Seed, Dtype, Threads, Out, TensorBoard, Force, CheckpointEvery, Resume,
     };
 
     /// <summary>
@@ -131,6 +142,7 @@ internal sealed class TrainOptions
         ["DampingMode"] = KfacDamping.Name,
         ["InverseMethod"] = KfacInverse.Name,
         [nameof(OptimizerSettings.HfSolver)] = HfSolver.Name,
+        [nameof(OptimizerSettings.HfKfacPreconditioner)] = HfPreconditioner.Name,
         [nameof(OptimizerSettings.HfMaxIterations)] = HfIters.Name,
         [nameof(OptimizerSettings.HfTolerance)] = HfTol.Name,
         [nameof(OptimizerSettings.HfDiagonalPreconditioner)] = HfDiagonal.Name,

@@ -17,18 +17,24 @@ internal static class CsvTables
     public static void WriteSteps(TextWriter w, IEnumerable<StepMetrics> steps)
     {
         w.WriteLine(string.Join(",", StepColumns));
-        foreach (var s in steps)
-            w.WriteLine(string.Join(",", Int(s.Step), Int(s.Epoch), Num(s.Loss), Num(s.LearningRate), Num(s.Damping), Num(s.Rho),
-                Num(s.PredictedKl), Int(s.SolverIterations), Fixed(s.StepMs, 3), Fixed(s.RssMb, 1), s.Skipped ? "1" : "0", Fixed(s.CurvatureMs, 3)));
+        foreach (var s in steps) w.WriteLine(StepRow(s));
     }
 
     public static void WriteEpochs(TextWriter w, IEnumerable<EpochMetrics> epochs)
     {
         w.WriteLine(string.Join(",", EpochColumns));
-        foreach (var e in epochs)
-            w.WriteLine(string.Join(",", Int(e.Epoch), Num(e.TrainLoss), Num(e.TestLoss), Num(e.TrainAccuracy), Num(e.TestAccuracy),
-                Num(e.LearningRate), Fixed(e.ElapsedSeconds, 3)));
+        foreach (var e in epochs) w.WriteLine(EpochRow(e));
     }
+
+    /// <summary>One row of steps.csv (without the line end).</summary>
+    public static string StepRow(StepMetrics s) =>
+        string.Join(",", Int(s.Step), Int(s.Epoch), Num(s.Loss), Num(s.LearningRate), Num(s.Damping), Num(s.Rho),
+            Num(s.PredictedKl), Int(s.SolverIterations), Fixed(s.StepMs, 3), Fixed(s.RssMb, 1), s.Skipped ? "1" : "0", Fixed(s.CurvatureMs, 3));
+
+    /// <summary>One row of epochs.csv (without the line end).</summary>
+    public static string EpochRow(EpochMetrics e) =>
+        string.Join(",", Int(e.Epoch), Num(e.TrainLoss), Num(e.TestLoss), Num(e.TrainAccuracy), Num(e.TestAccuracy),
+            Num(e.LearningRate), Fixed(e.ElapsedSeconds, 3));
 
     /// <summary>Round-trip ("R") format, so repeated runs can be compared exactly.</summary>
     private static string Num(double? v) => v is { } d ? d.ToString("R", CultureInfo.InvariantCulture) : "";

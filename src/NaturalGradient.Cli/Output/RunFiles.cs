@@ -27,12 +27,12 @@ internal static class RunFiles
 
     /// <summary>Writes all four files into <paramref name="outDir"/> (created if needed).</summary>
     public static void Write(string outDir, TrainConfig config, DataInfo data, TrainingResult result,
-        TrainingDivergedException? diverged, IReadOnlyList<string> commandLine)
+        TrainingDivergedException? diverged, IReadOnlyList<string> commandLine, string? status = null)
     {
         Directory.CreateDirectory(outDir);
         AtomicFile.Write(Path.Combine(outDir, Steps), w => CsvTables.WriteSteps(w, result.Steps));
         AtomicFile.Write(Path.Combine(outDir, Epochs), w => CsvTables.WriteEpochs(w, result.Epochs));
-        AtomicFile.WriteText(Path.Combine(outDir, Metrics), JsonSerializer.Serialize(MetricsDocument(result, diverged), Json) + "\n");
+        AtomicFile.WriteText(Path.Combine(outDir, Metrics), JsonSerializer.Serialize(MetricsDocument(result, diverged, status), Json) + "\n");
         AtomicFile.WriteText(Path.Combine(outDir, Config), JsonSerializer.Serialize(ConfigDocument(config, data, result, commandLine), Json) + "\n");
     }
 
@@ -77,13 +77,13 @@ internal static class RunFiles
         environment = EnvironmentInfo.Collect(),
     };
 
-    private static object MetricsDocument(TrainingResult r, TrainingDivergedException? diverged)
+    private static object MetricsDocument(TrainingResult r, TrainingDivergedException? diverged, string? status)
     {
         var final = r.Final;
         var stepMs = r.Steps.Select(s => s.StepMs).Order().ToList();
         return new
         {
-            status = diverged is null ? "completed" : "diverged",
+            status = status ?? (diverged is null ? "completed" : "diverged"),
             error = diverged?.Message,
             optimizer = r.Plan.Optimizer,
             task = r.Plan.Task,

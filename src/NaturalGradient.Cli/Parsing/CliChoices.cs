@@ -59,6 +59,13 @@ internal static class CliChoices
         _ => throw Bad(text, "cg, minres, minres-qlp"),
     };
 
+    /// <summary>The Hessian-free solver preconditioner's spelling, normalised: "none", "diagonal" or "kfac".</summary>
+    public static string HfPreconditioner(string text) => Lower(text) switch
+    {
+        "none" or "diagonal" or "kfac" => Lower(text),
+        _ => throw Bad(text, "none, diagonal, kfac"),
+    };
+
     public static TorchSharp.torch.ScalarType Dtype(string text) => Lower(text) switch
     {
         "float32" => TorchSharp.torch.ScalarType.Float32,

@@ -32,15 +32,24 @@ public sealed class BatchIterator
     /// <summary>Batches per epoch.</summary>
     public long BatchesPerEpoch => DropLast ? Count / BatchSize : (Count + BatchSize - 1) / BatchSize;
 
+    /// <summary>The shuffling generator's state (the caller owns the tensor): restore it with <see cref="SetState"/>
+    /// to replay the same epoch orders, e.g. when a run resumes from a checkpoint.</summary>
+    public Tensor GetState() => _generator.get_state();
+
+    /// <summary>Restores a state from <see cref="GetState"/>.</summary>
+    public void SetState(Tensor state) => _generator.set_state(state);
+
     /// <summary>One epoch's batches in a fresh random order. Batch tensors belong to the caller's dispose scope.</summary>
-    public IEnumerable<(Tensor X, Tensor Y)> Epoch()
+    /// <param name="skip">Batches of this epoch's order to pass over without forming them (resuming mid-epoch), ≥ 0.</param>
+    public IEnumerable<(Tensor X, Tensor Y)> Epoch(long skip = 0)
     {
+        if (skip < 0) throw new ArgumentOutOfRangeException(nameof(skip), skip, "skip must be ≥ 0");
         Tensor order;
         using (var _ = NewDisposeScope())
             order = randperm(Count, generator: _generator).MoveToOuterDisposeScope();
         try
         {
-            for (long start = 0; start < Count; start += BatchSize)
+            for (long start = skip * BatchSize; start < Count; start += BatchSize)
             {
                 long size = Math.Min(BatchSize, Count - start);
                 if (size < BatchSize && DropLast) yield break;

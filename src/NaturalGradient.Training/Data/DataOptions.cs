@@ -39,7 +39,29 @@ public sealed record DataOptions
     /// or column1, column2, … for a file without one.</summary>
     public IReadOnlyList<string>? ColumnNames { get; init; }
 
+    /// <summary>
+    /// Drop CSV rows with an empty, NaN or infinite value in a feature or the target column (default false: such a row
+    /// is an error naming the file, line and column).
+    /// </summary>
+    public bool DropMissing { get; init; }
+
+    /// <summary>How these options are named in error messages: the property names by default; a command-line tool
+    /// gives its own option names (e.g. <c>--ignore</c> for <see cref="IgnoreColumns"/>).</summary>
+    public DataOptionNames Names { get; init; } = DataOptionNames.Properties;
+
     /// <summary>Use at most this many training examples (quick runs), a seeded random subset of the training split;
     /// the test split is unchanged; null = all.</summary>
     public int? MaxTrainExamples { get; init; }
+}
+
+/// <summary>The names under which <see cref="DataOptions"/> appear in error messages.</summary>
+/// <param name="Target">Names <see cref="DataOptions.TargetColumn"/>.</param>
+/// <param name="Ignore">Names <see cref="DataOptions.IgnoreColumns"/>.</param>
+/// <param name="Task">Names <see cref="DataOptions.Task"/>.</param>
+/// <param name="DropMissing">Names <see cref="DataOptions.DropMissing"/>.</param>
+public sealed record DataOptionNames(string Target, string Ignore, string Task, string DropMissing)
+{
+    /// <summary>The property names: TargetColumn, IgnoreColumns, Task, DropMissing.</summary>
+    public static DataOptionNames Properties { get; } = new(nameof(DataOptions.TargetColumn), nameof(DataOptions.IgnoreColumns),
+        nameof(DataOptions.Task), nameof(DataOptions.DropMissing));
 }

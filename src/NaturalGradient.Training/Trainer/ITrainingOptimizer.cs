@@ -29,4 +29,11 @@ public interface ITrainingOptimizer : IDisposable
     /// <param name="y">Targets: float m × o (regression) or int64 class indices m (classification).</param>
     /// <returns>The batch loss before the update and optional diagnostics.</returns>
     StepResult Step(Tensor x, Tensor y);
+
+    /// <summary>Writes the method's state (momentum, Adam moments, curvature state, damping, step counters) under <paramref name="prefix"/>.</summary>
+    void ExportState(string prefix, NaturalGradient.Optim.NaturalGradientStateDict state);
+
+    /// <summary>Restores a state from <see cref="ExportState"/>; the following steps are those the saved method would have taken.</summary>
+    /// <exception cref="InvalidDataException">The state belongs to another method or model, or is incomplete.</exception>
+    void ImportState(string prefix, NaturalGradient.Optim.NaturalGradientStateDict state);
 }

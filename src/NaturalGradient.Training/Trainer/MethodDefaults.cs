@@ -112,7 +112,7 @@ public static class MethodDefaults
                 set.UnionWith(new[]
                 {
                     nameof(OptimizerSettings.HfSolver), nameof(OptimizerSettings.HfMaxIterations), nameof(OptimizerSettings.HfTolerance),
-                    nameof(OptimizerSettings.HfDiagonalPreconditioner),
+                    nameof(OptimizerSettings.HfDiagonalPreconditioner), nameof(OptimizerSettings.HfKfacPreconditioner),
                 });
                 break;
         }

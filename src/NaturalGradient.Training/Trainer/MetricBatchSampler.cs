@@ -41,6 +41,12 @@ public sealed class MetricBatchSampler : IDisposable
         return (_x.index_select(0, idx), _y.index_select(0, idx));
     }
 
+    /// <summary>The draws' generator state (the caller owns the tensor).</summary>
+    public Tensor GetState() => _generator.get_state();
+
+    /// <summary>Restores a state from <see cref="GetState"/>.</summary>
+    public void SetState(Tensor state) => _generator.set_state(state);
+
     /// <inheritdoc/>
     public void Dispose() => _generator.Dispose();
 }

@@ -55,6 +55,12 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
                     MaxIterations = s.HfMaxIterations,
                     RelativeTolerance = s.HfTolerance,
                     DiagonalPreconditioner = s.HfDiagonalPreconditioner,
+                    KfacPreconditioner = s.HfKfacPreconditioner,
+                    KfacPreconditionerOptions = new KfacOptions
+                    {
+                        FactorDecay = s.FactorDecay, FactorUpdatePeriod = s.FactorUpdatePeriod, InverseUpdatePeriod = s.InverseUpdatePeriod,
+                        InverseMethod = s.KfacInverse, DampingMode = s.KfacDamping,
+                    },
                 },
                 Kfac = new KfacOptions
                 {
@@ -109,6 +115,12 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
             double.IsNaN(r.PredictedKl) ? null : r.PredictedKl, r.SolverIterations, Skipped: !r.Applied,
             CurvatureMs: r.CurvatureTime.TotalMilliseconds);
     }
+
+    /// <inheritdoc/>
+    public void ExportState(string prefix, NaturalGradientStateDict state) => _ngd.ExportState(prefix, state);
+
+    /// <inheritdoc/>
+    public void ImportState(string prefix, NaturalGradientStateDict state) => _ngd.ImportState(prefix, state);
 
     public void Dispose() => _ngd.Dispose();
 }

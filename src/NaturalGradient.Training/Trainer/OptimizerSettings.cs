@@ -59,14 +59,14 @@ public sealed record OptimizerSettings
     /// <summary>Inputs per step for <see cref="Training.MetricSource.Unlabeled"/>, ≥ 1; null (default) = the batch size.</summary>
     public int? UnlabeledCount { get; init; }
 
-    /// <summary>Recompute inverses (or eigenbases) every this many steps, ≥ 1; default 1.</summary>
-    public int InverseUpdatePeriod { get; init; } = 1;
+    /// <summary>Recompute inverses (or eigenbases) every this many steps, ≥ 1; default 10 (docs/PERFORMANCE.md).</summary>
+    public int InverseUpdatePeriod { get; init; } = 10;
 
     /// <summary>Update curvature factors / statistics every this many steps, ≥ 1; default 1.</summary>
     public int FactorUpdatePeriod { get; init; } = 1;
 
-    /// <summary>K-FAC inverse by eigendecomposition (default) or Cholesky.</summary>
-    public Curvature.Kfac.KfacInverseMethod KfacInverse { get; init; } = Curvature.Kfac.KfacInverseMethod.Eigen;
+    /// <summary>K-FAC inverse by Cholesky (default) or eigendecomposition.</summary>
+    public Curvature.Kfac.KfacInverseMethod KfacInverse { get; init; } = Curvature.Kfac.KfacInverseMethod.Cholesky;
 
     /// <summary>K-FAC damping: π-adjusted factored Tikhonov (default) or exact in the eigenbasis (needs the eigen inverse).</summary>
     public Curvature.Kfac.KfacDampingMode KfacDamping { get; init; } = Curvature.Kfac.KfacDampingMode.Factored;
@@ -91,6 +91,9 @@ public sealed record OptimizerSettings
 
     /// <summary>Precondition the Hessian-free solver with the diagonal Fisher (default off).</summary>
     public bool HfDiagonalPreconditioner { get; init; }
+
+    /// <summary>Precondition the Hessian-free solver with K-FAC's damped inverse (default off; excludes the diagonal one).</summary>
+    public bool HfKfacPreconditioner { get; init; }
 
     /// <summary>Relative residual at which the Hessian-free solver stops, &gt; 0; default 1e-4.</summary>
     public double HfTolerance { get; init; } = 1e-4;
@@ -128,6 +131,9 @@ public sealed record OptimizerSettings
         if (KlClip is { } k) OptionGuard.Positive(k, nameof(KlClip));
         OptionGuard.Defined(HfSolver, nameof(HfSolver));
         OptionGuard.AtLeast(HfMaxIterations, 1, nameof(HfMaxIterations));
+        if (HfKfacPreconditioner && HfDiagonalPreconditioner)
+            throw new ArgumentOutOfRangeException(nameof(HfKfacPreconditioner), HfKfacPreconditioner,
+                $"{nameof(HfKfacPreconditioner)} and {nameof(HfDiagonalPreconditioner)} exclude each other: choose one solver preconditioner");
         OptionGuard.Positive(HfTolerance, nameof(HfTolerance));
         OptionGuard.AtLeast(MaxExactParameters, 1, nameof(MaxExactParameters));
     }

@@ -19,4 +19,9 @@ public sealed class ProgressFanOut(params ITrainingProgress?[] observers) : ITra
     {
         foreach (var o in _observers) o.OnEpoch(epoch);
     }
+
+    public void OnNote(string note)
+    {
+        foreach (var o in _observers) o.OnNote(note);
+    }
 }

@@ -1,4 +1,5 @@
 using NaturalGradient.Likelihoods;
+using NaturalGradient.Optim;
 using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -61,6 +62,38 @@ public sealed class TorchTrainingOptimizer : ITrainingOptimizer
         _optimizer.step();
         return new StepResult(value);
     }
+
+    /// <inheritdoc/>
+    /// <remarks>The torch optimiser's own <c>save_state_dict</c> form (options and per-parameter state such as
+    /// momentum buffers and Adam moments) is kept as a byte tensor under <c>{prefix}torch</c>.</remarks>
+    public void ExportState(string prefix, NaturalGradientStateDict state)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) Helper.save_state_dict(w);
+        state.Texts[prefix + "method"] = Name;
+        using var bytes = tensor(stream.ToArray(), dtype: ScalarType.Byte);
+        state.SetTensor(prefix + "torch", bytes);
+    }
+
+    /// <inheritdoc/>
+    public void ImportState(string prefix, NaturalGradientStateDict state)
+    {
+        var method = state.GetText(prefix + "method");
+        if (method != Name) throw new InvalidDataException($"the state is for method '{method}', not '{Name}'");
+        using var bytes = state.GetTensor(prefix + "torch");
+        try
+        {
+            using var reader = new BinaryReader(new MemoryStream(bytes.bytes.ToArray()), System.Text.Encoding.UTF8);
+            Helper.load_state_dict(reader);
+        }
+        catch (Exception e) when (e is ArgumentException or EndOfStreamException or IOException)
+        {
+            throw new InvalidDataException($"the {Name} optimiser state does not fit this model ({e.Message.Split('\n')[0]})");
+        }
+    }
+
+    private TorchSharp.Modules.OptimizerHelper Helper => _optimizer as TorchSharp.Modules.OptimizerHelper
+        ?? throw new NotSupportedException($"the torch optimiser {_optimizer.GetType().Name} cannot save its state");
 
     /// <inheritdoc/>
     public void Dispose() => _optimizer.Dispose();

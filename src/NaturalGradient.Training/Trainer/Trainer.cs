@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using NaturalGradient.Optim;
 using NaturalGradient.Training.Data;
 using NaturalGradient.Likelihoods;
 using NaturalGradient.Training.Models;
@@ -44,14 +45,21 @@ public sealed class Trainer
     /// <summary>Runs the training.</summary>
     /// <param name="data">Train/test split; not modified or disposed (a copy in the run's dtype is made).</param>
     /// <param name="progress">Optional observer of steps and epochs.</param>
-    /// <param name="cancellation">Checked between steps.</param>
+    /// <param name="cancellation">Checked between steps; when triggered, a checkpoint of the last completed step is
+    /// handed to <paramref name="checkpoints"/> and <see cref="TrainingInterruptedException"/> is thrown.</param>
+    /// <param name="checkpoints">When and where to write checkpoints; null = none.</param>
+    /// <param name="resume">Continue this checkpoint's run (same model, method, data, seed and batch size) instead of
+    /// starting afresh. With the same thread count the continued run equals the one that never stopped, bit for bit.</param>
     /// <exception cref="ArgumentOutOfRangeException">The model kind does not fit the data's input shape.</exception>
-    /// <exception cref="TrainingDivergedException">A loss became NaN or infinite.</exception>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellation"/> was triggered.</exception>
-    public TrainingResult Run(Dataset data, ITrainingProgress? progress = null, CancellationToken cancellation = default)
+    /// <exception cref="InvalidDataException"><paramref name="resume"/> belongs to another run (the message says what differs).</exception>
+    /// <exception cref="TrainingDivergedException">A loss became NaN or infinite, or exceeded <see cref="TrainerOptions.DivergenceFactor"/> × its start.</exception>
+    /// <exception cref="TrainingInterruptedException"><paramref name="cancellation"/> was triggered.</exception>
+    public TrainingResult Run(Dataset data, ITrainingProgress? progress = null, CancellationToken cancellation = default,
+        CheckpointPlan? checkpoints = null, TrainingCheckpoint? resume = null)
     {
         ArgumentNullException.ThrowIfNull(data);
         _model.ValidateFor(data.InputShape);
+        checkpoints?.Validate();
         if (_options.Threads is { } threads) set_num_threads(threads);
 
         using var ds = data.To(_options.Dtype);
@@ -72,23 +80,112 @@ public sealed class Trainer
         });
 
         var run = new RunState(plan, progress);
+        var streams = new RunStreams(model, optimizer, batches, generator, sampler) { InputShape = ds.InputShape };
+        run.Outputs = ds.OutputCount;
+        int startEpoch = 1;
+        long skip = 0;
+        if (resume is not null)
+        {
+            CheckResume(resume, ds, plan);
+            streams.Restore(resume.State);
+            run.Steps.AddRange(resume.Steps);
+            run.Epochs.AddRange(resume.Epochs);
+            run.ElapsedBefore = resume.Header.ElapsedSeconds;
+            startEpoch = resume.Header.Epoch;
+            skip = resume.Header.BatchesDone;
+        }
         progress?.OnStart(plan);
         run.Clock.Start();
-        Evaluate(run, model, likelihood, ds, epoch: 0, _settings.LearningRate);
-        for (int epoch = 1; epoch <= _options.Epochs; epoch++)
+        if (resume is null) Evaluate(run, model, likelihood, ds, epoch: 0, _settings.LearningRate);
+        for (int epoch = startEpoch; epoch <= _options.Epochs; epoch++)
         {
             double lr = _settings.LearningRate * _settings.LrDecay.Factor(epoch - 1);
             optimizer.SetLearningRate(lr);
             model.train();
-            foreach (var (bx, by) in batches.Epoch())
+            using var epochStart = batches.GetState();
+            long done = epoch == startEpoch ? skip : 0;
+            foreach (var (bx, by) in batches.Epoch(done))
             {
-                cancellation.ThrowIfCancellationRequested();
+                if (cancellation.IsCancellationRequested)
+                {
+                    bx.Dispose();
+                    by.Dispose();
+                    Interrupt(run, streams, checkpoints, epochStart, epoch, done);
+                }
                 TakeStep(run, optimizer, bx, by, epoch);
+                done++;
+                if (checkpoints?.EverySteps is { } every && run.Steps.Count % every == 0 && done < plan.StepsPerEpoch)
+                    Checkpoint(run, streams, checkpoints, CheckpointReason.Periodic, epochStart, epoch, done);
             }
             Evaluate(run, model, likelihood, ds, epoch, lr);
             MemoryProbe.TrimNativeHeap();
+            if (checkpoints is null) continue;
+            bool last = epoch == _options.Epochs;
+            bool stepDue = checkpoints.EverySteps is { } steps && run.Steps.Count % steps == 0;
+            bool epochDue = checkpoints.EveryEpochs is { } epochs && epoch % epochs == 0;
+            if (last || stepDue || epochDue)
+            {
+                using var next = batches.GetState();
+                Checkpoint(run, streams, checkpoints, last ? CheckpointReason.Final : CheckpointReason.Periodic, next, epoch + 1, 0);
+            }
         }
         return run.Result();
+    }
+
+    /// <summary>Refuses a checkpoint of another run: method, network, data, dtype, seed or batch size.</summary>
+    private void CheckResume(TrainingCheckpoint resume, Dataset ds, TrainingPlan plan)
+    {
+        var h = resume.Header;
+        void Expect<T>(T found, T expected, string what)
+        {
+            if (!EqualityComparer<T>.Default.Equals(found, expected))
+                throw new InvalidDataException($"the checkpoint is for {what} {found}, but this run has {expected}");
+        }
+        Expect(h.Optimizer, _settings.ToString(), "the method");
+        Expect(h.Model, _model.ToString(), "the model");
+        Expect(string.Join("×", h.InputShape), string.Join("×", ds.InputShape), "inputs of shape");
+        Expect(h.Outputs, ds.OutputCount, "outputs:");
+        Expect(h.Dtype, _options.Dtype.ToString(), "dtype");
+        Expect(h.Seed, _options.Seed, "seed");
+        Expect(h.BatchSize, _options.BatchSize, "batch size");
+        Expect(h.TrainCount, ds.TrainCount, "training examples:");
+        Expect(h.StepsPerEpoch, plan.StepsPerEpoch, "steps per epoch:");
+        if (h.Epoch < 1 || h.BatchesDone < 0 || h.BatchesDone >= plan.StepsPerEpoch || h.Step != resume.Steps.Count)
+            throw new InvalidDataException($"the checkpoint's position (epoch {h.Epoch}, batch {h.BatchesDone}, step {h.Step}) is inconsistent");
+        if (h.Epoch > _options.Epochs)
+            throw new InvalidDataException($"the checkpoint's run already completed {h.Epoch - 1} epochs; ask for more than {_options.Epochs} to continue it");
+    }
+
+    private void Interrupt(RunState run, RunStreams streams, CheckpointPlan? checkpoints, Tensor epochStart, int epoch, long done)
+    {
+        if (checkpoints is not null) Checkpoint(run, streams, checkpoints, CheckpointReason.Interrupted, epochStart, epoch, done);
+        throw new TrainingInterruptedException(run.Steps.Count, run.Result(), checkpointWritten: checkpoints is not null);
+    }
+
+    private void Checkpoint(RunState run, RunStreams streams, CheckpointPlan plan, CheckpointReason reason, Tensor epochStart, int epoch, long done)
+    {
+        var state = new NaturalGradientStateDict();
+        streams.Capture(state, epochStart);
+        var header = new CheckpointHeader
+        {
+            Reason = reason,
+            Optimizer = _settings.ToString(),
+            Model = _model.ToString(),
+            InputShape = streams.InputShape ?? Array.Empty<long>(),
+            Outputs = run.Outputs,
+            Dtype = _options.Dtype.ToString(),
+            Seed = _options.Seed,
+            BatchSize = _options.BatchSize,
+            TrainCount = run.Plan.TrainCount,
+            StepsPerEpoch = run.Plan.StepsPerEpoch,
+            Epochs = _options.Epochs,
+            Epoch = epoch,
+            BatchesDone = done,
+            Step = run.Steps.Count,
+            ElapsedSeconds = run.Elapsed,
+        };
+        using var checkpoint = new TrainingCheckpoint(header, run.Steps.ToList(), run.Epochs.ToList(), state);
+        plan.Write(checkpoint, streams.Model);
     }
 
     private void TakeStep(RunState run, ITrainingOptimizer optimizer, Tensor bx, Tensor by, int epoch)
@@ -119,17 +216,23 @@ public sealed class Trainer
         run.Progress?.OnStep(metrics);
         if (!double.IsFinite(result.Loss))
             throw new TrainingDivergedException(step, epoch, result.Loss, "loss", run.Result());
+        if (_options.DivergenceFactor is { } factor && run.StartLoss is > 0 and var start && result.Loss > factor * start)
+            throw new TrainingDivergedException(step, epoch, result.Loss,
+                FormattableString.Invariant($"the batch loss, more than {factor:G3} × the untrained model's training loss {start:G4},"), run.Result());
     }
 
     private void Evaluate(RunState run, Module<Tensor, Tensor> model, ILikelihood likelihood, Dataset ds, int epoch, double lr)
     {
         var (trainLoss, trainAcc) = Evaluator.Evaluate(model, likelihood, ds.TrainX, ds.TrainY, _options.EvalBatchSize);
         var (testLoss, testAcc) = Evaluator.Evaluate(model, likelihood, ds.TestX, ds.TestY, _options.EvalBatchSize);
-        var metrics = new EpochMetrics(epoch, trainLoss, testLoss, trainAcc, testAcc, lr, run.Clock.Elapsed.TotalSeconds);
+        var metrics = new EpochMetrics(epoch, trainLoss, testLoss, trainAcc, testAcc, lr, run.Elapsed);
         run.Epochs.Add(metrics);
         run.Progress?.OnEpoch(metrics);
         if (!double.IsFinite(trainLoss))
             throw new TrainingDivergedException(run.Steps.Count, epoch, trainLoss, $"the training-set loss after epoch {epoch}", run.Result());
+        if (_options.DivergenceFactor is { } factor && run.StartLoss is > 0 and var start && trainLoss > factor * start)
+            throw new TrainingDivergedException(run.Steps.Count, epoch, trainLoss,
+                FormattableString.Invariant($"the training-set loss after epoch {epoch}, more than {factor:G3} × its start {start:G4},"), run.Result());
     }
 
     /// <summary>What a run has recorded so far.</summary>
@@ -143,7 +246,19 @@ public sealed class Trainer
         public double? RssAt100 { get; set; }
         public double? RssLast { get; set; }
 
+        /// <summary>Wall time of the training loop before a resume.</summary>
+        public double ElapsedBefore { get; set; }
+
+        /// <summary>Wall time of the training loop, earlier sessions of a resumed run included.</summary>
+        public double Elapsed => ElapsedBefore + Clock.Elapsed.TotalSeconds;
+
+        /// <summary>The untrained model's training-set loss (epoch 0), the reference of the divergence test.</summary>
+        public double? StartLoss => Epochs.Count > 0 && Epochs[0].Epoch == 0 ? Epochs[0].TrainLoss : null;
+
+        /// <summary>Network outputs.</summary>
+        public long Outputs { get; set; }
+
         public TrainingResult Result() =>
-            new(Plan, Steps.ToList(), Epochs.ToList(), Clock.Elapsed.TotalSeconds, RssAt100, RssLast);
+            new(Plan, Steps.ToList(), Epochs.ToList(), Elapsed, RssAt100, RssLast);
     }
 }

@@ -29,6 +29,13 @@ public sealed record TrainerOptions
     /// <summary>Sample the resident set size every this many steps (also at steps 1, 100 and the last), ≥ 1; default 50.</summary>
     public int RssSampleInterval { get; init; } = 50;
 
+    /// <summary>
+    /// Divergence test: training stops with <see cref="TrainingDivergedException"/> when a batch loss exceeds this
+    /// multiple of the untrained model's training-set loss (epoch 0), as well as on any non-finite loss; default 10⁴;
+    /// null = only non-finite losses stop the run.
+    /// </summary>
+    public double? DivergenceFactor { get; init; } = 1e4;
+
     /// <summary>Checks every value.</summary>
     /// <exception cref="ArgumentOutOfRangeException">Names the property and the value.</exception>
     public void Validate()
@@ -37,7 +44,15 @@ public sealed record TrainerOptions
         OptionGuard.AtLeast(BatchSize, 1, nameof(BatchSize));
         if (Dtype is not (torch.ScalarType.Float32 or torch.ScalarType.Float64))
             throw new ArgumentOutOfRangeException(nameof(Dtype), Dtype, $"{nameof(Dtype)} must be Float32 or Float64, got {Dtype}");
-        if (Threads is { } t) OptionGuard.AtLeast(t, 1, nameof(Threads));
+        if (Threads is { } t)
+        {
+            OptionGuard.AtLeast(t, 1, nameof(Threads));
+            if (t > Environment.ProcessorCount)
+                throw new ArgumentOutOfRangeException(nameof(Threads), t,
+                    $"{nameof(Threads)} must be at most the {Environment.ProcessorCount} logical cores of this machine, got {t}");
+        }
+        if (DivergenceFactor is { } f && !(f > 1 && double.IsFinite(f)))
+            throw new ArgumentOutOfRangeException(nameof(DivergenceFactor), f, $"{nameof(DivergenceFactor)} must be a finite number > 1, got {f}");
         OptionGuard.AtLeast(EvalBatchSize, 1, nameof(EvalBatchSize));
         OptionGuard.AtLeast(RssSampleInterval, 1, nameof(RssSampleInterval));
     }

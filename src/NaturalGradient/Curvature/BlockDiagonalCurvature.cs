@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace NaturalGradient.Curvature;
 
 /// <summary>A block-diagonal metric: one <see cref="ICurvatureBlock"/> per layer, created on first sight of the layer.</summary>
-public sealed class BlockDiagonalCurvature : ICurvature
+public sealed partial class BlockDiagonalCurvature : ICurvature
 {
     private readonly Func<ILayerAdapter, ICurvatureBlock> _createBlock;
     private readonly Dictionary<string, ICurvatureBlock> _blocks = new();

@@ -42,6 +42,14 @@ public sealed class LevenbergMarquardtDamping : IDampingPolicy
     public double Minimum { get; }
     public double Maximum { get; }
 
+    /// <summary>Sets λ (clamped to [<see cref="Minimum"/>, <see cref="Maximum"/>]), e.g. when a run is resumed from a checkpoint.</summary>
+    /// <param name="current">A finite λ &gt; 0.</param>
+    public void Reset(double current)
+    {
+        if (!(current > 0) || double.IsInfinity(current)) throw new ArgumentOutOfRangeException(nameof(current), current, "damping must be a finite number > 0");
+        Current = Math.Clamp(current, Minimum, Maximum);
+    }
+
     public void Observe(double rho)
     {
         if (double.IsNaN(rho) || double.IsInfinity(rho) || rho < LowRatio) Current *= Increase;

@@ -24,7 +24,7 @@ namespace NaturalGradient.Optim;
 /// and writes it to the optional <see cref="ILogger"/> (Debug per step, Warning for a skipped step). The library writes
 /// nothing to the console.
 /// </remarks>
-public sealed class NaturalGradientDescent : IDisposable
+public sealed partial class NaturalGradientDescent : IDisposable
 {
     private readonly nn.Module<Tensor, Tensor> _model;
     private readonly IDampingPolicy _damping;

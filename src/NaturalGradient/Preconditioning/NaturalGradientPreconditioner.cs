@@ -27,7 +27,7 @@ namespace NaturalGradient.Preconditioning;
 /// </code>
 /// </example>
 /// <remarks>Call <see cref="Backward"/> and <see cref="Precondition"/> inside the same dispose scope (one per step).</remarks>
-public sealed class NaturalGradientPreconditioner : IDisposable
+public sealed partial class NaturalGradientPreconditioner : IDisposable
 {
     private readonly nn.Module<Tensor, Tensor> _model;
     private readonly FisherEstimator _estimator;

@@ -45,7 +45,7 @@ public class CliErrorTests
 
     [Fact]
     public void MissingData_IsReported() =>
-        AssertUsageError(CliHarness.Run(new[] { "train" }), "natgrad: error: Option '--data' is required. (see 'natgrad train --help')");
+        AssertUsageError(CliHarness.Run(new[] { "train" }), "natgrad: error: --data is required (or --resume DIR to continue a run)");
 
     [Fact]
     public void NoCommand_IsReported() =>

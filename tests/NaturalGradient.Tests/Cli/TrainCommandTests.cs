@@ -24,7 +24,7 @@ public class TrainCommandTests
         var (outcome, dir) = Train(null);   // 48 training rows, batch 16 → 3 steps per epoch
         Assert.Equal(0, outcome.ExitCode);
         Assert.Empty(outcome.Stderr);
-        Assert.Equal(new[] { "config.json", "epochs.csv", "metrics.json", "steps.csv" },
+        Assert.Equal(new[] { "checkpoint.ngck", "config.json", "epochs.csv", "metrics.json", "model.json", "model.pt", "run.json", "steps.csv" },
             Directory.GetFiles(dir).Select(Path.GetFileName).Order().ToArray());   // no temp files left
 
         var steps = Lines(dir, "steps.csv");
@@ -86,12 +86,17 @@ public class TrainCommandTests
     }
 
     [Fact]
-    public void Rerun_ReplacesFilesOfAnEarlierRun()
+    public void Rerun_WithForce_ReplacesFilesOfAnEarlierRun()
     {
         var (first, dir) = Train(null, "--epochs", "2");
         Assert.Equal(0, first.ExitCode);
         File.WriteAllText(Path.Combine(dir, "steps.csv"), "stale");
-        var second = CliHarness.Run(new[] { "train", "--data", "tiny", "--batch-size", "16", "--epochs", "1", "--out", dir });
+        var refused = CliHarness.Run(new[] { "train", "--data", "tiny", "--batch-size", "16", "--epochs", "1", "--out", dir });
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Equal($"natgrad: error: --out '{dir}' holds an earlier run; give --force to overwrite it, or --resume '{dir}' to continue it",
+            Assert.Single(refused.ErrorLines));
+        Assert.Equal("stale", File.ReadAllText(Path.Combine(dir, "steps.csv")));
+        var second = CliHarness.Run(new[] { "train", "--data", "tiny", "--batch-size", "16", "--epochs", "1", "--out", dir, "--force" });
         Assert.Equal(0, second.ExitCode);
         Assert.Equal(1 + 3, Lines(dir, "steps.csv").Length);
         Assert.Equal(2, Lines(dir, "epochs.csv").Length - 1);

@@ -83,7 +83,7 @@ public class TrainerTests
         using var data = TinyData.Regression();
         var ex = Assert.Throws<TrainingDivergedException>(() => Train(data, lr: 1e6, epochs: 50));
         Assert.StartsWith($"training diverged at step {ex.Step} (epoch {ex.Epoch})", ex.Message);
-        Assert.False(double.IsFinite(ex.Loss));
+        Assert.True(!double.IsFinite(ex.Loss) || ex.Loss > 1e4 * ex.Partial.Epochs[0].TrainLoss, $"loss {ex.Loss}");
         Assert.Equal(ex.Step, ex.Partial.Steps.Count);
     }
 

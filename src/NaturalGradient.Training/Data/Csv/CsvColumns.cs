@@ -59,7 +59,7 @@ public sealed class CsvColumns
 
         string available = string.Join(", ", names);
         if (options.TargetColumn is not { } target)
-            throw new DataFormatException(source, line, null, null, $"no target column given (set TargetColumn); the columns are: {available}");
+            throw new DataFormatException(source, line, null, null, $"no target column given (set {options.Names.Target}); the columns are: {available}");
         if (!seen.TryGetValue(target, out int targetIndex))
             throw new DataFormatException(source, line, null, null, $"unknown target column \"{target}\"; the columns are: {available}");
 
@@ -67,7 +67,7 @@ public sealed class CsvColumns
         foreach (var name in options.IgnoreColumns)
         {
             if (!seen.TryGetValue(name, out int index))
-                throw new DataFormatException(source, line, null, null, $"unknown column \"{name}\" in IgnoreColumns; the columns are: {available}");
+                throw new DataFormatException(source, line, null, null, $"unknown column \"{name}\" in {options.Names.Ignore}; the columns are: {available}");
             if (index == targetIndex)
                 throw new DataFormatException(source, line, index + 1, name, "the target column cannot also be ignored");
             ignored.Add(index);
@@ -75,7 +75,7 @@ public sealed class CsvColumns
 
         var features = Enumerable.Range(0, names.Length).Where(i => i != targetIndex && !ignored.Contains(i)).ToArray();
         if (features.Length == 0)
-            throw new DataFormatException(source, line, null, null, "no feature columns left after the target and IgnoreColumns");
+            throw new DataFormatException(source, line, null, null, $"no feature columns left after the target and {options.Names.Ignore}");
         return new CsvColumns(names, targetIndex, features);
     }
 

@@ -39,12 +39,16 @@ public static class CsvDatasetLoader
         var features = new List<double[]>();
         var labels = new List<string>();
         var labelLines = new List<int>();
-        int lastLine = first.Line;
+        int lastLine = first.Line, seen = 0;
         if (!options.HasHeader) AddRow(first);
         while (records.MoveNext()) AddRow(records.Current);
-        if (features.Count == 0)
+        if (seen == 0)
             throw new DataFormatException(source, lastLine + 1, 1, null, "no data rows after the header");
 
+        if (features.Count == 0)
+            throw new DataFormatException(source, lastLine, null, null, $"every data row has a missing or non-finite value ({options.Names.DropMissing} dropped them all)");
+        // A numeric column stays numeric when some cells are missing or non-finite: those cells were rejected (or their
+        // rows dropped) above, so one "NaN" never turns a regression target into class labels.
         var task = options.Task ?? (labels.All(IsNumber) ? TaskKind.Regression : TaskKind.Classification);
         int targetColumn = columns.TargetIndex + 1;
         if (task == TaskKind.Regression)
@@ -53,7 +57,7 @@ public static class CsvDatasetLoader
             for (int i = 0; i < labels.Count; i++)
                 if (!TryNumber(labels[i], out targets[i]))
                     throw new DataFormatException(source, labelLines[i], targetColumn, columns.TargetName,
-                        $"non-numeric target value {DataFormatException.Quote(labels[i])}: a regression target must be a number (use classification for labels)");
+                        $"non-numeric target value {DataFormatException.Quote(labels[i])}: a regression target must be a number (set {options.Names.Task} classification for labels)");
             return Build(targets, null, null);
         }
 
@@ -79,6 +83,7 @@ public static class CsvDatasetLoader
         void AddRow(DelimitedRecord record)
         {
             lastLine = record.Line;
+            seen++;
             var fields = record.Fields;
             int expected = columns.Names.Count;
             if (fields.Count < expected)
@@ -93,15 +98,24 @@ public static class CsvDatasetLoader
             {
                 int j = columns.FeatureIndices[k];
                 var cell = fields[j];
-                if (cell.Length == 0)
-                    throw new DataFormatException(source, record.Line, j + 1, columns.Names[j], "missing value");
+                if (IsMissing(cell))
+                {
+                    if (options.DropMissing) return;
+                    throw new DataFormatException(source, record.Line, j + 1, columns.Names[j],
+                        $"{Missing(cell)} (drop such rows with {options.Names.DropMissing}, or list the column in {options.Names.Ignore})");
+                }
                 if (!TryNumber(cell, out row[k]))
                     throw new DataFormatException(source, record.Line, j + 1, columns.Names[j],
-                        $"non-numeric value {DataFormatException.Quote(cell)} (list the column in IgnoreColumns if it is not a feature)");
+                        $"non-numeric value {DataFormatException.Quote(cell)} (list the column in {options.Names.Ignore} if it is not a feature)");
             }
             var label = fields[columns.TargetIndex];
-            if (label.Length == 0)
-                throw new DataFormatException(source, record.Line, columns.TargetIndex + 1, columns.TargetName, "missing target value");
+            bool numericTarget = options.Task != TaskKind.Classification;
+            if (label.Length == 0 || (numericTarget && IsMissing(label)))
+            {
+                if (options.DropMissing) return;
+                throw new DataFormatException(source, record.Line, columns.TargetIndex + 1, columns.TargetName,
+                    $"{Missing(label, "target ")} (drop such rows with {options.Names.DropMissing})");
+            }
             features.Add(row);
             labels.Add(label);
             labelLines.Add(record.Line);
@@ -109,6 +123,14 @@ public static class CsvDatasetLoader
     }
 
     private static bool IsNumber(string text) => TryNumber(text, out _);
+
+    /// <summary>An empty cell, or a number that is NaN or infinite ("NaN", "inf", "-Infinity", "1e999").</summary>
+    private static bool IsMissing(string cell) =>
+        cell.Length == 0 || (double.TryParse(cell, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && !double.IsFinite(v))
+        || cell.Trim().ToLowerInvariant() is "nan" or "inf" or "+inf" or "-inf" or "infinity" or "+infinity" or "-infinity";
+
+    private static string Missing(string cell, string what = "") =>
+        cell.Length == 0 ? $"missing {what}value" : $"non-finite {what}value {DataFormatException.Quote(cell)}";
 
     private static bool TryNumber(string text, out double value) =>
         double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out value) && double.IsFinite(value);

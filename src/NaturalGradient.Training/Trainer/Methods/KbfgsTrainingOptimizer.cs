@@ -55,5 +55,13 @@ public sealed class KbfgsTrainingOptimizer : ITrainingOptimizer
         return result;
     }
 
+    /// <inheritdoc/>
+    /// <remarks>The weights and the natural-gradient state are written; the BFGS inverses are not yet, so
+    /// <see cref="ImportState"/> refuses the state rather than continue inexactly.</remarks>
+    public void ExportState(string prefix, NaturalGradient.Optim.NaturalGradientStateDict state) => _inner.ExportState(prefix, state);
+
+    /// <inheritdoc/>
+    public void ImportState(string prefix, NaturalGradient.Optim.NaturalGradientStateDict state) => _inner.ImportState(prefix, state);
+
     public void Dispose() => _inner.Dispose();
 }

@@ -44,5 +44,14 @@ public sealed class KsdTrainingOptimizer : ITrainingOptimizer
         return new StepResult(r.Loss, _context.Settings.Damping, SolverIterations: r.Iterations, Skipped: !r.Applied);
     }
 
+    /// <inheritdoc/>
+    /// <remarks>KSD keeps its previous step as a basis vector; it is not saved yet, so a ksd checkpoint holds the
+    /// weights (for model.pt) and <see cref="ImportState"/> refuses to continue from it.</remarks>
+    public void ExportState(string prefix, NaturalGradient.Optim.NaturalGradientStateDict state) => state.Texts[prefix + "method"] = Name;
+
+    /// <inheritdoc/>
+    public void ImportState(string prefix, NaturalGradient.Optim.NaturalGradientStateDict state) =>
+        throw new InvalidDataException("resuming ksd from a checkpoint is not supported yet (its previous-step basis vector is not saved)");
+
     public void Dispose() => _ksd.Dispose();
 }

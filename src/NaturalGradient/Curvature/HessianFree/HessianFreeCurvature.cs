@@ -24,7 +24,7 @@ namespace NaturalGradient.Curvature.HessianFree;
 /// <para>The output must stay valid (graph retained) until the step's last <see cref="Precondition"/> or
 /// <see cref="Multiply"/>; the next <see cref="Update"/> releases this class's own graph.</para>
 /// </remarks>
-public sealed class HessianFreeCurvature : ICurvature
+public sealed partial class HessianFreeCurvature : ICurvature
 {
     private readonly IIterativeSolver _solver;
     private Tensor? _output;
@@ -34,12 +34,14 @@ public sealed class HessianFreeCurvature : ICurvature
     private ParameterLayout? _layout;
     private GgnVectorProduct? _product;
     private Tensor? _solution;
+    private readonly KfacSolverPreconditioner? _kfac;
 
     /// <param name="options">Solver, iteration budget, tolerance, warm start and preconditioning; default <see cref="HessianFreeOptions"/>.</param>
     public HessianFreeCurvature(HessianFreeOptions? options = null)
     {
         Options = (options ?? new HessianFreeOptions()).Validate();
         _solver = IterativeSolver.Create(Options.Solver);
+        if (Options.KfacPreconditioner) _kfac = new KfacSolverPreconditioner(Options.KfacPreconditionerOptions);
     }
 
     public HessianFreeOptions Options { get; }
@@ -65,6 +67,7 @@ public sealed class HessianFreeCurvature : ICurvature
         _likelihood = batch.Likelihood;
         _statistics = batch.Layers;
         _step = batch.Step;
+        _kfac?.Update(batch);
     }
 
     /// <summary>Δ = (G + λI)⁻¹ g over all <paramref name="layers"/> jointly, by the configured Krylov solver.</summary>
@@ -88,6 +91,7 @@ public sealed class HessianFreeCurvature : ICurvature
             var d = DiagonalFisherPreconditioner.Denominator(layout, _statistics, damping, Options.DiagonalExponent, _step)?.to_type(b.dtype);
             if (d is not null) preconditioner = r => r / d;
         }
+        if (_kfac is not null && damping > 0) preconditioner = r => _kfac.Apply(layout, r, damping);
 
         int products = 0;
         var report = _solver.Solve(v => { products++; return product.Multiply(v, damping); }, b, x0, Options.ToSolverOptions(), preconditioner);
@@ -148,6 +152,7 @@ public sealed class HessianFreeCurvature : ICurvature
     /// <summary>Releases the double-backward graph and the warm-start solution.</summary>
     public void Dispose()
     {
+        _kfac?.Dispose();
         _product?.Dispose();
         _product = null;
         _solution?.Dispose();

@@ -33,6 +33,15 @@ public sealed record HessianFreeOptions
     /// </summary>
     public bool DiagonalPreconditioner { get; init; }
 
+    /// <summary>
+    /// Precondition the solver with K-FAC's damped inverse of the step's statistics (<see cref="KfacSolverPreconditioner"/>);
+    /// default false. Excludes <see cref="DiagonalPreconditioner"/>; needs λ &gt; 0.
+    /// </summary>
+    public bool KfacPreconditioner { get; init; }
+
+    /// <summary>Settings of the K-FAC preconditioner's factors (running average, periods); default <see cref="Kfac.KfacOptions"/>.</summary>
+    public Kfac.KfacOptions KfacPreconditionerOptions { get; init; } = new();
+
     /// <summary>ξ in P = (diag F̂ + λ)^(−ξ); default 1 (Jacobi). Martens 2010 uses 0.75 with the empirical Fisher. In (0, 1].</summary>
     public double DiagonalExponent { get; init; } = 1.0;
 
@@ -49,6 +58,9 @@ public sealed record HessianFreeOptions
             throw new ArgumentOutOfRangeException(nameof(WarmStartDecay), WarmStartDecay, "WarmStartDecay must be in [0, 1]");
         if (!(DiagonalExponent > 0 && DiagonalExponent <= 1))
             throw new ArgumentOutOfRangeException(nameof(DiagonalExponent), DiagonalExponent, "DiagonalExponent must be in (0, 1]");
+        if (KfacPreconditioner && DiagonalPreconditioner)
+            throw new ArgumentOutOfRangeException(nameof(KfacPreconditioner), KfacPreconditioner, "choose one solver preconditioner: diagonal or K-FAC");
+        if (KfacPreconditioner) KfacPreconditionerOptions.Validate();
         return this;
     }
 
@@ -56,6 +68,6 @@ public sealed record HessianFreeOptions
     public SolverOptions ToSolverOptions() => new() { MaxIterations = MaxIterations, RelativeTolerance = RelativeTolerance };
 
     public override string ToString() =>
-        $"DiagonalExponent={DiagonalExponent}, DiagonalPreconditioner={DiagonalPreconditioner}, MaxIterations={MaxIterations}, " +
+        $"DiagonalExponent={DiagonalExponent}, DiagonalPreconditioner={DiagonalPreconditioner}, KfacPreconditioner={KfacPreconditioner}, MaxIterations={MaxIterations}, " +
         $"RelativeTolerance={RelativeTolerance}, Solver={Solver}, WarmStart={WarmStart}, WarmStartDecay={WarmStartDecay}";
 }

@@ -10,7 +10,7 @@ namespace NaturalGradient.Curvature.Kfac;
 /// jitter on failure) or from the factors' eigendecompositions (Q diag(1 / (e + shift)) Qᵀ). Applying them is two
 /// matrix products, (G + √λ/π I)⁻¹ V (A + π√λ I)⁻¹ (Martens &amp; Grosse 2015 §6.3). Owns its tensors.
 /// </summary>
-internal sealed class FactoredInverse : IDisposable
+internal sealed partial class FactoredInverse : IDisposable
 {
     private Tensor? _aInverse, _gInverse;
 

@@ -25,7 +25,7 @@ namespace NaturalGradient.Curvature.Kfac;
 /// float32 model); a failed float32 Cholesky or eigendecomposition is retried in float64.</para>
 /// <para>Memory: A and G (in'² + out²) plus their inverses and, for Eigen, their eigenbases (the same again each).</para>
 /// </remarks>
-public sealed class KfacBlock : ICurvatureBlock
+public sealed partial class KfacBlock : ICurvatureBlock
 {
     private readonly RunningAverage _a = new(), _g = new();
     private readonly KroneckerEigenbasis _eigen = new();

@@ -33,13 +33,13 @@ public sealed record KfacOptions
 
     /// <summary>
     /// How K-FAC inverts its factors; default <see cref="KfacInverseMethod.Cholesky"/> (about (4/3)d³ flops per d × d
-    /// factor against ≈ 9d³ for eigh; the measured refresh is several times faster). EKFAC always uses eigh.
+    /// factor against ≈ 9d³ for eigh). EKFAC always uses eigh.
     /// </summary>
     public KfacInverseMethod InverseMethod { get; init; } = KfacInverseMethod.Cholesky;
 
     /// <summary>
     /// How K-FAC damps; default <see cref="KfacDampingMode.Factored"/>. <see cref="KfacDampingMode.Eigenbasis"/> requires
-    /// <see cref="KfacInverseMethod.Eigen"/>. EKFAC always damps in its eigenbasis, 1 / (S + λ).
+    /// <see cref="KfacInverseMethod.Eigen"/> (for K-FAC). EKFAC damps 1 / (S + λ) with Eigenbasis and adds K-FAC's factored terms with Factored.
     /// </summary>
     public KfacDampingMode DampingMode { get; init; } = KfacDampingMode.Factored;
 

@@ -14,7 +14,7 @@ namespace NaturalGradient.Curvature.Kfac;
 /// linalg.eigh runs in the factors' dtype (float32 for a float32 model: about half the time of float64) and is
 /// retried in float64 when it fails. Eigenvalues below 0 (round-off of a PSD factor) are clamped to 0.
 /// </remarks>
-internal sealed class KroneckerEigenbasis : IDisposable
+internal sealed partial class KroneckerEigenbasis : IDisposable
 {
     private Tensor? _qa, _ea, _qg, _eg;
 

@@ -8,7 +8,7 @@ namespace NaturalGradient.Curvature.Kfac;
 /// it is; shared/notes/curvature-conventions.md). The value is detached from every dispose scope and owned here:
 /// it is disposed when replaced and in <see cref="Dispose"/>.
 /// </summary>
-internal sealed class RunningAverage : IDisposable
+internal sealed partial class RunningAverage : IDisposable
 {
     private Tensor? _value;
 

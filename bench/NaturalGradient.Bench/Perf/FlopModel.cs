@@ -1,0 +1,48 @@
+namespace NaturalGradient.Bench.Perf;
+
+/// <summary>One Linear layer of an MLP: W̄ is out × in' (in' = in + 1 with the bias column).</summary>
+internal sealed record LayerShape(long In, long Out)
+{
+    public long InBar => In + 1;
+}
+
+/// <summary>
+/// Floating-point operation counts of one optimisation step (multiply–add = 2 flops), per method, from the layer
+/// shapes and the batch size m. Only the matrix products are counted (they dominate; element-wise passes are not):
+/// <list type="bullet">
+/// <item>SGD: forward 2m·in'·out, weight gradient 2m·in'·out, input gradient 2m·in·out (not for the first layer).</item>
+/// <item>diagonal: (δ∘δ)ᵀ(ā∘ā), 2m·in'·out.</item>
+/// <item>TENGraD: Gram matrices ĀĀᵀ and DDᵀ, 2m²(in' + out); J g and Jᵀu, 4m·out·in'; Cholesky of m × m, m³/3.</item>
+/// <item>K-FAC: factors ĀᵀĀ and DᵀD, 2m(in'² + out²); G⁻¹VA⁻¹, 2·out·in'(out + in'); inverses every T steps:
+/// Cholesky (4/3)d³ per d × d factor, or eigh ≈ 9d³ plus 2d³ to form Q diag Qᵀ.</item>
+/// <item>EKFAC: K-FAC's factors; S from the projections, 2m(out² + in'²) + 2m·out·in'; project and unproject the
+/// gradient, 4·out·in'(out + in'); eigh ≈ 9d³ every T steps.</item>
+/// <item>Hessian-free with k CG iterations: the Jᵀu graph once (a backward, 4m Σ in'out) and k G-products of
+/// ≈ 8m Σ in'out each (a Jacobian-vector product through the double-backward graph and a transposed one).</item>
+/// </list>
+/// The FLOP floor of a method is the SGD step as measured plus the method's extra flops at the measured GEMM rate.
+/// </summary>
+internal static class FlopModel
+{
+    public static double Sgd(IReadOnlyList<LayerShape> layers, long m) =>
+        layers.Select((l, i) => 2.0 * m * l.InBar * l.Out * 2 + (i > 0 ? 2.0 * m * l.In * l.Out : 0)).Sum();
+
+    /// <summary>Flops a method adds to an SGD step (per step, inverse refreshes amortised over their period).</summary>
+    public static double Extra(string method, IReadOnlyList<LayerShape> layers, long m, int inversePeriod, int cgIterations) => method switch
+    {
+        "sgd" or "adam" => 0,
+        "diag" => layers.Sum(l => 2.0 * m * l.InBar * l.Out),
+        "tengrad" => layers.Sum(l => 2.0 * m * m * (l.InBar + l.Out) + 4.0 * m * l.Out * l.InBar + m * (double)m * m / 3),
+        "kfac" => layers.Sum(l => Factors(l, m) + Apply2(l) + (4.0 / 3) * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
+        "kfac-eigen" => layers.Sum(l => Factors(l, m) + Apply2(l) + 11.0 * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
+        "ekfac" => layers.Sum(l => Factors(l, m) + 2.0 * m * (Sq(l.Out) + Sq(l.InBar)) + 2.0 * m * l.Out * l.InBar
+                                   + 2 * Apply2(l) + 9.0 * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
+        "hf" => (4.0 + 8.0 * cgIterations) * m * layers.Sum(l => (double)l.InBar * l.Out),
+        _ => double.NaN,
+    };
+
+    private static double Factors(LayerShape l, long m) => 2.0 * m * (Sq(l.InBar) + Sq(l.Out));
+    private static double Apply2(LayerShape l) => 2.0 * l.Out * l.InBar * (l.Out + l.InBar);
+    private static double Sq(long d) => (double)d * d;
+    private static double Cube(long d) => (double)d * d * d;
+}

@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using NaturalGradient.Likelihoods;
+using NaturalGradient.Training.Experiments.Scale;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Bench.Perf;
+
+/// <summary>One problem of the step benchmark: a model factory, one fixed batch and the layer shapes.</summary>
+internal sealed record StepProblem(string Name, string Group, Func<nn.Module<Tensor, Tensor>> Model, Tensor X, Tensor Y, ILikelihood Likelihood,
+    IReadOnlyList<LayerShape> Layers)
+{
+    public long Batch => X.shape[0];
+}
+
+/// <summary>What one configuration measured on one problem.</summary>
+internal sealed record StepFigure(string Method, string Path, string Label, double MedianMs, double RatioToSgd, double RatioP10, double RatioP90,
+    double? FloorRatio, double ExtraGflop, int Rounds);
+
+/// <summary>
+/// Interleaved timing: in each round every configuration takes a block of <c>block</c> consecutive steps (a whole
+/// inverse period, so refreshes are amortised as in training), timed as one, and a GEMM of the problem's first-layer
+/// shape is timed too. A configuration's ratio is the median over rounds of (its block time / SGD's block time in
+/// the same round): load changes between rounds cancel. One warm-up round is not timed.
+/// </summary>
+internal static class InterleavedSteps
+{
+    public static (List<StepFigure> Figures, double GemmGflops) Run(StepProblem problem, IReadOnlyList<string> methods, bool bothPaths, int rounds, int block,
+        Action<string> log)
+    {
+        var configs = StepConfigs.Build(problem.Model, problem.Likelihood, methods, bothPaths);
+        try
+        {
+            var times = configs.ToDictionary(c => c.Label, _ => new List<double>());
+            var gemm = new List<double>();
+            var a = randn(problem.Batch, problem.Layers[0].InBar);
+            var b = randn(problem.Layers[0].InBar, problem.Layers[0].Out);
+            for (int r = 0; r <= rounds; r++)
+            {
+                foreach (var c in configs)
+                {
+                    GC.Collect();
+                    var watch = Stopwatch.StartNew();
+                    for (int s = 0; s < block; s++)
+                    {
+                        using var scope = NewDisposeScope();
+                        c.Step(problem.X, problem.Y);
+                    }
+                    watch.Stop();
+                    if (r > 0) times[c.Label].Add(watch.Elapsed.TotalMilliseconds / block);
+                }
+                gemm.Add(GemmGflops(a, b));
+                if (r > 0) log($"  round {r}/{rounds}: sgd {times["sgd"][^1]:F2} ms/step, GEMM {gemm[^1]:F1} GFLOP/s");
+            }
+            double rate = Median(gemm);
+            double sgdMs = Median(times["sgd"]);
+            var figures = new List<StepFigure>();
+            foreach (var c in configs)
+            {
+                var ratios = times[c.Label].Select((t, i) => t / times["sgd"][i]).OrderBy(v => v).ToList();
+                double extra = FlopModel.Extra(c.Method, problem.Layers, problem.Batch, StepConfigs.InversePeriod, StepConfigs.CgIterations);
+                double? floor = double.IsNaN(extra) ? null : 1 + extra / (rate * 1e9) * 1e3 / sgdMs;
+                figures.Add(new StepFigure(c.Method, c.Path, c.Label, Median(times[c.Label]), Quantile(ratios, 0.5), Quantile(ratios, 0.1), Quantile(ratios, 0.9),
+                    floor, extra / 1e9, rounds));
+            }
+            return (figures, rate);
+        }
+        finally
+        {
+            foreach (var c in configs) c.Dispose();
+        }
+    }
+
+    /// <summary>GFLOP/s of a float32 (m × in') · (in' × out) product: median of 9 timings after one warm-up.</summary>
+    private static double GemmGflops(Tensor a, Tensor b)
+    {
+        var t = new List<double>();
+        for (int i = 0; i < 10; i++)
+        {
+            using var scope = NewDisposeScope();
+            var w = Stopwatch.StartNew();
+            a.mm(b);
+            w.Stop();
+            if (i > 0) t.Add(w.Elapsed.TotalSeconds);
+        }
+        return 2.0 * a.shape[0] * a.shape[1] * b.shape[1] / Median(t) / 1e9;
+    }
+
+    public static double Median(IReadOnlyList<double> v) => Quantile(v.OrderBy(x => x).ToList(), 0.5);
+
+    public static double Quantile(IReadOnlyList<double> sorted, double q) => StepCostProbe.Percentile(sorted, q);
+}

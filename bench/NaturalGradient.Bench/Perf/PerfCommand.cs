@@ -1,0 +1,246 @@
+using System.Globalization;
+using System.Text;
+using NaturalGradient.Likelihoods;
+using NaturalGradient.Training.Data;
+using NaturalGradient.Training.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Bench.Perf;
+
+/// <summary>
+/// <c>perf</c>: the performance benchmark of docs/PERFORMANCE.md, in two parts.
+/// <para>Step ratios: every natural-gradient method's step time over an SGD-with-momentum step measured in the same
+/// process, interleaved (<see cref="InterleavedSteps"/>), on MLP 784-512-512-10 (ReLU, Fashion-MNIST batches) at batch
+/// 256 and 128 and on the figure-5 nets (tanh MLPs of depth 1–16 × 20 units, 16 inputs, batch 128, synthetic
+/// regression), through <c>NaturalGradientDescent.Step</c> and through the preconditioner + torch.optim.SGD; the GEMM
+/// rate measured in the same rounds and each method's FLOP floor from it (<see cref="FlopModel"/>).</para>
+/// <para>Time to accuracy (<see cref="TimeToAccuracy"/>): seconds of training to 85 % and 88 % Fashion-MNIST test
+/// accuracy, best of the learning-rate grid, as ratios to Adam's.</para>
+/// </summary>
+internal static class PerfCommand
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    private sealed record Args(bool Quick, bool Steps, bool Accuracy, int Threads, int Rounds, int Epochs, string[] AccuracyMethods, bool FullGrid, string[] Problems);
+
+    private static Args Parse(string[] args)
+    {
+        string? Value(string name)
+        {
+            int i = Array.IndexOf(args, name);
+            if (i < 0) return null;
+            if (i + 1 >= args.Length) throw new ArgumentException($"option {name} needs a value");
+            return args[i + 1];
+        }
+        int Int(string name, int fallback)
+        {
+            var v = Value(name);
+            if (v is null) return fallback;
+            return int.TryParse(v, NumberStyles.Integer, Inv, out var r) && r >= 1 ? r : throw new ArgumentException($"option {name}: expected an integer ≥ 1, got '{v}'");
+        }
+        bool quick = args.Contains("--quick");
+        var part = Value("--part") ?? "all";
+        if (part is not ("all" or "steps" or "accuracy")) throw new ArgumentException($"option --part: expected all, steps or accuracy, got '{part}'");
+        var methods = (Value("--methods") ?? (quick ? "adam,sgd,kfac,tengrad" : "adam,sgd,kfac,ekfac,tengrad,diag,hf"))
+            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (var m in methods)
+            if (!TimeToAccuracy.Grid.ContainsKey(m)) throw new ArgumentException($"option --methods: unknown method '{m}' (expected {string.Join(", ", TimeToAccuracy.Grid.Keys)})");
+        var problems = (Value("--problems") ?? "mlp256,mlp128,figure5").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (var p in problems)
+            if (p is not ("mlp256" or "mlp128" or "figure5")) throw new ArgumentException($"option --problems: expected mlp256, mlp128 or figure5, got '{p}'");
+        return new Args(quick, part is "all" or "steps", part is "all" or "accuracy", Int("--threads", 2), Int("--rounds", quick ? 3 : 9),
+            Int("--epochs", 5), methods, !quick, problems);
+    }
+
+    public static int Run(string[] rawArgs)
+    {
+        var args = Parse(rawArgs);
+        set_num_threads(args.Threads);
+        var started = DateTime.UtcNow;
+        var machine = Results.MachineLine();
+        var command = "dotnet run -c Release --project bench/NaturalGradient.Bench -- perf " + string.Join(" ", rawArgs);
+        Console.WriteLine($"perf: {command}\n{machine}");
+        var md = new StringBuilder("# Performance: step ratios and time to accuracy\n\n");
+        md.AppendLine(string.Create(Inv, $"`{command}`, {started:yyyy-MM-dd HH:mm} UTC, {args.Threads} torch threads, float32.  "));
+        md.AppendLine($"Machine: {machine}.  ");
+        md.AppendLine($"Load (`uptime`) at the start: {Uptime()}.").AppendLine();
+        var json = new Dictionary<string, object?> { ["mode"] = "perf", ["command"] = command, ["machine"] = Results.Machine(), ["uptime_start"] = Uptime() };
+
+        // Saved after every problem and every run, so that an interrupted benchmark keeps what it measured.
+        void SavePartial(string key, object value)
+        {
+            json[key] = value;
+            Results.Save("perf", json, md + $"\n(partial: the run was still going at {DateTime.UtcNow:HH:mm} UTC)\n");
+        }
+        if (args.Steps) json["steps"] = StepPart(args, md, v => SavePartial("steps", v));
+        if (args.Accuracy) json["accuracy"] = AccuracyPart(args, md, v => SavePartial("accuracy", v));
+        md.AppendLine($"Load (`uptime`) at the end: {Uptime()}.");
+        json["uptime_end"] = Uptime();
+        Results.Save("perf", json, md.ToString());
+        return 0;
+    }
+
+    private static string Uptime()
+    {
+        try { return File.ReadAllText("/proc/loadavg").Trim(); } catch (IOException) { return "n/a"; }
+    }
+
+    private static List<StepProblem> Problems(IReadOnlyCollection<string> selected, out Dataset? data, out string dataNote)
+    {
+        data = null;
+        dataNote = "Fashion-MNIST training images (the first batch)";
+        try { data = DatasetCatalog.Load("fashion-mnist", new DataOptions()); }
+        catch (Exception e) when (e is IOException or ArgumentException or InvalidOperationException or FileNotFoundException)
+        {
+            dataNote = $"synthetic inputs (Fashion-MNIST not found: {e.Message.Split('\n')[0]}; apt-get install -y dataset-fashion-mnist)";
+        }
+        manual_seed(0);
+        Tensor mx = data is null ? randn(256, 784) : data.TrainX.narrow(0, 0, 256).reshape(256, -1).to_type(ScalarType.Float32);
+        Tensor my = data is null ? randint(0, 10, new long[] { 256 }) : data.TrainY.narrow(0, 0, 256);
+        var mlp = new[] { new LayerShape(784, 512), new LayerShape(512, 512), new LayerShape(512, 10) };
+        nn.Module<Tensor, Tensor> Mlp() { manual_seed(0); return ModelFactory.Mlp(new long[] { 784 }, 10, new[] { 512, 512 }, Activation.Relu, ScalarType.Float32); }
+        var problems = new List<StepProblem>();
+        if (selected.Contains("mlp256")) problems.Add(new("MLP 784-512-512-10, batch 256", "mlp", Mlp, mx, my, new CategoricalLikelihood(), mlp));
+        if (selected.Contains("mlp128")) problems.Add(new("MLP 784-512-512-10, batch 128", "mlp", Mlp, mx.narrow(0, 0, 128), my.narrow(0, 0, 128), new CategoricalLikelihood(), mlp));
+        if (!selected.Contains("figure5")) return problems;
+        var fx = randn(128, 16);
+        var fy = randn(128, 1);
+        foreach (int depth in new[] { 1, 2, 4, 8, 16 })
+        {
+            var shapes = new List<LayerShape> { new(16, 20) };
+            for (int i = 1; i < depth; i++) shapes.Add(new(20, 20));
+            shapes.Add(new(20, 1));
+            int d = depth;
+            problems.Add(new($"figure 5: depth {depth} × 20, batch 128", "figure5",
+                () => { manual_seed(0); return ModelFactory.Mlp(new long[] { 16 }, 1, Enumerable.Repeat(20, d).ToArray(), Activation.Tanh, ScalarType.Float32); },
+                fx, fy, new GaussianLikelihood(), shapes));
+        }
+        return problems;
+    }
+
+    private static object StepPart(Args args, StringBuilder md, Action<object> savePartial)
+    {
+        var problems = Problems(args.Problems, out var data, out var dataNote);
+        using var _ = data;
+        md.AppendLine("## Step time over an SGD step").AppendLine();
+        md.AppendLine(string.Create(Inv, $"Interleaved rounds in one process: each round, every configuration takes a block of {StepConfigs.InversePeriod} steps (one inverse period) and a GEMM of the first layer's shape is timed; "));
+        md.AppendLine(string.Create(Inv, $"ratio = median over {args.Rounds} rounds of (block time / SGD's block time in that round), p10–p90 in brackets; one untimed warm-up round. "));
+        md.AppendLine("SGD: torch.optim.SGD, momentum 0.9. Natural-gradient settings: momentum 0.9, constant damping 0.01, empirical Fisher, no KL clip, ");
+        md.AppendLine($"K-FAC/EKFAC inverses every {StepConfigs.InversePeriod} steps (kfac: Cholesky; kfac-eigen: eigh), Hessian-free exactly {StepConfigs.CgIterations} CG iterations. ");
+        md.AppendLine("optimizer = `NaturalGradientDescent.Step`; preconditioner = `Backward` + `Precondition` + torch.optim.SGD. ");
+        md.AppendLine("FLOP floor = (SGD step as measured + the method's extra flops at the measured GEMM rate) / SGD step (bench/NaturalGradient.Bench/Perf/FlopModel.cs).");
+        md.AppendLine($"MLP inputs: {dataNote}; figure-5 nets: synthetic regression (16 inputs, 1 output).").AppendLine();
+        var all = new List<object>();
+        var summary = new Dictionary<string, List<(string Problem, StepFigure F)>>();
+        foreach (var p in problems)
+        {
+            var methods = p.Group == "mlp"
+                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-eigen", "ekfac", "hf" }
+                : new[] { "tengrad", "kfac" };
+            Console.WriteLine($"{p.Name}:");
+            var (figures, rate) = InterleavedSteps.Run(p, methods, bothPaths: true, args.Rounds, StepConfigs.InversePeriod, Console.WriteLine);
+            double sgdMs = figures.First(f => f.Method == "sgd").MedianMs;
+            md.AppendLine(string.Create(Inv, $"### {p.Name}")).AppendLine();
+            md.AppendLine(string.Create(Inv, $"SGD step {sgdMs:F2} ms (median over rounds); GEMM rate {rate:F1} GFLOP/s (float32, {p.Batch} × {p.Layers[0].InBar} · {p.Layers[0].InBar} × {p.Layers[0].Out}).")).AppendLine();
+            md.AppendLine("| method | path | step (ms) | step / SGD step [p10–p90] | FLOP floor | ratio / floor | extra GFLOP per step |");
+            md.AppendLine("|---|---|---:|---:|---:|---:|---:|");
+            foreach (var f in figures)
+            {
+                string floor = f.FloorRatio is { } fl ? fl.ToString("F2", Inv) : "–";
+                string over = f.FloorRatio is { } fl2 ? (f.RatioToSgd / fl2).ToString("F2", Inv) : "–";
+                md.AppendLine(string.Create(Inv, $"| {f.Method} | {f.Path} | {f.MedianMs:F2} | {f.RatioToSgd:F2} [{f.RatioP10:F2}–{f.RatioP90:F2}] | {floor} | {over} | {f.ExtraGflop:F3} |"));
+                Console.WriteLine(string.Create(Inv, $"  {f.Label,-28} {f.RatioToSgd,6:F2}× sgd [{f.RatioP10:F2}–{f.RatioP90:F2}]  floor {floor}"));
+                all.Add(new
+                {
+                    problem = p.Name, group = p.Group, batch = p.Batch, method = f.Method, path = f.Path, median_ms = f.MedianMs, ratio_to_sgd = f.RatioToSgd,
+                    ratio_p10 = f.RatioP10, ratio_p90 = f.RatioP90, flop_floor = f.FloorRatio, extra_gflop = f.ExtraGflop, gemm_gflops = rate, sgd_ms = sgdMs, rounds = f.Rounds,
+                });
+                if (!summary.TryGetValue(f.Label, out var list)) summary[f.Label] = list = new();
+                list.Add((p.Name, f));
+            }
+            md.AppendLine();
+            // Optimizer path over preconditioner path, per method.
+            foreach (var method in figures.Select(f => f.Method).Distinct())
+            {
+                var o = figures.FirstOrDefault(f => f.Method == method && f.Path == "optimizer");
+                var q = figures.FirstOrDefault(f => f.Method == method && f.Path == "preconditioner");
+                if (o is not null && q is not null)
+                    md.AppendLine(string.Create(Inv, $"- {method}: optimizer path / preconditioner path = {o.RatioToSgd / q.RatioToSgd:F2}"));
+            }
+            md.AppendLine();
+            savePartial(all);
+        }
+        md.AppendLine("### Figure-5 nets: flatness over depth").AppendLine();
+        md.AppendLine("| configuration | ratio at depth 1, 2, 4, 8, 16 | max / min |");
+        md.AppendLine("|---|---|---:|");
+        foreach (var (label, list) in summary)
+        {
+            var fig5 = list.Where(x => x.Problem.StartsWith("figure 5")).Select(x => x.F.RatioToSgd).ToList();
+            if (fig5.Count < 2 || label == "sgd") continue;
+            md.AppendLine(string.Create(Inv, $"| {label} | {string.Join(", ", fig5.Select(v => v.ToString("F2", Inv)))} | {fig5.Max() / fig5.Min():F2} |"));
+        }
+        md.AppendLine();
+        return all;
+    }
+
+    private static object AccuracyPart(Args args, StringBuilder md, Action<object> savePartial)
+    {
+        Dataset data;
+        try { data = DatasetCatalog.Load("fashion-mnist", new DataOptions()); }
+        catch (Exception e) when (e is IOException or ArgumentException or InvalidOperationException)
+        {
+            throw new ArgumentException($"the time-to-accuracy part needs Fashion-MNIST (apt-get install -y dataset-fashion-mnist): {e.Message.Split('\n')[0]}");
+        }
+        using var _ = data;
+        var ds = data.To(ScalarType.Float32);
+        md.AppendLine("## Time to 85 % and 88 % Fashion-MNIST test accuracy").AppendLine();
+        md.AppendLine(string.Create(Inv, $"MLP 784-512-512-10 (ReLU, float32), batch {TimeToAccuracy.Batch}, {args.Threads} torch threads, at most {args.Epochs} epochs; only the steps are timed, "));
+        md.AppendLine(string.Create(Inv, $"test accuracy (10,000 images) every {TimeToAccuracy.EvalEvery} steps outside the timer; same initial weights and batch order for every run. "));
+        md.AppendLine("Momentum 0.9 (Adam β = 0.9, 0.999); natural-gradient methods: empirical Fisher, damping 0.01, KL clip 1e-3, inverses every 10 steps (K-FAC: Cholesky), HF 10 CG iterations. ");
+        md.AppendLine(args.FullGrid
+            ? "Each method: the best (least time to 85 %, then to 88 %) of its learning-rate grid."
+            : "Quick run: one learning rate per method (the middle of its grid), not the best of the grid.");
+        md.AppendLine().AppendLine("| method | lr grid | best lr | time to 85 % (s) | steps | time to 88 % (s) | steps | best test acc. | 85 % time / Adam's | 88 % time / Adam's |");
+        md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        var runs = new List<AccuracyRun>();
+        var best = new Dictionary<string, AccuracyRun>();
+        foreach (var method in args.AccuracyMethods)
+        {
+            var grid = TimeToAccuracy.Grid[method];
+            var lrs = args.FullGrid ? grid : new[] { grid[grid.Length / 2] };
+            foreach (var lr in lrs)
+            {
+                var run = TimeToAccuracy.Train(ds, method, lr, args.Epochs, Console.WriteLine);
+                runs.Add(run);
+                Console.WriteLine(string.Create(Inv, $"{method} lr {lr:G3}: 85 % after {Fmt(run.SecondsTo85)} s ({run.StepsTo85?.ToString() ?? "–"} steps), 88 % after {Fmt(run.SecondsTo88)} s; best {run.BestTestAccuracy:P1}{(run.Note is null ? "" : "; " + run.Note)}"));
+                if (!best.TryGetValue(method, out var b) || Better(run, b)) best[method] = run;
+                savePartial(runs.Select(RunJson).ToList());
+            }
+        }
+        best.TryGetValue("adam", out var adam);
+        foreach (var method in args.AccuracyMethods)
+        {
+            var r = best[method];
+            string Ratio(double? t, double? a) => t is { } x && a is { } y ? (x / y).ToString("F2", Inv) : "–";
+            md.AppendLine(string.Create(Inv,
+                $"| {method} | {string.Join(", ", TimeToAccuracy.Grid[method].Select(v => v.ToString("G3", Inv)))} | {r.LearningRate:G3} | {Fmt(r.SecondsTo85)} | {r.StepsTo85?.ToString() ?? "–"} | {Fmt(r.SecondsTo88)} | {r.StepsTo88?.ToString() ?? "–"} | {r.BestTestAccuracy:P1} | {Ratio(r.SecondsTo85, adam?.SecondsTo85)} | {Ratio(r.SecondsTo88, adam?.SecondsTo88)} |"));
+        }
+        md.AppendLine();
+        return runs.Select(RunJson).ToList();
+
+        object RunJson(AccuracyRun r) => new
+        {
+            method = r.Method, lr = r.LearningRate, seconds_to_85 = r.SecondsTo85, steps_to_85 = r.StepsTo85, seconds_to_88 = r.SecondsTo88, steps_to_88 = r.StepsTo88,
+            best_test_accuracy = r.BestTestAccuracy, steps = r.Steps, train_seconds = r.TrainSeconds, note = r.Note,
+            best_of_grid = best.TryGetValue(r.Method, out var b) && ReferenceEquals(b, r),
+            curve = r.Curve.Select(c => new { step = c.Step, seconds = c.Seconds, test_accuracy = c.Accuracy }),
+        };
+    }
+
+    private static bool Better(AccuracyRun a, AccuracyRun b) =>
+        (a.SecondsTo85 ?? double.MaxValue, a.SecondsTo88 ?? double.MaxValue, -a.BestTestAccuracy).CompareTo(
+            (b.SecondsTo85 ?? double.MaxValue, b.SecondsTo88 ?? double.MaxValue, -b.BestTestAccuracy)) < 0;
+
+    private static string Fmt(double? v) => v is { } x ? x.ToString("F1", Inv) : "–";
+}

@@ -1,0 +1,117 @@
+using NaturalGradient.Curvature;
+using NaturalGradient.Curvature.HessianFree;
+using NaturalGradient.Curvature.Kfac;
+using NaturalGradient.Likelihoods;
+using NaturalGradient.Optim;
+using NaturalGradient.Preconditioning;
+using NaturalGradient.Training;
+using NaturalGradient.Training.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Bench.Perf;
+
+/// <summary>One timed configuration: a method on one path, with its own model (same initial weights for all).</summary>
+internal sealed class StepConfig : IDisposable
+{
+    private readonly List<IDisposable> _owned = new();
+
+    public required string Method { get; init; }
+    public required string Path { get; init; }                // "sgd" (the reference), "optimizer" or "preconditioner"
+    public required Action<Tensor, Tensor> Step { get; init; }
+    public string Label => Path is "optimizer" or "preconditioner" ? $"{Method} ({Path})" : Method;
+
+    public T Own<T>(T d) where T : IDisposable { _owned.Add(d); return d; }
+
+    public void Dispose()
+    {
+        for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
+    }
+}
+
+/// <summary>
+/// Builds the configurations the benchmark times: SGD with momentum 0.9 (torch.optim.SGD, the reference), Adam, and
+/// every natural-gradient method both through <see cref="NaturalGradientDescent.Step"/> ("optimizer" path) and through
+/// <see cref="NaturalGradientPreconditioner"/> followed by torch.optim.SGD ("preconditioner" path). Settings: momentum
+/// 0.9, constant damping 0.01, empirical Fisher, no KL clip, K-FAC/EKFAC inverses every 10 steps (K-FAC: Cholesky, and
+/// eigh as "kfac-eigen"), Hessian-free exactly 10 CG iterations (tolerance 1e-10, no warm start).
+/// </summary>
+internal static class StepConfigs
+{
+    public const int InversePeriod = 10, CgIterations = 10;
+    public static readonly string[] NaturalGradientMethods = { "diag", "tengrad", "kfac", "kfac-eigen", "ekfac", "hf" };
+
+    public static PreconditionerOptions Options(string method) => new()
+    {
+        Structure = method switch
+        {
+            "diag" => CurvatureStructure.Diagonal,
+            "tengrad" => CurvatureStructure.Tengrad,
+            "kfac" or "kfac-eigen" => CurvatureStructure.Kfac,
+            "ekfac" => CurvatureStructure.Ekfac,
+            "hf" => CurvatureStructure.HessianFree,
+            _ => throw new ArgumentException($"unknown method '{method}'"),
+        },
+        Damping = 1e-2,
+        Kfac = new KfacOptions
+        {
+            InverseUpdatePeriod = InversePeriod,
+            InverseMethod = method == "kfac-eigen" ? KfacInverseMethod.Eigen : KfacInverseMethod.Cholesky,
+        },
+        HessianFree = new HessianFreeOptions { MaxIterations = CgIterations, RelativeTolerance = 1e-10, WarmStart = false },
+    };
+
+    public static List<StepConfig> Build(Func<nn.Module<Tensor, Tensor>> model, ILikelihood likelihood, IReadOnlyList<string> methods, bool bothPaths)
+    {
+        const double lr = 1e-3, momentum = 0.9;
+        var configs = new List<StepConfig>();
+
+        {
+            var net = model();
+            var sgd = optim.SGD(net.parameters(), lr, momentum);
+            var c = new StepConfig
+            {
+                Method = "sgd", Path = "sgd",
+                Step = (x, y) => { sgd.zero_grad(); likelihood.Loss(net.call(x), y).backward(); sgd.step(); },
+            };
+            c.Own(net); c.Own(sgd);
+            configs.Add(c);
+        }
+        if (methods.Contains("adam"))
+        {
+            var net = model();
+            var adam = optim.Adam(net.parameters(), lr);
+            var c = new StepConfig
+            {
+                Method = "adam", Path = "sgd",
+                Step = (x, y) => { adam.zero_grad(); likelihood.Loss(net.call(x), y).backward(); adam.step(); },
+            };
+            c.Own(net); c.Own(adam);
+            configs.Add(c);
+        }
+        foreach (var method in NaturalGradientMethods.Where(methods.Contains))
+        {
+            {
+                var net = model();
+                var ngd = new NaturalGradientDescent(net, likelihood, new NaturalGradientOptions { LearningRate = lr, Momentum = momentum, Preconditioner = Options(method) });
+                var c = new StepConfig { Method = method, Path = "optimizer", Step = (x, y) => ngd.Step(x, y) };
+                c.Own(net); c.Own(ngd);
+                configs.Add(c);
+            }
+            if (!bothPaths) continue;
+            {
+                var net = model();
+                var pre = new NaturalGradientPreconditioner(net, likelihood, Options(method));
+                var sgd = optim.SGD(net.parameters(), lr, momentum);
+                var c = new StepConfig
+                {
+                    Method = method, Path = "preconditioner",
+                    Step = (x, y) => { sgd.zero_grad(); pre.Backward(net.call(x), y); pre.Precondition(); sgd.step(); },
+                };
+                c.Own(net); c.Own(pre); c.Own(sgd);
+                configs.Add(c);
+            }
+        }
+        return configs;
+    }
+}

@@ -1,0 +1,201 @@
+using NaturalGradient.Curvature;
+using NaturalGradient.Curvature.Kfac;
+using NaturalGradient.Damping;
+using NaturalGradient.Fisher;
+using NaturalGradient.Likelihoods;
+using NaturalGradient.Optim;
+using NaturalGradient.Preconditioning;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace NaturalGradient.Tests.Lifecycle;
+
+/// <summary>
+/// state_dict()/load_state_dict() of the natural-gradient optimiser and preconditioner: a user loop interrupted
+/// after k steps, saved to bytes, and resumed in a fresh model/optimiser takes exactly the steps of the loop that
+/// never stopped (bitwise equal weights), for every structure that keeps state across steps.
+/// </summary>
+[Collection("Torch")]
+public class OptimizerStateTests
+{
+    private const int Steps = 9, StopAfter = 4, Batch = 8;
+
+    private static (Tensor X, Tensor Y) Data()
+    {
+        var teacher = TestModels.Mlp(new[] { 4, 6, 3 }, seed: 50);
+        var x = TestModels.Inputs(40, 4, seed: 51);
+        using var _ = no_grad();
+        return (x, teacher.call(x).argmax(1));
+    }
+
+    private static NaturalGradientOptions Options(CurvatureStructure structure, KfacInverseMethod inverse) => new()
+    {
+        LearningRate = 0.3,
+        Momentum = 0.9,
+        DampingSchedule = DampingSchedule.LevenbergMarquardt,
+        Preconditioner = new PreconditionerOptions
+        {
+            Structure = structure,
+            Fisher = FisherKind.MonteCarlo,
+            Damping = 1e-2,
+            Seed = 7,
+            Kfac = new KfacOptions { FactorDecay = 0.9, InverseUpdatePeriod = 3, FactorUpdatePeriod = 1, InverseMethod = inverse },
+        },
+    };
+
+    /// <summary>Steps [from, to) of the fixed batch schedule.</summary>
+    private static void Run(NaturalGradientDescent ngd, Tensor x, Tensor y, int from, int to)
+    {
+        for (int s = from; s < to; s++)
+        {
+            using var scope = NewDisposeScope();
+            long start = (s * Batch) % x.shape[0];
+            ngd.Step(x.narrow(0, start, Batch), y.narrow(0, start, Batch));
+        }
+    }
+
+    private static byte[] Save(NaturalGradientStateDict state)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) state.save(w);
+        return stream.ToArray();
+    }
+
+    private static NaturalGradientStateDict Load(byte[] bytes)
+    {
+        using var r = new BinaryReader(new MemoryStream(bytes));
+        return NaturalGradientStateDict.load(r);
+    }
+
+    [Theory]
+    [InlineData(CurvatureStructure.Kfac, KfacInverseMethod.Eigen)]
+    [InlineData(CurvatureStructure.Kfac, KfacInverseMethod.Cholesky)]
+    [InlineData(CurvatureStructure.Ekfac, KfacInverseMethod.Eigen)]
+    [InlineData(CurvatureStructure.HessianFree, KfacInverseMethod.Eigen)]
+    [InlineData(CurvatureStructure.Tengrad, KfacInverseMethod.Eigen)]
+    [InlineData(CurvatureStructure.Exact, KfacInverseMethod.Eigen)]
+    public void Interrupted_and_resumed_loop_equals_the_uninterrupted_one(CurvatureStructure structure, KfacInverseMethod inverse)
+    {
+        var (x, y) = Data();
+        var lik = new CategoricalLikelihood();
+
+        var straight = TestModels.Mlp(new[] { 4, 6, 3 }, seed: 3);
+        using (var ngd = new NaturalGradientDescent(straight, lik, Options(structure, inverse))) Run(ngd, x, y, 0, Steps);
+
+        var first = TestModels.Mlp(new[] { 4, 6, 3 }, seed: 3);
+        byte[] optimizerBytes;
+        var weights = new Dictionary<string, Tensor>();
+        using (var ngd = new NaturalGradientDescent(first, lik, Options(structure, inverse)))
+        {
+            Run(ngd, x, y, 0, StopAfter);
+            using var state = ngd.state_dict();
+            optimizerBytes = Save(state);
+            foreach (var (name, p) in first.named_parameters()) weights[name] = p.detach().clone();
+        }
+
+        var resumed = TestModels.Mlp(new[] { 4, 6, 3 }, seed: 99); // other initial weights: all must come from the state
+        using (no_grad())
+            foreach (var (name, p) in resumed.named_parameters()) p.copy_(weights[name]);
+        using (var ngd = new NaturalGradientDescent(resumed, lik, Options(structure, inverse)))
+        {
+            using (var state = Load(optimizerBytes)) ngd.load_state_dict(state);
+            Run(ngd, x, y, StopAfter, Steps);
+        }
+
+        var expected = straight.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        foreach (var (name, p) in resumed.named_parameters())
+            Assert.True(p.eq(expected[name]).all().item<bool>(), $"{structure}: parameter {name} differs after resume");
+    }
+
+    [Fact]
+    public void Preconditioner_with_a_torch_optimiser_resumes_exactly()
+    {
+        var (x, y) = Data();
+        var lik = new CategoricalLikelihood();
+        var options = Options(CurvatureStructure.Kfac, KfacInverseMethod.Eigen).Preconditioner;
+
+        void Loop(Module<Tensor, Tensor> model, NaturalGradientPreconditioner p, optim.Optimizer opt, int from, int to)
+        {
+            for (int s = from; s < to; s++)
+            {
+                using var scope = NewDisposeScope();
+                long start = (s * Batch) % x.shape[0];
+                opt.zero_grad();
+                p.Backward(model.call(x.narrow(0, start, Batch)), y.narrow(0, start, Batch));
+                p.Precondition();
+                opt.step();
+            }
+        }
+
+        var straight = TestModels.Mlp(new[] { 4, 6, 3 }, seed: 3);
+        using (var p = new NaturalGradientPreconditioner(straight, lik, options))
+        using (var opt = optim.Adam(straight.parameters(), 0.05))
+            Loop(straight, p, opt, 0, Steps);
+
+        var first = TestModels.Mlp(new[] { 4, 6, 3 }, seed: 3);
+        byte[] preconditionerBytes, adamBytes;
+        using (var p = new NaturalGradientPreconditioner(first, lik, options))
+        using (var opt = optim.Adam(first.parameters(), 0.05))
+        {
+            Loop(first, p, opt, 0, StopAfter);
+            using var state = p.state_dict();
+            preconditionerBytes = Save(state);
+            using var stream = new MemoryStream();
+            using (var w = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) ((TorchSharp.Modules.OptimizerHelper)opt).save_state_dict(w);
+            adamBytes = stream.ToArray();
+        }
+
+        var resumed = TestModels.Mlp(new[] { 4, 6, 3 }, seed: 99);
+        using (no_grad())
+            foreach (var ((_, to), (_, from)) in resumed.named_parameters().Zip(first.named_parameters())) to.copy_(from);
+        using (var p = new NaturalGradientPreconditioner(resumed, lik, options))
+        using (var opt = optim.Adam(resumed.parameters(), 0.05))
+        {
+            using (var state = Load(preconditionerBytes)) p.load_state_dict(state);
+            using (var r = new BinaryReader(new MemoryStream(adamBytes))) ((TorchSharp.Modules.OptimizerHelper)opt).load_state_dict(r);
+            Loop(resumed, p, opt, StopAfter, Steps);
+        }
+
+        foreach (var ((name, a), (_, b)) in resumed.named_parameters().Zip(straight.named_parameters()))
+            Assert.True(a.eq(b).all().item<bool>(), $"parameter {name} differs after resume");
+    }
+
+    [Fact]
+    public void A_state_of_another_structure_is_refused_and_nothing_changes()
+    {
+        var (x, y) = Data();
+        var lik = new CategoricalLikelihood();
+        var model = TestModels.Mlp(new[] { 4, 6, 3 }, seed: 3);
+        using var kfac = new NaturalGradientDescent(model, lik, Options(CurvatureStructure.Kfac, KfacInverseMethod.Eigen));
+        Run(kfac, x, y, 0, 2);
+        using var state = kfac.state_dict();
+
+        var other = TestModels.Mlp(new[] { 4, 6, 3 }, seed: 3);
+        using var ekfac = new NaturalGradientDescent(other, lik, Options(CurvatureStructure.Ekfac, KfacInverseMethod.Eigen));
+        var e = Assert.Throws<InvalidDataException>(() => ekfac.load_state_dict(state));
+        Assert.Equal("the state is for curvature structure 'Kfac', but this preconditioner has 'Ekfac'", e.Message);
+        Assert.Equal(0, ekfac.Preconditioner.StepCount);
+
+        var wider = TestModels.Mlp(new[] { 4, 7, 3 }, seed: 3);
+        using var kfac2 = new NaturalGradientDescent(wider, lik, Options(CurvatureStructure.Kfac, KfacInverseMethod.Eigen));
+        e = Assert.Throws<InvalidDataException>(() => kfac2.load_state_dict(state));
+        Assert.Equal("the state is for covered layers 'fc0:6x5,fc1:3x7', but this preconditioner has 'fc0:7x5,fc1:3x8'", e.Message);
+    }
+
+    [Fact]
+    public void A_truncated_state_is_refused_with_one_line()
+    {
+        var (x, y) = Data();
+        var model = TestModels.Mlp(new[] { 4, 6, 3 }, seed: 3);
+        using var ngd = new NaturalGradientDescent(model, new CategoricalLikelihood(), Options(CurvatureStructure.Kfac, KfacInverseMethod.Eigen));
+        Run(ngd, x, y, 0, 2);
+        using var state = ngd.state_dict();
+        var bytes = Save(state);
+        foreach (int keep in new[] { 0, 10, bytes.Length / 2, bytes.Length - 1 })
+        {
+            var e = Assert.Throws<InvalidDataException>(() => Load(bytes[..keep]).Dispose());
+            Assert.DoesNotContain("\n", e.Message);
+        }
+    }
+}
