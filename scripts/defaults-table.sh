@@ -20,7 +20,8 @@ run() {   # run DIR ARGS...: one natgrad train run into DIR, its command in DIR/
   mkdir -p "$dir"
   echo "$cmd" > "$dir/command.txt"
   if [[ $code != 0 ]]; then echo "exit $code: $err" > "$dir/refused.txt"; fi
-  rm -f "$dir/steps.csv"   # kept small: epochs.csv, config.json and metrics.json stay
+  # kept small: epochs.csv, config.json and metrics.json stay
+  rm -f "$dir/steps.csv" "$dir/model.pt" "$dir/model.json" "$dir/checkpoint.ngck" "$dir/run.json"
 }
 
 row() {   # row DATA METHOD DIR: one Markdown table row
