@@ -48,6 +48,7 @@ internal static class SettingsBinder
             HfMaxIterations = p.GetValue(o.HfIters) ?? d.HfMaxIterations,
             HfTolerance = Pick(p, o.HfTol, d.HfTolerance),
             MaxExactParameters = Pick(p, o.MaxExactParams, d.MaxExactParameters),
+            DiagnosticsEvery = Pick(p, o.DiagnosticsEvery, d.DiagnosticsEvery),
         };
     }
 

@@ -78,6 +78,7 @@ public static class MethodDefaults
         {
             nameof(OptimizerSettings.Momentum), nameof(OptimizerSettings.Damping), nameof(OptimizerSettings.DampingSchedule),
             nameof(OptimizerSettings.KlClip), nameof(OptimizerSettings.MetricSource), nameof(OptimizerSettings.ReportPredictedKl),
+            nameof(OptimizerSettings.DiagnosticsEvery),
         });
         // Hessian-free multiplies by the Gauss-Newton matrix; Fisher statistics feed only its diagonal preconditioner.
         bool fisherStatistics = name != "hf" || settings.HfDiagonalPreconditioner;

@@ -17,7 +17,11 @@ namespace NaturalGradient.Training;
 /// <param name="Skipped">The method did not apply the update.</param>
 /// <param name="CurvatureMs">Part of <paramref name="StepMs"/> spent in curvature work, if the method reports it.</param>
 public sealed record StepMetrics(long Step, int Epoch, double Loss, double LearningRate, double? Damping, double? Rho,
-    double? PredictedKl, int? SolverIterations, double StepMs, double? RssMb, bool Skipped, double? CurvatureMs = null);
+    double? PredictedKl, int? SolverIterations, double StepMs, double? RssMb, bool Skipped, double? CurvatureMs = null)
+{
+    /// <summary>Per-layer approximation diagnostics of this step (a row each in approximation.csv), or null.</summary>
+    public IReadOnlyList<NaturalGradient.Diagnostics.LayerApproximation>? Approximation { get; init; }
+}
 
 /// <summary>Full-set evaluation after an epoch (a row of epochs.csv). Epoch 0 is the untrained model.</summary>
 /// <param name="Epoch">Completed epochs (0 = before training).</param>

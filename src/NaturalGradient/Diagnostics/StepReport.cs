@@ -1,3 +1,4 @@
+using NaturalGradient.Preconditioning;
 using NaturalGradient.Solvers;
 
 namespace NaturalGradient.Diagnostics;
@@ -15,8 +16,10 @@ namespace NaturalGradient.Diagnostics;
 /// (and when the model predicts no decrease).
 /// </param>
 /// <param name="PredictedKl">½ uᵀMu of the applied step u, with the undamped metric M (seed 000 eq 29); NaN when skipped.</param>
-/// <param name="Applied">False when the solve was non-finite and the weights were left unchanged (a skipped step).</param>
-public sealed record StepReport(double Loss, double Damping, double Rho, double PredictedKl, bool Applied)
+/// <param name="Applied">False when the step was skipped: weights, momentum and damping were left unchanged.</param>
+/// <param name="Rejection">Why it was skipped (<see cref="StepRejection.None"/> when applied).</param>
+public sealed record StepReport(double Loss, double Damping, double Rho, double PredictedKl, bool Applied,
+    StepRejection Rejection = StepRejection.None)
 {
     /// <summary>1-based index of this step among the optimiser's steps (applied or skipped).</summary>
     public long Step { get; init; }

@@ -43,9 +43,9 @@ public class DefaultsTests
     [InlineData("adam", new[] { "--momentum", "0.5" },
         "natgrad: error: --momentum does not apply to adam (it reads --lr, --weight-decay, --lr-decay, --beta1, --beta2, --eps)")]
     [InlineData("tengrad", new[] { "--inverse-period", "5" },
-        "natgrad: error: --inverse-period does not apply to tengrad (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --mc-samples, --metric, --metric-form, --kl-clip)")]
+        "natgrad: error: --inverse-period does not apply to tengrad (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --mc-samples, --metric, --metric-form, --kl-clip, --diagnostics-every)")]
     [InlineData("ekfac", new[] { "--kfac-inverse", "cholesky" },
-        "natgrad: error: --kfac-inverse does not apply to ekfac (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --mc-samples, --metric, --inverse-period, --factor-period, --factor-decay, --kl-clip)")]
+        "natgrad: error: --kfac-inverse does not apply to ekfac (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --mc-samples, --metric, --inverse-period, --factor-period, --factor-decay, --kl-clip, --diagnostics-every)")]
     public void Train_OptionTheMethodDoesNotRead_IsAnError(string method, string[] extra, string expected)
     {
         var dir = CliHarness.TempDir();
