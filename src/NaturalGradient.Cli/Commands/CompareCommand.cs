@@ -5,6 +5,7 @@ using NaturalGradient.Cli.Reports;
 using NaturalGradient.Curvature;
 using NaturalGradient.Training.Experiments.Compare;
 using NaturalGradient.Training;
+using NaturalGradient.Training.TensorBoard;
 
 namespace NaturalGradient.Cli.Commands;
 
@@ -27,7 +28,7 @@ internal static class CompareCommand
 
     private static int Execute(CliContext ctx, ParseResult parse, CompareOptions o)
     {
-        var config = TrainBinder.Bind(parse, o.Train, DateTime.Now);
+        var config = TrainBinder.Bind(parse, o.Train, DateTime.Now, checkMethodOptions: false);
         bool quick = parse.GetValue(o.Quick);
         var optimizers = parse.GetValue(o.Optimizers)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(s => s.ToLowerInvariant()).Distinct().ToList();
@@ -43,6 +44,8 @@ internal static class CompareCommand
         int epochs = quick && parse.GetResult(o.Train.Epochs) is not { Implicit: false } ? 5 : config.Trainer.Epochs;
         string outDir = parse.GetResult(o.Train.Out) is { Implicit: false } ? config.OutDir : Path.Combine("runs", $"compare-{Path.GetFileNameWithoutExtension(config.Data)}");
 
+        var methodSettings = MethodSettings(parse, o.Train, optimizers, ctx.Out);
+        TensorBoardLog.EnsureFolder(config.TensorBoardDir);
         using var data = ctx.LoadData(config.Data, config.DataOptions);
         try { config.Model.ValidateFor(data.InputShape); }
         catch (ArgumentOutOfRangeException e) { throw new UsageException(TrainBinder.Describe(e, o.Train) + $" ('{config.Data}')"); }
@@ -55,16 +58,23 @@ internal static class CompareCommand
         foreach (var spec in specs)
         {
             ctx.Cancellation.ThrowIfCancellationRequested();
-            var settings = config.Optimizer with { Name = spec.Optimizer, LearningRate = spec.LearningRate };
+            var settings = methodSettings[spec.Optimizer] with { LearningRate = spec.LearningRate };
             var trainer = config.Trainer with { BatchSize = spec.BatchSize, Seed = spec.Seed, Epochs = epochs };
             string key = RunKey.For(Canonical(config, settings, trainer));
             var result = cache.TryLoad(key);
             bool cached = result is not null;
-            if (result is null)
+            using (var tensorBoard = TensorBoardLog.Open(config.TensorBoardDir is { } tbDir
+                       ? Path.Combine(tbDir, TensorBoardLog.RunName(spec.Optimizer, spec.LearningRate, spec.Seed, spec.BatchSize)) : null))
             {
-                result = CompareRunner.Run(spec, config.Model, settings, trainer, data, ctx.Catalog, ctx.Cancellation);
-                cache.Save(key, result);
-                computed++;
+                if (result is null)
+                {
+                    result = CompareRunner.Run(spec, config.Model, settings, trainer, data, ctx.Catalog, ctx.Cancellation,
+                        tensorBoard is null ? null : new TensorBoardProgress(tensorBoard));
+                    cache.Save(key, result);
+                    computed++;
+                }
+                else if (tensorBoard is not null)
+                    TensorBoardLog.WriteCurve(tensorBoard, result.Curve);
             }
             results.Add(result);
             ctx.Out.WriteLine(FormattableString.Invariant(
@@ -78,11 +88,35 @@ internal static class CompareCommand
         ComparePlots.Write(outDir, cells, best, batchSizes);
         var report = CompareReport.Render(new CompareReport.Context(
             Data: data.Name, Model: config.Model.ToString(), Epochs: epochs, Seeds: seeds, BatchSizes: batchSizes, Criterion: criterion,
-            BaseSettings: config.Optimizer.ToString(), Command: "natgrad " + string.Join(' ', parse.Tokens.Select(t => t.Value)),
+            BaseSettings: string.Join("; ", methodSettings.Values.Select(v => v.ToString())), Command: "natgrad " + string.Join(' ', parse.Tokens.Select(t => t.Value)),
             Grid: grid), cells, best);
         AtomicFile.WriteText(Path.Combine(outDir, "report.md"), report);
         ctx.Out.WriteLine($"compare: {computed} runs computed, {specs.Count - computed} cached; wrote report.md, runs.csv, curves.csv, compare.json and plots to {outDir}");
         return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// Each compared method's settings (its defaults with the given options on top). A given option that no compared
+    /// method reads is an error; one that only some read gets a one-line note.
+    /// </summary>
+    private static Dictionary<string, OptimizerSettings> MethodSettings(ParseResult parse, TrainOptions o, IReadOnlyList<string> optimizers, TextWriter output)
+    {
+        bool tensorBoard = SettingsBinder.Given(parse, o.TensorBoard);
+        var settings = optimizers.ToDictionary(m => m, m => SettingsBinder.Bind(parse, o, m) with { ReportPredictedKl = tensorBoard });
+        var unused = optimizers.SelectMany(m => SettingsBinder.NotApplicable(parse, o, settings[m]).Select(option => (option, m)))
+            .GroupBy(x => x.option, x => x.m);
+        foreach (var g in unused)
+        {
+            if (g.Count() == optimizers.Count)
+                throw new UsageException($"{g.Key} does not apply to any compared method ({string.Join(", ", optimizers)})");
+            output.WriteLine($"note: {g.Key} does not apply to {string.Join(", ", g)} (used by the others)");
+        }
+        foreach (var s in settings.Values)
+        {
+            try { s.Validate(); }
+            catch (ArgumentOutOfRangeException e) { throw new UsageException(TrainBinder.Describe(e, o)); }
+        }
+        return settings;
     }
 
     private static string Describe(CompareRunResult r) => r.Status switch

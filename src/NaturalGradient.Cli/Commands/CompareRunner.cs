@@ -11,12 +11,12 @@ namespace NaturalGradient.Cli.Commands;
 internal static class CompareRunner
 {
     public static CompareRunResult Run(CompareRunSpec spec, ModelSpec model, OptimizerSettings settings, TrainerOptions options,
-        Dataset data, OptimizerCatalog catalog, CancellationToken cancellation)
+        Dataset data, OptimizerCatalog catalog, CancellationToken cancellation, ITrainingProgress? progress = null)
     {
         try
         {
             settings.Validate();
-            var result = new Trainer(model, settings, options, catalog).Run(data, null, cancellation);
+            var result = new Trainer(model, settings, options, catalog).Run(data, progress, cancellation);
             return From(spec, result, RunStatus.Finished, null);
         }
         catch (TrainingDivergedException e)

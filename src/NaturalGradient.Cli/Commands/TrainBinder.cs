@@ -11,7 +11,8 @@ internal static class TrainBinder
 {
     /// <summary>Builds and validates the run configuration.</summary>
     /// <exception cref="UsageException">An option value out of range, named by its option.</exception>
-    public static TrainConfig Bind(ParseResult p, TrainOptions o, DateTime now)
+    /// <param name="checkMethodOptions">Refuse options the chosen method does not read (train); compare checks per method.</param>
+    public static TrainConfig Bind(ParseResult p, TrainOptions o, DateTime now, bool checkMethodOptions = true)
     {
         var data = p.GetValue(o.Data)?.Trim() is { Length: > 0 } d ? d : throw new UsageException($"{o.Data.Name} is required (or {o.Resume.Name} DIR to continue a run)");
         var seed = p.GetValue(o.Seed);
@@ -34,37 +35,7 @@ internal static class TrainBinder
             Hidden = ModelSpecParser.ParseHidden(p.GetValue(o.Hidden) ?? ""),
             Activation = ModelSpecParser.ParseActivation(p.GetValue(o.Activation)!),
         };
-        var settings = new OptimizerSettings
-        {
-            Name = p.GetValue(o.Optimizer)!.Trim().ToLowerInvariant(),
-            LearningRate = p.GetValue(o.Lr),
-            Momentum = p.GetValue(o.Momentum),
-            WeightDecay = p.GetValue(o.WeightDecay),
-            LrDecay = LrSchedule.Parse(p.GetValue(o.LrDecay)!),
-            Beta1 = p.GetValue(o.Beta1),
-            Beta2 = p.GetValue(o.Beta2),
-            Eps = p.GetValue(o.Eps),
-            Damping = p.GetValue(o.Damping),
-            DampingSchedule = CliChoices.DampingSchedule(p.GetValue(o.DampingSchedule)!),
-            Fisher = CliChoices.Fisher(p.GetValue(o.Fisher)!),
-            McSamples = p.GetValue(o.McSamples),
-            MetricForm = CliChoices.MetricForm(p.GetValue(o.MetricForm)!),
-            MetricSource = CliChoices.Metric(p.GetValue(o.Metric)!),
-            UnlabeledCount = p.GetValue(o.UnlabeledCount),
-            InverseUpdatePeriod = p.GetValue(o.InversePeriod),
-            FactorUpdatePeriod = p.GetValue(o.FactorPeriod),
-            FactorDecay = p.GetValue(o.FactorDecay),
-            KfacInverse = CliChoices.KfacInverse(p.GetValue(o.KfacInverse)!),
-            KfacDamping = CliChoices.KfacDamping(p.GetValue(o.KfacDamping)!),
-            HfDiagonalPreconditioner = p.GetValue(o.HfDiagonal) || CliChoices.HfPreconditioner(p.GetValue(o.HfPreconditioner)!) == "diagonal",
-            HfKfacPreconditioner = CliChoices.HfPreconditioner(p.GetValue(o.HfPreconditioner)!) == "kfac",
-            KlClip = p.GetValue(o.KlClip),
-            HfSolver = CliChoices.HfSolver(p.GetValue(o.HfSolver)!),
-            HfMaxIterations = p.GetValue(o.HfIters),
-            HfTolerance = p.GetValue(o.HfTol),
-            MaxExactParameters = p.GetValue(o.MaxExactParams),
-            DiagnosticsEvery = p.GetValue(o.DiagnosticsEvery),
-        };
+        var settings = SettingsBinder.Bind(p, o, p.GetValue(o.Optimizer)!.Trim().ToLowerInvariant());
         var trainer = new TrainerOptions
         {
             Epochs = p.GetValue(o.Epochs),
@@ -75,8 +46,12 @@ internal static class TrainBinder
         };
         var outDir = NullIfEmpty(p.GetValue(o.Out))
             ?? Path.Combine("runs", $"{Slug(data)}-{settings.Name}-{now:yyyyMMdd-HHmmss}");
-        var config = new TrainConfig(data, dataOptions, model, settings, trainer, outDir);
+        var tensorBoard = NullIfEmpty(p.GetValue(o.TensorBoard));
+        if (tensorBoard is not null) settings = settings with { ReportPredictedKl = true };   // the predicted-KL series
+        var config = new TrainConfig(data, dataOptions, model, settings, trainer, outDir) { TensorBoardDir = tensorBoard };
         Validate(config, o);
+        if (checkMethodOptions && SettingsBinder.NotApplicable(p, o, settings) is { Count: > 0 } unused)
+            throw new UsageException(SettingsBinder.DescribeNotApplicable(unused, settings, o));
         return config;
     }
 

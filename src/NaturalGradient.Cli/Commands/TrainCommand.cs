@@ -4,6 +4,7 @@ using NaturalGradient.Cli.Rendering;
 using NaturalGradient.Training.Data;
 using NaturalGradient.Training.Models;
 using NaturalGradient.Training;
+using NaturalGradient.Training.TensorBoard;
 
 namespace NaturalGradient.Cli.Commands;
 
@@ -69,6 +70,7 @@ internal static class TrainCommand
     private static int Train(CliContext ctx, ParseResult parse, TrainOptions options, List<string> arguments, string? resumeDir, TrainingCheckpoint? resume)
     {
         var config = TrainBinder.Bind(parse, options, DateTime.Now);
+        TensorBoardLog.EnsureFolder(config.TensorBoardDir);
         if (resumeDir is not null) config = config with { OutDir = resumeDir };
         var every = NullIfEmpty(parse.GetValue(options.CheckpointEvery)) is { } text ? RunLifecycleOptions.ParseCheckpointEvery(text) : (null, null);
         if (resumeDir is null && string.IsNullOrWhiteSpace(parse.GetValue(options.Out))) config = config with { OutDir = RunFolder.Unused(config.OutDir) };
@@ -92,6 +94,8 @@ internal static class TrainCommand
             RunFolder.WriteRun(config.OutDir, arguments.Where(a => a != options.Force.Name).ToList());
             SavedModel.Describe(config.Model, data, config.Trainer.Dtype, config.DataOptions, config.Data).Save(config.OutDir);
         }
+        using var tensorBoard = TensorBoardLog.Open(config.TensorBoardDir);
+        var tensorBoardProgress = tensorBoard is null ? null : new TensorBoardProgress(tensorBoard);
         var console = ConsoleSetup.Create(ctx.Out, ctx.Interactive);
         string model = config.Model.ToString(), dataName = info.Name;
         var checkpoints = RunFolder.Plan(config.OutDir, every.Item1, every.Item2);
@@ -103,8 +107,8 @@ internal static class TrainCommand
             try
             {
                 result = ctx.Interactive
-                    ? LiveProgress.Run(console, model, dataName, progress => trainer.Run(data, new MetricsTee(stream, progress), ctx.Cancellation, checkpoints, resume))
-                    : trainer.Run(data, new MetricsTee(stream, new PlainProgress(ctx.Out, model, dataName)), ctx.Cancellation, checkpoints, resume);
+                    ? LiveProgress.Run(console, model, dataName, progress => trainer.Run(data, new MetricsTee(stream, new ProgressFanOut(progress, tensorBoardProgress)), ctx.Cancellation, checkpoints, resume))
+                    : trainer.Run(data, new MetricsTee(stream, new ProgressFanOut(new PlainProgress(ctx.Out, model, dataName), tensorBoardProgress)), ctx.Cancellation, checkpoints, resume);
             }
             catch (TrainingDivergedException e)
             {

@@ -14,6 +14,9 @@ namespace NaturalGradient.Cli.Commands;
 internal sealed record TrainConfig(string Data, DataOptions DataOptions, ModelSpec Model, OptimizerSettings Optimizer,
     TrainerOptions Trainer, string OutDir)
 {
+    /// <summary>Folder for TensorBoard event files (<c>--tensorboard</c>), or null.</summary>
+    public string? TensorBoardDir { get; init; }
+
     /// <summary>True when <see cref="Data"/> looks like a file path rather than a catalog name.</summary>
     public bool DataIsFile =>
         Path.GetExtension(Data).ToLowerInvariant() is ".csv" or ".tsv" or ".txt" or ".data"

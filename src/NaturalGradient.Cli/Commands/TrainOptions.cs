@@ -50,6 +50,8 @@ internal sealed class TrainOptions
         v => CliChoices.Dtype(v), helpName: "float32|float64");
     public Option<int?> Threads { get; } = CliOptions.OptionalInt("--threads", "Torch intra-op threads [default: torch's]");
     public Option<string> Out { get; } = CliOptions.Text("--out", "Output folder [default: runs/<data>-<optimizer>-<time>]", null, helpName: "dir");
+    public Option<string> TensorBoard { get; } = CliOptions.Text("--tensorboard",
+        "Also write TensorBoard event files into this folder (per step: loss, lr, damping, ρ, predicted KL, step time; per epoch: losses, accuracy)", null, helpName: "dir");
     public Option<bool> Force { get; } = new("--force") { Description = "Overwrite a run already in --out" };
     public Option<string> CheckpointEvery { get; } = CliOptions.Text("--checkpoint-every", "Checkpoint every N steps, or every N epochs with Ne (e.g. 500 or 2e); one is always written at the end and on Ctrl+C/SIGTERM", null,
         v => RunLifecycleOptions.ParseCheckpointEvery(v), helpName: "N|Ne");
@@ -57,8 +59,8 @@ internal sealed class TrainOptions
 
     // ---- first-order ----
     public Option<string> Optimizer { get; }
-    public Option<double> Lr { get; } = CliOptions.Double("--lr", "Learning rate (> 0)", Opt.LearningRate);
-    public Option<double> Momentum { get; } = CliOptions.Double("--momentum", "Momentum in [0, 1) (sgd and natural-gradient methods)", Opt.Momentum);
+    public Option<double?> Lr { get; } = CliOptions.OptionalDouble("--lr", "Learning rate (> 0) [default: per method, docs/DEFAULTS.md]");
+    public Option<double?> Momentum { get; } = CliOptions.OptionalDouble("--momentum", "Momentum in [0, 1) (sgd and natural-gradient methods) [default: per method]");
     public Option<double> WeightDecay { get; } = CliOptions.Double("--weight-decay", "L2 weight decay (≥ 0)", Opt.WeightDecay);
     public Option<string> LrDecay { get; } = CliOptions.Text("--lr-decay", "Per-epoch learning-rate decay: none, exp:GAMMA or step:EPOCHS:GAMMA", "none",
         v => LrSchedule.Parse(v), helpName: "schedule");
@@ -67,10 +69,10 @@ internal sealed class TrainOptions
     public Option<double> Eps { get; } = CliOptions.Double("--eps", "Adam ε (> 0)", Opt.Eps);
 
     // ---- natural gradient ----
-    public Option<double> Damping { get; } = CliOptions.Double("--damping", "Damping λ (> 0); initial value under lm", Opt.Damping);
-    public Option<string> DampingSchedule { get; } = CliOptions.Text("--damping-schedule", "constant, or lm (Levenberg–Marquardt)", "constant",
+    public Option<double?> Damping { get; } = CliOptions.OptionalDouble("--damping", "Damping λ (> 0); initial value under lm [default: per method]");
+    public Option<string> DampingSchedule { get; } = CliOptions.Text("--damping-schedule", "constant, or lm (Levenberg–Marquardt) [default: per method]", null,
         v => CliChoices.DampingSchedule(v), helpName: "constant|lm");
-    public Option<string> Fisher { get; } = CliOptions.Text("--fisher", "Fisher: empirical, mc (Monte-Carlo) or exact (GGN)", "empirical",
+    public Option<string> Fisher { get; } = CliOptions.Text("--fisher", "Fisher: empirical, mc (Monte-Carlo) or exact (GGN) [default: per method]", null,
         v => CliChoices.Fisher(v), helpName: "empirical|mc|exact");
     public Option<int> McSamples { get; } = CliOptions.Int("--mc-samples", "Sampled targets per input for --fisher mc", Opt.McSamples);
     public Option<string> Metric { get; } = CliOptions.Text("--metric", "Curvature batch: same (the gradient's), other (another batch), unlabeled (inputs only)", "same",
@@ -78,20 +80,21 @@ internal sealed class TrainOptions
     public Option<string> MetricForm { get; } = CliOptions.Text("--metric-form", "fisher, or covariance (TONGA's centred gradient covariance; exact, block, tengrad)", "fisher",
         v => CliChoices.MetricForm(v), helpName: "fisher|covariance");
     public Option<int?> UnlabeledCount { get; } = CliOptions.OptionalInt("--unlabeled-count", "Inputs per step for --metric unlabeled [default: batch size]");
-    public Option<int> InversePeriod { get; } = CliOptions.Int("--inverse-period", "Recompute inverses every N steps", Opt.InverseUpdatePeriod);
-    public Option<int> FactorPeriod { get; } = CliOptions.Int("--factor-period", "Update curvature factors every N steps", Opt.FactorUpdatePeriod);
+    public Option<int?> InversePeriod { get; } = CliOptions.OptionalInt("--inverse-period", "Recompute K-FAC/EKFAC inverses or eigenbases every N steps [default: per method]");
+    public Option<int?> FactorPeriod { get; } = CliOptions.OptionalInt("--factor-period", "Update K-FAC/EKFAC factors every N steps [default: per method]");
     public Option<double> FactorDecay { get; } = CliOptions.Double("--factor-decay", "Moving-average decay of curvature factors, in [0, 1)", Opt.FactorDecay);
     public Option<string> KfacInverse { get; } = CliOptions.Text("--kfac-inverse", "K-FAC factor inverses: cholesky or eigen (EKFAC always uses eigen)", "cholesky",
         v => CliChoices.KfacInverse(v), helpName: "eigen|cholesky");
     public Option<string> KfacDamping { get; } = CliOptions.Text("--kfac-damping", "K-FAC damping: factored (π-adjusted Tikhonov) or eigenbasis (exact G⊗A + λI; needs eigen)", "factored",
         v => CliChoices.KfacDamping(v), helpName: "factored|eigenbasis");
     public Option<bool> HfDiagonal { get; } = new("--hf-diagonal") { Description = "Precondition the Hessian-free solver with the diagonal Fisher" };
-    public Option<double?> KlClip { get; } = CliOptions.OptionalDouble("--kl-clip", "Bound on the predicted KL of an update [default: none]");
+    public Option<string> KlClip { get; } = CliOptions.Text("--kl-clip", "Bound on the predicted KL of an update, or none [default: per method]", null,
+        v => SettingsBinder.ParseKlClip(v), helpName: "kl|none");
     public Option<string> HfPreconditioner { get; } = CliOptions.Text("--hf-preconditioner", "Hessian-free solver preconditioner: none, diagonal or kfac", "none",
         v => CliChoices.HfPreconditioner(v), helpName: "none|diagonal|kfac");
     public Option<string> HfSolver { get; } = CliOptions.Text("--hf-solver", "Hessian-free solver: cg, minres or minres-qlp", "cg",
         v => CliChoices.HfSolver(v), helpName: "cg|minres|minres-qlp");
-    public Option<int> HfIters { get; } = CliOptions.Int("--hf-iters", "Maximum Hessian-free solver iterations", Opt.HfMaxIterations);
+    public Option<int?> HfIters { get; } = CliOptions.OptionalInt("--hf-iters", "Maximum Hessian-free solver iterations [default: per method]");
     public Option<double> HfTol { get; } = CliOptions.Double("--hf-tol", "Relative residual at which the Hessian-free solver stops", Opt.HfTolerance);
     public Option<int> DiagnosticsEvery { get; } = CliOptions.Int("--diagnostics-every",
         "Every N steps, per-layer error of the approximate block vs the exact one on a probe batch (approximation.csv/png); 0 = off", Opt.DiagnosticsEvery);
@@ -105,7 +108,7 @@ internal sealed class TrainOptions
         Optimizer, Lr, Momentum, WeightDecay, LrDecay, Beta1, Beta2, Eps,
         Damping, DampingSchedule, Fisher, McSamples, Metric, MetricForm, UnlabeledCount, InversePeriod, FactorPeriod, FactorDecay, KfacInverse, KfacDamping, KlClip,
         HfSolver, HfIters, HfTol, HfDiagonal, HfPreconditioner, DiagnosticsEvery, MaxExactParams,
-        Epochs, BatchSize, Seed, Dtype, Threads, Out, Force, CheckpointEvery, Resume,
+        Epochs, BatchSize, Seed, Dtype, Threads, Out, TensorBoard, Force, CheckpointEvery, Resume,
     };
 
     /// <summary>
@@ -118,6 +121,7 @@ internal sealed class TrainOptions
         [nameof(OptimizerSettings.LearningRate)] = Lr.Name,
         [nameof(OptimizerSettings.Momentum)] = Momentum.Name,
         [nameof(OptimizerSettings.WeightDecay)] = WeightDecay.Name,
+        [nameof(OptimizerSettings.LrDecay)] = LrDecay.Name,
         [nameof(LrSchedule.Gamma)] = LrDecay.Name,
         [nameof(LrSchedule.StepEpochs)] = LrDecay.Name,
         [nameof(OptimizerSettings.Beta1)] = Beta1.Name,
@@ -143,6 +147,7 @@ internal sealed class TrainOptions
         [nameof(OptimizerSettings.HfKfacPreconditioner)] = HfPreconditioner.Name,
         [nameof(OptimizerSettings.HfMaxIterations)] = HfIters.Name,
         [nameof(OptimizerSettings.HfTolerance)] = HfTol.Name,
+        [nameof(OptimizerSettings.HfDiagonalPreconditioner)] = HfDiagonal.Name,
         [nameof(OptimizerSettings.MaxExactParameters)] = MaxExactParams.Name,
         [nameof(OptimizerSettings.DiagnosticsEvery)] = DiagnosticsEvery.Name,
         [nameof(ModelSpec.Kind)] = Model.Name,

@@ -41,6 +41,7 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
             WeightDecay = s.WeightDecay,
             DampingSchedule = s.DampingSchedule,
             KlClip = s.KlClip,
+            ReportPredictedKl = s.ReportPredictedKl,
             Preconditioner = new PreconditionerOptions
             {
                 Structure = structure,
@@ -73,6 +74,19 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
                 },
             },
         });
+        if (structure == CurvatureStructure.BlockDiagonal) RefuseLargeBlocks(s.MaxExactParameters);
+    }
+
+    /// <summary>A dense block per layer holds p² numbers: refuse layers beyond the dense limit before any step.</summary>
+    private void RefuseLargeBlocks(long limit)
+    {
+        var largest = _ngd.Preconditioner.Capture.Layers.MaxBy(l => l.Adapter.ParameterCount)!;
+        long p = largest.Adapter.ParameterCount;
+        if (p <= limit) return;
+        _ngd.Dispose();
+        throw new ModelNotSupportedException(
+            $"block NGD needs a dense {p}×{p} Fisher block for layer '{largest.Name}' ({p} parameters > the limit of {limit}); " +
+            "use tengrad, kfac or hf, or raise the limit (--max-exact-params / MaxExactParameters)");
     }
 
     public string Name { get; }
@@ -100,9 +114,8 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
         }
         var r = _ngd.Step(x, y, metricX, metricY);
         return new StepResult(r.Loss, r.Damping, double.IsNaN(r.Rho) ? null : r.Rho,
-            double.IsNaN(r.PredictedKl) ? null : r.PredictedKl,
-            SolverIterations: (_ngd.Preconditioner.Curvature as HessianFreeCurvature)?.LastReport?.Iterations,
-            Skipped: !r.Applied) { Approximation = Diagnose(x, y, r.Damping) };
+            double.IsNaN(r.PredictedKl) ? null : r.PredictedKl, r.SolverIterations, Skipped: !r.Applied,
+            CurvatureMs: r.CurvatureTime.TotalMilliseconds) { Approximation = Diagnose(x, y, r.Damping) };
     }
 
     /// <inheritdoc/>

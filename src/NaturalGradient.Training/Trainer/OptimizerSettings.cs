@@ -5,10 +5,15 @@ namespace NaturalGradient.Training;
 
 /// <summary>
 /// Every hyper-parameter of the training methods in <see cref="OptimizerCatalog"/>. A method reads the fields it
-/// uses and ignores the others; defaults are documented per property. Call <see cref="Validate"/> before use.
+/// uses (<see cref="MethodDefaults.Reads"/>) and ignores the others. The property initialisers are neutral values;
+/// <see cref="For"/> gives a method's measured defaults (docs/DEFAULTS.md). Call <see cref="Validate"/> before use.
 /// </summary>
 public sealed record OptimizerSettings
 {
+    /// <summary>The measured defaults of a built-in method (see <see cref="MethodDefaults.For"/>).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Unknown name.</exception>
+    public static OptimizerSettings For(string name) => MethodDefaults.For(name);
+
     /// <summary>Catalog name of the method (sgd, adam, exact, block, tengrad, diag, kfac, ekfac, hf); default "sgd".</summary>
     public string Name { get; init; } = "sgd";
 
@@ -71,6 +76,12 @@ public sealed record OptimizerSettings
 
     /// <summary>Scale the update down so its predicted KL stays ≤ this value (&gt; 0); null (default) = no clipping.</summary>
     public double? KlClip { get; init; }
+
+    /// <summary>
+    /// Compute the predicted KL ½uᵀMu of every natural-gradient step for the step metrics even without a KL clip or
+    /// Levenberg–Marquardt damping (one extra metric product per step); default false. Set by <c>--tensorboard</c>.
+    /// </summary>
+    public bool ReportPredictedKl { get; init; }
 
     /// <summary>Solver of the Hessian-free method; default <see cref="Training.HfSolver.Cg"/>.</summary>
     public HfSolver HfSolver { get; init; } = HfSolver.Cg;

@@ -15,8 +15,9 @@ namespace NaturalGradient.Training;
 /// <param name="StepMs">Wall time of the optimiser's step in milliseconds.</param>
 /// <param name="RssMb">Resident set size in MiB after the step, when sampled (else null).</param>
 /// <param name="Skipped">The method did not apply the update.</param>
+/// <param name="CurvatureMs">Part of <paramref name="StepMs"/> spent in curvature work, if the method reports it.</param>
 public sealed record StepMetrics(long Step, int Epoch, double Loss, double LearningRate, double? Damping, double? Rho,
-    double? PredictedKl, int? SolverIterations, double StepMs, double? RssMb, bool Skipped)
+    double? PredictedKl, int? SolverIterations, double StepMs, double? RssMb, bool Skipped, double? CurvatureMs = null)
 {
     /// <summary>Per-layer approximation diagnostics of this step (a row each in approximation.csv), or null.</summary>
     public IReadOnlyList<NaturalGradient.Diagnostics.LayerApproximation>? Approximation { get; init; }

@@ -1,5 +1,9 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using NaturalGradient.Capture;
 using NaturalGradient.Damping;
+using NaturalGradient.Diagnostics;
 using NaturalGradient.Likelihoods;
 using NaturalGradient.Numerics;
 using NaturalGradient.Preconditioning;
@@ -16,6 +20,11 @@ namespace NaturalGradient.Optim;
 /// evaluated on the same batch (Martens 2010's quadratic model; seed 001 eq 30 uses the linear term only).
 /// Parameters outside covered layers take the same momentum-SGD step on their plain gradient.
 /// </summary>
+/// <remarks>
+/// Each step returns a <see cref="StepReport"/>, keeps it as <see cref="LastReport"/>, raises <see cref="StepCompleted"/>
+/// and writes it to the optional <see cref="ILogger"/> (Debug per step, Warning for a skipped step). The library writes
+/// nothing to the console.
+/// </remarks>
 public sealed partial class NaturalGradientDescent : IDisposable
 {
     private readonly nn.Module<Tensor, Tensor> _model;
@@ -24,8 +33,16 @@ public sealed partial class NaturalGradientDescent : IDisposable
     private readonly Dictionary<Parameter, Tensor> _plainMomentum = new(ReferenceEqualityComparer.Instance);
     private readonly List<Parameter> _uncovered;
 
-    public NaturalGradientDescent(nn.Module<Tensor, Tensor> model, ILikelihood likelihood, NaturalGradientOptions? options = null)
+    private readonly ILogger _logger;
+
+    /// <param name="model">The network; invoke it with <c>call</c> so hooks fire.</param>
+    /// <param name="likelihood">Loss and output Fisher.</param>
+    /// <param name="options">Preconditioner and update rule; defaults documented per property.</param>
+    /// <param name="logger">Receives each step's report (Debug) and skipped steps (Warning); null = no logging.</param>
+    public NaturalGradientDescent(nn.Module<Tensor, Tensor> model, ILikelihood likelihood, NaturalGradientOptions? options = null,
+        ILogger? logger = null)
     {
+        _logger = logger ?? NullLogger.Instance;
         Options = (options ?? new NaturalGradientOptions()).Validate();
         _model = model;
         Preconditioner = new NaturalGradientPreconditioner(model, likelihood, Options.Preconditioner);
@@ -47,22 +64,35 @@ public sealed partial class NaturalGradientDescent : IDisposable
     /// <summary>The damping the next step will use.</summary>
     public double Damping => _damping.Current;
 
+    /// <summary>The report of the last <see cref="Step"/>, or null before the first.</summary>
+    public StepReport? LastReport { get; private set; }
+
+    /// <summary>Steps taken so far (applied or skipped).</summary>
+    public long StepCount { get; private set; }
+
+    /// <summary>Steps skipped so far (rejected statistics or a non-finite step).</summary>
+    public long SkippedSteps { get; private set; }
+
+    /// <summary>Raised after every <see cref="Step"/> with its report (on the training thread, before Step returns).</summary>
+    public event EventHandler<StepReport>? StepCompleted;
+
     /// <summary>One step on the batch (x, y); the metric may come from other inputs (seed 001 §5).</summary>
     /// <remarks>
     /// Work per step: one forward and one backward pass (the empirical Fisher takes its per-example output gradients
     /// from that backward), the curvature's update and solve, and one host read that returns the loss together with
     /// the finiteness of every direction (one fused scalar). The predicted KL ½uᵀMu and the quadratic model cost an
     /// extra metric product and are computed only when <see cref="NaturalGradientOptions.KlClip"/>, Levenberg–Marquardt
-    /// damping or <see cref="NaturalGradientOptions.ReportPredictedKl"/> asks for them; Levenberg–Marquardt also
-    /// evaluates the loss after the step (one more forward pass). The step is skipped (weights, momentum and damping
+    /// damping, <see cref="NaturalGradientOptions.ReportPredictedKl"/> or <see cref="DiagnosticsLevel.Detailed"/> asks
+    /// for them; Levenberg–Marquardt (and the detailed report's ρ) also evaluates the loss after the step (one more
+    /// forward pass). The <see cref="StepReport"/> holds only values already read, plus timings. The step is skipped (weights, momentum and damping
     /// unchanged) when the metric batch's statistics would overflow the curvature (<see cref="FiniteGuard"/>: one more
     /// host read per step) or a step is not finite; the report says which.
     /// </remarks>
     /// <exception cref="NativeOperationException">libtorch failed (one line: what and what to do).</exception>
-    public NaturalGradientStepReport Step(Tensor x, Tensor y, Tensor? metricInputs = null, Tensor? metricTargets = null) =>
+    public StepReport Step(Tensor x, Tensor y, Tensor? metricInputs = null, Tensor? metricTargets = null) =>
         NativeCall.Run($"the natural-gradient step ({Options.Preconditioner.Structure})", () => StepCore(x, y, metricInputs, metricTargets));
 
-    private NaturalGradientStepReport StepCore(Tensor x, Tensor y, Tensor? metricInputs, Tensor? metricTargets)
+    private StepReport StepCore(Tensor x, Tensor y, Tensor? metricInputs, Tensor? metricTargets)
     {
         _model.zero_grad();
         Preconditioner.Capture.Clear();
@@ -73,11 +103,13 @@ public sealed partial class NaturalGradientDescent : IDisposable
 
         using var _ = no_grad();
         if (Preconditioner.MetricRejected)
-            return new NaturalGradientStepReport(lossTensor.ToDouble(), lambda, double.NaN, double.NaN, Applied: false, StepRejection.StatisticsOverflow);
+            return Finish(new StepReport(lossTensor.ToDouble(), lambda, double.NaN, double.NaN, Applied: false, StepRejection.StatisticsOverflow),
+                TimeSpan.Zero, Array.Empty<Tensor>(), null);
         var layers = Preconditioner.Layers;
         var g = Preconditioner.GradientMatrices();
         if (Options.WeightDecay > 0)
             g = g.Select((t, i) => t.add_(layers[i].WeightMatrix(), alpha: Options.WeightDecay)).ToList();
+        long solveStart = Stopwatch.GetTimestamp();
         var delta = Preconditioner.Solve(g, lambda);
         // Candidate momentum buffers and steps: momentum and weights take them only if every step is finite.
         var directions = layers.Select((l, i) => MomentumCandidate(_layerMomentum, l.Name, delta[i])).ToList();
@@ -93,14 +125,16 @@ public sealed partial class NaturalGradientDescent : IDisposable
         if (!double.IsFinite(read[1]))
         {
             _damping.Observe(double.NaN);
-            return new NaturalGradientStepReport(loss, lambda, double.NaN, double.NaN, Applied: false, StepRejection.NonFiniteDirection);
+            return Finish(new StepReport(loss, lambda, double.NaN, double.NaN, Applied: false, StepRejection.NonFiniteDirection),
+                Stopwatch.GetElapsedTime(solveStart), g, null);
         }
         for (int i = 0; i < layers.Count; i++) CommitMomentum(_layerMomentum, layers[i].Name, directions[i]);
         foreach (var (p, d) in plain) CommitMomentum(_plainMomentum, p, d);
 
         double quad = double.NaN, linear = double.NaN;
         bool lm = Options.DampingSchedule == DampingSchedule.LevenbergMarquardt;
-        if (Options.KlClip is not null || lm || Options.ReportPredictedKl)
+        bool detailed = Options.Diagnostics == DiagnosticsLevel.Detailed;
+        if (Options.KlClip is not null || lm || Options.ReportPredictedKl || detailed)
         {
             // uᵀMu and gᵀu of the step, read together: the predicted KL ½uᵀMu and the quadratic model q(u) = gᵀu + ½uᵀMu.
             var quadratic = Preconditioner.Curvature.QuadraticForm(layers, u);
@@ -110,9 +144,11 @@ public sealed partial class NaturalGradientDescent : IDisposable
             quad = forms[0];
             linear = forms[1];
         }
+        var solveTime = Stopwatch.GetElapsedTime(solveStart);
+        double scale = 1;
         if (Options.KlClip is { } kappa && 0.5 * quad > kappa)
         {
-            double scale = Math.Sqrt(kappa / (0.5 * quad));
+            scale = Math.Sqrt(kappa / (0.5 * quad));
             foreach (var t in u) t.mul_(scale);
             quad *= scale * scale;
             linear *= scale;
@@ -122,16 +158,38 @@ public sealed partial class NaturalGradientDescent : IDisposable
         for (int i = 0; i < plain.Count; i++) plain[i].Parameter.add_(plainSteps[i]);
 
         double rho = double.NaN;
-        if (lm)
+        if (lm || detailed)
         {
             double newLoss = Preconditioner.Likelihood.Loss(_model.call(x), y).ToDouble();
             double predicted = linear + 0.5 * quad;
             // A model that predicts no decrease (e.g. η > 2 on a quadratic) gives no trust: count it as a failure.
             rho = predicted < 0 ? (newLoss - loss) / predicted : double.NaN;
-            _damping.Observe(rho);
+            if (lm) _damping.Observe(rho);
         }
-        return new NaturalGradientStepReport(loss, lambda, rho, 0.5 * quad, Applied: true);
+        return Finish(new StepReport(loss, lambda, rho, 0.5 * quad, Applied: true) { KlClipScale = scale }, solveTime, g, u);
     }
+
+    /// <summary>Completes the report from values already on the host, publishes it and returns it.</summary>
+    private StepReport Finish(StepReport report, TimeSpan solveTime, IReadOnlyList<Tensor> g, IReadOnlyList<Tensor>? u)
+    {
+        StepCount++;
+        if (!report.Applied) SkippedSteps++;
+        report = SolverInfo.With(report, Preconditioner.Curvature) with
+        {
+            Step = StepCount,
+            SkippedSteps = SkippedSteps,
+            CurvatureUpdateTime = Preconditioner.LastCurvatureUpdateTime,
+            SolveTime = solveTime,
+        };
+        if (Options.Diagnostics == DiagnosticsLevel.Detailed && g.Count > 0)
+            report = report with { GradientNorm = Norm(g), UpdateNorm = u is null ? null : Norm(u) };
+        LastReport = report;
+        StepLog.Write(_logger, report);
+        StepCompleted?.Invoke(this, report);
+        return report;
+    }
+
+    private static double Norm(IReadOnlyList<Tensor> tensors) => Math.Sqrt(tensors.Sum(t => t.square().sum().ToDouble()));
 
     /// <summary>μ·buf + d (d itself without momentum or before the first step), without touching the buffer.</summary>
     private Tensor MomentumCandidate<TKey>(Dictionary<TKey, Tensor> buffers, TKey key, Tensor direction) where TKey : notnull =>
@@ -157,14 +215,3 @@ public sealed partial class NaturalGradientDescent : IDisposable
         _plainMomentum.Clear();
     }
 }
-
-/// <summary>What one natural-gradient step did.</summary>
-/// <param name="Loss">Batch loss before the step.</param>
-/// <param name="Damping">λ used.</param>
-/// <param name="Rho">Levenberg–Marquardt reduction ratio (NaN when not computed).</param>
-/// <param name="PredictedKl">½ uᵀMu of the applied step u; NaN unless a KL clip, Levenberg–Marquardt damping or
-/// <see cref="NaturalGradientOptions.ReportPredictedKl"/> needed it.</param>
-/// <param name="Applied">False when the step was skipped and the weights were left unchanged.</param>
-/// <param name="Rejection">Why it was skipped (<see cref="StepRejection.None"/> when applied).</param>
-public sealed record NaturalGradientStepReport(double Loss, double Damping, double Rho, double PredictedKl, bool Applied,
-    StepRejection Rejection = StepRejection.None);

@@ -1,4 +1,5 @@
 using NaturalGradient.Damping;
+using NaturalGradient.Diagnostics;
 using NaturalGradient.Preconditioning;
 
 namespace NaturalGradient.Optim;
@@ -25,6 +26,12 @@ public sealed record NaturalGradientOptions
     public double? KlClip { get; init; }
 
     /// <summary>
+    /// What each step measures for its <see cref="StepReport"/>; default <see cref="DiagnosticsLevel.Basic"/> (no added
+    /// cost). <see cref="DiagnosticsLevel.Detailed"/> implies <see cref="ReportPredictedKl"/>.
+    /// </summary>
+    public DiagnosticsLevel Diagnostics { get; init; } = DiagnosticsLevel.Basic;
+
+    /// <summary>
     /// Compute the predicted KL ½ uᵀMu of every step for the report even when neither <see cref="KlClip"/> nor
     /// Levenberg–Marquardt damping needs it (one extra metric product per step); default false.
     /// </summary>
@@ -39,6 +46,8 @@ public sealed record NaturalGradientOptions
             throw new ArgumentOutOfRangeException(nameof(Momentum), Momentum, "Momentum must be in [0, 1)");
         if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay))
             throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "WeightDecay must be a finite number ≥ 0");
+        if (!Enum.IsDefined(Diagnostics))
+            throw new ArgumentOutOfRangeException(nameof(Diagnostics), Diagnostics, "Diagnostics must be Basic or Detailed");
         if (KlClip is { } k && !(k > 0))
             throw new ArgumentOutOfRangeException(nameof(KlClip), k, "KlClip must be > 0");
         if (DampingSchedule == DampingSchedule.LevenbergMarquardt && !(Preconditioner.Damping > 0))
@@ -47,6 +56,6 @@ public sealed record NaturalGradientOptions
     }
 
     public override string ToString() =>
-        $"DampingSchedule={DampingSchedule}, KlClip={KlClip?.ToString() ?? "none"}, LearningRate={LearningRate}, " +
+        $"DampingSchedule={DampingSchedule}, Diagnostics={Diagnostics}, KlClip={KlClip?.ToString() ?? "none"}, LearningRate={LearningRate}, " +
         $"Momentum={Momentum}, Preconditioner=[{Preconditioner}], ReportPredictedKl={ReportPredictedKl}, WeightDecay={WeightDecay}";
 }

@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using NaturalGradient.Capture;
 using NaturalGradient.Curvature;
+using NaturalGradient.Curvature.HessianFree;
 using NaturalGradient.Fisher;
 using NaturalGradient.Likelihoods;
 using NaturalGradient.Numerics;
@@ -70,6 +72,9 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     /// <summary>Metric collections so far (the step index given to the curvature).</summary>
     public long StepCount { get; private set; }
 
+    /// <summary>Wall time of the last metric collection's statistics and curvature update (see <see cref="CollectMetric"/>).</summary>
+    public TimeSpan LastCurvatureUpdateTime { get; private set; }
+
     /// <summary>
     /// True when the last metric batch was ignored because its statistics would overflow the curvature (∞/NaN, or second
     /// moments beyond the dtype's range): <see cref="Precondition"/> then leaves .grad alone and reports
@@ -103,7 +108,8 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
             var recorded = Capture.Recorded();
             FisherEstimator.RetainOutputGradients(recorded);
             loss.backward(retain_graph: NeedsGraph);
-            UpdateCurvature(recorded, FisherEstimator.CollectFromLossGradients(recorded, output.shape[0]), output);
+            long start = Stopwatch.GetTimestamp();
+            UpdateCurvature(recorded, FisherEstimator.CollectFromLossGradients(recorded, output.shape[0]), output, start);
         }
         else if (metricInputs is null)
         {
@@ -125,17 +131,20 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     public void CollectMetric(Tensor output, Tensor? targets = null)
     {
         Capture.ThrowIfBypassed(output.sum());
+        long start = Stopwatch.GetTimestamp();
         var recorded = Capture.Recorded();
-        UpdateCurvature(recorded, _estimator.Collect(Capture, recorded, output, targets, _generator), output);
+        UpdateCurvature(recorded, _estimator.Collect(Capture, recorded, output, targets, _generator), output, start);
     }
 
-    private void UpdateCurvature(IReadOnlyList<CapturedLayer> recorded, IReadOnlyList<LayerStatistics> stats, Tensor output)
+    /// <param name="start">Timestamp at which the statistics' computation began (for <see cref="LastCurvatureUpdateTime"/>).</param>
+    private void UpdateCurvature(IReadOnlyList<CapturedLayer> recorded, IReadOnlyList<LayerStatistics> stats, Tensor output, long start)
     {
         _layers = recorded.Select(l => l.Adapter).ToList();
         Capture.Clear();
         MetricRejected = !FiniteGuard.StatisticsAreSafe(stats, output);
         if (MetricRejected) return;
         Curvature.Update(new CurvatureBatch(stats, Likelihood, output, StepCount++));
+        LastCurvatureUpdateTime = Stopwatch.GetElapsedTime(start);
     }
 
     /// <summary>Runs the model on <paramref name="inputs"/> and collects the metric there.</summary>
@@ -168,11 +177,20 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     {
         if (MetricRejected) return new PreconditionReport(Damping, false, StepRejection.StatisticsOverflow);
         var g = GradientMatrices();
+        long start = Stopwatch.GetTimestamp();
         var delta = Solve(g, Damping);
         bool finite = AllFinite(delta);
+        var solveTime = Stopwatch.GetElapsedTime(start);
         if (finite)
             for (int i = 0; i < _layers.Count; i++) _layers[i].WriteGradientMatrix(delta[i]);
-        return new PreconditionReport(Damping, finite, finite ? StepRejection.None : StepRejection.NonFiniteDirection);
+        var solve = (Curvature as HessianFreeCurvature)?.LastReport;
+        return new PreconditionReport(Damping, finite, finite ? StepRejection.None : StepRejection.NonFiniteDirection)
+        {
+            CurvatureUpdateTime = LastCurvatureUpdateTime,
+            SolveTime = solveTime,
+            SolverIterations = solve?.Iterations,
+            SolverRelativeResidual = solve?.RelativeResidual,
+        };
     }
 
     /// <summary>
@@ -209,4 +227,17 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
 /// <param name="Damping">λ used.</param>
 /// <param name="Applied">False when the step must be skipped: .grad was left as the plain gradient.</param>
 /// <param name="Rejection">Why it was not applied (<see cref="StepRejection.None"/> when applied).</param>
-public sealed record PreconditionReport(double Damping, bool Applied, StepRejection Rejection = StepRejection.None);
+public sealed record PreconditionReport(double Damping, bool Applied, StepRejection Rejection = StepRejection.None)
+{
+    /// <summary>Wall time of the step's metric statistics and curvature update.</summary>
+    public TimeSpan CurvatureUpdateTime { get; init; }
+
+    /// <summary>Wall time of the solve (M + λI)⁻¹ g.</summary>
+    public TimeSpan SolveTime { get; init; }
+
+    /// <summary>Iterations of the Hessian-free solver, or null for direct solves.</summary>
+    public int? SolverIterations { get; init; }
+
+    /// <summary>Relative residual the Hessian-free solver reached, or null for direct solves.</summary>
+    public double? SolverRelativeResidual { get; init; }
+}

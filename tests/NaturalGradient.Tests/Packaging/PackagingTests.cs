@@ -67,12 +67,13 @@ public sealed class PackagingTests
     }
 
     [RequiresPackageFeedFact]
-    public void CorePackage_DependsOnTorchSharpOnly()
+    public void CorePackage_DependsOnTorchSharpAndTheLoggingAbstractionsOnly()
     {
         var metadata = Nuspec(Package("NaturalGradient"), out _);
         var dependencies = metadata.Descendants().Where(e => e.Name.LocalName == "dependency")
-            .Select(e => e.Attribute("id")!.Value).Distinct().ToList();
-        Assert.Equal(new[] { "TorchSharp" }, dependencies);
+            .Select(e => e.Attribute("id")!.Value).Distinct().Order(StringComparer.Ordinal).ToList();
+        // No libtorch runtime: the application picks its backend. ILogger comes from the abstractions package only.
+        Assert.Equal(new[] { "Microsoft.Extensions.Logging.Abstractions", "TorchSharp" }, dependencies);
     }
 
     [RequiresPackageFeedFact]

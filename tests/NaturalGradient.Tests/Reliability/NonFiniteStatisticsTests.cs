@@ -68,12 +68,12 @@ public class NonFiniteStatisticsTests
         return batches;
     }
 
-    private static (List<NaturalGradientStepReport> Reports, List<Tensor> Weights) Train(string method, bool poison, bool skipBad)
+    private static (List<NaturalGradient.Diagnostics.StepReport> Reports, List<Tensor> Weights) Train(string method, bool poison, bool skipBad)
     {
         var net = Net();
         var ngd = new NaturalGradientDescent(net, new CategoricalLikelihood(),
             new NaturalGradientOptions { Preconditioner = Options(method), LearningRate = 0.1, Momentum = 0.9 });
-        var reports = new List<NaturalGradientStepReport>();
+        var reports = new List<NaturalGradient.Diagnostics.StepReport>();
         var data = Data(poison);
         for (int b = 0; b < Batches; b++)
         {

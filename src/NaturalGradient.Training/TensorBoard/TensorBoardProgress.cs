@@ -1,0 +1,68 @@
+namespace NaturalGradient.Training.TensorBoard;
+
+/// <summary>
+/// Logs a <see cref="Trainer"/> run to TensorBoard. Per step (x = global step): <c>train/batch_loss</c>,
+/// <c>optimizer/learning_rate</c>, and when the method reports them <c>optimizer/damping</c>, <c>optimizer/rho</c>,
+/// <c>optimizer/predicted_kl</c>, <c>optimizer/solver_iterations</c>, <c>optimizer/skipped_steps</c> (running count),
+/// <c>time/step_ms</c>, <c>time/curvature_ms</c>. Per evaluation (x = steps done, 0 for the untrained model):
+/// <c>epoch/train_loss</c>, <c>epoch/test_loss</c>, <c>epoch/train_accuracy</c>, <c>epoch/test_accuracy</c> (classification),
+/// <c>epoch/elapsed_s</c>.
+/// </summary>
+public sealed class TensorBoardProgress : ITrainingProgress
+{
+    private readonly TensorBoardWriter _writer;
+    private long _stepsPerEpoch;
+    private long _skipped;
+
+    /// <param name="writer">Where to write; not disposed by this object.</param>
+    public TensorBoardProgress(TensorBoardWriter writer) => _writer = writer ?? throw new ArgumentNullException(nameof(writer));
+
+    public void OnStart(TrainingPlan plan) => _stepsPerEpoch = plan.StepsPerEpoch;
+
+    public void OnStep(StepMetrics s)
+    {
+        if (s.Skipped) _skipped++;
+        var values = new List<(string, double)>(10)
+        {
+            (Tags.BatchLoss, s.Loss),
+            (Tags.LearningRate, s.LearningRate),
+            (Tags.StepMs, s.StepMs),
+        };
+        if (s.Damping is { } damping) values.Add((Tags.Damping, damping));
+        if (s.Rho is { } rho) values.Add((Tags.Rho, rho));
+        if (s.PredictedKl is { } kl) values.Add((Tags.PredictedKl, kl));
+        if (s.SolverIterations is { } it) values.Add((Tags.SolverIterations, it));
+        if (s.CurvatureMs is { } ms) values.Add((Tags.CurvatureMs, ms));
+        if (s.Damping is not null || _skipped > 0) values.Add((Tags.SkippedSteps, _skipped));
+        _writer.AddScalars(s.Step, values);
+    }
+
+    public void OnEpoch(EpochMetrics e)
+    {
+        var values = new List<(string, double)>(5) { (Tags.TrainLoss, e.TrainLoss), (Tags.ElapsedSeconds, e.ElapsedSeconds) };
+        if (double.IsFinite(e.TestLoss)) values.Add((Tags.TestLoss, e.TestLoss));
+        if (e.TrainAccuracy is { } trainAcc) values.Add((Tags.TrainAccuracy, trainAcc));
+        if (e.TestAccuracy is { } testAcc) values.Add((Tags.TestAccuracy, testAcc));
+        _writer.AddScalars(e.Epoch * _stepsPerEpoch, values);
+        _writer.Flush();
+    }
+
+    /// <summary>The series names.</summary>
+    public static class Tags
+    {
+        public const string BatchLoss = "train/batch_loss";
+        public const string LearningRate = "optimizer/learning_rate";
+        public const string Damping = "optimizer/damping";
+        public const string Rho = "optimizer/rho";
+        public const string PredictedKl = "optimizer/predicted_kl";
+        public const string SolverIterations = "optimizer/solver_iterations";
+        public const string SkippedSteps = "optimizer/skipped_steps";
+        public const string StepMs = "time/step_ms";
+        public const string CurvatureMs = "time/curvature_ms";
+        public const string TrainLoss = "epoch/train_loss";
+        public const string TestLoss = "epoch/test_loss";
+        public const string TrainAccuracy = "epoch/train_accuracy";
+        public const string TestAccuracy = "epoch/test_accuracy";
+        public const string ElapsedSeconds = "epoch/elapsed_s";
+    }
+}

@@ -1,0 +1,122 @@
+using NaturalGradient.Curvature.Kfac;
+using NaturalGradient.Fisher;
+
+namespace NaturalGradient.Training;
+
+/// <summary>
+/// Per-method defaults of <see cref="OptimizerSettings"/> (learning rate, momentum, damping, Fisher kind, schedules,
+/// KL clip), chosen from measured runs on weather, wine and Fashion-MNIST (docs/DEFAULTS.md lists the runs), and
+/// which settings each method reads.
+/// </summary>
+public static class MethodDefaults
+{
+    /// <summary>The settings <c>natgrad train --optimizer NAME</c> uses when no other option is given.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Unknown name.</exception>
+    public static OptimizerSettings For(string name)
+    {
+        var key = (name ?? "").Trim().ToLowerInvariant();
+        var common = new OptimizerSettings { Name = key };
+        return key switch
+        {
+            "sgd" => common with { LearningRate = 0.1, Momentum = 0.9 },
+            "adam" => common with { LearningRate = 0.01 },
+            "exact" or "block" => NaturalGradient(common, learningRate: 0.03, momentum: 0.9, damping: 0.1),
+            "tengrad" => NaturalGradient(common, learningRate: 0.01, momentum: 0.9, damping: 0.1),
+            "diag" => NaturalGradient(common, learningRate: 0.01, momentum: 0.9, damping: 0.1),
+            "kfac" => Kronecker(common, learningRate: 0.1, momentum: 0, damping: 0.01) with { KfacInverse = new KfacOptions().InverseMethod },
+            "ekfac" => Kronecker(common, learningRate: 0.03, momentum: 0, damping: 0.01),
+            "hf" => common with { LearningRate = 0.1, Momentum = 0, Damping = 0.01, HfMaxIterations = 10 },
+            _ => throw new ArgumentOutOfRangeException(nameof(OptimizerSettings.Name), name,
+                $"{nameof(OptimizerSettings.Name)} must be one of {string.Join(", ", Methods)}, got '{name}'"),
+        };
+    }
+
+    /// <summary>The built-in methods that have defaults here.</summary>
+    public static IReadOnlyList<string> Methods { get; } = new[] { "adam", "block", "diag", "ekfac", "exact", "hf", "kfac", "sgd", "tengrad" };
+
+    private static OptimizerSettings NaturalGradient(OptimizerSettings s, double learningRate, double momentum, double damping) => s with
+    {
+        LearningRate = learningRate, Momentum = momentum, Damping = damping, Fisher = FisherKind.MonteCarlo,
+    };
+
+    private static OptimizerSettings Kronecker(OptimizerSettings s, double learningRate, double momentum, double damping) =>
+        NaturalGradient(s, learningRate, momentum, damping) with
+        {
+            KlClip = 1e-3,
+            InverseUpdatePeriod = new KfacOptions().InverseUpdatePeriod,
+            FactorUpdatePeriod = new KfacOptions().FactorUpdatePeriod,
+        };
+
+    /// <summary>
+    /// The <see cref="OptimizerSettings"/> properties the method named by <c>settings.Name</c> reads, given the
+    /// other settings (e.g. <see cref="OptimizerSettings.McSamples"/> only with the Monte-Carlo Fisher). Null for a
+    /// method this class does not know (a custom catalog entry): then every property may matter.
+    /// </summary>
+    public static IReadOnlySet<string>? Reads(OptimizerSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        var name = settings.Name.Trim().ToLowerInvariant();
+        var set = new HashSet<string>(StringComparer.Ordinal)
+        {
+            nameof(OptimizerSettings.Name), nameof(OptimizerSettings.LearningRate), nameof(OptimizerSettings.WeightDecay),
+            nameof(OptimizerSettings.LrDecay),
+        };
+        switch (name)
+        {
+            case "sgd":
+                set.Add(nameof(OptimizerSettings.Momentum));
+                return set;
+            case "adam":
+                set.UnionWith(new[] { nameof(OptimizerSettings.Beta1), nameof(OptimizerSettings.Beta2), nameof(OptimizerSettings.Eps) });
+                return set;
+            case "exact" or "block" or "tengrad" or "diag" or "kfac" or "ekfac" or "hf":
+                break;
+            default:
+                return null;
+        }
+        set.UnionWith(new[]
+        {
+            nameof(OptimizerSettings.Momentum), nameof(OptimizerSettings.Damping), nameof(OptimizerSettings.DampingSchedule),
+            nameof(OptimizerSettings.KlClip), nameof(OptimizerSettings.MetricSource), nameof(OptimizerSettings.ReportPredictedKl),
+            nameof(OptimizerSettings.DiagnosticsEvery),
+        });
+        // Hessian-free multiplies by the Gauss-Newton matrix; Fisher statistics feed only its diagonal preconditioner.
+        bool fisherStatistics = name != "hf" || settings.HfDiagonalPreconditioner;
+        if (fisherStatistics) set.Add(nameof(OptimizerSettings.Fisher));
+        if (fisherStatistics && settings.Fisher == FisherKind.MonteCarlo) set.Add(nameof(OptimizerSettings.McSamples));
+        if (settings.MetricSource == MetricSource.Unlabeled) set.Add(nameof(OptimizerSettings.UnlabeledCount));
+        switch (name)
+        {
+            case "exact":
+                set.UnionWith(new[] { nameof(OptimizerSettings.MetricForm), nameof(OptimizerSettings.MaxExactParameters) });
+                break;
+            case "block":
+                set.UnionWith(new[] { nameof(OptimizerSettings.MetricForm), nameof(OptimizerSettings.MaxExactParameters) });
+                break;
+            case "tengrad":
+                set.Add(nameof(OptimizerSettings.MetricForm));
+                break;
+            case "kfac":
+                set.UnionWith(new[]
+                {
+                    nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod),
+                    nameof(OptimizerSettings.FactorDecay), nameof(OptimizerSettings.KfacInverse), nameof(OptimizerSettings.KfacDamping),
+                });
+                break;
+            case "ekfac":
+                set.UnionWith(new[]
+                {
+                    nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod), nameof(OptimizerSettings.FactorDecay),
+                });
+                break;
+            case "hf":
+                set.UnionWith(new[]
+                {
+                    nameof(OptimizerSettings.HfSolver), nameof(OptimizerSettings.HfMaxIterations), nameof(OptimizerSettings.HfTolerance),
+                    nameof(OptimizerSettings.HfDiagonalPreconditioner), nameof(OptimizerSettings.HfKfacPreconditioner),
+                });
+                break;
+        }
+        return set;
+    }
+}
