@@ -39,7 +39,7 @@ internal sealed class StepConfig : IDisposable
 internal static class StepConfigs
 {
     public const int InversePeriod = 10, CgIterations = 10;
-    public static readonly string[] NaturalGradientMethods = { "diag", "tengrad", "kfac", "kfac-eigen", "ekfac", "hf" };
+    public static readonly string[] NaturalGradientMethods = { "diag", "tengrad", "kfac", "kfac-eigen", "ekfac", "hf", "auto" };
 
     public static PreconditionerOptions Options(string method) => new()
     {
@@ -50,6 +50,7 @@ internal static class StepConfigs
             "kfac" or "kfac-eigen" => CurvatureStructure.Kfac,
             "ekfac" => CurvatureStructure.Ekfac,
             "hf" => CurvatureStructure.HessianFree,
+            "auto" => CurvatureStructure.Auto,
             _ => throw new ArgumentException($"unknown method '{method}'"),
         },
         Damping = 1e-2,

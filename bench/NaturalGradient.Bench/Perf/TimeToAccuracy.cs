@@ -32,6 +32,7 @@ internal static class TimeToAccuracy
         ["tengrad"] = new[] { 0.03, 0.1, 0.3 },
         ["diag"] = new[] { 0.003, 0.01, 0.03 },
         ["hf"] = new[] { 0.03, 0.1, 0.3 },
+        ["auto"] = new[] { 0.03, 0.1, 0.3 },
     };
 
     /// <summary>

@@ -80,7 +80,7 @@ internal static class CheckCommand
     private static void Print(TextWriter w, TrainConfig config, long m, IReadOnlyList<LayerApproximation> rows)
     {
         var inv = CultureInfo.InvariantCulture;
-        w.WriteLine($"check: {config.Optimizer.Name} vs the exact {config.Optimizer.Fisher} Fisher block per layer; {config.Model} on {config.Data}, " +
+        w.WriteLine($"check: {config.Optimizer.Name} vs the exact block of the {config.Optimizer.Fisher.ToString().ToLowerInvariant()} Fisher per layer; {config.Model} on {config.Data}, " +
                     $"{m} examples, damping {config.Optimizer.Damping.ToString("G3", inv)}");
         int width = Math.Max(5, rows.Max(r => r.Layer.Length));
         w.WriteLine($"{"layer".PadRight(width)}  {"params",8}  {"rel. Frobenius error",20}  {"direction cosine",16}");

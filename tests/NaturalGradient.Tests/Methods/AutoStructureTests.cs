@@ -14,9 +14,10 @@ namespace NaturalGradient.Tests.Methods;
 public class AutoStructureTests
 {
     // The model of docs/ALGORITHMS.md written out again: TENGraD n²(in'+out) + n³/3 + 2n·out·in';
-    // K-FAC m T in'² + n T out² + 9(in'³ + out³) + 2(out² in' + out in'²) (eigen inverse every step).
+    // K-FAC m T in'² + n T out² + c(in'³ + out³)/T_inv + 2(out² in' + out in'²), c = 9 (eigen) or 1 (Cholesky).
     private static double Tengrad(double n, double i, double o) => n * n * (i + o) + n * n * n / 3 + 2 * n * o * i;
-    private static double Kfac(double m, double n, double t, double i, double o) => m * t * i * i + n * t * o * o + 9 * (i * i * i + o * o * o) + 2 * (o * o * i + o * i * i);
+    private static double Kfac(double m, double n, double t, double i, double o, double c = 9, double period = 1) =>
+        m * t * i * i + n * t * o * o + c * (i * i * i + o * o * o) / period + 2 * (o * o * i + o * i * i);
 
     [Fact]
     public void CostModel_MatchesTheDocumentedFormulas()
@@ -51,7 +52,9 @@ public class AutoStructureTests
         Assert.Equal(2, logged.Count);
         foreach (var (choice, (i, o)) in auto.Choices.Zip(new[] { (301L, 10L), (11L, 5L) }))
         {
-            var expected = Tengrad(m, i, o) <= Kfac(m, m, 1, i, o) ? LayerStructure.Tengrad : LayerStructure.Kfac;
+            var defaults = new KfacOptions();
+            double c = defaults.InverseMethod == KfacInverseMethod.Eigen ? 9 : 1;
+            var expected = Tengrad(m, i, o) <= Kfac(m, m, 1, i, o, c, defaults.InverseUpdatePeriod) ? LayerStructure.Tengrad : LayerStructure.Kfac;
             Assert.Equal(expected, choice.Choice);
             Assert.Equal(m, choice.Samples);
             Assert.Equal((i, o), (choice.InputDim, choice.OutputDim));
