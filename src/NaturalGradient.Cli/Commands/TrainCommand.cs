@@ -1,3 +1,4 @@
+using NaturalGradient.Distributed;
 using System.CommandLine;
 using NaturalGradient.Cli.Output;
 using NaturalGradient.Cli.Rendering;
@@ -57,7 +58,47 @@ internal static class TrainCommand
         }
     }
 
+    /// <summary>
+    /// Under <c>mpirun -np N</c> (N &gt; 1) every rank trains data-parallel (docs/DISTRIBUTED.md); rank 0 writes the run
+    /// folder and the progress, the other ranks write nothing. A single process never loads MPI. MPI is finalised
+    /// when training ends normally; after an error the process exits without it, and mpirun stops the other ranks.
+    /// </summary>
     private static int Train(CliContext ctx, ParseResult parse, TrainOptions options, List<string> arguments, string? resumeDir, TrainingCheckpoint? resume)
+    {
+        ICommunicator communicator;
+        try
+        {
+            communicator = Launch.FromEnvironment();
+        }
+        catch (Exception e) when (e is MpiNotAvailableException or MpiException or FormatException)
+        {
+            throw new UsageException(e.Message);
+        }
+        int code = communicator.IsRoot
+            ? Train(ctx, parse, options, arguments, resumeDir, resume, communicator)
+            : TrainFollower(ctx, parse, options, resume, communicator);
+        communicator.Dispose();
+        return code;
+    }
+
+    /// <summary>A rank other than 0 of a data-parallel job: the same training, silent, writing nothing.</summary>
+    private static int TrainFollower(CliContext ctx, ParseResult parse, TrainOptions options, TrainingCheckpoint? resume, ICommunicator communicator)
+    {
+        var config = TrainBinder.Bind(parse, options, DateTime.Now);
+        using var data = ctx.LoadData(config.Data, config.DataOptions);
+        config.Model.ValidateFor(data.InputShape);
+        var trainer = new Trainer(config.Model, config.Optimizer, config.Trainer, ctx.Catalog, communicator);
+        try
+        {
+            trainer.Run(data, null, ctx.Cancellation, null, resume);
+            return ExitCodes.Success;
+        }
+        catch (TrainingDivergedException) { return ExitCodes.Diverged; }
+        catch (TrainingInterruptedException) { return ExitCodes.Interrupted; }
+    }
+
+    private static int Train(CliContext ctx, ParseResult parse, TrainOptions options, List<string> arguments, string? resumeDir,
+        TrainingCheckpoint? resume, ICommunicator communicator)
     {
         var config = TrainBinder.Bind(parse, options, DateTime.Now);
         if (resumeDir is not null) config = config with { OutDir = resumeDir };
@@ -77,7 +118,15 @@ internal static class TrainCommand
         }
         MachineCheck.Run(config, data, options);
 
-        var trainer = new Trainer(config.Model, config.Optimizer, config.Trainer, ctx.Catalog);
+        Trainer trainer;
+        try
+        {
+            trainer = new Trainer(config.Model, config.Optimizer, config.Trainer, ctx.Catalog, communicator);
+        }
+        catch (ArgumentOutOfRangeException e) when (communicator.Size > 1)
+        {
+            throw new UsageException($"mpirun -np {communicator.Size}: {e.Message.Split(" (Parameter")[0]}");
+        }
         if (resumeDir is null)
         {
             RunFolder.WriteRun(config.OutDir, arguments.Where(a => a != options.Force.Name).ToList());

@@ -52,6 +52,10 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     public LayerCapture Capture { get; }
     public ICurvature Curvature { get; }
 
+    /// <summary>Data-parallel training: makes the statistics (and, in <see cref="Optim.NaturalGradientDescent"/>, the gradients)
+    /// of this process's shard global before the curvature sees them; null = one process.</summary>
+    public IDataParallelReducer? Reducer { get; set; }
+
     /// <summary>The λ the next <see cref="Precondition"/> uses; starts at <see cref="PreconditionerOptions.Damping"/>.</summary>
     public double Damping { get; set; }
 
@@ -108,6 +112,7 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     {
         _layers = recorded.Select(l => l.Adapter).ToList();
         Capture.Clear();
+        if (Reducer is not null) stats = Reducer.ReduceStatistics(stats);
         Curvature.Update(new CurvatureBatch(stats, Likelihood, output, StepCount++));
     }
 
