@@ -58,17 +58,18 @@ internal sealed unsafe class OpenMpiNative
 
     /// <summary>Opens OpenMPI.</summary>
     /// <exception cref="MpiNotAvailableException">libmpi.so.40 is missing or is not OpenMPI's; the message says how to install it.</exception>
-    public static OpenMpiNative Load()
+    /// <param name="library">The shared library to open (OpenMPI 4's by default).</param>
+    public static OpenMpiNative Load(string library = Library)
     {
-        IntPtr lib = dlopen(Library, RtldNow | RtldGlobal);
+        IntPtr lib = dlopen(library, RtldNow | RtldGlobal);
         if (lib == IntPtr.Zero)
             throw new MpiNotAvailableException(
-                $"MPI is not installed: {Library} (OpenMPI 4) could not be loaded ({Marshal.PtrToStringUTF8(dlerror()) ?? "not found"}). " +
+                $"MPI is not installed: {library} (OpenMPI 4) could not be loaded ({Marshal.PtrToStringUTF8(dlerror()) ?? "not found"}). " +
                 "Install it with `sudo apt-get install openmpi-bin libopenmpi-dev` (Debian/Ubuntu) and launch with `mpirun -np N natgrad train ...`");
         try { return new OpenMpiNative(lib); }
         catch (EntryPointNotFoundException e)
         {
-            throw new MpiNotAvailableException($"{Library} is not OpenMPI's ({e.Message}); install OpenMPI 4 (`sudo apt-get install openmpi-bin libopenmpi-dev`)");
+            throw new MpiNotAvailableException($"{library} is not OpenMPI's ({e.Message}); install OpenMPI 4 (`sudo apt-get install openmpi-bin libopenmpi-dev`)");
         }
     }
 

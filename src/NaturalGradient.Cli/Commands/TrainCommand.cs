@@ -87,7 +87,12 @@ internal static class TrainCommand
         var config = TrainBinder.Bind(parse, options, DateTime.Now);
         using var data = ctx.LoadData(config.Data, config.DataOptions);
         config.Model.ValidateFor(data.InputShape);
-        var trainer = new Trainer(config.Model, config.Optimizer, config.Trainer, ctx.Catalog, communicator);
+        Trainer trainer;
+        try
+        {
+            trainer = CreateTrainer(ctx, config, communicator);
+        }
+        catch (UsageException) { return ExitCodes.Usage; } // rank 0 reports it
         try
         {
             trainer.Run(data, null, ctx.Cancellation, null, resume);
@@ -95,6 +100,20 @@ internal static class TrainCommand
         }
         catch (TrainingDivergedException) { return ExitCodes.Diverged; }
         catch (TrainingInterruptedException) { return ExitCodes.Interrupted; }
+        catch (ArgumentOutOfRangeException) { return ExitCodes.Usage; } // the same setting fails on rank 0, which reports it
+    }
+
+    /// <summary>The trainer; a method or batch size that cannot run on this many ranks is a usage error naming the job size.</summary>
+    private static Trainer CreateTrainer(CliContext ctx, TrainConfig config, ICommunicator communicator)
+    {
+        try
+        {
+            return new Trainer(config.Model, config.Optimizer, config.Trainer, ctx.Catalog, communicator);
+        }
+        catch (ArgumentOutOfRangeException e) when (communicator.Size > 1)
+        {
+            throw new UsageException($"mpirun -np {communicator.Size}: {e.Message.Split(" (Parameter")[0]}");
+        }
     }
 
     private static int Train(CliContext ctx, ParseResult parse, TrainOptions options, List<string> arguments, string? resumeDir,
@@ -118,15 +137,7 @@ internal static class TrainCommand
         }
         MachineCheck.Run(config, data, options);
 
-        Trainer trainer;
-        try
-        {
-            trainer = new Trainer(config.Model, config.Optimizer, config.Trainer, ctx.Catalog, communicator);
-        }
-        catch (ArgumentOutOfRangeException e) when (communicator.Size > 1)
-        {
-            throw new UsageException($"mpirun -np {communicator.Size}: {e.Message.Split(" (Parameter")[0]}");
-        }
+        var trainer = CreateTrainer(ctx, config, communicator);
         if (resumeDir is null)
         {
             RunFolder.WriteRun(config.OutDir, arguments.Where(a => a != options.Force.Name).ToList());
