@@ -1,10 +1,10 @@
 // NaturalGradient benchmarks (run in Release). Figures are printed, the raw JSON goes to results/bench/<mode>.json and a
 // Markdown summary to bench/results/<mode>.md.
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- steps [--quick]        every method's step time as a ratio to SGD's
-//   dotnet run -c Release --project bench/NaturalGradient.Bench -- memory [--methods a,b] RSS at steps 100 and 2,000 (exit 1 if growth ≥ 5%)
+//   dotnet run -c Release --project bench/NaturalGradient.Bench -- memory [--methods a,b] [--steps 2000]  RSS at steps 100, 1,000 and the last (exit 1 if growth ≥ 5%)
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- micro [--quick]        BenchmarkDotNet kernels (in-process)
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- perf [--quick] [--part all|steps|accuracy] [--methods adam,sgd,kfac,…]
-//        [--threads 2] [--rounds N] [--epochs 5]   step ratios to SGD (both paths, FLOP floors) and time to 85/88 % test accuracy
+//        [--problems mlp256,mlp128,figure5] [--threads 2] [--rounds N] [--epochs 5]   step ratios to SGD (both paths, FLOP floors) and time to 85/88 % test accuracy
 using NaturalGradient.Bench.Perf;
 using NaturalGradient.Bench;
 
@@ -20,7 +20,7 @@ try
     return mode switch
     {
         "steps" => StepRatios.Run(quick),
-        "memory" => MemoryFlatness.Run(methods),
+        "memory" => MemoryFlatness.Run(methods, StepsOption(args)),
         "micro" => Micro.Run(quick),
         "perf" => PerfCommand.Run(args.Skip(1).ToArray()),
         _ => Usage(),
@@ -32,8 +32,15 @@ catch (Exception e) when (e is ArgumentException or IOException)
     return 2;
 }
 
+static int StepsOption(string[] args)
+{
+    int at = Array.IndexOf(args, "--steps");
+    if (at < 0) return 2000;
+    return at + 1 < args.Length && int.TryParse(args[at + 1], out var n) ? n : throw new ArgumentException("option --steps needs an integer");
+}
+
 static int Usage()
 {
-    Console.Error.WriteLine("usage: NaturalGradient.Bench steps [--quick] | memory [--methods a,b] | micro [--quick] | perf [--quick] [--part all|steps|accuracy] [--methods a,b] [--threads N] [--rounds N] [--epochs N]");
+    Console.Error.WriteLine("usage: NaturalGradient.Bench steps [--quick] | memory [--methods a,b] [--steps N] | micro [--quick] | perf [--quick] [--part all|steps|accuracy] [--methods a,b] [--problems mlp256,mlp128,figure5] [--threads N] [--rounds N] [--epochs N]");
     return 2;
 }

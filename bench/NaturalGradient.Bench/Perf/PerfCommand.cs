@@ -22,7 +22,7 @@ internal static class PerfCommand
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    private sealed record Args(bool Quick, bool Steps, bool Accuracy, int Threads, int Rounds, int Epochs, string[] AccuracyMethods, bool FullGrid);
+    private sealed record Args(bool Quick, bool Steps, bool Accuracy, int Threads, int Rounds, int Epochs, string[] AccuracyMethods, bool FullGrid, string[] Problems);
 
     private static Args Parse(string[] args)
     {
@@ -46,8 +46,11 @@ internal static class PerfCommand
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         foreach (var m in methods)
             if (!TimeToAccuracy.Grid.ContainsKey(m)) throw new ArgumentException($"option --methods: unknown method '{m}' (expected {string.Join(", ", TimeToAccuracy.Grid.Keys)})");
+        var problems = (Value("--problems") ?? "mlp256,mlp128,figure5").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (var p in problems)
+            if (p is not ("mlp256" or "mlp128" or "figure5")) throw new ArgumentException($"option --problems: expected mlp256, mlp128 or figure5, got '{p}'");
         return new Args(quick, part is "all" or "steps", part is "all" or "accuracy", Int("--threads", 2), Int("--rounds", quick ? 3 : 9),
-            Int("--epochs", 5), methods, !quick);
+            Int("--epochs", 5), methods, !quick, problems);
     }
 
     public static int Run(string[] rawArgs)
@@ -64,8 +67,14 @@ internal static class PerfCommand
         md.AppendLine($"Load (`uptime`) at the start: {Uptime()}.").AppendLine();
         var json = new Dictionary<string, object?> { ["mode"] = "perf", ["command"] = command, ["machine"] = Results.Machine(), ["uptime_start"] = Uptime() };
 
-        if (args.Steps) json["steps"] = StepPart(args, md);
-        if (args.Accuracy) json["accuracy"] = AccuracyPart(args, md);
+        // Saved after every problem and every run, so that an interrupted benchmark keeps what it measured.
+        void SavePartial(string key, object value)
+        {
+            json[key] = value;
+            Results.Save("perf", json, md + $"\n(partial: the run was still going at {DateTime.UtcNow:HH:mm} UTC)\n");
+        }
+        if (args.Steps) json["steps"] = StepPart(args, md, v => SavePartial("steps", v));
+        if (args.Accuracy) json["accuracy"] = AccuracyPart(args, md, v => SavePartial("accuracy", v));
         md.AppendLine($"Load (`uptime`) at the end: {Uptime()}.");
         json["uptime_end"] = Uptime();
         Results.Save("perf", json, md.ToString());
@@ -77,7 +86,7 @@ internal static class PerfCommand
         try { return File.ReadAllText("/proc/loadavg").Trim(); } catch (IOException) { return "n/a"; }
     }
 
-    private static List<StepProblem> Problems(out Dataset? data, out string dataNote)
+    private static List<StepProblem> Problems(IReadOnlyCollection<string> selected, out Dataset? data, out string dataNote)
     {
         data = null;
         dataNote = "Fashion-MNIST training images (the first batch)";
@@ -91,11 +100,10 @@ internal static class PerfCommand
         Tensor my = data is null ? randint(0, 10, new long[] { 256 }) : data.TrainY.narrow(0, 0, 256);
         var mlp = new[] { new LayerShape(784, 512), new LayerShape(512, 512), new LayerShape(512, 10) };
         nn.Module<Tensor, Tensor> Mlp() { manual_seed(0); return ModelFactory.Mlp(new long[] { 784 }, 10, new[] { 512, 512 }, Activation.Relu, ScalarType.Float32); }
-        var problems = new List<StepProblem>
-        {
-            new("MLP 784-512-512-10, batch 256", "mlp", Mlp, mx, my, new CategoricalLikelihood(), mlp),
-            new("MLP 784-512-512-10, batch 128", "mlp", Mlp, mx.narrow(0, 0, 128), my.narrow(0, 0, 128), new CategoricalLikelihood(), mlp),
-        };
+        var problems = new List<StepProblem>();
+        if (selected.Contains("mlp256")) problems.Add(new("MLP 784-512-512-10, batch 256", "mlp", Mlp, mx, my, new CategoricalLikelihood(), mlp));
+        if (selected.Contains("mlp128")) problems.Add(new("MLP 784-512-512-10, batch 128", "mlp", Mlp, mx.narrow(0, 0, 128), my.narrow(0, 0, 128), new CategoricalLikelihood(), mlp));
+        if (!selected.Contains("figure5")) return problems;
         var fx = randn(128, 16);
         var fy = randn(128, 1);
         foreach (int depth in new[] { 1, 2, 4, 8, 16 })
@@ -111,9 +119,9 @@ internal static class PerfCommand
         return problems;
     }
 
-    private static object StepPart(Args args, StringBuilder md)
+    private static object StepPart(Args args, StringBuilder md, Action<object> savePartial)
     {
-        var problems = Problems(out var data, out var dataNote);
+        var problems = Problems(args.Problems, out var data, out var dataNote);
         using var _ = data;
         md.AppendLine("## Step time over an SGD step").AppendLine();
         md.AppendLine(string.Create(Inv, $"Interleaved rounds in one process: each round, every configuration takes a block of {StepConfigs.InversePeriod} steps (one inverse period) and a GEMM of the first layer's shape is timed; "));
@@ -161,6 +169,7 @@ internal static class PerfCommand
                     md.AppendLine(string.Create(Inv, $"- {method}: optimizer path / preconditioner path = {o.RatioToSgd / q.RatioToSgd:F2}"));
             }
             md.AppendLine();
+            savePartial(all);
         }
         md.AppendLine("### Figure-5 nets: flatness over depth").AppendLine();
         md.AppendLine("| configuration | ratio at depth 1, 2, 4, 8, 16 | max / min |");
@@ -175,7 +184,7 @@ internal static class PerfCommand
         return all;
     }
 
-    private static object AccuracyPart(Args args, StringBuilder md)
+    private static object AccuracyPart(Args args, StringBuilder md, Action<object> savePartial)
     {
         Dataset data;
         try { data = DatasetCatalog.Load("fashion-mnist", new DataOptions()); }
@@ -206,6 +215,7 @@ internal static class PerfCommand
                 runs.Add(run);
                 Console.WriteLine(string.Create(Inv, $"{method} lr {lr:G3}: 85 % after {Fmt(run.SecondsTo85)} s ({run.StepsTo85?.ToString() ?? "–"} steps), 88 % after {Fmt(run.SecondsTo88)} s; best {run.BestTestAccuracy:P1}{(run.Note is null ? "" : "; " + run.Note)}"));
                 if (!best.TryGetValue(method, out var b) || Better(run, b)) best[method] = run;
+                savePartial(runs.Select(RunJson).ToList());
             }
         }
         best.TryGetValue("adam", out var adam);
@@ -217,12 +227,15 @@ internal static class PerfCommand
                 $"| {method} | {string.Join(", ", TimeToAccuracy.Grid[method].Select(v => v.ToString("G3", Inv)))} | {r.LearningRate:G3} | {Fmt(r.SecondsTo85)} | {r.StepsTo85?.ToString() ?? "–"} | {Fmt(r.SecondsTo88)} | {r.StepsTo88?.ToString() ?? "–"} | {r.BestTestAccuracy:P1} | {Ratio(r.SecondsTo85, adam?.SecondsTo85)} | {Ratio(r.SecondsTo88, adam?.SecondsTo88)} |"));
         }
         md.AppendLine();
-        return runs.Select(r => new
+        return runs.Select(RunJson).ToList();
+
+        object RunJson(AccuracyRun r) => new
         {
             method = r.Method, lr = r.LearningRate, seconds_to_85 = r.SecondsTo85, steps_to_85 = r.StepsTo85, seconds_to_88 = r.SecondsTo88, steps_to_88 = r.StepsTo88,
-            best_test_accuracy = r.BestTestAccuracy, steps = r.Steps, train_seconds = r.TrainSeconds, note = r.Note, best_of_grid = ReferenceEquals(best[r.Method], r),
+            best_test_accuracy = r.BestTestAccuracy, steps = r.Steps, train_seconds = r.TrainSeconds, note = r.Note,
+            best_of_grid = best.TryGetValue(r.Method, out var b) && ReferenceEquals(b, r),
             curve = r.Curve.Select(c => new { step = c.Step, seconds = c.Seconds, test_accuracy = c.Accuracy }),
-        }).ToList();
+        };
     }
 
     private static bool Better(AccuracyRun a, AccuracyRun b) =>

@@ -202,5 +202,6 @@ internal static class TrainCommand
         public void OnStart(TrainingPlan plan) { stream.OnStart(plan); display.OnStart(plan); }
         public void OnStep(StepMetrics step) { stream.OnStep(step); display.OnStep(step); }
         public void OnEpoch(EpochMetrics epoch) { stream.OnEpoch(epoch); display.OnEpoch(epoch); }
+        public void OnNote(string note) => display.OnNote(note);
     }
 }

@@ -52,7 +52,8 @@ public sealed record PreconditionerOptions
         if (Structure is CurvatureStructure.Tengrad or CurvatureStructure.Kfac or CurvatureStructure.Ekfac
                 or CurvatureStructure.Kbfgs or CurvatureStructure.Auto && !(Damping > 0))
             throw new ArgumentOutOfRangeException(nameof(Damping), Damping, $"{Structure} needs Damping > 0");
-        if (Structure is CurvatureStructure.Kfac or CurvatureStructure.Ekfac or CurvatureStructure.Auto) Kfac.Validate();
+        if (Structure is CurvatureStructure.Kfac or CurvatureStructure.Auto) Kfac.Validate();
+        if (Structure == CurvatureStructure.Ekfac) (Kfac with { InverseMethod = KfacInverseMethod.Eigen }).Validate();   // EKFAC always decomposes
         if (Structure == CurvatureStructure.Kbfgs) Kbfgs.Validate();
         if (MaxExactParameters < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxExactParameters), MaxExactParameters, "MaxExactParameters must be ≥ 1");

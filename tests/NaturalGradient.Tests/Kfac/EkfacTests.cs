@@ -101,7 +101,7 @@ public class EkfacTests
         var (_, _, _, layers, statistics) = Problem(kind);
         for (int l = 0; l < layers.Count; l++)
         {
-            using var ekfac = new EkfacBlock(layers[l]);
+            using var ekfac = new EkfacBlock(layers[l], new KfacOptions { DampingMode = KfacDampingMode.Eigenbasis });
             using var kfac = new KfacBlock(layers[l], new KfacOptions { InverseMethod = KfacInverseMethod.Eigen, DampingMode = KfacDampingMode.Eigenbasis });
             ekfac.Update(statistics[l], 0);
             kfac.Update(statistics[l], 0);
@@ -111,6 +111,48 @@ public class EkfacTests
             TensorAssert.Close(kfac.Multiply(v), ekfac.Multiply(v), rtol: 1e-10, label: $"multiply, layer {l}");
             TensorAssert.Close(kfac.Precondition(v, 1e-2), ekfac.Precondition(v, 1e-2), rtol: 1e-10, label: $"precondition, layer {l}");
         }
+    }
+
+    [Theory]
+    [InlineData("linear")]
+    [InlineData("conv")]
+    public void Ekfac_FactoredDamping_WithKroneckerEigenvalueScaling_ReproducesKfacFactoredDamping(string kind)
+    {
+        using var scope = NewDisposeScope();
+        var (_, _, _, layers, statistics) = Problem(kind);
+        for (int l = 0; l < layers.Count; l++)
+        {
+            using var ekfac = new EkfacBlock(layers[l]);                                             // default: factored damping
+            using var kfac = new KfacBlock(layers[l], new KfacOptions { InverseMethod = KfacInverseMethod.Cholesky });
+            ekfac.Update(statistics[l], 0);
+            kfac.Update(statistics[l], 0);
+            ekfac.UseKroneckerScaling();
+            var v = RandomMatrix(layers[l], 40 + l);
+            foreach (double damping in new[] { 1.0, 1e-2, 1e-4 })
+                TensorAssert.Close(kfac.Precondition(v, damping), ekfac.Precondition(v, damping), rtol: 1e-9, label: $"λ = {damping}, layer {l}");
+        }
+    }
+
+    [Fact]
+    public void Ekfac_FactoredDamping_BoundsTheStepWhereTheScalingVanishes()
+    {
+        // Where S ≈ 0 but the factors' eigenvalues are not, exact damping divides by λ, factored damping by
+        // S + π√λ eᴳ + (√λ/π) eᴬ + λ, as K-FAC does.
+        using var scope = NewDisposeScope();
+        var (_, _, _, layers, statistics) = Problem("linear");
+        using var exact = new EkfacBlock(layers[0], new KfacOptions { DampingMode = KfacDampingMode.Eigenbasis });
+        using var factored = new EkfacBlock(layers[0]);
+        exact.Update(statistics[0], 0);
+        factored.Update(statistics[0], 0);
+        var v = RandomMatrix(layers[0], 7);
+        double damping = 1e-4;
+        double exactNorm = exact.Precondition(v, damping).norm().item<double>();
+        double factoredNorm = factored.Precondition(v, damping).norm().item<double>();
+        // Same basis and S; the factored divisor adds non-negative terms to every entry, so every projected entry shrinks.
+        Assert.True(factoredNorm < exactNorm, $"factored {factoredNorm:G4} vs exact {exactNorm:G4}");
+        var ratio = (exact.OutputGradientBasis.t().mm(factored.Precondition(v, damping)).mm(exact.ActivationBasis).abs()
+                     - exact.OutputGradientBasis.t().mm(exact.Precondition(v, damping)).mm(exact.ActivationBasis).abs()).max().item<double>();
+        Assert.True(ratio <= 1e-12, $"a projected entry grew by {ratio:G4}");
     }
 
     [Theory]

@@ -24,7 +24,7 @@ public static class KfacFixtures
             "kfac-eigen-factored" => new KfacBlock(layer, options with { InverseMethod = KfacInverseMethod.Eigen, DampingMode = KfacDampingMode.Factored }),
             "kfac-eigen-eigenbasis" => new KfacBlock(layer, options with { InverseMethod = KfacInverseMethod.Eigen, DampingMode = KfacDampingMode.Eigenbasis }),
             "kfac-cholesky-factored" => new KfacBlock(layer, options with { InverseMethod = KfacInverseMethod.Cholesky, DampingMode = KfacDampingMode.Factored }),
-            "ekfac" => new EkfacBlock(layer, options),
+            "ekfac" => new EkfacBlock(layer, options with { DampingMode = KfacDampingMode.Eigenbasis }),
             _ => throw new ArgumentException(configuration),
         };
     }

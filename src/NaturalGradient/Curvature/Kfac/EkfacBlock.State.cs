@@ -4,7 +4,7 @@ namespace NaturalGradient.Curvature.Kfac;
 
 public sealed partial class EkfacBlock : ICurvatureBlockState
 {
-    /// <summary>Writes the running averages A, G and S, the eigenbasis and the refresh count.</summary>
+    /// <summary>Writes the running averages A, G and S, the eigenbasis, π of the factored damping and the refresh count.</summary>
     public void ExportState(string prefix, NaturalGradientStateDict state)
     {
         ThrowIfDisposed();
@@ -13,6 +13,7 @@ public sealed partial class EkfacBlock : ICurvatureBlockState
         _s.ExportState(prefix + "scaling", state);
         _eigen.ExportState(prefix, state);
         state.Numbers[prefix + "inverse_refresh_count"] = InverseRefreshCount;
+        state.Numbers[prefix + "pi"] = _pi;
     }
 
     /// <inheritdoc/>
@@ -25,5 +26,6 @@ public sealed partial class EkfacBlock : ICurvatureBlockState
         _s.ImportState(prefix + "scaling", state, new[] { outputs, inputs });
         _eigen.ImportState(prefix, state, inputs, outputs);
         InverseRefreshCount = checked((int)state.GetNumber(prefix + "inverse_refresh_count"));
+        _pi = state.GetNumber(prefix + "pi");
     }
 }
