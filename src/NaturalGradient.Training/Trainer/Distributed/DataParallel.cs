@@ -12,10 +12,10 @@ namespace NaturalGradient.Training;
 /// the step one process takes on the global batch.
 /// </summary>
 /// <remarks>
-/// Per step: the parameters' gradients are weighted by m_r / m and sum-allreduced (in place, one call per
-/// parameter tensor); each layer's statistics, activations (m_r × T × in') and output gradients (s × m_r × T × out),
-/// are gathered in rank order (never per-example Jacobians) and their weight rescaled from m_r to m; the reported
-/// loss is the global batch's mean. See docs/DISTRIBUTED.md for the bytes this moves.
+/// Per step: the parameters' gradients are weighted by m_r / m and sum-allreduced (one allreduce of all of them);
+/// every layer's statistics, activations (m_r × T × in') and output gradients (s × m_r × T × out), are gathered in
+/// rank order in one allgather (never per-example Jacobians) and their weight rescaled from m_r to m; the reported
+/// loss is the global batch's mean (one scalar allreduce). See docs/DISTRIBUTED.md for the bytes this moves.
 /// </remarks>
 public sealed class DataParallel : IDataParallelReducer
 {
@@ -51,29 +51,49 @@ public sealed class DataParallel : IDataParallelReducer
     }
 
     /// <inheritdoc/>
+    /// <remarks>The gradients are packed into one buffer (one copy) so that a step costs one allreduce, not one per tensor.</remarks>
     public void ReduceGradients(IReadOnlyList<Tensor> gradients)
     {
-        double share = Share;
+        if (gradients.Count == 0) return;
         using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var flat = cat(gradients.Select(g => g.reshape(-1)).ToList());
+        if (GlobalRows > 0 && LocalRows != GlobalRows) flat.mul_((double)LocalRows / GlobalRows);
+        Communicator.AllReduce(flat, ReduceOperation.Sum);
+        long offset = 0;
         foreach (var g in gradients)
         {
-            if (share != 1) g.mul_(share);
-            Communicator.AllReduce(g, ReduceOperation.Sum);
+            g.copy_(flat.narrow(0, offset, g.numel()).view_as(g));
+            offset += g.numel();
         }
     }
 
     /// <inheritdoc/>
+    /// <remarks>
+    /// Every layer's per-example rows (activations T·in', output gradients s·T·out) are packed side by side into one
+    /// m_r × Σ(T·in' + s·T·out) buffer and gathered in one allgather; the global statistics are views of the result.
+    /// </remarks>
     public IReadOnlyList<LayerStatistics> ReduceStatistics(IReadOnlyList<LayerStatistics> local)
     {
+        if (local.Count == 0) return local;
+        long rows = local[0].BatchSize;
+        var parts = new List<Tensor>(2 * local.Count);
+        foreach (var s in local)
+        {
+            parts.Add(s.Activations.reshape(rows, -1));
+            // s × m_r × T × out → m_r × (s·T·out)
+            parts.Add(s.OutputGradients.transpose(0, 1).reshape(rows, -1));
+        }
+        var gathered = Communicator.AllGather(cat(parts, dim: 1));
+        long total = gathered.shape[0], column = 0;
         var result = new List<LayerStatistics>(local.Count);
         foreach (var s in local)
         {
-            var activations = Communicator.AllGather(s.Activations.contiguous());
-            // s × m_r × T × out → m_r × s × T × out (a view when s = 1), gathered along the examples, and back.
-            var gradients = s.Samples == 1
-                ? Communicator.AllGather(s.OutputGradients.squeeze(0).contiguous()).unsqueeze(0)
-                : Communicator.AllGather(s.OutputGradients.transpose(0, 1).contiguous()).transpose(0, 1);
-            result.Add(new LayerStatistics(s.Adapter, activations, gradients, s.Weight * s.BatchSize / activations.shape[0]));
+            long a = parts[2 * result.Count].shape[1], g = parts[2 * result.Count + 1].shape[1];
+            var activations = gathered.narrow(1, column, a).reshape(total, s.Positions, -1);
+            var gradients = gathered.narrow(1, column + a, g).reshape(total, s.Samples, s.Positions, -1).transpose(0, 1);
+            column += a + g;
+            result.Add(new LayerStatistics(s.Adapter, activations, gradients, s.Weight * s.BatchSize / total));
         }
         return result;
     }
@@ -86,5 +106,4 @@ public sealed class DataParallel : IDataParallelReducer
         return t.ToDouble() / GlobalRows;
     }
 
-    private double Share => GlobalRows == 0 ? 1 : (double)LocalRows / GlobalRows;
 }
