@@ -20,6 +20,7 @@ internal sealed class NatgradApp(CliContext ctx)
         root.Add(PredictCommand.Create(ctx));
         root.Add(PathsCommand.Create());
         root.Add(CompareCommand.Create(ctx));
+        root.Add(CheckCommand.Create(ctx));
         root.Add(ScaleCommand.Create(ctx));
         root.Add(ScalePointCommand.Create(ctx));
         root.Add(OrderVarianceCommand.Create(ctx));

@@ -63,6 +63,7 @@ internal static class TrainBinder
             HfMaxIterations = p.GetValue(o.HfIters),
             HfTolerance = p.GetValue(o.HfTol),
             MaxExactParameters = p.GetValue(o.MaxExactParams),
+            DiagnosticsEvery = p.GetValue(o.DiagnosticsEvery),
         };
         var trainer = new TrainerOptions
         {

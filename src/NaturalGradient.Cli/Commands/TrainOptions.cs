@@ -93,6 +93,8 @@ internal sealed class TrainOptions
         v => CliChoices.HfSolver(v), helpName: "cg|minres|minres-qlp");
     public Option<int> HfIters { get; } = CliOptions.Int("--hf-iters", "Maximum Hessian-free solver iterations", Opt.HfMaxIterations);
     public Option<double> HfTol { get; } = CliOptions.Double("--hf-tol", "Relative residual at which the Hessian-free solver stops", Opt.HfTolerance);
+    public Option<int> DiagnosticsEvery { get; } = CliOptions.Int("--diagnostics-every",
+        "Every N steps, per-layer error of the approximate block vs the exact one on a probe batch (approximation.csv/png); 0 = off", Opt.DiagnosticsEvery);
     public Option<int> MaxExactParams { get; } = CliOptions.Int("--max-exact-params", "Largest model the dense exact method accepts", Opt.MaxExactParameters);
 
     /// <summary>Every option, in help order.</summary>
@@ -102,7 +104,7 @@ internal sealed class TrainOptions
         Model, Hidden, Activation,
         Optimizer, Lr, Momentum, WeightDecay, LrDecay, Beta1, Beta2, Eps,
         Damping, DampingSchedule, Fisher, McSamples, Metric, MetricForm, UnlabeledCount, InversePeriod, FactorPeriod, FactorDecay, KfacInverse, KfacDamping, KlClip,
-        HfSolver, HfIters, HfTol, HfDiagonal, HfPreconditioner, MaxExactParams,
+        HfSolver, HfIters, HfTol, HfDiagonal, HfPreconditioner, DiagnosticsEvery, MaxExactParams,
         Epochs, BatchSize, Seed, Dtype, Threads, Out, Force, CheckpointEvery, Resume,
     };
 
@@ -142,6 +144,7 @@ internal sealed class TrainOptions
         [nameof(OptimizerSettings.HfMaxIterations)] = HfIters.Name,
         [nameof(OptimizerSettings.HfTolerance)] = HfTol.Name,
         [nameof(OptimizerSettings.MaxExactParameters)] = MaxExactParams.Name,
+        [nameof(OptimizerSettings.DiagnosticsEvery)] = DiagnosticsEvery.Name,
         [nameof(ModelSpec.Kind)] = Model.Name,
         [nameof(ModelSpec.Hidden)] = Hidden.Name,
         [nameof(ModelSpec.Activation)] = Activation.Name,

@@ -20,6 +20,18 @@ internal static class CsvTables
         foreach (var s in steps) w.WriteLine(StepRow(s));
     }
 
+    /// <summary>Columns of approximation.csv (one row per measured step and layer).</summary>
+    public static readonly string[] ApproximationColumns = { "step", "layer", "parameters", "relative_frobenius_error", "direction_cosine" };
+
+    public static void WriteApproximation(TextWriter w, IEnumerable<StepMetrics> steps)
+    {
+        w.WriteLine(string.Join(",", ApproximationColumns));
+        foreach (var s in steps)
+            foreach (var a in s.Approximation ?? Array.Empty<NaturalGradient.Diagnostics.LayerApproximation>())
+                w.WriteLine(string.Join(",", Int(s.Step), a.Layer, Int(a.Parameters),
+                    a.Measured ? Num(a.RelativeFrobeniusError) : "", a.Measured ? Num(a.DirectionCosine) : ""));
+    }
+
     public static void WriteEpochs(TextWriter w, IEnumerable<EpochMetrics> epochs)
     {
         w.WriteLine(string.Join(",", EpochColumns));

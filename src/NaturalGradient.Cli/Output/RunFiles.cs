@@ -1,3 +1,4 @@
+using NaturalGradient.Cli.Reports;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using NaturalGradient.Cli.Commands;
@@ -14,6 +15,8 @@ internal static class RunFiles
     public const string Steps = "steps.csv";
     public const string Epochs = "epochs.csv";
     public const string Metrics = "metrics.json";
+    public const string Approximation = "approximation.csv";
+    public const string ApproximationFigure = "approximation.png";
 
     private static readonly JsonSerializerOptions Json = new()
     {
@@ -32,6 +35,11 @@ internal static class RunFiles
         Directory.CreateDirectory(outDir);
         AtomicFile.Write(Path.Combine(outDir, Steps), w => CsvTables.WriteSteps(w, result.Steps));
         AtomicFile.Write(Path.Combine(outDir, Epochs), w => CsvTables.WriteEpochs(w, result.Epochs));
+        if (result.Steps.Any(s => s.Approximation is { Count: > 0 }))
+        {
+            AtomicFile.Write(Path.Combine(outDir, Approximation), w => CsvTables.WriteApproximation(w, result.Steps));
+            ApproximationPlot.Write(Path.Combine(outDir, ApproximationFigure), result.Steps);
+        }
         AtomicFile.WriteText(Path.Combine(outDir, Metrics), JsonSerializer.Serialize(MetricsDocument(result, diverged, status), Json) + "\n");
         AtomicFile.WriteText(Path.Combine(outDir, Config), JsonSerializer.Serialize(ConfigDocument(config, data, result, commandLine), Json) + "\n");
     }

@@ -20,6 +20,8 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
 {
     private readonly NaturalGradientDescent _ngd;
     private readonly OptimizerContext _context;
+    private Tensor? _probeX, _probeY;
+    private long _steps;
 
     public NaturalGradientTrainingOptimizer(string name, CurvatureStructure structure, OptimizerContext context)
     {
@@ -111,7 +113,7 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
         return new StepResult(loss, r.Damping, double.IsNaN(r.Rho) ? null : r.Rho,
             double.IsNaN(r.PredictedKl) ? null : r.PredictedKl,
             SolverIterations: (_ngd.Preconditioner.Curvature as HessianFreeCurvature)?.LastReport?.Iterations,
-            Skipped: !r.Applied);
+            Skipped: !r.Applied) { Approximation = Diagnose(x, y, r.Damping) };
     }
 
     /// <inheritdoc/>
@@ -120,5 +122,25 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
     /// <inheritdoc/>
     public void ImportState(string prefix, NaturalGradientStateDict state) => _ngd.ImportState(prefix, state);
 
-    public void Dispose() => _ngd.Dispose();
+    /// <summary>
+    /// On steps 1, 1 + N, 1 + 2N, … (N = <see cref="OptimizerSettings.DiagnosticsEvery"/>): the live curvature's per-layer
+    /// diagnostics on the probe batch, which is the run's first batch (kept, so every measurement sees the same data).
+    /// </summary>
+    private IReadOnlyList<NaturalGradient.Diagnostics.LayerApproximation>? Diagnose(Tensor x, Tensor y, double damping)
+    {
+        int every = _context.Settings.DiagnosticsEvery;
+        if (every <= 0 || (_steps++ % every) != 0) return null;
+        if (NaturalGradient.Diagnostics.ApproximationDiagnostics.Blocks(_ngd.Preconditioner.Curvature) is null) return null;
+        _probeX ??= x.detach().clone().DetachFromDisposeScope();
+        _probeY ??= y.detach().clone().DetachFromDisposeScope();
+        return NaturalGradient.Diagnostics.ApproximationProbe.Run(_ngd.Preconditioner, _context.Model, _probeX, _probeY, damping,
+            fresh: false, seed: _steps);
+    }
+
+    public void Dispose()
+    {
+        _ngd.Dispose();
+        _probeX?.Dispose();
+        _probeY?.Dispose();
+    }
 }

@@ -87,6 +87,12 @@ public sealed record OptimizerSettings
     /// <summary>Relative residual at which the Hessian-free solver stops, &gt; 0; default 1e-4.</summary>
     public double HfTolerance { get; init; } = 1e-4;
 
+    /// <summary>
+    /// Every this many steps (≥ 0; 0 = never, the default) the natural-gradient methods measure, on a fixed probe batch,
+    /// each layer's approximation error against the exact block and the cosine of the directions (approximation.csv).
+    /// </summary>
+    public int DiagnosticsEvery { get; init; }
+
     /// <summary>Largest parameter count for which the dense exact natural gradient may run, ≥ 1; default 20000.</summary>
     public int MaxExactParameters { get; init; } = 20000;
 
@@ -125,6 +131,7 @@ public sealed record OptimizerSettings
                 $"{nameof(HfKfacPreconditioner)} and {nameof(HfDiagonalPreconditioner)} exclude each other: choose one solver preconditioner");
         OptionGuard.Positive(HfTolerance, nameof(HfTolerance));
         OptionGuard.AtLeast(MaxExactParameters, 1, nameof(MaxExactParameters));
+        OptionGuard.AtLeast(DiagnosticsEvery, 0, nameof(DiagnosticsEvery));
     }
 
     /// <summary>Every resolved value, sorted by name: "OptimizerSettings { Beta1 = 0.9, … }".</summary>

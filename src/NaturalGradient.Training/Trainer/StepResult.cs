@@ -8,4 +8,8 @@ namespace NaturalGradient.Training;
 /// <param name="SolverIterations">Iterations of an iterative solver (CG/MINRES), or null.</param>
 /// <param name="Skipped">True when the update was not applied (e.g. a non-finite direction was rejected).</param>
 public sealed record StepResult(double Loss, double? Damping = null, double? Rho = null, double? PredictedKl = null,
-    int? SolverIterations = null, bool Skipped = false);
+    int? SolverIterations = null, bool Skipped = false)
+{
+    /// <summary>Per-layer approximation diagnostics measured at this step (<see cref="OptimizerSettings.DiagnosticsEvery"/>), or null.</summary>
+    public IReadOnlyList<NaturalGradient.Diagnostics.LayerApproximation>? Approximation { get; init; }
+}

@@ -238,7 +238,7 @@ public sealed class Trainer
             run.RssLast = rss;
         }
         var metrics = new StepMetrics(step, epoch, result.Loss, optimizer.LearningRate, result.Damping, result.Rho,
-            result.PredictedKl, result.SolverIterations, watch.Elapsed.TotalMilliseconds, rss, result.Skipped);
+            result.PredictedKl, result.SolverIterations, watch.Elapsed.TotalMilliseconds, rss, result.Skipped) { Approximation = result.Approximation };
         run.Steps.Add(metrics);
         run.Progress?.OnStep(metrics);
         if (!double.IsFinite(result.Loss))

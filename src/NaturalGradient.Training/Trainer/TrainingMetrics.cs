@@ -16,7 +16,11 @@ namespace NaturalGradient.Training;
 /// <param name="RssMb">Resident set size in MiB after the step, when sampled (else null).</param>
 /// <param name="Skipped">The method did not apply the update.</param>
 public sealed record StepMetrics(long Step, int Epoch, double Loss, double LearningRate, double? Damping, double? Rho,
-    double? PredictedKl, int? SolverIterations, double StepMs, double? RssMb, bool Skipped);
+    double? PredictedKl, int? SolverIterations, double StepMs, double? RssMb, bool Skipped)
+{
+    /// <summary>Per-layer approximation diagnostics of this step (a row each in approximation.csv), or null.</summary>
+    public IReadOnlyList<NaturalGradient.Diagnostics.LayerApproximation>? Approximation { get; init; }
+}
 
 /// <summary>Full-set evaluation after an epoch (a row of epochs.csv). Epoch 0 is the untrained model.</summary>
 /// <param name="Epoch">Completed epochs (0 = before training).</param>

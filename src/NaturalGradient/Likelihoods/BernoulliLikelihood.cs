@@ -11,8 +11,12 @@ public sealed class BernoulliLikelihood : ILikelihood
 {
     public LikelihoodKind Kind => LikelihoodKind.Bernoulli;
 
-    public Tensor PerExampleLoss(Tensor output, Tensor target) =>
-        nn.functional.binary_cross_entropy_with_logits(output, target.to_type(output.dtype), reduction: nn.Reduction.None).sum(1);
+    /// <exception cref="TargetShapeException">The target's shape differs from the output's (m × o).</exception>
+    public Tensor PerExampleLoss(Tensor output, Tensor target)
+    {
+        TargetShape.RequireSame("Bernoulli", output, target);
+        return nn.functional.binary_cross_entropy_with_logits(output, target.to_type(output.dtype), reduction: nn.Reduction.None).sum(1);
+    }
 
     public Tensor Loss(Tensor output, Tensor target) => PerExampleLoss(output, target).mean();
 
@@ -36,6 +40,7 @@ public sealed class BernoulliLikelihood : ILikelihood
 
     public double? Accuracy(Tensor output, Tensor target)
     {
+        TargetShape.RequireSame("Bernoulli", output, target);
         using var _ = no_grad();
         return output.gt(0).to_type(ScalarType.Float64).eq(target.to_type(ScalarType.Float64))
             .to_type(ScalarType.Float64).mean().ToDouble();

@@ -11,10 +11,19 @@ public sealed class CategoricalLikelihood : ILikelihood
 {
     public LikelihoodKind Kind => LikelihoodKind.Categorical;
 
-    public Tensor PerExampleLoss(Tensor output, Tensor target) =>
-        nn.functional.cross_entropy(output, target, reduction: nn.Reduction.None);
+    /// <exception cref="TargetShapeException">The target is not m integer class indices for the m × o output.</exception>
+    public Tensor PerExampleLoss(Tensor output, Tensor target)
+    {
+        TargetShape.RequireClassIndices(output, target);
+        return TargetShape.ClassIndexed(output, () => nn.functional.cross_entropy(output, target.to_type(ScalarType.Int64), reduction: nn.Reduction.None));
+    }
 
-    public Tensor Loss(Tensor output, Tensor target) => nn.functional.cross_entropy(output, target);
+    /// <exception cref="TargetShapeException">The target is not m integer class indices for the m × o output.</exception>
+    public Tensor Loss(Tensor output, Tensor target)
+    {
+        TargetShape.RequireClassIndices(output, target);
+        return TargetShape.ClassIndexed(output, () => nn.functional.cross_entropy(output, target.to_type(ScalarType.Int64)));
+    }
 
     public Tensor SampleTargets(Tensor output, Generator? generator = null)
     {
@@ -44,6 +53,7 @@ public sealed class CategoricalLikelihood : ILikelihood
 
     public double? Accuracy(Tensor output, Tensor target)
     {
+        TargetShape.RequireClassIndices(output, target);
         using var _ = no_grad();
         return output.argmax(1).eq(target).to_type(ScalarType.Float64).mean().ToDouble();
     }

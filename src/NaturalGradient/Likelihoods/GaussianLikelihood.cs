@@ -40,8 +40,10 @@ public sealed class GaussianLikelihood : ILikelihood
     public double Sigma { get; }
     public LikelihoodKind Kind => LikelihoodKind.Gaussian;
 
+    /// <exception cref="TargetShapeException">The target's shape differs from the output's (m × o).</exception>
     public Tensor PerExampleLoss(Tensor output, Tensor target)
     {
+        TargetShape.RequireSame("Gaussian", output, target);
         var diff = output - target;
         if (_precision is null) return diff.square().sum(1).mul(0.5 / (Sigma * Sigma));
         return (diff.mm(_precision.to_type(diff.dtype)) * diff).sum(1).mul(0.5);

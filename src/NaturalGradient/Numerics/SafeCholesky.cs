@@ -4,9 +4,15 @@ using static TorchSharp.torch;
 namespace NaturalGradient.Numerics;
 
 /// <summary>Thrown when a symmetric system cannot be solved even after every fallback.</summary>
-public sealed class CholeskyFailedException : Exception
+public class CholeskyFailedException : Exception
 {
     public CholeskyFailedException(string message) : base(message) { }
+}
+
+/// <summary>Thrown when a matrix to factor or decompose holds ∞ or NaN: no jitter or eigenvalue floor can help.</summary>
+public sealed class NonFiniteMatrixException : CholeskyFailedException
+{
+    public NonFiniteMatrixException(string message) : base(message) { }
 }
 
 /// <summary>
@@ -17,6 +23,10 @@ public sealed class CholeskyFailedException : Exception
 public static class SafeCholesky
 {
     /// <summary>Lower Cholesky factor L of the symmetric matrix <paramref name="a"/> (L Lᵀ ≈ a), with fallbacks.</summary>
+    /// <remarks>At most <see cref="JitterAttempts"/> jittered retries, each adding 100× the previous jitter, from
+    /// 1e-12 to 1e-2 times the largest diagonal entry.</remarks>
+    /// <exception cref="NonFiniteMatrixException">The matrix holds ∞ or NaN (checked only after the first attempt failed).</exception>
+    /// <exception cref="CholeskyFailedException">The matrix is not positive definite even with the largest jitter.</exception>
     public static Tensor Factor(Tensor a)
     {
         // Cholesky reads one triangle only; the symmetrised copy is needed by the fallbacks alone.
@@ -26,14 +36,29 @@ public static class SafeCholesky
         var sym = (a + a.transpose(-2, -1)) * 0.5;
 
         var a64 = sym.to_type(ScalarType.Float64);
+        ThrowIfNonFinite(a64);
         double scale = Math.Max(a64.diagonal(0, -2, -1).abs().max().ToDouble(), 1e-300);
         var eye64 = eye(a.shape[^1], dtype: ScalarType.Float64, device: a.device);
-        for (double jitter = 0; jitter <= 1e-2 * scale; jitter = jitter == 0 ? 1e-12 * scale : jitter * 100)
+        double jitter = 0;
+        for (int attempt = 0; attempt <= JitterAttempts; attempt++)
         {
             var (l64, info64) = linalg.cholesky_ex(a64 + jitter * eye64);
             if (info64.max().item<int>() == 0 && l64.isfinite().all().item<bool>()) return l64.to_type(a.dtype);
+            jitter = attempt == 0 ? 1e-12 * scale : jitter * 100;
         }
         throw new CholeskyFailedException($"Cholesky failed for a {a.shape[^1]}×{a.shape[^1]} matrix even with jitter {1e-2 * scale:E2}; increase the damping");
+    }
+
+    /// <summary>Jittered retries after the float64 attempt: 1e-12, 1e-10, …, 1e-2 times the scale.</summary>
+    public const int JitterAttempts = 6;
+
+    /// <summary>Throws <see cref="NonFiniteMatrixException"/> if <paramref name="a"/> holds ∞ or NaN (one host sync; fallback paths only).</summary>
+    public static void ThrowIfNonFinite(Tensor a)
+    {
+        if (!a.isfinite().all().item<bool>())
+            throw new NonFiniteMatrixException(
+                $"a {string.Join("×", a.shape)} matrix to factor holds ∞ or NaN; the statistics it was built from overflowed " +
+                "(scale the inputs, or use a float64 model)");
     }
 
     /// <summary>info = 0 and a finite factor, decided by one host read.</summary>
@@ -54,7 +79,7 @@ public static class SafeCholesky
             var l = Factor(a);
             x = cholesky_solve(rhs.to_type(l.dtype), l).to_type(b.dtype);
         }
-        catch (CholeskyFailedException)
+        catch (CholeskyFailedException e) when (e is not NonFiniteMatrixException)
         {
             x = EigenSolve(a, rhs);
         }
@@ -65,7 +90,9 @@ public static class SafeCholesky
     public static Tensor EigenSolve(Tensor a, Tensor b)
     {
         var a64 = ((a + a.transpose(-2, -1)) * 0.5).to_type(ScalarType.Float64);
-        var (evals, evecs) = linalg.eigh(a64);
+        ThrowIfNonFinite(a64);
+        var (evals, evecs) = NativeCall.Run($"eigendecomposition (eigh) of a {a64.shape[0]}×{a64.shape[0]} matrix",
+            () => linalg.eigh(a64), "increase the damping, or check the statistics for extreme values");
         double floor = Math.Max(evals.abs().max().ToDouble() * 1e-12, 1e-300);
         var inv = evals.clamp_min(floor).reciprocal();
         var x = evecs.mm((evecs.t().mm(b.to_type(ScalarType.Float64))) * inv.unsqueeze(1));

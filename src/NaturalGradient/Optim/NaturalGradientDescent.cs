@@ -1,6 +1,7 @@
 using NaturalGradient.Capture;
 using NaturalGradient.Damping;
 using NaturalGradient.Likelihoods;
+using NaturalGradient.Numerics;
 using NaturalGradient.Preconditioning;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -52,9 +53,15 @@ public sealed partial class NaturalGradientDescent : IDisposable
     /// the finiteness of every direction (one fused scalar). The predicted KL ½uᵀMu and the quadratic model cost an
     /// extra metric product and are computed only when <see cref="NaturalGradientOptions.KlClip"/>, Levenberg–Marquardt
     /// damping or <see cref="NaturalGradientOptions.ReportPredictedKl"/> asks for them; Levenberg–Marquardt also
-    /// evaluates the loss after the step (one more forward pass).
+    /// evaluates the loss after the step (one more forward pass). The step is skipped (weights, momentum and damping
+    /// unchanged) when the metric batch's statistics would overflow the curvature (<see cref="FiniteGuard"/>: one more
+    /// host read per step) or a step is not finite; the report says which.
     /// </remarks>
-    public NaturalGradientStepReport Step(Tensor x, Tensor y, Tensor? metricInputs = null, Tensor? metricTargets = null)
+    /// <exception cref="NativeOperationException">libtorch failed (one line: what and what to do).</exception>
+    public NaturalGradientStepReport Step(Tensor x, Tensor y, Tensor? metricInputs = null, Tensor? metricTargets = null) =>
+        NativeCall.Run($"the natural-gradient step ({Options.Preconditioner.Structure})", () => StepCore(x, y, metricInputs, metricTargets));
+
+    private NaturalGradientStepReport StepCore(Tensor x, Tensor y, Tensor? metricInputs, Tensor? metricTargets)
     {
         _model.zero_grad();
         Preconditioner.Capture.Clear();
@@ -65,26 +72,31 @@ public sealed partial class NaturalGradientDescent : IDisposable
         Preconditioner.Damping = lambda;
 
         using var _ = no_grad();
+        if (Preconditioner.MetricRejected)
+            return new NaturalGradientStepReport(lossTensor.ToDouble(), lambda, double.NaN, double.NaN, Applied: false, StepRejection.StatisticsOverflow);
         var layers = Preconditioner.Layers;
         var g = Preconditioner.GradientMatrices();
         if (Options.WeightDecay > 0)
             g = g.Select((t, i) => t.add_(layers[i].WeightMatrix(), alpha: Options.WeightDecay)).ToList();
         var delta = Preconditioner.Solve(g, lambda);
-        var plain = _uncovered.Where(p => p.grad is not null).Select(p => (Parameter: p, Gradient: p.grad!)).ToList();
+        // Candidate momentum buffers and steps: momentum and weights take them only if every step is finite.
+        var directions = layers.Select((l, i) => MomentumCandidate(_layerMomentum, l.Name, delta[i])).ToList();
+        var plain = _uncovered.Where(p => p.grad is not null)
+            .Select(p => (Parameter: p, Direction: MomentumCandidate(_plainMomentum, p, PlainDirection(p)))).ToList();
+        var u = directions.Select(d => d.mul(-LearningRate)).ToList();
+        var plainSteps = plain.Select(t => t.Direction.mul(-LearningRate)).ToList();
 
-        // One host read: the loss and whether every direction (and every plain gradient) is finite.
-        var check = NaturalGradientPreconditioner.FiniteCheck(delta.Concat(plain.Select(p => p.Gradient)));
+        // One host read: the loss and whether every step (natural-gradient and plain) is finite.
+        var check = NaturalGradientPreconditioner.FiniteCheck(u.Concat(plainSteps));
         var read = stack(new[] { lossTensor.to_type(ScalarType.Float64), check }).cpu().data<double>().ToArray();
         double loss = read[0];
         if (!double.IsFinite(read[1]))
         {
             _damping.Observe(double.NaN);
-            return new NaturalGradientStepReport(loss, lambda, double.NaN, double.NaN, Applied: false);
+            return new NaturalGradientStepReport(loss, lambda, double.NaN, double.NaN, Applied: false, StepRejection.NonFiniteDirection);
         }
-
-        var u = new List<Tensor>(layers.Count);
-        for (int i = 0; i < layers.Count; i++)
-            u.Add(MomentumStep(_layerMomentum, layers[i].Name, delta[i]).mul(-LearningRate));
+        for (int i = 0; i < layers.Count; i++) CommitMomentum(_layerMomentum, layers[i].Name, directions[i]);
+        foreach (var (p, d) in plain) CommitMomentum(_plainMomentum, p, d);
 
         double quad = double.NaN, linear = double.NaN;
         bool lm = Options.DampingSchedule == DampingSchedule.LevenbergMarquardt;
@@ -107,7 +119,7 @@ public sealed partial class NaturalGradientDescent : IDisposable
         }
 
         for (int i = 0; i < layers.Count; i++) layers[i].AddToWeights(u[i]);
-        foreach (var (p, grad) in plain) ApplyPlainStep(p, grad);
+        for (int i = 0; i < plain.Count; i++) plain[i].Parameter.add_(plainSteps[i]);
 
         double rho = double.NaN;
         if (lm)
@@ -121,22 +133,20 @@ public sealed partial class NaturalGradientDescent : IDisposable
         return new NaturalGradientStepReport(loss, lambda, rho, 0.5 * quad, Applied: true);
     }
 
-    /// <summary>buf ← μ·buf + d in place (the long-lived buffer), returned as is; d itself when μ = 0.</summary>
-    private Tensor MomentumStep<TKey>(Dictionary<TKey, Tensor> buffers, TKey key, Tensor direction) where TKey : notnull
+    /// <summary>μ·buf + d (d itself without momentum or before the first step), without touching the buffer.</summary>
+    private Tensor MomentumCandidate<TKey>(Dictionary<TKey, Tensor> buffers, TKey key, Tensor direction) where TKey : notnull =>
+        Options.Momentum != 0 && buffers.TryGetValue(key, out var buf) ? buf.mul(Options.Momentum).add_(direction) : direction;
+
+    /// <summary>buf ← the candidate, in place in the long-lived buffer (the caller checked that it is finite).</summary>
+    private void CommitMomentum<TKey>(Dictionary<TKey, Tensor> buffers, TKey key, Tensor candidate) where TKey : notnull
     {
-        if (Options.Momentum == 0) return direction;
-        if (buffers.TryGetValue(key, out var buf))
-            buf.mul_(Options.Momentum).add_(direction);
-        else
-            buffers[key] = buf = direction.detach().clone().DetachFromDisposeScope();
-        return buf;
+        if (Options.Momentum == 0) return;
+        if (buffers.TryGetValue(key, out var buf)) buf.copy_(candidate);
+        else buffers[key] = candidate.detach().clone().DetachFromDisposeScope();
     }
 
-    private void ApplyPlainStep(Parameter p, Tensor grad)
-    {
-        var d = Options.WeightDecay > 0 ? grad.add(p.detach(), alpha: Options.WeightDecay) : grad;
-        p.add_(MomentumStep(_plainMomentum, p, d), alpha: -LearningRate);
-    }
+    private Tensor PlainDirection(Parameter p) =>
+        Options.WeightDecay > 0 ? p.grad!.add(p.detach(), alpha: Options.WeightDecay) : p.grad!;
 
     public void Dispose()
     {
@@ -154,5 +164,7 @@ public sealed partial class NaturalGradientDescent : IDisposable
 /// <param name="Rho">Levenberg–Marquardt reduction ratio (NaN when not computed).</param>
 /// <param name="PredictedKl">½ uᵀMu of the applied step u; NaN unless a KL clip, Levenberg–Marquardt damping or
 /// <see cref="NaturalGradientOptions.ReportPredictedKl"/> needed it.</param>
-/// <param name="Applied">False when the solve was non-finite and the weights were left unchanged.</param>
-public sealed record NaturalGradientStepReport(double Loss, double Damping, double Rho, double PredictedKl, bool Applied);
+/// <param name="Applied">False when the step was skipped and the weights were left unchanged.</param>
+/// <param name="Rejection">Why it was skipped (<see cref="StepRejection.None"/> when applied).</param>
+public sealed record NaturalGradientStepReport(double Loss, double Damping, double Rho, double PredictedKl, bool Applied,
+    StepRejection Rejection = StepRejection.None);

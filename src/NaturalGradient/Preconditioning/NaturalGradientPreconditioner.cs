@@ -2,6 +2,7 @@ using NaturalGradient.Capture;
 using NaturalGradient.Curvature;
 using NaturalGradient.Fisher;
 using NaturalGradient.Likelihoods;
+using NaturalGradient.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -62,6 +63,13 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     /// <summary>Metric collections so far (the step index given to the curvature).</summary>
     public long StepCount { get; private set; }
 
+    /// <summary>
+    /// True when the last metric batch was ignored because its statistics would overflow the curvature (∞/NaN, or second
+    /// moments beyond the dtype's range): <see cref="Precondition"/> then leaves .grad alone and reports
+    /// <see cref="StepRejection.StatisticsOverflow"/>, and the caller should skip the optimiser step.
+    /// </summary>
+    public bool MetricRejected { get; private set; }
+
     /// <summary>The layers of the last metric collection, in model order.</summary>
     public IReadOnlyList<ILayerAdapter> Layers => _layers;
 
@@ -73,7 +81,11 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     /// pass on <paramref name="metricInputs"/> (another batch, or this batch plus unlabeled inputs; seed 001 §5).
     /// </summary>
     /// <returns>The loss (a scalar tensor, detached).</returns>
-    public Tensor Backward(Tensor output, Tensor target, Tensor? metricInputs = null, Tensor? metricTargets = null)
+    /// <exception cref="NativeOperationException">libtorch failed (one line: what and what to do).</exception>
+    public Tensor Backward(Tensor output, Tensor target, Tensor? metricInputs = null, Tensor? metricTargets = null) =>
+        NativeCall.Run("the natural-gradient backward pass", () => BackwardCore(output, target, metricInputs, metricTargets));
+
+    private Tensor BackwardCore(Tensor output, Tensor target, Tensor? metricInputs, Tensor? metricTargets)
     {
         var loss = Likelihood.Loss(output, target);
         if (metricInputs is null && Options.Fisher == FisherKind.Empirical)
@@ -101,6 +113,8 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     }
 
     /// <summary>Collects the metric from the forward pass that produced <paramref name="output"/> (targets needed for the empirical Fisher).</summary>
+    /// <remarks>A batch whose statistics would overflow the curvature (<see cref="FiniteGuard"/>) is ignored: the curvature
+    /// keeps its state, the step counter does not advance and <see cref="MetricRejected"/> is set (one host sync per call).</remarks>
     public void CollectMetric(Tensor output, Tensor? targets = null)
     {
         Capture.ThrowIfBypassed(output.sum());
@@ -112,7 +126,10 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     {
         _layers = recorded.Select(l => l.Adapter).ToList();
         Capture.Clear();
+        // Data-parallel: the guard judges the gathered (global) statistics only, so every process decides alike.
         if (Reducer is not null) stats = Reducer.ReduceStatistics(stats);
+        MetricRejected = !FiniteGuard.StatisticsAreSafe(stats, Reducer is null ? output : null);
+        if (MetricRejected) return;
         Curvature.Update(new CurvatureBatch(stats, Likelihood, output, StepCount++));
     }
 
@@ -131,8 +148,11 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     public IReadOnlyList<Tensor> Solve(IReadOnlyList<Tensor> gradients, double damping)
     {
         if (_layers.Count == 0) throw new InvalidOperationException("no metric collected yet: call Backward or CollectMetric first");
+        if (MetricRejected)
+            throw new InvalidOperationException("the last metric batch was ignored (its statistics overflow the curvature): skip this step");
+        if (gradients.Count > 0) FiniteGuard.DampingFits(damping, gradients[0].dtype);
         using var _ = no_grad();
-        return Curvature.Precondition(_layers, gradients, damping);
+        return NativeCall.Run($"the {Options.Structure} solve", () => Curvature.Precondition(_layers, gradients, damping));
     }
 
     /// <summary>
@@ -141,12 +161,13 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     /// </summary>
     public PreconditionReport Precondition()
     {
+        if (MetricRejected) return new PreconditionReport(Damping, false, StepRejection.StatisticsOverflow);
         var g = GradientMatrices();
         var delta = Solve(g, Damping);
         bool finite = AllFinite(delta);
         if (finite)
             for (int i = 0; i < _layers.Count; i++) _layers[i].WriteGradientMatrix(delta[i]);
-        return new PreconditionReport(Damping, finite);
+        return new PreconditionReport(Damping, finite, finite ? StepRejection.None : StepRejection.NonFiniteDirection);
     }
 
     /// <summary>
@@ -181,5 +202,6 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
 
 /// <summary>What one <see cref="NaturalGradientPreconditioner.Precondition"/> did.</summary>
 /// <param name="Damping">λ used.</param>
-/// <param name="Applied">False when the solve was non-finite and .grad was left as the plain gradient.</param>
-public sealed record PreconditionReport(double Damping, bool Applied);
+/// <param name="Applied">False when the step must be skipped: .grad was left as the plain gradient.</param>
+/// <param name="Rejection">Why it was not applied (<see cref="StepRejection.None"/> when applied).</param>
+public sealed record PreconditionReport(double Damping, bool Applied, StepRejection Rejection = StepRejection.None);

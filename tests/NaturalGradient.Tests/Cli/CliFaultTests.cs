@@ -180,6 +180,14 @@ public class CliFaultTests
             var expected = model.call(x).data<double>().ToArray().Select(v => v * ts.Scale[0] + ts.Mean[0]).ToArray();
             var actual = rows.Skip(1).Select(r => double.Parse(r.Split(',')[1], CultureInfo.InvariantCulture)).ToArray();
             for (int i = 0; i < 60; i++) Assert.Equal(expected[i], actual[i], 12);
+
+            // evaluate --data: the Gaussian loss ½(r − t)² in standardised target units over the file's rows.
+            double loss = lines.Select((r, i) => 0.5 * Math.Pow((expected[i] - r[2]) / ts.Scale[0], 2)).Average();
+            var onFile = CliHarness.RunReal("evaluate", "--run", run, "--data", csv);
+            Assert.Equal(0, onFile.ExitCode);
+            var reported = double.Parse(onFile.Stdout.Trim().Split("loss ")[1], CultureInfo.InvariantCulture);
+            Assert.Equal(loss, reported, 5);
+            Assert.StartsWith("reg.csv: 60 rows, loss ", onFile.Stdout);
         }
         Assert.Equal(Enumerable.Range(2, 60).Select(i => i.ToString(CultureInfo.InvariantCulture)), rows.Skip(1).Select(r => r.Split(',')[0]));
 

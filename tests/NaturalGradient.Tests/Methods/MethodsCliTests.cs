@@ -50,4 +50,37 @@ public class MethodsCliTests
         Assert.Equal(2, bad.ExitCode);
         Assert.StartsWith("natgrad: error: --hf-preconditioner", bad.ErrorLines[0]);
     }
+
+    [Fact]
+    public void Check_PrintsOneRowPerLayer_AndRefusesHessianFree()
+    {
+        var outcome = CliHarness.Run(new[] { "check", "--data", "tiny", "--hidden", "4", "--optimizer", "kfac", "--batch-size", "16", "--damping", "0.1", "--threads", "1" });
+        Assert.True(outcome.ExitCode == 0, outcome.Stderr);
+        var lines = outcome.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Contains(lines, l => l.StartsWith("fc0 ") && l.Contains("E-0") || l.StartsWith("fc0 ") && l.Contains("E+0"));
+        Assert.Contains(lines, l => l.StartsWith("fc1 "));
+        var hf = CliHarness.Run(new[] { "check", "--data", "tiny", "--optimizer", "hf" });
+        Assert.Equal(2, hf.ExitCode);
+        Assert.StartsWith("natgrad: error: --optimizer: check needs a method with per-layer blocks", hf.ErrorLines[0]);
+    }
+
+    [Fact]
+    public void Train_DiagnosticsEvery_WritesApproximationCsvAndPlot_OnSteps1And1PlusN()
+    {
+        var dir = CliHarness.TempDir();
+        var outcome = CliHarness.Run(new[]
+        {
+            "train", "--data", "tiny", "--hidden", "4", "--optimizer", "kfac", "--epochs", "2", "--batch-size", "16",
+            "--damping", "0.1", "--diagnostics-every", "3", "--threads", "1", "--out", dir,
+        });
+        Assert.True(outcome.ExitCode == 0, outcome.Stderr);
+        var rows = File.ReadAllLines(Path.Combine(dir, "approximation.csv"));
+        Assert.Equal("step,layer,parameters,relative_frobenius_error,direction_cosine", rows[0]);
+        var steps = rows.Skip(1).Select(r => int.Parse(r.Split(',')[0])).Distinct().ToList();
+        Assert.Equal(steps.Count, steps.Where(s => (s - 1) % 3 == 0).Count());
+        Assert.Equal(1, steps[0]);
+        Assert.True(steps.Count >= 2);
+        Assert.True(File.Exists(Path.Combine(dir, "approximation.png")));
+        Assert.False(File.Exists(Path.Combine(CliHarness.TempDir(), "approximation.csv")));
+    }
 }

@@ -36,6 +36,9 @@ public sealed class KbfgsTrainingOptimizer : ITrainingOptimizer
     public double LearningRate => _inner.LearningRate;
     public void SetLearningRate(double learningRate) => _inner.SetLearningRate(learningRate);
 
+    /// <summary>The underlying natural-gradient optimiser (its preconditioner holds the capture and the curvature).</summary>
+    public NaturalGradient.Optim.NaturalGradientDescent Optimizer => _inner.Optimizer;
+
     /// <summary>The curvature (blocks with their BFGS inverses).</summary>
     public KbfgsCurvature Curvature => (KbfgsCurvature)_inner.Optimizer.Preconditioner.Curvature;
 

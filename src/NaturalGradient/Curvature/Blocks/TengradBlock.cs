@@ -17,6 +17,8 @@ namespace NaturalGradient.Curvature.Blocks;
 /// with Ā (n × in') the activations and D (n × out) the output gradients of the n gradient samples.
 /// With <see cref="MetricForm.Centered"/> (TONGA's covariance, seed 001 eq 12) the rows of J are centred,
 /// J_c = P J with P = I − 11ᵀ/n, so J_cJ_cᵀ = P (J Jᵀ) P, J_c g = P (J g) and J_cᵀu = Jᵀ(P u): still no Jacobian.
+/// The solve itself is <see cref="TengradSolve"/>: eq 40's subtraction is replaced by a push-through split that
+/// keeps its accuracy at small λ (float64).
 /// Cost O(n² (in' + out) + n³ + n p_l); memory O(n² + n (in' + out)). Linear layers (T = 1) only.
 /// </summary>
 public sealed class TengradBlock : ICurvatureBlock
@@ -61,12 +63,7 @@ public sealed class TengradBlock : ICurvatureBlock
         if (!(damping > 0))
             throw new ArgumentOutOfRangeException(nameof(damping), damping, "TENGraD needs damping > 0 (its Woodbury form divides by λ)");
         var g = gradient.to_type(_gram!.dtype);
-        var system = _gram.clone();
-        system.diagonal().add_(damping / _weight);                 // λ/w · I added in place: no identity matrix
-        var u = SafeCholesky.Solve(system, Jv(g));
-        // (g − Jᵀu) / λ, formed in one buffer: Jᵀu = (D ∘ u)ᵀ Ā as addmm into a copy of g.
-        var result = g.addmm((_d! * Center(u).unsqueeze(1)).t(), _a!, beta: 1, alpha: -1).div_(damping);
-        return result.to_type(gradient.dtype);
+        return TengradSolve.Solve(_a!, _d!, _gram, _form == MetricForm.Centered, _weight, damping, g).to_type(gradient.dtype);
     }
 
     public Tensor Multiply(Tensor v)

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using NaturalGradient.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -89,7 +90,8 @@ internal sealed partial class KroneckerEigenbasis : IDisposable
         }
         var sym = factor.to_type(ScalarType.Float64);
         sym = (sym + sym.t()).mul_(0.5);
-        var (values64, vectors64) = linalg.eigh(sym);
+        var (values64, vectors64) = NativeCall.Run($"eigendecomposition (eigh) of a {sym.shape[0]}×{sym.shape[0]} Kronecker factor",
+            () => linalg.eigh(sym), "the factor holds ∞ or NaN or is too ill-conditioned: scale the inputs, raise the damping or use a float64 model");
         return (values64.clamp_min(0).to_type(factor.dtype), vectors64.to_type(factor.dtype));
     }
 

@@ -1,0 +1,108 @@
+using NaturalGradient.Curvature;
+using NaturalGradient.Curvature.Kfac;
+using NaturalGradient.Fisher;
+using NaturalGradient.Likelihoods;
+using NaturalGradient.Numerics;
+using NaturalGradient.Optim;
+using NaturalGradient.Preconditioning;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Tests.Reliability;
+
+/// <summary>
+/// Issue 11 §1.5: a libtorch failure reaches the user as a .NET exception whose message is one line naming what
+/// failed and what to do (never a native dump or a process abort).
+/// </summary>
+[Collection("Torch")]
+public class NativeFailureTests
+{
+    [Fact]
+    public void EighOfANaNFactor_IsOneLineNamingTheFactorization()
+    {
+        using var scope = NewDisposeScope();
+        using var basis = new KroneckerEigenbasis();
+        var a = full(3, 3, double.NaN, dtype: ScalarType.Float64);
+        var g = eye(2, dtype: ScalarType.Float64);
+        var e = Assert.Throws<NativeOperationException>(() => basis.Refresh(a, g));
+        Assert.StartsWith("eigendecomposition (eigh) of a 3×3 Kronecker factor failed in libtorch: ", e.Message);
+        Assert.EndsWith("; the factor holds ∞ or NaN or is too ill-conditioned: scale the inputs, raise the damping or use a float64 model", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+        Assert.IsAssignableFrom<System.Runtime.InteropServices.ExternalException>(e.InnerException);
+    }
+
+    [Fact]
+    public void NativeCall_KeepsOnlyLibtorchsFirstLine()
+    {
+        using var scope = NewDisposeScope();
+        var e = Assert.Throws<NativeOperationException>(() =>
+            NativeCall.Run("filling a float32 tensor with 1e300", () => ones(2, dtype: ScalarType.Float32).fill_(1e300), "use a smaller value"));
+        Assert.Matches("^filling a float32 tensor with 1e300 failed in libtorch: [^\n]*overflow[^\n]*; use a smaller value$", e.Message);
+    }
+
+    private static NaturalGradientDescent Float32Descent(CurvatureStructure structure, double damping, double lr, out Tensor x, out Tensor y,
+        out nn.Module<Tensor, Tensor> net)
+    {
+        net = NonFiniteStatisticsTests.Net();
+        (x, y) = NonFiniteStatisticsTests.Data(poison: false)[0];
+        return new NaturalGradientDescent(net, new CategoricalLikelihood(), new NaturalGradientOptions
+        {
+            LearningRate = lr,
+            Preconditioner = new PreconditionerOptions { Structure = structure, Fisher = FisherKind.Exact, Damping = damping },
+        });
+    }
+
+    [Theory]
+    [InlineData(CurvatureStructure.Exact)]
+    [InlineData(CurvatureStructure.Tengrad)]
+    [InlineData(CurvatureStructure.Kfac)]
+    [InlineData(CurvatureStructure.Ekfac)]
+    [InlineData(CurvatureStructure.HessianFree)]
+    public void DampingBeyondFloat32_IsOneLine_AndNoWeightMoves(CurvatureStructure structure)
+    {
+        using var scope = NewDisposeScope();
+        using var ngd = Float32Descent(structure, 1e300, 0.1, out var x, out var y, out var net);
+        var before = net.parameters().Select(p => p.detach().clone()).ToList();
+        var e = Assert.Throws<ArgumentException>(() => ngd.Step(x, y));
+        Assert.Equal("damping 1E+300 does not fit the model's Float32 (largest 3.4E+38); use a smaller damping or a float64 model", e.Message);
+        foreach (var (p, q) in net.parameters().Zip(before)) Assert.True(p.detach().eq(q).all().item<bool>());
+    }
+
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(0.9)]
+    public void LearningRateOverflowingFloat32_SkipsTheStep_AndNeitherWeightsNorMomentumTakeIt(double momentum)
+    {
+        using var scope = NewDisposeScope();
+        var net = NonFiniteStatisticsTests.Net();
+        var data = NonFiniteStatisticsTests.Data(poison: false);
+        using var ngd = new NaturalGradientDescent(net, new CategoricalLikelihood(), new NaturalGradientOptions
+        {
+            LearningRate = 1e300, Momentum = momentum,
+            Preconditioner = new PreconditionerOptions { Structure = CurvatureStructure.Kfac, Fisher = FisherKind.Exact, Damping = 1e-3 },
+        });
+        var before = net.parameters().Select(p => p.detach().clone()).ToList();
+        for (int b = 0; b < 3; b++)
+        {
+            var report = ngd.Step(data[b].X, data[b].Y);
+            Assert.False(report.Applied);
+            Assert.Equal(StepRejection.NonFiniteDirection, report.Rejection);
+        }
+        foreach (var (p, q) in net.parameters().Zip(before)) Assert.True(p.detach().eq(q).all().item<bool>());
+    }
+
+    [Fact]
+    public void InputOfTheWrongWidth_IsOneLineFromTheStep_NotANativeDump()
+    {
+        using var scope = NewDisposeScope();
+        var net = NonFiniteStatisticsTests.Net();
+        using var ngd = new NaturalGradientDescent(net, new CategoricalLikelihood(), new NaturalGradientOptions
+        {
+            Preconditioner = new PreconditionerOptions { Structure = CurvatureStructure.Kfac, Fisher = FisherKind.Exact, Damping = 1e-3 },
+        });
+        var x = zeros(16, 5, dtype: ScalarType.Float32);
+        var y = zeros(16, dtype: ScalarType.Int64);
+        var e = Assert.Throws<NativeOperationException>(() => ngd.Step(x, y));
+        Assert.Equal("the natural-gradient step (Kfac) failed in libtorch: mat1 and mat2 shapes cannot be multiplied (16x5 and 4x8); " + NativeCall.DefaultAdvice, e.Message);
+    }
+}

@@ -1,0 +1,205 @@
+using NaturalGradient.Curvature;
+using NaturalGradient.Curvature.HessianFree;
+using NaturalGradient.Curvature.Kfac;
+using NaturalGradient.Fisher;
+using NaturalGradient.Likelihoods;
+using NaturalGradient.Numerics;
+using NaturalGradient.Optim;
+using NaturalGradient.Preconditioning;
+using NaturalGradient.Solvers;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace NaturalGradient.Tests.Reliability;
+
+/// <summary>
+/// Issue 11 §1.3: float32 4-8-3 tanh, categorical, exact Fisher, λ = 1e-3, 20 batches of 16, one row of batch 6 with a
+/// feature of 1e20 (loss and gradient finite, āāᵀ overflows). For every method and inverse method the bad step is
+/// skipped, nothing long-lived absorbs a non-finite value, and the 14 batches after it are applied: the run ends with
+/// exactly the weights of a run that never saw batch 6 (the independent reference).
+/// </summary>
+[Collection("Torch")]
+public class NonFiniteStatisticsTests
+{
+    private const int Batches = 20, BatchSize = 16, BadBatch = 5; // batch 6, counted from 1
+
+    public static TheoryData<string> Methods => new()
+    {
+        "exact", "block", "tengrad", "diag", "kfac-eigen-factored", "kfac-eigen-eigenbasis", "kfac-cholesky", "ekfac", "hf-cg", "hf-minres",
+    };
+
+    private static PreconditionerOptions Options(string method)
+    {
+        var o = new PreconditionerOptions { Fisher = FisherKind.Exact, Damping = 1e-3 };
+        return method switch
+        {
+            "exact" => o with { Structure = CurvatureStructure.Exact },
+            "block" => o with { Structure = CurvatureStructure.BlockDiagonal },
+            "tengrad" => o with { Structure = CurvatureStructure.Tengrad },
+            "diag" => o with { Structure = CurvatureStructure.Diagonal },
+            "kfac-eigen-factored" => o with { Structure = CurvatureStructure.Kfac, Kfac = new KfacOptions { InverseMethod = KfacInverseMethod.Eigen } },
+            "kfac-eigen-eigenbasis" => o with { Structure = CurvatureStructure.Kfac, Kfac = new KfacOptions { InverseMethod = KfacInverseMethod.Eigen, DampingMode = KfacDampingMode.Eigenbasis } },
+            "kfac-cholesky" => o with { Structure = CurvatureStructure.Kfac, Kfac = new KfacOptions { InverseMethod = KfacInverseMethod.Cholesky } },
+            "ekfac" => o with { Structure = CurvatureStructure.Ekfac },
+            "hf-cg" => o with { Structure = CurvatureStructure.HessianFree },
+            "hf-minres" => o with { Structure = CurvatureStructure.HessianFree, HessianFree = new HessianFreeOptions { Solver = SolverKind.Minres } },
+            _ => throw new ArgumentException(method),
+        };
+    }
+
+    internal static Module<Tensor, Tensor> Net()
+    {
+        manual_seed(11);
+        return Sequential(("fc0", Linear(4, 8, dtype: ScalarType.Float32)), ("act0", Tanh()), ("fc1", Linear(8, 3, dtype: ScalarType.Float32)));
+    }
+
+    internal static (Tensor X, Tensor Y)[] Data(bool poison)
+    {
+        manual_seed(12);
+        var batches = new (Tensor, Tensor)[Batches];
+        for (int b = 0; b < Batches; b++)
+        {
+            var x = randn(BatchSize, 4, dtype: ScalarType.Float32);
+            var y = randint(0, 3, new long[] { BatchSize }, dtype: ScalarType.Int64);
+            batches[b] = (x, y);
+        }
+        if (poison) batches[BadBatch].Item1[0, 2] = tensor(1e20f);
+        return batches;
+    }
+
+    private static (List<NaturalGradientStepReport> Reports, List<Tensor> Weights) Train(string method, bool poison, bool skipBad)
+    {
+        var net = Net();
+        var ngd = new NaturalGradientDescent(net, new CategoricalLikelihood(),
+            new NaturalGradientOptions { Preconditioner = Options(method), LearningRate = 0.1, Momentum = 0.9 });
+        var reports = new List<NaturalGradientStepReport>();
+        var data = Data(poison);
+        for (int b = 0; b < Batches; b++)
+        {
+            if (skipBad && b == BadBatch) continue;
+            using var step = NewDisposeScope();
+            reports.Add(ngd.Step(data[b].X, data[b].Y));
+        }
+        var weights = net.parameters().Select(p => p.detach().clone()).ToList();
+        CheckLongLivedState(ngd);
+        ngd.Dispose();
+        return (reports, weights);
+    }
+
+    /// <summary>K-FAC factors and EKFAC scalings are finite; damping is finite.</summary>
+    private static void CheckLongLivedState(NaturalGradientDescent ngd)
+    {
+        Assert.True(double.IsFinite(ngd.Damping));
+        if (ngd.Preconditioner.Curvature is not BlockDiagonalCurvature blocks) return;
+        foreach (var layer in ngd.Preconditioner.Layers)
+        {
+            switch (blocks.Block(layer.Name))
+            {
+                case KfacBlock k:
+                    Assert.True(FiniteGuard.AllFinite(new[] { k.ActivationFactor, k.OutputGradientFactor }), $"K-FAC factors of {layer.Name}");
+                    break;
+                case EkfacBlock e:
+                    Assert.True(FiniteGuard.AllFinite(new[] { e.ActivationFactor, e.OutputGradientFactor, e.Scaling }), $"EKFAC state of {layer.Name}");
+                    break;
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Methods))]
+    public void OverflowingBatch_IsSkipped_AndTheRunEqualsOneWithoutIt(string method)
+    {
+        using var scope = NewDisposeScope();
+        var (reports, weights) = Train(method, poison: true, skipBad: false);
+
+        Assert.Equal(Batches, reports.Count);
+        Assert.True(double.IsFinite(reports[BadBatch].Loss), "the bad batch's loss is finite: only its second moments overflow");
+        Assert.False(reports[BadBatch].Applied);
+        Assert.Equal(StepRejection.StatisticsOverflow, reports[BadBatch].Rejection);
+        for (int b = 0; b < Batches; b++)
+            if (b != BadBatch) Assert.True(reports[b].Applied, $"{method}: batch {b + 1} was not applied ({reports[b].Rejection})");
+        Assert.True(FiniteGuard.AllFinite(weights));
+
+        var (_, reference) = Train(method, poison: false, skipBad: true);
+        for (int i = 0; i < weights.Count; i++)
+            TensorAssert.Close(reference[i], weights[i], rtol: 1e-6, label: $"{method} parameter {i}");
+    }
+
+    [Fact]
+    public void Preconditioner_OverflowingBatch_LeavesGradAndReportsTheRejection()
+    {
+        using var scope = NewDisposeScope();
+        var net = Net();
+        using var pre = new NaturalGradientPreconditioner(net, new CategoricalLikelihood(),
+            new PreconditionerOptions { Structure = CurvatureStructure.Kfac, Fisher = FisherKind.Exact, Damping = 1e-3 });
+        var data = Data(poison: true);
+        for (int b = 0; b <= BadBatch; b++)
+        {
+            net.zero_grad();
+            pre.Backward(net.call(data[b].X), data[b].Y);
+            var plain = net.parameters().Select(p => p.grad!.clone()).ToList();
+            var report = pre.Precondition();
+            Assert.Equal(b == BadBatch ? StepRejection.StatisticsOverflow : StepRejection.None, report.Rejection);
+            Assert.Equal(b != BadBatch, report.Applied);
+            Assert.Equal(b == BadBatch, pre.MetricRejected);
+            if (b == BadBatch)
+                foreach (var (p, g) in net.parameters().Zip(plain)) Assert.True(p.grad!.eq(g).all().item<bool>());
+        }
+        Assert.Equal(BadBatch, pre.StepCount);   // the rejected batch did not advance the schedules
+        var e = Assert.Throws<InvalidOperationException>(() => pre.Solve(pre.GradientMatrices(), 1e-3));
+        Assert.Equal("the last metric batch was ignored (its statistics overflow the curvature): skip this step", e.Message);
+    }
+
+    [Fact]
+    public void StatisticsBound_IsTheCauchySchwarzBoundOfTheLayerNorms()
+    {
+        using var scope = NewDisposeScope();
+        var net = Net();
+        using var pre = new NaturalGradientPreconditioner(net, new CategoricalLikelihood(),
+            new PreconditionerOptions { Structure = CurvatureStructure.Kfac, Fisher = FisherKind.Exact, Damping = 1e-3 });
+        var (x, y) = Data(poison: false)[0];
+        var output = net.call(x);
+        pre.Capture.ThrowIfBypassed(output.sum());
+        var recorded = pre.Capture.Recorded();
+        var stats = new FisherEstimator(new CategoricalLikelihood(), FisherKind.Exact).Collect(pre.Capture, recorded, output, y);
+        double expected = 0;
+        foreach (var s in stats)
+        {
+            double a = s.Activations.to_type(ScalarType.Float64).square().sum().item<double>();
+            double d = s.OutputGradients.to_type(ScalarType.Float64).square().sum().item<double>();
+            expected += a * d * Math.Max(s.Weight, 1) + a + d;
+            // Every entry of the dense block w JᵀJ is within the bound.
+            var j = s.PerSampleGradients().reshape(s.SampleCount, -1).to_type(ScalarType.Float64);
+            Assert.True(j.t().mm(j).mul(s.Weight).abs().max().item<double>() <= a * d * Math.Max(s.Weight, 1));
+        }
+        Assert.Equal(expected, FiniteGuard.StatisticsBound(stats, output).item<double>(), expected * 1e-5);
+        Assert.True(FiniteGuard.StatisticsAreSafe(stats, output));
+    }
+
+    [Fact]
+    public void SafeCholesky_InfiniteMatrix_EndsAtOnceWithOneLine()
+    {
+        using var scope = NewDisposeScope();
+        var a = eye(4, dtype: ScalarType.Float32);
+        a[1, 1] = tensor(float.PositiveInfinity);
+        var e = Assert.Throws<NonFiniteMatrixException>(() => SafeCholesky.Factor(a));
+        Assert.Equal("a 4×4 matrix to factor holds ∞ or NaN; the statistics it was built from overflowed (scale the inputs, or use a float64 model)", e.Message);
+        Assert.Throws<NonFiniteMatrixException>(() => SafeCholesky.Solve(a, ones(4, dtype: ScalarType.Float32)));
+        a[1, 1] = tensor(float.NaN);
+        Assert.Throws<NonFiniteMatrixException>(() => SafeCholesky.Solve(a, ones(4, dtype: ScalarType.Float32)));
+    }
+
+    [Fact]
+    public void SafeCholesky_IndefiniteMatrix_StopsAfterTheBoundedJitterLadderAndFallsBackToEigh()
+    {
+        using var scope = NewDisposeScope();
+        var a = diag(tensor(new[] { 1.0, -1.0 }));
+        var e = Assert.Throws<CholeskyFailedException>(() => SafeCholesky.Factor(a));
+        Assert.Equal("Cholesky failed for a 2×2 matrix even with jitter 1.00E-002; increase the damping", e.Message);
+        // Solve's last resort clamps the negative eigenvalue at 1e-12 · max: x = (1, 1e12) for b = (1, 1).
+        var x = SafeCholesky.Solve(a, ones(2, dtype: ScalarType.Float64));
+        Assert.Equal(1.0, x[0].item<double>(), 12);
+        Assert.Equal(1e12, x[1].item<double>(), 0);
+    }
+}
