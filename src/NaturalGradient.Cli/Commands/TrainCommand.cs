@@ -33,9 +33,17 @@ internal static class TrainCommand
         {
             if (NullIfEmpty(parse.GetValue(options.Resume)) is { } resumeDir)
             {
-                if (parse.Tokens.Count(t => t.Type == System.CommandLine.Parsing.TokenType.Option) != 1)
-                    throw new UsageException($"{options.Resume.Name} takes no other options: the run continues with its own (from {Path.Combine(resumeDir, RunFolder.RunFile)})");
+                var given = parse.Tokens.Where(t => t.Type == System.CommandLine.Parsing.TokenType.Option).Select(t => t.Value).ToList();
+                if (given.Any(o => o != options.Resume.Name && o != options.Epochs.Name))
+                    throw new UsageException($"{options.Resume.Name} takes no other options than {options.Epochs.Name}: the run continues with its own (from {Path.Combine(resumeDir, RunFolder.RunFile)})");
                 arguments = RunFolder.ReadRun(resumeDir).ToList();
+                if (given.Contains(options.Epochs.Name))
+                {
+                    // More epochs for a run that completed (or a longer plan): replace the stored --epochs.
+                    int at = arguments.IndexOf(options.Epochs.Name);
+                    if (at >= 0) arguments.RemoveRange(at, Math.Min(2, arguments.Count - at));
+                    arguments.AddRange(new[] { options.Epochs.Name, parse.GetValue(options.Epochs).ToString(System.Globalization.CultureInfo.InvariantCulture) });
+                }
                 parse = command.Parse(arguments.SkipWhile(a => a == command.Name).ToList());
                 if (parse.Errors.Count > 0) throw new UsageException($"{options.Resume.Name}: the stored command line no longer parses ({parse.Errors[0].Message})");
                 var checkpointPath = Path.Combine(resumeDir, RunFolder.CheckpointFile);
@@ -48,6 +56,7 @@ internal static class TrainCommand
                     throw new UsageException($"{options.Resume.Name}: {e.Message}");
                 }
                 RunFolder.CheckWritable(resumeDir, options.Resume.Name);
+                if (given.Contains(options.Epochs.Name)) RunFolder.WriteRun(resumeDir, arguments);
                 return Train(ctx, parse, options, arguments, resumeDir, resume);
             }
             return Train(ctx, parse, options, arguments, null, null);

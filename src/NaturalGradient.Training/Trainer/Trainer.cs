@@ -178,7 +178,7 @@ public sealed class Trainer
         if (h.Epoch < 1 || h.BatchesDone < 0 || h.BatchesDone >= plan.StepsPerEpoch || h.Step != resume.Steps.Count)
             throw new InvalidDataException($"the checkpoint's position (epoch {h.Epoch}, batch {h.BatchesDone}, step {h.Step}) is inconsistent");
         if (h.Epoch > _options.Epochs)
-            throw new InvalidDataException($"the checkpoint's run already completed {h.Epoch - 1} epochs; ask for more than {_options.Epochs} to continue it");
+            throw new InvalidDataException($"the checkpoint's run already completed {h.Epoch - 1} epochs; ask for more than {_options.Epochs} epochs to continue it");
     }
 
     private void Interrupt(RunState run, RunStreams streams, CheckpointPlan? checkpoints, Tensor epochStart, int epoch, long done)

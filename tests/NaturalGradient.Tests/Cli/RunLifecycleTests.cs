@@ -126,10 +126,16 @@ public class RunLifecycleTests
         Assert.Equal(0, CliHarness.RunReal("train", "--data", csv, "--target", "y", "--optimizer", "sgd", "--epochs", "1", "--out", dir).ExitCode);
         var outcome = CliHarness.RunReal("train", "--resume", dir);
         Assert.Equal(2, outcome.ExitCode);
-        Assert.Equal("natgrad: error: --resume: the checkpoint's run already completed 1 epochs; ask for more than 1 to continue it", Assert.Single(outcome.ErrorLines));
+        Assert.Equal("natgrad: error: --resume: the checkpoint's run already completed 1 epochs; ask for more than 1 epochs to continue it", Assert.Single(outcome.ErrorLines));
         outcome = CliHarness.RunReal("train", "--resume", dir, "--lr", "0.5");
         Assert.Equal(2, outcome.ExitCode);
-        Assert.Equal($"natgrad: error: --resume takes no other options: the run continues with its own (from {Path.Combine(dir, "run.json")})", Assert.Single(outcome.ErrorLines));
+        Assert.Equal($"natgrad: error: --resume takes no other options than --epochs: the run continues with its own (from {Path.Combine(dir, "run.json")})", Assert.Single(outcome.ErrorLines));
+
+        // More epochs continue the completed run: epochs.csv gains a row, steps.csv the steps of epoch 2.
+        outcome = CliHarness.RunReal("train", "--resume", dir, "--epochs", "2");
+        Assert.True(outcome.ExitCode == 0, outcome.Stderr);
+        Assert.Equal(1 + 3, File.ReadAllLines(Path.Combine(dir, "epochs.csv")).Length);
+        Assert.Contains("\"2\"", File.ReadAllText(Path.Combine(dir, "run.json")));
         outcome = CliHarness.RunReal("train", "--resume", root);
         Assert.Equal($"natgrad: error: --resume '{root}' holds no natgrad run (run.json is missing)", Assert.Single(outcome.ErrorLines));
     }

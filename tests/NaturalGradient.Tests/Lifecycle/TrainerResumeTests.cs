@@ -135,7 +135,7 @@ public class TrainerResumeTests
         Assert.StartsWith("the checkpoint is for the model ", e.Message);
         e = Assert.Throws<InvalidDataException>(() => new Trainer(new ModelSpec { Hidden = new[] { 6 } }, new OptimizerSettings { Name = "kfac" },
             new TrainerOptions { Epochs = 1, BatchSize = Batch, Seed = 5 }).Run(data, resume: checkpoint));
-        Assert.Equal("the checkpoint's run already completed 1 epochs; ask for more than 1 to continue it", e.Message);
+        Assert.Equal("the checkpoint's run already completed 1 epochs; ask for more than 1 epochs to continue it", e.Message);
         Assert.Equal(before, File.ReadAllBytes(keeper.Path));
     }
 
