@@ -24,6 +24,7 @@ internal sealed class NatgradApp(CliContext ctx)
         root.Add(ScaleCommand.Create(ctx));
         root.Add(ScalePointCommand.Create(ctx));
         root.Add(OrderVarianceCommand.Create(ctx));
+        root.Add(MpiCheckCommand.Create(ctx));
         return root;
     }
 

@@ -1,3 +1,4 @@
+using NaturalGradient.Distributed;
 using System.CommandLine;
 using NaturalGradient.Cli.Output;
 using NaturalGradient.Cli.Rendering;
@@ -67,7 +68,66 @@ internal static class TrainCommand
         }
     }
 
+    /// <summary>
+    /// Under <c>mpirun -np N</c> (N &gt; 1) every rank trains data-parallel (docs/DISTRIBUTED.md); rank 0 writes the run
+    /// folder and the progress, the other ranks write nothing. A single process never loads MPI. MPI is finalised
+    /// when training ends normally; after an error the process exits without it, and mpirun stops the other ranks.
+    /// </summary>
     private static int Train(CliContext ctx, ParseResult parse, TrainOptions options, List<string> arguments, string? resumeDir, TrainingCheckpoint? resume)
+    {
+        ICommunicator communicator;
+        try
+        {
+            communicator = Launch.FromEnvironment();
+        }
+        catch (Exception e) when (e is MpiNotAvailableException or MpiException or FormatException)
+        {
+            throw new UsageException(e.Message);
+        }
+        int code = communicator.IsRoot
+            ? Train(ctx, parse, options, arguments, resumeDir, resume, communicator)
+            : TrainFollower(ctx, parse, options, resume, communicator);
+        communicator.Dispose();
+        return code;
+    }
+
+    /// <summary>A rank other than 0 of a data-parallel job: the same training, silent, writing nothing.</summary>
+    private static int TrainFollower(CliContext ctx, ParseResult parse, TrainOptions options, TrainingCheckpoint? resume, ICommunicator communicator)
+    {
+        var config = TrainBinder.Bind(parse, options, DateTime.Now);
+        using var data = ctx.LoadData(config.Data, config.DataOptions);
+        config.Model.ValidateFor(data.InputShape);
+        Trainer trainer;
+        try
+        {
+            trainer = CreateTrainer(ctx, config, communicator);
+        }
+        catch (UsageException) { return ExitCodes.Usage; } // rank 0 reports it
+        try
+        {
+            trainer.Run(data, null, ctx.Cancellation, null, resume);
+            return ExitCodes.Success;
+        }
+        catch (TrainingDivergedException) { return ExitCodes.Diverged; }
+        catch (TrainingInterruptedException) { return ExitCodes.Interrupted; }
+        catch (ArgumentOutOfRangeException) { return ExitCodes.Usage; } // the same setting fails on rank 0, which reports it
+    }
+
+    /// <summary>The trainer; a method or batch size that cannot run on this many ranks is a usage error naming the job size.</summary>
+    private static Trainer CreateTrainer(CliContext ctx, TrainConfig config, ICommunicator communicator)
+    {
+        try
+        {
+            return new Trainer(config.Model, config.Optimizer, config.Trainer, ctx.Catalog, communicator);
+        }
+        catch (ArgumentOutOfRangeException e) when (communicator.Size > 1)
+        {
+            throw new UsageException($"mpirun -np {communicator.Size}: {e.Message.Split(" (Parameter")[0]}");
+        }
+    }
+
+    private static int Train(CliContext ctx, ParseResult parse, TrainOptions options, List<string> arguments, string? resumeDir,
+        TrainingCheckpoint? resume, ICommunicator communicator)
     {
         var config = TrainBinder.Bind(parse, options, DateTime.Now);
         TensorBoardLog.EnsureFolder(config.TensorBoardDir);
@@ -88,7 +148,7 @@ internal static class TrainCommand
         }
         MachineCheck.Run(config, data, options);
 
-        var trainer = new Trainer(config.Model, config.Optimizer, config.Trainer, ctx.Catalog);
+        var trainer = CreateTrainer(ctx, config, communicator);
         if (resumeDir is null)
         {
             RunFolder.WriteRun(config.OutDir, arguments.Where(a => a != options.Force.Name).ToList());

@@ -32,6 +32,15 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
         if (s.MetricSource != MetricSource.SameBatch && context.MetricBatches is null)
             throw new ArgumentOutOfRangeException(nameof(OptimizerSettings.MetricSource), s.MetricSource,
                 "this run offers no metric batches; use the same batch");
+        if (context.DataParallel is not null)
+        {
+            if (structure == CurvatureStructure.HessianFree)
+                throw new ArgumentOutOfRangeException(nameof(OptimizerSettings.Name), name, "Hessian-free natural gradient does not run data-parallel yet (its Gauss-Newton products need the whole batch's graph); use kfac, ekfac, tengrad, block, diag or exact");
+            if (s.MetricSource != MetricSource.SameBatch)
+                throw new ArgumentOutOfRangeException(nameof(OptimizerSettings.MetricSource), s.MetricSource, "data-parallel training takes the metric from the same batch");
+            if (s.DampingSchedule == Damping.DampingSchedule.LevenbergMarquardt)
+                throw new ArgumentOutOfRangeException(nameof(OptimizerSettings.DampingSchedule), s.DampingSchedule, "Levenberg-Marquardt damping does not run data-parallel yet (its reduction ratio needs the global batch's loss after the step); use a constant or decaying damping");
+        }
         Name = name;
         _context = context;
         _ngd = new NaturalGradientDescent(context.Model, context.Likelihood, new NaturalGradientOptions
@@ -74,6 +83,7 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
                 },
             },
         });
+        _ngd.Preconditioner.Reducer = context.DataParallel;
         if (structure == CurvatureStructure.BlockDiagonal) RefuseLargeBlocks(s.MaxExactParameters);
     }
 
@@ -113,7 +123,8 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
                 break;
         }
         var r = _ngd.Step(x, y, metricX, metricY);
-        return new StepResult(r.Loss, r.Damping, double.IsNaN(r.Rho) ? null : r.Rho,
+        double loss = _context.DataParallel?.ReduceLoss(r.Loss) ?? r.Loss;
+        return new StepResult(loss, r.Damping, double.IsNaN(r.Rho) ? null : r.Rho,
             double.IsNaN(r.PredictedKl) ? null : r.PredictedKl, r.SolverIterations, Skipped: !r.Applied,
             CurvatureMs: r.CurvatureTime.TotalMilliseconds) { Approximation = Diagnose(x, y, r.Damping) };
     }

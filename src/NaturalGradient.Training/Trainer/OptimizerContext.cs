@@ -35,6 +35,10 @@ public sealed class OptimizerContext
     /// </summary>
     public MetricBatchSampler? MetricBatches { get; init; }
 
+    /// <summary>Data-parallel training: the method takes its shard of each global batch and makes gradients,
+    /// curvature statistics and the reported loss global through it; null = one process.</summary>
+    public DataParallel? DataParallel { get; init; }
+
     /// <summary>Where the method reports one-line notes (e.g. choices it made); null = nowhere.</summary>
     public Action<string>? Log { get; init; }
 }

@@ -15,13 +15,16 @@ public sealed class TorchTrainingOptimizer : ITrainingOptimizer
     private readonly Module<Tensor, Tensor> _model;
     private readonly ILikelihood _likelihood;
     private readonly optim.Optimizer _optimizer;
+    private readonly DataParallel? _parallel;
 
     /// <param name="name">Catalog name.</param>
     /// <param name="model">The model whose parameters <paramref name="optimizer"/> updates.</param>
     /// <param name="likelihood">Loss = <see cref="ILikelihood.Loss"/>.</param>
     /// <param name="optimizer">The torch optimizer; owned (disposed with this object).</param>
-    public TorchTrainingOptimizer(string name, Module<Tensor, Tensor> model, ILikelihood likelihood, optim.Optimizer optimizer)
+    /// <param name="parallel">Data-parallel training: gradients and the loss are made those of the global batch; null = one process.</param>
+    public TorchTrainingOptimizer(string name, Module<Tensor, Tensor> model, ILikelihood likelihood, optim.Optimizer optimizer, DataParallel? parallel = null)
     {
+        _parallel = parallel;
         Name = name;
         _model = model ?? throw new ArgumentNullException(nameof(model));
         _likelihood = likelihood ?? throw new ArgumentNullException(nameof(likelihood));
@@ -30,12 +33,12 @@ public sealed class TorchTrainingOptimizer : ITrainingOptimizer
 
     /// <summary>torch.optim.SGD with <see cref="OptimizerSettings.Momentum"/> and <see cref="OptimizerSettings.WeightDecay"/>.</summary>
     public static ITrainingOptimizer Sgd(OptimizerContext c) => new TorchTrainingOptimizer("sgd", c.Model, c.Likelihood,
-        optim.SGD(c.Model.parameters(), c.Settings.LearningRate, momentum: c.Settings.Momentum, weight_decay: c.Settings.WeightDecay));
+        optim.SGD(c.Model.parameters(), c.Settings.LearningRate, momentum: c.Settings.Momentum, weight_decay: c.Settings.WeightDecay), c.DataParallel);
 
     /// <summary>torch.optim.Adam with <see cref="OptimizerSettings.Beta1"/>, <see cref="OptimizerSettings.Beta2"/>,
     /// <see cref="OptimizerSettings.Eps"/> and <see cref="OptimizerSettings.WeightDecay"/>.</summary>
     public static ITrainingOptimizer Adam(OptimizerContext c) => new TorchTrainingOptimizer("adam", c.Model, c.Likelihood,
-        optim.Adam(c.Model.parameters(), c.Settings.LearningRate, c.Settings.Beta1, c.Settings.Beta2, c.Settings.Eps, c.Settings.WeightDecay));
+        optim.Adam(c.Model.parameters(), c.Settings.LearningRate, c.Settings.Beta1, c.Settings.Beta2, c.Settings.Eps, c.Settings.WeightDecay), c.DataParallel);
 
     /// <inheritdoc/>
     public string Name { get; }
@@ -57,6 +60,16 @@ public sealed class TorchTrainingOptimizer : ITrainingOptimizer
         _optimizer.zero_grad();
         var loss = _likelihood.Loss(_model.call(x), y);
         double value = loss.ToDouble();
+        if (_parallel is not null)
+        {
+            // Every rank decides on the global loss, so that all of them skip or all of them step.
+            value = _parallel.ReduceLoss(value);
+            if (!double.IsFinite(value)) return new StepResult(value, Skipped: true);
+            loss.backward();
+            _parallel.ReduceGradients(_model.parameters().Where(p => p.grad is not null).Select(p => p.grad!).ToList());
+            _optimizer.step();
+            return new StepResult(value);
+        }
         if (!double.IsFinite(value)) return new StepResult(value, Skipped: true);
         loss.backward();
         _optimizer.step();

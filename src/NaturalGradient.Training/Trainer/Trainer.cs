@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using NaturalGradient.Distributed;
 using NaturalGradient.Optim;
 using NaturalGradient.Training.Data;
 using NaturalGradient.Likelihoods;
@@ -24,13 +25,22 @@ public sealed class Trainer
     private readonly OptimizerSettings _settings;
     private readonly TrainerOptions _options;
     private readonly OptimizerCatalog _catalog;
+    private readonly DataParallel? _parallel;
+
+    /// <summary>Methods that run data-parallel (<see cref="DataParallel"/>).</summary>
+    public static IReadOnlySet<string> DataParallelMethods { get; } =
+        new HashSet<string> { "sgd", "adam", "exact", "block", "tengrad", "diag", "kfac", "ekfac" };
 
     /// <param name="model">The network to build (input/output sizes come from the data).</param>
     /// <param name="settings">The method and its hyper-parameters.</param>
     /// <param name="options">Epochs, batch size, seed, dtype, threads.</param>
     /// <param name="catalog">Where methods are looked up; <see cref="OptimizerCatalog.Default"/> if null.</param>
+    /// <param name="communicator">Data-parallel training over this job (every rank runs the same Trainer on the same data;
+    /// each takes its shard of every global batch of <see cref="TrainerOptions.BatchSize"/>, and only rank 0 writes
+    /// checkpoints); null or a job of one process = ordinary training.</param>
     /// <exception cref="ArgumentOutOfRangeException">An invalid setting (validated here, before any tensor work).</exception>
-    public Trainer(ModelSpec model, OptimizerSettings settings, TrainerOptions options, OptimizerCatalog? catalog = null)
+    public Trainer(ModelSpec model, OptimizerSettings settings, TrainerOptions options, OptimizerCatalog? catalog = null,
+        ICommunicator? communicator = null)
     {
         _model = model ?? throw new ArgumentNullException(nameof(model));
         _settings = settings ?? throw new ArgumentNullException(nameof(settings));
@@ -40,6 +50,17 @@ public sealed class Trainer
         _settings.Validate();
         _options.Validate();
         if (!_catalog.Contains(_settings.Name)) _catalog.Describe(_settings.Name); // throws, listing the known names
+        if (communicator is { Size: > 1 })
+        {
+            var name = _settings.Name.Trim().ToLowerInvariant();
+            if (!DataParallelMethods.Contains(name))
+                throw new ArgumentOutOfRangeException(nameof(OptimizerSettings.Name), _settings.Name,
+                    $"'{name}' does not run data-parallel; methods that do: {string.Join(", ", DataParallelMethods)}");
+            if (_options.BatchSize < communicator.Size)
+                throw new ArgumentOutOfRangeException(nameof(TrainerOptions.BatchSize), _options.BatchSize,
+                    $"the batch size {_options.BatchSize} is smaller than the {communicator.Size} ranks: every rank needs at least one example of each batch");
+            _parallel = new DataParallel(communicator);
+        }
     }
 
     /// <summary>Runs the training.</summary>
@@ -59,6 +80,9 @@ public sealed class Trainer
     {
         ArgumentNullException.ThrowIfNull(data);
         _model.ValidateFor(data.InputShape);
+        if (_parallel is not null && data.TrainCount % _options.BatchSize is var lastBatch and > 0 && lastBatch < _parallel.Communicator.Size)
+            throw new ArgumentOutOfRangeException(nameof(TrainerOptions.BatchSize), _options.BatchSize,
+                $"the last batch of each epoch has {lastBatch} examples ({data.TrainCount} mod {_options.BatchSize}), fewer than the {_parallel.Communicator.Size} ranks; choose a batch size that leaves 0 or at least {_parallel.Communicator.Size}");
         checkpoints?.Validate();
         if (_options.Threads is { } threads) set_num_threads(threads);
 
@@ -76,6 +100,7 @@ public sealed class Trainer
         {
             Model = model, Likelihood = likelihood, Settings = _settings, Generator = generator,
             StepsPerEpoch = plan.StepsPerEpoch, TotalSteps = plan.TotalSteps, BatchSize = _options.BatchSize, MetricBatches = sampler,
+            DataParallel = _parallel,
             Log = progress is null ? null : progress.OnNote,
         });
 
@@ -166,6 +191,7 @@ public sealed class Trainer
 
     private void Checkpoint(RunState run, RunStreams streams, CheckpointPlan plan, CheckpointReason reason, Tensor epochStart, int epoch, long done)
     {
+        if (_parallel is { Communicator.IsRoot: false }) return; // every rank holds the same state: rank 0 writes it
         var state = new NaturalGradientStateDict();
         streams.Capture(state, epochStart);
         var header = new CheckpointHeader
@@ -198,7 +224,8 @@ public sealed class Trainer
         using (var scope = NewDisposeScope())
         {
             scope.Attach(bx, by); // the batch was made outside this scope (by the iterator): free it with the step
-            result = optimizer.Step(bx, by);
+            var (x, y) = _parallel?.Shard(bx, by) ?? (bx, by);
+            result = optimizer.Step(x, y);
         }
         watch.Stop();
         // Each step leaves a few kB of disposed tensor wrappers on the managed heap; left to the default gen-0

@@ -98,6 +98,7 @@ public sealed partial class NaturalGradientDescent : IDisposable
         Preconditioner.Capture.Clear();
         var output = _model.call(x);
         var lossTensor = Preconditioner.Backward(output, y, metricInputs, metricTargets);
+        Preconditioner.Reducer?.ReduceGradients(_model.parameters().Where(p => p.grad is not null).Select(p => p.grad!).ToList());
         double lambda = _damping.Current;
         Preconditioner.Damping = lambda;
 

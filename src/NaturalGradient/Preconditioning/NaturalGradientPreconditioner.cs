@@ -66,6 +66,10 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     public LayerCapture Capture { get; }
     public ICurvature Curvature { get; }
 
+    /// <summary>Data-parallel training: makes the statistics (and, in <see cref="Optim.NaturalGradientDescent"/>, the gradients)
+    /// of this process's shard global before the curvature sees them; null = one process.</summary>
+    public IDataParallelReducer? Reducer { get; set; }
+
     /// <summary>The λ the next <see cref="Precondition"/> uses; starts at <see cref="PreconditionerOptions.Damping"/>.</summary>
     public double Damping { get; set; }
 
@@ -141,7 +145,9 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     {
         _layers = recorded.Select(l => l.Adapter).ToList();
         Capture.Clear();
-        MetricRejected = !FiniteGuard.StatisticsAreSafe(stats, output);
+        // Data-parallel: the guard judges the gathered (global) statistics only, so every process decides alike.
+        if (Reducer is not null) stats = Reducer.ReduceStatistics(stats);
+        MetricRejected = !FiniteGuard.StatisticsAreSafe(stats, Reducer is null ? output : null);
         if (MetricRejected) return;
         Curvature.Update(new CurvatureBatch(stats, Likelihood, output, StepCount++));
         LastCurvatureUpdateTime = Stopwatch.GetElapsedTime(start);

@@ -1,0 +1,196 @@
+using System.Diagnostics;
+using System.Globalization;
+using NaturalGradient.Cli.Commands;
+using NaturalGradient.Distributed;
+using NaturalGradient.Tests.Packaging;
+
+namespace NaturalGradient.Tests.Distributed;
+
+/// <summary>
+/// Data-parallel training over MPI end to end: <c>mpirun -np 2 --oversubscribe natgrad ...</c> on loopback, each
+/// launch bounded by a timeout. Two ranks sharing every global batch take the steps one process takes on it.
+/// </summary>
+[Collection("Torch")]
+public class DataParallelTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(3);
+
+    private static ChildProcess Mpirun(int ranks, string workingDirectory, params string[] natgrad)
+    {
+        var exe = NatgradExecutable.Resolve();
+        var args = new List<string> { "--allow-run-as-root", "--oversubscribe", "-np", ranks.ToString(CultureInfo.InvariantCulture), exe.FileName };
+        args.AddRange(exe.With(natgrad));
+        return ChildProcess.Run(Tests.Distributed.Mpirun.Path!, workingDirectory, Timeout, args.ToArray());
+    }
+
+    private static ChildProcess Natgrad(string workingDirectory, params string[] natgrad)
+    {
+        var exe = NatgradExecutable.Resolve();
+        return ChildProcess.Run(exe.FileName, workingDirectory, Timeout, exe.With(natgrad).ToArray());
+    }
+
+    private static string TempDir()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "natgrad-mpi-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    [RequiresMpirunFact]
+    public void MpiCheck_TwoRanks_EveryCollectiveIsCorrect()
+    {
+        var dir = TempDir();
+        var run = Mpirun(2, dir, "mpi-check");
+        Assert.True(run.ExitCode == 0, run.Tail());
+        Assert.Contains("rank 0 of 2: allreduce, broadcast, allgather and barrier correct", run.Output);
+        Assert.Contains("rank 1 of 2: allreduce, broadcast, allgather and barrier correct", run.Output);
+    }
+
+    /// <summary>wine: 142 training rows, global batch 32 (shards of 16; the last batch of 14 in shards of 7), 4 epochs = 20 steps.</summary>
+    [RequiresMpirunTheory]
+    [InlineData("sgd")]
+    [InlineData("kfac")]
+    [InlineData("tengrad")]
+    public void TwoRanks_MatchOneProcess_After20Steps(string method)
+    {
+        var dir = TempDir();
+        string[] Args(string outDir) => new[]
+        {
+            "train", "--data", "wine", "--optimizer", method, "--hidden", "16", "--epochs", "4", "--batch-size", "32",
+            "--threads", "1", "--seed", "3", "--dtype", "float64", "--out", outDir,
+        };
+        var one = Natgrad(dir, Args(Path.Combine(dir, "one")));
+        Assert.True(one.ExitCode == 0, one.Tail());
+        var two = Mpirun(2, dir, Args(Path.Combine(dir, "two")));
+        Assert.True(two.ExitCode == 0, two.Tail());
+
+        double[] Column(string run, string file, int column) => File.ReadAllLines(Path.Combine(dir, run, file)).Skip(1)
+            .Select(l => double.Parse(l.Split(',')[column], CultureInfo.InvariantCulture)).ToArray();
+        var lossOne = Column("one", "steps.csv", 2);
+        var lossTwo = Column("two", "steps.csv", 2);
+        Assert.Equal(20, lossOne.Length);
+        Assert.Equal(20, lossTwo.Length);
+        for (int i = 0; i < 20; i++)
+            Assert.True(Math.Abs(lossTwo[i] - lossOne[i]) <= 1e-5 * Math.Abs(lossOne[i]), $"step {i + 1}: loss {lossTwo[i]:R} on 2 ranks, {lossOne[i]:R} in one process");
+        // The full-set losses after the last step depend on every weight of the final model.
+        var trainOne = Column("one", "epochs.csv", 1);
+        var trainTwo = Column("two", "epochs.csv", 1);
+        var testOne = Column("one", "epochs.csv", 2);
+        var testTwo = Column("two", "epochs.csv", 2);
+        Assert.True(Math.Abs(trainTwo[^1] - trainOne[^1]) <= 1e-5 * trainOne[^1], $"final train loss {trainTwo[^1]:R} vs {trainOne[^1]:R}");
+        Assert.True(Math.Abs(testTwo[^1] - testOne[^1]) <= 1e-5 * testOne[^1], $"final test loss {testTwo[^1]:R} vs {testOne[^1]:R}");
+        Assert.True(File.Exists(Path.Combine(dir, "two", "checkpoint.ngck")));
+    }
+
+    [RequiresMpirunFact]
+    public void TwoRanks_MethodThatDoesNotRunDataParallel_IsRefusedBeforeTraining()
+    {
+        var dir = TempDir();
+        var run = Mpirun(2, dir, "train", "--data", "wine", "--optimizer", "hf", "--epochs", "1", "--out", Path.Combine(dir, "hf"));
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains("natgrad: error: mpirun -np 2: 'hf' does not run data-parallel; methods that do: sgd, adam, exact, block, tengrad, diag, kfac, ekfac", run.Output);
+        Assert.False(File.Exists(Path.Combine(dir, "hf", "steps.csv")));
+    }
+
+    [Fact]
+    public void MissingMpiLibrary_SaysHowToInstallIt()
+    {
+        var e = Assert.Throws<MpiNotAvailableException>(() => OpenMpiNative.Load("libmpi-absent.so.40"));
+        Assert.StartsWith("MPI is not installed: libmpi-absent.so.40 (OpenMPI 4) could not be loaded", e.Message);
+        Assert.Contains("sudo apt-get install openmpi-bin libopenmpi-dev", e.Message);
+    }
+
+    [Fact]
+    public void SingleProcess_NeverLoadsMpi()
+    {
+        Assert.Null(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE"));
+        var c = Launch.FromEnvironment();
+        Assert.Same(SingleProcess.Instance, c);
+        using var t = TorchSharp.torch.ones(3);
+        c.AllReduce(t, ReduceOperation.Average);
+        Assert.Equal(new float[] { 1, 1, 1 }, t.data<float>().ToArray());
+        Assert.DoesNotContain("libmpi", File.ReadAllText("/proc/self/maps"));
+    }
+
+    [Fact]
+    public void ShardRanges_CoverTheBatchInRankOrder()
+    {
+        foreach (var (rows, size) in new[] { (32L, 2), (14L, 2), (7L, 3), (128L, 5) })
+        {
+            long next = 0;
+            for (int r = 0; r < size; r++)
+            {
+                var (start, count) = NaturalGradient.Training.DataParallel.ShardRange(rows, r, size);
+                Assert.Equal(next, start);
+                Assert.InRange(count, rows / size, rows / size + 1);
+                next = start + count;
+            }
+            Assert.Equal(rows, next);
+        }
+    }
+}
+
+/// <summary>A rank killed mid-run: the other rank exits with a clear error within the stated timeout, and the last checkpoint resumes.</summary>
+[Collection("Torch")]
+public class RankFailureTests
+{
+    [RequiresMpirunFact]
+    public void KilledRank_OtherRankExitsWithAClearError_AndTheLastCheckpointResumes()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "natgrad-mpi-kill-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dir);
+        var outDir = Path.Combine(dir, "run");
+        var exe = NatgradExecutable.Resolve();
+        var info = new ProcessStartInfo(Mpirun.Path!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = dir };
+        foreach (var a in new[] { "--allow-run-as-root", "--oversubscribe", "-np", "2", exe.FileName }) info.ArgumentList.Add(a);
+        foreach (var a in exe.With(new[] { "train", "--data", "wine", "--optimizer", "kfac", "--hidden", "16", "--epochs", "400", "--batch-size", "32",
+                     "--threads", "1", "--seed", "3", "--checkpoint-every", "10", "--out", outDir })) info.ArgumentList.Add(a);
+        info.Environment[Launch.TimeoutVariable] = "20";
+        using var mpirun = Process.Start(info)!;
+        var stderr = mpirun.StandardError.ReadToEndAsync();
+        _ = mpirun.StandardOutput.ReadToEndAsync();
+        try
+        {
+            // Wait for a checkpoint, then kill rank 1 (SIGKILL: no chance to say goodbye).
+            var checkpoint = Path.Combine(outDir, "checkpoint.ngck");
+            var wait = Stopwatch.StartNew();
+            while (!File.Exists(checkpoint) && wait.Elapsed < TimeSpan.FromMinutes(2) && !mpirun.HasExited) Thread.Sleep(200);
+            Assert.True(File.Exists(checkpoint), "no checkpoint was written: " + (mpirun.HasExited ? stderr.Result : "still running"));
+            var rank1 = Ranks(mpirun.Id).Single(p => p.Rank == 1).Pid;
+            Process.GetProcessById(rank1).Kill();
+            var killed = Stopwatch.StartNew();
+            Assert.True(mpirun.WaitForExit(TimeSpan.FromSeconds(60)), "the job did not end within 60 s of a rank's death");
+            Assert.NotEqual(0, mpirun.ExitCode);
+            var text = stderr.Result;
+            Assert.Matches(@"error: rank 0: (stopped by mpirun \(SIGTERM\)|MPI_\w+ did not complete within 20 s)", text);
+        }
+        finally
+        {
+            if (!mpirun.HasExited) mpirun.Kill(entireProcessTree: true);
+        }
+        // The last checkpoint (written by rank 0, temp file then rename) continues in one process.
+        var resume = ChildProcess.Run(exe.FileName, dir, TimeSpan.FromMinutes(3), exe.With(new[] { "train", "--resume", outDir }).ToArray());
+        Assert.True(resume.ExitCode == 0, resume.Tail());
+    }
+
+    /// <summary>The natgrad processes mpirun started, with their ranks (from OMPI_COMM_WORLD_RANK).</summary>
+    private static List<(int Pid, int Rank)> Ranks(int mpirunPid)
+    {
+        var result = new List<(int, int)>();
+        foreach (var d in Directory.GetDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(d), out var pid)) continue;
+            try
+            {
+                var status = File.ReadAllLines(Path.Combine(d, "status"));
+                var ppid = status.FirstOrDefault(l => l.StartsWith("PPid:"))?.Split('\t', StringSplitOptions.RemoveEmptyEntries)[1].Trim();
+                if (ppid != mpirunPid.ToString(CultureInfo.InvariantCulture)) continue;
+                var rank = File.ReadAllText(Path.Combine(d, "environ")).Split('\0').FirstOrDefault(v => v.StartsWith("OMPI_COMM_WORLD_RANK="));
+                if (rank is not null) result.Add((pid, int.Parse(rank["OMPI_COMM_WORLD_RANK=".Length..], CultureInfo.InvariantCulture)));
+            }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
+        return result;
+    }
+}
