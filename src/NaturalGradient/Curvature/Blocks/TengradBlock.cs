@@ -17,8 +17,9 @@ namespace NaturalGradient.Curvature.Blocks;
 /// with Ā (n × in') the activations and D (n × out) the output gradients of the n gradient samples.
 /// With <see cref="MetricForm.Centered"/> (TONGA's covariance, seed 001 eq 12) the rows of J are centred,
 /// J_c = P J with P = I − 11ᵀ/n, so J_cJ_cᵀ = P (J Jᵀ) P, J_c g = P (J g) and J_cᵀu = Jᵀ(P u): still no Jacobian.
-/// The solve itself is <see cref="TengradSolve"/>: eq 40's subtraction is replaced by a push-through split that
-/// keeps its accuracy at small λ (float64).
+/// For float32 statistics eq 40 runs in float32 when its estimated error (the subtraction's condition number) is below
+/// 1e-3; otherwise, and always for float64, the solve is <see cref="TengradSolve"/>: eq 40's subtraction replaced by
+/// a push-through split that keeps its accuracy at small λ (float64).
 /// Cost O(n² (in' + out) + n³ + n p_l); memory O(n² + n (in' + out)) for rank-one layers (Linear on m × d inputs).
 /// Layers applied at T &gt; 1 positions and elementwise layers use <see cref="LayerJacobian"/>: the Woodbury solve of
 /// eq 40 with the Gram summed over position pairs (or J formed for LayerNorm/BatchNorm's 2·features parameters);
@@ -85,7 +86,47 @@ public sealed class TengradBlock : ICurvatureBlock
             var u = SafeCholesky.Solve(system, Jv(g));
             return ((g - JTu(u, g)) / damping).to_type(gradient.dtype);
         }
+        var woodbury = WoodburyIfAccurate(g, damping);
+        if (woodbury is not null) return woodbury.to_type(gradient.dtype);
         return TengradSolve.Solve(_a!, _d!, _gram, _form == MetricForm.Centered, _weight, damping, g).to_type(gradient.dtype);
+    }
+
+    /// <summary>
+    /// Relative error of eq 40 in float32 above which the float64 split of <see cref="TengradSolve"/> is used: 1e-3, below the sampling noise of any one-batch Fisher.
+    /// </summary>
+    public const double Float32WoodburyTolerance = 1e-3;
+
+    /// <summary>
+    /// Eq 40 in the statistics' dtype (float32 models only; float64 models always take the split), kept when its
+    /// estimated relative error is below <see cref="Float32WoodburyTolerance"/>; otherwise null. The estimate is the
+    /// subtraction's condition number times the error of its operands:
+    /// <code>
+    ///   err ≈ ε (‖g‖ + (1 + κ) ‖Jᵀu‖) / ‖g − Jᵀu‖,   κ = 1 + w tr(K)/λ ≥ cond(K + λ/w I)
+    /// </code>
+    /// (the Cholesky's u carries a relative error up to ε κ, and g − Jᵀu cancels to 1 − O(λ) at small λ). One host
+    /// read of four scalars per layer decides between the two solves.
+    /// </summary>
+    private static long _woodburySolves;
+
+    /// <summary>How many solves in this process took eq 40 in float32 (for tests of the dispatch).</summary>
+    internal static long WoodburySolves => Interlocked.Read(ref _woodburySolves);
+
+    private Tensor? WoodburyIfAccurate(Tensor g, double damping)
+    {
+        if (_gram!.dtype != ScalarType.Float32) return null;
+        using var scope = NewDisposeScope();
+        var system = _gram.clone();
+        system.diagonal().add_(damping / _weight);
+        var u = SafeCholesky.Solve(system, Jv(g));
+        var jtu = JTu(u, g);
+        var rest = g - jtu;
+        var norms = stack(new[] { g.norm(), jtu.norm(), rest.norm(), _gram.diagonal().sum() }).to_type(ScalarType.Float64).data<double>().ToArray();
+        double kappa = 1 + _weight * Math.Abs(norms[3]) / damping;
+        const double eps = 1.1920929e-7;
+        double estimate = eps * (norms[0] + (1 + kappa) * norms[1]) / norms[2];
+        if (!(estimate <= Float32WoodburyTolerance)) return null;
+        Interlocked.Increment(ref _woodburySolves);
+        return scope.MoveToOuter(rest.div_(damping));
     }
 
     public Tensor Multiply(Tensor v)
