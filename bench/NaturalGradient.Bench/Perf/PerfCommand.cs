@@ -136,8 +136,8 @@ internal static class PerfCommand
         foreach (var p in problems)
         {
             var methods = p.Group == "mlp"
-                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-eigen", "ekfac", "hf" }
-                : new[] { "tengrad", "kfac" };
+                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-eigen", "ekfac", "hf", "auto" }
+                : new[] { "tengrad", "kfac", "auto" };
             Console.WriteLine($"{p.Name}:");
             var (figures, rate) = InterleavedSteps.Run(p, methods, bothPaths: true, args.Rounds, StepConfigs.InversePeriod, Console.WriteLine);
             double sgdMs = figures.First(f => f.Method == "sgd").MedianMs;
