@@ -69,7 +69,14 @@ public static class MethodDefaults
             case "adam":
                 set.UnionWith(new[] { nameof(OptimizerSettings.Beta1), nameof(OptimizerSettings.Beta2), nameof(OptimizerSettings.Eps) });
                 return set;
-            case "exact" or "block" or "tengrad" or "diag" or "kfac" or "ekfac" or "hf":
+            case "ksd":
+                // The subspace search sets the step length: learning rate, momentum and weight decay are not used;
+                // damping is both the Krylov operator's λ and the step penalty.
+                return new HashSet<string>(StringComparer.Ordinal)
+                {
+                    nameof(OptimizerSettings.Name), nameof(OptimizerSettings.Damping),
+                };
+            case "exact" or "block" or "tengrad" or "diag" or "kfac" or "ekfac" or "hf" or "kbfgs" or "auto":
                 break;
             default:
                 return null;
@@ -95,6 +102,13 @@ public static class MethodDefaults
                 break;
             case "tengrad":
                 set.Add(nameof(OptimizerSettings.MetricForm));
+                break;
+            case "auto":
+                set.UnionWith(new[]
+                {
+                    nameof(OptimizerSettings.MetricForm), nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod),
+                    nameof(OptimizerSettings.FactorDecay), nameof(OptimizerSettings.KfacInverse), nameof(OptimizerSettings.KfacDamping),
+                });
                 break;
             case "kfac":
                 set.UnionWith(new[]
