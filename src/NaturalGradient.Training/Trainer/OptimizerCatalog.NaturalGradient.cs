@@ -5,10 +5,11 @@ namespace NaturalGradient.Training;
 public sealed partial class OptimizerCatalog
 {
     /// <summary>
-    /// ===== Natural-gradient methods: the lead registers them here (main branch). =====
+    /// Registers the curvature structures of the core as trainer methods: exact, block, tengrad, diag, kfac, ekfac, hf,
+    /// each a <see cref="NaturalGradientTrainingOptimizer"/> over its <see cref="CurvatureStructure"/>.
     /// </summary>
     /// <remarks>
-    /// Planned names: exact, block, tengrad, diag, kfac, ekfac, hf. Each factory receives an
+    /// Each factory receives an
     /// <see cref="OptimizerContext"/> (model, likelihood, validated <see cref="OptimizerSettings"/>, generator,
     /// steps per epoch, metric batch sampler) and returns an <see cref="ITrainingOptimizer"/>, for example:
     /// <code>

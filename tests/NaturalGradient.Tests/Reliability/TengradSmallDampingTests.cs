@@ -77,8 +77,8 @@ public class TengradSmallDampingTests
     }
 
     /// <summary>
-    /// Tolerances per λ, about 30× the errors measured when this test was written (float64: 1.7e-14, 9.6e-13, 6.5e-11,
-    /// 4.1e-9, 4.4e-7, 3.9e-5; the Woodbury form it replaced: 1.7e-3 at λ = 1e-10, 2e3 at 1e-14).
+    /// Tolerances per λ, about 30× the measured errors (float64: 1.7e-14, 9.6e-13, 6.5e-11,
+    /// 4.1e-9, 4.4e-7, 3.9e-5; the plain Woodbury form in float64: 1.7e-3 at λ = 1e-10, 2e3 at 1e-14).
     /// The growth as λ falls is that of any solve given g as a float64 vector: the dense block solve has 1.1e-4 at 1e-12.
     /// </summary>
     [Theory]
@@ -98,7 +98,7 @@ public class TengradSmallDampingTests
     /// <summary>
     /// Float32 model (the CLI default). The solve runs in float64, so what is left is the float32 gradient's own
     /// round-off amplified by up to 1/λ (measured 6.2e-6, 5.1e-5, 4.2e-4, 3.4e-3, 2.4e-2; block 7.9e-6, 8.0e-5, 7.5e-4, 5.7e-3, 3.4e-2;
-    /// the float32 Woodbury form it replaced: 14 % at 1e-5).
+    /// the plain float32 Woodbury form: 14 % at 1e-5).
     /// </summary>
     [Theory]
     [InlineData(1e-2, 1e-4)]

@@ -28,8 +28,9 @@ namespace NaturalGradient.Curvature.Blocks;
 /// <para>Measured cost (bench `steps --quick`, two interleaved runs each, load average 30–45 on 2 cores, float32,
 /// λ = 0.01): TENGraD's step on the 784-256-10 MLP, batch 256, took 325–360 ms against 87–123 ms with the float32
 /// Woodbury form, and on the weather MLP [32,16], batch 128, 23–27 ms against 1.6–1.7 ms (the n × n float64 eigh per
-/// layer dominates small layers). A dispatch on the predicted Woodbury error ε·w·tr(K)/λ was tried and dropped: that
-/// estimate is linear in 1/λ while the measured error grows faster (1.3e-4 at λ = 1e-10 where it predicted ≤ 1e-5).</para>
+/// layer dominates small layers). For float32 statistics <see cref="TengradBlock"/> therefore tries eq 40 first and
+/// calls this split only when eq 40's estimated error is too large. An estimate linear in 1/λ (ε·w·tr(K)/λ) is not
+/// enough for that decision: the measured error grows faster (1.3e-4 at λ = 1e-10 where it predicts ≤ 1e-5).</para>
 /// <para>Cost beyond Woodbury: one n × n eigh instead of a Cholesky and one more J- and Jᵀ-product; no host sync
 /// (both decisions are taken on the device).</para>
 /// </remarks>
@@ -38,7 +39,7 @@ internal static class TengradSolve
     /// <summary>
     /// σ/σ_max below which an eigenvalue of K counts as zero, in units of n·ε: 1e3. On the issue-11 case the error at
     /// λ = 1e-12 was 3.3e-5 for factors 1e2 … 1e4 against 2.8e-4 at 1e6 and 5.6e-4 at 1 (c grows along barely resolved
-    /// directions; measured with an earlier arrangement of the same split, which now gives 3.9e-5 at 1e3).
+    /// directions; 3.9e-5 at 1e3 with the split as written here).
     /// </summary>
     public const double RankTolerance = 1e3;
 
