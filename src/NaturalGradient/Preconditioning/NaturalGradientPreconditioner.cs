@@ -140,6 +140,10 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
         UpdateCurvature(recorded, _estimator.Collect(Capture, recorded, output, targets, _generator), output, start);
     }
 
+    /// <summary>Feeds one batch's per-layer statistics to the curvature unless the statistics guard rejects them.</summary>
+    /// <param name="recorded">The layers the forward pass recorded, in order.</param>
+    /// <param name="stats">Their statistics (Ā, D, weight), one per recorded layer.</param>
+    /// <param name="output">The model output the statistics came from.</param>
     /// <param name="start">Timestamp at which the statistics' computation began (for <see cref="LastCurvatureUpdateTime"/>).</param>
     private void UpdateCurvature(IReadOnlyList<CapturedLayer> recorded, IReadOnlyList<LayerStatistics> stats, Tensor output, long start)
     {

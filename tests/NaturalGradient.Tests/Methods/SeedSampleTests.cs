@@ -3,6 +3,8 @@ using System.Reflection;
 using System.Text.RegularExpressions;
 using TorchSharp;
 
+using NaturalGradient.Tests.Docs;
+
 namespace NaturalGradient.Tests.Methods;
 
 /// <summary>
@@ -12,28 +14,7 @@ namespace NaturalGradient.Tests.Methods;
 [Collection("Torch")]
 public class SeedSampleTests
 {
-    private static string Run(string assembly)
-    {
-        var dtype = torch.get_default_dtype();
-        var culture = CultureInfo.CurrentCulture;
-        var console = Console.Out;
-        using var output = new StringWriter();
-        try
-        {
-            CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
-            Console.SetOut(output);
-            var entry = Assembly.Load(assembly).EntryPoint!;
-            var result = entry.Invoke(null, entry.GetParameters().Length == 0 ? null : new object[] { Array.Empty<string>() });
-            if (result is int exit) Assert.Equal(0, exit);
-        }
-        finally
-        {
-            Console.SetOut(console);
-            CultureInfo.CurrentCulture = culture;
-            torch.set_default_dtype(dtype);
-        }
-        return output.ToString().Replace("\r\n", "\n");
-    }
+    private static string Run(string assembly) => SampleRunner.Run(assembly);
 
     private static double[] Vector(string text, string label)
     {
