@@ -155,8 +155,8 @@ public sealed class TengradBlock : ICurvatureBlock
     /// r is the part of g that the rows do not explain: weight decay added to the gradient, a penalty term in the loss,
     /// a gradient rescaled by clipping. The n × n system is factored in float64 (O(n³/3), no eigendecomposition);
     /// J-products stay in the statistics' dtype. Cost: the Gram (already formed), one Cholesky, c Jᵀ1 (one GEMM, to
-    /// find r) and Jᵀu (one GEMM) — the products of eq 40, without its cancellation. One host read of five scalars
-    /// per layer takes the two decisions: whether r is more than round-off,
+    /// find r) and Jᵀu (one GEMM) — the products of eq 40, without its cancellation. One host read of six scalars
+    /// per layer (norms, tr K and the Cholesky's info) takes the decisions: whether r is more than round-off,
     /// ‖r‖ ≤ 10 √n ε (‖g‖ + c √(n tr K)), and whether the Jᵀu product is accurate,
     /// √n ε ‖u‖ √(tr K) / ‖Δ‖ ≤ tolerance (a rounding bound for Σᵢ uᵢ Jᵢ, since Σᵢ |uᵢ| ‖Jᵢ‖ ≤ ‖u‖ √(tr K); it is large
     /// only when u has large components that J maps to nearly nothing, i.e. K nearly singular at tiny λ). When it is
@@ -169,15 +169,29 @@ public sealed class TengradBlock : ICurvatureBlock
         using var scope = NewDisposeScope();
         const ScalarType f64 = ScalarType.Float64;
         long n = _gram!.shape[0];
-        var system = _gram.to_type(f64).mul(_weight);
+        var system = _gram.to_type(f64).mul_(_weight);
         system.diagonal().add_(damping);
-        var factor = SafeCholesky.Factor(system);
-        var u = cholesky_solve(full(n, 1, c, dtype: f64), factor).squeeze(1);
+        var ones = full(n, 1, c, dtype: f64);
+        var (factor, info) = linalg.cholesky_ex(system);
+        var u = cholesky_solve(ones, factor).squeeze(1);
         var explained = _general is not null ? _general.TransposeMultiply(full(n, c, dtype: g.dtype), g) : _d!.t().mm(_a!).mul_(c);
         var rest = g - explained;
         var delta = JTu(u.to_type(g.dtype), g);
-        var norms = stack(new[] { g.norm().to_type(f64), rest.norm().to_type(f64), delta.norm().to_type(f64), u.norm(), _gram.diagonal().sum().to_type(f64) })
-            .data<double>().ToArray();
+        // One host read: ‖g‖, ‖r‖, ‖Δ‖, ‖u‖, tr K and the Cholesky's info (6 small ops instead of a read per decision).
+        var norms = cat(new[]
+        {
+            stack(new[] { g.norm(), rest.norm(), delta.norm() }).to_type(f64),
+            stack(new[] { u.norm(), _gram.diagonal().sum().to_type(f64), info.to_type(f64) }),
+        }).data<double>().ToArray();
+        if (norms[5] != 0 || !double.IsFinite(norms[3]))
+        {
+            // Round-off made the damped system indefinite: the guarded factorisation (jitter, then eigenvalues) and again.
+            factor = SafeCholesky.Factor(system);
+            u = cholesky_solve(ones, factor).squeeze(1);
+            delta = JTu(u.to_type(g.dtype), g);
+            norms[2] = delta.norm().ToDouble();
+            norms[3] = u.norm().ToDouble();
+        }
         double eps = g.dtype == ScalarType.Float32 ? 1.1920929e-7 : 2.220446049250313e-16;
         double tolerance = g.dtype == ScalarType.Float32 ? PushThroughTolerance32 : PushThroughTolerance64;
         double traceK = Math.Max(norms[4], 0), rootN = Math.Sqrt(n);
