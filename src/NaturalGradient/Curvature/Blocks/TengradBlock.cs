@@ -17,13 +17,15 @@ namespace NaturalGradient.Curvature.Blocks;
 /// with Ā (n × in') the activations and D (n × out) the output gradients of the n gradient samples.
 /// With <see cref="MetricForm.Centered"/> (TONGA's covariance, seed 001 eq 12) the rows of J are centred,
 /// J_c = P J with P = I − 11ᵀ/n, so J_cJ_cᵀ = P (J Jᵀ) P, J_c g = P (J g) and J_cᵀu = Jᵀ(P u): still no Jacobian.
-/// For float32 statistics eq 40 runs in float32 when its estimated error (the subtraction's condition number) is below
-/// 1e-3; otherwise, and always for float64, the solve is <see cref="TengradSolve"/>: eq 40's subtraction replaced by
-/// a push-through split that keeps its accuracy at small λ (float64).
+/// Which solve runs, in order: (1) when the statistics come from the gradient's own backward pass (the empirical Fisher
+/// of the default training path), the push-through form Δ = Jᵀ(wK + λI)⁻¹c·1 of <see cref="PushThroughIfAccurate"/>,
+/// with no subtraction; (2) for float32 statistics, eq 40 in float32 when its estimated error (the subtraction's
+/// condition number) is below 1e-3; (3) otherwise <see cref="TengradSolve"/>: eq 40's subtraction replaced by an
+/// eigendecomposition split that keeps its accuracy at small λ (float64).
 /// Cost O(n² (in' + out) + n³ + n p_l); memory O(n² + n (in' + out)) for rank-one layers (Linear on m × d inputs).
-/// Layers applied at T &gt; 1 positions and elementwise layers use <see cref="LayerJacobian"/>: the Woodbury solve of
-/// eq 40 with the Gram summed over position pairs (or J formed for LayerNorm/BatchNorm's 2·features parameters);
-/// the push-through split is not applied to them.
+/// Layers applied at T &gt; 1 positions and elementwise layers use <see cref="LayerJacobian"/> for J Jᵀ (summed over
+/// position pairs, or J formed for LayerNorm/BatchNorm's 2·features parameters), J g and Jᵀu: solve (1) applies to
+/// them as is; when it does not, they take eq 40 (solve (3) is for rank-one layers only).
 /// </summary>
 public sealed class TengradBlock : ICurvatureBlock
 {
