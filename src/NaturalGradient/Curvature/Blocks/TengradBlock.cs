@@ -171,7 +171,7 @@ public sealed class TengradBlock : ICurvatureBlock
         using var scope = NewDisposeScope();
         const ScalarType f64 = ScalarType.Float64;
         long n = _gram!.shape[0];
-        var system = _gram.to_type(f64).mul_(_weight);
+        var system = _gram.to_type(f64).mul(_weight);   // not in place: for float64 statistics to_type returns the Gram itself
         system.diagonal().add_(damping);
         var ones = full(n, 1, c, dtype: f64);
         var (factor, info) = linalg.cholesky_ex(system);
@@ -185,15 +185,9 @@ public sealed class TengradBlock : ICurvatureBlock
             stack(new[] { g.norm(), rest.norm(), delta.norm() }).to_type(f64),
             stack(new[] { u.norm(), _gram.diagonal().sum().to_type(f64), info.to_type(f64) }),
         }).data<double>().ToArray();
-        if (norms[5] != 0 || !double.IsFinite(norms[3]))
-        {
-            // Round-off made the damped system indefinite: the guarded factorisation (jitter, then eigenvalues) and again.
-            factor = SafeCholesky.Factor(system);
-            u = cholesky_solve(ones, factor).squeeze(1);
-            delta = JTu(u.to_type(g.dtype), g);
-            norms[2] = delta.norm().ToDouble();
-            norms[3] = u.norm().ToDouble();
-        }
+        // A failed factorisation means w K + λI is singular to working precision at this λ: a jittered factor would solve
+        // another system, so the solves that handle a singular K (eq 40 on its own terms, or the eigendecomposition split) take over.
+        if (norms[5] != 0 || !double.IsFinite(norms[3])) return null;
         double eps = g.dtype == ScalarType.Float32 ? 1.1920929e-7 : 2.220446049250313e-16;
         double tolerance = g.dtype == ScalarType.Float32 ? PushThroughTolerance32 : PushThroughTolerance64;
         double traceK = Math.Max(norms[4], 0), rootN = Math.Sqrt(n);
