@@ -3,6 +3,7 @@ using NaturalGradient.Curvature;
 using NaturalGradient.Curvature.Auto;
 using NaturalGradient.Curvature.Blocks;
 using NaturalGradient.Curvature.Kfac;
+using NaturalGradient.Distributed;
 using NaturalGradient.Fisher;
 using NaturalGradient.Likelihoods;
 using NaturalGradient.Optim;
@@ -174,5 +175,42 @@ public class TiedWeightTests
         double first = ngd.Step(c.X, c.Y).Loss, last = first;
         for (int step = 0; step < 15; step++) last = ngd.Step(c.X, c.Y).Loss;
         Assert.True(last < 0.5 * first, $"{name}, {structure}: loss {first:G4} → {last:G4}");
+    }
+
+    /// <summary>Two ranks that hold the same shard: the gathered batch is the local one twice.</summary>
+    private sealed class MirroredRanks : ICommunicator
+    {
+        public int Rank => 0;
+        public int Size => 2;
+        public void AllReduce(Tensor tensor, ReduceOperation operation = ReduceOperation.Sum) => tensor.mul_(2);
+        public void Broadcast(Tensor tensor, int root = 0) { }
+        public Tensor AllGather(Tensor input) => cat(new[] { input, input });
+        public void Barrier() { }
+        public void Dispose() { }
+    }
+
+    [Theory]
+    [InlineData("tied-embedding-head")]
+    [InlineData("embedding")]
+    public void DataParallelGather_KeepsTokensAndSampleDependentActivations(string name)
+    {
+        // Exact Fisher (s > 1): the tied layer's activations depend on the sample; the Embedding's statistics carry indices.
+        using var scope = NewDisposeScope();
+        var c = LayerCases.Create(name);
+        using var capture = new LayerCapture(c.Model);
+        var output = c.Model.call(c.X);
+        var local = new FisherEstimator(c.Likelihood, FisherKind.Exact).Collect(capture, capture.Recorded(), output, c.Y);
+        Assert.Contains(local, s => s.SampleDependentActivations || s.Tokens is not null);
+        var global = new NaturalGradient.Training.DataParallel(new MirroredRanks()).ReduceStatistics(local);
+        for (int l = 0; l < local.Count; l++)
+        {
+            Assert.Equal(local[l].Tokens is null, global[l].Tokens is null);
+            Assert.Equal(local[l].SampleDependentActivations, global[l].SampleDependentActivations);
+            long m = local[l].BatchSize, s = local[l].Samples;
+            var g = local[l].PerSampleGradients().reshape(s, 1, m, -1);
+            var expected = cat(new[] { g, g }, 1).reshape(2 * s * m, -1);   // sample-major rows over the doubled batch
+            TensorAssert.Close(expected, global[l].PerSampleGradients().reshape(2 * s * m, -1), rtol: 1e-12, label: $"{name}: layer {local[l].Adapter.Name}");
+            Assert.Equal(local[l].Weight / 2, global[l].Weight, 15);
+        }
     }
 }
