@@ -14,8 +14,10 @@ namespace NaturalGradient.Capture;
 /// <para>Hooks fire only for modules invoked with <c>call(...)</c>. Layers whose hook did not fire although they
 /// contributed to a loss are reported by <see cref="ThrowIfBypassed"/>. Set <see cref="Enabled"/> to false
 /// (or dispose) and the hooks return at once, so plain training pays nothing.</para>
-/// <para>A layer may run several times in one forward (shared weights): every call is recorded and the calls are
-/// concatenated as positions. Calls whose output turns out not to reach the metric's scalar (a validation forward run
+/// <para>A layer may run several times in one forward (a shared module): every call is recorded and the calls are
+/// concatenated as positions. Different modules that share a trainable tensor (weight tying) are covered as one
+/// <see cref="TiedLayerAdapter"/> whose calls come from all of them; when that is not possible (a use IncludeLayer
+/// excludes, a kind without tied layout) they keep their plain gradient (<see cref="UncoveredTies"/>). Calls whose output turns out not to reach the metric's scalar (a validation forward run
 /// with gradients on) are ignored (<see cref="LayerCall.Connected"/>).</para>
 /// <para>Coverage is per tensor: parameters with requires_grad = false are left out of every layer's W̄; a layer
 /// with no trainable parameter is not covered. Changing requires_grad afterwards is refused at the next collection.</para>
