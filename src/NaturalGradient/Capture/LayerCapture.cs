@@ -29,6 +29,7 @@ public sealed class LayerCapture : IDisposable
     private readonly List<CapturedLayer> _layers = new();
     private readonly List<Action> _removers = new();
     private readonly List<(CapturedLayer Layer, Parameter[] All, bool[] Trainable)> _trainableAtStart = new();
+    private readonly Dictionary<string, string> _tensorNames = new();
     private (string Name, string Kind)? _coupling;
 
     /// <param name="model">The model whose layers to cover.</param>
@@ -47,7 +48,7 @@ public sealed class LayerCapture : IDisposable
             candidates.Add((name, module, adapter, include is null || include(name)));
         }
         // Layers that share a trainable tensor (weight tying across modules) form one group, found by storage identity.
-        var tensorNames = new Dictionary<string, string>();
+        var tensorNames = _tensorNames;
         foreach (var (pname, p) in model.named_parameters()) tensorNames.TryAdd(TensorIdentity.Key(p), pname);
         var group = Enumerable.Range(0, candidates.Count).ToArray();
         int Root(int i) => group[i] == i ? i : group[i] = Root(group[i]);
@@ -179,6 +180,59 @@ public sealed class LayerCapture : IDisposable
             bool used = grads[i] is not null && !grads[i].IsInvalid;
             if (used) throw new LayerNotObservedException(missing[i].Name, missing[i].Adapter.KindName);
         }
+    }
+
+    /// <summary>Relative difference above which <see cref="ThrowIfUsedOutside"/> refuses a tensor (float32 sums agree to ~10⁻⁶).</summary>
+    public const double OutsideUseTolerance = 1e-3;
+
+    /// <summary>
+    /// Throws <see cref="TensorUsedOutsideLayerException"/> when a covered tensor's gradient of <paramref name="scalar"/>
+    /// is not the sum of what its layer's recorded calls give (Σ over examples and positions of δ āᵀ): the tensor is
+    /// also used outside its module (functionally) or the module also ran through forward(x). The difference of each
+    /// tensor is measured against the norm of its layer's whole gradient (a tensor whose gradient vanishes, like an
+    /// attention key's bias, is not judged on rounding alone). Two backward passes (the graph is kept) and one host
+    /// read; run it once, on the first batch.
+    /// </summary>
+    /// <returns>False when the gradients are not finite and nothing could be decided (check again on a later batch).</returns>
+    public bool ThrowIfUsedOutside(Tensor scalar, IReadOnlyList<CapturedLayer> layers)
+    {
+        if (!scalar.requires_grad || layers.Count == 0) return true;
+        using var scope = NewDisposeScope();
+        var perCall = CallGradients(scalar, layers);
+        var parameters = layers.SelectMany(l => l.Adapter.Parameters).ToList();
+        var actual = autograd.grad(new[] { scalar }, parameters.Cast<Tensor>().ToList(), retain_graph: true, allow_unused: true);
+        var differences = new List<Tensor>(parameters.Count);
+        var scales = new List<Tensor>(parameters.Count);
+        var owners = new List<(CapturedLayer Layer, Parameter Tensor)>(parameters.Count);
+        int k = 0;
+        for (int l = 0; l < layers.Count; l++)
+        {
+            var expected = layers[l].Adapter.SplitMatrix(layers[l].Statistics(new[] { perCall[l] }, 1.0).GradientSum());
+            var norms = new List<Tensor>(expected.Count);
+            for (int i = 0; i < expected.Count; i++, k++)
+            {
+                var p = layers[l].Adapter.Parameters[i];
+                var got = (actual[k] is { IsInvalid: false } a ? a.detach() : zeros_like(p)).to_type(ScalarType.Float64);
+                var e = expected[i].to_type(ScalarType.Float64);
+                differences.Add((got - e).norm());
+                norms.Add(got.norm() + e.norm());
+                owners.Add((layers[l], p));
+            }
+            var layerScale = stack(norms.ToArray()).sum();
+            scales.AddRange(norms.Select(_ => layerScale));
+        }
+        var d = stack(differences.ToArray());
+        var scale = stack(scales.ToArray());
+        var values = (d / (scale + 1e-12 * scale.max() + 1e-300)).data<double>().ToArray();
+        if (values.Any(v => !double.IsFinite(v))) return false;
+        for (int i = 0; i < values.Length; i++)
+            if (values[i] > OutsideUseTolerance)
+            {
+                var (layer, p) = owners[i];
+                string name = _tensorNames.TryGetValue(TensorIdentity.Key(p), out var n) ? n : layer.Name;
+                throw new TensorUsedOutsideLayerException(name, layer.Name, layer.Adapter.KindName, values[i]);
+            }
+        return true;
     }
 
     /// <summary>

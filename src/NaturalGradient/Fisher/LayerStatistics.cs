@@ -116,6 +116,17 @@ public sealed class LayerStatistics
         ? TokenGradients.PerSample(PairedTokens()!, FlatOutputGradients(), Adapter.InputDim)
         : Adapter.PerSampleGradients(PairedActivations(), FlatOutputGradients());
 
+    /// <summary>Σ over the n samples of the per-sample gradients (W̄-shaped), without forming them for Kronecker and index layers.</summary>
+    public Tensor GradientSum()
+    {
+        var d = FlatOutputGradients();
+        if (Tokens is not null)
+            return TokenGradients.TransposeMultiply(PairedTokens()!, d, ones(SampleCount, dtype: d.dtype, device: d.device), Adapter.InputDim);
+        if (!Adapter.IsKronecker) return PerSampleGradients().sum(new long[] { 0 });
+        var a = PairedActivations();
+        return d.reshape(-1, d.shape[2]).t().mm(a.reshape(-1, a.shape[2]));
+    }
+
     /// <summary>
     /// True when the per-sample gradients are δ āᵀ with one position (T = 1) and ā is W̄'s column space given as a
     /// dense tensor: rank-one shortcuts apply (index layers take their index paths instead).

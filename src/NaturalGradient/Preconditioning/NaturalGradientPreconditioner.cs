@@ -116,6 +116,7 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
             // this one backward pass (retained on the layer outputs) instead of a second pass.
             Capture.ThrowIfBypassed(loss);
             var recorded = Capture.Recorded();
+            CheckUsesOnce(loss, recorded);
             FisherEstimator.RetainOutputGradients(recorded);
             loss.backward(retain_graph: NeedsGraph);
             long start = Stopwatch.GetTimestamp();
@@ -143,7 +144,18 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
         Capture.ThrowIfBypassed(output.sum());
         long start = Stopwatch.GetTimestamp();
         var recorded = Capture.Recorded();
+        CheckUsesOnce(output.sum(), recorded);
         UpdateCurvature(recorded, _estimator.Collect(Capture, recorded, output, targets, _generator), output, start);
+    }
+
+    private bool _usesChecked;
+
+    /// <summary>On the first metric batch only: every covered tensor's gradient is explained by its recorded calls
+    /// (<see cref="LayerCapture.ThrowIfUsedOutside"/>: two extra backward passes, once; again on the next batch
+    /// when the gradients were not finite).</summary>
+    private void CheckUsesOnce(Tensor scalar, IReadOnlyList<CapturedLayer> recorded)
+    {
+        if (!_usesChecked) _usesChecked = Capture.ThrowIfUsedOutside(scalar, recorded);
     }
 
     /// <summary>Feeds one batch's per-layer statistics to the curvature unless the statistics guard rejects them.</summary>
