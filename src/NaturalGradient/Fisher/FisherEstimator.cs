@@ -97,7 +97,7 @@ public sealed class FisherEstimator
         foreach (var l in layers)
         {
             var grads = l.Calls.Select(c => c.Output.grad is { IsInvalid: false } g ? g.detach().mul(batchSize) : null).ToArray();
-            result.Add(l.Statistics(new[] { grads }, 1.0 / batchSize));
+            result.Add(l.Statistics(new[] { grads }, 1.0 / batchSize).WithGradientWeight(1.0 / batchSize));
         }
         return result;
     }

@@ -98,11 +98,13 @@ public sealed class DataParallel : IDataParallelReducer
             var gradients = gathered.narrow(1, column + a, g).reshape(total, s.Samples, s.Positions, -1).transpose(0, 1);
             column += a + g;
             double weight = s.Weight * s.BatchSize / total;
-            result.Add(s.Tokens is not null
+            var reduced = s.Tokens is not null
                 ? LayerStatistics.FromTokens(s.Adapter, activations.reshape(total, s.Positions).to_type(ScalarType.Int64), gradients, weight)
                 : s.SampleDependentActivations
                     ? new LayerStatistics(s.Adapter, activations.reshape(total, s.Samples, s.Positions, -1).transpose(0, 1), gradients, weight)
-                    : new LayerStatistics(s.Adapter, activations.reshape(total, s.Positions, -1), gradients, weight));
+                    : new LayerStatistics(s.Adapter, activations.reshape(total, s.Positions, -1), gradients, weight);
+            // The allreduced gradient is (1/M) Σ over every rank's rows.
+            result.Add(reduced.WithGradientWeight(s.GradientWeight * s.BatchSize / total));
         }
         return result;
     }
