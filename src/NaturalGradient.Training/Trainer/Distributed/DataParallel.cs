@@ -72,6 +72,8 @@ public sealed class DataParallel : IDataParallelReducer
     /// <remarks>
     /// Every layer's per-example rows (activations T·in', output gradients s·T·out) are packed side by side into one
     /// m_r × Σ(T·in' + s·T·out) buffer and gathered in one allgather; the global statistics are views of the result.
+    /// An Embedding sends its T token indices instead of T·V one-hot values; a tied layer whose activations depend on
+    /// the gradient sample sends s·T·in'.
     /// </remarks>
     public IReadOnlyList<LayerStatistics> ReduceStatistics(IReadOnlyList<LayerStatistics> local)
     {
