@@ -17,7 +17,7 @@ public static class LayerCases
     public static readonly string[] Names =
     {
         "sequence", "sequence-pooled", "sequence-frozen-weight", "embedding", "layernorm", "layernorm-frozen-gamma",
-        "batchnorm-eval", "siamese-residual", "tied-embedding-head", "tied-embedding-head-nobias", "tied-linears", "tied-embeddings",
+        "batchnorm-eval", "siamese-residual", "tied-embedding-head", "tied-embedding-head-nobias", "tied-linears", "tied-embeddings", "tied-convs",
     };
 
     public static LayerCase Create(string name)
@@ -67,6 +67,8 @@ public static class LayerCases
             case "tied-embeddings":
                 return new(name, new LayerModels.TiedEmbeddings(7, 3, 3), LayerModels.Tokens(23, 5, 4, 7),
                     LayerModels.Tokens(24, 5, 1, 3).squeeze(1), new CategoricalLikelihood());
+            case "tied-convs":
+                return new(name, new LayerModels.TiedConvs(2, 3, 2), LayerModels.Normal(25, 4, 2, 3, 3), LayerModels.Normal(26, 4, 2), gaussian);
             default:
                 throw new ArgumentException(name);
         }

@@ -164,6 +164,22 @@ public static class LayerModels
         public override Tensor forward(Tensor x) => out_.call(tanh(b.call(tanh(a.call(x)))));
     }
 
+    /// <summary>Two Conv2d(c, c, 3, padding 1) modules with one kernel and their own biases: b(tanh(a(x))) → flatten → Linear(c·h·w, o).</summary>
+    public sealed class TiedConvs : Module<Tensor, Tensor>
+    {
+        public readonly Conv2d a, b;
+        public readonly Linear fc;
+        public TiedConvs(long channels, long size, long o) : base("tied-convs")
+        {
+            a = Conv2d(channels, channels, 3, padding: 1, dtype: F64);
+            b = Conv2d(channels, channels, 3, padding: 1, dtype: F64);
+            fc = Linear(channels * size * size, o, dtype: F64);
+            RegisterComponents();
+            b.weight = a.weight!;
+        }
+        public override Tensor forward(Tensor x) => fc.call(tanh(b.call(tanh(a.call(x)))).flatten(1));
+    }
+
     /// <summary>Two Embedding modules sharing one table (first and second half of the tokens) → sum → mean over T → Linear(d, o).</summary>
     public sealed class TiedEmbeddings : Module<Tensor, Tensor>
     {

@@ -135,7 +135,25 @@ public class TiedWeightTests
         TensorAssert.Close(kron(expectedG, expectedA), block, rtol: 1e-10, label: "K-FAC expand over the tied uses");
     }
 
-    public static TheoryData<string> SharedAndTied => new() { "embedding", "siamese-residual", "tied-embedding-head", "tied-linears", "tied-embeddings" };
+    [Theory]
+    [InlineData("tied-embedding-head", "emb+head", false)]
+    [InlineData("tied-embedding-head-nobias", "emb+head", false)]
+    [InlineData("tied-linears", "a+b", true)]
+    [InlineData("tied-embeddings", "left+right", true)]
+    [InlineData("tied-convs", "a+b", true)]
+    public void EveryTiedCase_IsOneTiedLayer_CoveringEveryTensor(string name, string layer, bool kroneckerFactored)
+    {
+        using var scope = NewDisposeScope();
+        var c = LayerCases.Create(name);
+        using var capture = new LayerCapture(c.Model);
+        var tied = Assert.Single(capture.Layers.Select(l => l.Adapter).OfType<TiedLayerAdapter>());
+        Assert.Equal(layer, tied.Name);
+        Assert.Equal(kroneckerFactored, tied.KroneckerFactored);
+        Assert.Equal(tied.Parameters.Sum(p => p.numel()), ((ILayerAdapter)tied).ParameterCount);
+        Assert.Empty(capture.UncoveredTies);
+    }
+
+    public static TheoryData<string> SharedAndTied => new() { "embedding", "siamese-residual", "tied-embedding-head", "tied-linears", "tied-embeddings", "tied-convs" };
 
     [Theory]
     [MemberData(nameof(SharedAndTied))]
