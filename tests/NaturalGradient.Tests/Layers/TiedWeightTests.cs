@@ -181,6 +181,8 @@ public class TiedWeightTests
     [InlineData("tied-linears", CurvatureStructure.BlockDiagonal, 1e-2)]
     [InlineData("tied-linears", CurvatureStructure.Kfac, 1e-1)]   // K-FAC's expand over two uses on m = 5 diverges at λ = 1e-2
     [InlineData("tied-embeddings", CurvatureStructure.Ekfac, 1e-2)]
+    [InlineData("tied-linears", CurvatureStructure.Kbfgs, 1e-1)]
+    [InlineData("tied-convs", CurvatureStructure.HessianFree, 1e-2)]
     public void TiedModels_Train(string name, CurvatureStructure structure, double damping)
     {
         using var scope = NewDisposeScope();
