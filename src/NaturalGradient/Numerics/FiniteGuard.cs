@@ -32,7 +32,9 @@ public static class FiniteGuard
         Tensor? total = null;
         foreach (var s in statistics)
         {
-            var a = s.Activations.detach().square().sum().to_type(ScalarType.Float64);
+            var a = s.Tokens is { } tokens   // one-hot rows: ‖ā‖² = m · T
+                ? tensor((double)tokens.numel(), dtype: ScalarType.Float64, device: tokens.device)
+                : s.Activations.detach().square().sum().to_type(ScalarType.Float64);
             var d = s.OutputGradients.detach().square().sum().to_type(ScalarType.Float64);
             var term = a * d * Math.Max(s.Weight, 1.0) + a + d;
             total = total is null ? term : total + term;
@@ -51,7 +53,7 @@ public static class FiniteGuard
         if (statistics.Count == 0) return true;
         using var scope = NewDisposeScope();
         double bound = StatisticsBound(statistics, output).item<double>();
-        return double.IsFinite(bound) && bound <= Headroom * LargestValue(statistics[0].Activations.dtype);
+        return double.IsFinite(bound) && bound <= Headroom * LargestValue(statistics[0].Dtype);
     }
 
     /// <summary>True when every tensor is entirely finite. One host sync for the whole list.</summary>

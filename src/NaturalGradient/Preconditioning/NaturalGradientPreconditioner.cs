@@ -50,6 +50,12 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
             throw new ModelNotSupportedException(
                 $"K-BFGS needs Kronecker-factored layers; layer '{elementwise.Name}' ({elementwise.Adapter.KindName}) is not: " +
                 "exclude it with IncludeLayer (it keeps its plain gradient) or use kfac, tengrad or block");
+        if (Options.Structure is CurvatureStructure.Kfac or CurvatureStructure.Ekfac or CurvatureStructure.Kbfgs
+            && Capture.Layers.Select(l => l.Adapter).OfType<TiedLayerAdapter>().FirstOrDefault(t => !t.KroneckerFactored) is { } transposed)
+            throw new ModelNotSupportedException(
+                $"{Options.Structure.ToString().ToLowerInvariant()} has no Kronecker factorisation for tensor {string.Join(", ", transposed.TiedTensors.Select(t => $"'{t}'"))}, " +
+                $"which layers {string.Join(" and ", transposed.Uses.Select(u => $"'{u.Name}' ({u.KindName})"))} use in transposed layouts (tied weights): " +
+                "use tengrad, block, diag or auto (exact per-example gradients of the tied tensor), or exclude these layers with IncludeLayer (the tensor then keeps its plain gradient)");
         Curvature = CurvatureFactory.Create(Options);
         if (Curvature is ExactCurvature exact) exact.CheckSize(Capture.Layers.Select(l => l.Adapter));
         Damping = Options.Damping;
@@ -110,6 +116,7 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
             // this one backward pass (retained on the layer outputs) instead of a second pass.
             Capture.ThrowIfBypassed(loss);
             var recorded = Capture.Recorded();
+            CheckUsesOnce(loss, recorded);
             FisherEstimator.RetainOutputGradients(recorded);
             loss.backward(retain_graph: NeedsGraph);
             long start = Stopwatch.GetTimestamp();
@@ -137,7 +144,18 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
         Capture.ThrowIfBypassed(output.sum());
         long start = Stopwatch.GetTimestamp();
         var recorded = Capture.Recorded();
+        CheckUsesOnce(output.sum(), recorded);
         UpdateCurvature(recorded, _estimator.Collect(Capture, recorded, output, targets, _generator), output, start);
+    }
+
+    private bool _usesChecked;
+
+    /// <summary>On the first metric batch only: every covered tensor's gradient is explained by its recorded calls
+    /// (<see cref="LayerCapture.ThrowIfUsedOutside"/>: two extra backward passes, once; again on the next batch
+    /// when the gradients were not finite).</summary>
+    private void CheckUsesOnce(Tensor scalar, IReadOnlyList<CapturedLayer> recorded)
+    {
+        if (!_usesChecked) _usesChecked = Capture.ThrowIfUsedOutside(scalar, recorded);
     }
 
     /// <summary>Feeds one batch's per-layer statistics to the curvature unless the statistics guard rejects them.</summary>

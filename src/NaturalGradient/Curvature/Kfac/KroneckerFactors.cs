@@ -33,7 +33,7 @@ public static class KroneckerFactors
         using var scope = NewDisposeScope();
         if (statistics.Tokens is { } tokens)
         {
-            var counts = bincount(tokens.reshape(-1), minlength: statistics.Adapter.InputDim).to_type(statistics.Activations.dtype);
+            var counts = bincount(tokens.reshape(-1), minlength: statistics.Adapter.InputDim).to_type(statistics.Dtype);
             return scope.MoveToOuter(diag(counts.div_(statistics.BatchSize)));
         }
         var a = statistics.Activations.detach();
