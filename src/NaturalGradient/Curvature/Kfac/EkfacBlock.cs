@@ -82,8 +82,8 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         using var scope = NewDisposeScope();
         if (factorsDue)
         {
-            _a.Update(KroneckerFactors.Activation(statistics, Options.WeightSharing), Options.FactorDecay);
-            _g.Update(KroneckerFactors.OutputGradient(statistics, Options.WeightSharing), Options.FactorDecay);
+            KroneckerFactors.AccumulateActivation(_a, statistics, Options.WeightSharing, Options.FactorDecay);
+            KroneckerFactors.AccumulateOutputGradient(_g, statistics, Options.WeightSharing, Options.FactorDecay);
         }
         bool basisChanged = first || Options.InverseDue(step);
         if (basisChanged)
@@ -94,11 +94,33 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         }
         // A running average of S across different bases mixes coordinates that no longer correspond: when the
         // basis changes, S restarts from this batch's second moments in the new basis.
-        if (basisChanged && factorsDue)
-            _s.Replace(ProjectedSecondMoments(statistics).to_type(_a.Value!.dtype));
-        else if (factorsDue)
-            _s.Update(ProjectedSecondMoments(statistics).to_type(_a.Value!.dtype), Options.FactorDecay);
+        if (!factorsDue) return;
+        if (!basisChanged && statistics.IsRankOne)
+        {
+            // S ← βS + (1 − β) w (Σₛ(δQ_G)²)ᵀ (āQ_A)²: one GEMM into the long-lived S.
+            var (deltaSquares, actSquares) = ProjectedSquares(statistics);
+            if (_s.TryAccumulateGram(deltaSquares, actSquares, statistics.Weight, Options.FactorDecay)) return;
+        }
+        if (basisChanged) _s.Replace(ProjectedSecondMoments(statistics).to_type(_a.Value!.dtype));
+        else _s.Update(ProjectedSecondMoments(statistics).to_type(_a.Value!.dtype), Options.FactorDecay);
     }
+
+    /// <summary>
+    /// For T = 1: the m × out matrix Σₛ (δᵢₛᵀQ_G)² and the m × in' matrix (āᵢᵀQ_A)² (element-wise squares), whose
+    /// product w (·)ᵀ(·) is S, since the projected per-sample gradient is (Q_Gᵀδᵢₛ)(Q_Aᵀāᵢ)ᵀ.
+    /// </summary>
+    private (Tensor DeltaSquares, Tensor ActivationSquares) ProjectedSquares(LayerStatistics statistics)
+    {
+        var qa = _eigen.ActivationBasis;
+        var qg = _eigen.OutputGradientBasis;
+        var delta = statistics.OutputGradients.detach().squeeze(2).to_type(qg.dtype);                  // s × m × out
+        var deltaSquares = statistics.Samples == 1 ? Squared(delta.squeeze(0).mm(qg)) : Squared(delta.matmul(qg)).sum(dim: 0); // m × out
+        var actSquares = Squared(statistics.Activations.detach().squeeze(1).to_type(qa.dtype).mm(qa));   // m × in'
+        return (deltaSquares, actSquares);
+    }
+
+    /// <summary>x ∘ x in place (x is a fresh product).</summary>
+    private static Tensor Squared(Tensor x) => x.mul_(x);
 
     /// <summary>w Σₛ Σᵢ (Q_Gᵀ gᵢₛ Q_A)² in the current eigenbasis (out × in').</summary>
     private Tensor ProjectedSecondMoments(LayerStatistics statistics)
@@ -108,9 +130,7 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         if (statistics.IsRankOne)
         {
             // gᵢₛ = δᵢₛ āᵢᵀ ⇒ (Q_Gᵀ gᵢₛ Q_A)² = (Q_Gᵀδᵢₛ)² ((Q_Aᵀāᵢ)²)ᵀ; sum the δ part over the s samples first.
-            var delta = statistics.OutputGradients.detach().squeeze(2).to_type(qg.dtype);   // s × m × out
-            var deltaSquares = delta.matmul(qg).square().sum(dim: 0);                              // m × out
-            var actSquares = statistics.Activations.detach().squeeze(1).to_type(qa.dtype).mm(qa).square();  // m × in'
+            var (deltaSquares, actSquares) = ProjectedSquares(statistics);
             return deltaSquares.t().mm(actSquares).mul_(statistics.Weight);
         }
         var perSample = statistics.PerSampleGradients().detach().to_type(qa.dtype);          // n × out × in'

@@ -66,8 +66,8 @@ public sealed partial class KfacBlock : ICurvatureBlock
         using var scope = NewDisposeScope();
         if (first || Options.FactorsDue(step))
         {
-            _a.Update(KroneckerFactors.Activation(statistics, Options.WeightSharing), Options.FactorDecay);
-            _g.Update(KroneckerFactors.OutputGradient(statistics, Options.WeightSharing), Options.FactorDecay);
+            KroneckerFactors.AccumulateActivation(_a, statistics, Options.WeightSharing, Options.FactorDecay);
+            KroneckerFactors.AccumulateOutputGradient(_g, statistics, Options.WeightSharing, Options.FactorDecay);
         }
         if (!first && !Options.InverseDue(step)) return;
         _inverseDue = true;
