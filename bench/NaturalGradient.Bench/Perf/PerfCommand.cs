@@ -22,6 +22,9 @@ internal static class PerfCommand
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
+    /// <summary>Steps after which the lean steps' weights are compared with the library's (past the first inverse refresh).</summary>
+    private const int LeanCheckSteps = 12;
+
     private sealed record Args(bool Quick, bool Steps, bool Accuracy, int Threads, int Rounds, int Epochs, string[] AccuracyMethods, bool FullGrid, string[] Problems);
 
     private static Args Parse(string[] args)
@@ -133,12 +136,16 @@ internal static class PerfCommand
         md.AppendLine($"MLP inputs: {dataNote}; figure-5 nets: synthetic regression (16 inputs, 1 output).").AppendLine();
         var all = new List<object>();
         var summary = new Dictionary<string, List<(string Problem, StepFigure F)>>();
+        var leanSummary = new List<(string Problem, string Method, double Library, double Lean, double Agreement)>();
         foreach (var p in problems)
         {
             var methods = p.Group == "mlp"
-                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-eigen", "ekfac", "hf", "auto" }
-                : new[] { "tengrad", "kfac", "auto" };
+                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-eigen", "ekfac", "hf", "auto", "kfac-lean", "tengrad-lean" }
+                : new[] { "tengrad", "kfac", "auto", "kfac-lean", "tengrad-lean" };
             Console.WriteLine($"{p.Name}:");
+            // The lean steps must do the library's math: same weights after LeanCheckSteps steps (float32 round-off).
+            var agreement = new[] { "kfac", "tengrad" }.ToDictionary(m => m, m => LeanCheck.RelativeDifference(p, m, LeanCheckSteps));
+            foreach (var (m, d) in agreement) Console.WriteLine(string.Create(Inv, $"  {m} lean step vs library after {LeanCheckSteps} steps: relative difference {d:E1}"));
             var (figures, rate) = InterleavedSteps.Run(p, methods, bothPaths: true, args.Rounds, StepConfigs.InversePeriod, Console.WriteLine);
             double sgdMs = figures.First(f => f.Method == "sgd").MedianMs;
             md.AppendLine(string.Create(Inv, $"### {p.Name}")).AppendLine();
@@ -169,7 +176,27 @@ internal static class PerfCommand
                     md.AppendLine(string.Create(Inv, $"- {method}: optimizer path / preconditioner path = {o.RatioToSgd / q.RatioToSgd:F2}"));
             }
             md.AppendLine();
+            foreach (var method in new[] { "kfac", "tengrad" })
+            {
+                var o = figures.FirstOrDefault(f => f.Method == method && f.Path == "optimizer");
+                var l = figures.FirstOrDefault(f => f.Method == method && f.Path == "lean");
+                if (o is null || l is null) continue;
+                md.AppendLine(string.Create(Inv, $"- {method}: library (optimizer path) / lean step = {o.RatioToSgd / l.RatioToSgd:F2} (lean step {l.RatioToSgd:F2}× SGD; weights after {LeanCheckSteps} steps agree to {agreement[method]:E1} relative)"));
+                leanSummary.Add((p.Name, method, o.RatioToSgd, l.RatioToSgd, agreement[method]));
+            }
+            md.AppendLine();
             savePartial(all);
+        }
+        if (leanSummary.Count > 0)
+        {
+            md.AppendLine("### Library step over the lean step").AppendLine();
+            md.AppendLine("The lean steps (bench/NaturalGradient.Bench/Perf/LeanSteps.cs) do the same math in a minimal TorchSharp step; ");
+            md.AppendLine(string.Create(Inv, $"their weights after {LeanCheckSteps} steps from the same start are compared with the library's (relative difference).")).AppendLine();
+            md.AppendLine("| problem | method | library / SGD | lean / SGD | library / lean | weights agree to |");
+            md.AppendLine("|---|---|---:|---:|---:|---:|");
+            foreach (var (problem, method, lib, lean, diff) in leanSummary)
+                md.AppendLine(string.Create(Inv, $"| {problem} | {method} | {lib:F2} | {lean:F2} | {lib / lean:F2} | {diff:E1} |"));
+            md.AppendLine();
         }
         md.AppendLine("### Figure-5 nets: flatness over depth").AppendLine();
         md.AppendLine("| configuration | ratio at depth 1, 2, 4, 8, 16 | max / min |");
