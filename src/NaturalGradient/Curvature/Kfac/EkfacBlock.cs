@@ -114,10 +114,30 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         var qa = _eigen.ActivationBasis;
         var qg = _eigen.OutputGradientBasis;
         var delta = statistics.OutputGradients.detach().squeeze(2).to_type(qg.dtype);                  // s × m × out
-        var deltaSquares = statistics.Samples == 1 ? Squared(delta.squeeze(0).mm(qg)) : Squared(delta.matmul(qg)).sum(dim: 0); // m × out
-        var actSquares = Squared(statistics.Activations.detach().squeeze(1).to_type(qa.dtype).mm(qa));   // m × in'
+        if (statistics.Samples == 1)
+        {
+            // D Q_G and Ā Q_A are kept for this step's PreconditionMeanGradient: Q_Gᵀ ḡ Q_A = w (D Q_G)ᵀ(Ā Q_A).
+            var deltaProjected = delta.squeeze(0).mm(qg);                                              // m × out
+            var actProjected = statistics.Activations.detach().squeeze(1).to_type(qa.dtype).mm(qa);   // m × in'
+            // They live in the caller's dispose scope (the step's), not in the block: used only while still valid.
+            _projections = new StepProjections(statistics, deltaProjected.alias().MoveToOuterDisposeScope(), actProjected.alias().MoveToOuterDisposeScope());
+            return (deltaProjected.square(), actProjected.square());
+        }
+        var deltaSquares = Squared(delta.matmul(qg)).sum(dim: 0);                                       // m × out
+        var actSquares = Squared(statistics.Activations.detach().squeeze(1).to_type(qa.dtype).mm(qa)); // m × in'
         return (deltaSquares, actSquares);
     }
+
+    /// <summary>
+    /// The projections D Q_G and Ā Q_A of one update's statistics, in the dispose scope that was current at the update
+    /// (not owned by the block): valid until that scope ends.
+    /// </summary>
+    private sealed record StepProjections(LayerStatistics Statistics, Tensor Delta, Tensor Activations)
+    {
+        public bool IsValid => !Delta.IsInvalid && !Activations.IsInvalid;
+    }
+
+    private StepProjections? _projections;
 
     /// <summary>x ∘ x in place (x is a fresh product).</summary>
     private static Tensor Squared(Tensor x) => x.mul_(x);
@@ -147,6 +167,31 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         using var scope = NewDisposeScope();
         var projected = _eigen.Project(gradient.detach().to_type(s.dtype));
         return scope.MoveToOuter(_eigen.Unproject(projected.div_(Denominator(s, damping))).to_type(gradient.dtype));
+    }
+
+    /// <summary>
+    /// Δ for the statistics' mean gradient ḡ = w DᵀĀ (T = 1, one gradient sample): the projection Q_Gᵀ ḡ Q_A is formed as
+    /// w (D Q_G)ᵀ(Ā Q_A) from the projections this step's update of S already made (2m·out·in' flops instead of
+    /// 2·out·in'(out + in')), or from D and Ā when S was not updated and that is cheaper; then divided and projected back
+    /// as in <see cref="Precondition"/>. Null when neither route is cheaper than the products with ḡ.
+    /// </summary>
+    public Tensor? PreconditionMeanGradient(LayerStatistics statistics, double damping)
+    {
+        ThrowIfDisposed();
+        KroneckerBlockGuard.Damping(damping);
+        var s = Current(_s);
+        if (!ReferenceEquals(statistics.Adapter, Layer)) return null;
+        long m = statistics.BatchSize, outputs = Layer.OutputDim, inputs = Layer.InputDim;
+        using var scope = NewDisposeScope();
+        Tensor projected;
+        if (_projections is { } p && ReferenceEquals(p.Statistics, statistics) && p.IsValid && m < outputs + inputs)
+            projected = p.Delta.t().mm(p.Activations).mul_(statistics.Weight);
+        else if (KroneckerFactors.MeanGradientRouteIsCheaper(m, outputs, inputs) && KroneckerFactors.MeanGradientRows(statistics, s.dtype) is { } rows)
+            projected = _eigen.ProjectMeanGradient(rows.D, rows.A, statistics.Weight);
+        else
+            return null;
+        KroneckerFactors.CountMeanGradientSolve();
+        return scope.MoveToOuter(_eigen.Unproject(projected.div_(Denominator(s, damping))).to_type(statistics.Activations.dtype));
     }
 
     /// <summary>
@@ -201,5 +246,6 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         if (_disposed) return;
         _disposed = true;
         _a.Dispose(); _g.Dispose(); _s.Dispose(); _eigen.Dispose();
+        _projections = null;
     }
 }

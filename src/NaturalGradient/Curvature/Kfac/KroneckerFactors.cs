@@ -93,6 +93,30 @@ public static class KroneckerFactors
         return scope.MoveToOuter(flat.t().mm(flat).mul_(scale));
     }
 
+    /// <summary>
+    /// For a mean gradient ḡ = w Σᵢ δᵢāᵢᵀ (T = 1, one gradient sample, not an Embedding): D (m × out) and Ā (m × in') in
+    /// <paramref name="dtype"/>, so that ḡ = w DᵀĀ and L ḡ R = w (D Lᵀ)ᵀ(Ā R) for any out × out L and in' × in' R. Null otherwise.
+    /// </summary>
+    internal static (Tensor D, Tensor A)? MeanGradientRows(LayerStatistics statistics, ScalarType dtype)
+    {
+        if (!statistics.IsRankOne || statistics.Samples != 1 || statistics.Tokens is not null) return null;
+        return (statistics.OutputGradients.detach().reshape(statistics.BatchSize, -1).to_type(dtype),
+                statistics.Activations.detach().reshape(statistics.BatchSize, -1).to_type(dtype));
+    }
+
+    /// <summary>
+    /// True when w (D Lᵀ)ᵀ(Ā R), 2m(out² + in'² + out·in') flops, is cheaper than L ḡ R, 2·out·in'(out + in') flops.
+    /// </summary>
+    private static long _meanGradientSolves;
+
+    /// <summary>How many block solves in this process took the mean-gradient route (for tests of the dispatch).</summary>
+    internal static long MeanGradientSolves => Interlocked.Read(ref _meanGradientSolves);
+
+    internal static void CountMeanGradientSolve() => Interlocked.Increment(ref _meanGradientSolves);
+
+    internal static bool MeanGradientRouteIsCheaper(long m, long outputs, long inputs) =>
+        m * (double)(outputs * outputs + inputs * inputs + outputs * inputs) < outputs * (double)inputs * (outputs + inputs);
+
     /// <summary>The dense block G ⊗ A (row-major vec of W̄: rows of W̄ stacked). For tests and small layers only.</summary>
     public static Tensor Dense(Tensor g, Tensor a) => kron(g, a);
 
