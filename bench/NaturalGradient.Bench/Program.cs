@@ -4,7 +4,7 @@
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- memory [--methods a,b] [--steps 2000]  RSS at steps 100, 1,000 and the last (exit 1 if growth ≥ 5%)
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- micro [--quick]        BenchmarkDotNet kernels (in-process)
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- perf [--quick] [--part all|steps|accuracy] [--methods adam,sgd,kfac,…]
-//        [--problems mlp256,mlp128,figure5] [--threads 2] [--rounds N] [--epochs 5]   step ratios to SGD (both paths, FLOP floors) and time to 85/88 % test accuracy
+//        [--problems mlp256,mlp128,figure5] [--threads 2] [--rounds N] [--epochs 5] [--clock wall|cpu]   step ratios to SGD (both paths, FLOP floors) and time to 85/88 % test accuracy
 using NaturalGradient.Bench.Perf;
 using NaturalGradient.Bench;
 
@@ -41,6 +41,6 @@ static int StepsOption(string[] args)
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: NaturalGradient.Bench steps [--quick] | memory [--methods a,b] [--steps N] | micro [--quick] | perf [--quick] [--part all|steps|accuracy] [--methods a,b] [--problems mlp256,mlp128,figure5] [--threads N] [--rounds N] [--epochs N]");
+    Console.Error.WriteLine("usage: NaturalGradient.Bench steps [--quick] | memory [--methods a,b] [--steps N] | micro [--quick] | perf [--quick] [--part all|steps|accuracy] [--methods a,b] [--problems mlp256,mlp128,figure5] [--threads N] [--rounds N] [--epochs N] [--clock wall|cpu]");
     return 2;
 }

@@ -111,7 +111,10 @@ public sealed partial class NaturalGradientDescent : IDisposable
         if (Options.WeightDecay > 0)
             g = g.Select((t, i) => t.add_(layers[i].WeightMatrix(), alpha: Options.WeightDecay)).ToList();
         long solveStart = Stopwatch.GetTimestamp();
-        var delta = Preconditioner.Solve(g, lambda);
+        // Without weight decay and with one process, g is the .grad of the backward that gave the statistics.
+        var delta = Options.WeightDecay == 0 && Preconditioner.Reducer is null
+            ? Preconditioner.SolveMeanGradient(g, lambda)
+            : Preconditioner.Solve(g, lambda);
         double scale = 1;
         if (Options.KlClip is { } bound && Options.KlClipForm == KlClipForm.PreconditionedGradient)
             scale = ClipPreconditionedGradient(delta, g, bound);
