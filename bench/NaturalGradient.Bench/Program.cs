@@ -5,6 +5,8 @@
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- micro [--quick]        BenchmarkDotNet kernels (in-process)
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- perf [--quick] [--part all|steps|accuracy] [--methods adam,sgd,kfac,…]
 //        [--problems mlp256,mlp128,figure5] [--threads 2] [--rounds N] [--epochs 5]   step ratios to SGD (both paths, FLOP floors) and time to 85/88 % test accuracy
+//   dotnet run -c Release --project bench/NaturalGradient.Bench -- hf-precond --data weather|wine|fashion-mnist [--steps 60] [--every 10]
+//        [--damping 0.01] [--tols 1e-1,1e-2,1e-3] [--variants none,mc-fresh,…]   CG iterations of Hessian-free's solve with and without K-FAC preconditioners
 using NaturalGradient.Bench.Perf;
 using NaturalGradient.Bench;
 
@@ -23,6 +25,7 @@ try
         "memory" => MemoryFlatness.Run(methods, StepsOption(args)),
         "micro" => Micro.Run(quick),
         "perf" => PerfCommand.Run(args.Skip(1).ToArray()),
+        "hf-precond" => HfPreconditionerStudy.Run(args.Skip(1).ToArray()),
         _ => Usage(),
     };
 }

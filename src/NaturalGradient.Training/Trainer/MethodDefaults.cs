@@ -74,7 +74,7 @@ public static class MethodDefaults
                 // damping is both the Krylov operator's λ and the step penalty.
                 return new HashSet<string>(StringComparer.Ordinal)
                 {
-                    nameof(OptimizerSettings.Name), nameof(OptimizerSettings.Damping),
+                    nameof(OptimizerSettings.Name), nameof(OptimizerSettings.Damping), nameof(OptimizerSettings.KsdDimension),
                 };
             case "exact" or "block" or "tengrad" or "diag" or "kfac" or "ekfac" or "hf" or "kbfgs" or "auto":
                 break;
@@ -122,6 +122,9 @@ public static class MethodDefaults
                 {
                     nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod), nameof(OptimizerSettings.FactorDecay),
                 });
+                break;
+            case "kbfgs":
+                set.Add(nameof(OptimizerSettings.KbfgsMemory));
                 break;
             case "hf":
                 set.UnionWith(new[]

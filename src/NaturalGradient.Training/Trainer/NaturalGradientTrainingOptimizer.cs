@@ -73,6 +73,7 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
                         InverseMethod = s.KfacInverse, DampingMode = s.KfacDamping,
                     },
                 },
+                Kbfgs = new NaturalGradient.Curvature.Kbfgs.KbfgsOptions { Memory = s.KbfgsMemory },
                 Kfac = new KfacOptions
                 {
                     FactorDecay = s.FactorDecay,

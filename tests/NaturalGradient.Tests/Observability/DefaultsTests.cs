@@ -47,9 +47,9 @@ public class DefaultsTests
     [InlineData("ekfac", new[] { "--kfac-inverse", "cholesky" },
         "natgrad: error: --kfac-inverse does not apply to ekfac (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --mc-samples, --metric, --inverse-period, --factor-period, --factor-decay, --kl-clip, --diagnostics-every)")]
     [InlineData("ksd", new[] { "--lr", "0.1", "--momentum", "0.5" },
-        "natgrad: error: --lr, --momentum do not apply to ksd (it reads --damping)")]
+        "natgrad: error: --lr, --momentum do not apply to ksd (it reads --damping, --ksd-dimension)")]
     [InlineData("kbfgs", new[] { "--inverse-period", "5" },
-        "natgrad: error: --inverse-period does not apply to kbfgs (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --metric, --kl-clip, --diagnostics-every)")]
+        "natgrad: error: --inverse-period does not apply to kbfgs (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --metric, --kl-clip, --kbfgs-memory, --diagnostics-every)")]
     [InlineData("auto", new[] { "--hf-iters", "5" },
         "natgrad: error: --hf-iters does not apply to auto (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --metric, --metric-form, --inverse-period, --factor-period, --factor-decay, --kl-clip, --kfac-inverse, --kfac-damping, --diagnostics-every)")]
     public void Train_OptionTheMethodDoesNotRead_IsAnError(string method, string[] extra, string expected)
