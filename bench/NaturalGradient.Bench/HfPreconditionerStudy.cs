@@ -68,6 +68,12 @@ internal static class HfPreconditionerStudy
         int at = name.LastIndexOf("-x", StringComparison.Ordinal);
         if (at > 0 && double.TryParse(name[(at + 2)..], NumberStyles.Float, CultureInfo.InvariantCulture, out var scale))
             return Parse(name[..at]) with { Name = name, DampingScale = scale };
+        at = name.LastIndexOf("-t", StringComparison.Ordinal);
+        if (at > 0 && int.TryParse(name[(at + 2)..], NumberStyles.Integer, CultureInfo.InvariantCulture, out var period))
+            return Parse(name[..at]) with { Name = name, InversePeriod = period };
+        at = name.LastIndexOf("-b", StringComparison.Ordinal);
+        if (at > 0 && double.TryParse(name[(at + 2)..], NumberStyles.Float, CultureInfo.InvariantCulture, out var decay))
+            return Parse(name[..at]) with { Name = name, Decay = decay };
         if (name.EndsWith("-ekfac", StringComparison.Ordinal))
             return Parse(name[..^6]) with { Name = name, EkfacBlocks = true };
         at = name.LastIndexOf("-cut", StringComparison.Ordinal);
@@ -81,7 +87,7 @@ internal static class HfPreconditionerStudy
         string data = Arg(args, "--data", "weather");
         int? maxTrain = args.Contains("--max-train") ? int.Parse(Arg(args, "--max-train", "0"), CultureInfo.InvariantCulture) : null;
         int steps = Int(args, "--steps", 60), every = Int(args, "--every", 10), maxIters = Int(args, "--max-iters", 400), budget = Int(args, "--budget", 10);
-        int hidden = Int(args, "--hidden", 32), batch = Int(args, "--batch-size", 128);
+        int hidden = Int(args, "--hidden", 32), batch = Int(args, "--batch-size", 128), measureAt = Int(args, "--offset", 0);
         long seed = Int(args, "--seed", 0);
         double lambda = Dbl(args, "--damping", 0.01);
         var tols = Arg(args, "--tols", "1e-1,1e-2,1e-3").Split(',').Select(t => double.Parse(t, CultureInfo.InvariantCulture)).ToArray();
@@ -136,7 +142,7 @@ internal static class HfPreconditionerStudy
             {
                 if (step >= steps) break;
                 using var scope = NewDisposeScope();
-                bool measure = step % every == 0;
+                bool measure = step % every == measureAt;
                 ngd.Preconditioner.Capture.Enabled = false;
                 capture.Enabled = true;
                 capture.Clear();
@@ -149,6 +155,14 @@ internal static class HfPreconditionerStudy
                     v.Kfac!.Update(new CurvatureBatch(statistics[v.Kind!.Value], likelihood, output, step));
                 foreach (var v in variants.Where(v => v.Ekfac is not null))
                     v.Ekfac!.Update(new CurvatureBatch(statistics[v.Kind!.Value], likelihood, output, step));
+                {
+                    // Training applies the preconditioner every step, which is when a due Cholesky inverse is rebuilt
+                    // (from the factors of that step): do the same, so that stale inverses are measured as they are.
+                    var stepLayout = new ParameterLayout(recorded.Select(l => l.Adapter).ToList());
+                    var probe = zeros(stepLayout.Count, dtype: ds.TrainX.dtype);
+                    foreach (var v in variants.Where(v => v.Kfac is not null)) v.Kfac!.Apply(stepLayout, probe, lambda * v.DampingScale);
+                    foreach (var v in variants.Where(v => v.Ekfac is not null)) Blocks(v.Ekfac!, stepLayout, probe, lambda * v.DampingScale);
+                }
                 foreach (var v in variants.Where(v => v.Cut is not null))
                 {
                     if (v.Eigen_ is { } old) foreach (var e in old) { e.QG.Dispose(); e.EG.Dispose(); e.QA.Dispose(); e.EA.Dispose(); }

@@ -25,7 +25,13 @@ public static class MethodDefaults
             "diag" => NaturalGradient(common, learningRate: 0.01, momentum: 0.9, damping: 0.1),
             "kfac" => Kronecker(common, learningRate: 0.1, momentum: 0, damping: 0.01) with { KfacInverse = new KfacOptions().InverseMethod },
             "ekfac" => Kronecker(common, learningRate: 0.03, momentum: 0, damping: 0.01),
-            "hf" => common with { LearningRate = 0.1, Momentum = 0, Damping = 0.01, HfMaxIterations = 10 },
+            // The K-FAC preconditioner's factors come from the step's own batch (β = 0, inverses every step): it must match
+            // the step's Gauss-Newton system, and stale factors cost more iterations than they save (docs/ALGORITHMS.md).
+            "hf" => common with
+            {
+                LearningRate = 0.1, Momentum = 0, Damping = 0.01, HfMaxIterations = 10,
+                Fisher = FisherKind.MonteCarlo, FactorDecay = 0, InverseUpdatePeriod = 1, FactorUpdatePeriod = 1,
+            },
             _ => throw new ArgumentOutOfRangeException(nameof(OptimizerSettings.Name), name,
                 $"{nameof(OptimizerSettings.Name)} must be one of {string.Join(", ", Methods)}, got '{name}'"),
         };
@@ -87,8 +93,8 @@ public static class MethodDefaults
             nameof(OptimizerSettings.KlClip), nameof(OptimizerSettings.MetricSource), nameof(OptimizerSettings.ReportPredictedKl),
             nameof(OptimizerSettings.DiagnosticsEvery),
         });
-        // Hessian-free multiplies by the Gauss-Newton matrix; Fisher statistics feed only its diagonal preconditioner.
-        bool fisherStatistics = name != "hf" || settings.HfDiagonalPreconditioner;
+        // Hessian-free multiplies by the Gauss-Newton matrix; Fisher statistics feed only its solver preconditioner.
+        bool fisherStatistics = name != "hf" || settings.HfDiagonalPreconditioner || settings.HfKfacPreconditioner;
         if (fisherStatistics) set.Add(nameof(OptimizerSettings.Fisher));
         if (fisherStatistics && settings.Fisher == FisherKind.MonteCarlo) set.Add(nameof(OptimizerSettings.McSamples));
         if (settings.MetricSource == MetricSource.Unlabeled) set.Add(nameof(OptimizerSettings.UnlabeledCount));
@@ -132,6 +138,12 @@ public static class MethodDefaults
                     nameof(OptimizerSettings.HfSolver), nameof(OptimizerSettings.HfMaxIterations), nameof(OptimizerSettings.HfTolerance),
                     nameof(OptimizerSettings.HfDiagonalPreconditioner), nameof(OptimizerSettings.HfKfacPreconditioner),
                 });
+                if (settings.HfKfacPreconditioner)
+                    set.UnionWith(new[]
+                    {
+                        nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod),
+                        nameof(OptimizerSettings.FactorDecay), nameof(OptimizerSettings.KfacInverse), nameof(OptimizerSettings.KfacDamping),
+                    });
                 break;
         }
         return set;
