@@ -28,7 +28,10 @@ namespace NaturalGradient.Bench;
 /// 10 steps ("avg", K-FAC's defaults) or the step's own statistics (β = 0, inverses every step, "fresh"); factored
 /// (π) damping, or exact damping in the eigenbasis ((G ⊗ A + λI)⁻¹, "eig").
 /// Usage: hf-precond --data weather|wine|fashion-mnist [--max-train N] [--steps 60] [--every 10] [--damping 0.01]
-/// [--tols 1e-1,1e-2,1e-3] [--max-iters 400] [--budget 10] [--variants a,b] [--seed 0]
+/// [--tols 1e-1,1e-2,1e-3] [--max-iters 400] [--budget 10] [--variants a,b] [--seed 0] [--offset 0] [--spectrum]
+/// Variant suffixes: -xS preconditioner damping S·λ, -tN inverses every N steps, -bX running average β = X, -ekfac EKFAC
+/// blocks, -cutT K-FAC's eigenbasis only where eᴳeᴬ ≥ Tλ; "dense-block" is the exact damped per-layer GGN block inverse.
+/// Systems are solved on steps s with s mod every = offset.
 /// </remarks>
 internal static class HfPreconditionerStudy
 {
