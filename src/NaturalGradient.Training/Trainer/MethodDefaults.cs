@@ -32,13 +32,17 @@ public static class MethodDefaults
                 LearningRate = 0.1, Momentum = 0, Damping = 0.01, HfMaxIterations = 10,
                 Fisher = FisherKind.MonteCarlo, FactorDecay = 0, InverseUpdatePeriod = 1, FactorUpdatePeriod = 1,
             },
+            // K-BFGS builds its secant pairs from loss gradients: the empirical Fisher (the neutral value) is required.
+            "kbfgs" => common with { LearningRate = 0.03, Momentum = 0.9, Damping = 0.1, Fisher = FisherKind.Empirical },
+            // The subspace search sets the step: only λ (operator damping and step penalty) and k matter.
+            "ksd" => common with { Damping = 0.1, KsdDimension = 8 },
             _ => throw new ArgumentOutOfRangeException(nameof(OptimizerSettings.Name), name,
                 $"{nameof(OptimizerSettings.Name)} must be one of {string.Join(", ", Methods)}, got '{name}'"),
         };
     }
 
     /// <summary>The built-in methods that have defaults here.</summary>
-    public static IReadOnlyList<string> Methods { get; } = new[] { "adam", "block", "diag", "ekfac", "exact", "hf", "kfac", "sgd", "tengrad" };
+    public static IReadOnlyList<string> Methods { get; } = new[] { "adam", "block", "diag", "ekfac", "exact", "hf", "kbfgs", "kfac", "ksd", "sgd", "tengrad" };
 
     private static OptimizerSettings NaturalGradient(OptimizerSettings s, double learningRate, double momentum, double damping) => s with
     {

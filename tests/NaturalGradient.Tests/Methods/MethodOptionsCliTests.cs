@@ -61,6 +61,15 @@ public class MethodOptionsCliTests
     }
 
     [Fact]
+    public void Force_OnAFolderThatDoesNotExistYet_Trains()
+    {
+        var dir = Path.Combine(CliHarness.TempDir(), "new");
+        var outcome = CliHarness.Run(new[] { "train", "--data", "tiny", "--hidden", "4", "--epochs", "1", "--threads", "1", "--out", dir, "--force" });
+        Assert.True(outcome.ExitCode == 0, outcome.Stderr);
+        Assert.True(File.Exists(Path.Combine(dir, "metrics.json")));
+    }
+
+    [Fact]
     public void Settings_ReachTheMethods()
     {
         using var _ = NewDisposeScope();
