@@ -90,6 +90,9 @@ internal sealed class TrainOptions
     public Option<bool> HfDiagonal { get; } = new("--hf-diagonal") { Description = "Precondition the Hessian-free solver with the diagonal Fisher" };
     public Option<string> KlClip { get; } = CliOptions.Text("--kl-clip", "Bound on the predicted KL of an update, or none [default: per method]", null,
         v => SettingsBinder.ParseKlClip(v), helpName: "kl|none");
+    public Option<string> KlClipForm { get; } = CliOptions.Text("--kl-clip-form",
+        "What --kl-clip bounds: step (½uᵀMu of the applied step; one metric product per step) or gradient (η²Δᵀg before momentum, Ba et al. 2017; no metric product)", "step",
+        v => CliChoices.KlClipForm(v), helpName: "step|gradient");
     public Option<string> HfPreconditioner { get; } = CliOptions.Text("--hf-preconditioner", "Hessian-free solver preconditioner: none, diagonal or kfac", "none",
         v => CliChoices.HfPreconditioner(v), helpName: "none|diagonal|kfac");
     public Option<string> HfSolver { get; } = CliOptions.Text("--hf-solver", "Hessian-free solver: cg, minres or minres-qlp", "cg",
@@ -110,7 +113,7 @@ internal sealed class TrainOptions
         Data, Target, Ignore, TestFraction, MaxTrain, Task, Delimiter, NoHeader, DropMissing,
         Model, Hidden, Activation,
         Optimizer, Lr, Momentum, WeightDecay, LrDecay, Beta1, Beta2, Eps,
-        Damping, DampingSchedule, Fisher, McSamples, Metric, MetricForm, UnlabeledCount, InversePeriod, FactorPeriod, FactorDecay, KfacInverse, KfacDamping, KlClip,
+        Damping, DampingSchedule, Fisher, McSamples, Metric, MetricForm, UnlabeledCount, InversePeriod, FactorPeriod, FactorDecay, KfacInverse, KfacDamping, KlClip, KlClipForm,
         HfSolver, HfIters, HfTol, HfDiagonal, HfPreconditioner, KbfgsMemory, KsdDimension, DiagnosticsEvery, MaxExactParams,
         Epochs, BatchSize, Seed, Dtype, Threads, Out, TensorBoard, Force, CheckpointEvery, Resume,
     };
@@ -143,6 +146,7 @@ internal sealed class TrainOptions
         [nameof(OptimizerSettings.FactorUpdatePeriod)] = FactorPeriod.Name,
         [nameof(OptimizerSettings.FactorDecay)] = FactorDecay.Name,
         [nameof(OptimizerSettings.KlClip)] = KlClip.Name,
+        [nameof(OptimizerSettings.KlClipForm)] = KlClipForm.Name,
         [nameof(OptimizerSettings.KfacInverse)] = KfacInverse.Name,
         [nameof(OptimizerSettings.KfacDamping)] = KfacDamping.Name,
         ["DampingMode"] = KfacDamping.Name,

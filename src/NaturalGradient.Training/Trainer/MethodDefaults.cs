@@ -102,6 +102,7 @@ public static class MethodDefaults
         if (fisherStatistics) set.Add(nameof(OptimizerSettings.Fisher));
         if (fisherStatistics && settings.Fisher == FisherKind.MonteCarlo) set.Add(nameof(OptimizerSettings.McSamples));
         if (settings.MetricSource == MetricSource.Unlabeled) set.Add(nameof(OptimizerSettings.UnlabeledCount));
+        if (settings.KlClip is not null) set.Add(nameof(OptimizerSettings.KlClipForm));
         switch (name)
         {
             case "exact":

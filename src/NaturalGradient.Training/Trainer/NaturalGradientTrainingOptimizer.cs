@@ -50,6 +50,7 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
             WeightDecay = s.WeightDecay,
             DampingSchedule = s.DampingSchedule,
             KlClip = s.KlClip,
+            KlClipForm = s.KlClipForm,
             ReportPredictedKl = s.ReportPredictedKl,
             Preconditioner = new PreconditionerOptions
             {

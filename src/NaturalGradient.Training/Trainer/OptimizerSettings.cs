@@ -78,6 +78,12 @@ public sealed record OptimizerSettings
     public double? KlClip { get; init; }
 
     /// <summary>
+    /// How the KL clip measures a step: the predicted KL ½uᵀMu of the applied step (default; one metric product per
+    /// step) or η²Δᵀg of the preconditioned gradient before momentum (Ba et al. 2017; no metric product).
+    /// </summary>
+    public Optim.KlClipForm KlClipForm { get; init; } = Optim.KlClipForm.StepQuadraticForm;
+
+    /// <summary>
     /// Compute the predicted KL ½uᵀMu of every natural-gradient step for the step metrics even without a KL clip or
     /// Levenberg–Marquardt damping (one extra metric product per step); default false. Set by <c>--tensorboard</c>.
     /// </summary>
