@@ -72,6 +72,7 @@ public class MethodsCliTests
         using var metrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "metrics.json")));
         Assert.Equal(saved.Count, metrics.RootElement.GetProperty("solver_reference_steps").GetInt32());
         Assert.Equal(saved.Average(), metrics.RootElement.GetProperty("solver_iterations_saved_mean").GetDouble(), 1e-9);
+        Assert.Contains(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{saved.Average():F1} per step ("), outcome.Stdout);
 
         var plainDir = CliHarness.TempDir();
         var plain = CliHarness.Run(new[]
