@@ -104,7 +104,7 @@ internal sealed class TrainOptions
     public Option<int> KsdDimension { get; } = CliOptions.Int("--ksd-dimension",
         "Krylov subspace descent: Krylov vectors g, Gg, …, G^(k−1)g per step (k ≥ 1; the previous step is added)", Opt.KsdDimension);
     public Option<int> DiagnosticsEvery { get; } = CliOptions.Int("--diagnostics-every",
-        "Every N steps, per-layer error of the approximate block vs the exact one on a probe batch (approximation.csv/png); 0 = off", Opt.DiagnosticsEvery);
+        "Every N steps, per-layer error of the approximate block vs the exact one on a probe batch (approximation.csv/png); for hf with a solver preconditioner, the iterations it saved; 0 = off", Opt.DiagnosticsEvery);
     public Option<int> MaxExactParams { get; } = CliOptions.Int("--max-exact-params", "Largest model the dense exact method accepts", Opt.MaxExactParameters);
 
     /// <summary>Every option, in help order.</summary>
