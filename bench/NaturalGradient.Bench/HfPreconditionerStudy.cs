@@ -48,7 +48,7 @@ internal static class HfPreconditionerStudy
         public bool EkfacBlocks { get; init; }
 
         /// <summary>The step's factors' eigendecompositions, per layer (truncated variants).</summary>
-        public List<(Tensor QG, Tensor EG, Tensor QA, Tensor EA)>? Eigen_ { get; set; }
+        public List<(Tensor QG, Tensor EG, Tensor QA, Tensor EA)>? Eigenbases { get; set; }
     }
 
     private static readonly Variant[] AllVariants =
@@ -168,8 +168,8 @@ internal static class HfPreconditionerStudy
                 }
                 foreach (var v in variants.Where(v => v.Cut is not null))
                 {
-                    if (v.Eigen_ is { } old) foreach (var e in old) { e.QG.Dispose(); e.EG.Dispose(); e.QA.Dispose(); e.EA.Dispose(); }
-                    v.Eigen_ = statistics[v.Kind!.Value].Select(st =>
+                    if (v.Eigenbases is { } old) foreach (var e in old) { e.QG.Dispose(); e.EG.Dispose(); e.QA.Dispose(); e.EA.Dispose(); }
+                    v.Eigenbases = statistics[v.Kind!.Value].Select(st =>
                     {
                         var (eg, qg) = linalg.eigh(KroneckerFactors.OutputGradient(st).to_type(ScalarType.Float64));
                         var (ea, qa) = linalg.eigh(KroneckerFactors.Activation(st).to_type(ScalarType.Float64));
@@ -206,7 +206,7 @@ internal static class HfPreconditionerStudy
                     foreach (var v in variants)
                     {
                         Func<Tensor, Tensor>? p = v.Kfac is not null ? r => v.Kfac.Apply(layout, r, lambda * v.DampingScale)
-                            : v.Cut is { } tau ? r => Truncated(v.Eigen_!, layout, r, lambda, tau)
+                            : v.Cut is { } tau ? r => Truncated(v.Eigenbases!, layout, r, lambda, tau)
                             : v.Ekfac is not null ? r => Blocks(v.Ekfac, layout, r, lambda * v.DampingScale)
                             : v.Name == "dense-block" ? r => blockInverse!.mv(r.to_type(ScalarType.Float64)).to_type(r.dtype) : null;
                         foreach (var tol in tols)
@@ -294,7 +294,7 @@ internal static class HfPreconditionerStudy
             {
                 var pm = stack(Enumerable.Range(0, (int)p).Select(i => v.Kfac is not null ? v.Kfac.Apply(layout, eye[i], lambda * v.DampingScale)
                     : v.Ekfac is not null ? Blocks(v.Ekfac, layout, eye[i], lambda * v.DampingScale)
-                    : Truncated(v.Eigen_!, layout, eye[i], lambda, v.Cut!.Value)).ToArray()).to_type(ScalarType.Float64);
+                    : Truncated(v.Eigenbases!, layout, eye[i], lambda, v.Cut!.Value)).ToArray()).to_type(ScalarType.Float64);
                 pm = (pm + pm.t()) / 2;
                 var l = linalg.cholesky(pm);
                 s = linalg.eigvalsh(l.t().mm(m).mm(l));
