@@ -50,6 +50,8 @@ internal static class SettingsBinder
             HfTolerance = Pick(p, o.HfTol, d.HfTolerance),
             MaxExactParameters = Pick(p, o.MaxExactParams, d.MaxExactParameters),
             DiagnosticsEvery = Pick(p, o.DiagnosticsEvery, d.DiagnosticsEvery),
+            KbfgsMemory = Pick(p, o.KbfgsMemory, d.KbfgsMemory),
+            KsdDimension = Pick(p, o.KsdDimension, d.KsdDimension),
         };
     }
 

@@ -99,8 +99,12 @@ internal sealed class TrainOptions
         v => CliChoices.HfSolver(v), helpName: "cg|minres|minres-qlp");
     public Option<int?> HfIters { get; } = CliOptions.OptionalInt("--hf-iters", "Maximum Hessian-free solver iterations [default: per method]");
     public Option<double> HfTol { get; } = CliOptions.Double("--hf-tol", "Relative residual at which the Hessian-free solver stops", Opt.HfTolerance);
+    public Option<int> KbfgsMemory { get; } = CliOptions.Int("--kbfgs-memory",
+        "K-BFGS: secant pairs the L-BFGS inverse of each G factor keeps (K-BFGS(L)); 0 = a dense BFGS inverse", Opt.KbfgsMemory);
+    public Option<int> KsdDimension { get; } = CliOptions.Int("--ksd-dimension",
+        "Krylov subspace descent: Krylov vectors g, Gg, …, G^(k−1)g per step (k ≥ 1; the previous step is added)", Opt.KsdDimension);
     public Option<int> DiagnosticsEvery { get; } = CliOptions.Int("--diagnostics-every",
-        "Every N steps, per-layer error of the approximate block vs the exact one on a probe batch (approximation.csv/png); 0 = off", Opt.DiagnosticsEvery);
+        "Every N steps, per-layer error of the approximate block vs the exact one on a probe batch (approximation.csv/png); for hf with a solver preconditioner, the iterations it saved; 0 = off", Opt.DiagnosticsEvery);
     public Option<int> MaxExactParams { get; } = CliOptions.Int("--max-exact-params", "Largest model the dense exact method accepts", Opt.MaxExactParameters);
 
     /// <summary>Every option, in help order.</summary>
@@ -110,7 +114,7 @@ internal sealed class TrainOptions
         Model, Hidden, Activation,
         Optimizer, Lr, Momentum, WeightDecay, LrDecay, Beta1, Beta2, Eps,
         Damping, DampingSchedule, Fisher, McSamples, Metric, MetricForm, UnlabeledCount, InversePeriod, FactorPeriod, FactorDecay, KfacInverse, KfacDamping, KlClip, KlClipForm,
-        HfSolver, HfIters, HfTol, HfDiagonal, HfPreconditioner, DiagnosticsEvery, MaxExactParams,
+        HfSolver, HfIters, HfTol, HfDiagonal, HfPreconditioner, KbfgsMemory, KsdDimension, DiagnosticsEvery, MaxExactParams,
         Epochs, BatchSize, Seed, Dtype, Threads, Out, TensorBoard, Force, CheckpointEvery, Resume,
     };
 
@@ -152,6 +156,10 @@ internal sealed class TrainOptions
         [nameof(OptimizerSettings.HfMaxIterations)] = HfIters.Name,
         [nameof(OptimizerSettings.HfTolerance)] = HfTol.Name,
         [nameof(OptimizerSettings.HfDiagonalPreconditioner)] = HfDiagonal.Name,
+        [nameof(OptimizerSettings.KbfgsMemory)] = KbfgsMemory.Name,
+        ["Memory"] = KbfgsMemory.Name,
+        [nameof(OptimizerSettings.KsdDimension)] = KsdDimension.Name,
+        ["Dimension"] = KsdDimension.Name,
         [nameof(OptimizerSettings.MaxExactParameters)] = MaxExactParams.Name,
         [nameof(OptimizerSettings.DiagnosticsEvery)] = DiagnosticsEvery.Name,
         [nameof(ModelSpec.Kind)] = Model.Name,

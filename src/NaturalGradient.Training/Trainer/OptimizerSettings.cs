@@ -105,6 +105,15 @@ public sealed record OptimizerSettings
     public double HfTolerance { get; init; } = 1e-4;
 
     /// <summary>
+    /// K-BFGS: how many damped secant pairs the L-BFGS inverse of each G factor keeps (K-BFGS(L)), ≥ 0; 0 keeps a dense
+    /// out × out inverse updated by BFGS (K-BFGS). Default 0.
+    /// </summary>
+    public int KbfgsMemory { get; init; }
+
+    /// <summary>Krylov subspace descent: k, the Krylov vectors g, Gg, …, G^(k−1)g of each step's basis, ≥ 1; default 8.</summary>
+    public int KsdDimension { get; init; } = 8;
+
+    /// <summary>
     /// Every this many steps (≥ 0; 0 = never, the default) the natural-gradient methods measure, on a fixed probe batch,
     /// each layer's approximation error against the exact block and the cosine of the directions (approximation.csv).
     /// </summary>
@@ -148,6 +157,8 @@ public sealed record OptimizerSettings
                 $"{nameof(HfKfacPreconditioner)} and {nameof(HfDiagonalPreconditioner)} exclude each other: choose one solver preconditioner");
         OptionGuard.Positive(HfTolerance, nameof(HfTolerance));
         OptionGuard.AtLeast(MaxExactParameters, 1, nameof(MaxExactParameters));
+        OptionGuard.AtLeast(KbfgsMemory, 0, nameof(KbfgsMemory));
+        OptionGuard.AtLeast(KsdDimension, 1, nameof(KsdDimension));
         OptionGuard.AtLeast(DiagnosticsEvery, 0, nameof(DiagnosticsEvery));
     }
 

@@ -240,7 +240,7 @@ public sealed class Trainer
             run.RssLast = rss;
         }
         var metrics = new StepMetrics(step, epoch, result.Loss, optimizer.LearningRate, result.Damping, result.Rho,
-            result.PredictedKl, result.SolverIterations, watch.Elapsed.TotalMilliseconds, rss, result.Skipped, result.CurvatureMs) { Approximation = result.Approximation };
+            result.PredictedKl, result.SolverIterations, watch.Elapsed.TotalMilliseconds, rss, result.Skipped, result.CurvatureMs) { Approximation = result.Approximation, SolverIterationsUnpreconditioned = result.SolverIterationsUnpreconditioned };
         run.Steps.Add(metrics);
         run.Progress?.OnStep(metrics);
         if (!double.IsFinite(result.Loss))
