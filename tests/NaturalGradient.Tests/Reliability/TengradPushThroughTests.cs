@@ -143,4 +143,37 @@ public class TengradPushThroughTests
         Assert.Equal(before, TengradBlock.PushThroughSolves);
         Assert.All(delta, d => Assert.True(d.isfinite().all().item<bool>()));
     }
+
+    /// <summary>
+    /// In training (float32 ReLU classifier, damping 0.01, lr 0.1, momentum 0.9: examples whose gradients shrink as they
+    /// are learned) every layer of every step keeps the push-through solve: its rounding bound weighs each uᵢ by ‖Jᵢ‖,
+    /// so a large uᵢ on an example with a tiny gradient does not send the layer to the float64 eigendecomposition.
+    /// </summary>
+    [Fact]
+    public void Training_KeepsThePushThroughSolve()
+    {
+        using var scope = NewDisposeScope();
+        var net = TestModels.Mlp(new[] { 20, 64, 64, 5 }, activation: "relu", seed: 31);
+        net.to(ScalarType.Float32);
+        manual_seed(32);
+        var x = randn(128, 20);
+        var y = x.narrow(1, 0, 5).argmax(1);   // learnable labels: the per-example gradients shrink as training goes on
+        using var ngd = new NaturalGradient.Optim.NaturalGradientDescent(net, new CategoricalLikelihood(), new NaturalGradient.Optim.NaturalGradientOptions
+        {
+            LearningRate = 0.1, Momentum = 0.9,
+            Preconditioner = new PreconditionerOptions { Structure = CurvatureStructure.Tengrad, Damping = 1e-2 },
+        });
+        long before = TengradBlock.PushThroughSolves;
+        double first = 0, last = 0;
+        for (int s = 0; s < 40; s++)
+        {
+            using var step = NewDisposeScope();
+            var r = ngd.Step(x, y);
+            if (s == 0) first = r.Loss;
+            last = r.Loss;
+        }
+        _out.WriteLine($"loss {first:F4} → {last:F4}, push-through solves {TengradBlock.PushThroughSolves - before} of {40 * 3}");
+        Assert.Equal(40 * 3, TengradBlock.PushThroughSolves - before);
+        Assert.True(last < 0.5 * first, $"loss {first} → {last}");
+    }
 }

@@ -160,9 +160,11 @@ public sealed class TengradBlock : ICurvatureBlock
     /// find r) and Jᵀu (one GEMM) — the products of eq 40, without its cancellation. One host read of six scalars
     /// per layer (norms, tr K and the Cholesky's info) takes the decisions: whether r is more than round-off,
     /// ‖r‖ ≤ 10 √n ε (‖g‖ + c √(n tr K)), and whether the Jᵀu product is accurate,
-    /// √n ε ‖u‖ √(tr K) / ‖Δ‖ ≤ tolerance (a rounding bound for Σᵢ uᵢ Jᵢ, since Σᵢ |uᵢ| ‖Jᵢ‖ ≤ ‖u‖ √(tr K); it is large
-    /// only when u has large components that J maps to nearly nothing, i.e. K nearly singular at tiny λ). When it is
-    /// not, null: the caller falls back to eq 40 or to <see cref="TengradSolve"/>'s eigendecomposition.
+    /// √n ε Σᵢ |uᵢ| ‖Jᵢ‖ / ‖Δ‖ ≤ tolerance, ‖Jᵢ‖ = √Kᵢᵢ (the rounding bound of the sum Σᵢ uᵢ Jᵢ: the entries of
+    /// Σᵢ |uᵢ| |dᵢ| |āᵢ|ᵀ have Frobenius norm ≤ Σᵢ |uᵢ| ‖dᵢ‖ ‖āᵢ‖). It is large only when large terms uᵢJᵢ cancel, i.e. K
+    /// nearly singular along directions u weighs heavily; an example with a tiny gradient and a large uᵢ adds a small
+    /// term and does not count against it. When it is large: null, and the caller falls back to eq 40 or to
+    /// <see cref="TengradSolve"/>'s eigendecomposition.
     /// Not used for TONGA's centred form (centring removes the mean gradient from the row space) or when c is unknown.
     /// </summary>
     private Tensor? PushThroughIfAccurate(Tensor g, double damping)
@@ -179,11 +181,11 @@ public sealed class TengradBlock : ICurvatureBlock
         var explained = _general is not null ? _general.TransposeMultiply(full(n, c, dtype: g.dtype), g) : _d!.t().mm(_a!).mul_(c);
         var rest = g - explained;
         var delta = JTu(u.to_type(g.dtype), g);
-        // One host read: ‖g‖, ‖r‖, ‖Δ‖, ‖u‖, tr K and the Cholesky's info (6 small ops instead of a read per decision).
+        // One host read: ‖g‖, ‖r‖, ‖Δ‖, Σᵢ |uᵢ| ‖Jᵢ‖, tr K and the Cholesky's info (6 small ops instead of a read per decision).
         var norms = cat(new[]
         {
             stack(new[] { g.norm(), rest.norm(), delta.norm() }).to_type(f64),
-            stack(new[] { u.norm(), _gram.diagonal().sum().to_type(f64), info.to_type(f64) }),
+            stack(new[] { u.abs().mul_(_gram.diagonal().to_type(f64).clamp_min(0).sqrt_()).sum(), _gram.diagonal().sum().to_type(f64), info.to_type(f64) }),
         }).data<double>().ToArray();
         // A failed factorisation means w K + λI is singular to working precision at this λ: a jittered factor would solve
         // another system, so the solves that handle a singular K (eq 40 on its own terms, or the eigendecomposition split) take over.
@@ -191,7 +193,7 @@ public sealed class TengradBlock : ICurvatureBlock
         double eps = g.dtype == ScalarType.Float32 ? 1.1920929e-7 : 2.220446049250313e-16;
         double tolerance = g.dtype == ScalarType.Float32 ? PushThroughTolerance32 : PushThroughTolerance64;
         double traceK = Math.Max(norms[4], 0), rootN = Math.Sqrt(n);
-        double estimate = rootN * eps * norms[3] * Math.Sqrt(traceK) / norms[2];
+        double estimate = rootN * eps * norms[3] / norms[2];
         if (!(estimate <= tolerance)) return null;
         if (norms[1] > 10 * rootN * eps * (norms[0] + c * Math.Sqrt(n * traceK)))
         {
