@@ -115,12 +115,14 @@ public static class MethodDefaults
                 {
                     nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod),
                     nameof(OptimizerSettings.FactorDecay), nameof(OptimizerSettings.KfacInverse), nameof(OptimizerSettings.KfacDamping),
+                    nameof(OptimizerSettings.KfacDistribution), nameof(OptimizerSettings.FactorSyncPeriod),
                 });
                 break;
             case "ekfac":
                 set.UnionWith(new[]
                 {
                     nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod), nameof(OptimizerSettings.FactorDecay),
+                    nameof(OptimizerSettings.KfacDistribution), nameof(OptimizerSettings.FactorSyncPeriod),
                 });
                 break;
             case "hf":

@@ -191,9 +191,14 @@ public sealed class Trainer
 
     private void Checkpoint(RunState run, RunStreams streams, CheckpointPlan plan, CheckpointReason reason, Tensor epochStart, int epoch, long done)
     {
-        if (_parallel is { Communicator.IsRoot: false }) return; // every rank holds the same state: rank 0 writes it
+        // Every rank captures (distributed K-FAC's export is a collective); every rank then holds the same state: rank 0 writes it.
         var state = new NaturalGradientStateDict();
         streams.Capture(state, epochStart);
+        if (_parallel is { Communicator.IsRoot: false })
+        {
+            state.Dispose();
+            return;
+        }
         var header = new CheckpointHeader
         {
             Reason = reason,

@@ -45,6 +45,20 @@ internal sealed partial class FactoredInverse : IDisposable
         return scope.MoveToOuter(_gInverse.mm(v).mm(_aInverse));
     }
 
+    /// <summary>[(A + π√λ I)⁻¹, (G + √λ/π I)⁻¹] as fresh contiguous copies (the caller owns them).</summary>
+    public IEnumerable<Tensor> Export()
+    {
+        if (_aInverse is null || _gInverse is null) throw new InvalidOperationException("the inverses have not been computed yet");
+        return new[] { _aInverse.contiguous().clone(), _gInverse.contiguous().clone() };
+    }
+
+    /// <summary>Takes copies of the first two of <paramref name="parts"/> as the inverses built for <paramref name="damping"/>.</summary>
+    public void Import(IReadOnlyList<Tensor> parts, double damping)
+    {
+        using var scope = NewDisposeScope();
+        Keep(parts[0].clone(), parts[1].clone(), damping);
+    }
+
     private void Keep(Tensor aInverse, Tensor gInverse, double damping)
     {
         Dispose();
