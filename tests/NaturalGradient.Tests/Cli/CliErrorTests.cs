@@ -36,9 +36,12 @@ public class CliErrorTests
     [InlineData(new[] { "--metric", "unlabeled" }, "natgrad: error: --metric unlabeled needs --fisher mc or exact (the empirical Fisher needs labels)")]
     [InlineData(new[] { "--model", "conv" }, "natgrad: error: --model conv needs image inputs c×h×w with h, w ≥ 4, but the data have input shape [3] ('tiny')")]
     [InlineData(new[] { "--metric-form", "tonga" }, "natgrad: error: --metric-form: 'tonga' is not one of fisher, covariance")]
-    [InlineData(new[] { "--optimizer", "kfac", "--metric-form", "covariance" }, "natgrad: error: --metric-form does not apply to kfac (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --mc-samples, --metric, --inverse-period, --factor-period, --factor-decay, --kl-clip, --kfac-inverse, --kfac-damping, --diagnostics-every)")]
+    [InlineData(new[] { "--optimizer", "kfac", "--metric-form", "covariance" }, "natgrad: error: --metric-form does not apply to kfac (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --mc-samples, --metric, --inverse-period, --factor-period, --factor-decay, --kl-clip, --kfac-inverse, --kfac-damping, --kfac-distribution, --factor-sync-every, --diagnostics-every)")]
     [InlineData(new[] { "--optimizer", "exact", "--max-exact-params", "10" }, "natgrad: error: exact NGD needs a dense 161×161 Fisher (161 covered parameters > the limit of 10); use block, tengrad, kfac or hf, or raise the limit (--max-exact-params / MaxExactParameters)")]
     [InlineData(new[] { "--kfac-inverse", "qr" }, "natgrad: error: --kfac-inverse: 'qr' is not one of eigen, cholesky")]
+    [InlineData(new[] { "--kfac-distribution", "ring" }, "natgrad: error: --kfac-distribution: 'ring' is not one of inverse, gradient, replicated")]
+    [InlineData(new[] { "--optimizer", "kfac", "--factor-sync-every", "0" }, "natgrad: error: --factor-sync-every must be ≥ 1, got 0")]
+    [InlineData(new[] { "--optimizer", "tengrad", "--kfac-distribution", "gradient" }, "natgrad: error: --kfac-distribution does not apply to tengrad (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --mc-samples, --metric, --metric-form, --kl-clip, --diagnostics-every)")]
     [InlineData(new[] { "--optimizer", "kfac", "--kfac-inverse", "cholesky", "--kfac-damping", "eigenbasis" }, "natgrad: error: --kfac-damping Eigenbasis (1 / (eᴳᵢ eᴬⱼ + λ)) needs the factors' eigendecompositions: set InverseMethod = Eigen, or use DampingMode Factored with Cholesky")]
     public void BadOption_PrintsOneLineNamingIt_ExitCode2(string[] extra, string expected) =>
         AssertUsageError(CliHarness.Run(Train(extra)), expected);
