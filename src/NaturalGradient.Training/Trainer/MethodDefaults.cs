@@ -115,15 +115,17 @@ public static class MethodDefaults
                 {
                     nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod),
                     nameof(OptimizerSettings.FactorDecay), nameof(OptimizerSettings.KfacInverse), nameof(OptimizerSettings.KfacDamping),
-                    nameof(OptimizerSettings.KfacDistribution), nameof(OptimizerSettings.FactorSyncPeriod),
+                    nameof(OptimizerSettings.KfacDistribution),
                 });
+                if (settings.KfacDistribution != KfacDistribution.Replicated) set.Add(nameof(OptimizerSettings.FactorSyncPeriod));
                 break;
             case "ekfac":
                 set.UnionWith(new[]
                 {
                     nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod), nameof(OptimizerSettings.FactorDecay),
-                    nameof(OptimizerSettings.KfacDistribution), nameof(OptimizerSettings.FactorSyncPeriod),
+                    nameof(OptimizerSettings.KfacDistribution),
                 });
+                if (settings.KfacDistribution != KfacDistribution.Replicated) set.Add(nameof(OptimizerSettings.FactorSyncPeriod));
                 break;
             case "hf":
                 set.UnionWith(new[]

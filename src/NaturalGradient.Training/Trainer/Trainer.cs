@@ -225,6 +225,7 @@ public sealed class Trainer
     {
         long step = run.Steps.Count + 1;
         StepResult result;
+        var communicationBefore = _parallel?.Communicator.CommunicationTime;
         var watch = Stopwatch.StartNew();
         using (var scope = NewDisposeScope())
         {
@@ -245,7 +246,11 @@ public sealed class Trainer
             run.RssLast = rss;
         }
         var metrics = new StepMetrics(step, epoch, result.Loss, optimizer.LearningRate, result.Damping, result.Rho,
-            result.PredictedKl, result.SolverIterations, watch.Elapsed.TotalMilliseconds, rss, result.Skipped, result.CurvatureMs) { Approximation = result.Approximation };
+            result.PredictedKl, result.SolverIterations, watch.Elapsed.TotalMilliseconds, rss, result.Skipped, result.CurvatureMs)
+        {
+            Approximation = result.Approximation,
+            CommunicationMs = communicationBefore is { } before ? (_parallel!.Communicator.CommunicationTime - before).TotalMilliseconds : null,
+        };
         run.Steps.Add(metrics);
         run.Progress?.OnStep(metrics);
         if (!double.IsFinite(result.Loss))
