@@ -76,11 +76,12 @@ public sealed class FisherEstimator
 
     /// <summary>
     /// Prepares the empirical Fisher from the training loss's own backward pass: asks autograd to keep the gradient of
-    /// every recorded layer output. Call before <c>loss.backward()</c>, then <see cref="CollectFromLossGradients"/>.
+    /// every recorded call's layer output. Call before <c>loss.backward()</c>, then <see cref="CollectFromLossGradients"/>.
     /// </summary>
     public static void RetainOutputGradients(IReadOnlyList<CapturedLayer> layers)
     {
-        foreach (var l in layers) l.Output!.retain_grad();
+        foreach (var l in layers)
+            foreach (var call in l.Calls) call.Output.retain_grad();
     }
 
     /// <summary>
@@ -88,7 +89,9 @@ public sealed class FisherEstimator
     /// (kept by <see cref="RetainOutputGradients"/>), with no second backward pass. The loss is the batch mean of the
     /// per-example losses (the <see cref="ILikelihood.Loss"/> convention), so its gradient with respect to example i's
     /// layer output is δᵢ / m, and δ = m · ∂L/∂out (s = 1, w = 1/m: the same statistics as <see cref="Collect"/> with
-    /// <see cref="FisherKind.Empirical"/>).
+    /// <see cref="FisherKind.Empirical"/>). A layer called several times contributes every call that reached the loss,
+    /// concatenated along the positions (as in <see cref="LayerCapture.OutputGradients"/>); a call the loss did not
+    /// reach (a validation forward with gradients on) is marked not connected and left out.
     /// </summary>
     /// <param name="layers">The recorded layers, in model order.</param>
     /// <param name="batchSize">m, the number of examples the loss averages over.</param>
@@ -97,10 +100,25 @@ public sealed class FisherEstimator
         var result = new List<LayerStatistics>(layers.Count);
         foreach (var l in layers)
         {
-            var output = l.Output!;
-            var grad = output.grad;
-            var delta = grad is null || grad.IsInvalid ? zeros_like(output) : grad.detach().mul(batchSize);
-            result.Add(new LayerStatistics(l.Adapter, l.Adapter.Activations(l.Input!), l.Adapter.OutputGradients(delta).unsqueeze(0), 1.0 / batchSize));
+            var parts = new List<Tensor>(l.CallCount);
+            Tensor? first = null;
+            foreach (var call in l.Calls)
+            {
+                var grad = call.Output.grad;
+                bool defined = grad is not null && !grad.IsInvalid;
+                call.Connected = defined;
+                var arranged = l.Adapter.OutputGradients(defined ? grad!.detach().mul(batchSize) : zeros_like(call.Output).detach());
+                first ??= arranged;
+                if (defined) parts.Add(arranged);
+            }
+            if (parts.Count == 0) parts.Add(first!);
+            l.CheckBatch(parts.ToArray());
+            var delta = parts.Count == 1 ? parts[0] : cat(parts.ToArray(), 1);
+            result.Add(new LayerStatistics(l.Adapter, l.Activations(), delta.unsqueeze(0), 1.0 / batchSize)
+            {
+                Tokens = l.Tokens(),
+                GradientWeight = 1.0 / batchSize,
+            });
         }
         return result;
     }

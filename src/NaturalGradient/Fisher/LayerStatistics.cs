@@ -36,6 +36,14 @@ public sealed class LayerStatistics
     public Tensor OutputGradients { get; }
     public double Weight { get; }
 
+    /// <summary>
+    /// c such that the training loss's gradient with respect to W̄ is c · Σᵢ gᵢ = Jᵀ(c·1), when the statistics come from
+    /// that loss's own backward pass (the empirical Fisher of <see cref="FisherEstimator.CollectFromLossGradients"/>:
+    /// c = 1/m); null when the gradient is not a known combination of the rows (Monte-Carlo or exact Fisher, a metric
+    /// from another batch). Lets TENGraD solve by the push-through identity without a subtraction.
+    /// </summary>
+    public double? GradientWeight { get; init; }
+
     public long BatchSize => Activations.shape[0];
     public long Positions => Activations.shape[1];
     public long Samples => OutputGradients.shape[0];

@@ -13,7 +13,7 @@ namespace NaturalGradient.Tests.Methods;
 [Collection("Torch")]
 public class AutoStructureTests
 {
-    // The model of docs/ALGORITHMS.md written out again: TENGraD n²(in'+out) + n³/3 + 2n·out·in';
+    // The model of docs/ALGORITHMS.md written out again: TENGraD (nT)²(in'+out) + n³/3 + 2nT·out·in';
     // K-FAC m T in'² + n T out² + c(in'³ + out³)/T_inv + 2(out² in' + out in'²), c = 9 (eigen) or 1 (Cholesky).
     private static double Tengrad(double n, double i, double o) => n * n * (i + o) + n * n * n / 3 + 2 * n * o * i;
     private static double Kfac(double m, double n, double t, double i, double o, double c = 9, double period = 1) =>
@@ -24,7 +24,7 @@ public class AutoStructureTests
     {
         Assert.Equal(Tengrad(64, 301, 10), StructureCostModel.TengradFlops(64, 1, 301, 10), 6);
         Assert.Equal(Kfac(64, 64, 1, 301, 10), StructureCostModel.KfacFlops(64, 64, 1, 301, 10), 6);
-        Assert.Equal(double.PositiveInfinity, StructureCostModel.TengradFlops(8, 16, 10, 4));   // conv: K-FAC only
+        Assert.Equal(128.0 * 128 * 14 + 8.0 * 8 * 8 / 3 + 2 * 128.0 * 4 * 10, StructureCostModel.TengradFlops(8, 16, 10, 4), 6);   // T = 16 positions
         Assert.Equal(LayerStructure.Kfac, StructureCostModel.Choose("conv", 8, 8, 16, 10, 4).Choice);
         // Cholesky inverses every 10 steps: c = 1, divided by 10.
         double cholesky = 64 * 301.0 * 301 + 64 * 100.0 + (301.0 * 301 * 301 + 1000) / 10 + 2 * (100.0 * 301 + 10 * 301.0 * 301);

@@ -93,7 +93,10 @@ public sealed class DataParallel : IDataParallelReducer
             var activations = gathered.narrow(1, column, a).reshape(total, s.Positions, -1);
             var gradients = gathered.narrow(1, column + a, g).reshape(total, s.Samples, s.Positions, -1).transpose(0, 1);
             column += a + g;
-            result.Add(new LayerStatistics(s.Adapter, activations, gradients, s.Weight * s.BatchSize / total));
+            result.Add(new LayerStatistics(s.Adapter, activations, gradients, s.Weight * s.BatchSize / total)
+            {
+                GradientWeight = s.GradientWeight * s.BatchSize / total,   // the allreduced gradient is (1/M) Σ over every rank's rows
+            });
         }
         return result;
     }

@@ -17,7 +17,7 @@ public enum LayerStructure
 /// <param name="Positions">T (1 for Linear; output pixels for Conv2d).</param>
 /// <param name="InputDim">in' (inputs plus the bias column).</param>
 /// <param name="OutputDim">out.</param>
-/// <param name="TengradFlops">Predicted flops of a TENGraD step (+∞ when T &gt; 1: TENGraD covers Linear layers only).</param>
+/// <param name="TengradFlops">Predicted flops of a TENGraD step.</param>
 /// <param name="KfacFlops">Predicted flops of a K-FAC step.</param>
 /// <param name="Choice">The cheaper one (TENGraD on a tie: it is exact).</param>
 public sealed record LayerStructureChoice(string Layer, long Samples, long Positions, long InputDim, long OutputDim,
@@ -32,24 +32,23 @@ public sealed record LayerStructureChoice(string Layer, long Samples, long Posit
 /// The flop model that picks a layer's block (docs/ALGORITHMS.md, "Per-layer structure by cost"). For a layer with
 /// W̄ of out × in', n gradient samples over m inputs and T positions per step:
 /// <code>
-///   TENGraD  = n²(in' + out)            Gram (ĀĀᵀ) ∘ (DDᵀ)                        seed 000 eq 41
+///   TENGraD  = (nT)²(in' + out)         Gram (ĀĀᵀ) ∘ (DDᵀ), summed over position pairs   seed 000 eq 41
 ///            + n³/3                     Cholesky of the n × n system
-///            + 2 n · out · in'          J g and Jᵀu                                eq 42–43
+///            + 2 n T · out · in'        two J-products (push-through: Jᵀ1 and Jᵀu)      eq 42–43
 ///   K-FAC    = m T in'² + n T out²      factors A and G
 ///            + c (in'³ + out³) / T_inv  eigendecompositions (c = 9) or Cholesky inverses (c = 1), every T_inv steps
 ///            + 2 (out² in' + out in'²)  G⁻¹ g A⁻¹ (or the projections into and out of the eigenbasis)
 /// </code>
-/// TENGraD needs T = 1 (Linear layers); for T &gt; 1 its cost is +∞. Roughly: TENGraD wins when n ≪ in', out (small
-/// batches, wide layers), K-FAC when n ≫ in', out.
+/// Multiply-adds, counted alike for both. Roughly: TENGraD wins when nT ≪ in', out (small batches, wide layers, few
+/// positions), K-FAC when nT ≫ in', out.
 /// </summary>
 public static class StructureCostModel
 {
-    /// <summary>Flops of one TENGraD step (+∞ for T &gt; 1).</summary>
+    /// <summary>Flops of one TENGraD step.</summary>
     public static double TengradFlops(long samples, long positions, long inputDim, long outputDim)
     {
-        if (positions != 1) return double.PositiveInfinity;
-        double n = samples, i = inputDim, o = outputDim;
-        return n * n * (i + o) + n * n * n / 3 + 2 * n * o * i;
+        double n = samples, t = positions, i = inputDim, o = outputDim;
+        return n * t * n * t * (i + o) + n * n * n / 3 + 2 * n * t * o * i;
     }
 
     /// <summary>Flops of one K-FAC step with the given inverse method and inverse period T_inv.</summary>

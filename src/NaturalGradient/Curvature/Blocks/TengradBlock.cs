@@ -31,6 +31,7 @@ public sealed class TengradBlock : ICurvatureBlock
     private Tensor? _a, _d, _gram;
     private LayerJacobian? _general;
     private double _weight;
+    private double? _gradientWeight;
     private long _parameterCount = 1;
 
     public TengradBlock(MetricForm form = MetricForm.Uncentered) => _form = form;
@@ -41,6 +42,7 @@ public sealed class TengradBlock : ICurvatureBlock
     public void Update(LayerStatistics statistics, long step)
     {
         _weight = statistics.Weight;
+        _gradientWeight = statistics.GradientWeight;
         _parameterCount = statistics.Adapter.ParameterCount;
         Tensor gram;
         if (statistics.IsRankOne)
@@ -79,6 +81,8 @@ public sealed class TengradBlock : ICurvatureBlock
         if (!(damping > 0))
             throw new ArgumentOutOfRangeException(nameof(damping), damping, "TENGraD needs damping > 0 (its Woodbury form divides by λ)");
         var g = gradient.to_type(_gram!.dtype);
+        var pushed = PushThroughIfAccurate(g, damping);
+        if (pushed is not null) return pushed.to_type(gradient.dtype);
         if (_general is not null)
         {
             var system = _gram.clone();
@@ -127,6 +131,80 @@ public sealed class TengradBlock : ICurvatureBlock
         if (!(estimate <= Float32WoodburyTolerance)) return null;
         Interlocked.Increment(ref _woodburySolves);
         return scope.MoveToOuter(rest.div_(damping));
+    }
+
+    /// <summary>
+    /// Relative error of the push-through solve above which the other solves are used: 1e-3 for float32 statistics
+    /// (below the sampling noise of any one-batch Fisher), 1e-9 for float64.
+    /// </summary>
+    public const double PushThroughTolerance32 = 1e-3, PushThroughTolerance64 = 1e-9;
+
+    private static long _pushThroughSolves;
+
+    /// <summary>How many solves in this process took the push-through form (for tests of the dispatch).</summary>
+    internal static long PushThroughSolves => Interlocked.Read(ref _pushThroughSolves);
+
+    /// <summary>
+    /// The solve for a gradient known to be g = Jᵀ(c·1) + r, c = <see cref="LayerStatistics.GradientWeight"/> (the
+    /// empirical Fisher measured by the gradient's own backward pass), by the push-through identity
+    /// (w JᵀJ + λI)⁻¹ Jᵀ = Jᵀ (w JJᵀ + λI)⁻¹:
+    /// <code>
+    ///   Δ = Jᵀ u,  u = (w K + λI)⁻¹ c·1                      (no subtraction, no 1/λ: accurate at any λ)
+    ///     + (r − Jᵀ w (w K + λI)⁻¹ J r) / λ                  (eq 40 on r = g − c Jᵀ1, only when r exceeds round-off)
+    /// </code>
+    /// r is the part of g that the rows do not explain: weight decay added to the gradient, a penalty term in the loss,
+    /// a gradient rescaled by clipping. The n × n system is factored in float64 (O(n³/3), no eigendecomposition);
+    /// J-products stay in the statistics' dtype. Cost: the Gram (already formed), one Cholesky, c Jᵀ1 (one GEMM, to
+    /// find r) and Jᵀu (one GEMM) — the products of eq 40, without its cancellation. One host read of six scalars
+    /// per layer (norms, tr K and the Cholesky's info) takes the decisions: whether r is more than round-off,
+    /// ‖r‖ ≤ 10 √n ε (‖g‖ + c √(n tr K)), and whether the Jᵀu product is accurate,
+    /// √n ε ‖u‖ √(tr K) / ‖Δ‖ ≤ tolerance (a rounding bound for Σᵢ uᵢ Jᵢ, since Σᵢ |uᵢ| ‖Jᵢ‖ ≤ ‖u‖ √(tr K); it is large
+    /// only when u has large components that J maps to nearly nothing, i.e. K nearly singular at tiny λ). When it is
+    /// not, null: the caller falls back to eq 40 or to <see cref="TengradSolve"/>'s eigendecomposition.
+    /// Not used for TONGA's centred form (centring removes the mean gradient from the row space) or when c is unknown.
+    /// </summary>
+    private Tensor? PushThroughIfAccurate(Tensor g, double damping)
+    {
+        if (_gradientWeight is not double c || _form == MetricForm.Centered) return null;
+        using var scope = NewDisposeScope();
+        const ScalarType f64 = ScalarType.Float64;
+        long n = _gram!.shape[0];
+        var system = _gram.to_type(f64).mul_(_weight);
+        system.diagonal().add_(damping);
+        var ones = full(n, 1, c, dtype: f64);
+        var (factor, info) = linalg.cholesky_ex(system);
+        var u = cholesky_solve(ones, factor).squeeze(1);
+        var explained = _general is not null ? _general.TransposeMultiply(full(n, c, dtype: g.dtype), g) : _d!.t().mm(_a!).mul_(c);
+        var rest = g - explained;
+        var delta = JTu(u.to_type(g.dtype), g);
+        // One host read: ‖g‖, ‖r‖, ‖Δ‖, ‖u‖, tr K and the Cholesky's info (6 small ops instead of a read per decision).
+        var norms = cat(new[]
+        {
+            stack(new[] { g.norm(), rest.norm(), delta.norm() }).to_type(f64),
+            stack(new[] { u.norm(), _gram.diagonal().sum().to_type(f64), info.to_type(f64) }),
+        }).data<double>().ToArray();
+        if (norms[5] != 0 || !double.IsFinite(norms[3]))
+        {
+            // Round-off made the damped system indefinite: the guarded factorisation (jitter, then eigenvalues) and again.
+            factor = SafeCholesky.Factor(system);
+            u = cholesky_solve(ones, factor).squeeze(1);
+            delta = JTu(u.to_type(g.dtype), g);
+            norms[2] = delta.norm().ToDouble();
+            norms[3] = u.norm().ToDouble();
+        }
+        double eps = g.dtype == ScalarType.Float32 ? 1.1920929e-7 : 2.220446049250313e-16;
+        double tolerance = g.dtype == ScalarType.Float32 ? PushThroughTolerance32 : PushThroughTolerance64;
+        double traceK = Math.Max(norms[4], 0), rootN = Math.Sqrt(n);
+        double estimate = rootN * eps * norms[3] * Math.Sqrt(traceK) / norms[2];
+        if (!(estimate <= tolerance)) return null;
+        if (norms[1] > 10 * rootN * eps * (norms[0] + c * Math.Sqrt(n * traceK)))
+        {
+            var jr = Jv(rest).to_type(f64);
+            var z = cholesky_solve(jr.unsqueeze(1), factor).squeeze(1).mul_(_weight);
+            delta.add_(rest.sub_(JTu(z.to_type(g.dtype), g)).div_(damping));
+        }
+        Interlocked.Increment(ref _pushThroughSolves);
+        return scope.MoveToOuter(delta);
     }
 
     public Tensor Multiply(Tensor v)

@@ -1,0 +1,146 @@
+using NaturalGradient.Curvature;
+using NaturalGradient.Curvature.Blocks;
+using NaturalGradient.Fisher;
+using NaturalGradient.Likelihoods;
+using NaturalGradient.Preconditioning;
+using NaturalGradient.Tests.Reference;
+using TorchSharp;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Tests.Reliability;
+
+/// <summary>
+/// TENGraD's push-through solve Δ = Jᵀ (wK + λI)⁻¹ c·1 for the empirical Fisher measured by the gradient's own backward
+/// pass (g = Jᵀ(c·1), c = 1/m), against an SVD solve that has no subtraction: with J = U diag(s) Vᵀ from a loop of
+/// single-example backward passes, Δ_ref = V diag(s / (s²/m + λ)) Uᵀ (1/m)·1.
+/// </summary>
+[Collection("Torch")]
+public class TengradPushThroughTests
+{
+    private readonly ITestOutputHelper _out;
+    public TengradPushThroughTests(ITestOutputHelper output) => _out = output;
+
+    private const int M = 32;
+
+    /// <summary>Relative error of TENGraD's Δ over all layers against the SVD solve; and how many layers took the push-through solve.</summary>
+    private (double Error, long PushThrough) Errors(ScalarType dtype, double damping, string activation = "tanh")
+    {
+        using var scope = NewDisposeScope();
+        var net = TestModels.Mlp(new[] { 2, 16, 8, 3 }, activation: activation, seed: 21);
+        net.to(dtype);
+        var x = TestModels.Inputs(M, 2, seed: 22).to_type(dtype);
+        manual_seed(23);
+        var y = randint(0, 3, M);
+        var likelihood = new CategoricalLikelihood();
+        using var pre = new NaturalGradientPreconditioner(net, likelihood,
+            new PreconditionerOptions { Structure = CurvatureStructure.Tengrad, Fisher = FisherKind.Empirical, Damping = damping });
+        net.zero_grad();
+        pre.Backward(net.call(x), y);
+        var layers = pre.Layers;
+        long before = TengradBlock.PushThroughSolves;
+        var delta = pre.Solve(pre.GradientMatrices(), damping).Select(d => d.detach().clone()).ToArray();
+        long pushed = TengradBlock.PushThroughSolves - before;
+
+        var jacobians = BruteForce.PerExampleGradients(net, layers, x, likelihood.PerExampleLoss, y);
+        var c = full(M, 1.0 / M, dtype: ScalarType.Float64);
+        double err = 0, norm = 0;
+        for (int l = 0; l < layers.Count; l++)
+        {
+            var j = jacobians[l].reshape(M, -1).to_type(ScalarType.Float64);
+            var (u, s, vh) = linalg.svd(j, fullMatrices: false);
+            var reference = vh.t().mv(s / (s.square() / M + damping) * u.t().mv(c));
+            err += (delta[l].flatten().to_type(ScalarType.Float64) - reference).square().sum().item<double>();
+            norm += reference.square().sum().item<double>();
+        }
+        return (Math.Sqrt(err / norm), pushed);
+    }
+
+    /// <summary>
+    /// Float64: the layers take the push-through solve and agree with the SVD solve down to λ = 1e-10 (tolerances about
+    /// 30× the measured errors: 3.5e-15, 7.0e-14, 1.5e-11, 1.5e-8). At λ = 1e-10 one layer's rounding bound exceeds 1e-9
+    /// and that layer falls back to the eigendecomposition split.
+    /// </summary>
+    [Theory]
+    [InlineData(1e-1, 1e-13, 3)]
+    [InlineData(1e-4, 2e-12, 3)]
+    [InlineData(1e-7, 5e-10, 3)]
+    [InlineData(1e-10, 5e-7, 2)]
+    public void Float64_TakesThePushThroughSolve_AndAgreesWithTheSvdSolve(double damping, double tolerance, int pushThroughLayers)
+    {
+        var (error, pushed) = Errors(ScalarType.Float64, damping);
+        _out.WriteLine($"λ = {damping:E0}: error {error:E2}, push-through layers {pushed}");
+        Assert.Equal(pushThroughLayers, pushed);
+        Assert.True(error <= tolerance, $"relative error {error:E2} > {tolerance:E0} at λ = {damping:E0}");
+    }
+
+    /// <summary>
+    /// Float32 (the CLI default): the push-through solve keeps its accuracy as λ falls, where eq 40 in float32 loses
+    /// digits as 1/λ; what is left is the float32 statistics' own round-off (tolerances about 30× the measured errors:
+    /// 2.8e-7, 2.4e-6, 1.9e-4).
+    /// </summary>
+    [Theory]
+    [InlineData(1e-1, 1e-5)]
+    [InlineData(1e-3, 1e-4)]
+    [InlineData(1e-5, 6e-3)]
+    public void Float32_TakesThePushThroughSolve_AndAgreesWithTheSvdSolve(double damping, double tolerance)
+    {
+        var (error, pushed) = Errors(ScalarType.Float32, damping);
+        _out.WriteLine($"λ = {damping:E0}: error {error:E2}, push-through layers {pushed}");
+        Assert.Equal(3, pushed);
+        Assert.True(error <= tolerance, $"relative error {error:E2} > {tolerance:E0} at λ = {damping:E0}");
+    }
+
+    /// <summary>
+    /// A gradient that is not the rows' mean — rescaled (as gradient clipping does) plus weight decay — takes the
+    /// push-through solve for the explained part and eq 40 for the rest; the sum equals the dense solve
+    /// (M + λI)⁻¹ g with M = (1/m) JᵀJ from the per-example Jacobian.
+    /// </summary>
+    [Theory]
+    [InlineData(1e-2)]
+    [InlineData(1e-6)]
+    public void GradientBeyondTheRows_MatchesTheDenseSolve(double damping)
+    {
+        using var scope = NewDisposeScope();
+        var net = TestModels.Mlp(new[] { 3, 12, 2 }, seed: 8);
+        var x = TestModels.Inputs(6, 3, seed: 9);
+        var t = TestModels.Inputs(6, 2, seed: 10);
+        var lik = new GaussianLikelihood();
+        using var pre = new NaturalGradientPreconditioner(net, lik,
+            new PreconditionerOptions { Structure = CurvatureStructure.Tengrad, Fisher = FisherKind.Empirical, Damping = damping });
+        pre.Backward(net.call(x), t);
+        var layers = pre.Layers;
+        var g = pre.GradientMatrices().Select((m, i) => m.mul(0.3).add_(layers[i].WeightMatrix(), alpha: 5e-3)).ToList();
+        long before = TengradBlock.PushThroughSolves;
+        var delta = pre.Solve(g, damping);
+        Assert.Equal(layers.Count, TengradBlock.PushThroughSolves - before);
+        var jacobians = BruteForce.PerExampleGradients(net, layers, x, (o, y) => lik.PerExampleLoss(o, y), t);
+        for (int l = 0; l < layers.Count; l++)
+        {
+            var expected = BruteForce.DampedSolve(BruteForce.EmpiricalFisher(jacobians[l].reshape(6, -1)), damping, g[l].flatten());
+            double rel = (delta[l].flatten() - expected).norm().item<double>() / expected.norm().item<double>();
+            _out.WriteLine($"layer {l}, λ = {damping:E0}: relative error {rel:E2}");
+            Assert.True(rel <= 1e-8, $"layer {l}: relative error {rel:E2} at λ = {damping:E0}");
+        }
+    }
+
+    /// <summary>
+    /// The Monte-Carlo Fisher's rows are not the gradient's: the push-through form must not be taken (the gradient's
+    /// coefficients are unknown), and the result still equals the dense solve.
+    /// </summary>
+    [Fact]
+    public void MonteCarloFisher_DoesNotTakeThePushThroughSolve()
+    {
+        using var scope = NewDisposeScope();
+        var net = TestModels.Mlp(new[] { 3, 12, 2 }, seed: 8);
+        var x = TestModels.Inputs(6, 3, seed: 9);
+        var t = TestModels.Inputs(6, 2, seed: 10);
+        using var pre = new NaturalGradientPreconditioner(net, new GaussianLikelihood(),
+            new PreconditionerOptions { Structure = CurvatureStructure.Tengrad, Fisher = FisherKind.MonteCarlo, Damping = 1e-2 });
+        pre.Backward(net.call(x), t);
+        long before = TengradBlock.PushThroughSolves;
+        var delta = pre.Solve(pre.GradientMatrices(), 1e-2);
+        Assert.Equal(before, TengradBlock.PushThroughSolves);
+        Assert.All(delta, d => Assert.True(d.isfinite().all().item<bool>()));
+    }
+}
