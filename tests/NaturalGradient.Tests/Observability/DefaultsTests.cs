@@ -45,7 +45,7 @@ public class DefaultsTests
     [InlineData("tengrad", new[] { "--inverse-period", "5" },
         "natgrad: error: --inverse-period does not apply to tengrad (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --mc-samples, --metric, --metric-form, --kl-clip, --diagnostics-every)")]
     [InlineData("ekfac", new[] { "--kfac-inverse", "cholesky" },
-        "natgrad: error: --kfac-inverse does not apply to ekfac (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --mc-samples, --metric, --inverse-period, --factor-period, --factor-decay, --kl-clip, --diagnostics-every)")]
+        "natgrad: error: --kfac-inverse does not apply to ekfac (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --mc-samples, --metric, --inverse-period, --factor-period, --factor-decay, --kl-clip, --kfac-distribution, --factor-sync-every, --diagnostics-every)")]
     [InlineData("ksd", new[] { "--lr", "0.1", "--momentum", "0.5" },
         "natgrad: error: --lr, --momentum do not apply to ksd (it reads --damping)")]
     [InlineData("kbfgs", new[] { "--inverse-period", "5" },
