@@ -29,7 +29,7 @@ public sealed class Trainer
 
     /// <summary>Methods that run data-parallel (<see cref="DataParallel"/>).</summary>
     public static IReadOnlySet<string> DataParallelMethods { get; } =
-        new HashSet<string> { "sgd", "adam", "exact", "block", "tengrad", "diag", "kfac", "ekfac" };
+        new HashSet<string> { "sgd", "adam", "exact", "block", "tengrad", "diag", "kfac", "ekfac", "auto" };
 
     /// <param name="model">The network to build (input/output sizes come from the data).</param>
     /// <param name="settings">The method and its hyper-parameters.</param>

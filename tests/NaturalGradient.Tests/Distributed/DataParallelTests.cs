@@ -56,6 +56,7 @@ public class DataParallelTests
     [InlineData("diag", "")]
     [InlineData("block", "")]
     [InlineData("exact", "")]
+    [InlineData("auto", "")]
     // Distributed K-FAC/EKFAC: both broadcast modes, eigen and Cholesky inverses refreshed every 3 steps (7 refreshes
     // shipped), the replicated mode, and factors allreduced every 4 steps (KL clipping off: it reads the factors between syncs).
     [InlineData("kfac", "--inverse-period 3 --kfac-distribution inverse")]
@@ -140,7 +141,7 @@ public class DataParallelTests
         var dir = TempDir();
         var run = Mpirun(2, dir, "train", "--data", "wine", "--optimizer", "hf", "--epochs", "1", "--out", Path.Combine(dir, "hf"));
         Assert.NotEqual(0, run.ExitCode);
-        Assert.Contains("natgrad: error: mpirun -np 2: 'hf' does not run data-parallel; methods that do: sgd, adam, exact, block, tengrad, diag, kfac, ekfac", run.Output);
+        Assert.Contains("natgrad: error: mpirun -np 2: 'hf' does not run data-parallel; methods that do: sgd, adam, exact, block, tengrad, diag, kfac, ekfac, auto", run.Output);
         Assert.False(File.Exists(Path.Combine(dir, "hf", "steps.csv")));
     }
 
