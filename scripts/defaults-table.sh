@@ -4,10 +4,13 @@
 # Also a short Fashion-MNIST budget (first 10 000 training images, 3 epochs) into docs/defaults/subset/.
 # Usage: bash scripts/defaults-table.sh [table]   (needs jq; Fashion-MNIST needs the dataset-fashion-mnist package)
 #        bash scripts/defaults-table.sh table     rewrites the tables from the existing runs only
+#        RUN="kbfgs ksd" bash scripts/defaults-table.sh   reruns only these methods (FULL_FASHION=0: not on the full
+#        Fashion-MNIST set), then rewrites the tables
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=docs/defaults
-methods="sgd adam exact block tengrad diag kfac ekfac hf"
+methods="sgd adam exact block tengrad diag kfac ekfac hf kbfgs ksd"
+run_methods=${RUN:-$methods}
 
 run() {   # run DIR ARGS...: one natgrad train run into DIR, its command in DIR/command.txt, a refusal in DIR/refused.txt
   local dir=$1; shift
@@ -26,6 +29,7 @@ run() {   # run DIR ARGS...: one natgrad train run into DIR, its command in DIR/
 
 row() {   # row DATA METHOD DIR: one Markdown table row
   local data=$1 m=$2 dir=$3 cmd
+  if [[ ! -f $dir/command.txt ]]; then echo "| $data | $m | not run | | | | | | |"; return; fi
   cmd=$(cat "$dir/command.txt")
   if [[ -f $dir/refused.txt ]]; then
     echo "| $data | $m | refused: $(sed 's/^exit [0-9]*: natgrad: error: //' "$dir/refused.txt" | tr '|' '/') | | | | | | \`$cmd\` |"
@@ -42,12 +46,13 @@ header() {
 }
 
 if [[ ${1:-} != table ]]; then
-  dotnet build src/NaturalGradient.Cli -c Release -v q -nologo >/dev/null
-  bin=src/NaturalGradient.Cli/bin/Release/net10.0/natgrad
+  if [[ -z ${NATGRAD:-} ]]; then dotnet build src/NaturalGradient.Cli -c Release -v q -nologo >/dev/null; fi
+  bin=${NATGRAD:-src/NaturalGradient.Cli/bin/Release/net10.0/natgrad}   # NATGRAD: a copy of the tool
   for data in weather wine fashion-mnist; do
-    for m in $methods; do run $out/$data-$m --data $data --optimizer $m; done
+    [[ $data == fashion-mnist && ${FULL_FASHION:-1} == 0 ]] && continue
+    for m in $run_methods; do run $out/$data-$m --data $data --optimizer $m; done
   done
-  for m in $methods; do run $out/subset/fashion-mnist-$m --data fashion-mnist --optimizer $m --max-train 10000 --epochs 3; done
+  for m in $run_methods; do run $out/subset/fashion-mnist-$m --data fashion-mnist --optimizer $m --max-train 10000 --epochs 3; done
 fi
 
 { header; for data in weather wine fashion-mnist; do for m in $methods; do row $data $m $out/$data-$m; done; done; } > $out/table.md

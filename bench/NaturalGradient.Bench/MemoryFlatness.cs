@@ -8,7 +8,7 @@ using NaturalGradient.Training;
 namespace NaturalGradient.Bench;
 
 /// <summary>
-/// <c>memory</c>: per method, a training run of at least 2,000 steps (weather, MLP [32,16], batch 32, exact Fisher)
+/// <c>memory</c>: per method, a training run of at least 2,000 steps (weather, MLP [32,16], batch 32, exact Fisher; K-BFGS, which needs them, the empirical one)
 /// printing the resident set size at step 100 and at step 2,000 and the growth between them; exit code 1 when a
 /// growth reaches 5% (a leak of native tensors or of their managed wrappers).
 /// </summary>
@@ -51,7 +51,7 @@ internal static class MemoryFlatness
         try
         {
             new Trainer(new ModelSpec { Hidden = new[] { 32, 16 } },
-                new OptimizerSettings { Name = method, LearningRate = 0.05, Momentum = 0, Damping = 1e-2, Fisher = FisherKind.Exact, HfMaxIterations = 10 },
+                new OptimizerSettings { Name = method, LearningRate = 0.05, Momentum = 0, Damping = 1e-2, Fisher = method == "kbfgs" ? FisherKind.Empirical : FisherKind.Exact, HfMaxIterations = 10 },
                 new TrainerOptions { Epochs = epochs, BatchSize = Batch, Seed = 0, Threads = 1 }).Run(data, probe);
         }
         catch (TrainingDivergedException e)
@@ -76,7 +76,7 @@ internal static class MemoryFlatness
         Console.WriteLine($"memory: weather, MLP [32,16], batch {Batch}, {epochs} epochs × {stepsPerEpoch} steps, twice per method; {machine}");
         var md = new StringBuilder(string.Create(Inv, $"# Resident memory over {Steps:N0} steps\n\n"));
         md.AppendLine(string.Create(Inv, $"`dotnet run -c Release --project bench/NaturalGradient.Bench -- memory{(methods.SequenceEqual(new[] { "tengrad", "kfac" }) ? "" : " --methods " + string.Join(",", methods))}{(Steps == 2000 ? "" : $" --steps {Steps}")}`, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.  "));
-        md.AppendLine(string.Create(Inv, $"weather, MLP [32,16] tanh, batch {Batch}, {epochs} epochs ({epochs * stepsPerEpoch} steps), exact Fisher, lr 0.05, damping 0.01, no momentum, 1 torch thread.  "));
+        md.AppendLine(string.Create(Inv, $"weather, MLP [32,16] tanh, batch {Batch}, {epochs} epochs ({epochs * stepsPerEpoch} steps), exact Fisher (kbfgs: empirical), lr 0.05, damping 0.01, no momentum, 1 torch thread.  "));
         md.AppendLine($"RSS as the trainer samples it (every 50 steps). Each method is trained twice in one process: the first run starts cold (the runtime's");
         md.AppendLine($"tier-1 JIT re-compilation adds native memory once, between steps 100 and ~1,000); the second run is checked: growth from step 100 to");
         md.AppendLine($"step {Steps:N0} must stay below {Limit}%.  ");

@@ -13,10 +13,15 @@ internal sealed record LayerShape(long In, long Out)
 /// <item>SGD: forward 2m·in'·out, weight gradient 2m·in'·out, input gradient 2m·in·out (not for the first layer).</item>
 /// <item>diagonal: (δ∘δ)ᵀ(ā∘ā), 2m·in'·out.</item>
 /// <item>TENGraD: Gram matrices ĀĀᵀ and DDᵀ, 2m²(in' + out); J g and Jᵀu, 4m·out·in'; Cholesky of m × m, m³/3.</item>
-/// <item>K-FAC: factors ĀᵀĀ and DᵀD, 2m(in'² + out²); G⁻¹VA⁻¹, 2·out·in'(out + in'); inverses every T steps:
-/// Cholesky (4/3)d³ per d × d factor, or eigh ≈ 9d³ plus 2d³ to form Q diag Qᵀ.</item>
-/// <item>EKFAC: K-FAC's factors; S from the projections, 2m(out² + in'²) + 2m·out·in'; project and unproject the
-/// gradient, 4·out·in'(out + in'); eigh ≈ 9d³ every T steps.</item>
+/// <item>K-FAC: factors ĀᵀĀ and DᵀD, 2m(in'² + out²); G⁻¹VA⁻¹, 2·out·in'(out + in'), or, on the optimizer path where the
+/// gradient is the statistics' w DᵀĀ, w (DG⁻¹)ᵀ(ĀA⁻¹), 2m(out² + in'² + out·in'), whichever is fewer (the library takes
+/// the cheaper); inverses every T steps: Cholesky and inverse (4/3)d³ per d × d factor, or eigh plus 2d³ to form Q diag Qᵀ.</item>
+/// <item>EKFAC: K-FAC's factors; S from the projections DQ_G and ĀQ_A, 2m(out² + in'²) + 2m·out·in'; the projected
+/// gradient, 2·out·in'(out + in') or (optimizer path) w (DQ_G)ᵀ(ĀQ_A) from S's projections, 2m·out·in', whichever is
+/// fewer; the unprojection 2·out·in'(out + in'); eigh every T steps.</item>
+/// <item>eigh (LAPACK syevd, divide and conquer): reduction to tridiagonal form (4/3)d³, the tridiagonal eigenvectors at
+/// most (4/3)d³, the back-transformation 2d³: ≈ 4.67d³ (earlier versions of this model counted 9d³, the symmetric QR
+/// algorithm's figure, which overstated the floors of kfac-eigen and EKFAC).</item>
 /// <item>Hessian-free with k CG iterations: the Jᵀu graph once (a backward, 4m Σ in'out) and k G-products of
 /// ≈ 8m Σ in'out each (a Jacobian-vector product through the double-backward graph and a transposed one).</item>
 /// </list>
@@ -33,15 +38,19 @@ internal static class FlopModel
         "sgd" or "adam" => 0,
         "diag" => layers.Sum(l => 2.0 * m * l.InBar * l.Out),
         "tengrad" => layers.Sum(l => 2.0 * m * m * (l.InBar + l.Out) + 4.0 * m * l.Out * l.InBar + m * (double)m * m / 3),
-        "kfac" => layers.Sum(l => Factors(l, m) + Apply2(l) + (4.0 / 3) * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
-        "kfac-eigen" => layers.Sum(l => Factors(l, m) + Apply2(l) + 11.0 * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
+        "kfac" => layers.Sum(l => Factors(l, m) + Math.Min(Apply2(l), MeanGradientApply(l, m)) + (4.0 / 3) * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
+        "kfac-eigen" => layers.Sum(l => Factors(l, m) + Math.Min(Apply2(l), MeanGradientApply(l, m)) + (Eigh + 2) * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
         "ekfac" => layers.Sum(l => Factors(l, m) + 2.0 * m * (Sq(l.Out) + Sq(l.InBar)) + 2.0 * m * l.Out * l.InBar
-                                   + 2 * Apply2(l) + 9.0 * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
+                                   + Math.Min(Apply2(l), 2.0 * m * l.Out * l.InBar) + Apply2(l) + Eigh * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
         "hf" => (4.0 + 8.0 * cgIterations) * m * layers.Sum(l => (double)l.InBar * l.Out),
         _ => double.NaN,
     };
 
     private static double Factors(LayerShape l, long m) => 2.0 * m * (Sq(l.InBar) + Sq(l.Out));
+    /// <summary>Flops of eigh per d³ (syevd: 4/3 + 4/3 + 2).</summary>
+    private const double Eigh = 4.0 / 3 + 4.0 / 3 + 2;
+
+    private static double MeanGradientApply(LayerShape l, long m) => 2.0 * m * (Sq(l.Out) + Sq(l.InBar) + (double)l.Out * l.InBar);
     private static double Apply2(LayerShape l) => 2.0 * l.Out * l.InBar * (l.Out + l.InBar);
     private static double Sq(long d) => (double)d * d;
     private static double Cube(long d) => (double)d * d * d;

@@ -22,11 +22,15 @@ internal sealed record StepFigure(string Method, string Path, string Label, doub
 /// inverse period, so refreshes are amortised as in training), timed as one, and a GEMM of the problem's first-layer
 /// shape is timed too. A configuration's ratio is the median over rounds of (its block time / SGD's block time in
 /// the same round): load changes between rounds cancel. One warm-up round is not timed.
+/// With <c>cpuClock</c> the times are the process's CPU time (all threads, CLOCK_PROCESS_CPUTIME_ID) instead of wall
+/// time: on a machine shared with other work, time spent descheduled is not counted (threads wait passively with
+/// OMP_WAIT_POLICY=PASSIVE), so the ratios measure the work; parts that use fewer threads than the SGD step (LAPACK
+/// factorisations) weigh less than in wall time.
 /// </summary>
 internal static class InterleavedSteps
 {
     public static (List<StepFigure> Figures, double GemmGflops) Run(StepProblem problem, IReadOnlyList<string> methods, bool bothPaths, int rounds, int block,
-        Action<string> log)
+        Action<string> log, bool cpuClock = false)
     {
         var configs = StepConfigs.Build(problem.Model, problem.Likelihood, methods, bothPaths);
         try
@@ -40,16 +44,16 @@ internal static class InterleavedSteps
                 foreach (var c in configs)
                 {
                     GC.Collect();
-                    var watch = Stopwatch.StartNew();
+                    double start = Clock.Milliseconds(cpuClock);
                     for (int s = 0; s < block; s++)
                     {
                         using var scope = NewDisposeScope();
                         c.Step(problem.X, problem.Y);
                     }
-                    watch.Stop();
-                    if (r > 0) times[c.Label].Add(watch.Elapsed.TotalMilliseconds / block);
+                    double elapsed = Clock.Milliseconds(cpuClock) - start;
+                    if (r > 0) times[c.Label].Add(elapsed / block);
                 }
-                gemm.Add(GemmGflops(a, b));
+                gemm.Add(GemmGflops(a, b, cpuClock));
                 if (r > 0) log($"  round {r}/{rounds}: sgd {times["sgd"][^1]:F2} ms/step, GEMM {gemm[^1]:F1} GFLOP/s");
             }
             double rate = Median(gemm);
@@ -72,16 +76,15 @@ internal static class InterleavedSteps
     }
 
     /// <summary>GFLOP/s of a float32 (m × in') · (in' × out) product: median of 9 timings after one warm-up.</summary>
-    private static double GemmGflops(Tensor a, Tensor b)
+    private static double GemmGflops(Tensor a, Tensor b, bool cpuClock)
     {
         var t = new List<double>();
         for (int i = 0; i < 10; i++)
         {
             using var scope = NewDisposeScope();
-            var w = Stopwatch.StartNew();
+            double start = Clock.Milliseconds(cpuClock);
             a.mm(b);
-            w.Stop();
-            if (i > 0) t.Add(w.Elapsed.TotalSeconds);
+            if (i > 0) t.Add((Clock.Milliseconds(cpuClock) - start) / 1e3);
         }
         return 2.0 * a.shape[0] * a.shape[1] * b.shape[1] / Median(t) / 1e9;
     }
@@ -89,4 +92,27 @@ internal static class InterleavedSteps
     public static double Median(IReadOnlyList<double> v) => Quantile(v.OrderBy(x => x).ToList(), 0.5);
 
     public static double Quantile(IReadOnlyList<double> sorted, double q) => StepCostProbe.Percentile(sorted, q);
+}
+
+/// <summary>Milliseconds of wall time, or of the process's CPU time summed over its threads.</summary>
+internal static class Clock
+{
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern int ClockGetTime(int clock, out TimeSpec value);
+
+    private struct TimeSpec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    private const int ProcessCpuTime = 2;   // CLOCK_PROCESS_CPUTIME_ID (Linux)
+    private static readonly Stopwatch Wall = Stopwatch.StartNew();
+
+    public static double Milliseconds(bool cpu)
+    {
+        if (!cpu) return Wall.Elapsed.TotalMilliseconds;
+        if (ClockGetTime(ProcessCpuTime, out var t) != 0) throw new IOException("clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed: --clock cpu needs Linux");
+        return t.Seconds * 1e3 + t.Nanoseconds / 1e6;
+    }
 }

@@ -22,7 +22,11 @@ internal static class PerfCommand
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    private sealed record Args(bool Quick, bool Steps, bool Accuracy, int Threads, int Rounds, int Epochs, string[] AccuracyMethods, bool FullGrid, string[] Problems);
+    /// <summary>Steps after which the lean steps' weights are compared with the library's (past the first inverse refresh).</summary>
+    private const int LeanCheckSteps = 12;
+
+    private sealed record Args(bool Quick, bool Steps, bool Accuracy, int Threads, int Rounds, int Epochs, string[] AccuracyMethods, bool FullGrid, string[] Problems,
+        bool CpuClock);
 
     private static Args Parse(string[] args)
     {
@@ -46,11 +50,19 @@ internal static class PerfCommand
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         foreach (var m in methods)
             if (!TimeToAccuracy.Grid.ContainsKey(m)) throw new ArgumentException($"option --methods: unknown method '{m}' (expected {string.Join(", ", TimeToAccuracy.Grid.Keys)})");
+        TimeToAccuracy.ClipForm = (Value("--kl-clip-form") ?? "step") switch
+        {
+            "step" => NaturalGradient.Optim.KlClipForm.StepQuadraticForm,
+            "gradient" => NaturalGradient.Optim.KlClipForm.PreconditionedGradient,
+            var v => throw new ArgumentException($"option --kl-clip-form: expected step or gradient, got '{v}'"),
+        };
         var problems = (Value("--problems") ?? "mlp256,mlp128,figure5").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         foreach (var p in problems)
             if (p is not ("mlp256" or "mlp128" or "figure5")) throw new ArgumentException($"option --problems: expected mlp256, mlp128 or figure5, got '{p}'");
+        var clock = Value("--clock") ?? "wall";
+        if (clock is not ("wall" or "cpu")) throw new ArgumentException($"option --clock: expected wall or cpu, got '{clock}'");
         return new Args(quick, part is "all" or "steps", part is "all" or "accuracy", Int("--threads", 2), Int("--rounds", quick ? 3 : 9),
-            Int("--epochs", 5), methods, !quick, problems);
+            Int("--epochs", 5), methods, !quick, problems, clock == "cpu");
     }
 
     public static int Run(string[] rawArgs)
@@ -129,17 +141,22 @@ internal static class PerfCommand
         md.AppendLine("SGD: torch.optim.SGD, momentum 0.9. Natural-gradient settings: momentum 0.9, constant damping 0.01, empirical Fisher, no KL clip, ");
         md.AppendLine($"K-FAC/EKFAC inverses every {StepConfigs.InversePeriod} steps (kfac: Cholesky; kfac-eigen: eigh), Hessian-free exactly {StepConfigs.CgIterations} CG iterations. ");
         md.AppendLine("optimizer = `NaturalGradientDescent.Step`; preconditioner = `Backward` + `Precondition` + torch.optim.SGD. ");
+        if (args.CpuClock) md.AppendLine("Clock: process CPU time summed over threads (`--clock cpu`), not wall time: step times, GEMM rate and floors are per CPU-second. ");
         md.AppendLine("FLOP floor = (SGD step as measured + the method's extra flops at the measured GEMM rate) / SGD step (bench/NaturalGradient.Bench/Perf/FlopModel.cs).");
         md.AppendLine($"MLP inputs: {dataNote}; figure-5 nets: synthetic regression (16 inputs, 1 output).").AppendLine();
         var all = new List<object>();
         var summary = new Dictionary<string, List<(string Problem, StepFigure F)>>();
+        var leanSummary = new List<(string Problem, string Method, double Library, double Lean, double Agreement)>();
         foreach (var p in problems)
         {
             var methods = p.Group == "mlp"
-                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-eigen", "ekfac", "hf", "auto" }
-                : new[] { "tengrad", "kfac", "auto" };
+                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-eigen", "ekfac", "hf", "auto", "kfac-lean", "tengrad-lean" }
+                : new[] { "tengrad", "kfac", "auto", "kfac-lean", "tengrad-lean" };
             Console.WriteLine($"{p.Name}:");
-            var (figures, rate) = InterleavedSteps.Run(p, methods, bothPaths: true, args.Rounds, StepConfigs.InversePeriod, Console.WriteLine);
+            // The lean steps must do the library's math: same weights after LeanCheckSteps steps (float32 round-off).
+            var agreement = new[] { "kfac", "tengrad" }.ToDictionary(m => m, m => LeanCheck.RelativeDifference(p, m, LeanCheckSteps));
+            foreach (var (m, d) in agreement) Console.WriteLine(string.Create(Inv, $"  {m} lean step vs library after {LeanCheckSteps} steps: relative difference {d:E1}"));
+            var (figures, rate) = InterleavedSteps.Run(p, methods, bothPaths: true, args.Rounds, StepConfigs.InversePeriod, Console.WriteLine, args.CpuClock);
             double sgdMs = figures.First(f => f.Method == "sgd").MedianMs;
             md.AppendLine(string.Create(Inv, $"### {p.Name}")).AppendLine();
             md.AppendLine(string.Create(Inv, $"SGD step {sgdMs:F2} ms (median over rounds); GEMM rate {rate:F1} GFLOP/s (float32, {p.Batch} × {p.Layers[0].InBar} · {p.Layers[0].InBar} × {p.Layers[0].Out}).")).AppendLine();
@@ -169,7 +186,27 @@ internal static class PerfCommand
                     md.AppendLine(string.Create(Inv, $"- {method}: optimizer path / preconditioner path = {o.RatioToSgd / q.RatioToSgd:F2}"));
             }
             md.AppendLine();
+            foreach (var method in new[] { "kfac", "tengrad" })
+            {
+                var o = figures.FirstOrDefault(f => f.Method == method && f.Path == "optimizer");
+                var l = figures.FirstOrDefault(f => f.Method == method && f.Path == "lean");
+                if (o is null || l is null) continue;
+                md.AppendLine(string.Create(Inv, $"- {method}: library (optimizer path) / lean step = {o.RatioToSgd / l.RatioToSgd:F2} (lean step {l.RatioToSgd:F2}× SGD; weights after {LeanCheckSteps} steps agree to {agreement[method]:E1} relative)"));
+                leanSummary.Add((p.Name, method, o.RatioToSgd, l.RatioToSgd, agreement[method]));
+            }
+            md.AppendLine();
             savePartial(all);
+        }
+        if (leanSummary.Count > 0)
+        {
+            md.AppendLine("### Library step over the lean step").AppendLine();
+            md.AppendLine("The lean steps (bench/NaturalGradient.Bench/Perf/LeanSteps.cs) do the same math in a minimal TorchSharp step; ");
+            md.AppendLine(string.Create(Inv, $"their weights after {LeanCheckSteps} steps from the same start are compared with the library's (relative difference).")).AppendLine();
+            md.AppendLine("| problem | method | library / SGD | lean / SGD | library / lean | weights agree to |");
+            md.AppendLine("|---|---|---:|---:|---:|---:|");
+            foreach (var (problem, method, lib, lean, diff) in leanSummary)
+                md.AppendLine(string.Create(Inv, $"| {problem} | {method} | {lib:F2} | {lean:F2} | {lib / lean:F2} | {diff:E1} |"));
+            md.AppendLine();
         }
         md.AppendLine("### Figure-5 nets: flatness over depth").AppendLine();
         md.AppendLine("| configuration | ratio at depth 1, 2, 4, 8, 16 | max / min |");
@@ -197,7 +234,7 @@ internal static class PerfCommand
         md.AppendLine("## Time to 85 % and 88 % Fashion-MNIST test accuracy").AppendLine();
         md.AppendLine(string.Create(Inv, $"MLP 784-512-512-10 (ReLU, float32), batch {TimeToAccuracy.Batch}, {args.Threads} torch threads, at most {args.Epochs} epochs; only the steps are timed, "));
         md.AppendLine(string.Create(Inv, $"test accuracy (10,000 images) every {TimeToAccuracy.EvalEvery} steps outside the timer; same initial weights and batch order for every run. "));
-        md.AppendLine("Momentum 0.9 (Adam β = 0.9, 0.999); natural-gradient methods: empirical Fisher, damping 0.01, KL clip 1e-3, inverses every 10 steps (K-FAC: Cholesky), HF 10 CG iterations. ");
+        md.AppendLine("Momentum 0.9 (Adam β = 0.9, 0.999); natural-gradient methods: empirical Fisher, damping 0.01, KL clip 1e-3 (" + (TimeToAccuracy.ClipForm == NaturalGradient.Optim.KlClipForm.StepQuadraticForm ? "of the applied step" : "η²Δᵀg before momentum") + "), inverses every 10 steps (K-FAC: Cholesky), HF 10 CG iterations. ");
         md.AppendLine(args.FullGrid
             ? "Each method: the best (least time to 85 %, then to 88 %) of its learning-rate grid."
             : "Quick run: one learning rate per method (the middle of its grid), not the best of the grid.");

@@ -17,9 +17,11 @@ internal sealed class StepConfig : IDisposable
     private readonly List<IDisposable> _owned = new();
 
     public required string Method { get; init; }
-    public required string Path { get; init; }                // "sgd" (the reference), "optimizer" or "preconditioner"
+    public required string Path { get; init; }                // "sgd" (the reference), "optimizer", "preconditioner" or "lean" (LeanStep)
     public required Action<Tensor, Tensor> Step { get; init; }
-    public string Label => Path is "optimizer" or "preconditioner" ? $"{Method} ({Path})" : Method;
+    /// <summary>The configuration's own model (for the lean steps' agreement check).</summary>
+    public nn.Module<Tensor, Tensor>? Model { get; init; }
+    public string Label => Path is "optimizer" or "preconditioner" or "lean" ? $"{Method} ({Path})" : Method;
 
     public T Own<T>(T d) where T : IDisposable { _owned.Add(d); return d; }
 
@@ -90,12 +92,20 @@ internal static class StepConfigs
             c.Own(net); c.Own(adam);
             configs.Add(c);
         }
+        foreach (var method in new[] { "kfac", "tengrad" }.Where(m => methods.Contains(m + "-lean")))
+        {
+            var net = model();
+            var lean = new LeanStep(method, net, likelihood, lr, momentum, damping: 1e-2, InversePeriod);
+            var c = new StepConfig { Method = method, Path = "lean", Step = lean.Step, Model = net };
+            c.Own(net); c.Own(lean);
+            configs.Add(c);
+        }
         foreach (var method in NaturalGradientMethods.Where(methods.Contains))
         {
             {
                 var net = model();
                 var ngd = new NaturalGradientDescent(net, likelihood, new NaturalGradientOptions { LearningRate = lr, Momentum = momentum, Preconditioner = Options(method) });
-                var c = new StepConfig { Method = method, Path = "optimizer", Step = (x, y) => ngd.Step(x, y) };
+                var c = new StepConfig { Method = method, Path = "optimizer", Step = (x, y) => ngd.Step(x, y), Model = net };
                 c.Own(net); c.Own(ngd);
                 configs.Add(c);
             }

@@ -40,10 +40,13 @@ internal static class TimeToAccuracy
     /// methods: empirical Fisher, damping 0.01, KL clip 1e-3 (the predicted KL of each step bounded, as K-FAC's
     /// norm constraint), K-FAC/EKFAC inverses every 10 steps (K-FAC by Cholesky), Hessian-free 10 CG iterations.
     /// </summary>
+    /// <summary>What the KL clip bounds (<c>--kl-clip-form</c> of the perf command); default the applied step's predicted KL.</summary>
+    public static NaturalGradient.Optim.KlClipForm ClipForm { get; set; } = NaturalGradient.Optim.KlClipForm.StepQuadraticForm;
+
     public static OptimizerSettings Settings(string method, double lr) => new()
     {
         Name = method, LearningRate = lr, Momentum = 0.9, Damping = 1e-2,
-        KlClip = method is "sgd" or "adam" ? null : 1e-3,
+        KlClip = method is "sgd" or "adam" ? null : 1e-3, KlClipForm = ClipForm,
         InverseUpdatePeriod = 10, HfMaxIterations = 10,
     };
 

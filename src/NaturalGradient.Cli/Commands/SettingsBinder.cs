@@ -46,11 +46,14 @@ internal static class SettingsBinder
                 ? CliChoices.HfPreconditioner(p.GetValue(o.HfPreconditioner)!) == "kfac"
                 : d.HfKfacPreconditioner,
             KlClip = Given(p, o.KlClip) ? ParseKlClip(p.GetValue(o.KlClip)!) : d.KlClip,
+            KlClipForm = Given(p, o.KlClipForm) ? CliChoices.KlClipForm(p.GetValue(o.KlClipForm)!) : d.KlClipForm,
             HfSolver = Given(p, o.HfSolver) ? CliChoices.HfSolver(p.GetValue(o.HfSolver)!) : d.HfSolver,
             HfMaxIterations = p.GetValue(o.HfIters) ?? d.HfMaxIterations,
             HfTolerance = Pick(p, o.HfTol, d.HfTolerance),
             MaxExactParameters = Pick(p, o.MaxExactParams, d.MaxExactParameters),
             DiagnosticsEvery = Pick(p, o.DiagnosticsEvery, d.DiagnosticsEvery),
+            KbfgsMemory = Pick(p, o.KbfgsMemory, d.KbfgsMemory),
+            KsdDimension = Pick(p, o.KsdDimension, d.KsdDimension),
         };
     }
 

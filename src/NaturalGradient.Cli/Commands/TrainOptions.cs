@@ -95,14 +95,21 @@ internal sealed class TrainOptions
     public Option<bool> HfDiagonal { get; } = new("--hf-diagonal") { Description = "Precondition the Hessian-free solver with the diagonal Fisher" };
     public Option<string> KlClip { get; } = CliOptions.Text("--kl-clip", "Bound on the predicted KL of an update, or none [default: per method]", null,
         v => SettingsBinder.ParseKlClip(v), helpName: "kl|none");
+    public Option<string> KlClipForm { get; } = CliOptions.Text("--kl-clip-form",
+        "What --kl-clip bounds: step (½uᵀMu of the applied step; one metric product per step) or gradient (η²Δᵀg before momentum, Ba et al. 2017; no metric product)", "step",
+        v => CliChoices.KlClipForm(v), helpName: "step|gradient");
     public Option<string> HfPreconditioner { get; } = CliOptions.Text("--hf-preconditioner", "Hessian-free solver preconditioner: none, diagonal or kfac", "none",
         v => CliChoices.HfPreconditioner(v), helpName: "none|diagonal|kfac");
     public Option<string> HfSolver { get; } = CliOptions.Text("--hf-solver", "Hessian-free solver: cg, minres or minres-qlp", "cg",
         v => CliChoices.HfSolver(v), helpName: "cg|minres|minres-qlp");
     public Option<int?> HfIters { get; } = CliOptions.OptionalInt("--hf-iters", "Maximum Hessian-free solver iterations [default: per method]");
     public Option<double> HfTol { get; } = CliOptions.Double("--hf-tol", "Relative residual at which the Hessian-free solver stops", Opt.HfTolerance);
+    public Option<int> KbfgsMemory { get; } = CliOptions.Int("--kbfgs-memory",
+        "K-BFGS: secant pairs the L-BFGS inverse of each G factor keeps (K-BFGS(L)); 0 = a dense BFGS inverse", Opt.KbfgsMemory);
+    public Option<int> KsdDimension { get; } = CliOptions.Int("--ksd-dimension",
+        "Krylov subspace descent: Krylov vectors g, Gg, …, G^(k−1)g per step (k ≥ 1; the previous step is added)", Opt.KsdDimension);
     public Option<int> DiagnosticsEvery { get; } = CliOptions.Int("--diagnostics-every",
-        "Every N steps, per-layer error of the approximate block vs the exact one on a probe batch (approximation.csv/png); 0 = off", Opt.DiagnosticsEvery);
+        "Every N steps, per-layer error of the approximate block vs the exact one on a probe batch (approximation.csv/png); for hf with a solver preconditioner, the iterations it saved; 0 = off", Opt.DiagnosticsEvery);
     public Option<int> MaxExactParams { get; } = CliOptions.Int("--max-exact-params", "Largest model the dense exact method accepts", Opt.MaxExactParameters);
 
     /// <summary>Every option, in help order.</summary>
@@ -111,8 +118,8 @@ internal sealed class TrainOptions
         Data, Target, Ignore, TestFraction, MaxTrain, Task, Delimiter, NoHeader, DropMissing,
         Model, Hidden, Activation,
         Optimizer, Lr, Momentum, WeightDecay, LrDecay, Beta1, Beta2, Eps,
-        Damping, DampingSchedule, Fisher, McSamples, Metric, MetricForm, UnlabeledCount, InversePeriod, FactorPeriod, FactorDecay, KfacInverse, KfacDamping, KfacDistribution, FactorSync, KlClip,
-        HfSolver, HfIters, HfTol, HfDiagonal, HfPreconditioner, DiagnosticsEvery, MaxExactParams,
+        Damping, DampingSchedule, Fisher, McSamples, Metric, MetricForm, UnlabeledCount, InversePeriod, FactorPeriod, FactorDecay, KfacInverse, KfacDamping, KfacDistribution, FactorSync, KlClip, KlClipForm,
+        HfSolver, HfIters, HfTol, HfDiagonal, HfPreconditioner, KbfgsMemory, KsdDimension, DiagnosticsEvery, MaxExactParams,
         Epochs, BatchSize, Seed, Dtype, Threads, Out, TensorBoard, Force, CheckpointEvery, Resume,
     };
 
@@ -144,6 +151,7 @@ internal sealed class TrainOptions
         [nameof(OptimizerSettings.FactorUpdatePeriod)] = FactorPeriod.Name,
         [nameof(OptimizerSettings.FactorDecay)] = FactorDecay.Name,
         [nameof(OptimizerSettings.KlClip)] = KlClip.Name,
+        [nameof(OptimizerSettings.KlClipForm)] = KlClipForm.Name,
         [nameof(OptimizerSettings.KfacInverse)] = KfacInverse.Name,
         [nameof(OptimizerSettings.KfacDamping)] = KfacDamping.Name,
         [nameof(OptimizerSettings.KfacDistribution)] = KfacDistribution.Name,
@@ -155,6 +163,10 @@ internal sealed class TrainOptions
         [nameof(OptimizerSettings.HfMaxIterations)] = HfIters.Name,
         [nameof(OptimizerSettings.HfTolerance)] = HfTol.Name,
         [nameof(OptimizerSettings.HfDiagonalPreconditioner)] = HfDiagonal.Name,
+        [nameof(OptimizerSettings.KbfgsMemory)] = KbfgsMemory.Name,
+        ["Memory"] = KbfgsMemory.Name,
+        [nameof(OptimizerSettings.KsdDimension)] = KsdDimension.Name,
+        ["Dimension"] = KsdDimension.Name,
         [nameof(OptimizerSettings.MaxExactParameters)] = MaxExactParams.Name,
         [nameof(OptimizerSettings.DiagnosticsEvery)] = DiagnosticsEvery.Name,
         [nameof(ModelSpec.Kind)] = Model.Name,

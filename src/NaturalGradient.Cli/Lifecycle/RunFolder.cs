@@ -40,7 +40,7 @@ internal static class RunFolder
         if (HoldsRun(dir) && !force)
             throw new UsageException($"--out '{dir}' holds an earlier run; give --force to overwrite it, or --resume '{dir}' to continue it");
         CheckWritable(dir, "--out");
-        if (force)
+        if (force && Directory.Exists(dir))   // --force on a folder that does not exist yet: nothing to remove
             foreach (var m in RunMarkers) File.Delete(Path.Combine(dir, m));
     }
 

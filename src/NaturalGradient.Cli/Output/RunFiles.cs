@@ -106,10 +106,20 @@ internal static class RunFiles
             wall_seconds = r.WallSeconds,
             steps_per_second = r.StepsPerSecond,
             step_ms_median = stepMs.Count == 0 ? (double?)null : stepMs[stepMs.Count / 2],
+            solver_iterations_mean = Mean(r.Steps.Where(s => s.SolverIterations is not null).Select(s => (double)s.SolverIterations!.Value)),
+            solver_reference_steps = r.Steps.Count(s => s.SolverIterationsUnpreconditioned is not null),
+            solver_iterations_saved_mean = Mean(r.Steps.Where(s => s.SolverIterationsUnpreconditioned is not null && s.SolverIterations is not null)
+                .Select(s => (double)(s.SolverIterationsUnpreconditioned!.Value - s.SolverIterations!.Value))),
             rss_mb_step_100 = r.RssAtStep100Mb,
             rss_mb_end = r.RssEndMb,
             rss_growth_percent = r.RssGrowthPercent,
         };
+    }
+
+    private static double? Mean(IEnumerable<double> values)
+    {
+        var list = values.ToList();
+        return list.Count == 0 ? null : list.Average();
     }
 
     private static string Quote(string arg) => arg.Length == 0 || arg.Any(char.IsWhiteSpace) ? $"\"{arg}\"" : arg;

@@ -59,6 +59,13 @@ internal static class CliChoices
         _ => throw Bad(text, "inverse, gradient, replicated"),
     };
 
+    public static Optim.KlClipForm KlClipForm(string text) => Lower(text) switch
+    {
+        "step" => Optim.KlClipForm.StepQuadraticForm,
+        "gradient" => Optim.KlClipForm.PreconditionedGradient,
+        _ => throw Bad(text, "step, gradient"),
+    };
+
     public static HfSolver HfSolver(string text) => Lower(text) switch
     {
         "cg" => Training.HfSolver.Cg,

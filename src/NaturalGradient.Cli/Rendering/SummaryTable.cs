@@ -27,6 +27,13 @@ internal static class SummaryTable
         }
         Row(table, "wall time", string.Create(Inv, $"{r.WallSeconds:F1} s"));
         Row(table, "steps", string.Create(Inv, $"{r.Steps.Count} of {r.Plan.TotalSteps} ({r.StepsPerSecond:F1}/s)"));
+        var measured = r.Steps.Where(s => s.SolverIterationsUnpreconditioned is not null && s.SolverIterations is not null).ToList();
+        if (measured.Count > 0)
+        {
+            double with = measured.Average(s => s.SolverIterations!.Value), without = measured.Average(s => s.SolverIterationsUnpreconditioned!.Value);
+            Row(table, "solver iterations saved", string.Create(Inv,
+                $"{without - with:F1} per step ({with:F1} preconditioned vs {without:F1} without, {measured.Count} steps)"));
+        }
         Row(table, "RSS at step 100", Mb(r.RssAtStep100Mb));
         Row(table, "RSS at end", Mb(r.RssEndMb) + (r.RssGrowthPercent is { } g ? string.Create(Inv, $" ({g:+0.0;-0.0}%)") : ""));
         Row(table, "output", outDir);

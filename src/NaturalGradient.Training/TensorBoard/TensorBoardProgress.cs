@@ -32,6 +32,7 @@ public sealed class TensorBoardProgress : ITrainingProgress
         if (s.Rho is { } rho) values.Add((Tags.Rho, rho));
         if (s.PredictedKl is { } kl) values.Add((Tags.PredictedKl, kl));
         if (s.SolverIterations is { } it) values.Add((Tags.SolverIterations, it));
+        if (s.SolverIterationsUnpreconditioned is { } plain) values.Add((Tags.SolverIterationsUnpreconditioned, plain));
         if (s.CurvatureMs is { } ms) values.Add((Tags.CurvatureMs, ms));
         if (s.Damping is not null || _skipped > 0) values.Add((Tags.SkippedSteps, _skipped));
         _writer.AddScalars(s.Step, values);
@@ -56,6 +57,7 @@ public sealed class TensorBoardProgress : ITrainingProgress
         public const string Rho = "optimizer/rho";
         public const string PredictedKl = "optimizer/predicted_kl";
         public const string SolverIterations = "optimizer/solver_iterations";
+        public const string SolverIterationsUnpreconditioned = "optimizer/solver_iterations_unpreconditioned";
         public const string SkippedSteps = "optimizer/skipped_steps";
         public const string StepMs = "time/step_ms";
         public const string CurvatureMs = "time/curvature_ms";

@@ -25,14 +25,24 @@ public static class MethodDefaults
             "diag" => NaturalGradient(common, learningRate: 0.01, momentum: 0.9, damping: 0.1),
             "kfac" => Kronecker(common, learningRate: 0.1, momentum: 0, damping: 0.01) with { KfacInverse = new KfacOptions().InverseMethod },
             "ekfac" => Kronecker(common, learningRate: 0.03, momentum: 0, damping: 0.01),
-            "hf" => common with { LearningRate = 0.1, Momentum = 0, Damping = 0.01, HfMaxIterations = 10 },
+            // The K-FAC preconditioner's factors come from the step's own batch (β = 0, inverses every step): it must match
+            // the step's Gauss-Newton system, and stale factors cost more iterations than they save (docs/ALGORITHMS.md).
+            "hf" => common with
+            {
+                LearningRate = 0.1, Momentum = 0, Damping = 0.01, HfMaxIterations = 10,
+                Fisher = FisherKind.MonteCarlo, FactorDecay = 0, InverseUpdatePeriod = 1, FactorUpdatePeriod = 1,
+            },
+            // K-BFGS builds its secant pairs from loss gradients: the empirical Fisher (the neutral value) is required.
+            "kbfgs" => common with { LearningRate = 0.03, Momentum = 0.9, Damping = 0.1, Fisher = FisherKind.Empirical },
+            // The subspace search sets the step: only λ (operator damping and step penalty) and k matter.
+            "ksd" => common with { Damping = 0.1, KsdDimension = 8 },
             _ => throw new ArgumentOutOfRangeException(nameof(OptimizerSettings.Name), name,
                 $"{nameof(OptimizerSettings.Name)} must be one of {string.Join(", ", Methods)}, got '{name}'"),
         };
     }
 
     /// <summary>The built-in methods that have defaults here.</summary>
-    public static IReadOnlyList<string> Methods { get; } = new[] { "adam", "block", "diag", "ekfac", "exact", "hf", "kfac", "sgd", "tengrad" };
+    public static IReadOnlyList<string> Methods { get; } = new[] { "adam", "block", "diag", "ekfac", "exact", "hf", "kbfgs", "kfac", "ksd", "sgd", "tengrad" };
 
     private static OptimizerSettings NaturalGradient(OptimizerSettings s, double learningRate, double momentum, double damping) => s with
     {
@@ -74,7 +84,7 @@ public static class MethodDefaults
                 // damping is both the Krylov operator's λ and the step penalty.
                 return new HashSet<string>(StringComparer.Ordinal)
                 {
-                    nameof(OptimizerSettings.Name), nameof(OptimizerSettings.Damping),
+                    nameof(OptimizerSettings.Name), nameof(OptimizerSettings.Damping), nameof(OptimizerSettings.KsdDimension),
                 };
             case "exact" or "block" or "tengrad" or "diag" or "kfac" or "ekfac" or "hf" or "kbfgs" or "auto":
                 break;
@@ -87,11 +97,12 @@ public static class MethodDefaults
             nameof(OptimizerSettings.KlClip), nameof(OptimizerSettings.MetricSource), nameof(OptimizerSettings.ReportPredictedKl),
             nameof(OptimizerSettings.DiagnosticsEvery),
         });
-        // Hessian-free multiplies by the Gauss-Newton matrix; Fisher statistics feed only its diagonal preconditioner.
-        bool fisherStatistics = name != "hf" || settings.HfDiagonalPreconditioner;
+        // Hessian-free multiplies by the Gauss-Newton matrix; Fisher statistics feed only its solver preconditioner.
+        bool fisherStatistics = name != "hf" || settings.HfDiagonalPreconditioner || settings.HfKfacPreconditioner;
         if (fisherStatistics) set.Add(nameof(OptimizerSettings.Fisher));
         if (fisherStatistics && settings.Fisher == FisherKind.MonteCarlo) set.Add(nameof(OptimizerSettings.McSamples));
         if (settings.MetricSource == MetricSource.Unlabeled) set.Add(nameof(OptimizerSettings.UnlabeledCount));
+        if (settings.KlClip is not null) set.Add(nameof(OptimizerSettings.KlClipForm));
         switch (name)
         {
             case "exact":
@@ -127,12 +138,21 @@ public static class MethodDefaults
                 });
                 if (settings.KfacDistribution != KfacDistribution.Replicated) set.Add(nameof(OptimizerSettings.FactorSyncPeriod));
                 break;
+            case "kbfgs":
+                set.Add(nameof(OptimizerSettings.KbfgsMemory));
+                break;
             case "hf":
                 set.UnionWith(new[]
                 {
                     nameof(OptimizerSettings.HfSolver), nameof(OptimizerSettings.HfMaxIterations), nameof(OptimizerSettings.HfTolerance),
                     nameof(OptimizerSettings.HfDiagonalPreconditioner), nameof(OptimizerSettings.HfKfacPreconditioner),
                 });
+                if (settings.HfKfacPreconditioner)
+                    set.UnionWith(new[]
+                    {
+                        nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod),
+                        nameof(OptimizerSettings.FactorDecay), nameof(OptimizerSettings.KfacInverse), nameof(OptimizerSettings.KfacDamping),
+                    });
                 break;
         }
         return set;

@@ -50,11 +50,13 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
             WeightDecay = s.WeightDecay,
             DampingSchedule = s.DampingSchedule,
             KlClip = s.KlClip,
+            KlClipForm = s.KlClipForm,
             ReportPredictedKl = s.ReportPredictedKl,
             Preconditioner = new PreconditionerOptions
             {
                 Structure = structure,
-                Fisher = s.Fisher,
+                // Hessian-free without a solver preconditioner uses no statistics: take the free ones (the loss's own gradients).
+                Fisher = structure == CurvatureStructure.HessianFree && !s.HfDiagonalPreconditioner && !s.HfKfacPreconditioner ? FisherKind.Empirical : s.Fisher,
                 MonteCarloSamples = s.McSamples,
                 Form = s.MetricForm,
                 Damping = s.Damping,
@@ -66,6 +68,7 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
                     MaxIterations = s.HfMaxIterations,
                     RelativeTolerance = s.HfTolerance,
                     DiagonalPreconditioner = s.HfDiagonalPreconditioner,
+                    ReferenceSolveEvery = s.DiagnosticsEvery,
                     KfacPreconditioner = s.HfKfacPreconditioner,
                     KfacPreconditionerOptions = new KfacOptions
                     {
@@ -73,6 +76,7 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
                         InverseMethod = s.KfacInverse, DampingMode = s.KfacDamping,
                     },
                 },
+                Kbfgs = new NaturalGradient.Curvature.Kbfgs.KbfgsOptions { Memory = s.KbfgsMemory },
                 Kfac = new KfacOptions
                 {
                     FactorDecay = s.FactorDecay,
@@ -129,7 +133,10 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
         double loss = _context.DataParallel?.ReduceLoss(r.Loss) ?? r.Loss;
         return new StepResult(loss, r.Damping, double.IsNaN(r.Rho) ? null : r.Rho,
             double.IsNaN(r.PredictedKl) ? null : r.PredictedKl, r.SolverIterations, Skipped: !r.Applied,
-            CurvatureMs: r.CurvatureTime.TotalMilliseconds) { Approximation = Diagnose(x, y, r.Damping) };
+            CurvatureMs: r.CurvatureTime.TotalMilliseconds)
+        {
+            Approximation = Diagnose(x, y, r.Damping), SolverIterationsUnpreconditioned = r.SolverIterationsUnpreconditioned,
+        };
     }
 
     /// <inheritdoc/>

@@ -90,6 +90,12 @@ public sealed record OptimizerSettings
     public double? KlClip { get; init; }
 
     /// <summary>
+    /// How the KL clip measures a step: the predicted KL ½uᵀMu of the applied step (default; one metric product per
+    /// step) or η²Δᵀg of the preconditioned gradient before momentum (Ba et al. 2017; no metric product).
+    /// </summary>
+    public Optim.KlClipForm KlClipForm { get; init; } = Optim.KlClipForm.StepQuadraticForm;
+
+    /// <summary>
     /// Compute the predicted KL ½uᵀMu of every natural-gradient step for the step metrics even without a KL clip or
     /// Levenberg–Marquardt damping (one extra metric product per step); default false. Set by <c>--tensorboard</c>.
     /// </summary>
@@ -109,6 +115,15 @@ public sealed record OptimizerSettings
 
     /// <summary>Relative residual at which the Hessian-free solver stops, &gt; 0; default 1e-4.</summary>
     public double HfTolerance { get; init; } = 1e-4;
+
+    /// <summary>
+    /// K-BFGS: how many damped secant pairs the L-BFGS inverse of each G factor keeps (K-BFGS(L)), ≥ 0; 0 keeps a dense
+    /// out × out inverse updated by BFGS (K-BFGS). Default 0.
+    /// </summary>
+    public int KbfgsMemory { get; init; }
+
+    /// <summary>Krylov subspace descent: k, the Krylov vectors g, Gg, …, G^(k−1)g of each step's basis, ≥ 1; default 8.</summary>
+    public int KsdDimension { get; init; } = 8;
 
     /// <summary>
     /// Every this many steps (≥ 0; 0 = never, the default) the natural-gradient methods measure, on a fixed probe batch,
@@ -156,6 +171,8 @@ public sealed record OptimizerSettings
                 $"{nameof(HfKfacPreconditioner)} and {nameof(HfDiagonalPreconditioner)} exclude each other: choose one solver preconditioner");
         OptionGuard.Positive(HfTolerance, nameof(HfTolerance));
         OptionGuard.AtLeast(MaxExactParameters, 1, nameof(MaxExactParameters));
+        OptionGuard.AtLeast(KbfgsMemory, 0, nameof(KbfgsMemory));
+        OptionGuard.AtLeast(KsdDimension, 1, nameof(KsdDimension));
         OptionGuard.AtLeast(DiagnosticsEvery, 0, nameof(DiagnosticsEvery));
     }
 

@@ -13,4 +13,7 @@ public sealed record StepResult(double Loss, double? Damping = null, double? Rho
 {
     /// <summary>Per-layer approximation diagnostics measured at this step (<see cref="OptimizerSettings.DiagnosticsEvery"/>), or null.</summary>
     public IReadOnlyList<NaturalGradient.Diagnostics.LayerApproximation>? Approximation { get; init; }
+
+    /// <summary>Iterations the solver would have needed without its preconditioner, on the steps that measure it, or null.</summary>
+    public int? SolverIterationsUnpreconditioned { get; init; }
 }

@@ -249,6 +249,7 @@ public sealed class Trainer
             result.PredictedKl, result.SolverIterations, watch.Elapsed.TotalMilliseconds, rss, result.Skipped, result.CurvatureMs)
         {
             Approximation = result.Approximation,
+            SolverIterationsUnpreconditioned = result.SolverIterationsUnpreconditioned,
             CommunicationMs = communicationBefore is { } before ? (_parallel!.Communicator.CommunicationTime - before).TotalMilliseconds : null,
         };
         run.Steps.Add(metrics);

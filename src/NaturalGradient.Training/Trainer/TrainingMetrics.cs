@@ -24,6 +24,12 @@ public sealed record StepMetrics(long Step, int Epoch, double Loss, double Learn
 
     /// <summary>Per-layer approximation diagnostics of this step (a row each in approximation.csv), or null.</summary>
     public IReadOnlyList<NaturalGradient.Diagnostics.LayerApproximation>? Approximation { get; init; }
+
+    /// <summary>
+    /// Iterations the solver needed without its preconditioner on the same system, to the same relative residual, on the
+    /// steps that measure it (Hessian-free with a preconditioner and <c>DiagnosticsEvery</c>), or null.
+    /// </summary>
+    public int? SolverIterationsUnpreconditioned { get; init; }
 }
 
 /// <summary>Full-set evaluation after an epoch (a row of epochs.csv). Epoch 0 is the untrained model.</summary>

@@ -1,3 +1,4 @@
+using NaturalGradient.Fisher;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -5,8 +6,9 @@ namespace NaturalGradient.Capture;
 
 /// <summary>
 /// One covered layer and what its forward hook recorded since the last <see cref="LayerCapture.Clear"/>: one entry per
-/// call. A layer called several times in one forward (weight tying, Siamese branches, a block applied twice) has several
-/// calls; their positions are concatenated, so the per-example gradient is the sum over calls (docs/LAYERS.md).
+/// call. A layer called several times in one forward (Siamese branches, a block applied twice) has several calls; their
+/// positions are concatenated, so the per-example gradient is the sum over calls (docs/LAYERS.md). A tensor tied across
+/// different modules is one layer (<see cref="TiedLayerAdapter"/>) whose calls come from every module using it.
 /// </summary>
 public sealed class CapturedLayer
 {
@@ -33,13 +35,11 @@ public sealed class CapturedLayer
 
     /// <summary>
     /// ā over the calls that reach the metric's scalar (see <see cref="LayerCall.Connected"/>), concatenated along the
-    /// position dimension: m × (Σ T_c) × width.
+    /// position dimension: m × (Σ T_c) × width. Not defined for tied layers (their activations depend on the use).
     /// </summary>
     public Tensor Activations()
     {
-        var used = _calls.Where(c => c.Connected).ToList();
-        if (used.Count == 0) used = _calls.Take(1).ToList();
-        var parts = used.Select(c => Adapter.Activations(c.Input)).ToArray();
+        var parts = UsedCalls().Select(c => Adapter.Activations(_calls[c].Input)).ToArray();
         CheckBatch(parts);
         return parts.Length == 1 ? parts[0] : cat(parts, 1);
     }
@@ -48,10 +48,39 @@ public sealed class CapturedLayer
     public Tensor? Tokens()
     {
         if (Adapter is not ITokenLayerAdapter tokens) return null;
-        var used = _calls.Where(c => c.Connected).ToList();
-        if (used.Count == 0) used = _calls.Take(1).ToList();
-        var parts = used.Select(c => tokens.Tokens(c.Input)).ToArray();
+        var parts = UsedCalls().Select(c => tokens.Tokens(_calls[c].Input)).ToArray();
         return parts.Length == 1 ? parts[0] : cat(parts, 1);
+    }
+
+    /// <summary>Indices of the connected calls; the first call when none is (its statistics are then zero).</summary>
+    private List<int> UsedCalls()
+    {
+        var used = Enumerable.Range(0, _calls.Count).Where(c => _calls[c].Connected).ToList();
+        return used.Count > 0 ? used : new List<int> { 0 };
+    }
+
+    /// <summary>
+    /// The layer's statistics from the gradients a scalar (or several, one per gradient sample) left at its recorded
+    /// outputs: <paramref name="passes"/>[s][c] is the gradient at call c's output in pass s (null: the call is outside
+    /// that scalar's graph). Calls outside every pass's graph are marked not connected and left out.
+    /// </summary>
+    /// <param name="passes">One array per gradient sample, one entry per recorded call (detached, the output's shape).</param>
+    /// <param name="weight">w of M = w Σ g gᵀ.</param>
+    internal LayerStatistics Statistics(IReadOnlyList<Tensor?[]> passes, double weight)
+    {
+        for (int c = 0; c < _calls.Count; c++) _calls[c].Connected = passes.Any(p => p[c] is not null);
+        var used = UsedCalls();
+        CheckBatch(used.Select(c => _calls[c].Output).ToArray());
+        if (Adapter is TiedLayerAdapter tied) return tied.Statistics(_calls, passes, used, weight);
+        Tensor Delta(Tensor?[] pass, int c) => Adapter.OutputGradients(pass[c] ?? zeros_like(_calls[c].Output).detach());
+        var gradients = stack(passes.Select(p =>
+        {
+            var parts = used.Select(c => Delta(p, c)).ToArray();
+            return parts.Length == 1 ? parts[0] : cat(parts, 1);
+        }).ToArray());
+        return Tokens() is { } tokens
+            ? LayerStatistics.FromTokens(Adapter, tokens, gradients, weight)
+            : new LayerStatistics(Adapter, Activations(), gradients, weight);
     }
 
     internal void CheckBatch(Tensor[] parts)
@@ -62,10 +91,13 @@ public sealed class CapturedLayer
                 $"({string.Join(", ", parts.Select(p => p.shape[0]))}); a shared layer must see the same m examples in every call");
     }
 
-    internal void Record(Tensor input, Tensor output)
+    /// <param name="input">The call's input.</param>
+    /// <param name="output">The call's output.</param>
+    /// <param name="use">For a tied layer, the index of the module that made the call (in <see cref="TiedLayerAdapter.Uses"/>).</param>
+    internal void Record(Tensor input, Tensor output, int use = 0)
     {
         // nn.Sequential disposes intermediate outputs after use: keep second handles to the same storage.
-        _calls.Add(new LayerCall(input.detach(), output.alias()));
+        _calls.Add(new LayerCall(input.detach(), output.alias(), use));
     }
 
     /// <remarks>The recorded tensors belong to the dispose scope that was current during the forward pass.</remarks>
@@ -75,11 +107,15 @@ public sealed class CapturedLayer
 /// <summary>One forward call of a covered layer: its input (detached) and output (in the graph).</summary>
 public sealed class LayerCall
 {
-    internal LayerCall(Tensor input, Tensor output)
+    internal LayerCall(Tensor input, Tensor output, int use)
     {
         Input = input;
         Output = output;
+        Use = use;
     }
+
+    /// <summary>For a tied layer, which of its modules made the call (index into <see cref="TiedLayerAdapter.Uses"/>); 0 otherwise.</summary>
+    public int Use { get; }
 
     public Tensor Input { get; }
     public Tensor Output { get; }

@@ -10,8 +10,10 @@ namespace NaturalGradient.Capture;
 /// Indices of any shape m × T₁ × … are accepted; every dimension after the first is a position.
 /// </summary>
 /// <remarks>
-/// K-FAC uses A = (1/m) Σᵢₜ e_k e_kᵀ = diag(token counts)/m, built from the indices (<see cref="Tokens"/>); TENGraD's
-/// Gram uses āᵢₜ·āⱼᵤ = [kᵢₜ = kⱼᵤ]. The dense methods form one-hot activations (m · T · V values).
+/// The statistics carry the indices (<see cref="Tokens"/>), never one-hot rows: per-example gradients, diagonals and
+/// TENGraD's products are scatter-adds and gathers over the positions (<see cref="Fisher.TokenGradients"/>); K-FAC uses
+/// A = (1/m) Σᵢₜ e_k e_kᵀ = diag(token counts)/m (a dense V × V matrix) and TENGraD's Gram āᵢₜ·āⱼᵤ = [kᵢₜ = kⱼᵤ].
+/// <see cref="Activations"/> (one-hot rows, m · T · V values) is formed only for a method that asks for it (K-BFGS).
 /// TorchSharp 0.107's Embedding does not expose padding_idx or max_norm: models using them are not covered correctly.
 /// </remarks>
 public sealed class EmbeddingAdapter : LayerAdapterBase, ITokenLayerAdapter

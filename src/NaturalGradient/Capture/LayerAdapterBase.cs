@@ -89,39 +89,13 @@ public abstract class LayerAdapterBase : ILayerAdapter
         return cols.Count == 1 ? cols[0].clone() : cat(cols.ToArray(), 1);
     }
 
-    public Tensor GradientMatrix()
-    {
-        using var _ = no_grad();
-        return JoinMatrix(Parameters.Select(p => p.grad is null ? zeros_like(p) : p.grad).ToList());
-    }
+    public Tensor GradientMatrix() => ParameterMatrix.Gradient(this);
 
-    public void WriteGradientMatrix(Tensor g)
-    {
-        using var _ = no_grad();
-        var parts = SplitMatrix(g);
-        for (int i = 0; i < Parameters.Count; i++) SetGrad(Parameters[i], parts[i].to_type(Parameters[i].dtype));
-    }
+    public void WriteGradientMatrix(Tensor g) => ParameterMatrix.WriteGradient(this, g);
 
-    private static void SetGrad(Parameter p, Tensor value)
-    {
-        if (p.grad is null)
-            p.grad = value.contiguous().clone().DetachFromDisposeScope();
-        else
-            p.grad.copy_(value);
-    }
+    public void AddToWeights(Tensor update) => ParameterMatrix.AddToWeights(this, update);
 
-    public void AddToWeights(Tensor update)
-    {
-        using var _ = no_grad();
-        var parts = SplitMatrix(update);
-        for (int i = 0; i < Parameters.Count; i++) Parameters[i].add_(parts[i].to_type(Parameters[i].dtype));
-    }
-
-    public Tensor WeightMatrix()
-    {
-        using var _ = no_grad();
-        return JoinMatrix(Parameters.Select(p => p.detach()).ToList());
-    }
+    public Tensor WeightMatrix() => ParameterMatrix.Weights(this);
 
     /// <summary>m of a recorded call (its first dimension); inputs without a batch dimension are refused.</summary>
     protected long BatchSize(Tensor input, long minDims)

@@ -14,8 +14,10 @@ namespace NaturalGradient.Capture;
 /// <para>Hooks fire only for modules invoked with <c>call(...)</c>. Layers whose hook did not fire although they
 /// contributed to a loss are reported by <see cref="ThrowIfBypassed"/>. Set <see cref="Enabled"/> to false
 /// (or dispose) and the hooks return at once, so plain training pays nothing.</para>
-/// <para>A layer may run several times in one forward (shared weights): every call is recorded and the calls are
-/// concatenated as positions. Calls whose output turns out not to reach the metric's scalar (a validation forward run
+/// <para>A layer may run several times in one forward (a shared module): every call is recorded and the calls are
+/// concatenated as positions. Different modules that share a trainable tensor (weight tying) are covered as one
+/// <see cref="TiedLayerAdapter"/> whose calls come from all of them; when that is not possible (a use IncludeLayer
+/// excludes, a kind without tied layout) they keep their plain gradient (<see cref="UncoveredTies"/>). Calls whose output turns out not to reach the metric's scalar (a validation forward run
 /// with gradients on) are ignored (<see cref="LayerCall.Connected"/>).</para>
 /// <para>Coverage is per tensor: parameters with requires_grad = false are left out of every layer's W̄; a layer
 /// with no trainable parameter is not covered. Changing requires_grad afterwards is refused at the next collection.</para>
@@ -27,6 +29,7 @@ public sealed class LayerCapture : IDisposable
     private readonly List<CapturedLayer> _layers = new();
     private readonly List<Action> _removers = new();
     private readonly List<(CapturedLayer Layer, Parameter[] All, bool[] Trainable)> _trainableAtStart = new();
+    private readonly Dictionary<string, string> _tensorNames = new();
     private (string Name, string Kind)? _coupling;
 
     /// <param name="model">The model whose layers to cover.</param>
@@ -36,34 +39,72 @@ public sealed class LayerCapture : IDisposable
     {
         Registry = registry ?? LayerRegistry.Default;
         Include = include;
-        var candidates = new List<(Module Module, ILayerAdapter Adapter)>();
+        var candidates = new List<(string Name, Module Module, ILayerAdapter Adapter, bool Included)>();
         foreach (var (name, module) in model.named_modules())
         {
             if (module is NormBase norm) _removers.Add(AddCouplingHook(name, norm));
-            if (include is not null && !include(name)) continue;
             if (!Registry.TryCreate(name, module, out var adapter)) continue;
             if (adapter!.Parameters.Count == 0) continue;
-            candidates.Add((module, adapter));
+            candidates.Add((name, module, adapter, include is null || include(name)));
         }
-        // A tensor used by two different layers (an Embedding tied to an output Linear) would get two blocks and two
-        // .grad writes: such layers are left to the plain gradient (reported). A module called twice is one layer.
-        var owners = candidates.SelectMany(c => c.Adapter.Parameters.Select(p => (Key: TensorIdentity.Key(p), c.Adapter.Name)))
-            .GroupBy(x => x.Key).Where(g => g.Count() > 1).ToList();
-        foreach (var g in owners) SharedAcrossLayers[g.Key] = g.Select(x => x.Name).ToList();
-        var tied = owners.SelectMany(g => g.Select(x => x.Name)).ToHashSet();
-        foreach (var (module, adapter) in candidates)
+        // Layers that share a trainable tensor (weight tying across modules) form one group, found by storage identity.
+        var tensorNames = _tensorNames;
+        foreach (var (pname, p) in model.named_parameters()) tensorNames.TryAdd(TensorIdentity.Key(p), pname);
+        var group = Enumerable.Range(0, candidates.Count).ToArray();
+        int Root(int i) => group[i] == i ? i : group[i] = Root(group[i]);
+        var firstUser = new Dictionary<string, int>();
+        var users = new Dictionary<string, List<int>>();
+        for (int i = 0; i < candidates.Count; i++)
+            foreach (var p in candidates[i].Adapter.Parameters)
+            {
+                var key = TensorIdentity.Key(p);
+                if (firstUser.TryGetValue(key, out int j)) group[Root(i)] = Root(j);
+                else firstUser[key] = i;
+                if (!users.TryGetValue(key, out var list)) users[key] = list = new List<int>();
+                list.Add(i);
+            }
+        foreach (var members in Enumerable.Range(0, candidates.Count).GroupBy(Root).Select(g => g.ToList()))
         {
-            if (tied.Contains(adapter.Name)) continue;
-            var layer = new CapturedLayer(adapter);
-            _layers.Add(layer);
-            _removers.Add(AddHook(module, layer));
-            var all = module.parameters(recurse: false).ToArray();
+            if (members.Count == 1)
+            {
+                var (_, module, adapter, included) = candidates[members[0]];
+                if (included) Cover(new CapturedLayer(adapter), new[] { module });
+                continue;
+            }
+            var tiedKeys = users.Where(kv => kv.Value.Count > 1 && members.Contains(kv.Value[0])).Select(kv => kv.Key).ToList();
+            var names = tiedKeys.Select(k => tensorNames.TryGetValue(k, out var n) ? n : k).ToList();
+            string layers = string.Join(" and ", members.Select(i => $"'{candidates[i].Name}'"));
+            var excluded = members.Where(i => !candidates[i].Included).Select(i => $"'{candidates[i].Name}'").ToList();
+            string? reason = null;
+            TiedLayerAdapter? tied = null;
+            if (excluded.Count > 0)
+                reason = $"tied across layers {layers}, and IncludeLayer excludes {string.Join(" and ", excluded)}";
+            else if ((tied = TiedLayerAdapter.TryCreate(members.Select(i => candidates[i].Adapter).ToList(), names, out var why)) is null)
+                reason = $"tied across layers {layers}: {why}";
+            if (tied is not null)
+                Cover(new CapturedLayer(tied), members.Select(i => candidates[i].Module).ToArray());
+            else
+                foreach (var k in tiedKeys) UncoveredTies[k] = reason!;
+        }
+    }
+
+    /// <summary>Hooks every module of a covered layer (several for a tied layer: the call records which one it was).</summary>
+    private void Cover(CapturedLayer layer, Module[] modules)
+    {
+        _layers.Add(layer);
+        for (int u = 0; u < modules.Length; u++)
+        {
+            _removers.Add(AddHook(modules[u], layer, u));
+            var all = modules[u].parameters(recurse: false).ToArray();
             _trainableAtStart.Add((layer, all, all.Select(p => p.requires_grad).ToArray()));
         }
     }
 
-    /// <summary>Parameter tensors (by <see cref="TensorIdentity.Key"/>) used by several different layers, with those layers' names; not covered.</summary>
-    public Dictionary<string, List<string>> SharedAcrossLayers { get; } = new();
+    /// <summary>
+    /// Parameter tensors (by <see cref="TensorIdentity.Key"/>) shared by several layers that could not be covered together,
+    /// with the reason; they keep their plain gradient. Tied tensors that are covered belong to a <see cref="TiedLayerAdapter"/>.
+    /// </summary>
+    public Dictionary<string, string> UncoveredTies { get; } = new();
 
     /// <summary>The registry the layers were matched against.</summary>
     public LayerRegistry Registry { get; }
@@ -77,14 +118,14 @@ public sealed class LayerCapture : IDisposable
     /// <summary>When false the hooks record nothing. Default true.</summary>
     public bool Enabled { get; set; } = true;
 
-    private Action AddHook(Module module, CapturedLayer layer)
+    private Action AddHook(Module module, CapturedLayer layer, int use)
     {
         if (module is not Module<Tensor, Tensor> typed)
             throw new NotSupportedException($"layer '{layer.Name}' ({module.GetType().Name}) is not a single-input module");
         var remover = typed.register_forward_hook((_, input, output) =>
         {
             if (Enabled && is_grad_enabled() && output.requires_grad)
-                layer.Record(input, output);
+                layer.Record(input, output, use);
             return null!;
         });
         return remover.remove;
@@ -141,31 +182,101 @@ public sealed class LayerCapture : IDisposable
         }
     }
 
+    /// <summary>Relative difference above which <see cref="ThrowIfUsedOutside"/> refuses a tensor (float32 sums agree to ~10⁻⁶).</summary>
+    public const double OutsideUseTolerance = 1e-3;
+
+    /// <summary>
+    /// Throws <see cref="TensorUsedOutsideLayerException"/> when a covered tensor's gradient of <paramref name="scalar"/>
+    /// is not the sum of what its layer's recorded calls give (Σ over examples and positions of δ āᵀ): the tensor is
+    /// also used outside its module (functionally) or the module also ran through forward(x). The difference of each
+    /// tensor is measured against the norm of its layer's whole gradient (a tensor whose gradient vanishes, like an
+    /// attention key's bias, is not judged on rounding alone). Two backward passes (the graph is kept) and one host
+    /// read; run it once, on the first batch.
+    /// </summary>
+    /// <returns>False when the gradients are not finite and nothing could be decided (check again on a later batch).</returns>
+    public bool ThrowIfUsedOutside(Tensor scalar, IReadOnlyList<CapturedLayer> layers)
+    {
+        if (!scalar.requires_grad || layers.Count == 0) return true;
+        using var scope = NewDisposeScope();
+        var perCall = CallGradients(scalar, layers);
+        var parameters = layers.SelectMany(l => l.Adapter.Parameters).ToList();
+        var actual = autograd.grad(new[] { scalar }, parameters.Cast<Tensor>().ToList(), retain_graph: true, allow_unused: true);
+        var differences = new List<Tensor>(parameters.Count);
+        var scales = new List<Tensor>(parameters.Count);
+        var owners = new List<(CapturedLayer Layer, Parameter Tensor)>(parameters.Count);
+        int k = 0;
+        for (int l = 0; l < layers.Count; l++)
+        {
+            var expected = layers[l].Adapter.SplitMatrix(layers[l].Statistics(new[] { perCall[l] }, 1.0).GradientSum());
+            var norms = new List<Tensor>(expected.Count);
+            for (int i = 0; i < expected.Count; i++, k++)
+            {
+                var p = layers[l].Adapter.Parameters[i];
+                var got = (actual[k] is { IsInvalid: false } a ? a.detach() : zeros_like(p)).to_type(ScalarType.Float64);
+                var e = expected[i].to_type(ScalarType.Float64);
+                differences.Add((got - e).norm());
+                norms.Add(got.norm() + e.norm());
+                owners.Add((layers[l], p));
+            }
+            var layerScale = stack(norms.ToArray()).sum();
+            scales.AddRange(norms.Select(_ => layerScale));
+        }
+        var d = stack(differences.ToArray());
+        var scale = stack(scales.ToArray());
+        var values = (d / (scale + 1e-12 * scale.max() + 1e-300)).data<double>().ToArray();
+        if (values.Any(v => !double.IsFinite(v))) return false;
+        for (int i = 0; i < values.Length; i++)
+            if (values[i] > OutsideUseTolerance)
+            {
+                var (layer, p) = owners[i];
+                string name = _tensorNames.TryGetValue(TensorIdentity.Key(p), out var n) ? n : layer.Name;
+                throw new TensorUsedOutsideLayerException(name, layer.Name, layer.Adapter.KindName, values[i]);
+            }
+        return true;
+    }
+
+    /// <summary>
+    /// Gradients of <paramref name="scalar"/> with respect to every recorded call's output, per layer in the order of
+    /// <paramref name="layers"/>, one entry per call (detached; null where the call is outside the scalar's graph).
+    /// One backward pass; the graph is kept (retain_graph) for further passes.
+    /// </summary>
+    public IReadOnlyList<Tensor?[]> CallGradients(Tensor scalar, IReadOnlyList<CapturedLayer> layers, bool retainGraph = true)
+    {
+        var calls = layers.SelectMany(l => l.Calls).ToList();
+        var grads = autograd.grad(new[] { scalar }, calls.Select(c => c.Output).ToList(), retain_graph: retainGraph, allow_unused: true);
+        var result = new List<Tensor?[]>(layers.Count);
+        int k = 0;
+        foreach (var layer in layers)
+        {
+            var perCall = new Tensor?[layer.CallCount];
+            for (int c = 0; c < perCall.Length; c++, k++)
+                perCall[c] = grads[k] is { IsInvalid: false } g ? g.detach() : null;
+            result.Add(perCall);
+        }
+        return result;
+    }
+
     /// <summary>
     /// Gradients of <paramref name="scalar"/> with respect to each recorded layer's outputs, as m × T × out tensors
     /// in the order of <paramref name="layers"/> (the calls of a shared layer concatenated along T). Calls outside the
     /// scalar's graph are marked not connected and left out. The graph is kept (retain_graph) for further passes.
     /// </summary>
+    /// <exception cref="NotSupportedException">A layer is tied across modules (its statistics come from <see cref="CallGradients"/>).</exception>
     public IReadOnlyList<Tensor> OutputGradients(Tensor scalar, IReadOnlyList<CapturedLayer> layers, bool retainGraph = true)
     {
-        var calls = layers.SelectMany(l => l.Calls).ToList();
-        var grads = autograd.grad(new[] { scalar }, calls.Select(c => c.Output).ToList(), retain_graph: retainGraph, allow_unused: true);
+        var perLayer = CallGradients(scalar, layers, retainGraph);
         var result = new List<Tensor>(layers.Count);
-        int k = 0;
-        foreach (var layer in layers)
+        for (int l = 0; l < layers.Count; l++)
         {
+            var layer = layers[l];
             var parts = new List<Tensor>(layer.CallCount);
-            Tensor? first = null;
-            foreach (var call in layer.Calls)
+            for (int c = 0; c < layer.CallCount; c++)
             {
-                var g = grads[k++];
-                bool defined = g is not null && !g.IsInvalid;
-                call.Connected = defined;
-                var arranged = layer.Adapter.OutputGradients(defined ? g!.detach() : zeros_like(call.Output).detach());
-                first ??= arranged;
-                if (defined) parts.Add(arranged);
+                var call = layer.Calls[c];
+                call.Connected = perLayer[l][c] is not null;
+                if (call.Connected) parts.Add(layer.Adapter.OutputGradients(perLayer[l][c]!));
             }
-            if (parts.Count == 0) parts.Add(first!);
+            if (parts.Count == 0) parts.Add(layer.Adapter.OutputGradients(zeros_like(layer.Calls[0].Output).detach()));
             layer.CheckBatch(parts.ToArray());
             result.Add(parts.Count == 1 ? parts[0] : cat(parts.ToArray(), 1));
         }

@@ -49,6 +49,22 @@ public sealed partial class BlockDiagonalCurvature : ICurvature
         return layers.Select((l, i) => Block(l.Name).Precondition(gradients[i], lambdas[i])).ToList();
     }
 
+    /// <summary>As <see cref="Precondition"/>, each block taking its mean-gradient route when it has one (<see cref="ICurvatureBlock.PreconditionMeanGradient"/>).</summary>
+    public IReadOnlyList<Tensor> PreconditionMeanGradient(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients,
+        IReadOnlyList<Fisher.LayerStatistics> statistics, double damping)
+    {
+        if (statistics.Count != layers.Count) return Precondition(layers, gradients, damping);
+        var lambdas = LayerDampings(layers, damping);
+        _lastDamping.Clear();
+        for (int i = 0; i < layers.Count; i++) _lastDamping[layers[i].Name] = lambdas[i];
+        return layers.Select((l, i) =>
+        {
+            var block = Block(l.Name);
+            var fromStatistics = ReferenceEquals(statistics[i].Adapter, l) ? block.PreconditionMeanGradient(statistics[i], lambdas[i]) : null;
+            return fromStatistics?.to_type(gradients[i].dtype) ?? block.Precondition(gradients[i], lambdas[i]);
+        }).ToList();
+    }
+
     /// <summary>λ_l per layer: λ for <see cref="Damping.LayerDamping.Global"/>; λ · max(c_l, 10⁻⁸ max c) with c_l = tr(M_l)/p_l otherwise.</summary>
     public double[] LayerDampings(IReadOnlyList<ILayerAdapter> layers, double damping)
     {

@@ -16,6 +16,16 @@ public interface ICurvature : IDisposable
     /// <summary>Δ = (M + λI)⁻¹ g for each layer's gradient matrix. Returns fresh tensors.</summary>
     IReadOnlyList<Tensor> Precondition(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients, double damping);
 
+    /// <summary>
+    /// Δ = (M + λI)⁻¹ g where each gradient g is known to be the mean gradient of the layer's metric statistics,
+    /// g = w Σᵢ δᵢāᵢᵀ (the empirical Fisher's statistics taken from the backward pass of the same batch's mean loss,
+    /// s = 1), so a method may form Δ from Ā and D instead of g when that is cheaper (same result up to round-off).
+    /// <paramref name="statistics"/> are those of the last <see cref="Update"/>, in the order of <paramref name="layers"/>.
+    /// Defaults to <see cref="Precondition"/>.
+    /// </summary>
+    IReadOnlyList<Tensor> PreconditionMeanGradient(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients,
+        IReadOnlyList<Fisher.LayerStatistics> statistics, double damping) => Precondition(layers, gradients, damping);
+
     /// <summary>M v (no damping): for the predicted KL ½ΔᵀMΔ and Levenberg–Marquardt's quadratic model.</summary>
     IReadOnlyList<Tensor> Multiply(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> vectors);
 
@@ -47,6 +57,12 @@ public interface ICurvatureBlock : IDisposable
 
     /// <summary>(B + λI)⁻¹ g for the layer's W̄-shaped gradient g.</summary>
     Tensor Precondition(Tensor gradient, double damping);
+
+    /// <summary>
+    /// (B + λI)⁻¹ g for the statistics' mean gradient g = w Σᵢ δᵢāᵢᵀ (s = 1), formed from Ā and D when that is cheaper
+    /// than from g; null when the block has no such route (the caller then uses <see cref="Precondition"/>).
+    /// </summary>
+    Tensor? PreconditionMeanGradient(Fisher.LayerStatistics statistics, double damping) => null;
 
     /// <summary>B v for a W̄-shaped v.</summary>
     Tensor Multiply(Tensor v);

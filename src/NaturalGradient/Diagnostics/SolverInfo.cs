@@ -9,6 +9,10 @@ internal static class SolverInfo
     /// <summary>Fills the solver fields of <paramref name="report"/> from <paramref name="curvature"/>, if it solves iteratively.</summary>
     public static StepReport With(StepReport report, ICurvature curvature) =>
         curvature is HessianFreeCurvature { LastReport: { } last }
-            ? report with { SolverIterations = last.Iterations, SolverRelativeResidual = last.RelativeResidual, SolverStatus = last.Status }
+            ? report with
+            {
+                SolverIterations = last.Iterations, SolverRelativeResidual = last.RelativeResidual, SolverStatus = last.Status,
+                SolverIterationsUnpreconditioned = ((HessianFreeCurvature)curvature).LastReference?.Iterations,
+            }
             : report;
 }

@@ -36,6 +36,13 @@ public sealed record StepReport(double Loss, double Damping, double Rho, double 
     /// <summary>Relative residual ‖b − AΔ‖ / ‖b‖ the iterative solver reached, or null for direct solves.</summary>
     public double? SolverRelativeResidual { get; init; }
 
+    /// <summary>
+    /// Iterations the unpreconditioned solver needed for the same system to the same relative residual, on the steps that
+    /// measure it (<see cref="Curvature.HessianFree.HessianFreeOptions.ReferenceSolveEvery"/>); null otherwise. The
+    /// preconditioner saved SolverIterationsUnpreconditioned − SolverIterations.
+    /// </summary>
+    public int? SolverIterationsUnpreconditioned { get; init; }
+
     /// <summary>Why the iterative solver stopped, or null for direct solves.</summary>
     public SolveStatus? SolverStatus { get; init; }
 

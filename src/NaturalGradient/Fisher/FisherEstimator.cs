@@ -36,21 +36,21 @@ public sealed class FisherEstimator
         LayerCapture capture, IReadOnlyList<CapturedLayer> layers, Tensor output, Tensor? targets, Generator? generator = null)
     {
         long m = output.shape[0];
-        var passes = new List<IReadOnlyList<Tensor>>();
+        var passes = new List<IReadOnlyList<Tensor?[]>>();
         double weight;
         switch (Kind)
         {
             case FisherKind.Empirical:
                 if (targets is null)
                     throw new InvalidOperationException("the empirical Fisher needs the batch's labels; use the Monte-Carlo or exact Fisher for unlabeled metric inputs");
-                passes.Add(capture.OutputGradients(Likelihood.PerExampleLoss(output, targets).sum(), layers));
+                passes.Add(capture.CallGradients(Likelihood.PerExampleLoss(output, targets).sum(), layers));
                 weight = 1.0 / m;
                 break;
             case FisherKind.MonteCarlo:
                 for (int s = 0; s < MonteCarloSamples; s++)
                 {
                     var sampled = Likelihood.SampleTargets(output, generator);
-                    passes.Add(capture.OutputGradients(Likelihood.PerExampleLoss(output, sampled).sum(), layers));
+                    passes.Add(capture.CallGradients(Likelihood.PerExampleLoss(output, sampled).sum(), layers));
                 }
                 weight = 1.0 / (m * (double)MonteCarloSamples);
                 break;
@@ -58,25 +58,22 @@ public sealed class FisherEstimator
                 // F = (1/m) Σᵢ J_rᵢᵀ Bᵢ Bᵢᵀ J_rᵢ: backpropagating Σᵢ rᵢ·Bᵢ[:, c] gives J_rᵢᵀ Bᵢ[:, c] at once for all i.
                 var factor = Likelihood.OutputFisherFactor(output).detach();
                 for (long c = 0; c < factor.shape[2]; c++)
-                    passes.Add(capture.OutputGradients((output * factor.select(2, c)).sum(), layers));
+                    passes.Add(capture.CallGradients((output * factor.select(2, c)).sum(), layers));
                 weight = 1.0 / m;
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(Kind), Kind, "unknown Fisher kind");
         }
-        // Activations after the passes: they mark the calls outside the metric's graph (a validation forward), which are left out.
+        // Calls outside every pass's graph (a validation forward) are left out.
         var result = new List<LayerStatistics>(layers.Count);
         for (int l = 0; l < layers.Count; l++)
-            result.Add(new LayerStatistics(layers[l].Adapter, layers[l].Activations(), stack(passes.Select(p => p[l]).ToArray()), weight)
-            {
-                Tokens = layers[l].Tokens(),
-            });
+            result.Add(layers[l].Statistics(passes.Select(p => p[l]).ToList(), weight));
         return result;
     }
 
     /// <summary>
     /// Prepares the empirical Fisher from the training loss's own backward pass: asks autograd to keep the gradient of
-    /// every recorded call's layer output. Call before <c>loss.backward()</c>, then <see cref="CollectFromLossGradients"/>.
+    /// every recorded layer output. Call before <c>loss.backward()</c>, then <see cref="CollectFromLossGradients"/>.
     /// </summary>
     public static void RetainOutputGradients(IReadOnlyList<CapturedLayer> layers)
     {
@@ -89,9 +86,8 @@ public sealed class FisherEstimator
     /// (kept by <see cref="RetainOutputGradients"/>), with no second backward pass. The loss is the batch mean of the
     /// per-example losses (the <see cref="ILikelihood.Loss"/> convention), so its gradient with respect to example i's
     /// layer output is δᵢ / m, and δ = m · ∂L/∂out (s = 1, w = 1/m: the same statistics as <see cref="Collect"/> with
-    /// <see cref="FisherKind.Empirical"/>). A layer called several times contributes every call that reached the loss,
-    /// concatenated along the positions (as in <see cref="LayerCapture.OutputGradients"/>); a call the loss did not
-    /// reach (a validation forward with gradients on) is marked not connected and left out.
+    /// <see cref="FisherKind.Empirical"/>). Every call of a shared or tied layer is used; calls whose output received no
+    /// gradient (a validation forward) are left out.
     /// </summary>
     /// <param name="layers">The recorded layers, in model order.</param>
     /// <param name="batchSize">m, the number of examples the loss averages over.</param>
@@ -100,25 +96,8 @@ public sealed class FisherEstimator
         var result = new List<LayerStatistics>(layers.Count);
         foreach (var l in layers)
         {
-            var parts = new List<Tensor>(l.CallCount);
-            Tensor? first = null;
-            foreach (var call in l.Calls)
-            {
-                var grad = call.Output.grad;
-                bool defined = grad is not null && !grad.IsInvalid;
-                call.Connected = defined;
-                var arranged = l.Adapter.OutputGradients(defined ? grad!.detach().mul(batchSize) : zeros_like(call.Output).detach());
-                first ??= arranged;
-                if (defined) parts.Add(arranged);
-            }
-            if (parts.Count == 0) parts.Add(first!);
-            l.CheckBatch(parts.ToArray());
-            var delta = parts.Count == 1 ? parts[0] : cat(parts.ToArray(), 1);
-            result.Add(new LayerStatistics(l.Adapter, l.Activations(), delta.unsqueeze(0), 1.0 / batchSize)
-            {
-                Tokens = l.Tokens(),
-                GradientWeight = 1.0 / batchSize,
-            });
+            var grads = l.Calls.Select(c => c.Output.grad is { IsInvalid: false } g ? g.detach().mul(batchSize) : null).ToArray();
+            result.Add(l.Statistics(new[] { grads }, 1.0 / batchSize).WithGradientWeight(1.0 / batchSize));
         }
         return result;
     }

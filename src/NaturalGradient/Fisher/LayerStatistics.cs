@@ -10,25 +10,69 @@ namespace NaturalGradient.Fisher;
 /// the layer's metric is M = w Σₛ Σᵢ gᵢₛ gᵢₛᵀ with gᵢₛ = vec(Σₜ δᵢₛₜ āᵢₜᵀ) (row-major vec of W̄).
 /// </summary>
 /// <remarks>
-/// Empirical Fisher: s = 1, w = 1/m (seed 000 eq 37). Monte-Carlo Fisher: s = k sampled targets, w = 1/(m k).
-/// Exact Fisher (GGN): s = columns of the output-Fisher factor B, w = 1/m (seed 001 §7).
+/// <para>Empirical Fisher: s = 1, w = 1/m (seed 000 eq 37). Monte-Carlo Fisher: s = k sampled targets, w = 1/(m k).
+/// Exact Fisher (GGN): s = columns of the output-Fisher factor B, w = 1/m (seed 001 §7).</para>
+/// <para>Index layers (Embedding) carry their token indices (<see cref="Tokens"/>, m × T) instead of one-hot
+/// activations (<see cref="FromTokens"/>): per-example gradients, diagonals and TENGraD's products are formed from
+/// the indices, so no m × T × V tensor exists. <see cref="Activations"/> still returns the one-hot rows when a method
+/// asks for them (K-BFGS), formed on each access.</para>
+/// <para>Activations may also depend on the gradient sample (s × m × T × in'): a tensor tied across layers in transposed
+/// layouts (<see cref="TiedLayerAdapter"/>) has the output gradient of one use on its activation side.</para>
 /// </remarks>
 public sealed class LayerStatistics
 {
+    private readonly Tensor? _activations;
+
+    /// <param name="adapter">The layer.</param>
+    /// <param name="activations">ā: m × T × in', or s × m × T × in' when it depends on the gradient sample.</param>
+    /// <param name="outputGradients">δ: s × m × T × out.</param>
+    /// <param name="weight">w of M = w Σ g gᵀ.</param>
+    /// <exception cref="ArgumentException">A tensor has the wrong number of dimensions.</exception>
     public LayerStatistics(ILayerAdapter adapter, Tensor activations, Tensor outputGradients, double weight)
     {
-        if (activations.dim() != 3) throw new ArgumentException("activations must be m × T × in'", nameof(activations));
+        if (activations.dim() != 3 && activations.dim() != 4)
+            throw new ArgumentException("activations must be m × T × in' (or s × m × T × in')", nameof(activations));
         if (outputGradients.dim() != 4) throw new ArgumentException("output gradients must be s × m × T × out", nameof(outputGradients));
         Adapter = adapter;
-        Activations = activations;
+        _activations = activations;
         OutputGradients = outputGradients;
         Weight = weight;
     }
 
+    private LayerStatistics(ILayerAdapter adapter, Tensor tokens, Tensor outputGradients, double weight, bool _)
+    {
+        Adapter = adapter;
+        Tokens = tokens;
+        OutputGradients = outputGradients;
+        Weight = weight;
+    }
+
+    /// <summary>
+    /// Statistics of an index layer (W̄ of width V = <see cref="ILayerAdapter.InputDim"/>, āᵢₜ = e_{kᵢₜ}) from its
+    /// token indices <paramref name="tokens"/> (m × T, int64) and δ (s × m × T × out), without one-hot rows.
+    /// </summary>
+    /// <exception cref="ArgumentException">Shapes do not match.</exception>
+    public static LayerStatistics FromTokens(ILayerAdapter adapter, Tensor tokens, Tensor outputGradients, double weight)
+    {
+        if (tokens.dim() != 2) throw new ArgumentException("tokens must be m × T", nameof(tokens));
+        if (outputGradients.dim() != 4 || outputGradients.shape[1] != tokens.shape[0] || outputGradients.shape[2] != tokens.shape[1])
+            throw new ArgumentException(
+                $"output gradients [{string.Join(", ", outputGradients.shape)}] must be s × m × T × out for tokens [{string.Join(", ", tokens.shape)}]",
+                nameof(outputGradients));
+        return new LayerStatistics(adapter, tokens, outputGradients, weight, true);
+    }
+
     public ILayerAdapter Adapter { get; }
 
-    /// <summary>ā: m × T × in' for Kronecker layers (one-hot rows for Embedding); x̂ (m × T × features) for elementwise layers.</summary>
-    public Tensor Activations { get; }
+    /// <summary>
+    /// ā: m × T × in' for Kronecker layers (s × m × T × in' when <see cref="SampleDependentActivations"/>); x̂
+    /// (m × T × features) for elementwise layers. For index layers built by <see cref="FromTokens"/>, the one-hot rows
+    /// (m × T × V), formed on every access: methods that can use <see cref="Tokens"/> do.
+    /// </summary>
+    public Tensor Activations => _activations ?? nn.functional.one_hot(Tokens!, Adapter.InputDim).to_type(OutputGradients.dtype);
+
+    /// <summary>True when the activations carry a gradient-sample dimension (s × m × T × in').</summary>
+    public bool SampleDependentActivations => _activations is { } a && a.dim() == 4;
 
     /// <summary>Token indices (m × T, int64) when the layer is an index layer (Embedding); null otherwise.</summary>
     public Tensor? Tokens { get; init; }
@@ -44,25 +88,63 @@ public sealed class LayerStatistics
     /// </summary>
     public double? GradientWeight { get; init; }
 
-    public long BatchSize => Activations.shape[0];
-    public long Positions => Activations.shape[1];
+    /// <summary>The same statistics (same tensors) with <see cref="GradientWeight"/> = <paramref name="c"/>.</summary>
+    public LayerStatistics WithGradientWeight(double? c) => _activations is { } a
+        ? new LayerStatistics(Adapter, a, OutputGradients, Weight) { Tokens = Tokens, GradientWeight = c }
+        : new LayerStatistics(Adapter, Tokens!, OutputGradients, Weight, true) { GradientWeight = c };
+
+    /// <summary>The statistics' floating-point type.</summary>
+    public ScalarType Dtype => OutputGradients.dtype;
+
+    public long BatchSize => OutputGradients.shape[1];
+    public long Positions => OutputGradients.shape[2];
     public long Samples => OutputGradients.shape[0];
+
+    /// <summary>Width of ā: in' (V for index layers).</summary>
+    public long InputWidth => _activations is { } a ? a.shape[^1] : Adapter.InputDim;
 
     /// <summary>Number of gradient samples n = s · m.</summary>
     public long SampleCount => Samples * BatchSize;
 
     /// <summary>ā repeated for every gradient sample: n × T × in', aligned with <see cref="FlatOutputGradients"/>.</summary>
-    public Tensor PairedActivations() =>
-        Samples == 1 ? Activations : Activations.unsqueeze(0).expand(Samples, -1, -1, -1).reshape(SampleCount, Positions, -1);
+    public Tensor PairedActivations()
+    {
+        var a = Activations;
+        if (a.dim() == 4) return a.reshape(SampleCount, Positions, -1);
+        return Samples == 1 ? a : a.unsqueeze(0).expand(Samples, -1, -1, -1).reshape(SampleCount, Positions, -1);
+    }
+
+    /// <summary>The token indices repeated for every gradient sample: n × T, aligned with <see cref="FlatOutputGradients"/>; null for other layers.</summary>
+    public Tensor? PairedTokens() =>
+        Tokens is null ? null : Samples == 1 ? Tokens : Tokens.unsqueeze(0).expand(Samples, -1, -1).reshape(SampleCount, Positions);
 
     /// <summary>δ as n × T × out.</summary>
     public Tensor FlatOutputGradients() => OutputGradients.reshape(SampleCount, Positions, -1);
 
-    /// <summary>Per-sample gradients of W̄: n × out × in' (Σₜ δₜ āₜᵀ, by one batched matmul, no per-example loop).</summary>
-    public Tensor PerSampleGradients() => Adapter.PerSampleGradients(PairedActivations(), FlatOutputGradients());
+    /// <summary>
+    /// Per-sample gradients of W̄: n × out × in' (Σₜ δₜ āₜᵀ, by one batched matmul, no per-example loop; for index
+    /// layers by a scatter-add of δ into the token columns).
+    /// </summary>
+    public Tensor PerSampleGradients() => Tokens is not null
+        ? TokenGradients.PerSample(PairedTokens()!, FlatOutputGradients(), Adapter.InputDim)
+        : Adapter.PerSampleGradients(PairedActivations(), FlatOutputGradients());
 
-    /// <summary>True when the per-sample gradients are δ āᵀ with one position (T = 1) and ā is W̄'s column space: rank-one shortcuts apply.</summary>
-    public bool IsRankOne => Positions == 1 && Adapter.IsKronecker;
+    /// <summary>Σ over the n samples of the per-sample gradients (W̄-shaped), without forming them for Kronecker and index layers.</summary>
+    public Tensor GradientSum()
+    {
+        var d = FlatOutputGradients();
+        if (Tokens is not null)
+            return TokenGradients.TransposeMultiply(PairedTokens()!, d, ones(SampleCount, dtype: d.dtype, device: d.device), Adapter.InputDim);
+        if (!Adapter.IsKronecker) return PerSampleGradients().sum(new long[] { 0 });
+        var a = PairedActivations();
+        return d.reshape(-1, d.shape[2]).t().mm(a.reshape(-1, a.shape[2]));
+    }
+
+    /// <summary>
+    /// True when the per-sample gradients are δ āᵀ with one position (T = 1) and ā is W̄'s column space given as a
+    /// dense tensor: rank-one shortcuts apply (index layers take their index paths instead).
+    /// </summary>
+    public bool IsRankOne => Positions == 1 && Adapter.IsKronecker && Tokens is null;
 }
 
 /// <summary>Per-example gradients from captured activations and output gradients.</summary>

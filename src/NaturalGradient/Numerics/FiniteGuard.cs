@@ -29,15 +29,25 @@ public static class FiniteGuard
     public static Tensor StatisticsBound(IReadOnlyList<LayerStatistics> statistics, Tensor? output = null)
     {
         using var scope = NewDisposeScope();
-        Tensor? total = null;
-        foreach (var s in statistics)
+        Tensor total;
+        if (statistics.Count == 0) total = zeros(1, dtype: ScalarType.Float64).squeeze();
+        else
         {
-            var a = s.Activations.detach().square().sum().to_type(ScalarType.Float64);
-            var d = s.OutputGradients.detach().square().sum().to_type(ScalarType.Float64);
-            var term = a * d * Math.Max(s.Weight, 1.0) + a + d;
-            total = total is null ? term : total + term;
+            // One norm per tensor, then the bound for all layers at once: a few kernels per layer, whatever the layer count.
+            var norms = new Tensor[2 * statistics.Count];
+            for (int i = 0; i < statistics.Count; i++)
+            {
+                norms[2 * i] = statistics[i].Tokens is { } tokens   // one-hot rows: ‖ā‖² = m · T
+                    ? tensor(Math.Sqrt(tokens.numel()), dtype: ScalarType.Float64, device: tokens.device)
+                    : statistics[i].Activations.detach().norm().to_type(ScalarType.Float64);
+                norms[2 * i + 1] = statistics[i].OutputGradients.detach().norm().to_type(ScalarType.Float64);
+            }
+            var squares = stack(norms).view(-1, 2).square();                           // ‖Ā_l‖², ‖D_l‖²
+            var weights = tensor(statistics.Select(s => Math.Max(s.Weight, 1.0)).ToArray(), dtype: ScalarType.Float64, device: squares.device);
+            var a = squares.select(1, 0);
+            var d = squares.select(1, 1);
+            total = a.mul(d).mul_(weights).add_(a).add_(d).sum();
         }
-        total ??= zeros(1, dtype: ScalarType.Float64).squeeze();
         if (output is not null) total = total + output.detach().sum().to_type(ScalarType.Float64) * 0.0; // NaN/∞ output → NaN
         return scope.MoveToOuter(total);
     }
@@ -51,7 +61,7 @@ public static class FiniteGuard
         if (statistics.Count == 0) return true;
         using var scope = NewDisposeScope();
         double bound = StatisticsBound(statistics, output).item<double>();
-        return double.IsFinite(bound) && bound <= Headroom * LargestValue(statistics[0].Activations.dtype);
+        return double.IsFinite(bound) && bound <= Headroom * LargestValue(statistics[0].Dtype);
     }
 
     /// <summary>True when every tensor is entirely finite. One host sync for the whole list.</summary>

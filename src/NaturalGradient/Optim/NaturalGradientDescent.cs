@@ -111,7 +111,13 @@ public sealed partial class NaturalGradientDescent : IDisposable
         if (Options.WeightDecay > 0)
             g = g.Select((t, i) => t.add_(layers[i].WeightMatrix(), alpha: Options.WeightDecay)).ToList();
         long solveStart = Stopwatch.GetTimestamp();
-        var delta = Preconditioner.Solve(g, lambda);
+        // Without weight decay and with one process, g is the .grad of the backward that gave the statistics.
+        var delta = Options.WeightDecay == 0 && Preconditioner.Reducer is null
+            ? Preconditioner.SolveMeanGradient(g, lambda)
+            : Preconditioner.Solve(g, lambda);
+        double scale = 1;
+        if (Options.KlClip is { } bound && Options.KlClipForm == KlClipForm.PreconditionedGradient)
+            scale = ClipPreconditionedGradient(delta, g, bound);
         // Candidate momentum buffers and steps: momentum and weights take them only if every step is finite.
         var directions = layers.Select((l, i) => MomentumCandidate(_layerMomentum, l.Name, delta[i])).ToList();
         var plain = _uncovered.Where(p => p.grad is not null)
@@ -135,7 +141,8 @@ public sealed partial class NaturalGradientDescent : IDisposable
         double quad = double.NaN, linear = double.NaN;
         bool lm = Options.DampingSchedule == DampingSchedule.LevenbergMarquardt;
         bool detailed = Options.Diagnostics == DiagnosticsLevel.Detailed;
-        if (Options.KlClip is not null || lm || Options.ReportPredictedKl || detailed)
+        bool stepClip = Options.KlClip is not null && Options.KlClipForm == KlClipForm.StepQuadraticForm;
+        if (stepClip || lm || Options.ReportPredictedKl || detailed)
         {
             // uᵀMu and gᵀu of the step, read together: the predicted KL ½uᵀMu and the quadratic model q(u) = gᵀu + ½uᵀMu.
             var quadratic = Preconditioner.Curvature.QuadraticForm(layers, u);
@@ -146,8 +153,7 @@ public sealed partial class NaturalGradientDescent : IDisposable
             linear = forms[1];
         }
         var solveTime = Stopwatch.GetElapsedTime(solveStart);
-        double scale = 1;
-        if (Options.KlClip is { } kappa && 0.5 * quad > kappa)
+        if (stepClip && Options.KlClip is { } kappa && 0.5 * quad > kappa)
         {
             scale = Math.Sqrt(kappa / (0.5 * quad));
             foreach (var t in u) t.mul_(scale);
@@ -168,6 +174,22 @@ public sealed partial class NaturalGradientDescent : IDisposable
             if (lm) _damping.Observe(rho);
         }
         return Finish(new StepReport(loss, lambda, rho, 0.5 * quad, Applied: true) { KlClipScale = scale }, solveTime, g, u);
+    }
+
+    /// <summary>
+    /// <see cref="KlClipForm.PreconditionedGradient"/>: scales every Δ_l in place by ν = min(1, √(κ / (η² Σ_l Δ_lᵀ g_l)))
+    /// and returns ν (one host read). A non-finite or non-positive sum leaves Δ alone (the finiteness check after it
+    /// rejects a non-finite Δ).
+    /// </summary>
+    private double ClipPreconditionedGradient(IReadOnlyList<Tensor> delta, IReadOnlyList<Tensor> g, double kappa)
+    {
+        Tensor sum = zeros(1, dtype: ScalarType.Float64).squeeze();
+        for (int i = 0; i < delta.Count; i++) sum = sum.add_((delta[i] * g[i]).sum(ScalarType.Float64));
+        double vg = LearningRate * LearningRate * sum.ToDouble();
+        if (!(vg > kappa) || !double.IsFinite(vg)) return 1;
+        double nu = Math.Sqrt(kappa / vg);
+        foreach (var d in delta) d.mul_(nu);
+        return nu;
     }
 
     /// <summary>Completes the report from values already on the host, publishes it and returns it.</summary>

@@ -25,6 +25,9 @@ public sealed record NaturalGradientOptions
     /// <summary>Bound κ on the predicted KL ½ uᵀMu of each applied step u (K-FAC's norm constraint); null = none.</summary>
     public double? KlClip { get; init; }
 
+    /// <summary>How <see cref="KlClip"/> measures a step; default <see cref="Optim.KlClipForm.StepQuadraticForm"/>.</summary>
+    public KlClipForm KlClipForm { get; init; } = KlClipForm.StepQuadraticForm;
+
     /// <summary>
     /// What each step measures for its <see cref="StepReport"/>; default <see cref="DiagnosticsLevel.Basic"/> (no added
     /// cost). <see cref="DiagnosticsLevel.Detailed"/> implies <see cref="ReportPredictedKl"/>.
@@ -48,6 +51,8 @@ public sealed record NaturalGradientOptions
             throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "WeightDecay must be a finite number ≥ 0");
         if (!Enum.IsDefined(Diagnostics))
             throw new ArgumentOutOfRangeException(nameof(Diagnostics), Diagnostics, "Diagnostics must be Basic or Detailed");
+        if (!Enum.IsDefined(KlClipForm))
+            throw new ArgumentOutOfRangeException(nameof(KlClipForm), KlClipForm, "KlClipForm must be StepQuadraticForm or PreconditionedGradient");
         if (KlClip is { } k && !(k > 0))
             throw new ArgumentOutOfRangeException(nameof(KlClip), k, "KlClip must be > 0");
         if (DampingSchedule == DampingSchedule.LevenbergMarquardt && !(Preconditioner.Damping > 0))
@@ -56,6 +61,24 @@ public sealed record NaturalGradientOptions
     }
 
     public override string ToString() =>
-        $"DampingSchedule={DampingSchedule}, Diagnostics={Diagnostics}, KlClip={KlClip?.ToString() ?? "none"}, LearningRate={LearningRate}, " +
+        $"DampingSchedule={DampingSchedule}, Diagnostics={Diagnostics}, KlClip={KlClip?.ToString() ?? "none"}, KlClipForm={KlClipForm}, LearningRate={LearningRate}, " +
         $"Momentum={Momentum}, Preconditioner=[{Preconditioner}], ReportPredictedKl={ReportPredictedKl}, WeightDecay={WeightDecay}";
+}
+
+/// <summary>How the KL clip (<see cref="NaturalGradientOptions.KlClip"/>) measures a step.</summary>
+public enum KlClipForm
+{
+    /// <summary>
+    /// The predicted KL ½ uᵀMu of the applied step u = −η·buf (after momentum), scaled down to κ: one metric product per
+    /// step (for K-FAC two GEMMs per layer, as many as the solve itself).
+    /// </summary>
+    StepQuadraticForm,
+
+    /// <summary>
+    /// Ba, Grosse &amp; Martens (2017, eq 11), as kfac-pytorch's <c>kl_clip</c>: Δ ← ν Δ before momentum, with
+    /// ν = min(1, √(κ / (η² Σ_l Δ_lᵀ g_l))). Since Δ = (M + λI)⁻¹g, Δᵀg = Δᵀ(M + λI)Δ ≥ ΔᵀMΔ, so η² Δᵀg bounds twice
+    /// the predicted KL of the momentum-free step from above. It reads only what the solve already has (one dot
+    /// product per layer and one host read): no metric product.
+    /// </summary>
+    PreconditionedGradient,
 }

@@ -51,14 +51,17 @@ public sealed class CoverageReport
                 covered[TensorIdentity.Key(p)] = l.Adapter;
         var modules = model.named_modules().ToDictionary(nm => nm.name, nm => nm.module);
         var entries = new List<ParameterCoverage>();
+        var seen = new HashSet<string>();
         foreach (var (name, p) in model.named_parameters())
         {
+            if (!seen.Add(TensorIdentity.Key(p))) continue;   // a tied tensor listed under a second module: one entry
             string owner = name.Contains('.') ? name[..name.LastIndexOf('.')] : "";
             var module = modules.TryGetValue(owner, out var mod) ? mod : model;
             string kind = module.GetType().Name;
             if (covered.TryGetValue(TensorIdentity.Key(p), out var adapter))
             {
                 string treatment = Structure(options, adapter) + ", " + FisherText(options);
+                if (adapter is TiedLayerAdapter tied) treatment += "; " + TiedText(tied);
                 if (module is NormBase norm && BatchNormAdapter.CouplesExamples(norm))
                     treatment += "; NOTE: in training mode now, refused at the first step unless put in eval mode";
                 entries.Add(new ParameterCoverage(name, p.shape, owner, kind, true, treatment));
@@ -72,8 +75,8 @@ public sealed class CoverageReport
     private static string Reason(Parameter p, string owner, Module module, LayerCapture capture)
     {
         if (!p.requires_grad) return "frozen (requires_grad = false): never updated";
-        if (capture.SharedAcrossLayers.TryGetValue(TensorIdentity.Key(p), out var layers))
-            return $"plain gradient: shared by layers {string.Join(" and ", layers.Select(l => $"'{l}'"))} of different kinds (tied across layers)";
+        if (capture.UncoveredTies.TryGetValue(TensorIdentity.Key(p), out var why))
+            return "plain gradient: " + why;
         if (capture.Include is { } include && capture.Registry.Supports(module) && !include(owner))
             return "plain gradient: excluded by IncludeLayer";
         if (!capture.Registry.Supports(module))
@@ -90,10 +93,16 @@ public sealed class CoverageReport
         CurvatureStructure.Kfac or CurvatureStructure.Ekfac when !a.IsKronecker => "dense per-layer block (not Kronecker-factored)",
         CurvatureStructure.Kfac or CurvatureStructure.Ekfac =>
             (o.Structure == CurvatureStructure.Kfac ? "K-FAC" : "EKFAC") +
-            (a is ITokenLayerAdapter ? " (diagonal A from token counts)" : o.Kfac.WeightSharing == KfacWeightSharing.Reduce ? " (reduce)" : " (expand)"),
+            (a is ITokenLayerAdapter or TiedLayerAdapter { IsIndexLayer: true } ? " (diagonal A from token counts)"
+                : o.Kfac.WeightSharing == KfacWeightSharing.Reduce ? " (reduce)" : " (expand)"),
         CurvatureStructure.HessianFree => "Hessian-free (joint matrix-free GGN)",
         _ => o.Structure.ToString(),
     };
+
+    /// <summary>What a tied tensor gets: one block over its uses, per-example gradients summed over them.</summary>
+    private static string TiedText(TiedLayerAdapter tied) =>
+        $"tied across layers {string.Join(" and ", tied.Uses.Select(u => $"'{u.Name}' ({u.KindName})"))}: one block, " +
+        "per-example gradient summed over the uses";
 
     private static string FisherText(PreconditionerOptions o) => o.Structure == CurvatureStructure.HessianFree
         ? "exact Fisher (GGN)"

@@ -34,6 +34,9 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     private readonly FisherEstimator _estimator;
     private readonly Generator _generator;
     private IReadOnlyList<ILayerAdapter> _layers = Array.Empty<ILayerAdapter>();
+    // The last statistics when they are the empirical Fisher's from the mean loss's own backward (one process), whose
+    // per-layer mean gradient w Σ δāᵀ is then that loss's gradient: see SolveMeanGradient.
+    private IReadOnlyList<LayerStatistics>? _meanGradientStatistics;
 
     public NaturalGradientPreconditioner(nn.Module<Tensor, Tensor> model, ILikelihood likelihood, PreconditionerOptions? options = null)
     {
@@ -50,6 +53,12 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
             throw new ModelNotSupportedException(
                 $"K-BFGS needs Kronecker-factored layers; layer '{elementwise.Name}' ({elementwise.Adapter.KindName}) is not: " +
                 "exclude it with IncludeLayer (it keeps its plain gradient) or use kfac, tengrad or block");
+        if (Options.Structure is CurvatureStructure.Kfac or CurvatureStructure.Ekfac or CurvatureStructure.Kbfgs
+            && Capture.Layers.Select(l => l.Adapter).OfType<TiedLayerAdapter>().FirstOrDefault(t => !t.KroneckerFactored) is { } transposed)
+            throw new ModelNotSupportedException(
+                $"{Options.Structure.ToString().ToLowerInvariant()} has no Kronecker factorisation for tensor {string.Join(", ", transposed.TiedTensors.Select(t => $"'{t}'"))}, " +
+                $"which layers {string.Join(" and ", transposed.Uses.Select(u => $"'{u.Name}' ({u.KindName})"))} use in transposed layouts (tied weights): " +
+                "use tengrad, block, diag or auto (exact per-example gradients of the tied tensor), or exclude these layers with IncludeLayer (the tensor then keeps its plain gradient)");
         Curvature = CurvatureFactory.Create(Options);
         if (Curvature is ExactCurvature exact) exact.CheckSize(Capture.Layers.Select(l => l.Adapter));
         Damping = Options.Damping;
@@ -116,6 +125,7 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
 
     private Tensor BackwardCore(Tensor output, Tensor target, Tensor? metricInputs, Tensor? metricTargets)
     {
+        _meanGradientStatistics = null;
         var loss = Likelihood.Loss(output, target);
         if (metricInputs is null && Options.Fisher == FisherKind.Empirical)
         {
@@ -123,10 +133,15 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
             // this one backward pass (retained on the layer outputs) instead of a second pass.
             Capture.ThrowIfBypassed(loss);
             var recorded = Capture.Recorded();
+            CheckUsesOnce(loss, recorded);
             FisherEstimator.RetainOutputGradients(recorded);
             loss.backward(retain_graph: NeedsGraph);
             long start = Stopwatch.GetTimestamp();
-            UpdateCurvature(recorded, FisherEstimator.CollectFromLossGradients(recorded, output.shape[0]), output, start);
+            var statistics = FisherEstimator.CollectFromLossGradients(recorded, output.shape[0]);
+            // A layer called more than once has a gradient summed over its calls, its statistics from the first call only.
+            bool singleCalls = recorded.All(l => l.CallCount == 1);
+            UpdateCurvature(recorded, statistics, output, start);
+            if (Reducer is null && !MetricRejected && singleCalls) _meanGradientStatistics = statistics;
         }
         else if (metricInputs is null)
         {
@@ -147,10 +162,22 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     /// keeps its state, the step counter does not advance and <see cref="MetricRejected"/> is set (one host sync per call).</remarks>
     public void CollectMetric(Tensor output, Tensor? targets = null)
     {
+        _meanGradientStatistics = null;
         Capture.ThrowIfBypassed(output.sum());
         long start = Stopwatch.GetTimestamp();
         var recorded = Capture.Recorded();
+        CheckUsesOnce(output.sum(), recorded);
         UpdateCurvature(recorded, _estimator.Collect(Capture, recorded, output, targets, _generator), output, start);
+    }
+
+    private bool _usesChecked;
+
+    /// <summary>On the first metric batch only: every covered tensor's gradient is explained by its recorded calls
+    /// (<see cref="LayerCapture.ThrowIfUsedOutside"/>: two extra backward passes, once; again on the next batch
+    /// when the gradients were not finite).</summary>
+    private void CheckUsesOnce(Tensor scalar, IReadOnlyList<CapturedLayer> recorded)
+    {
+        if (!_usesChecked) _usesChecked = Capture.ThrowIfUsedOutside(scalar, recorded);
     }
 
     /// <summary>Feeds one batch's per-layer statistics to the curvature unless the statistics guard rejects them.</summary>
@@ -198,6 +225,22 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
         if (gradients.Count > 0) FiniteGuard.DampingFits(damping, gradients[0].dtype);
         using var _ = no_grad();
         return NativeCall.Run($"the {Options.Structure} solve", () => Curvature.Precondition(_layers, gradients, damping));
+    }
+
+    /// <summary>
+    /// <see cref="Solve"/> for gradients that are exactly the .grad left by the last <see cref="Backward"/> (empirical
+    /// Fisher on the same batch, one process, nothing added since): each layer's gradient is then its statistics' mean
+    /// gradient w Σᵢ δᵢāᵢᵀ, and blocks that can form Δ more cheaply from Ā and D do so
+    /// (<see cref="ICurvature.PreconditionMeanGradient"/>; e.g. K-FAC's w (D G⁻¹)ᵀ(Ā A⁻¹) when the batch is small
+    /// against the layer). Otherwise the same as <see cref="Solve"/>.
+    /// </summary>
+    internal IReadOnlyList<Tensor> SolveMeanGradient(IReadOnlyList<Tensor> gradients, double damping)
+    {
+        var statistics = _meanGradientStatistics;
+        if (statistics is null || MetricRejected || _layers.Count == 0) return Solve(gradients, damping);
+        if (gradients.Count > 0) FiniteGuard.DampingFits(damping, gradients[0].dtype);
+        using var _ = no_grad();
+        return NativeCall.Run($"the {Options.Structure} solve", () => Curvature.PreconditionMeanGradient(_layers, gradients, statistics, damping));
     }
 
     /// <summary>

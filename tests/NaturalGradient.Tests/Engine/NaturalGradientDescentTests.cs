@@ -161,4 +161,44 @@ public class NaturalGradientDescentTests
         Assert.All(reports, r => Assert.True(r.PredictedKl <= 1e-4 * (1 + 1e-9), $"predicted KL {r.PredictedKl}"));
         Assert.Contains(reports, r => r.PredictedKl > 0.9e-4);
     }
+
+    /// <summary>
+    /// <see cref="KlClipForm.PreconditionedGradient"/>: the applied step is −η ν Δ with ν = min(1, √(κ / (η² Δᵀg))),
+    /// Δ = (M + λI)⁻¹g from the same statistics (computed here by a separate preconditioner on the same model and batch),
+    /// and no metric product is spent on a predicted KL (the report's is NaN).
+    /// </summary>
+    [Theory]
+    [InlineData(1e-4)]
+    [InlineData(1e6)]
+    public void KlClip_PreconditionedGradientForm_ScalesDeltaByNu(double kappa)
+    {
+        using var scope = NewDisposeScope();
+        var (x, y) = Teacher();
+        var model = TestModels.Mlp(new[] { 4, 8, 1 }, seed: 1);
+        const double eta = 0.5, lambda = 1e-3;
+        var pre = new PreconditionerOptions { Structure = CurvatureStructure.BlockDiagonal, Damping = lambda };
+
+        // Reference Δ and ν from an independent preconditioner on the same weights and batch.
+        using var reference = new NaturalGradientPreconditioner(model, new GaussianLikelihood(), pre);
+        model.zero_grad();
+        reference.Backward(model.call(x), y);
+        var g = reference.GradientMatrices().Select(t => t.detach().clone()).ToList();
+        var delta = reference.Solve(g, lambda);
+        double vg = eta * eta * g.Zip(delta, (a, b) => (a * b).sum().item<double>()).Sum();
+        double nu = Math.Min(1, Math.Sqrt(kappa / vg));
+        var before = reference.Layers.Select(l => l.WeightMatrix().detach().clone()).ToList();
+        var layers = reference.Layers;
+        reference.Dispose();
+
+        using var ngd = new NaturalGradientDescent(model, new GaussianLikelihood(), new NaturalGradientOptions
+        {
+            LearningRate = eta, KlClip = kappa, KlClipForm = KlClipForm.PreconditionedGradient, Preconditioner = pre,
+        });
+        var report = ngd.Step(x, y);
+        Assert.Equal(nu, report.KlClipScale, 12);
+        Assert.True(double.IsNaN(report.PredictedKl), $"predicted KL {report.PredictedKl} was computed");
+        for (int l = 0; l < layers.Count; l++)
+            TensorAssert.Close(before[l] - eta * nu * delta[l], layers[l].WeightMatrix(), rtol: 1e-10, label: $"layer {l}");
+        if (kappa < 1) Assert.True(nu < 1, $"ν = {nu}: the clip did not bind");
+    }
 }

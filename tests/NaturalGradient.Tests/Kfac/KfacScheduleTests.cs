@@ -48,6 +48,47 @@ public class KfacScheduleTests
         TensorAssert.Close(decay * one.OutputGradientFactor + (1 - decay) * two.OutputGradientFactor, both.OutputGradientFactor, rtol: 1e-13, label: "G");
     }
 
+    private static LayerStatistics Float32(LayerStatistics s) =>
+        new(s.Adapter, s.Activations.to_type(ScalarType.Float32), s.OutputGradients.to_type(ScalarType.Float32), s.Weight);
+
+    /// <summary>Float32 factors are accumulated in place by one GEMM (addmm with β and (1 − β)c): same average as the float64 reference.</summary>
+    [Theory]
+    [InlineData(0.7)]
+    [InlineData(0.95)]
+    public void RunningAverage_Float32_InPlaceGemm_MatchesFloat64Reference(double decay)
+    {
+        using var scope = NewDisposeScope();
+        var (layer, first, second) = TwoBatches();
+        using var one = Kfac(layer, first);
+        using var two = Kfac(layer, second);
+        using var both = Kfac(layer, Float32(first), new KfacOptions { FactorDecay = decay });
+        both.Update(Float32(second), 1);
+        both.Update(Float32(first), 2);
+        Assert.Equal(ScalarType.Float32, both.ActivationFactor.dtype);
+        var expectedA = (decay * (decay * one.ActivationFactor + (1 - decay) * two.ActivationFactor) + (1 - decay) * one.ActivationFactor);
+        var expectedG = (decay * (decay * one.OutputGradientFactor + (1 - decay) * two.OutputGradientFactor) + (1 - decay) * one.OutputGradientFactor);
+        TensorAssert.Close(expectedA, both.ActivationFactor.to_type(ScalarType.Float64), rtol: 1e-5, label: "A");
+        TensorAssert.Close(expectedG, both.OutputGradientFactor.to_type(ScalarType.Float64), rtol: 1e-5, label: "G");
+    }
+
+    /// <summary>EKFAC's float32 scaling S accumulates in place by one GEMM in the fixed basis: same as the float64 formula.</summary>
+    [Fact]
+    public void Ekfac_RunningAverage_Float32_OfScalingMatchesFloat64Formula()
+    {
+        using var scope = NewDisposeScope();
+        var (layer, first, second) = TwoBatches();
+        const double decay = 0.6;
+        using var block = new EkfacBlock(layer, new KfacOptions { FactorDecay = decay, InverseUpdatePeriod = 100 });
+        block.Update(Float32(first), 0);
+        var s1 = block.Scaling.to_type(ScalarType.Float64);
+        block.Update(Float32(second), 1);
+        Assert.Equal(ScalarType.Float32, block.Scaling.dtype);
+        var qg = block.OutputGradientBasis.to_type(ScalarType.Float64);
+        var qa = block.ActivationBasis.to_type(ScalarType.Float64);
+        var s2 = qg.t().matmul(second.PerSampleGradients()).matmul(qa).square().sum(new long[] { 0 }).mul(second.Weight);
+        TensorAssert.Close(decay * s1 + (1 - decay) * s2, block.Scaling.to_type(ScalarType.Float64), rtol: 1e-5, label: "S");
+    }
+
     [Fact]
     public void Ekfac_RunningAverage_OfScalingIsDecayWeightedSumInTheFixedBasis()
     {

@@ -17,7 +17,7 @@ public static class LayerCases
     public static readonly string[] Names =
     {
         "sequence", "sequence-pooled", "sequence-frozen-weight", "embedding", "layernorm", "layernorm-frozen-gamma",
-        "batchnorm-eval", "siamese-residual",
+        "batchnorm-eval", "siamese-residual", "tied-embedding-head", "tied-embedding-head-nobias", "tied-linears", "tied-embeddings", "tied-convs",
     };
 
     public static LayerCase Create(string name)
@@ -56,6 +56,19 @@ public static class LayerCases
             }
             case "siamese-residual":
                 return new(name, new LayerModels.SiameseResidual(3, 4, 2), LayerModels.Normal(15, 5, 6), LayerModels.Normal(16, 5, 2), gaussian);
+            case "tied-embedding-head":
+                return new(name, new LayerModels.TiedEmbeddingHead(6, 3), LayerModels.Tokens(17, 5, 4, 6),
+                    LayerModels.Tokens(18, 5, 1, 6).squeeze(1), new CategoricalLikelihood());
+            case "tied-embedding-head-nobias":
+                return new(name, new LayerModels.TiedEmbeddingHead(5, 3, headBias: false), LayerModels.Tokens(19, 4, 3, 5),
+                    LayerModels.Tokens(20, 4, 1, 5).squeeze(1), new CategoricalLikelihood());
+            case "tied-linears":
+                return new(name, new LayerModels.TiedLinears(3, 2), LayerModels.Normal(21, 5, 3), LayerModels.Normal(22, 5, 2), gaussian);
+            case "tied-embeddings":
+                return new(name, new LayerModels.TiedEmbeddings(7, 3, 3), LayerModels.Tokens(23, 5, 4, 7),
+                    LayerModels.Tokens(24, 5, 1, 3).squeeze(1), new CategoricalLikelihood());
+            case "tied-convs":
+                return new(name, new LayerModels.TiedConvs(2, 3, 2), LayerModels.Normal(25, 4, 2, 3, 3), LayerModels.Normal(26, 4, 2), gaussian);
             default:
                 throw new ArgumentException(name);
         }

@@ -130,6 +130,77 @@ public static class LayerModels
         }
     }
 
+    /// <summary>
+    /// A tied language model: Embedding(V, d) on m × T tokens → Linear(d, d) → tanh → mean over T → head Linear(d, V)
+    /// whose weight IS the embedding table (weight tying across an Embedding and a Linear, transposed layouts).
+    /// </summary>
+    public sealed class TiedEmbeddingHead : Module<Tensor, Tensor>
+    {
+        public readonly Embedding emb;
+        public readonly Linear mix, head;
+        public TiedEmbeddingHead(long vocabulary, long d, bool headBias = true) : base("tied-embedding-head")
+        {
+            emb = Embedding(vocabulary, d, dtype: F64);
+            mix = Linear(d, d, dtype: F64);
+            head = Linear(d, vocabulary, hasBias: headBias, dtype: F64);
+            RegisterComponents();
+            head.weight = emb.weight!;
+        }
+        public override Tensor forward(Tensor tokens) => head.call(tanh(mix.call(emb.call(tokens))).mean(new long[] { 1 }));
+    }
+
+    /// <summary>Two Linear(d, d) modules with one weight and their own biases: b(tanh(a(x))) → Linear(d, o) (same layout).</summary>
+    public sealed class TiedLinears : Module<Tensor, Tensor>
+    {
+        public readonly Linear a, b, out_;
+        public TiedLinears(long d, long o) : base("tied-linears")
+        {
+            a = Linear(d, d, dtype: F64);
+            b = Linear(d, d, dtype: F64);
+            out_ = Linear(d, o, dtype: F64);
+            RegisterComponents();
+            b.weight = a.weight!;
+        }
+        public override Tensor forward(Tensor x) => out_.call(tanh(b.call(tanh(a.call(x)))));
+    }
+
+    /// <summary>Two Conv2d(c, c, 3, padding 1) modules with one kernel and their own biases: b(tanh(a(x))) → flatten → Linear(c·h·w, o).</summary>
+    public sealed class TiedConvs : Module<Tensor, Tensor>
+    {
+        public readonly Conv2d a, b;
+        public readonly Linear fc;
+        public TiedConvs(long channels, long size, long o) : base("tied-convs")
+        {
+            a = Conv2d(channels, channels, 3, padding: 1, dtype: F64);
+            b = Conv2d(channels, channels, 3, padding: 1, dtype: F64);
+            fc = Linear(channels * size * size, o, dtype: F64);
+            RegisterComponents();
+            b.weight = a.weight!;
+        }
+        public override Tensor forward(Tensor x) => fc.call(tanh(b.call(tanh(a.call(x)))).flatten(1));
+    }
+
+    /// <summary>Two Embedding modules sharing one table (first and second half of the tokens) → sum → mean over T → Linear(d, o).</summary>
+    public sealed class TiedEmbeddings : Module<Tensor, Tensor>
+    {
+        public readonly Embedding left, right;
+        public readonly Linear fc;
+        public TiedEmbeddings(long vocabulary, long d, long o) : base("tied-embeddings")
+        {
+            left = Embedding(vocabulary, d, dtype: F64);
+            right = Embedding(vocabulary, d, dtype: F64);
+            fc = Linear(d, o, dtype: F64);
+            RegisterComponents();
+            right.weight = left.weight!;
+        }
+        public override Tensor forward(Tensor tokens)
+        {
+            long half = tokens.shape[1] / 2;
+            var h = left.call(tokens.narrow(1, 0, half)) + right.call(tokens.narrow(1, half, tokens.shape[1] - half));
+            return fc.call(tanh(h).mean(new long[] { 1 }));
+        }
+    }
+
     /// <summary>Linear(4, 5) → tanh → Linear(5, 3) (issue 11 §1.1's frozen-tensor case).</summary>
     public static Sequential FrozenCaseMlp()
     {

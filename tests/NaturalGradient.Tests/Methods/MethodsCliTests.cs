@@ -52,6 +52,39 @@ public class MethodsCliTests
     }
 
     [Fact]
+    public void Train_HfWithAPreconditioner_ReportsTheUnpreconditionedIterations_OnTheDiagnosticsSteps()
+    {
+        var dir = CliHarness.TempDir();
+        var outcome = CliHarness.Run(new[]
+        {
+            "train", "--data", "tiny", "--hidden", "4", "--optimizer", "hf", "--hf-preconditioner", "kfac", "--hf-tol", "1e-2",
+            "--diagnostics-every", "2", "--epochs", "2", "--batch-size", "16", "--threads", "1", "--out", dir,
+        });
+        Assert.True(outcome.ExitCode == 0, outcome.Stderr);
+        var rows = File.ReadAllLines(Path.Combine(dir, "steps.csv"));
+        int column = Array.IndexOf(rows[0].Split(','), "solver_iterations_unpreconditioned");
+        int solver = Array.IndexOf(rows[0].Split(','), "solver_iterations");
+        var cells = rows.Skip(1).Select(r => r.Split(',')).ToList();
+        Assert.True(cells.Count >= 4);
+        for (int i = 0; i < cells.Count; i++)
+            Assert.Equal(i % 2 == 0, cells[i][column].Length > 0);            // steps 1, 3, 5, …
+        var saved = cells.Where(c => c[column].Length > 0).Select(c => int.Parse(c[column]) - int.Parse(c[solver])).ToList();
+        using var metrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "metrics.json")));
+        Assert.Equal(saved.Count, metrics.RootElement.GetProperty("solver_reference_steps").GetInt32());
+        Assert.Equal(saved.Average(), metrics.RootElement.GetProperty("solver_iterations_saved_mean").GetDouble(), 1e-9);
+        Assert.Contains(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{saved.Average():F1} per step ("), outcome.Stdout);
+
+        var plainDir = CliHarness.TempDir();
+        var plain = CliHarness.Run(new[]
+        {
+            "train", "--data", "tiny", "--hidden", "4", "--optimizer", "hf", "--diagnostics-every", "2", "--epochs", "1",
+            "--batch-size", "16", "--threads", "1", "--out", plainDir,
+        });
+        Assert.True(plain.ExitCode == 0, plain.Stderr);
+        Assert.All(File.ReadAllLines(Path.Combine(plainDir, "steps.csv")).Skip(1), r => Assert.EndsWith(",", r));
+    }
+
+    [Fact]
     public void Check_PrintsOneRowPerLayer_AndRefusesHessianFree()
     {
         var outcome = CliHarness.Run(new[] { "check", "--data", "tiny", "--hidden", "4", "--optimizer", "kfac", "--batch-size", "16", "--damping", "0.1", "--threads", "1" });

@@ -72,6 +72,8 @@ public sealed class DataParallel : IDataParallelReducer
     /// <remarks>
     /// Every layer's per-example rows (activations T·in', output gradients s·T·out) are packed side by side into one
     /// m_r × Σ(T·in' + s·T·out) buffer and gathered in one allgather; the global statistics are views of the result.
+    /// An Embedding sends its T token indices instead of T·V one-hot values; a tied layer whose activations depend on
+    /// the gradient sample sends s·T·in'.
     /// </remarks>
     public IReadOnlyList<LayerStatistics> ReduceStatistics(IReadOnlyList<LayerStatistics> local)
     {
@@ -80,7 +82,11 @@ public sealed class DataParallel : IDataParallelReducer
         var parts = new List<Tensor>(2 * local.Count);
         foreach (var s in local)
         {
-            parts.Add(s.Activations.reshape(rows, -1));
+            // Index layers send their token indices (exact as floats below 2²⁴), not one-hot rows; activations that depend
+            // on the gradient sample (s × m_r × T × in', tied layers) go example-major like the output gradients.
+            parts.Add(s.Tokens is { } tokens ? tokens.to_type(s.Dtype).reshape(rows, -1)
+                : s.SampleDependentActivations ? s.Activations.transpose(0, 1).reshape(rows, -1)
+                : s.Activations.reshape(rows, -1));
             // s × m_r × T × out → m_r × (s·T·out)
             parts.Add(s.OutputGradients.transpose(0, 1).reshape(rows, -1));
         }
@@ -90,13 +96,17 @@ public sealed class DataParallel : IDataParallelReducer
         foreach (var s in local)
         {
             long a = parts[2 * result.Count].shape[1], g = parts[2 * result.Count + 1].shape[1];
-            var activations = gathered.narrow(1, column, a).reshape(total, s.Positions, -1);
+            var activations = gathered.narrow(1, column, a);
             var gradients = gathered.narrow(1, column + a, g).reshape(total, s.Samples, s.Positions, -1).transpose(0, 1);
             column += a + g;
-            result.Add(new LayerStatistics(s.Adapter, activations, gradients, s.Weight * s.BatchSize / total)
-            {
-                GradientWeight = s.GradientWeight * s.BatchSize / total,   // the allreduced gradient is (1/M) Σ over every rank's rows
-            });
+            double weight = s.Weight * s.BatchSize / total;
+            var reduced = s.Tokens is not null
+                ? LayerStatistics.FromTokens(s.Adapter, activations.reshape(total, s.Positions).to_type(ScalarType.Int64), gradients, weight)
+                : s.SampleDependentActivations
+                    ? new LayerStatistics(s.Adapter, activations.reshape(total, s.Samples, s.Positions, -1).transpose(0, 1), gradients, weight)
+                    : new LayerStatistics(s.Adapter, activations.reshape(total, s.Positions, -1), gradients, weight);
+            // The allreduced gradient is (1/M) Σ over every rank's rows.
+            result.Add(reduced.WithGradientWeight(s.GradientWeight * s.BatchSize / total));
         }
         return result;
     }

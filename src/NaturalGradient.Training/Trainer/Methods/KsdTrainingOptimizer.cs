@@ -19,11 +19,17 @@ public sealed class KsdTrainingOptimizer : ITrainingOptimizer
     public KsdTrainingOptimizer(OptimizerContext context)
     {
         _context = context;
-        _ksd = new KrylovSubspaceDescent(context.Model, context.Likelihood, new KsdOptions { Damping = context.Settings.Damping, StepPenalty = context.Settings.Damping });
+        _ksd = new KrylovSubspaceDescent(context.Model, context.Likelihood, new KsdOptions
+        {
+            Dimension = context.Settings.KsdDimension, Damping = context.Settings.Damping, StepPenalty = context.Settings.Damping,
+        });
         LearningRate = context.Settings.LearningRate;
     }
 
     public string Name => "ksd";
+
+    /// <summary>The subspace method's settings (k = <see cref="KsdOptions.Dimension"/>, λ, ρ).</summary>
+    public KsdOptions Options => _ksd.Options;
     public double LearningRate { get; private set; }
 
     public void SetLearningRate(double learningRate)

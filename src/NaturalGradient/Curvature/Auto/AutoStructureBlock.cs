@@ -43,8 +43,9 @@ public sealed class AutoStructureBlock : ICurvatureBlock
         {
             Choice = StructureCostModel.Choose(_layer.Name, statistics.BatchSize, statistics.SampleCount, statistics.Positions,
                 _layer.InputDim, _layer.OutputDim, _kfac);
-            // Layers that are not Kronecker-factored (LayerNorm, BatchNorm) always take TENGraD's exact block.
-            _inner = Choice.Choice == LayerStructure.Tengrad || !_layer.IsKronecker ? new TengradBlock(_form) : new KfacBlock(_layer, _kfac);
+            // Layers that are not Kronecker-factored (LayerNorm, BatchNorm, a tensor tied in transposed layouts) always take TENGraD's exact block.
+            bool kronecker = _layer.IsKronecker && _layer is not TiedLayerAdapter { KroneckerFactored: false };
+            _inner = Choice.Choice == LayerStructure.Tengrad || !kronecker ? new TengradBlock(_form) : new KfacBlock(_layer, _kfac);
             _chosen?.Invoke(Choice);
         }
         _inner.Update(statistics, step);

@@ -6,7 +6,9 @@ namespace NaturalGradient.Curvature.Blocks;
 
 /// <summary>
 /// The diagonal of a layer's metric, diag(M_l) = w Σ gᵢ ∘ gᵢ, and the solve g / (diag + λ).
-/// For rank-one layers (Linear, T = 1) it is w (δ∘δ)ᵀ(ā∘ā) without forming per-sample gradients. Cost O(n p_l); memory O(p_l).
+/// For rank-one layers (Linear, T = 1) it is w (δ∘δ)ᵀ(ā∘ā) without forming per-sample gradients; for index layers
+/// (Embedding) it comes from the token indices (<see cref="TokenGradients.SquaredSum"/>, memory O(n T out + p_l)).
+/// Other layers form the per-sample gradients: cost O(n p_l); memory O(n p_l).
 /// </summary>
 public sealed class DiagonalBlock : ICurvatureBlock
 {
@@ -19,6 +21,10 @@ public sealed class DiagonalBlock : ICurvatureBlock
             var a = statistics.PairedActivations().squeeze(1);
             var d = statistics.FlatOutputGradients().squeeze(1);
             _diagonal = d.square().t().mm(a.square()).mul(statistics.Weight);
+        }
+        else if (statistics.PairedTokens() is { } tokens)
+        {
+            _diagonal = TokenGradients.SquaredSum(tokens, statistics.FlatOutputGradients(), statistics.Adapter.InputDim).mul_(statistics.Weight);
         }
         else
         {

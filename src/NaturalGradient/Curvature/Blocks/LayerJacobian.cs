@@ -16,12 +16,13 @@ namespace NaturalGradient.Curvature.Blocks;
 ///   (J g)ᵢ   = Σₜ δᵢₜᵀ g āᵢₜ
 ///   Jᵀ u     = Σᵢ Σₜ uᵢ δᵢₜ āᵢₜᵀ
 /// </code>
-/// For an Embedding, āᵢₜ · āⱼᵤ = [kᵢₜ = kⱼᵤ] comes from the token indices (no V-wide product). Cost O((nT)² (in' + out))
+/// For an Embedding, āᵢₜ · āⱼᵤ = [kᵢₜ = kⱼᵤ] comes from the token indices, and J g, Jᵀ u are gathers and
+/// scatter-adds over the token columns (<see cref="TokenGradients"/>): nothing V-wide per position. Cost O((nT)² (in' + out))
 /// and O((nT)²) memory for the Gram. Elementwise layers form J explicitly (p_l = 2 · features is small).
 /// </remarks>
 internal sealed class LayerJacobian
 {
-    private readonly Tensor? _a, _d, _j;
+    private readonly Tensor? _a, _d, _j, _tokens;
     private readonly long _n;
     private readonly LayerStatistics _statistics;
 
@@ -35,18 +36,19 @@ internal sealed class LayerJacobian
             Gram = _j.mm(_j.t());
             return;
         }
-        _a = statistics.PairedActivations();                 // n × T × in'
         _d = statistics.FlatOutputGradients();               // n × T × out
-        long t = _a.shape[1];
+        long t = _d.shape[1];
         var dFlat = _d.reshape(_n * t, -1);
         Tensor kA;
-        if (statistics.Tokens is { } tokens)
+        if (statistics.PairedTokens() is { } tokens)
         {
-            var k = (statistics.Samples == 1 ? tokens : tokens.unsqueeze(0).expand(statistics.Samples, -1, -1)).reshape(-1);
+            _tokens = tokens;                                 // n × T
+            var k = tokens.reshape(-1);
             kA = k.unsqueeze(1).eq(k.unsqueeze(0)).to_type(_d.dtype);
         }
         else
         {
+            _a = statistics.PairedActivations();             // n × T × in'
             var aFlat = _a.reshape(_n * t, -1);
             kA = aFlat.mm(aFlat.t());
         }
@@ -58,12 +60,15 @@ internal sealed class LayerJacobian
 
     /// <summary>J g for a W̄-shaped g: length n.</summary>
     public Tensor Multiply(Tensor g) =>
-        _j is not null ? _j.mv(g.flatten()) : (_d!.matmul(g) * _a!).sum(new long[] { 1, 2 });
+        _j is not null ? _j.mv(g.flatten())
+        : _tokens is not null ? TokenGradients.Multiply(_tokens, _d!, g)
+        : (_d!.matmul(g) * _a!).sum(new long[] { 1, 2 });
 
     /// <summary>Jᵀ u for u of length n, W̄-shaped like <paramref name="like"/>.</summary>
     public Tensor TransposeMultiply(Tensor u, Tensor like)
     {
         if (_j is not null) return _j.t().mv(u).reshape(like.shape);
+        if (_tokens is not null) return TokenGradients.TransposeMultiply(_tokens, _d!, u, like.shape[1]);
         long t = _a!.shape[1];
         return (_d! * u.reshape(-1, 1, 1)).reshape(_n * t, -1).t().mm(_a.reshape(_n * t, -1));
     }

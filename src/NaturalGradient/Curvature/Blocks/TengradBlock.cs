@@ -17,13 +17,15 @@ namespace NaturalGradient.Curvature.Blocks;
 /// with Ā (n × in') the activations and D (n × out) the output gradients of the n gradient samples.
 /// With <see cref="MetricForm.Centered"/> (TONGA's covariance, seed 001 eq 12) the rows of J are centred,
 /// J_c = P J with P = I − 11ᵀ/n, so J_cJ_cᵀ = P (J Jᵀ) P, J_c g = P (J g) and J_cᵀu = Jᵀ(P u): still no Jacobian.
-/// For float32 statistics eq 40 runs in float32 when its estimated error (the subtraction's condition number) is below
-/// 1e-3; otherwise, and always for float64, the solve is <see cref="TengradSolve"/>: eq 40's subtraction replaced by
-/// a push-through split that keeps its accuracy at small λ (float64).
+/// Which solve runs, in order: (1) when the statistics come from the gradient's own backward pass (the empirical Fisher
+/// of the default training path), the push-through form Δ = Jᵀ(wK + λI)⁻¹c·1 of <see cref="PushThroughIfAccurate"/>,
+/// with no subtraction; (2) for float32 statistics, eq 40 in float32 when its estimated error (the subtraction's
+/// condition number) is below 1e-3; (3) otherwise <see cref="TengradSolve"/>: eq 40's subtraction replaced by an
+/// eigendecomposition split that keeps its accuracy at small λ (float64).
 /// Cost O(n² (in' + out) + n³ + n p_l); memory O(n² + n (in' + out)) for rank-one layers (Linear on m × d inputs).
-/// Layers applied at T &gt; 1 positions and elementwise layers use <see cref="LayerJacobian"/>: the Woodbury solve of
-/// eq 40 with the Gram summed over position pairs (or J formed for LayerNorm/BatchNorm's 2·features parameters);
-/// the push-through split is not applied to them.
+/// Layers applied at T &gt; 1 positions and elementwise layers use <see cref="LayerJacobian"/> for J Jᵀ (summed over
+/// position pairs, or J formed for LayerNorm/BatchNorm's 2·features parameters), J g and Jᵀu: solve (1) applies to
+/// them as is; when it does not, they take eq 40 (solve (3) is for rank-one layers only).
 /// </summary>
 public sealed class TengradBlock : ICurvatureBlock
 {
@@ -169,7 +171,7 @@ public sealed class TengradBlock : ICurvatureBlock
         using var scope = NewDisposeScope();
         const ScalarType f64 = ScalarType.Float64;
         long n = _gram!.shape[0];
-        var system = _gram.to_type(f64).mul_(_weight);
+        var system = _gram.to_type(f64).mul(_weight);   // not in place: for float64 statistics to_type returns the Gram itself
         system.diagonal().add_(damping);
         var ones = full(n, 1, c, dtype: f64);
         var (factor, info) = linalg.cholesky_ex(system);
@@ -183,15 +185,9 @@ public sealed class TengradBlock : ICurvatureBlock
             stack(new[] { g.norm(), rest.norm(), delta.norm() }).to_type(f64),
             stack(new[] { u.norm(), _gram.diagonal().sum().to_type(f64), info.to_type(f64) }),
         }).data<double>().ToArray();
-        if (norms[5] != 0 || !double.IsFinite(norms[3]))
-        {
-            // Round-off made the damped system indefinite: the guarded factorisation (jitter, then eigenvalues) and again.
-            factor = SafeCholesky.Factor(system);
-            u = cholesky_solve(ones, factor).squeeze(1);
-            delta = JTu(u.to_type(g.dtype), g);
-            norms[2] = delta.norm().ToDouble();
-            norms[3] = u.norm().ToDouble();
-        }
+        // A failed factorisation means w K + λI is singular to working precision at this λ: a jittered factor would solve
+        // another system, so the solves that handle a singular K (eq 40 on its own terms, or the eigendecomposition split) take over.
+        if (norms[5] != 0 || !double.IsFinite(norms[3])) return null;
         double eps = g.dtype == ScalarType.Float32 ? 1.1920929e-7 : 2.220446049250313e-16;
         double tolerance = g.dtype == ScalarType.Float32 ? PushThroughTolerance32 : PushThroughTolerance64;
         double traceK = Math.Max(norms[4], 0), rootN = Math.Sqrt(n);

@@ -95,7 +95,7 @@ public sealed class GgnVectorProduct : IDisposable
         var jv = JacobianVectorProduct(v);                                                   // J v: m × o
         var hjv = _likelihood.MultiplyOutputFisher(_output.detach(), jv).div((double)BatchSize); // (1/m) H_out J v
         var gv = TransposedJacobianProduct(hjv).to_type(v.dtype);                            // Jᵀ (·)
-        if (damping > 0) gv = gv.add(v, damping);
+        if (damping > 0) gv.add_(v, damping);                                                // gv is fresh: in place
         return gv.MoveToOuterDisposeScope();
     }
 

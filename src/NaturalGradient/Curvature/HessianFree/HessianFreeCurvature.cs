@@ -35,6 +35,7 @@ public sealed partial class HessianFreeCurvature : ICurvature
     private GgnVectorProduct? _product;
     private Tensor? _solution;
     private readonly KfacSolverPreconditioner? _kfac;
+    private long _solves;
 
     /// <param name="options">Solver, iteration budget, tolerance, warm start and preconditioning; default <see cref="HessianFreeOptions"/>.</param>
     public HessianFreeCurvature(HessianFreeOptions? options = null)
@@ -51,6 +52,15 @@ public sealed partial class HessianFreeCurvature : ICurvature
     /// parameter order, owned by this object: valid until the next <see cref="Precondition"/> or <see cref="Dispose"/>.
     /// </summary>
     public SolveReport? LastReport { get; private set; }
+
+    /// <summary>
+    /// The unpreconditioned reference of the last solve (<see cref="HessianFreeOptions.ReferenceSolveEvery"/>), or null
+    /// when the last solve had none.
+    /// </summary>
+    public ReferenceSolve? LastReference { get; private set; }
+
+    /// <summary>G-vector products spent in reference solves (not in <see cref="TotalProducts"/>).</summary>
+    public long ReferenceProducts { get; private set; }
 
     /// <summary>G-vector products so far, in solves, <see cref="Multiply"/> and <see cref="QuadraticForm"/> (the dominant cost: about two backward passes each).</summary>
     public long TotalProducts { get; private set; }
@@ -96,6 +106,10 @@ public sealed partial class HessianFreeCurvature : ICurvature
         int products = 0;
         var report = _solver.Solve(v => { products++; return product.Multiply(v, damping); }, b, x0, Options.ToSolverOptions(), preconditioner);
         TotalProducts += products;
+        LastReference = preconditioner is not null && Options.ReferenceSolveEvery > 0 && _solves % Options.ReferenceSolveEvery == 0
+            ? SolveReference(product, b, x0, report.X, damping)
+            : null;
+        _solves++;
 
         _solution?.Dispose();
         _solution = report.X.detach().clone().DetachFromDisposeScope();   // finite by the solver's contract
@@ -103,6 +117,24 @@ public sealed partial class HessianFreeCurvature : ICurvature
 
         var result = layout.ToMatrices(report.X);
         return result.Select((t, i) => t.to_type(gradients[i].dtype).MoveToOuterDisposeScope()).ToList();
+    }
+
+    /// <summary>
+    /// The same system without the preconditioner, from the same start, to the true relative residual the preconditioned
+    /// solution <paramref name="x"/> has (one product to measure it); bounded by 10 · MaxIterations.
+    /// </summary>
+    private ReferenceSolve? SolveReference(GgnVectorProduct product, Tensor b, Tensor? x0, Tensor x, double damping)
+    {
+        using var scope = NewDisposeScope();
+        double bNorm = b.norm().ToDouble();
+        double reached = product.Multiply(x, damping).sub_(b).norm().ToDouble() / bNorm;
+        ReferenceProducts++;
+        if (!(reached > 0 && reached < 1)) return null;         // b = 0, no progress, or a non-finite residual: nothing to compare
+        int products = 0;
+        var options = new SolverOptions { MaxIterations = 10 * Options.MaxIterations, RelativeTolerance = reached };
+        var plain = _solver.Solve(v => { products++; return product.Multiply(v, damping); }, b, x0, options);
+        ReferenceProducts += products;
+        return new ReferenceSolve(plain.Iterations, reached, plain.RelativeResidual, plain.Status);
     }
 
     /// <summary>G v (no damping) for W̄-shaped <paramref name="vectors"/>: the predicted KL ½ΔᵀGΔ and quadratic models.</summary>
@@ -158,6 +190,7 @@ public sealed partial class HessianFreeCurvature : ICurvature
         _solution?.Dispose();
         _solution = null;
         LastReport = null;
+        LastReference = null;
         _output = null;
         _statistics = Array.Empty<LayerStatistics>();
     }

@@ -42,6 +42,14 @@ public sealed record HessianFreeOptions
     /// <summary>Settings of the K-FAC preconditioner's factors (running average, periods); default <see cref="Kfac.KfacOptions"/>.</summary>
     public Kfac.KfacOptions KfacPreconditionerOptions { get; init; } = new();
 
+    /// <summary>
+    /// Every this many solves (the 1st, the (1 + N)-th, …) with a preconditioner, also solve the same system from the same
+    /// start without it, until the true relative residual ‖g − (G + λI)x‖/‖g‖ the preconditioned solve reached (at most
+    /// 10 · <see cref="MaxIterations"/> iterations), and report the count in <see cref="HessianFreeCurvature.LastReference"/>:
+    /// the iterations the preconditioner saved. Costs those products on the measured steps only; default 0 (never).
+    /// </summary>
+    public int ReferenceSolveEvery { get; init; }
+
     /// <summary>ξ in P = (diag F̂ + λ)^(−ξ); default 1 (Jacobi). Martens 2010 uses 0.75 with the empirical Fisher. In (0, 1].</summary>
     public double DiagonalExponent { get; init; } = 1.0;
 
@@ -61,6 +69,8 @@ public sealed record HessianFreeOptions
         if (KfacPreconditioner && DiagonalPreconditioner)
             throw new ArgumentOutOfRangeException(nameof(KfacPreconditioner), KfacPreconditioner, "choose one solver preconditioner: diagonal or K-FAC");
         if (KfacPreconditioner) KfacPreconditionerOptions.Validate();
+        if (ReferenceSolveEvery < 0)
+            throw new ArgumentOutOfRangeException(nameof(ReferenceSolveEvery), ReferenceSolveEvery, "ReferenceSolveEvery must be ≥ 0 (0 = never)");
         return this;
     }
 
@@ -69,5 +79,5 @@ public sealed record HessianFreeOptions
 
     public override string ToString() =>
         $"DiagonalExponent={DiagonalExponent}, DiagonalPreconditioner={DiagonalPreconditioner}, KfacPreconditioner={KfacPreconditioner}, MaxIterations={MaxIterations}, " +
-        $"RelativeTolerance={RelativeTolerance}, Solver={Solver}, WarmStart={WarmStart}, WarmStartDecay={WarmStartDecay}";
+        $"ReferenceSolveEvery={ReferenceSolveEvery}, RelativeTolerance={RelativeTolerance}, Solver={Solver}, WarmStart={WarmStart}, WarmStartDecay={WarmStartDecay}";
 }

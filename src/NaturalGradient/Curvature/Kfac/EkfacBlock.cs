@@ -82,8 +82,8 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         using var scope = NewDisposeScope();
         if (factorsDue)
         {
-            _a.Update(KroneckerFactors.Activation(statistics, Options.WeightSharing), Options.FactorDecay);
-            _g.Update(KroneckerFactors.OutputGradient(statistics, Options.WeightSharing), Options.FactorDecay);
+            KroneckerFactors.AccumulateActivation(_a, statistics, Options.WeightSharing, Options.FactorDecay);
+            KroneckerFactors.AccumulateOutputGradient(_g, statistics, Options.WeightSharing, Options.FactorDecay);
         }
         bool basisChanged = first || Options.InverseDue(step);
         if (basisChanged)
@@ -94,11 +94,53 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         }
         // A running average of S across different bases mixes coordinates that no longer correspond: when the
         // basis changes, S restarts from this batch's second moments in the new basis.
-        if (basisChanged && factorsDue)
-            _s.Replace(ProjectedSecondMoments(statistics).to_type(_a.Value!.dtype));
-        else if (factorsDue)
-            _s.Update(ProjectedSecondMoments(statistics).to_type(_a.Value!.dtype), Options.FactorDecay);
+        if (!factorsDue) return;
+        if (!basisChanged && statistics.IsRankOne)
+        {
+            // S ← βS + (1 − β) w (Σₛ(δQ_G)²)ᵀ (āQ_A)²: one GEMM into the long-lived S.
+            var (deltaSquares, actSquares) = ProjectedSquares(statistics);
+            if (_s.TryAccumulateGram(deltaSquares, actSquares, statistics.Weight, Options.FactorDecay)) return;
+        }
+        if (basisChanged) _s.Replace(ProjectedSecondMoments(statistics).to_type(_a.Value!.dtype));
+        else _s.Update(ProjectedSecondMoments(statistics).to_type(_a.Value!.dtype), Options.FactorDecay);
     }
+
+    /// <summary>
+    /// For T = 1: the m × out matrix Σₛ (δᵢₛᵀQ_G)² and the m × in' matrix (āᵢᵀQ_A)² (element-wise squares), whose
+    /// product w (·)ᵀ(·) is S, since the projected per-sample gradient is (Q_Gᵀδᵢₛ)(Q_Aᵀāᵢ)ᵀ.
+    /// </summary>
+    private (Tensor DeltaSquares, Tensor ActivationSquares) ProjectedSquares(LayerStatistics statistics)
+    {
+        var qa = _eigen.ActivationBasis;
+        var qg = _eigen.OutputGradientBasis;
+        var delta = statistics.OutputGradients.detach().squeeze(2).to_type(qg.dtype);                  // s × m × out
+        if (statistics.Samples == 1)
+        {
+            // D Q_G and Ā Q_A are kept for this step's PreconditionMeanGradient: Q_Gᵀ ḡ Q_A = w (D Q_G)ᵀ(Ā Q_A).
+            var deltaProjected = delta.squeeze(0).mm(qg);                                              // m × out
+            var actProjected = statistics.Activations.detach().squeeze(1).to_type(qa.dtype).mm(qa);   // m × in'
+            // They live in the caller's dispose scope (the step's), not in the block: used only while still valid.
+            _projections = new StepProjections(statistics, deltaProjected.alias().MoveToOuterDisposeScope(), actProjected.alias().MoveToOuterDisposeScope());
+            return (deltaProjected.square(), actProjected.square());
+        }
+        var deltaSquares = Squared(delta.matmul(qg)).sum(dim: 0);                                       // m × out
+        var actSquares = Squared(statistics.Activations.detach().squeeze(1).to_type(qa.dtype).mm(qa)); // m × in'
+        return (deltaSquares, actSquares);
+    }
+
+    /// <summary>
+    /// The projections D Q_G and Ā Q_A of one update's statistics, in the dispose scope that was current at the update
+    /// (not owned by the block): valid until that scope ends.
+    /// </summary>
+    private sealed record StepProjections(LayerStatistics Statistics, Tensor Delta, Tensor Activations)
+    {
+        public bool IsValid => !Delta.IsInvalid && !Activations.IsInvalid;
+    }
+
+    private StepProjections? _projections;
+
+    /// <summary>x ∘ x in place (x is a fresh product).</summary>
+    private static Tensor Squared(Tensor x) => x.mul_(x);
 
     /// <summary>w Σₛ Σᵢ (Q_Gᵀ gᵢₛ Q_A)² in the current eigenbasis (out × in').</summary>
     private Tensor ProjectedSecondMoments(LayerStatistics statistics)
@@ -108,9 +150,7 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         if (statistics.IsRankOne)
         {
             // gᵢₛ = δᵢₛ āᵢᵀ ⇒ (Q_Gᵀ gᵢₛ Q_A)² = (Q_Gᵀδᵢₛ)² ((Q_Aᵀāᵢ)²)ᵀ; sum the δ part over the s samples first.
-            var delta = statistics.OutputGradients.detach().squeeze(2).to_type(qg.dtype);   // s × m × out
-            var deltaSquares = delta.matmul(qg).square().sum(dim: 0);                              // m × out
-            var actSquares = statistics.Activations.detach().squeeze(1).to_type(qa.dtype).mm(qa).square();  // m × in'
+            var (deltaSquares, actSquares) = ProjectedSquares(statistics);
             return deltaSquares.t().mm(actSquares).mul_(statistics.Weight);
         }
         var perSample = statistics.PerSampleGradients().detach().to_type(qa.dtype);          // n × out × in'
@@ -129,6 +169,31 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         using var scope = NewDisposeScope();
         var projected = _eigen.Project(gradient.detach().to_type(s.dtype));
         return scope.MoveToOuter(_eigen.Unproject(projected.div_(Denominator(s, damping))).to_type(gradient.dtype));
+    }
+
+    /// <summary>
+    /// Δ for the statistics' mean gradient ḡ = w DᵀĀ (T = 1, one gradient sample): the projection Q_Gᵀ ḡ Q_A is formed as
+    /// w (D Q_G)ᵀ(Ā Q_A) from the projections this step's update of S already made (2m·out·in' flops instead of
+    /// 2·out·in'(out + in')), or from D and Ā when S was not updated and that is cheaper; then divided and projected back
+    /// as in <see cref="Precondition"/>. Null when neither route is cheaper than the products with ḡ.
+    /// </summary>
+    public Tensor? PreconditionMeanGradient(LayerStatistics statistics, double damping)
+    {
+        ThrowIfDisposed();
+        KroneckerBlockGuard.Damping(damping);
+        var s = Current(_s);
+        if (!ReferenceEquals(statistics.Adapter, Layer)) return null;
+        long m = statistics.BatchSize, outputs = Layer.OutputDim, inputs = Layer.InputDim;
+        using var scope = NewDisposeScope();
+        Tensor projected;
+        if (_projections is { } p && ReferenceEquals(p.Statistics, statistics) && p.IsValid && m < outputs + inputs)
+            projected = p.Delta.t().mm(p.Activations).mul_(statistics.Weight);
+        else if (KroneckerFactors.MeanGradientRouteIsCheaper(m, outputs, inputs) && KroneckerFactors.MeanGradientRows(statistics, s.dtype) is { } rows)
+            projected = _eigen.ProjectMeanGradient(rows.D, rows.A, statistics.Weight);
+        else
+            return null;
+        KroneckerFactors.CountMeanGradientSolve();
+        return scope.MoveToOuter(_eigen.Unproject(projected.div_(Denominator(s, damping))).to_type(statistics.Activations.dtype));
     }
 
     /// <summary>
@@ -183,5 +248,6 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         if (_disposed) return;
         _disposed = true;
         _a.Dispose(); _g.Dispose(); _s.Dispose(); _eigen.Dispose();
+        _projections = null;
     }
 }

@@ -59,6 +59,14 @@ internal sealed partial class FactoredInverse : IDisposable
         Keep(parts[0].clone(), parts[1].clone(), damping);
     }
 
+    /// <summary>(G + √λ/π I)⁻¹ ḡ (A + π√λ I)⁻¹ for ḡ = w DᵀĀ, as w ((D (G + √λ/π I)⁻ᵀ)ᵀ (Ā (A + π√λ I)⁻¹)), from D (m × out) and Ā (m × in').</summary>
+    public Tensor ApplyToMeanGradient(Tensor d, Tensor a, double weight)
+    {
+        if (_aInverse is null || _gInverse is null) throw new InvalidOperationException("the inverses have not been computed yet");
+        using var scope = NewDisposeScope();
+        return scope.MoveToOuter(d.mm(_gInverse.t()).t().mm(a.mm(_aInverse)).mul_(weight));
+    }
+
     private void Keep(Tensor aInverse, Tensor gInverse, double damping)
     {
         Dispose();

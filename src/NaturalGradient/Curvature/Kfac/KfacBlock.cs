@@ -66,8 +66,8 @@ public sealed partial class KfacBlock : ICurvatureBlock
         using var scope = NewDisposeScope();
         if (first || Options.FactorsDue(step))
         {
-            _a.Update(KroneckerFactors.Activation(statistics, Options.WeightSharing), Options.FactorDecay);
-            _g.Update(KroneckerFactors.OutputGradient(statistics, Options.WeightSharing), Options.FactorDecay);
+            KroneckerFactors.AccumulateActivation(_a, statistics, Options.WeightSharing, Options.FactorDecay);
+            KroneckerFactors.AccumulateOutputGradient(_g, statistics, Options.WeightSharing, Options.FactorDecay);
         }
         if (!first && !Options.InverseDue(step)) return;
         _inverseDue = true;
@@ -91,21 +91,7 @@ public sealed partial class KfacBlock : ICurvatureBlock
         Tensor result;
         if (Options.DampingMode == KfacDampingMode.Factored)
         {
-            // Both inverse methods end as two cached matrices, applied with two products; they are rebuilt when due
-            // and when λ changes (a Cholesky refactorisation, or two products per factor from the eigenbasis).
-            if (_inverseDue || _inverse.Damping != damping)
-            {
-                if (Options.InverseMethod == KfacInverseMethod.Cholesky)
-                {
-                    _inverse.RefreshCholesky(a, _g.Value!, damping);
-                    InverseRefreshCount++;
-                }
-                else
-                {
-                    _inverse.RefreshEigen(_eigen, _pi, damping);
-                }
-                _inverseDue = false;
-            }
+            EnsureFactoredInverse(a, damping);
             result = _inverse.Apply(g);
         }
         else
@@ -114,6 +100,55 @@ public sealed partial class KfacBlock : ICurvatureBlock
             result = _eigen.Unproject(_eigen.Project(g).div_(_eigen.EigenvalueProducts().add_(damping)));
         }
         return scope.MoveToOuter(result.to_type(gradient.dtype));
+    }
+
+    /// <summary>
+    /// Δ for the statistics' mean gradient ḡ = w DᵀĀ (T = 1, one gradient sample), formed from D and Ā: factored damping
+    /// w (D (G + √λ/π I)⁻¹)ᵀ(Ā (A + π√λ I)⁻¹), eigenbasis damping Q_G [(w (D Q_G)ᵀ(Ā Q_A)) ⊘ (eᴳeᴬᵀ + λ)] Q_Aᵀ. Taken only
+    /// when it costs fewer flops than the products with ḡ (m(out² + in'² + out·in') &lt; out·in'(out + in'), i.e. a batch
+    /// small against the layer); null otherwise.
+    /// </summary>
+    public Tensor? PreconditionMeanGradient(LayerStatistics statistics, double damping)
+    {
+        ThrowIfDisposed();
+        KroneckerBlockGuard.Damping(damping);
+        var a = Current(_a);
+        if (!ReferenceEquals(statistics.Adapter, Layer) || !KroneckerFactors.MeanGradientRouteIsCheaper(statistics.BatchSize, Layer.OutputDim, Layer.InputDim))
+            return null;
+        using var scope = NewDisposeScope();
+        if (KroneckerFactors.MeanGradientRows(statistics, a.dtype) is not { } rows) return null;
+        var (d, abar) = rows;
+        Tensor result;
+        if (Options.DampingMode == KfacDampingMode.Factored)
+        {
+            EnsureFactoredInverse(a, damping);
+            result = _inverse.ApplyToMeanGradient(d, abar, statistics.Weight);
+        }
+        else
+        {
+            result = _eigen.Unproject(_eigen.ProjectMeanGradient(d, abar, statistics.Weight).div_(_eigen.EigenvalueProducts().add_(damping)));
+        }
+        KroneckerFactors.CountMeanGradientSolve();
+        return scope.MoveToOuter(result.to_type(statistics.Activations.dtype));
+    }
+
+    /// <summary>
+    /// Both inverse methods end as two cached matrices, applied with two products; they are rebuilt when due and when λ
+    /// changes (a Cholesky refactorisation, or two products per factor from the eigenbasis).
+    /// </summary>
+    private void EnsureFactoredInverse(Tensor a, double damping)
+    {
+        if (!_inverseDue && _inverse.Damping == damping) return;
+        if (Options.InverseMethod == KfacInverseMethod.Cholesky)
+        {
+            _inverse.RefreshCholesky(a, _g.Value!, damping);
+            InverseRefreshCount++;
+        }
+        else
+        {
+            _inverse.RefreshEigen(_eigen, _pi, damping);
+        }
+        _inverseDue = false;
     }
 
     /// <summary>(G ⊗ A) vec(v) = vec(G v A), with the current factors and no damping.</summary>

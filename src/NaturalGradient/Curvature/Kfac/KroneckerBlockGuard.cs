@@ -12,12 +12,16 @@ internal static class KroneckerBlockGuard
     {
         ArgumentNullException.ThrowIfNull(statistics);
         if (step < 0) throw new ArgumentOutOfRangeException(nameof(step), step, $"step must be ≥ 0, got {step}");
-        if (statistics.Activations.shape[2] != layer.InputDim || statistics.OutputGradients.shape[3] != layer.OutputDim)
+        if (statistics.InputWidth != layer.InputDim || statistics.OutputGradients.shape[3] != layer.OutputDim)
             throw new ArgumentException(
-                $"statistics for layer '{layer.Name}' have in' = {statistics.Activations.shape[2]}, out = {statistics.OutputGradients.shape[3]}; " +
+                $"statistics for layer '{layer.Name}' have in' = {statistics.InputWidth}, out = {statistics.OutputGradients.shape[3]}; " +
                 $"the block expects in' = {layer.InputDim}, out = {layer.OutputDim}", nameof(statistics));
-        if (statistics.OutputGradients.shape[1] != statistics.BatchSize || statistics.OutputGradients.shape[2] != statistics.Positions)
-            throw new ArgumentException("output gradients (s × m × T × out) do not match the activations (m × T × in')", nameof(statistics));
+        if (statistics.Tokens is null)
+        {
+            var a = statistics.Activations;
+            if (a.shape[^3] != statistics.BatchSize || a.shape[^2] != statistics.Positions)
+                throw new ArgumentException("output gradients (s × m × T × out) do not match the activations (m × T × in')", nameof(statistics));
+        }
     }
 
     public static void Matrix(ILayerAdapter layer, Tensor v, string name)

@@ -66,6 +66,13 @@ internal sealed partial class KroneckerEigenbasis : IDisposable
         return scope.MoveToOuter(OutputGradientBasis.t().matmul(v).matmul(ActivationBasis));
     }
 
+    /// <summary>Q_Gᵀ ḡ Q_A for ḡ = w DᵀĀ, as w (D Q_G)ᵀ(Ā Q_A), from D (m × out) and Ā (m × in').</summary>
+    public Tensor ProjectMeanGradient(Tensor d, Tensor a, double weight)
+    {
+        using var scope = NewDisposeScope();
+        return scope.MoveToOuter(d.mm(OutputGradientBasis).t().mm(a.mm(ActivationBasis)).mul_(weight));
+    }
+
     /// <summary>Q_G X Q_Aᵀ for X of shape out × in'.</summary>
     public Tensor Unproject(Tensor x)
     {

@@ -25,6 +25,48 @@ namespace NaturalGradient.Curvature.Kfac;
 public static class KroneckerFactors
 {
     /// <summary>
+    /// The running average X ← βX + (1 − β)A of <see cref="Activation"/>'s A. A = (1/m) ĀᵀĀ over the (m·T) × in' rows
+    /// Ā is accumulated into X by one GEMM in place (<see cref="RunningAverage.TryAccumulateGram"/>); the first update,
+    /// float64 factors and an Embedding's diagonal A form A and go through <see cref="RunningAverage.Update"/>.
+    /// </summary>
+    internal static void AccumulateActivation(RunningAverage average, LayerStatistics statistics, KfacWeightSharing sharing, double decay)
+    {
+        using var scope = NewDisposeScope();
+        if (statistics.Tokens is null)
+        {
+            var rows = ActivationRows(statistics, sharing);
+            if (average.TryAccumulateGram(rows, rows, 1.0 / statistics.BatchSize, decay)) return;
+        }
+        average.Update(Activation(statistics, sharing), decay);
+    }
+
+    /// <summary>The running average X ← βX + (1 − β)G of <see cref="OutputGradient"/>'s G = c DᵀD, accumulated like <see cref="AccumulateActivation"/>.</summary>
+    internal static void AccumulateOutputGradient(RunningAverage average, LayerStatistics statistics, KfacWeightSharing sharing, double decay)
+    {
+        using var scope = NewDisposeScope();
+        var (rows, scale) = OutputGradientRows(statistics, sharing);
+        if (average.TryAccumulateGram(rows, rows, scale, decay)) return;
+        average.Update(OutputGradient(statistics, sharing), decay);
+    }
+
+    /// <summary>Ā as (m·T) × in' rows (Reduce: m × in', the mean over positions), so that A = (1/m) ĀᵀĀ.</summary>
+    private static Tensor ActivationRows(LayerStatistics statistics, KfacWeightSharing sharing)
+    {
+        var a = statistics.Activations.detach();
+        if (sharing == KfacWeightSharing.Reduce && statistics.Positions > 1) a = a.mean(new long[] { 1 }, keepdim: true);
+        return a.reshape(-1, a.shape[2]);
+    }
+
+    /// <summary>D as (s·m·T) × out rows (Reduce: summed over positions) and the scale c with G = c DᵀD.</summary>
+    private static (Tensor Rows, double Scale) OutputGradientRows(LayerStatistics statistics, KfacWeightSharing sharing)
+    {
+        var d = statistics.OutputGradients.detach();
+        bool reduce = sharing == KfacWeightSharing.Reduce && statistics.Positions > 1 && statistics.Tokens is null;
+        if (reduce) d = d.sum(new long[] { 2 }, keepdim: true);
+        return (d.reshape(-1, d.shape[3]), reduce ? statistics.Weight : statistics.Weight / statistics.Positions);
+    }
+
+    /// <summary>
     /// Expand: A = (1/m) Σᵢ Σₜ āᵢₜ āᵢₜᵀ from ā (m × T × in'), in' × in' — for an Embedding diag(token counts)/m from the
     /// indices. Reduce: A = (1/m) Σᵢ āᵢāᵢᵀ with āᵢ = (1/T) Σₜ āᵢₜ.
     /// </summary>
@@ -33,12 +75,10 @@ public static class KroneckerFactors
         using var scope = NewDisposeScope();
         if (statistics.Tokens is { } tokens)
         {
-            var counts = bincount(tokens.reshape(-1), minlength: statistics.Adapter.InputDim).to_type(statistics.Activations.dtype);
+            var counts = bincount(tokens.reshape(-1), minlength: statistics.Adapter.InputDim).to_type(statistics.Dtype);
             return scope.MoveToOuter(diag(counts.div_(statistics.BatchSize)));
         }
-        var a = statistics.Activations.detach();
-        if (sharing == KfacWeightSharing.Reduce && statistics.Positions > 1) a = a.mean(new long[] { 1 }, keepdim: true);
-        var flat = a.reshape(-1, a.shape[2]);                                // (m·T) × in'
+        var flat = ActivationRows(statistics, sharing);                      // (m·T) × in'
         return scope.MoveToOuter(flat.t().mm(flat).div_(statistics.BatchSize));
     }
 
@@ -49,13 +89,33 @@ public static class KroneckerFactors
     public static Tensor OutputGradient(LayerStatistics statistics, KfacWeightSharing sharing = KfacWeightSharing.Expand)
     {
         using var scope = NewDisposeScope();
-        var d = statistics.OutputGradients.detach();
-        bool reduce = sharing == KfacWeightSharing.Reduce && statistics.Positions > 1 && statistics.Tokens is null;
-        if (reduce) d = d.sum(new long[] { 2 }, keepdim: true);
-        var flat = d.reshape(-1, d.shape[3]);                                // (s·m·T) × out
-        double scale = reduce ? statistics.Weight : statistics.Weight / statistics.Positions;
+        var (flat, scale) = OutputGradientRows(statistics, sharing);        // (s·m·T) × out
         return scope.MoveToOuter(flat.t().mm(flat).mul_(scale));
     }
+
+    /// <summary>
+    /// For a mean gradient ḡ = w Σᵢ δᵢāᵢᵀ (T = 1, one gradient sample, not an Embedding): D (m × out) and Ā (m × in') in
+    /// <paramref name="dtype"/>, so that ḡ = w DᵀĀ and L ḡ R = w (D Lᵀ)ᵀ(Ā R) for any out × out L and in' × in' R. Null otherwise.
+    /// </summary>
+    internal static (Tensor D, Tensor A)? MeanGradientRows(LayerStatistics statistics, ScalarType dtype)
+    {
+        if (!statistics.IsRankOne || statistics.Samples != 1 || statistics.Tokens is not null) return null;
+        return (statistics.OutputGradients.detach().reshape(statistics.BatchSize, -1).to_type(dtype),
+                statistics.Activations.detach().reshape(statistics.BatchSize, -1).to_type(dtype));
+    }
+
+    /// <summary>
+    /// True when w (D Lᵀ)ᵀ(Ā R), 2m(out² + in'² + out·in') flops, is cheaper than L ḡ R, 2·out·in'(out + in') flops.
+    /// </summary>
+    private static long _meanGradientSolves;
+
+    /// <summary>How many block solves in this process took the mean-gradient route (for tests of the dispatch).</summary>
+    internal static long MeanGradientSolves => Interlocked.Read(ref _meanGradientSolves);
+
+    internal static void CountMeanGradientSolve() => Interlocked.Increment(ref _meanGradientSolves);
+
+    internal static bool MeanGradientRouteIsCheaper(long m, long outputs, long inputs) =>
+        m * (double)(outputs * outputs + inputs * inputs + outputs * inputs) < outputs * (double)inputs * (outputs + inputs);
 
     /// <summary>The dense block G ⊗ A (row-major vec of W̄: rows of W̄ stacked). For tests and small layers only.</summary>
     public static Tensor Dense(Tensor g, Tensor a) => kron(g, a);

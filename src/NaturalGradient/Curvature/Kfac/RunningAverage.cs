@@ -29,6 +29,21 @@ internal sealed partial class RunningAverage : IDisposable
         _value.mul_(decay).add_(batch.detach(), alpha: 1 - decay);   // in place: the long-lived buffer is kept
     }
 
+    /// <summary>
+    /// X ← β X + (1 − β) c · LᵀR in place by one GEMM (addmm with β and α = (1 − β) c) for the rows L (n × d₁) and
+    /// R (n × d₂): no batch matrix and no element-wise passes. Returns false, leaving X alone, when that does not apply:
+    /// before the first update, when X's shape or dtype differs, and for float64 (addmm's scalars are single precision
+    /// in TorchSharp, which would round β and (1 − β) c); the caller then forms the batch matrix and calls <see cref="Update"/>.
+    /// </summary>
+    public bool TryAccumulateGram(Tensor left, Tensor right, double scale, double decay)
+    {
+        if (_value is null || left.dtype == ScalarType.Float64 || _value.dtype != left.dtype || _value.dim() != 2
+            || _value.shape[0] != left.shape[1] || _value.shape[1] != right.shape[1])
+            return false;
+        _value.addmm_(left.t(), right, beta: (float)decay, alpha: (float)((1 - decay) * scale));
+        return true;
+    }
+
     /// <summary>Takes <paramref name="value"/> as the new average (it is detached from its dispose scope and owned here).</summary>
     public void Replace(Tensor value)
     {

@@ -1,0 +1,180 @@
+using NaturalGradient.Likelihoods;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Bench.Perf;
+
+/// <summary>
+/// The "lean" reference steps of the performance issue: minimal TorchSharp steps, written without the library, that
+/// do the same math as <c>NaturalGradientDescent.Step</c> with the benchmark's settings (empirical Fisher, constant
+/// damping λ, momentum μ, no KL clip) on an MLP of Linear layers. They keep nothing the math does not need: no
+/// statistics guard, no finiteness read, no coverage or options machinery. The ratio library / lean is what the
+/// library's own machinery costs on top of the method.
+/// </summary>
+/// <remarks>
+/// <para>Both record each Linear layer's input a and output z with forward hooks, keep z's gradient from the one
+/// <c>loss.backward()</c>, and take δ = m ∂L/∂z (the per-example output gradients of the mean loss), Ā = [a 1],
+/// ḡ = [∇W ∇b] (W̄ = [W b]); then buf ← μ buf + Δ and W̄ ← W̄ − η buf.</para>
+/// <para>K-FAC: A ← βA + (1 − β) ĀᵀĀ/m and G ← βG + (1 − β) δᵀδ/m (one addmm each, the first step takes the batch
+/// factors), every <c>inversePeriod</c> steps (from step 0) the Cholesky inverses of A + π√λ I and G + √λ/π I with
+/// π² = (tr A/in')/(tr G/out), and Δ = (G + √λ/π I)⁻¹ ḡ (A + π√λ I)⁻¹ (Martens &amp; Grosse 2015 §6.3).</para>
+/// <para>TENGraD (seed 000 eq 40–43, in the model's dtype): K = (ĀĀᵀ) ∘ (δδᵀ) + λm I, u = K⁻¹ rowsum((δḡ) ∘ Ā) by
+/// Cholesky, Δ = (ḡ − (δ ∘ u)ᵀĀ)/λ.</para>
+/// </remarks>
+internal sealed class LeanStep : IDisposable
+{
+    private sealed class Layer
+    {
+        public required Linear Module { get; init; }
+        public Tensor? Input, Output;
+        public Tensor? A, G, AInverse, GInverse, Momentum;
+    }
+
+    private readonly nn.Module<Tensor, Tensor> _model;
+    private readonly ILikelihood _likelihood;
+    private readonly List<Layer> _layers = new();
+    private readonly List<Action> _removers = new();
+    private readonly bool _kfac;
+    private readonly double _lr, _momentum, _damping, _decay;
+    private readonly int _inversePeriod;
+    private long _step;
+
+    /// <param name="method">"kfac" (Cholesky inverses every <paramref name="inversePeriod"/> steps) or "tengrad".</param>
+    public LeanStep(string method, nn.Module<Tensor, Tensor> model, ILikelihood likelihood, double lr, double momentum, double damping,
+        int inversePeriod, double factorDecay = 0.95)
+    {
+        if (method is not ("kfac" or "tengrad")) throw new ArgumentException($"no lean step for '{method}'");
+        _kfac = method == "kfac";
+        _model = model;
+        _likelihood = likelihood;
+        (_lr, _momentum, _damping, _inversePeriod, _decay) = (lr, momentum, damping, inversePeriod, factorDecay);
+        foreach (var (_, module) in model.named_modules())
+        {
+            if (module is not Linear linear) continue;
+            var layer = new Layer { Module = linear };
+            _layers.Add(layer);
+            var hook = linear.register_forward_hook((_, input, output) =>
+            {
+                layer.Input = input.detach();
+                layer.Output = output.alias();
+                return null!;
+            });
+            _removers.Add(hook.remove);
+        }
+    }
+
+    public void Step(Tensor x, Tensor y)
+    {
+        _model.zero_grad();
+        var loss = _likelihood.Loss(_model.call(x), y);
+        foreach (var l in _layers) l.Output!.retain_grad();
+        loss.backward();
+        long m = x.shape[0];
+        using var _ = no_grad();
+        foreach (var l in _layers)
+        {
+            var a = l.Input!;
+            var abar = cat(new[] { a, ones(m, 1, dtype: a.dtype) }, 1);      // m × in'
+            var delta = l.Output!.grad!.mul(m);                               // m × out
+            var g = cat(new[] { l.Module.weight!.grad!, l.Module.bias!.grad!.unsqueeze(1) }, 1);   // out × in'
+            var step = _kfac ? Kfac(l, abar, delta, g, m) : Tengrad(abar, delta, g, m);
+            if (l.Momentum is null) l.Momentum = step.clone().DetachFromDisposeScope();
+            else l.Momentum.mul_(_momentum).add_(step);
+            long inputs = a.shape[1];
+            l.Module.weight!.add_(l.Momentum.narrow(1, 0, inputs), alpha: -_lr);
+            l.Module.bias!.add_(l.Momentum.select(1, inputs), alpha: -_lr);
+        }
+        _step++;
+    }
+
+    private Tensor Kfac(Layer l, Tensor abar, Tensor delta, Tensor g, long m)
+    {
+        if (l.A is null)
+        {
+            l.A = abar.t().mm(abar).div_(m).DetachFromDisposeScope();
+            l.G = delta.t().mm(delta).div_(m).DetachFromDisposeScope();
+        }
+        else
+        {
+            l.A.addmm_(abar.t(), abar, beta: (float)_decay, alpha: (float)((1 - _decay) / m));
+            l.G!.addmm_(delta.t(), delta, beta: (float)_decay, alpha: (float)((1 - _decay) / m));
+        }
+        if (_step % _inversePeriod == 0)
+        {
+            double meanA = l.A.trace().ToDouble() / l.A.shape[0], meanG = l.G!.trace().ToDouble() / l.G.shape[0];
+            double pi = Math.Sqrt(meanA / meanG);
+            if (!(double.IsFinite(pi) && pi > 0)) pi = 1;
+            double root = Math.Sqrt(_damping);
+            l.AInverse?.Dispose();
+            l.GInverse?.Dispose();
+            l.AInverse = DampedInverse(l.A, pi * root).DetachFromDisposeScope();
+            l.GInverse = DampedInverse(l.G, root / pi).DetachFromDisposeScope();
+        }
+        return l.GInverse!.mm(g).mm(l.AInverse!);
+    }
+
+    private static Tensor DampedInverse(Tensor factor, double shift)
+    {
+        var damped = factor.clone();
+        damped.diagonal().add_(shift);
+        return cholesky_inverse(linalg.cholesky(damped));
+    }
+
+    private Tensor Tengrad(Tensor abar, Tensor delta, Tensor g, long m)
+    {
+        var k = abar.mm(abar.t()).mul_(delta.mm(delta.t()));
+        k.diagonal().add_(_damping * m);                                      // λ/w with w = 1/m
+        var jg = delta.mm(g).mul_(abar).sum(1, keepdim: true);               // J ḡ: m × 1
+        var u = cholesky_solve(jg, linalg.cholesky(k));
+        return g.sub_(delta.mul_(u).t().mm(abar)).div_(_damping);
+    }
+
+    public void Dispose()
+    {
+        foreach (var remove in _removers) remove();
+        foreach (var l in _layers)
+        {
+            l.A?.Dispose(); l.G?.Dispose(); l.AInverse?.Dispose(); l.GInverse?.Dispose(); l.Momentum?.Dispose();
+        }
+    }
+}
+
+/// <summary>Checks that a lean step does the library's math: both take the same steps from the same weights.</summary>
+internal static class LeanCheck
+{
+    /// <summary>
+    /// max |θ_lib − θ_lean| / max |θ_lib − θ₀| after <paramref name="steps"/> steps of <c>NaturalGradientDescent</c> and of
+    /// <see cref="LeanStep"/> on the same batch (float32 round-off only when the math agrees).
+    /// </summary>
+    public static double RelativeDifference(StepProblem problem, string method, int steps)
+    {
+        using var scope = NewDisposeScope();
+        var configs = StepConfigs.Build(problem.Model, problem.Likelihood, new[] { method, method + "-lean" }, bothPaths: false);
+        try
+        {
+            var library = configs.Single(c => c.Method == method && c.Path == "optimizer");
+            var lean = configs.Single(c => c.Method == method && c.Path == "lean");
+            var start = Parameters(library.Model!);
+            for (int s = 0; s < steps; s++)
+            {
+                using var step = NewDisposeScope();
+                library.Step(problem.X, problem.Y);
+                lean.Step(problem.X, problem.Y);
+            }
+            var a = Parameters(library.Model!);
+            var b = Parameters(lean.Model!);
+            return (a - b).abs().max().ToDouble() / (a - start).abs().max().ToDouble();
+        }
+        finally
+        {
+            foreach (var c in configs) c.Dispose();
+        }
+    }
+
+    private static Tensor Parameters(nn.Module<Tensor, Tensor> model)
+    {
+        using var _ = no_grad();
+        return cat(model.parameters().Select(p => p.detach().flatten()).ToArray()).clone();
+    }
+}

@@ -1,0 +1,50 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Capture;
+
+/// <summary>
+/// Reading and writing a layer's covered parameters (.grad and values) as its W̄ matrix, through the adapter's
+/// <see cref="ILayerAdapter.SplitMatrix"/> and <see cref="ILayerAdapter.JoinMatrix"/>.
+/// </summary>
+internal static class ParameterMatrix
+{
+    /// <summary>The current .grad of the covered parameters as W̄ (zeros where .grad is undefined).</summary>
+    public static Tensor Gradient(ILayerAdapter layer)
+    {
+        using var _ = no_grad();
+        return layer.JoinMatrix(layer.Parameters.Select(p => p.grad is null ? zeros_like(p) : p.grad).ToList());
+    }
+
+    /// <summary>Overwrites the covered parameters' .grad with the W̄-shaped <paramref name="g"/>.</summary>
+    public static void WriteGradient(ILayerAdapter layer, Tensor g)
+    {
+        using var _ = no_grad();
+        var parts = layer.SplitMatrix(g);
+        for (int i = 0; i < layer.Parameters.Count; i++) SetGrad(layer.Parameters[i], parts[i].to_type(layer.Parameters[i].dtype));
+    }
+
+    private static void SetGrad(Parameter p, Tensor value)
+    {
+        if (p.grad is null)
+            p.grad = value.contiguous().clone().DetachFromDisposeScope();
+        else
+            p.grad.copy_(value);
+    }
+
+    /// <summary>Adds the W̄-shaped <paramref name="update"/> to the covered parameters in place (under no_grad).</summary>
+    public static void AddToWeights(ILayerAdapter layer, Tensor update)
+    {
+        using var _ = no_grad();
+        var parts = layer.SplitMatrix(update);
+        for (int i = 0; i < layer.Parameters.Count; i++) layer.Parameters[i].add_(parts[i].to_type(layer.Parameters[i].dtype));
+    }
+
+    /// <summary>The covered parameters' current values as W̄, detached.</summary>
+    public static Tensor Weights(ILayerAdapter layer)
+    {
+        using var _ = no_grad();
+        return layer.JoinMatrix(layer.Parameters.Select(p => p.detach()).ToList());
+    }
+}

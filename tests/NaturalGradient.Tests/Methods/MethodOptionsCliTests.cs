@@ -1,0 +1,88 @@
+using NaturalGradient.Tests.Cli;
+using NaturalGradient.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Tests.Methods;
+
+/// <summary>--kbfgs-memory and --ksd-dimension: validated before any work, checked against the method, and passed on.</summary>
+[Collection("Torch")]
+public class MethodOptionsCliTests
+{
+    [Theory]
+    [InlineData("kbfgs", "--kbfgs-memory", "-1", "natgrad: error: --kbfgs-memory must be ≥ 0, got -1")]
+    [InlineData("ksd", "--ksd-dimension", "0", "natgrad: error: --ksd-dimension must be ≥ 1, got 0")]
+    public void OutOfRange_IsOneLineError_BeforeAnyWork(string method, string option, string value, string message)
+    {
+        var dir = Path.Combine(CliHarness.TempDir(), "run");
+        var outcome = CliHarness.Run(new[] { "train", "--data", "tiny", "--optimizer", method, option, value, "--epochs", "1", "--out", dir });
+        Assert.Equal(2, outcome.ExitCode);
+        Assert.Equal(new[] { message }, outcome.ErrorLines);
+        Assert.False(Directory.Exists(dir));
+    }
+
+    [Theory]
+    [InlineData("kfac", "--kbfgs-memory", "4", "natgrad: error: --kbfgs-memory does not apply to kfac")]
+    [InlineData("kbfgs", "--ksd-dimension", "4", "natgrad: error: --ksd-dimension does not apply to kbfgs")]
+    [InlineData("ksd", "--kbfgs-memory", "4", "natgrad: error: --kbfgs-memory does not apply to ksd (it reads --damping, --ksd-dimension)")]
+    public void OptionTheMethodDoesNotRead_IsAnErrorForTrain(string method, string option, string value, string start)
+    {
+        var outcome = CliHarness.Run(new[] { "train", "--data", "tiny", "--optimizer", method, option, value, "--epochs", "1", "--out", CliHarness.TempDir() });
+        Assert.Equal(2, outcome.ExitCode);
+        Assert.StartsWith(start, Assert.Single(outcome.ErrorLines));
+    }
+
+    [Fact]
+    public void Compare_NotesEachOptionForTheMethodThatDoesNotReadIt()
+    {
+        var outcome = CliHarness.Run(new[]
+        {
+            "compare", "--data", "tiny", "--hidden", "4", "--optimizers", "kbfgs,ksd", "--kbfgs-memory", "3", "--ksd-dimension", "2",
+            "--lr-grid", "0.1", "--seeds", "0", "--epochs", "1", "--batch-size", "16", "--batch-sizes", "16", "--damping", "0.1",
+            "--fisher", "empirical", "--threads", "1", "--out", CliHarness.TempDir(),
+        });
+        Assert.True(outcome.ExitCode == 0, outcome.Stderr);
+        Assert.Contains("note: --kbfgs-memory does not apply to ksd (used by the others)", outcome.Stdout);
+        Assert.Contains("note: --ksd-dimension does not apply to kbfgs (used by the others)", outcome.Stdout);
+    }
+
+    [Fact]
+    public void Train_WritesBothSettingsIntoConfig()
+    {
+        var dir = CliHarness.TempDir();
+        var outcome = CliHarness.Run(new[]
+        {
+            "train", "--data", "tiny", "--hidden", "4", "--optimizer", "ksd", "--ksd-dimension", "3", "--epochs", "1",
+            "--batch-size", "16", "--threads", "1", "--out", dir,
+        });
+        Assert.True(outcome.ExitCode == 0, outcome.Stderr);
+        var config = File.ReadAllText(Path.Combine(dir, "config.json"));
+        Assert.Contains("\"ksd_dimension\": 3", config);
+    }
+
+    [Fact]
+    public void Force_OnAFolderThatDoesNotExistYet_Trains()
+    {
+        var dir = Path.Combine(CliHarness.TempDir(), "new");
+        var outcome = CliHarness.Run(new[] { "train", "--data", "tiny", "--hidden", "4", "--epochs", "1", "--threads", "1", "--out", dir, "--force" });
+        Assert.True(outcome.ExitCode == 0, outcome.Stderr);
+        Assert.True(File.Exists(Path.Combine(dir, "metrics.json")));
+    }
+
+    [Fact]
+    public void Settings_ReachTheMethods()
+    {
+        using var _ = NewDisposeScope();
+        var model = TestModels.Mlp(new[] { 3, 4, 2 }, seed: 1);
+        using var generator = new Generator(1);
+        OptimizerContext Context(OptimizerSettings s) => new()
+        {
+            Model = model, Likelihood = new NaturalGradient.Likelihoods.CategoricalLikelihood(), Settings = s, Generator = generator, StepsPerEpoch = 1,
+        };
+        var catalog = OptimizerCatalog.Default;
+        using (var kbfgs = (KbfgsTrainingOptimizer)catalog.Create(Context(new OptimizerSettings { Name = "kbfgs", Damping = 0.1, KbfgsMemory = 5 })))
+            Assert.Equal(5, kbfgs.Curvature.Options.Memory);
+        using (var ksd = (KsdTrainingOptimizer)catalog.Create(Context(new OptimizerSettings { Name = "ksd", Damping = 0.1, KsdDimension = 3 })))
+            Assert.Equal(3, ksd.Options.Dimension);
+    }
+}
