@@ -49,4 +49,7 @@ public interface ICommunicator : IDisposable
 
     /// <summary>Returns when every rank has called it.</summary>
     void Barrier();
+
+    /// <summary>Wall time this process has spent inside collective calls (waiting for the other ranks included); zero without MPI.</summary>
+    TimeSpan CommunicationTime => TimeSpan.Zero;
 }

@@ -21,6 +21,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     private readonly Thread _watchdog;
     private readonly PosixSignalRegistration? _sigterm;
     private string? _inCall;
+    private long _ticksInCalls;
     private long _callStarted;
     private volatile bool _disposed;
 
@@ -51,6 +52,9 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         _watchdog = new Thread(Watch) { IsBackground = true, Name = "MPI collective watchdog" };
         _watchdog.Start();
     }
+
+    /// <inheritdoc/>
+    public TimeSpan CommunicationTime => System.Diagnostics.Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _ticksInCalls));
 
     /// <summary>Longest time one collective may wait for the other ranks.</summary>
     public TimeSpan CollectiveTimeout { get; }
@@ -165,8 +169,13 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         Interlocked.Exchange(ref _callStarted, Environment.TickCount64);
         Volatile.Write(ref _inCall, name);
         int code;
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
         try { code = call(); }
-        finally { Volatile.Write(ref _inCall, null); }
+        finally
+        {
+            Volatile.Write(ref _inCall, null);
+            Interlocked.Add(ref _ticksInCalls, System.Diagnostics.Stopwatch.GetTimestamp() - start);
+        }
         Check(code, name);
     }
 

@@ -37,6 +37,8 @@ internal static class SettingsBinder
             FactorDecay = Pick(p, o.FactorDecay, d.FactorDecay),
             KfacInverse = Given(p, o.KfacInverse) ? CliChoices.KfacInverse(p.GetValue(o.KfacInverse)!) : d.KfacInverse,
             KfacDamping = Given(p, o.KfacDamping) ? CliChoices.KfacDamping(p.GetValue(o.KfacDamping)!) : d.KfacDamping,
+            KfacDistribution = Given(p, o.KfacDistribution) ? CliChoices.KfacDistribution(p.GetValue(o.KfacDistribution)!) : d.KfacDistribution,
+            FactorSyncPeriod = Pick(p, o.FactorSync, d.FactorSyncPeriod),
             HfDiagonalPreconditioner = Given(p, o.HfDiagonal) || Given(p, o.HfPreconditioner)
                 ? p.GetValue(o.HfDiagonal) || CliChoices.HfPreconditioner(p.GetValue(o.HfPreconditioner)!) == "diagonal"
                 : d.HfDiagonalPreconditioner,

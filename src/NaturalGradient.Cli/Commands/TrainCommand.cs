@@ -103,9 +103,12 @@ internal static class TrainCommand
             trainer = CreateTrainer(ctx, config, communicator);
         }
         catch (UsageException) { return ExitCodes.Usage; } // rank 0 reports it
+        // The same checkpoint schedule as rank 0 (taking a checkpoint may be a collective: distributed K-FAC), writing nothing.
+        var every = NullIfEmpty(parse.GetValue(options.CheckpointEvery)) is { } text ? RunLifecycleOptions.ParseCheckpointEvery(text) : (null, null);
+        var checkpoints = new CheckpointPlan { EverySteps = every.Item1, EveryEpochs = every.Item2, Write = (_, _) => { } };
         try
         {
-            trainer.Run(data, null, ctx.Cancellation, null, resume);
+            trainer.Run(data, null, ctx.Cancellation, checkpoints, resume);
             return ExitCodes.Success;
         }
         catch (TrainingDivergedException) { return ExitCodes.Diverged; }

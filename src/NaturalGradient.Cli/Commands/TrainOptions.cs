@@ -85,6 +85,11 @@ internal sealed class TrainOptions
     public Option<double> FactorDecay { get; } = CliOptions.Double("--factor-decay", "Moving-average decay of curvature factors, in [0, 1)", Opt.FactorDecay);
     public Option<string> KfacInverse { get; } = CliOptions.Text("--kfac-inverse", "K-FAC factor inverses: cholesky or eigen (EKFAC always uses eigen)", "cholesky",
         v => CliChoices.KfacInverse(v), helpName: "eigen|cholesky");
+    public Option<string> KfacDistribution { get; } = CliOptions.Text("--kfac-distribution",
+        "Under mpirun -np N > 1, how K-FAC/EKFAC share their inverse work: inverse (each layer's owner rank inverts and broadcasts the inverse), gradient (the owner broadcasts the preconditioned gradient) or replicated (statistics gathered, every rank inverts every layer)",
+        "inverse", v => CliChoices.KfacDistribution(v), helpName: "inverse|gradient|replicated");
+    public Option<int> FactorSync { get; } = CliOptions.Int("--factor-sync-every",
+        "Under mpirun -np N > 1, allreduce the K-FAC/EKFAC factors every N steps (inverse steps always sync)", Opt.FactorSyncPeriod);
     public Option<string> KfacDamping { get; } = CliOptions.Text("--kfac-damping", "K-FAC damping: factored (π-adjusted Tikhonov) or eigenbasis (exact G⊗A + λI; needs eigen)", "factored",
         v => CliChoices.KfacDamping(v), helpName: "factored|eigenbasis");
     public Option<bool> HfDiagonal { get; } = new("--hf-diagonal") { Description = "Precondition the Hessian-free solver with the diagonal Fisher" };
@@ -113,7 +118,7 @@ internal sealed class TrainOptions
         Data, Target, Ignore, TestFraction, MaxTrain, Task, Delimiter, NoHeader, DropMissing,
         Model, Hidden, Activation,
         Optimizer, Lr, Momentum, WeightDecay, LrDecay, Beta1, Beta2, Eps,
-        Damping, DampingSchedule, Fisher, McSamples, Metric, MetricForm, UnlabeledCount, InversePeriod, FactorPeriod, FactorDecay, KfacInverse, KfacDamping, KlClip, KlClipForm,
+        Damping, DampingSchedule, Fisher, McSamples, Metric, MetricForm, UnlabeledCount, InversePeriod, FactorPeriod, FactorDecay, KfacInverse, KfacDamping, KfacDistribution, FactorSync, KlClip, KlClipForm,
         HfSolver, HfIters, HfTol, HfDiagonal, HfPreconditioner, KbfgsMemory, KsdDimension, DiagnosticsEvery, MaxExactParams,
         Epochs, BatchSize, Seed, Dtype, Threads, Out, TensorBoard, Force, CheckpointEvery, Resume,
     };
@@ -149,6 +154,8 @@ internal sealed class TrainOptions
         [nameof(OptimizerSettings.KlClipForm)] = KlClipForm.Name,
         [nameof(OptimizerSettings.KfacInverse)] = KfacInverse.Name,
         [nameof(OptimizerSettings.KfacDamping)] = KfacDamping.Name,
+        [nameof(OptimizerSettings.KfacDistribution)] = KfacDistribution.Name,
+        [nameof(OptimizerSettings.FactorSyncPeriod)] = FactorSync.Name,
         ["DampingMode"] = KfacDamping.Name,
         ["InverseMethod"] = KfacInverse.Name,
         [nameof(OptimizerSettings.HfSolver)] = HfSolver.Name,

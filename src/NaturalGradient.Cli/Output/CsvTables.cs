@@ -8,7 +8,7 @@ internal static class CsvTables
 {
     /// <summary>Columns of steps.csv.</summary>
     public static readonly string[] StepColumns =
-        { "step", "epoch", "loss", "lr", "damping", "rho", "predicted_kl", "solver_iterations", "step_ms", "rss_mb", "skipped", "curvature_ms", "solver_iterations_unpreconditioned" };
+        { "step", "epoch", "loss", "lr", "damping", "rho", "predicted_kl", "solver_iterations", "step_ms", "rss_mb", "skipped", "curvature_ms", "solver_iterations_unpreconditioned", "comm_ms" };
 
     /// <summary>Columns of epochs.csv.</summary>
     public static readonly string[] EpochColumns =
@@ -42,7 +42,7 @@ internal static class CsvTables
     public static string StepRow(StepMetrics s) =>
         string.Join(",", Int(s.Step), Int(s.Epoch), Num(s.Loss), Num(s.LearningRate), Num(s.Damping), Num(s.Rho),
             Num(s.PredictedKl), Int(s.SolverIterations), Fixed(s.StepMs, 3), Fixed(s.RssMb, 1), s.Skipped ? "1" : "0", Fixed(s.CurvatureMs, 3),
-            Int(s.SolverIterationsUnpreconditioned));
+            Int(s.SolverIterationsUnpreconditioned), Fixed(s.CommunicationMs, 3));
 
     /// <summary>One row of epochs.csv (without the line end).</summary>
     public static string EpochRow(EpochMetrics e) =>

@@ -51,6 +51,14 @@ internal static class CliChoices
         _ => throw Bad(text, "factored, eigenbasis"),
     };
 
+    public static KfacDistribution KfacDistribution(string text) => Lower(text) switch
+    {
+        "inverse" => Training.KfacDistribution.InverseBroadcast,
+        "gradient" => Training.KfacDistribution.GradientBroadcast,
+        "replicated" => Training.KfacDistribution.Replicated,
+        _ => throw Bad(text, "inverse, gradient, replicated"),
+    };
+
     public static Optim.KlClipForm KlClipForm(string text) => Lower(text) switch
     {
         "step" => Optim.KlClipForm.StepQuadraticForm,

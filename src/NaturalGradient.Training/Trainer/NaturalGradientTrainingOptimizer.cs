@@ -88,6 +88,9 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
             },
         });
         _ngd.Preconditioner.Reducer = context.DataParallel;
+        if (context.DataParallel is { } parallel && structure is CurvatureStructure.Kfac or CurvatureStructure.Ekfac
+            && s.KfacDistribution != KfacDistribution.Replicated)
+            _ngd.Preconditioner.Distribute(local => new DistributedKroneckerCurvature((BlockDiagonalCurvature)local, parallel, s.KfacDistribution, s.FactorSyncPeriod));
         if (structure == CurvatureStructure.BlockDiagonal) RefuseLargeBlocks(s.MaxExactParameters);
     }
 

@@ -71,6 +71,18 @@ public sealed record OptimizerSettings
     /// <summary>K-FAC damping: π-adjusted factored Tikhonov (default) or exact in the eigenbasis (needs the eigen inverse).</summary>
     public Curvature.Kfac.KfacDampingMode KfacDamping { get; init; } = Curvature.Kfac.KfacDampingMode.Factored;
 
+    /// <summary>
+    /// Data-parallel K-FAC/EKFAC (under mpirun -np N &gt; 1): which rank does each layer's inverse work and what it
+    /// broadcasts (docs/DISTRIBUTED.md); default <see cref="Training.KfacDistribution.InverseBroadcast"/>. No effect in one process.
+    /// </summary>
+    public KfacDistribution KfacDistribution { get; init; } = KfacDistribution.InverseBroadcast;
+
+    /// <summary>
+    /// Data-parallel K-FAC/EKFAC: allreduce the Kronecker factors every this many steps (≥ 1; inverse steps always
+    /// sync, so the inverses see the exact factors); default 1. No effect in one process or with the replicated distribution.
+    /// </summary>
+    public int FactorSyncPeriod { get; init; } = 1;
+
     /// <summary>Exponential moving-average decay of curvature factors in [0, 1): new = decay·old + (1 − decay)·batch; default 0.95.</summary>
     public double FactorDecay { get; init; } = 0.95;
 
@@ -148,6 +160,8 @@ public sealed record OptimizerSettings
                 $"{nameof(MetricSource)} Unlabeled needs Fisher MonteCarlo or Exact (the empirical Fisher needs labels)");
         OptionGuard.AtLeast(InverseUpdatePeriod, 1, nameof(InverseUpdatePeriod));
         OptionGuard.AtLeast(FactorUpdatePeriod, 1, nameof(FactorUpdatePeriod));
+        OptionGuard.AtLeast(FactorSyncPeriod, 1, nameof(FactorSyncPeriod));
+        if (!Enum.IsDefined(KfacDistribution)) throw new ArgumentOutOfRangeException(nameof(KfacDistribution), KfacDistribution, "unknown K-FAC distribution");
         OptionGuard.UnitInterval(FactorDecay, nameof(FactorDecay));
         if (KlClip is { } k) OptionGuard.Positive(k, nameof(KlClip));
         OptionGuard.Defined(HfSolver, nameof(HfSolver));

@@ -29,7 +29,7 @@ public sealed class Trainer
 
     /// <summary>Methods that run data-parallel (<see cref="DataParallel"/>).</summary>
     public static IReadOnlySet<string> DataParallelMethods { get; } =
-        new HashSet<string> { "sgd", "adam", "exact", "block", "tengrad", "diag", "kfac", "ekfac" };
+        new HashSet<string> { "sgd", "adam", "exact", "block", "tengrad", "diag", "kfac", "ekfac", "auto" };
 
     /// <param name="model">The network to build (input/output sizes come from the data).</param>
     /// <param name="settings">The method and its hyper-parameters.</param>
@@ -191,9 +191,14 @@ public sealed class Trainer
 
     private void Checkpoint(RunState run, RunStreams streams, CheckpointPlan plan, CheckpointReason reason, Tensor epochStart, int epoch, long done)
     {
-        if (_parallel is { Communicator.IsRoot: false }) return; // every rank holds the same state: rank 0 writes it
+        // Every rank captures (distributed K-FAC's export is a collective); every rank then holds the same state: rank 0 writes it.
         var state = new NaturalGradientStateDict();
         streams.Capture(state, epochStart);
+        if (_parallel is { Communicator.IsRoot: false })
+        {
+            state.Dispose();
+            return;
+        }
         var header = new CheckpointHeader
         {
             Reason = reason,
@@ -220,6 +225,7 @@ public sealed class Trainer
     {
         long step = run.Steps.Count + 1;
         StepResult result;
+        var communicationBefore = _parallel?.Communicator.CommunicationTime;
         var watch = Stopwatch.StartNew();
         using (var scope = NewDisposeScope())
         {
@@ -240,7 +246,12 @@ public sealed class Trainer
             run.RssLast = rss;
         }
         var metrics = new StepMetrics(step, epoch, result.Loss, optimizer.LearningRate, result.Damping, result.Rho,
-            result.PredictedKl, result.SolverIterations, watch.Elapsed.TotalMilliseconds, rss, result.Skipped, result.CurvatureMs) { Approximation = result.Approximation, SolverIterationsUnpreconditioned = result.SolverIterationsUnpreconditioned };
+            result.PredictedKl, result.SolverIterations, watch.Elapsed.TotalMilliseconds, rss, result.Skipped, result.CurvatureMs)
+        {
+            Approximation = result.Approximation,
+            SolverIterationsUnpreconditioned = result.SolverIterationsUnpreconditioned,
+            CommunicationMs = communicationBefore is { } before ? (_parallel!.Communicator.CommunicationTime - before).TotalMilliseconds : null,
+        };
         run.Steps.Add(metrics);
         run.Progress?.OnStep(metrics);
         if (!double.IsFinite(result.Loss))

@@ -19,6 +19,9 @@ namespace NaturalGradient.Training;
 public sealed record StepMetrics(long Step, int Epoch, double Loss, double LearningRate, double? Damping, double? Rho,
     double? PredictedKl, int? SolverIterations, double StepMs, double? RssMb, bool Skipped, double? CurvatureMs = null)
 {
+    /// <summary>Part of <see cref="StepMs"/> spent inside MPI collectives (data-parallel runs; waiting for the other ranks included), else null.</summary>
+    public double? CommunicationMs { get; init; }
+
     /// <summary>Per-layer approximation diagnostics of this step (a row each in approximation.csv), or null.</summary>
     public IReadOnlyList<NaturalGradient.Diagnostics.LayerApproximation>? Approximation { get; init; }
 

@@ -28,14 +28,17 @@ public sealed partial class BlockDiagonalCurvature : ICurvature
     public ICurvatureBlock Block(string layerName) =>
         _blocks.TryGetValue(layerName, out var b) ? b : throw new KeyNotFoundException($"no curvature block for layer '{layerName}' yet");
 
+    /// <summary>The block of <paramref name="layer"/>, created on first sight (for callers that feed blocks themselves).</summary>
+    public ICurvatureBlock GetOrCreate(ILayerAdapter layer)
+    {
+        if (!_blocks.TryGetValue(layer.Name, out var block))
+            _blocks[layer.Name] = block = _createBlock(layer);
+        return block;
+    }
+
     public void Update(CurvatureBatch batch)
     {
-        foreach (var stats in batch.Layers)
-        {
-            if (!_blocks.TryGetValue(stats.Adapter.Name, out var block))
-                _blocks[stats.Adapter.Name] = block = _createBlock(stats.Adapter);
-            block.Update(stats, batch.Step);
-        }
+        foreach (var stats in batch.Layers) GetOrCreate(stats.Adapter).Update(stats, batch.Step);
     }
 
     public IReadOnlyList<Tensor> Precondition(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients, double damping)

@@ -73,7 +73,20 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     public CoverageReport Coverage() => CoverageReport.Build(_model, Capture, Options);
     public ILikelihood Likelihood { get; }
     public LayerCapture Capture { get; }
-    public ICurvature Curvature { get; }
+    public ICurvature Curvature { get; private set; }
+
+    /// <summary>
+    /// Data-parallel training with a curvature that makes statistics global itself: replaces <see cref="Curvature"/> by
+    /// <paramref name="wrap"/>(Curvature) (which then owns it); from then on each process's statistics go to it unreduced
+    /// (not through <see cref="IDataParallelReducer.ReduceStatistics"/>). Before the first metric collection only.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A metric has been collected already.</exception>
+    public void Distribute(Func<ICurvature, IDistributedCurvature> wrap)
+    {
+        ArgumentNullException.ThrowIfNull(wrap);
+        if (StepCount > 0 || _layers.Count > 0) throw new InvalidOperationException("Distribute must be called before the first metric collection");
+        Curvature = wrap(Curvature);
+    }
 
     /// <summary>Data-parallel training: makes the statistics (and, in <see cref="Optim.NaturalGradientDescent"/>, the gradients)
     /// of this process's shard global before the curvature sees them; null = one process.</summary>
@@ -176,9 +189,17 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     {
         _layers = recorded.Select(l => l.Adapter).ToList();
         Capture.Clear();
-        // Data-parallel: the guard judges the gathered (global) statistics only, so every process decides alike.
-        if (Reducer is not null) stats = Reducer.ReduceStatistics(stats);
-        MetricRejected = !FiniteGuard.StatisticsAreSafe(stats, Reducer is null ? output : null);
+        if (Curvature is IDistributedCurvature distributed)
+        {
+            // Each process judges its own shard; the batch is used only if every process accepts its shard.
+            MetricRejected = !distributed.AllAgree(FiniteGuard.StatisticsAreSafe(stats, null));
+        }
+        else
+        {
+            // Data-parallel: the guard judges the gathered (global) statistics only, so every process decides alike.
+            if (Reducer is not null) stats = Reducer.ReduceStatistics(stats);
+            MetricRejected = !FiniteGuard.StatisticsAreSafe(stats, Reducer is null ? output : null);
+        }
         if (MetricRejected) return;
         Curvature.Update(new CurvatureBatch(stats, Likelihood, output, StepCount++));
         LastCurvatureUpdateTime = Stopwatch.GetElapsedTime(start);

@@ -28,9 +28,9 @@ public class TrainCommandTests
             Directory.GetFiles(dir).Select(Path.GetFileName).Order().ToArray());   // no temp files left
 
         var steps = Lines(dir, "steps.csv");
-        Assert.Equal("step,epoch,loss,lr,damping,rho,predicted_kl,solver_iterations,step_ms,rss_mb,skipped,curvature_ms,solver_iterations_unpreconditioned", steps[0]);
+        Assert.Equal("step,epoch,loss,lr,damping,rho,predicted_kl,solver_iterations,step_ms,rss_mb,skipped,curvature_ms,solver_iterations_unpreconditioned,comm_ms", steps[0]);
         Assert.Equal(1 + 9, steps.Length);
-        Assert.All(steps.Skip(1), l => Assert.Equal(13, l.Split(',').Length));
+        Assert.All(steps.Skip(1), l => Assert.Equal(14, l.Split(',').Length));
         Assert.StartsWith("9,3,", steps[^1]);
 
         var epochs = Lines(dir, "epochs.csv");

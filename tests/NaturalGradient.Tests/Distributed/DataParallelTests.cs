@@ -48,40 +48,91 @@ public class DataParallelTests
 
     /// <summary>wine: 142 training rows, global batch 32 (shards of 16; the last batch of 14 in shards of 7), 4 epochs = 20 steps.</summary>
     [RequiresMpirunTheory]
-    [InlineData("sgd")]
-    [InlineData("kfac")]
-    [InlineData("tengrad")]
-    public void TwoRanks_MatchOneProcess_After20Steps(string method)
+    [InlineData("sgd", "")]
+    [InlineData("adam", "")]
+    [InlineData("kfac", "")]
+    [InlineData("tengrad", "")]
+    [InlineData("ekfac", "")]
+    [InlineData("diag", "")]
+    [InlineData("block", "")]
+    [InlineData("exact", "")]
+    [InlineData("auto", "")]
+    // Distributed K-FAC/EKFAC: both broadcast modes, eigen and Cholesky inverses refreshed every 3 steps (7 refreshes
+    // shipped), the replicated mode, and factors allreduced every 4 steps (KL clipping off: it reads the factors between syncs).
+    [InlineData("kfac", "--inverse-period 3 --kfac-distribution inverse")]
+    [InlineData("kfac", "--inverse-period 3 --kfac-distribution gradient")]
+    [InlineData("kfac", "--inverse-period 3 --kfac-distribution gradient --kfac-inverse eigen")]
+    [InlineData("kfac", "--inverse-period 3 --kfac-distribution replicated")]
+    [InlineData("kfac", "--inverse-period 3 --factor-sync-every 4 --kl-clip none")]
+    [InlineData("ekfac", "--inverse-period 3 --kfac-distribution inverse")]
+    [InlineData("ekfac", "--inverse-period 3 --kfac-distribution gradient")]
+    public void TwoRanks_MatchOneProcess_After20Steps(string method, string options)
     {
         var dir = TempDir();
+        var extra = options.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var one = Natgrad(dir, Args(method, Path.Combine(dir, "one"), extra));
+        Assert.True(one.ExitCode == 0, one.Tail());
+        // Options that only shape the distributed run are the same in one process (it reads them and has nothing to distribute).
+        var two = Mpirun(2, dir, Args(method, Path.Combine(dir, "two"), extra));
+        Assert.True(two.ExitCode == 0, two.Tail());
+        AssertSameRun(dir, "one", "two", 20);
+        Assert.True(File.Exists(Path.Combine(dir, "two", "checkpoint.ngck")));
+    }
+
+    /// <summary>
+    /// A 2-rank checkpoint of distributed K-FAC/EKFAC with the preconditioned gradient broadcast (rank 0 holds only its own
+    /// layers' inverses until the checkpoint ships the others') and factors allreduced every 4 steps (syncs at steps 0, 4, 8,
+    /// so the checkpoint after step index 9 holds pending sums) continues in one process exactly as the one-process run that never stopped.
+    /// </summary>
+    [RequiresMpirunTheory]
+    [InlineData("kfac", "--kfac-inverse cholesky")]
+    [InlineData("kfac", "--kfac-inverse eigen")]
+    [InlineData("ekfac", "")]
+    public void TwoRankCheckpoint_GradientBroadcast_ResumesInOneProcess_AsTheUninterruptedRun(string method, string options)
+    {
+        var dir = TempDir();
+        var extra = options.Split(' ', StringSplitOptions.RemoveEmptyEntries)
+            .Concat(new[] { "--inverse-period", "4", "--kl-clip", "none", "--kfac-distribution", "gradient", "--factor-sync-every", "4" }).ToArray();
+        var one = Natgrad(dir, Args(method, Path.Combine(dir, "one"), extra));
+        Assert.True(one.ExitCode == 0, one.Tail());
+        var half = Mpirun(2, dir, Args(method, Path.Combine(dir, "half"), extra, epochs: 2));
+        Assert.True(half.ExitCode == 0, half.Tail());
+        var resumed = Natgrad(dir, "train", "--resume", Path.Combine(dir, "half"), "--epochs", "4");
+        Assert.True(resumed.ExitCode == 0, resumed.Tail());
+        AssertSameRun(dir, "one", "half", 20);
+    }
+
+    /// <summary>The training command for wine (float64, the empirical Fisher for the natural-gradient methods).</summary>
+    private static string[] Args(string method, string outDir, string[] extra, int epochs = 4)
+    {
         // The Monte-Carlo Fisher (the natural-gradient methods' default) samples targets per shard, so the comparison
         // with one process uses the deterministic empirical Fisher (docs/DISTRIBUTED.md).
-        string[] Args(string outDir) => new[]
+        bool natural = method is not ("sgd" or "adam");
+        return new[]
         {
-            "train", "--data", "wine", "--optimizer", method, "--hidden", "16", "--epochs", "4", "--batch-size", "32",
-            "--threads", "1", "--seed", "3", "--dtype", "float64", "--out", outDir,
-        }.Concat(method == "sgd" ? Array.Empty<string>() : new[] { "--fisher", "empirical" }).ToArray();
-        var one = Natgrad(dir, Args(Path.Combine(dir, "one")));
-        Assert.True(one.ExitCode == 0, one.Tail());
-        var two = Mpirun(2, dir, Args(Path.Combine(dir, "two")));
-        Assert.True(two.ExitCode == 0, two.Tail());
+            "train", "--data", "wine", "--optimizer", method, "--hidden", "16", "--epochs", epochs.ToString(CultureInfo.InvariantCulture),
+            "--batch-size", "32", "--threads", "1", "--seed", "3", "--dtype", "float64", "--out", outDir,
+        }.Concat(natural ? new[] { "--fisher", "empirical" } : Array.Empty<string>()).Concat(extra).ToArray();
+    }
 
+    /// <summary>Every step's loss and the final train and test losses of two runs agree to 1e-5 relative.</summary>
+    private static void AssertSameRun(string dir, string a, string b, int steps)
+    {
         double[] Column(string run, string file, int column) => File.ReadAllLines(Path.Combine(dir, run, file)).Skip(1)
             .Select(l => double.Parse(l.Split(',')[column], CultureInfo.InvariantCulture)).ToArray();
-        var lossOne = Column("one", "steps.csv", 2);
-        var lossTwo = Column("two", "steps.csv", 2);
-        Assert.Equal(20, lossOne.Length);
-        Assert.Equal(20, lossTwo.Length);
-        for (int i = 0; i < 20; i++)
-            Assert.True(Math.Abs(lossTwo[i] - lossOne[i]) <= 1e-5 * Math.Abs(lossOne[i]), $"step {i + 1}: loss {lossTwo[i]:R} on 2 ranks, {lossOne[i]:R} in one process");
+        var lossA = Column(a, "steps.csv", 2);
+        var lossB = Column(b, "steps.csv", 2);
+        Assert.Equal(steps, lossA.Length);
+        Assert.Equal(steps, lossB.Length);
+        for (int i = 0; i < steps; i++)
+            Assert.True(Math.Abs(lossB[i] - lossA[i]) <= 1e-5 * Math.Abs(lossA[i]), $"step {i + 1}: loss {lossB[i]:R} in {b}, {lossA[i]:R} in {a}");
         // The full-set losses after the last step depend on every weight of the final model.
-        var trainOne = Column("one", "epochs.csv", 1);
-        var trainTwo = Column("two", "epochs.csv", 1);
-        var testOne = Column("one", "epochs.csv", 2);
-        var testTwo = Column("two", "epochs.csv", 2);
-        Assert.True(Math.Abs(trainTwo[^1] - trainOne[^1]) <= 1e-5 * trainOne[^1], $"final train loss {trainTwo[^1]:R} vs {trainOne[^1]:R}");
-        Assert.True(Math.Abs(testTwo[^1] - testOne[^1]) <= 1e-5 * testOne[^1], $"final test loss {testTwo[^1]:R} vs {testOne[^1]:R}");
-        Assert.True(File.Exists(Path.Combine(dir, "two", "checkpoint.ngck")));
+        var trainA = Column(a, "epochs.csv", 1);
+        var trainB = Column(b, "epochs.csv", 1);
+        var testA = Column(a, "epochs.csv", 2);
+        var testB = Column(b, "epochs.csv", 2);
+        Assert.True(Math.Abs(trainB[^1] - trainA[^1]) <= 1e-5 * trainA[^1], $"final train loss {trainB[^1]:R} vs {trainA[^1]:R}");
+        Assert.True(Math.Abs(testB[^1] - testA[^1]) <= 1e-5 * testA[^1], $"final test loss {testB[^1]:R} vs {testA[^1]:R}");
     }
 
     [RequiresMpirunFact]
@@ -90,7 +141,7 @@ public class DataParallelTests
         var dir = TempDir();
         var run = Mpirun(2, dir, "train", "--data", "wine", "--optimizer", "hf", "--epochs", "1", "--out", Path.Combine(dir, "hf"));
         Assert.NotEqual(0, run.ExitCode);
-        Assert.Contains("natgrad: error: mpirun -np 2: 'hf' does not run data-parallel; methods that do: sgd, adam, exact, block, tengrad, diag, kfac, ekfac", run.Output);
+        Assert.Contains("natgrad: error: mpirun -np 2: 'hf' does not run data-parallel; methods that do: sgd, adam, exact, block, tengrad, diag, kfac, ekfac, auto", run.Output);
         Assert.False(File.Exists(Path.Combine(dir, "hf", "steps.csv")));
     }
 

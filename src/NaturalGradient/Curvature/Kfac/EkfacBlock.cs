@@ -163,6 +163,8 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         ThrowIfDisposed();
         KroneckerBlockGuard.Matrix(Layer, gradient, nameof(gradient));
         KroneckerBlockGuard.Damping(damping);
+        if (_decompositionDue)
+            throw new InvalidOperationException($"EKFAC block of layer '{Layer.Name}': its eigendecomposition is due (Decompose or ImportInverse first)");
         var s = Current(_s);
         using var scope = NewDisposeScope();
         var projected = _eigen.Project(gradient.detach().to_type(s.dtype));

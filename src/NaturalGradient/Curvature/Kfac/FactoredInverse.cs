@@ -45,6 +45,20 @@ internal sealed partial class FactoredInverse : IDisposable
         return scope.MoveToOuter(_gInverse.mm(v).mm(_aInverse));
     }
 
+    /// <summary>[(A + π√λ I)⁻¹, (G + √λ/π I)⁻¹] as fresh contiguous copies (the caller owns them).</summary>
+    public IEnumerable<Tensor> Export()
+    {
+        if (_aInverse is null || _gInverse is null) throw new InvalidOperationException("the inverses have not been computed yet");
+        return new[] { _aInverse.contiguous().clone(), _gInverse.contiguous().clone() };
+    }
+
+    /// <summary>Takes copies of the first two of <paramref name="parts"/> as the inverses built for <paramref name="damping"/>.</summary>
+    public void Import(IReadOnlyList<Tensor> parts, double damping)
+    {
+        using var scope = NewDisposeScope();
+        Keep(parts[0].clone(), parts[1].clone(), damping);
+    }
+
     /// <summary>(G + √λ/π I)⁻¹ ḡ (A + π√λ I)⁻¹ for ḡ = w DᵀĀ, as w ((D (G + √λ/π I)⁻ᵀ)ᵀ (Ā (A + π√λ I)⁻¹)), from D (m × out) and Ā (m × in').</summary>
     public Tensor ApplyToMeanGradient(Tensor d, Tensor a, double weight)
     {

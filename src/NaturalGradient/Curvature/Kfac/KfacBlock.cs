@@ -83,6 +83,8 @@ public sealed partial class KfacBlock : ICurvatureBlock
         ThrowIfDisposed();
         KroneckerBlockGuard.Matrix(Layer, gradient, nameof(gradient));
         KroneckerBlockGuard.Damping(damping);
+        if (_decompositionDue)
+            throw new InvalidOperationException($"K-FAC block of layer '{Layer.Name}': its eigendecomposition is due (Decompose or ImportInverse first)");
         var a = Current(_a);
         using var scope = NewDisposeScope();
         var g = gradient.detach().to_type(a.dtype);

@@ -32,6 +32,16 @@ internal static class KroneckerBlockGuard
                 $"{name} for layer '{layer.Name}' must be W̄-shaped {layer.OutputDim} × {layer.InputDim}, got [{string.Join(", ", v.shape)}]", name);
     }
 
+    public static void Factors(ILayerAdapter layer, Tensor a, Tensor g)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(g);
+        if (a.dim() != 2 || a.shape[0] != layer.InputDim || a.shape[1] != layer.InputDim || g.dim() != 2 || g.shape[0] != layer.OutputDim || g.shape[1] != layer.OutputDim)
+            throw new ArgumentException(
+                $"factors for layer '{layer.Name}' must be A: {layer.InputDim} × {layer.InputDim} and G: {layer.OutputDim} × {layer.OutputDim}, " +
+                $"got [{string.Join(", ", a.shape)}] and [{string.Join(", ", g.shape)}]");
+    }
+
     public static void Damping(double damping)
     {
         if (!(damping > 0) || double.IsInfinity(damping))

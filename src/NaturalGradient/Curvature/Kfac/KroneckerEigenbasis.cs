@@ -43,6 +43,22 @@ internal sealed partial class KroneckerEigenbasis : IDisposable
         _qg = qg.DetachFromDisposeScope();
     }
 
+    /// <summary>[Q_A, eᴬ, Q_G, eᴳ] as fresh contiguous copies (the caller owns them).</summary>
+    public IEnumerable<Tensor> Export() =>
+        new[] { ActivationBasis, ActivationEigenvalues, OutputGradientBasis, OutputGradientEigenvalues }.Select(t => t.contiguous().clone());
+
+    /// <summary>Takes copies of [Q_A, eᴬ, Q_G, eᴳ] (the first four of <paramref name="parts"/>) as the basis.</summary>
+    public void Import(IReadOnlyList<Tensor> parts)
+    {
+        using var scope = NewDisposeScope();
+        var copies = parts.Take(4).Select(t => t.clone()).ToArray();
+        Dispose();
+        _qa = copies[0].DetachFromDisposeScope();
+        _ea = copies[1].DetachFromDisposeScope();
+        _qg = copies[2].DetachFromDisposeScope();
+        _eg = copies[3].DetachFromDisposeScope();
+    }
+
     /// <summary>Q_Gᵀ V Q_A for V of shape (… ×) out × in'.</summary>
     public Tensor Project(Tensor v)
     {
