@@ -41,23 +41,21 @@ public sealed class ConjugateGradient : IterativeSolverBase
             if (!double.IsFinite(pq)) return Report(x, k, rNorm, bNorm, SolveStatus.NonFinite);
             if (pq <= 0) return Report(x, k, rNorm, bNorm, SolveStatus.Breakdown);
             double alpha = rz / pq;                                       // α = rᵀz / pᵀAp
-            if (!double.IsFinite(alpha)) return Report(x, k, rNorm, bNorm, SolveStatus.NonFinite);
-            var xNext = x.add(p, alpha);                                  // x ← x + α p (one pass; x kept until it is checked)
-            if (!IsFinite(xNext)) return Report(x, k, rNorm, bNorm, SolveStatus.NonFinite);
-            Keep(ref x, xNext);
+            var xNext = x + alpha * p;                                    // x ← x + α p
+            if (!double.IsFinite(alpha) || !IsFinite(xNext)) return Report(x, k, rNorm, bNorm, SolveStatus.NonFinite);
+            x.copy_(xNext);
             r.add_(q, -alpha);                                            // r ← r − α A p
             rNorm = Norm(r);
             if (!double.IsFinite(rNorm)) return Report(x, k, double.NaN, bNorm, SolveStatus.NonFinite);
             if (rNorm <= target) return Report(x, k, rNorm, bNorm, SolveStatus.Converged);
 
-            // z = P r; without a preconditioner z = r and rᵀz = ‖r‖², already read.
-            var z = context.Precondition(r);
-            double rzNext = context.IsPreconditioned ? Dot(r, z) : rNorm * rNorm;
+            var z = context.Precondition(r);                              // z = P r
+            double rzNext = Dot(r, z);
             if (!double.IsFinite(rzNext)) return Report(x, k, rNorm, bNorm, SolveStatus.NonFinite);
             if (rzNext <= 0) return Report(x, k, rNorm, bNorm, SolveStatus.Breakdown);
             double beta = rzNext / rz;                                    // β = rₖ₊₁ᵀzₖ₊₁ / rₖᵀzₖ
             rz = rzNext;
-            Keep(ref p, z.add(p, beta));                                  // p ← z + β p (one pass)
+            p.mul_(beta).add_(z);                                         // p ← z + β p
         }
         return Report(x, options.MaxIterations, rNorm, bNorm, SolveStatus.MaxIterations);
     }
