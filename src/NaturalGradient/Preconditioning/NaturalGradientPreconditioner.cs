@@ -59,6 +59,12 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
                 $"{Options.Structure.ToString().ToLowerInvariant()} has no Kronecker factorisation for tensor {string.Join(", ", transposed.TiedTensors.Select(t => $"'{t}'"))}, " +
                 $"which layers {string.Join(" and ", transposed.Uses.Select(u => $"'{u.Name}' ({u.KindName})"))} use in transposed layouts (tied weights): " +
                 "use tengrad, block, diag or auto (exact per-example gradients of the tied tensor), or exclude these layers with IncludeLayer (the tensor then keeps its plain gradient)");
+        if (Options.Structure is CurvatureStructure.Kfac or CurvatureStructure.Ekfac or CurvatureStructure.Kbfgs
+            && Capture.Layers.Select(l => l.Adapter).FirstOrDefault(a => a.IsKronecker && Math.Max(a.InputDim, a.OutputDim) > Options.Kfac.MaxFactorDimension) is { } wide)
+            throw new ModelNotSupportedException(
+                $"{Options.Structure.ToString().ToLowerInvariant()} would keep {wide.InputDim} × {wide.InputDim} and {wide.OutputDim} × {wide.OutputDim} factors for layer '{wide.Name}' ({wide.KindName}), " +
+                $"wider than the limit of {Options.Kfac.MaxFactorDimension} (KfacOptions.MaxFactorDimension): use tengrad, diag or auto, " +
+                "or exclude the layer with IncludeLayer (it then keeps its plain gradient)");
         Curvature = CurvatureFactory.Create(Options);
         if (Curvature is ExactCurvature exact) exact.CheckSize(Capture.Layers.Select(l => l.Adapter));
         Damping = Options.Damping;

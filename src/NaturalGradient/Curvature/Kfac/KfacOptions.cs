@@ -46,9 +46,18 @@ public sealed record KfacOptions
     /// <summary>How layers applied at several positions per example are factored; default <see cref="KfacWeightSharing.Expand"/>.</summary>
     public KfacWeightSharing WeightSharing { get; init; } = KfacWeightSharing.Expand;
 
+    /// <summary>
+    /// Largest factor side (in' or out) a layer may have, ≥ 1; default 16 384 (a 16 384 × 16 384 float32 factor takes
+    /// 1 GiB, its inverse as much again). A wider layer (a large vocabulary's Embedding or output layer) is refused when
+    /// the preconditioner is built, with the layer named, instead of running out of memory at the first inverse.
+    /// </summary>
+    public int MaxFactorDimension { get; init; } = 16384;
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> on an invalid value; returns this for chaining.</summary>
     public KfacOptions Validate()
     {
+        if (MaxFactorDimension < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxFactorDimension), MaxFactorDimension, $"MaxFactorDimension must be ≥ 1, got {MaxFactorDimension}");
         if (!(FactorDecay >= 0 && FactorDecay < 1))
             throw new ArgumentOutOfRangeException(nameof(FactorDecay), FactorDecay, $"FactorDecay must be in [0, 1), got {FactorDecay}");
         if (FactorUpdatePeriod < 1)
