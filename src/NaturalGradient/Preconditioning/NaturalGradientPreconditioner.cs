@@ -144,7 +144,7 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
             loss.backward(retain_graph: NeedsGraph);
             long start = Stopwatch.GetTimestamp();
             var statistics = FisherEstimator.CollectFromLossGradients(recorded, output.shape[0]);
-            // A layer called more than once has a gradient summed over its calls, its statistics from the first call only.
+            // The mean-gradient routes (K-FAC's Δ from D and Ā, TENGraD's push-through without g) take single-call layers only.
             bool singleCalls = recorded.All(l => l.CallCount == 1);
             UpdateCurvature(recorded, statistics, output, start);
             if (Reducer is null && !MetricRejected && singleCalls) _meanGradientStatistics = statistics;

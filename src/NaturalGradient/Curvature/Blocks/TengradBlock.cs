@@ -32,6 +32,7 @@ public sealed class TengradBlock : ICurvatureBlock
     private readonly MetricForm _form;
     private Tensor? _a, _d, _gram;
     private LayerJacobian? _general;
+    private LayerStatistics? _statistics;
     private double _weight;
     private double? _gradientWeight;
     private long _parameterCount = 1;
@@ -45,6 +46,7 @@ public sealed class TengradBlock : ICurvatureBlock
     {
         _weight = statistics.Weight;
         _gradientWeight = statistics.GradientWeight;
+        _statistics = statistics;
         _parameterCount = statistics.Adapter.ParameterCount;
         Tensor gram;
         if (statistics.IsRankOne)
@@ -167,9 +169,35 @@ public sealed class TengradBlock : ICurvatureBlock
     /// <see cref="TengradSolve"/>'s eigendecomposition.
     /// Not used for TONGA's centred form (centring removes the mean gradient from the row space) or when c is unknown.
     /// </summary>
-    private Tensor? PushThroughIfAccurate(Tensor g, double damping)
+    private Tensor? PushThroughIfAccurate(Tensor g, double damping) =>
+        _gradientWeight is double c && _form != MetricForm.Centered ? PushThrough(c, g, g, damping) : null;
+
+    /// <summary>
+    /// Δ for the mean gradient of the last update's own statistics, g = w Σᵢ gᵢ = Jᵀ(w·1), which the caller guarantees
+    /// (<see cref="NaturalGradient.Optim.NaturalGradientDescent"/>: the empirical Fisher from its loss's own backward, no
+    /// weight decay, one process): the push-through solve without forming g − Jᵀ(w·1), one J-product fewer than
+    /// <see cref="Precondition"/>. Null for other statistics, layers that are not rank-one, the centred form, or when the
+    /// rounding bound fails (the caller then solves g itself).
+    /// </summary>
+    public Tensor? PreconditionMeanGradient(LayerStatistics statistics, double damping)
     {
-        if (_gradientWeight is not double c || _form == MetricForm.Centered) return null;
+        EnsureUpdated();
+        if (!ReferenceEquals(statistics, _statistics) || _general is not null || _form == MetricForm.Centered || statistics.Samples != 1 || !(damping > 0))
+            return null;
+        var delta = PushThrough(statistics.Weight, null, _a!, damping);
+        if (delta is not null) Interlocked.Increment(ref _meanGradientSolves);
+        return delta;
+    }
+
+    private static long _meanGradientSolves;
+
+    /// <summary>How many solves in this process took <see cref="PreconditionMeanGradient"/> (for tests of the route).</summary>
+    internal static long MeanGradientSolves => Interlocked.Read(ref _meanGradientSolves);
+
+    /// <summary>The push-through solve for g = Jᵀ(c·1) + r; with <paramref name="g"/> null, r = 0 is known and not formed.</summary>
+    /// <param name="like">A tensor of the statistics' dtype (and W̄'s shape for layers that are not rank-one).</param>
+    private Tensor? PushThrough(double c, Tensor? g, Tensor like, double damping)
+    {
         using var scope = NewDisposeScope();
         const ScalarType f64 = ScalarType.Float64;
         long n = _gram!.shape[0];
@@ -178,28 +206,30 @@ public sealed class TengradBlock : ICurvatureBlock
         var ones = full(n, 1, c, dtype: f64);
         var (factor, info) = linalg.cholesky_ex(system);
         var u = cholesky_solve(ones, factor).squeeze(1);
-        var explained = _general is not null ? _general.TransposeMultiply(full(n, c, dtype: g.dtype), g) : _d!.t().mm(_a!).mul_(c);
-        var rest = g - explained;
-        var delta = JTu(u.to_type(g.dtype), g);
+        Tensor? rest = null;
+        if (g is not null)
+            rest = g - (_general is not null ? _general.TransposeMultiply(full(n, c, dtype: g.dtype), g) : _d!.t().mm(_a!).mul_(c));
+        var delta = JTu(u.to_type(like.dtype), like);
+        var zero = zeros(1, dtype: f64).squeeze();
         // One host read: ‖g‖, ‖r‖, ‖Δ‖, Σᵢ |uᵢ| ‖Jᵢ‖, tr K and the Cholesky's info (6 small ops instead of a read per decision).
         var norms = cat(new[]
         {
-            stack(new[] { g.norm(), rest.norm(), delta.norm() }).to_type(f64),
+            stack(new[] { g is null ? zero : g.norm().to_type(f64), rest is null ? zero : rest.norm().to_type(f64), delta.norm().to_type(f64) }),
             stack(new[] { u.abs().mul_(_gram.diagonal().to_type(f64).clamp_min(0).sqrt_()).sum(), _gram.diagonal().sum().to_type(f64), info.to_type(f64) }),
         }).data<double>().ToArray();
         // A failed factorisation means w K + λI is singular to working precision at this λ: a jittered factor would solve
         // another system, so the solves that handle a singular K (eq 40 on its own terms, or the eigendecomposition split) take over.
         if (norms[5] != 0 || !double.IsFinite(norms[3])) return null;
-        double eps = g.dtype == ScalarType.Float32 ? 1.1920929e-7 : 2.220446049250313e-16;
-        double tolerance = g.dtype == ScalarType.Float32 ? PushThroughTolerance32 : PushThroughTolerance64;
+        double eps = like.dtype == ScalarType.Float32 ? 1.1920929e-7 : 2.220446049250313e-16;
+        double tolerance = like.dtype == ScalarType.Float32 ? PushThroughTolerance32 : PushThroughTolerance64;
         double traceK = Math.Max(norms[4], 0), rootN = Math.Sqrt(n);
         double estimate = rootN * eps * norms[3] / norms[2];
         if (!(estimate <= tolerance)) return null;
-        if (norms[1] > 10 * rootN * eps * (norms[0] + c * Math.Sqrt(n * traceK)))
+        if (rest is not null && norms[1] > 10 * rootN * eps * (norms[0] + c * Math.Sqrt(n * traceK)))
         {
             var jr = Jv(rest).to_type(f64);
             var z = cholesky_solve(jr.unsqueeze(1), factor).squeeze(1).mul_(_weight);
-            delta.add_(rest.sub_(JTu(z.to_type(g.dtype), g)).div_(damping));
+            delta.add_(rest.sub_(JTu(z.to_type(like.dtype), like)).div_(damping));
         }
         Interlocked.Increment(ref _pushThroughSolves);
         return scope.MoveToOuter(delta);
@@ -238,5 +268,6 @@ public sealed class TengradBlock : ICurvatureBlock
     {
         _a = _d = _gram = null;
         _general = null;
+        _statistics = null;
     }
 }
