@@ -20,7 +20,16 @@ internal sealed record AccuracyRun(string Method, double LearningRate, double? S
 /// </summary>
 internal static class TimeToAccuracy
 {
-    public const int Batch = 256, EvalEvery = 50;
+    public const int Batch = 256;
+
+    /// <summary>Steps between test evaluations (<c>--eval-every</c>); default 50.</summary>
+    public static int EvalEvery { get; set; } = 50;
+
+    /// <summary>K-FAC/EKFAC inverse period (<c>--inverse-period</c>); default 10.</summary>
+    public static int InversePeriod { get; set; } = 10;
+
+    /// <summary>K-FAC/EKFAC factor period (<c>--factor-period</c>); default 1.</summary>
+    public static int FactorPeriod { get; set; } = 1;
 
     /// <summary>The learning-rate grid per method (the quick run uses the middle value).</summary>
     public static readonly IReadOnlyDictionary<string, double[]> Grid = new Dictionary<string, double[]>
@@ -47,7 +56,7 @@ internal static class TimeToAccuracy
     {
         Name = method, LearningRate = lr, Momentum = 0.9, Damping = 1e-2,
         KlClip = method is "sgd" or "adam" ? null : 1e-3, KlClipForm = ClipForm,
-        InverseUpdatePeriod = 10, HfMaxIterations = 10,
+        InverseUpdatePeriod = InversePeriod, FactorUpdatePeriod = FactorPeriod, HfMaxIterations = 10,
     };
 
     public static AccuracyRun Train(Dataset data, string method, double lr, int epochs, Action<string> log)
