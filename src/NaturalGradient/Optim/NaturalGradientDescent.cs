@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using NaturalGradient.Capture;
+using NaturalGradient.Curvature;
 using NaturalGradient.Damping;
 using NaturalGradient.Diagnostics;
 using NaturalGradient.Likelihoods;
@@ -146,8 +147,7 @@ public sealed partial class NaturalGradientDescent : IDisposable
         {
             // uᵀMu and gᵀu of the step, read together: the predicted KL ½uᵀMu and the quadratic model q(u) = gᵀu + ½uᵀMu.
             var quadratic = Preconditioner.Curvature.QuadraticForm(layers, u);
-            Tensor lin = zeros(1, dtype: ScalarType.Float64).squeeze();
-            for (int i = 0; i < u.Count; i++) lin = lin.add_((u[i] * g[i]).sum(ScalarType.Float64));
+            var lin = QuadraticForms.Sum(u, g);
             var forms = stack(new[] { quadratic.to_type(ScalarType.Float64), lin }).cpu().data<double>().ToArray();
             quad = forms[0];
             linear = forms[1];
@@ -183,9 +183,7 @@ public sealed partial class NaturalGradientDescent : IDisposable
     /// </summary>
     private double ClipPreconditionedGradient(IReadOnlyList<Tensor> delta, IReadOnlyList<Tensor> g, double kappa)
     {
-        Tensor sum = zeros(1, dtype: ScalarType.Float64).squeeze();
-        for (int i = 0; i < delta.Count; i++) sum = sum.add_((delta[i] * g[i]).sum(ScalarType.Float64));
-        double vg = LearningRate * LearningRate * sum.ToDouble();
+        double vg = LearningRate * LearningRate * QuadraticForms.Sum(delta, g).ToDouble();
         if (!(vg > kappa) || !double.IsFinite(vg)) return 1;
         double nu = Math.Sqrt(kappa / vg);
         foreach (var d in delta) d.mul_(nu);

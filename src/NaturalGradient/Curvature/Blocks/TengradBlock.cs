@@ -34,7 +34,6 @@ public sealed class TengradBlock : ICurvatureBlock
     private LayerJacobian? _general;
     private LayerStatistics? _statistics;
     private double _weight;
-    private double? _gradientWeight;
     private long _parameterCount = 1;
 
     public TengradBlock(MetricForm form = MetricForm.Uncentered) => _form = form;
@@ -45,7 +44,6 @@ public sealed class TengradBlock : ICurvatureBlock
     public void Update(LayerStatistics statistics, long step)
     {
         _weight = statistics.Weight;
-        _gradientWeight = statistics.GradientWeight;
         _statistics = statistics;
         _parameterCount = statistics.Adapter.ParameterCount;
         Tensor gram;
@@ -170,7 +168,7 @@ public sealed class TengradBlock : ICurvatureBlock
     /// Not used for TONGA's centred form (centring removes the mean gradient from the row space) or when c is unknown.
     /// </summary>
     private Tensor? PushThroughIfAccurate(Tensor g, double damping) =>
-        _gradientWeight is double c && _form != MetricForm.Centered ? PushThrough(c, g, g, damping) : null;
+        _statistics?.GradientWeight is double c && _form != MetricForm.Centered ? PushThrough(c, g, g, damping) : null;
 
     /// <summary>
     /// Δ for the mean gradient of the last update's own statistics, g = w Σᵢ gᵢ = Jᵀ(w·1), which the caller guarantees
@@ -211,11 +209,12 @@ public sealed class TengradBlock : ICurvatureBlock
             rest = g - (_general is not null ? _general.TransposeMultiply(full(n, c, dtype: g.dtype), g) : _d!.t().mm(_a!).mul_(c));
         var delta = JTu(u.to_type(like.dtype), like);
         var zero = zeros(1, dtype: f64).squeeze();
+        var kii = _gram.diagonal().to_type(f64);   // ‖Jᵢ‖²
         // One host read: ‖g‖, ‖r‖, ‖Δ‖, Σᵢ |uᵢ| ‖Jᵢ‖, tr K and the Cholesky's info (6 small ops instead of a read per decision).
         var norms = cat(new[]
         {
             stack(new[] { g is null ? zero : g.norm().to_type(f64), rest is null ? zero : rest.norm().to_type(f64), delta.norm().to_type(f64) }),
-            stack(new[] { u.abs().mul_(_gram.diagonal().to_type(f64).clamp_min(0).sqrt_()).sum(), _gram.diagonal().sum().to_type(f64), info.to_type(f64) }),
+            stack(new[] { u.abs().mul_(kii.clamp_min(0).sqrt_()).sum(), kii.sum(), info.to_type(f64) }),
         }).data<double>().ToArray();
         // A failed factorisation means w K + λI is singular to working precision at this λ: a jittered factor would solve
         // another system, so the solves that handle a singular K (eq 40 on its own terms, or the eigendecomposition split) take over.
