@@ -180,14 +180,16 @@ public class TengradPushThroughTests
     /// <summary>
     /// NaturalGradientDescent (empirical Fisher from its own backward, no weight decay, one process) solves TENGraD for
     /// the statistics' own mean gradient without forming g − Jᵀ(w·1) (<see cref="TengradBlock.PreconditionMeanGradient"/>),
-    /// and steps exactly as the preconditioner path, which solves .grad with that check.
+    /// and steps exactly as the preconditioner path, which solves .grad with that check; under auto too.
     /// </summary>
-    [Fact]
-    public void NaturalGradientDescent_TakesTheMeanGradientRoute_AndStepsAsThePreconditionerPath()
+    [Theory]
+    [InlineData(CurvatureStructure.Tengrad)]
+    [InlineData(CurvatureStructure.Auto)]   // 8 examples against 31- and 41-wide layers: auto gives both layers TENGraD
+    public void NaturalGradientDescent_TakesTheMeanGradientRoute_AndStepsAsThePreconditionerPath(CurvatureStructure structure)
     {
         using var scope = NewDisposeScope();
         var likelihood = new CategoricalLikelihood();
-        var options = new PreconditionerOptions { Structure = CurvatureStructure.Tengrad, Fisher = FisherKind.Empirical, Damping = 1e-3 };
+        var options = new PreconditionerOptions { Structure = structure, Fisher = FisherKind.Empirical, Damping = 1e-3 };
         var a = TestModels.Mlp(new[] { 30, 40, 3 }, seed: 9);
         var b = TestModels.Mlp(new[] { 30, 40, 3 }, seed: 9);
         using var ngd = new NaturalGradient.Optim.NaturalGradientDescent(a, likelihood, new NaturalGradient.Optim.NaturalGradientOptions { LearningRate = 0.1, Momentum = 0, Preconditioner = options });
@@ -208,6 +210,6 @@ public class TengradPushThroughTests
         }
         Assert.Equal(3 * 2, TengradBlock.MeanGradientSolves - before);
         foreach (var (pa, pb) in a.parameters().Zip(b.parameters()))
-            TensorAssert.Close(pb, pa, rtol: 1e-10, label: "tengrad");
+            TensorAssert.Close(pb, pa, rtol: 1e-10, label: structure.ToString());
     }
 }

@@ -39,6 +39,11 @@ public sealed class AutoCurvature : ICurvature
     public IReadOnlyList<Tensor> Precondition(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients, double damping) =>
         _blocks.Precondition(layers, gradients, damping);
 
+    /// <summary>Each layer's block takes its own kind's mean-gradient route, as it would outside auto.</summary>
+    public IReadOnlyList<Tensor> PreconditionMeanGradient(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients,
+        IReadOnlyList<Fisher.LayerStatistics> statistics, double damping) =>
+        _blocks.PreconditionMeanGradient(layers, gradients, statistics, damping);
+
     public IReadOnlyList<Tensor> Multiply(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> vectors) =>
         _blocks.Multiply(layers, vectors);
 

@@ -55,6 +55,8 @@ public sealed class AutoStructureBlock : ICurvatureBlock
 
     public Tensor Precondition(Tensor gradient, double damping) => Inner_.Precondition(gradient, damping);
 
+    public Tensor? PreconditionMeanGradient(LayerStatistics statistics, double damping) => Inner_.PreconditionMeanGradient(statistics, damping);
+
     public Tensor Multiply(Tensor v) => Inner_.Multiply(v);
 
     public Tensor ToDense() => Inner_.ToDense();
