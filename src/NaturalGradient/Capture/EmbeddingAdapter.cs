@@ -11,9 +11,11 @@ namespace NaturalGradient.Capture;
 /// </summary>
 /// <remarks>
 /// The statistics carry the indices (<see cref="Tokens"/>), never one-hot rows: per-example gradients, diagonals and
-/// TENGraD's products are scatter-adds and gathers over the positions (<see cref="Fisher.TokenGradients"/>); K-FAC uses
-/// A = (1/m) Σᵢₜ e_k e_kᵀ = diag(token counts)/m (a dense V × V matrix) and TENGraD's Gram āᵢₜ·āⱼᵤ = [kᵢₜ = kⱼᵤ].
-/// <see cref="Activations"/> (one-hot rows, m · T · V values) is formed only for a method that asks for it (K-BFGS).
+/// TENGraD's products are scatter-adds and gathers over the positions (<see cref="Fisher.TokenGradients"/>); K-FAC and
+/// EKFAC use A = (1/m) Σᵢₜ e_k e_kᵀ = diag(token counts)/m, kept as a length-V vector
+/// (<see cref="Curvature.Kfac.DiagonalActivation"/>), and TENGraD's Gram āᵢₜ·āⱼᵤ = [kᵢₜ = kⱼᵤ].
+/// <see cref="Activations"/> (one-hot rows, m · T · V values) is formed only for a method that asks for it (K-BFGS,
+/// which keeps a dense V × V A).
 /// TorchSharp 0.107's Embedding does not expose padding_idx or max_norm: models using them are not covered correctly.
 /// </remarks>
 public sealed class EmbeddingAdapter : LayerAdapterBase, ITokenLayerAdapter

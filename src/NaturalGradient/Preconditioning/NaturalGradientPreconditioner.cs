@@ -2,6 +2,7 @@ using System.Diagnostics;
 using NaturalGradient.Capture;
 using NaturalGradient.Curvature;
 using NaturalGradient.Curvature.HessianFree;
+using NaturalGradient.Curvature.Kfac;
 using NaturalGradient.Fisher;
 using NaturalGradient.Likelihoods;
 using NaturalGradient.Numerics;
@@ -60,9 +61,9 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
                 $"which layers {string.Join(" and ", transposed.Uses.Select(u => $"'{u.Name}' ({u.KindName})"))} use in transposed layouts (tied weights): " +
                 "use tengrad, block, diag or auto (exact per-example gradients of the tied tensor), or exclude these layers with IncludeLayer (the tensor then keeps its plain gradient)");
         if (Options.Structure is CurvatureStructure.Kfac or CurvatureStructure.Ekfac or CurvatureStructure.Kbfgs
-            && Capture.Layers.Select(l => l.Adapter).FirstOrDefault(a => a.IsKronecker && Math.Max(a.InputDim, a.OutputDim) > Options.Kfac.MaxFactorDimension) is { } wide)
+            && Capture.Layers.Select(l => l.Adapter).FirstOrDefault(a => a.IsKronecker && DenseFactorSide(a) > Options.Kfac.MaxFactorDimension) is { } wide)
             throw new ModelNotSupportedException(
-                $"{Options.Structure.ToString().ToLowerInvariant()} would keep {wide.InputDim} × {wide.InputDim} and {wide.OutputDim} × {wide.OutputDim} factors for layer '{wide.Name}' ({wide.KindName}), " +
+                $"{Options.Structure.ToString().ToLowerInvariant()} would keep {DenseFactors(wide)} for layer '{wide.Name}' ({wide.KindName}), " +
                 $"wider than the limit of {Options.Kfac.MaxFactorDimension} (KfacOptions.MaxFactorDimension): use tengrad, diag or auto, " +
                 "or exclude the layer with IncludeLayer (it then keeps its plain gradient)");
         Curvature = CurvatureFactory.Create(Options);
@@ -71,6 +72,19 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     }
 
     public PreconditionerOptions Options { get; }
+
+    /// <summary>
+    /// The widest dense factor a Kronecker structure keeps for <paramref name="layer"/>: K-FAC and EKFAC keep an index
+    /// layer's A as its diagonal (only G, out × out, is dense); K-BFGS keeps a dense A for every layer.
+    /// </summary>
+    private long DenseFactorSide(ILayerAdapter layer) => Options.Structure == CurvatureStructure.Kbfgs
+        ? Math.Max(layer.InputDim, layer.OutputDim)
+        : DiagonalActivation.DenseFactorSide(layer);
+
+    private string DenseFactors(ILayerAdapter layer) =>
+        Options.Structure == CurvatureStructure.Kbfgs || !DiagonalActivation.Applies(layer)
+            ? $"{layer.InputDim} × {layer.InputDim} and {layer.OutputDim} × {layer.OutputDim} factors"
+            : $"a {layer.OutputDim} × {layer.OutputDim} factor G (and a diagonal A of length {layer.InputDim})";
 
     /// <summary>
     /// The registration report: every parameter tensor of the model with its layer kind and the structure and Fisher it

@@ -5,6 +5,7 @@ using NaturalGradient.Fisher;
 using NaturalGradient.Likelihoods;
 using NaturalGradient.Training;
 using TorchSharp;
+using NaturalGradient.Tests.Layers;
 using static TorchSharp.torch;
 using static NaturalGradient.Tests.Kfac.KfacFixtures;
 
@@ -22,25 +23,56 @@ public class DistributedKroneckerBlockTests
 
     public static TheoryData<string> Blocks() => new() { "kfac-eigen-factored", "kfac-eigen-eigenbasis", "kfac-cholesky-factored", "ekfac", "ekfac-factored" };
 
+    /// <summary>Every configuration on a Linear layer and on an Embedding (whose A travels as a length-V vector).</summary>
+    public static TheoryData<string, string> BlocksAndLayers()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var layer in new[] { "linear", "embedding" })
+            foreach (var configuration in Blocks())
+                data.Add(configuration, layer);
+        return data;
+    }
+
     private static IDistributedKroneckerBlock Create(string configuration, ILayerAdapter layer, KfacOptions options) =>
         (IDistributedKroneckerBlock)(configuration == "ekfac-factored" ? new EkfacBlock(layer, options) : CreateBlock(configuration, layer, options));
 
     /// <summary>Rows [start, start + count) of a batch's statistics, weighted as the shard's own (w·m/m_r), and the shard's share m_r/m.</summary>
-    private static (LayerStatistics Stats, double Share) Shard(LayerStatistics s, long start, long count) =>
-        (new LayerStatistics(s.Adapter, s.Activations.narrow(0, start, count), s.OutputGradients.narrow(1, start, count), s.Weight * s.BatchSize / count),
-         (double)count / s.BatchSize);
+    private static (LayerStatistics Stats, double Share) Shard(LayerStatistics s, long start, long count)
+    {
+        double weight = s.Weight * s.BatchSize / count;
+        var d = s.OutputGradients.narrow(1, start, count);
+        var shard = s.Tokens is { } tokens
+            ? LayerStatistics.FromTokens(s.Adapter, tokens.narrow(0, start, count), d, weight)
+            : new LayerStatistics(s.Adapter, s.Activations.narrow(0, start, count), d, weight);
+        return (shard, (double)count / s.BatchSize);
+    }
+
+    /// <summary>Four batches' statistics of the first layer of an MLP, or of the Embedding of a token model.</summary>
+    private static List<LayerStatistics> Batches(string layer)
+    {
+        if (layer == "linear")
+        {
+            var mlp = TestModels.Mlp(new[] { 4, 5, 3 });
+            return Enumerable.Range(0, 4)
+                .Select(s => Collect(mlp, TestModels.Inputs(M, 4, seed: 10 + s) * (1 + s), Labels(M, 3, seed: 20 + s), new CategoricalLikelihood()).Statistics[0])
+                .ToList();
+        }
+        manual_seed(5);
+        var model = new LayerModels.EmbeddingModel(11, 3, 4, 3);
+        return Enumerable.Range(0, 4)
+            .Select(s => Collect(model, LayerModels.Tokens(10 + s, M, 3, 11), Labels(M, 3, seed: 20 + s), new CategoricalLikelihood()).Statistics
+                .Single(x => x.Tokens is not null))
+            .ToList();
+    }
 
     [Theory]
-    [MemberData(nameof(Blocks))]
-    public void OwnerComputes_ReceiverImports_EqualsTheBlockThatSawTheWholeBatch(string configuration)
+    [MemberData(nameof(BlocksAndLayers))]
+    public void OwnerComputes_ReceiverImports_EqualsTheBlockThatSawTheWholeBatch(string configuration, string layerKind)
     {
         using var scope = NewDisposeScope();
-        var model = TestModels.Mlp(new[] { 4, 5, 3 });
         var options = new KfacOptions { FactorDecay = 0.8, InverseUpdatePeriod = 2 };
-        var batches = Enumerable.Range(0, 4)
-            .Select(s => Collect(model, TestModels.Inputs(M, 4, seed: 10 + s) * (1 + s), Labels(M, 3, seed: 20 + s), new CategoricalLikelihood()))
-            .ToList();
-        var layer = batches[0].Layers[0];
+        var batches = Batches(layerKind);
+        var layer = batches[0].Adapter;
         using var whole = (ICurvatureBlock)Create(configuration, layer, options);
         var owner = Create(configuration, layer, options);
         var receiver = Create(configuration, layer, options);
@@ -49,12 +81,12 @@ public class DistributedKroneckerBlockTests
         {
             for (int step = 0; step < 4; step++)
             {
-                var stats = batches[step].Statistics[0];
+                var stats = batches[step];
                 whole.Update(stats, step);
                 var shards = new[] { Shard(stats, 0, 4), Shard(stats, 4, 2) };
                 bool first = step == 0;
                 // The factors summed over shards, folded into the running average.
-                var a = shards.Select(x => KroneckerFactors.Activation(x.Stats).mul(x.Share)).Aggregate((p, q) => p + q);
+                var a = shards.Select(x => KroneckerFactors.ActivationFactor(x.Stats).mul(x.Share)).Aggregate((p, q) => p + q);
                 var g = shards.Select(x => KroneckerFactors.OutputGradient(x.Stats).mul(x.Share)).Aggregate((p, q) => p + q);
                 if (!first)
                 {
@@ -90,8 +122,8 @@ public class DistributedKroneckerBlockTests
                     Assert.False(receiver.DampedInverseDue(lambda));
                 }
                 var gradient = RandomMatrix(layer, 100 + step);
-                TensorAssert.Close(whole.Precondition(gradient, lambda), receiver.Precondition(gradient, lambda), rtol: 1e-10, label: $"{configuration} step {step}");
-                TensorAssert.Close(whole.Precondition(gradient, lambda), owner.Precondition(gradient, lambda), rtol: 1e-10, label: $"{configuration} owner step {step}");
+                TensorAssert.Close(whole.Precondition(gradient, lambda), receiver.Precondition(gradient, lambda), rtol: 1e-10, label: $"{configuration}, {layerKind}, step {step}");
+                TensorAssert.Close(whole.Precondition(gradient, lambda), owner.Precondition(gradient, lambda), rtol: 1e-10, label: $"{configuration}, {layerKind}, owner step {step}");
             }
         }
         finally

@@ -124,7 +124,7 @@ public sealed class DistributedKroneckerCurvature : IDistributedCurvature, ICurv
             sync |= first || step % o.InverseUpdatePeriod == 0;
             if (first || step % o.FactorUpdatePeriod == 0)
                 Pending(stats.Adapter.Name).Add(
-                    KroneckerFactors.Activation(stats, o.WeightSharing).mul_(share),
+                    KroneckerFactors.ActivationFactor(stats, o.WeightSharing).mul_(share),
                     KroneckerFactors.OutputGradient(stats, o.WeightSharing).mul_(share), o.FactorDecay, first);
         }
         if (sync) SyncFactors(blocks, step);
@@ -157,7 +157,7 @@ public sealed class DistributedKroneckerCurvature : IDistributedCurvature, ICurv
         {
             var p = Pending(b.Layer.Name);
             var dtype = b.IsInitialized ? b.ActivationFactor.dtype : p.A?.dtype ?? ScalarType.Float32;
-            parts.Add(p.A ?? zeros(new[] { b.Layer.InputDim, b.Layer.InputDim }, dtype));
+            parts.Add(p.A ?? zeros(DiagonalActivation.Shape(b.Layer), dtype));
             parts.Add(p.G ?? zeros(new[] { b.Layer.OutputDim, b.Layer.OutputDim }, dtype));
         }
         var sums = AllReduceSum(parts);

@@ -1,4 +1,5 @@
 using NaturalGradient.Capture;
+using NaturalGradient.Curvature.Kfac;
 
 namespace NaturalGradient.Training;
 
@@ -39,11 +40,15 @@ public sealed class KroneckerWorkAssignment
     /// <summary>N.</summary>
     public int Ranks { get; }
 
-    /// <summary>Σ cost of the layers each rank owns (in'³ + out³ per layer).</summary>
+    /// <summary>Σ cost of the layers each rank owns (<see cref="Cost"/> per layer).</summary>
     public double[] Load { get; }
 
-    /// <summary>The cost model: in'³ + out³ for a layer with W̄ of shape out × in'.</summary>
-    public static double Cost(ILayerAdapter layer) => Math.Pow(layer.InputDim, 3) + Math.Pow(layer.OutputDim, 3);
+    /// <summary>
+    /// The cost model: in'³ + out³ for a layer with W̄ of shape out × in'; in' + out³ for an index layer, whose A is a
+    /// diagonal inverted entry by entry (<see cref="DiagonalActivation"/>).
+    /// </summary>
+    public static double Cost(ILayerAdapter layer) =>
+        (DiagonalActivation.Applies(layer) ? layer.InputDim : Math.Pow(layer.InputDim, 3)) + Math.Pow(layer.OutputDim, 3);
 
     /// <summary>The rank that computes <paramref name="layerName"/>'s inverse work.</summary>
     public int Owner(string layerName) =>

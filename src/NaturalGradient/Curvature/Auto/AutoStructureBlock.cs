@@ -42,7 +42,7 @@ public sealed class AutoStructureBlock : ICurvatureBlock
         if (_inner is null)
         {
             Choice = StructureCostModel.Choose(_layer.Name, statistics.BatchSize, statistics.SampleCount, statistics.Positions,
-                _layer.InputDim, _layer.OutputDim, _kfac);
+                _layer.InputDim, _layer.OutputDim, _kfac, DiagonalActivation.Applies(_layer));
             // Layers that are not Kronecker-factored (LayerNorm, BatchNorm, a tensor tied in transposed layouts) always take TENGraD's exact block.
             bool kronecker = _layer.IsKronecker && _layer is not TiedLayerAdapter { KroneckerFactored: false };
             _inner = Choice.Choice == LayerStructure.Tengrad || !kronecker ? new TengradBlock(_form) : new KfacBlock(_layer, _kfac);

@@ -39,7 +39,9 @@ public sealed record LayerStructureChoice(string Layer, long Samples, long Posit
 ///            + c (in'³ + out³) / T_inv  eigendecompositions (c = 9) or Cholesky inverses (c = 1), every T_inv steps
 ///            + 2 (out² in' + out in'²)  G⁻¹ g A⁻¹ (or the projections into and out of the eigenbasis)
 /// </code>
-/// Multiply-adds, counted alike for both. Roughly: TENGraD wins when nT ≪ in', out (small batches, wide layers, few
+/// For an index layer (Embedding: A = diag(token counts)/m kept as a vector, <see cref="DiagonalActivation"/>) the
+/// A terms become m T (counting), in' / T_inv (reciprocals) and out · in' (a column scaling) instead of m T in'²,
+/// c in'³ / T_inv and 2 out in'². Multiply-adds, counted alike for both. Roughly: TENGraD wins when nT ≪ in', out (small batches, wide layers, few
 /// positions), K-FAC when nT ≫ in', out.
 /// </summary>
 public static class StructureCostModel
@@ -51,22 +53,27 @@ public static class StructureCostModel
         return n * t * n * t * (i + o) + n * n * n / 3 + 2 * n * t * o * i;
     }
 
-    /// <summary>Flops of one K-FAC step with the given inverse method and inverse period T_inv.</summary>
+    /// <summary>
+    /// Flops of one K-FAC step with the given inverse method and inverse period T_inv; <paramref name="diagonalActivation"/>
+    /// for an index layer, whose A is a diagonal.
+    /// </summary>
     public static double KfacFlops(long batch, long samples, long positions, long inputDim, long outputDim,
-        KfacInverseMethod inverse = KfacInverseMethod.Eigen, int inversePeriod = 1)
+        KfacInverseMethod inverse = KfacInverseMethod.Eigen, int inversePeriod = 1, bool diagonalActivation = false)
     {
-        double m = batch, n = samples, t = positions, i = inputDim, o = outputDim;
+        double m = batch, n = samples, t = positions, i = inputDim, o = outputDim, period = Math.Max(inversePeriod, 1);
         double c = inverse == KfacInverseMethod.Eigen ? 9 : 1;
-        return m * t * i * i + n * t * o * o + c * (i * i * i + o * o * o) / Math.Max(inversePeriod, 1) + 2 * (o * o * i + o * i * i);
+        if (diagonalActivation)
+            return m * t + n * t * o * o + (i + c * o * o * o) / period + 2 * o * o * i + o * i;
+        return m * t * i * i + n * t * o * o + c * (i * i * i + o * o * o) / period + 2 * (o * o * i + o * i * i);
     }
 
     /// <summary>The decision for one layer.</summary>
     public static LayerStructureChoice Choose(string layer, long batch, long samples, long positions, long inputDim, long outputDim,
-        KfacOptions? kfac = null)
+        KfacOptions? kfac = null, bool diagonalActivation = false)
     {
         kfac ??= new KfacOptions();
         double tengrad = TengradFlops(samples, positions, inputDim, outputDim);
-        double kfacFlops = KfacFlops(batch, samples, positions, inputDim, outputDim, kfac.InverseMethod, kfac.InverseUpdatePeriod);
+        double kfacFlops = KfacFlops(batch, samples, positions, inputDim, outputDim, kfac.InverseMethod, kfac.InverseUpdatePeriod, diagonalActivation);
         return new LayerStructureChoice(layer, samples, positions, inputDim, outputDim, tengrad, kfacFlops,
             tengrad <= kfacFlops ? LayerStructure.Tengrad : LayerStructure.Kfac);
     }

@@ -82,9 +82,7 @@ public sealed partial class EkfacBlock : IDistributedKroneckerBlock
     /// <inheritdoc/>
     public IReadOnlyList<Tensor> InverseBuffers(KroneckerInverseState part)
     {
-        var dtype = Current(_a).dtype;
-        long i = Layer.InputDim, o = Layer.OutputDim;
-        return new[] { empty(new[] { i, i }, dtype), empty(i, dtype), empty(new[] { o, o }, dtype), empty(o, dtype), empty(2, ScalarType.Float64) };
+        return _eigen.Buffers(Layer.InputDim, Layer.OutputDim, Current(_a).dtype).Append(empty(2, ScalarType.Float64)).ToList();
     }
 
     /// <inheritdoc/>

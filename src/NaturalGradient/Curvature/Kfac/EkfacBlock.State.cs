@@ -21,7 +21,7 @@ public sealed partial class EkfacBlock : ICurvatureBlockState
     {
         ThrowIfDisposed();
         long inputs = Layer.InputDim, outputs = Layer.OutputDim;
-        _a.ImportState(prefix + "activation_factor", state, new[] { inputs, inputs });
+        _a.ImportState(prefix + "activation_factor", state, DiagonalActivation.Shape(Layer));
         _g.ImportState(prefix + "output_gradient_factor", state, new[] { outputs, outputs });
         _s.ImportState(prefix + "scaling", state, new[] { outputs, inputs });
         _eigen.ImportState(prefix, state, inputs, outputs);

@@ -30,11 +30,15 @@ namespace NaturalGradient.Curvature.Kfac;
 /// <para>Cost of S per update: for T = 1 (Linear) the projected gradient is (Q_Gᵀδ)(Q_Aᵀā)ᵀ, so
 /// S = w Σᵢ [Σₛ (Q_Gᵀδᵢₛ)²] [(Q_Aᵀāᵢ)²]ᵀ is formed from the projections alone in O(n out² + m in'² + m out in');
 /// for T &gt; 1 (Conv2d) the per-sample gradients (n × out × in') are formed and projected, O(n out in' (out + in')).</para>
+/// <para>Index layers (Embedding; Embeddings of one table tied together: <see cref="DiagonalActivation"/>): A =
+/// diag(token counts)/m is kept as a length-V vector and its eigenbasis is the identity (no eigh), so the projection is
+/// by Q_G alone, Q_Gᵀ gᵢₛ, and S[:, k] = w Σₛ Σᵢ (Q_Gᵀ Σ_{t: kᵢₜ = k} δᵢₛₜ)², formed from the sums of the projected δ over
+/// each (example, token) pair that occurs: O(n T out + V out), never n × out × V or V².</para>
 /// </remarks>
 public sealed partial class EkfacBlock : ICurvatureBlock
 {
     private readonly RunningAverage _a = new(), _g = new(), _s = new();
-    private readonly KroneckerEigenbasis _eigen = new();
+    private readonly KroneckerEigenbasis _eigen;
     private bool _disposed;
     private double _pi = 1.0;
 
@@ -47,6 +51,7 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         // EKFAC always decomposes: the inverse method does not apply, so it cannot conflict with the damping mode.
         Options = (options ?? new KfacOptions()) with { InverseMethod = KfacInverseMethod.Eigen };
         Options.Validate();
+        _eigen = new KroneckerEigenbasis(DiagonalActivation.Applies(layer));
     }
 
     public ILayerAdapter Layer { get; }
@@ -58,13 +63,13 @@ public sealed partial class EkfacBlock : ICurvatureBlock
     /// <summary>How many times the eigenbasis has been (re)computed.</summary>
     public int InverseRefreshCount { get; private set; }
 
-    /// <summary>The current A (in' × in'), as a fresh alias.</summary>
+    /// <summary>The current A (in' × in'; for an index layer its diagonal, a length-in' vector), as a fresh alias.</summary>
     public Tensor ActivationFactor => Current(_a).alias();
 
     /// <summary>The current G (out × out), as a fresh alias.</summary>
     public Tensor OutputGradientFactor => Current(_g).alias();
 
-    /// <summary>Q_A (in' × in', eigenvectors as columns), as a fresh alias.</summary>
+    /// <summary>Q_A (in' × in', eigenvectors as columns), as a fresh alias; for an index layer the identity, formed on access (small layers only).</summary>
     public Tensor ActivationBasis { get { Current(_s); return _eigen.ActivationBasis.alias(); } }
 
     /// <summary>Q_G (out × out), as a fresh alias.</summary>
@@ -145,8 +150,14 @@ public sealed partial class EkfacBlock : ICurvatureBlock
     /// <summary>w Σₛ Σᵢ (Q_Gᵀ gᵢₛ Q_A)² in the current eigenbasis (out × in').</summary>
     private Tensor ProjectedSecondMoments(LayerStatistics statistics)
     {
-        var qa = _eigen.ActivationBasis;
         var qg = _eigen.OutputGradientBasis;
+        if (statistics.Tokens is not null)
+        {
+            // Q_A = I: column k of Q_Gᵀ gᵢₛ is Q_Gᵀ Σ_{t: kᵢₜ = k} δᵢₛₜ; square and sum over the (example, token) pairs.
+            var projected = statistics.FlatOutputGradients().detach().to_type(qg.dtype).matmul(qg);   // n × T × out
+            return TokenGradients.SquaredSum(statistics.PairedTokens()!, projected, Layer.InputDim).mul_(statistics.Weight);
+        }
+        var qa = _eigen.ActivationBasis;
         if (statistics.IsRankOne)
         {
             // gᵢₛ = δᵢₛ āᵢᵀ ⇒ (Q_Gᵀ gᵢₛ Q_A)² = (Q_Gᵀδᵢₛ)² ((Q_Aᵀāᵢ)²)ᵀ; sum the δ part over the s samples first.

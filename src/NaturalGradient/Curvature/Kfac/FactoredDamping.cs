@@ -21,11 +21,14 @@ public static class FactoredDamping
         return meanA > 0 && meanG > 0 && double.IsFinite(pi) && pi > 0 ? pi : 1.0;
     }
 
-    /// <summary>π for the factors A and G (any floating dtype): π² = (tr A / dim A) / (tr G / dim G).</summary>
+    /// <summary>
+    /// π for the factors A and G (any floating dtype): π² = (tr A / dim A) / (tr G / dim G). A may be a diagonal (a
+    /// length-in' vector, <see cref="DiagonalActivation"/>), whose trace is the sum of its entries.
+    /// </summary>
     public static double Pi(Tensor a, Tensor g)
     {
         using var scope = NewDisposeScope();
-        return Pi(a.trace().ToDouble(), a.shape[0], g.trace().ToDouble(), g.shape[0]);
+        return Pi(DiagonalActivation.Trace(a).ToDouble(), a.shape[0], g.trace().ToDouble(), g.shape[0]);
     }
 
     /// <summary>The shifts added to A and to G: (π√λ, √λ/π).</summary>

@@ -13,12 +13,15 @@ internal sealed partial class FactoredInverse
         state.Numbers[prefix + "inverse_damping"] = Damping;
     }
 
-    /// <summary>Takes the inverses stored under <paramref name="prefix"/> for a layer with W̄ of shape out × in'.</summary>
-    public void ImportState(string prefix, NaturalGradientStateDict state, long inputs, long outputs)
+    /// <summary>
+    /// Takes the inverses stored under <paramref name="prefix"/> for a layer with W̄ of shape out × in' whose A has
+    /// <paramref name="activationShape"/> ([in'] for a diagonal A, [in', in'] otherwise).
+    /// </summary>
+    public void ImportState(string prefix, NaturalGradientStateDict state, long[] activationShape, long outputs)
     {
         Dispose();
         if (!state.HasTensor(prefix + "activation_inverse")) return;
-        _aInverse = state.GetTensor(prefix + "activation_inverse", new[] { inputs, inputs });
+        _aInverse = state.GetTensor(prefix + "activation_inverse", activationShape);
         _gInverse = state.GetTensor(prefix + "output_gradient_inverse", new[] { outputs, outputs });
         Damping = state.GetNumber(prefix + "inverse_damping");
     }

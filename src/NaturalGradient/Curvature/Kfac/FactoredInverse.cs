@@ -8,7 +8,8 @@ namespace NaturalGradient.Curvature.Kfac;
 /// The inverses of the π-damped factors, (A + π√λ I)⁻¹ and (G + √λ/π I)⁻¹, remembered with the λ they were built
 /// for, from Cholesky factorisations (<see cref="SafeCholesky"/>: float32 when the factors are float32, float64 and
 /// jitter on failure) or from the factors' eigendecompositions (Q diag(1 / (e + shift)) Qᵀ). Applying them is two
-/// matrix products, (G + √λ/π I)⁻¹ V (A + π√λ I)⁻¹ (Martens &amp; Grosse 2015 §6.3). Owns its tensors.
+/// matrix products, (G + √λ/π I)⁻¹ V (A + π√λ I)⁻¹ (Martens &amp; Grosse 2015 §6.3). For a diagonal A (a length-in'
+/// vector, <see cref="DiagonalActivation"/>) its inverse is the vector 1 / (a + π√λ), applied as a column scaling. Owns its tensors.
 /// </summary>
 internal sealed partial class FactoredInverse : IDisposable
 {
@@ -33,7 +34,8 @@ internal sealed partial class FactoredInverse : IDisposable
     {
         using var scope = NewDisposeScope();
         var (shiftA, shiftG) = FactoredDamping.Shifts(pi, damping);
-        Keep(EigenInverse(eigen.ActivationBasis, eigen.ActivationEigenvalues, shiftA),
+        Keep(eigen.IsDiagonalActivation ? DiagonalActivation.DampedInverse(eigen.ActivationEigenvalues, shiftA)
+                 : EigenInverse(eigen.ActivationBasis, eigen.ActivationEigenvalues, shiftA),
              EigenInverse(eigen.OutputGradientBasis, eigen.OutputGradientEigenvalues, shiftG), damping);
     }
 
@@ -42,7 +44,7 @@ internal sealed partial class FactoredInverse : IDisposable
     {
         if (_aInverse is null || _gInverse is null) throw new InvalidOperationException("the inverses have not been computed yet");
         using var scope = NewDisposeScope();
-        return scope.MoveToOuter(_gInverse.mm(v).mm(_aInverse));
+        return scope.MoveToOuter(DiagonalActivation.RightMultiply(_gInverse.mm(v), _aInverse));
     }
 
     /// <summary>[(A + π√λ I)⁻¹, (G + √λ/π I)⁻¹] as fresh contiguous copies (the caller owns them).</summary>
@@ -64,7 +66,7 @@ internal sealed partial class FactoredInverse : IDisposable
     {
         if (_aInverse is null || _gInverse is null) throw new InvalidOperationException("the inverses have not been computed yet");
         using var scope = NewDisposeScope();
-        return scope.MoveToOuter(d.mm(_gInverse.t()).t().mm(a.mm(_aInverse)).mul_(weight));
+        return scope.MoveToOuter(d.mm(_gInverse.t()).t().mm(DiagonalActivation.RightMultiply(a, _aInverse)).mul_(weight));
     }
 
     private void Keep(Tensor aInverse, Tensor gInverse, double damping)
@@ -77,6 +79,7 @@ internal sealed partial class FactoredInverse : IDisposable
 
     private static Tensor CholeskyInverse(Tensor factor, double shift)
     {
+        if (factor.dim() == 1) return DiagonalActivation.DampedInverse(factor, shift);
         var damped = factor.clone();
         damped.diagonal().add_(shift);
         var l = SafeCholesky.Factor(damped);

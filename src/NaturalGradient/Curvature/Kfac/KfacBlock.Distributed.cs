@@ -74,11 +74,11 @@ public sealed partial class KfacBlock : IDistributedKroneckerBlock
     public IReadOnlyList<Tensor> InverseBuffers(KroneckerInverseState part)
     {
         var dtype = Current(_a).dtype;
-        long i = Layer.InputDim, o = Layer.OutputDim;
-        var shapes = part == KroneckerInverseState.Decomposition
-            ? new[] { new[] { i, i }, new[] { i }, new[] { o, o }, new[] { o } }
-            : new[] { new[] { i, i }, new[] { o, o } };
-        return shapes.Select(s => empty(s, dtype)).Append(empty(2, ScalarType.Float64)).ToList();
+        long o = Layer.OutputDim;
+        var tensors = part == KroneckerInverseState.Decomposition
+            ? _eigen.Buffers(Layer.InputDim, o, dtype)
+            : new[] { empty(DiagonalActivation.Shape(Layer), dtype), empty(new[] { o, o }, dtype) };
+        return tensors.Append(empty(2, ScalarType.Float64)).ToList();
     }
 
     /// <inheritdoc/>

@@ -25,10 +25,11 @@ public sealed partial class KfacBlock : ICurvatureBlockState
     {
         ThrowIfDisposed();
         long inputs = Layer.InputDim, outputs = Layer.OutputDim;
-        _a.ImportState(prefix + "activation_factor", state, new[] { inputs, inputs });
+        var activationShape = DiagonalActivation.Shape(Layer);
+        _a.ImportState(prefix + "activation_factor", state, activationShape);
         _g.ImportState(prefix + "output_gradient_factor", state, new[] { outputs, outputs });
         _eigen.ImportState(prefix, state, inputs, outputs);
-        _inverse.ImportState(prefix, state, inputs, outputs);
+        _inverse.ImportState(prefix, state, activationShape, outputs);
         _inverseDue = state.GetNumber(prefix + "inverse_due") != 0;
         _pi = state.GetNumber(prefix + "pi");
         InverseRefreshCount = checked((int)state.GetNumber(prefix + "inverse_refresh_count"));

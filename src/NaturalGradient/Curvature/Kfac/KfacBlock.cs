@@ -24,11 +24,15 @@ namespace NaturalGradient.Curvature.Kfac;
 /// <para>Precision: the factors, their eigendecompositions and inverses keep the dtype of the statistics (float32 for a
 /// float32 model); a failed float32 Cholesky or eigendecomposition is retried in float64.</para>
 /// <para>Memory: A and G (in'² + out²) plus their inverses and, for Eigen, their eigenbases (the same again each).</para>
+/// <para>Index layers (Embedding; Embeddings of one table tied together: <see cref="DiagonalActivation"/>): A =
+/// diag(token counts)/m is kept as its diagonal a (length V = in'), averaged, damped and inverted as a vector
+/// ((A + π√λ I)⁻¹ = 1 / (a + π√λ)) and applied as a column scaling, Δ = (G + √λ/π I)⁻¹ g diag(1 / (a + π√λ)); its
+/// eigenbasis is the identity. Memory O(V + out²) beside the gradient, never V².</para>
 /// </remarks>
 public sealed partial class KfacBlock : ICurvatureBlock
 {
     private readonly RunningAverage _a = new(), _g = new();
-    private readonly KroneckerEigenbasis _eigen = new();
+    private readonly KroneckerEigenbasis _eigen;
     private readonly FactoredInverse _inverse = new();
     private bool _inverseDue = true, _disposed;
     private double _pi = 1.0;
@@ -40,6 +44,7 @@ public sealed partial class KfacBlock : ICurvatureBlock
         ArgumentNullException.ThrowIfNull(layer);
         Layer = layer;
         Options = (options ?? new KfacOptions()).Validate();
+        _eigen = new KroneckerEigenbasis(DiagonalActivation.Applies(layer));
     }
 
     public ILayerAdapter Layer { get; }
@@ -51,7 +56,10 @@ public sealed partial class KfacBlock : ICurvatureBlock
     /// <summary>How many times the inverses (Cholesky) or eigendecompositions have been (re)computed.</summary>
     public int InverseRefreshCount { get; private set; }
 
-    /// <summary>The current A (in' × in'), as a fresh alias in the caller's dispose scope.</summary>
+    /// <summary>
+    /// The current A (in' × in'; for an index layer its diagonal, a length-in' vector: <see cref="DiagonalActivation"/>),
+    /// as a fresh alias in the caller's dispose scope.
+    /// </summary>
     public Tensor ActivationFactor => Current(_a).alias();
 
     /// <summary>The current G (out × out), as a fresh alias in the caller's dispose scope.</summary>
@@ -163,7 +171,7 @@ public sealed partial class KfacBlock : ICurvatureBlock
 
     /// <summary>tr(G ⊗ A) / p = tr(G) tr(A) / (out · in').</summary>
     public double MeanCurvature() =>
-        Current(_g).trace().ToDouble() * Current(_a).trace().ToDouble() / (Layer.OutputDim * (double)Layer.InputDim);
+        Current(_g).trace().ToDouble() * DiagonalActivation.Trace(Current(_a)).ToDouble() / (Layer.OutputDim * (double)Layer.InputDim);
 
     /// <summary>The dense block G ⊗ A (p × p, p = out · in'). Tests and small layers only.</summary>
     public Tensor ToDense()

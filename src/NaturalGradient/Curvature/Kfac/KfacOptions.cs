@@ -47,9 +47,11 @@ public sealed record KfacOptions
     public KfacWeightSharing WeightSharing { get; init; } = KfacWeightSharing.Expand;
 
     /// <summary>
-    /// Largest factor side (in' or out) a layer may have, ≥ 1; default 16 384 (a 16 384 × 16 384 float32 factor takes
-    /// 1 GiB, its inverse as much again). A wider layer (a large vocabulary's Embedding or output layer) is refused when
-    /// the preconditioner is built, with the layer named, instead of running out of memory at the first inverse.
+    /// Largest dense factor side (in' or out) a layer may have, ≥ 1; default 16 384 (a 16 384 × 16 384 float32 factor
+    /// takes 1 GiB, its inverse as much again). A wider layer (a large vocabulary's output layer) is refused when the
+    /// preconditioner is built, with the layer named, instead of running out of memory at the first inverse. An
+    /// Embedding's A is a vector under K-FAC and EKFAC (<see cref="DiagonalActivation"/>): only its G (d × d) counts;
+    /// K-BFGS keeps a dense A, so there V counts too.
     /// </summary>
     public int MaxFactorDimension { get; init; } = 16384;
 

@@ -36,9 +36,10 @@ internal static class KroneckerBlockGuard
     {
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(g);
-        if (a.dim() != 2 || a.shape[0] != layer.InputDim || a.shape[1] != layer.InputDim || g.dim() != 2 || g.shape[0] != layer.OutputDim || g.shape[1] != layer.OutputDim)
+        var shapeA = DiagonalActivation.Shape(layer);
+        if (!a.shape.SequenceEqual(shapeA) || g.dim() != 2 || g.shape[0] != layer.OutputDim || g.shape[1] != layer.OutputDim)
             throw new ArgumentException(
-                $"factors for layer '{layer.Name}' must be A: {layer.InputDim} × {layer.InputDim} and G: {layer.OutputDim} × {layer.OutputDim}, " +
+                $"factors for layer '{layer.Name}' must be A: {string.Join(" × ", shapeA)} and G: {layer.OutputDim} × {layer.OutputDim}, " +
                 $"got [{string.Join(", ", a.shape)}] and [{string.Join(", ", g.shape)}]");
     }
 

@@ -12,72 +12,104 @@ namespace NaturalGradient.Curvature.Kfac;
 /// eᴳ eᴬᵀ. Owns its tensors (detached from dispose scopes, disposed on refresh and in <see cref="Dispose"/>).
 /// </summary>
 /// <remarks>
-/// linalg.eigh runs in the factors' dtype (float32 for a float32 model: about half the time of float64) and is
-/// retried in float64 when it fails. Eigenvalues below 0 (round-off of a PSD factor) are clamped to 0.
+/// <para>linalg.eigh runs in the factors' dtype (float32 for a float32 model: about half the time of float64) and is
+/// retried in float64 when it fails. Eigenvalues below 0 (round-off of a PSD factor) are clamped to 0.</para>
+/// <para>A diagonal A (an index layer's token counts, a length-in' vector: <see cref="DiagonalActivation"/>) has the
+/// identity as its eigenbasis: no eigh, Q_A is not stored, eᴬ = a, and the change of basis is V ↦ Q_Gᵀ V and back
+/// X ↦ Q_G X.</para>
 /// </remarks>
 internal sealed partial class KroneckerEigenbasis : IDisposable
 {
     private Tensor? _qa, _ea, _qg, _eg;
 
-    public bool HasValue => _qa is not null;
+    /// <param name="diagonalActivation">True when A is kept as its diagonal (the basis of A is then the identity).</param>
+    public KroneckerEigenbasis(bool diagonalActivation = false) => IsDiagonalActivation = diagonalActivation;
 
-    /// <summary>Q_A (in' × in'), eigenvectors of A as columns. Owned.</summary>
-    public Tensor ActivationBasis => _qa ?? throw NotComputed();
-    /// <summary>eᴬ (in'), ascending.</summary>
+    /// <summary>True when A is a diagonal (length in'): Q_A is the identity and is neither stored nor exported.</summary>
+    public bool IsDiagonalActivation { get; }
+
+    public bool HasValue => _qg is not null;
+
+    /// <summary>
+    /// Q_A (in' × in'), eigenvectors of A as columns. Owned. For a diagonal A the identity, formed on each access (a
+    /// fresh tensor in the caller's scope: tests and small layers only).
+    /// </summary>
+    public Tensor ActivationBasis => IsDiagonalActivation
+        ? eye(ActivationEigenvalues.shape[0], dtype: ActivationEigenvalues.dtype, device: ActivationEigenvalues.device)
+        : _qa ?? throw NotComputed();
+    /// <summary>eᴬ (in'), ascending (for a diagonal A: a itself, in token order).</summary>
     public Tensor ActivationEigenvalues => _ea ?? throw NotComputed();
     /// <summary>Q_G (out × out).</summary>
     public Tensor OutputGradientBasis => _qg ?? throw NotComputed();
     /// <summary>eᴳ (out), ascending.</summary>
     public Tensor OutputGradientEigenvalues => _eg ?? throw NotComputed();
 
-    /// <summary>Eigendecomposes both factors (replacing the previous basis).</summary>
+    /// <summary>Eigendecomposes both factors (replacing the previous basis); a diagonal A is taken as its own eigenvalues.</summary>
     public void Refresh(Tensor a, Tensor g)
     {
         using var scope = NewDisposeScope();
-        var (ea, qa) = Decompose(a);
+        Tensor ea; Tensor? qa = null;
+        if (IsDiagonalActivation) ea = a.clamp_min(0);
+        else (ea, qa) = Decompose(a);
         var (eg, qg) = Decompose(g);
         Dispose();
         _ea = ea.DetachFromDisposeScope();
-        _qa = qa.DetachFromDisposeScope();
+        _qa = qa?.DetachFromDisposeScope();
         _eg = eg.DetachFromDisposeScope();
         _qg = qg.DetachFromDisposeScope();
     }
 
-    /// <summary>[Q_A, eᴬ, Q_G, eᴳ] as fresh contiguous copies (the caller owns them).</summary>
-    public IEnumerable<Tensor> Export() =>
-        new[] { ActivationBasis, ActivationEigenvalues, OutputGradientBasis, OutputGradientEigenvalues }.Select(t => t.contiguous().clone());
+    /// <summary>How many tensors <see cref="Export"/> gives: 4, or 3 for a diagonal A (no Q_A).</summary>
+    public int ExportCount => IsDiagonalActivation ? 3 : 4;
 
-    /// <summary>Takes copies of [Q_A, eᴬ, Q_G, eᴳ] (the first four of <paramref name="parts"/>) as the basis.</summary>
+    /// <summary>[Q_A, eᴬ, Q_G, eᴳ] ([eᴬ, Q_G, eᴳ] for a diagonal A) as fresh contiguous copies (the caller owns them).</summary>
+    public IEnumerable<Tensor> Export() =>
+        (IsDiagonalActivation ? new[] { ActivationEigenvalues, OutputGradientBasis, OutputGradientEigenvalues }
+            : new[] { ActivationBasis, ActivationEigenvalues, OutputGradientBasis, OutputGradientEigenvalues }).Select(t => t.contiguous().clone());
+
+    /// <summary>Empty tensors shaped like <see cref="Export"/>'s for a layer with W̄ of shape out × in'.</summary>
+    public IEnumerable<Tensor> Buffers(long inputs, long outputs, ScalarType dtype)
+    {
+        var shapes = IsDiagonalActivation
+            ? new[] { new[] { inputs }, new[] { outputs, outputs }, new[] { outputs } }
+            : new[] { new[] { inputs, inputs }, new[] { inputs }, new[] { outputs, outputs }, new[] { outputs } };
+        return shapes.Select(s => empty(s, dtype));
+    }
+
+    /// <summary>Takes copies of the first <see cref="ExportCount"/> of <paramref name="parts"/> (as <see cref="Export"/> gives them) as the basis.</summary>
     public void Import(IReadOnlyList<Tensor> parts)
     {
         using var scope = NewDisposeScope();
-        var copies = parts.Take(4).Select(t => t.clone()).ToArray();
+        var copies = parts.Take(ExportCount).Select(t => t.clone()).ToArray();
+        int i = 0;
         Dispose();
-        _qa = copies[0].DetachFromDisposeScope();
-        _ea = copies[1].DetachFromDisposeScope();
-        _qg = copies[2].DetachFromDisposeScope();
-        _eg = copies[3].DetachFromDisposeScope();
+        _qa = IsDiagonalActivation ? null : copies[i++].DetachFromDisposeScope();
+        _ea = copies[i++].DetachFromDisposeScope();
+        _qg = copies[i++].DetachFromDisposeScope();
+        _eg = copies[i].DetachFromDisposeScope();
     }
 
-    /// <summary>Q_Gᵀ V Q_A for V of shape (… ×) out × in'.</summary>
+    /// <summary>Q_Gᵀ V Q_A for V of shape (… ×) out × in' (Q_Gᵀ V for a diagonal A).</summary>
     public Tensor Project(Tensor v)
     {
         using var scope = NewDisposeScope();
-        return scope.MoveToOuter(OutputGradientBasis.t().matmul(v).matmul(ActivationBasis));
+        var left = OutputGradientBasis.t().matmul(v);
+        return scope.MoveToOuter(IsDiagonalActivation ? left : left.matmul(_qa!));
     }
 
     /// <summary>Q_Gᵀ ḡ Q_A for ḡ = w DᵀĀ, as w (D Q_G)ᵀ(Ā Q_A), from D (m × out) and Ā (m × in').</summary>
     public Tensor ProjectMeanGradient(Tensor d, Tensor a, double weight)
     {
         using var scope = NewDisposeScope();
-        return scope.MoveToOuter(d.mm(OutputGradientBasis).t().mm(a.mm(ActivationBasis)).mul_(weight));
+        return scope.MoveToOuter(d.mm(OutputGradientBasis).t().mm(IsDiagonalActivation ? a : a.mm(_qa!)).mul_(weight));
     }
 
-    /// <summary>Q_G X Q_Aᵀ for X of shape out × in'.</summary>
+    /// <summary>Q_G X Q_Aᵀ for X of shape out × in' (Q_G X for a diagonal A).</summary>
     public Tensor Unproject(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return scope.MoveToOuter(OutputGradientBasis.matmul(x).matmul(ActivationBasis.t()));
+        var left = OutputGradientBasis.matmul(x);
+        return scope.MoveToOuter(IsDiagonalActivation ? left : left.matmul(_qa!.t()));
     }
 
     /// <summary>eᴳ eᴬᵀ (out × in'): the eigenvalues of G ⊗ A arranged like W̄.</summary>
@@ -91,7 +123,7 @@ internal sealed partial class KroneckerEigenbasis : IDisposable
     public Tensor Dense(Tensor diagonal)
     {
         using var scope = NewDisposeScope();
-        var q = kron(OutputGradientBasis, ActivationBasis);
+        var q = kron(OutputGradientBasis.contiguous(), ActivationBasis.contiguous());
         return scope.MoveToOuter(q.mul(diagonal.reshape(1, -1)).mm(q.t()));
     }
 

@@ -25,19 +25,19 @@ namespace NaturalGradient.Curvature.Kfac;
 public static class KroneckerFactors
 {
     /// <summary>
-    /// The running average X ← βX + (1 − β)A of <see cref="Activation"/>'s A. A = (1/m) ĀᵀĀ over the (m·T) × in' rows
-    /// Ā is accumulated into X by one GEMM in place (<see cref="RunningAverage.TryAccumulateGram"/>); the first update,
-    /// float64 factors and an Embedding's diagonal A form A and go through <see cref="RunningAverage.Update"/>.
+    /// The running average X ← βX + (1 − β)A of <see cref="ActivationFactor"/>'s A. A = (1/m) ĀᵀĀ over the (m·T) × in'
+    /// rows Ā is accumulated into X by one GEMM in place (<see cref="RunningAverage.TryAccumulateGram"/>); the first
+    /// update, float64 factors and an index layer's diagonal A (a length-V vector) go through <see cref="RunningAverage.Update"/>.
     /// </summary>
     internal static void AccumulateActivation(RunningAverage average, LayerStatistics statistics, KfacWeightSharing sharing, double decay)
     {
         using var scope = NewDisposeScope();
-        if (statistics.Tokens is null)
+        if (!DiagonalActivation.Applies(statistics.Adapter))
         {
             var rows = ActivationRows(statistics, sharing);
             if (average.TryAccumulateGram(rows, rows, 1.0 / statistics.BatchSize, decay)) return;
         }
-        average.Update(Activation(statistics, sharing), decay);
+        average.Update(ActivationFactor(statistics, sharing), decay);
     }
 
     /// <summary>The running average X ← βX + (1 − β)G of <see cref="OutputGradient"/>'s G = c DᵀD, accumulated like <see cref="AccumulateActivation"/>.</summary>
@@ -61,26 +61,45 @@ public static class KroneckerFactors
     private static (Tensor Rows, double Scale) OutputGradientRows(LayerStatistics statistics, KfacWeightSharing sharing)
     {
         var d = statistics.OutputGradients.detach();
-        bool reduce = sharing == KfacWeightSharing.Reduce && statistics.Positions > 1 && statistics.Tokens is null;
+        bool reduce = sharing == KfacWeightSharing.Reduce && statistics.Positions > 1 && !DiagonalActivation.Applies(statistics.Adapter);
         if (reduce) d = d.sum(new long[] { 2 }, keepdim: true);
         return (d.reshape(-1, d.shape[3]), reduce ? statistics.Weight : statistics.Weight / statistics.Positions);
     }
 
     /// <summary>
     /// Expand: A = (1/m) Σᵢ Σₜ āᵢₜ āᵢₜᵀ from ā (m × T × in'), in' × in' — for an Embedding diag(token counts)/m from the
-    /// indices. Reduce: A = (1/m) Σᵢ āᵢāᵢᵀ with āᵢ = (1/T) Σₜ āᵢₜ.
+    /// indices (a dense V × V matrix: see <see cref="ActivationFactor"/> for the form the blocks keep). Reduce:
+    /// A = (1/m) Σᵢ āᵢāᵢᵀ with āᵢ = (1/T) Σₜ āᵢₜ.
     /// </summary>
     public static Tensor Activation(LayerStatistics statistics, KfacWeightSharing sharing = KfacWeightSharing.Expand)
     {
+        if (!DiagonalActivation.Applies(statistics.Adapter)) return ActivationFactor(statistics, sharing);
         using var scope = NewDisposeScope();
-        if (statistics.Tokens is { } tokens)
+        return scope.MoveToOuter(diag(ActivationFactor(statistics)));
+    }
+
+    /// <summary>
+    /// A in the form the K-FAC and EKFAC blocks keep it: for an index layer (<see cref="DiagonalActivation.Applies"/>) the
+    /// diagonal a = token counts / m, a length-V vector (counts over the m examples and all their positions); otherwise
+    /// <see cref="Activation"/>'s in' × in' matrix.
+    /// </summary>
+    public static Tensor ActivationFactor(LayerStatistics statistics, KfacWeightSharing sharing = KfacWeightSharing.Expand)
+    {
+        using var scope = NewDisposeScope();
+        if (statistics.Tokens is not null) return scope.MoveToOuter(TokenCounts(statistics));
+        if (DiagonalActivation.Applies(statistics.Adapter))
         {
-            var counts = bincount(tokens.reshape(-1), minlength: statistics.Adapter.InputDim).to_type(statistics.Dtype);
-            return scope.MoveToOuter(diag(counts.div_(statistics.BatchSize)));
+            // An index layer's statistics given as one-hot rows: ĀᵀĀ is diagonal, its diagonal the column sums of Ā ∘ Ā.
+            var rows = ActivationRows(statistics, KfacWeightSharing.Expand);
+            return scope.MoveToOuter(rows.square().sum(new long[] { 0 }).div_(statistics.BatchSize));
         }
         var flat = ActivationRows(statistics, sharing);                      // (m·T) × in'
         return scope.MoveToOuter(flat.t().mm(flat).div_(statistics.BatchSize));
     }
+
+    /// <summary>diag(A) of an index layer: the count of each token over the batch's m × T indices, divided by m (length V).</summary>
+    private static Tensor TokenCounts(LayerStatistics statistics) =>
+        bincount(statistics.Tokens!.reshape(-1), minlength: statistics.Adapter.InputDim).to_type(statistics.Dtype).div_(statistics.BatchSize);
 
     /// <summary>
     /// Expand: G = (w/T) Σₛ Σᵢ Σₜ δᵢₛₜ δᵢₛₜᵀ from δ (s × m × T × out), out × out. Reduce: G = w Σₛ Σᵢ δᵢₛδᵢₛᵀ with
@@ -117,13 +136,20 @@ public static class KroneckerFactors
     internal static bool MeanGradientRouteIsCheaper(long m, long outputs, long inputs) =>
         m * (double)(outputs * outputs + inputs * inputs + outputs * inputs) < outputs * (double)inputs * (outputs + inputs);
 
-    /// <summary>The dense block G ⊗ A (row-major vec of W̄: rows of W̄ stacked). For tests and small layers only.</summary>
-    public static Tensor Dense(Tensor g, Tensor a) => kron(g, a);
+    /// <summary>
+    /// The dense block G ⊗ A (row-major vec of W̄: rows of W̄ stacked); A may be a diagonal (a length-in' vector). For
+    /// tests and small layers only.
+    /// </summary>
+    public static Tensor Dense(Tensor g, Tensor a)
+    {
+        using var scope = NewDisposeScope();
+        return scope.MoveToOuter(kron(g, DiagonalActivation.ToMatrix(a)));
+    }
 
-    /// <summary>(G ⊗ A) vec(V) = vec(G V A) for a W̄-shaped V (out × in'), A and G symmetric.</summary>
+    /// <summary>(G ⊗ A) vec(V) = vec(G V A) for a W̄-shaped V (out × in'), A and G symmetric; A may be a diagonal (a length-in' vector).</summary>
     public static Tensor Multiply(Tensor g, Tensor a, Tensor v)
     {
         using var scope = NewDisposeScope();
-        return scope.MoveToOuter(g.mm(v).mm(a));
+        return scope.MoveToOuter(DiagonalActivation.RightMultiply(g.mm(v), a));
     }
 }
