@@ -25,7 +25,7 @@ internal static class PerfCommand
     /// <summary>Steps after which the lean steps' weights are compared with the library's (past the first inverse refresh).</summary>
     private const int LeanCheckSteps = 12;
 
-    private sealed record Args(bool Quick, bool Steps, bool Accuracy, int Threads, int Rounds, int Epochs, string[] AccuracyMethods, bool FullGrid, string[] Problems,
+    private sealed record Args(bool Quick, bool Kernels, bool Steps, bool Accuracy, int Threads, int Rounds, int Epochs, string[] AccuracyMethods, bool FullGrid, string[] Problems,
         bool CpuClock);
 
     private static Args Parse(string[] args)
@@ -45,7 +45,7 @@ internal static class PerfCommand
         }
         bool quick = args.Contains("--quick");
         var part = Value("--part") ?? "all";
-        if (part is not ("all" or "steps" or "accuracy")) throw new ArgumentException($"option --part: expected all, steps or accuracy, got '{part}'");
+        if (part is not ("all" or "kernels" or "steps" or "accuracy")) throw new ArgumentException($"option --part: expected all, kernels, steps or accuracy, got '{part}'");
         var methods = (Value("--methods") ?? (quick ? "adam,sgd,kfac,tengrad" : "adam,sgd,kfac,ekfac,tengrad,diag,hf"))
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         foreach (var m in methods)
@@ -64,7 +64,7 @@ internal static class PerfCommand
             if (p is not ("mlp256" or "mlp128" or "figure5")) throw new ArgumentException($"option --problems: expected mlp256, mlp128 or figure5, got '{p}'");
         var clock = Value("--clock") ?? "wall";
         if (clock is not ("wall" or "cpu")) throw new ArgumentException($"option --clock: expected wall or cpu, got '{clock}'");
-        return new Args(quick, part is "all" or "steps", part is "all" or "accuracy", Int("--threads", 2), Int("--rounds", quick ? 3 : 9),
+        return new Args(quick, part is "all" or "kernels", part is "all" or "steps", part is "all" or "accuracy", Int("--threads", 2), Int("--rounds", quick ? 3 : 9),
             Int("--epochs", 5), methods, !quick, problems, clock == "cpu");
     }
 
@@ -88,6 +88,7 @@ internal static class PerfCommand
             json[key] = value;
             Results.Save("perf", json, md + $"\n(partial: the run was still going at {DateTime.UtcNow:HH:mm} UTC)\n");
         }
+        if (args.Kernels) json["kernels"] = RefreshKernels.Run(args.Quick ? 9 : 21, md);
         if (args.Steps) json["steps"] = StepPart(args, md, v => SavePartial("steps", v));
         if (args.Accuracy) json["accuracy"] = AccuracyPart(args, md, v => SavePartial("accuracy", v));
         md.AppendLine($"Load (`uptime`) at the end: {Uptime()}.");
