@@ -61,13 +61,14 @@ internal static class Results
         os = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
         dotnet = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription,
         load_average = LoadAverage(),
+        omp_wait_policy = OmpWaitPolicy(),
         utc = DateTime.UtcNow.ToString("O"),
     };
 
     public static string MachineLine()
     {
         var load = LoadAverage();
-        return $"{CpuModel() ?? "unknown CPU"}, {Environment.ProcessorCount} logical processors, {TorchSharp.torch.get_num_threads()} torch thread(s), " +
+        return $"{CpuModel() ?? "unknown CPU"}, {Environment.ProcessorCount} logical processors, {TorchSharp.torch.get_num_threads()} torch thread(s), OMP_WAIT_POLICY {OmpWaitPolicy()}, " +
                $"{System.Runtime.InteropServices.RuntimeInformation.OSDescription}; load average at the start {load ?? "n/a"} (shared machine)";
     }
 
@@ -80,6 +81,13 @@ internal static class Results
         }
         catch (IOException) { return null; }
     }
+
+    /// <summary>
+    /// The OpenMP wait policy the process runs with ("default" when unset). It changes LAPACK's speed: with PASSIVE,
+    /// threads sleep between parallel regions and the many small regions of a Cholesky inverse or eigendecomposition
+    /// of a 500–800 wide matrix pay a wake-up each (docs/PERFORMANCE.md, "Thread wait policy").
+    /// </summary>
+    public static string OmpWaitPolicy() => Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is { Length: > 0 } p ? p : "default";
 
     private static string? LoadAverage()
     {

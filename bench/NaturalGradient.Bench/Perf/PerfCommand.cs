@@ -25,7 +25,7 @@ internal static class PerfCommand
     /// <summary>Steps after which the lean steps' weights are compared with the library's (past the first inverse refresh).</summary>
     private const int LeanCheckSteps = 12;
 
-    private sealed record Args(bool Quick, bool Steps, bool Accuracy, int Threads, int Rounds, int Epochs, string[] AccuracyMethods, bool FullGrid, string[] Problems,
+    private sealed record Args(bool Quick, bool Kernels, bool Steps, bool Accuracy, int Threads, int Rounds, int Epochs, string[] AccuracyMethods, bool FullGrid, string[] Problems,
         bool CpuClock);
 
     private static Args Parse(string[] args)
@@ -45,7 +45,7 @@ internal static class PerfCommand
         }
         bool quick = args.Contains("--quick");
         var part = Value("--part") ?? "all";
-        if (part is not ("all" or "steps" or "accuracy")) throw new ArgumentException($"option --part: expected all, steps or accuracy, got '{part}'");
+        if (part is not ("all" or "kernels" or "steps" or "accuracy")) throw new ArgumentException($"option --part: expected all, kernels, steps or accuracy, got '{part}'");
         var methods = (Value("--methods") ?? (quick ? "adam,sgd,kfac,tengrad" : "adam,sgd,kfac,ekfac,tengrad,diag,hf"))
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         foreach (var m in methods)
@@ -53,6 +53,9 @@ internal static class PerfCommand
         TimeToAccuracy.EvalEvery = Int("--eval-every", 50);
         TimeToAccuracy.InversePeriod = Int("--inverse-period", 10);
         TimeToAccuracy.FactorPeriod = Int("--factor-period", 1);
+        if (Value("--damping") is { } damping)
+            TimeToAccuracy.Damping = double.TryParse(damping, NumberStyles.Float, Inv, out var lambda) && lambda > 0 && double.IsFinite(lambda)
+                ? lambda : throw new ArgumentException($"option --damping: expected a number > 0, got '{damping}'");
         TimeToAccuracy.ClipForm = (Value("--kl-clip-form") ?? "step") switch
         {
             "step" => NaturalGradient.Optim.KlClipForm.StepQuadraticForm,
@@ -64,7 +67,7 @@ internal static class PerfCommand
             if (p is not ("mlp256" or "mlp128" or "figure5")) throw new ArgumentException($"option --problems: expected mlp256, mlp128 or figure5, got '{p}'");
         var clock = Value("--clock") ?? "wall";
         if (clock is not ("wall" or "cpu")) throw new ArgumentException($"option --clock: expected wall or cpu, got '{clock}'");
-        return new Args(quick, part is "all" or "steps", part is "all" or "accuracy", Int("--threads", 2), Int("--rounds", quick ? 3 : 9),
+        return new Args(quick, part is "all" or "kernels", part is "all" or "steps", part is "all" or "accuracy", Int("--threads", 2), Int("--rounds", quick ? 3 : 9),
             Int("--epochs", 5), methods, !quick, problems, clock == "cpu");
     }
 
@@ -88,6 +91,7 @@ internal static class PerfCommand
             json[key] = value;
             Results.Save("perf", json, md + $"\n(partial: the run was still going at {DateTime.UtcNow:HH:mm} UTC)\n");
         }
+        if (args.Kernels) json["kernels"] = RefreshKernels.Run(args.Quick ? 9 : 21, md);
         if (args.Steps) json["steps"] = StepPart(args, md, v => SavePartial("steps", v));
         if (args.Accuracy) json["accuracy"] = AccuracyPart(args, md, v => SavePartial("accuracy", v));
         md.AppendLine($"Load (`uptime`) at the end: {Uptime()}.");
@@ -237,7 +241,7 @@ internal static class PerfCommand
         md.AppendLine("## Time to 85 % and 88 % Fashion-MNIST test accuracy").AppendLine();
         md.AppendLine(string.Create(Inv, $"MLP 784-512-512-10 (ReLU, float32), batch {TimeToAccuracy.Batch}, {args.Threads} torch threads, at most {args.Epochs} epochs; only the steps are timed, "));
         md.AppendLine(string.Create(Inv, $"test accuracy (10,000 images) every {TimeToAccuracy.EvalEvery} steps outside the timer; same initial weights and batch order for every run. "));
-        md.AppendLine("Momentum 0.9 (Adam β = 0.9, 0.999); natural-gradient methods: empirical Fisher, damping 0.01, KL clip 1e-3 (" + (TimeToAccuracy.ClipForm == NaturalGradient.Optim.KlClipForm.StepQuadraticForm ? "of the applied step" : "η²Δᵀg before momentum") + "), inverses every " + TimeToAccuracy.InversePeriod + " steps and factors every " + TimeToAccuracy.FactorPeriod + " (K-FAC: Cholesky), HF 10 CG iterations. ");
+        md.AppendLine("Momentum 0.9 (Adam β = 0.9, 0.999); natural-gradient methods: empirical Fisher, damping " + TimeToAccuracy.Damping.ToString("G3", Inv) + ", KL clip 1e-3 (" + (TimeToAccuracy.ClipForm == NaturalGradient.Optim.KlClipForm.StepQuadraticForm ? "of the applied step" : "η²Δᵀg before momentum") + "), inverses every " + TimeToAccuracy.InversePeriod + " steps and factors every " + TimeToAccuracy.FactorPeriod + " (K-FAC: Cholesky), HF 10 CG iterations. ");
         md.AppendLine(args.FullGrid
             ? "Each method: the best (least time to 85 %, then to 88 %) of its learning-rate grid."
             : "Quick run: one learning rate per method (the middle of its grid), not the best of the grid.");

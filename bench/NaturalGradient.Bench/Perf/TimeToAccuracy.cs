@@ -15,7 +15,7 @@ internal sealed record AccuracyRun(string Method, double LearningRate, double? S
 /// <summary>
 /// Time to 85 % and 88 % Fashion-MNIST test accuracy: MLP 784-512-512-10 (ReLU, float32), batch 256, the torch threads
 /// the process runs with, at most <c>epochs</c> epochs. Only the optimisation steps are timed (one Stopwatch around
-/// each step); the test accuracy is evaluated every 50 steps outside the timer. A run stops at 88 %, at the budget,
+/// each step); the test accuracy is evaluated every <see cref="EvalEvery"/> steps (50 by default) outside the timer. A run stops at 88 %, at the budget,
 /// or when the loss is no longer finite. Every method starts from the same initial weights and batch order.
 /// </summary>
 internal static class TimeToAccuracy
@@ -44,17 +44,20 @@ internal static class TimeToAccuracy
         ["auto"] = new[] { 0.03, 0.1, 0.3 },
     };
 
-    /// <summary>
-    /// Settings of every method besides the learning rate: momentum 0.9 (Adam: β = 0.9, 0.999); natural-gradient
-    /// methods: empirical Fisher, damping 0.01, KL clip 1e-3 (the predicted KL of each step bounded, as K-FAC's
-    /// norm constraint), K-FAC/EKFAC inverses every 10 steps (K-FAC by Cholesky), Hessian-free 10 CG iterations.
-    /// </summary>
     /// <summary>What the KL clip bounds (<c>--kl-clip-form</c> of the perf command); default the applied step's predicted KL.</summary>
     public static NaturalGradient.Optim.KlClipForm ClipForm { get; set; } = NaturalGradient.Optim.KlClipForm.StepQuadraticForm;
 
+    /// <summary>The natural-gradient methods' damping λ (<c>--damping</c>); default 0.01.</summary>
+    public static double Damping { get; set; } = 1e-2;
+
+    /// <summary>
+    /// Settings of every method besides the learning rate: momentum 0.9 (Adam: β = 0.9, 0.999); natural-gradient
+    /// methods: empirical Fisher, damping <see cref="Damping"/>, KL clip 1e-3 (the predicted KL of each step bounded, as
+    /// K-FAC's norm constraint), K-FAC/EKFAC inverses every 10 steps (K-FAC by Cholesky), Hessian-free 10 CG iterations.
+    /// </summary>
     public static OptimizerSettings Settings(string method, double lr) => new()
     {
-        Name = method, LearningRate = lr, Momentum = 0.9, Damping = 1e-2,
+        Name = method, LearningRate = lr, Momentum = 0.9, Damping = Damping,
         KlClip = method is "sgd" or "adam" ? null : 1e-3, KlClipForm = ClipForm,
         InverseUpdatePeriod = InversePeriod, FactorUpdatePeriod = FactorPeriod, HfMaxIterations = 10,
     };

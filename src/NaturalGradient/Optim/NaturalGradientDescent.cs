@@ -214,7 +214,7 @@ public sealed partial class NaturalGradientDescent : IDisposable
 
     /// <summary>μ·buf + d (d itself without momentum or before the first step), without touching the buffer.</summary>
     private Tensor MomentumCandidate<TKey>(Dictionary<TKey, Tensor> buffers, TKey key, Tensor direction) where TKey : notnull =>
-        Options.Momentum != 0 && buffers.TryGetValue(key, out var buf) ? buf.mul(Options.Momentum).add_(direction) : direction;
+        Options.Momentum != 0 && buffers.TryGetValue(key, out var buf) ? direction.add(buf, alpha: Options.Momentum) : direction;
 
     /// <summary>buf ← the candidate, in place in the long-lived buffer (the caller checked that it is finite).</summary>
     private void CommitMomentum<TKey>(Dictionary<TKey, Tensor> buffers, TKey key, Tensor candidate) where TKey : notnull

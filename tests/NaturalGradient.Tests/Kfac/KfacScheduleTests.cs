@@ -71,6 +71,34 @@ public class KfacScheduleTests
         TensorAssert.Close(expectedG, both.OutputGradientFactor.to_type(ScalarType.Float64), rtol: 1e-5, label: "G");
     }
 
+    /// <summary>
+    /// Wide float32 factors (from <see cref="RunningAverage.SymmetricSplitDimension"/> on) accumulate as a symmetric
+    /// matrix by 2 × 2 blocks: the same average as the float64 formula β X + (1 − β) c LᵀL, with off-diagonal blocks
+    /// that are exact transposes of each other, for even and odd widths.
+    /// </summary>
+    [Theory]
+    [InlineData(384)]
+    [InlineData(785)]
+    public void RunningAverage_WideGram_AccumulatesAsSymmetricBlocks(int width)
+    {
+        using var scope = NewDisposeScope();
+        var gen = new Generator(7);
+        var first = randn(new long[] { 96, width }, dtype: ScalarType.Float64, generator: gen);
+        var second = randn(new long[] { 96, width }, dtype: ScalarType.Float64, generator: gen).add_(0.5);
+        const double decay = 0.9, scale = 1.0 / 96;
+        using var average = new RunningAverage();
+        var f32 = first.to_type(ScalarType.Float32);
+        average.Update(f32.t().mm(f32).mul_(scale), decay);
+        var rows = second.to_type(ScalarType.Float32);
+        Assert.True(average.TryAccumulateGram(rows, rows, scale, decay));
+        var expected = first.t().mm(first).mul(decay * scale) + second.t().mm(second).mul((1 - decay) * scale);
+        var value = average.Value!;
+        TensorAssert.Close(expected, value.to_type(ScalarType.Float64), rtol: 1e-5, label: "X");
+        long h = width / 2;
+        Assert.True(value.narrow(0, h, width - h).narrow(1, 0, h).eq(value.narrow(0, 0, h).narrow(1, h, width - h).t()).all().item<bool>(),
+            "the off-diagonal blocks are exact transposes");
+    }
+
     /// <summary>EKFAC's float32 scaling S accumulates in place by one GEMM in the fixed basis: same as the float64 formula.</summary>
     [Fact]
     public void Ekfac_RunningAverage_Float32_OfScalingMatchesFloat64Formula()

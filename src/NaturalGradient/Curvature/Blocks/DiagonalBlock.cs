@@ -20,7 +20,8 @@ public sealed class DiagonalBlock : ICurvatureBlock
         {
             var a = statistics.PairedActivations().squeeze(1);
             var d = statistics.FlatOutputGradients().squeeze(1);
-            _diagonal = d.square().t().mm(a.square()).mul(statistics.Weight);
+            // w folded into the m × out squares, the smaller operand: no pass over the out × in' product.
+            _diagonal = d.square().mul_(statistics.Weight).t().mm(a.square());
         }
         else if (statistics.PairedTokens() is { } tokens)
         {

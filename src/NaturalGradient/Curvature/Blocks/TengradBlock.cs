@@ -204,27 +204,26 @@ public sealed class TengradBlock : ICurvatureBlock
         var ones = full(n, 1, c, dtype: f64);
         var (factor, info) = linalg.cholesky_ex(system);
         var u = cholesky_solve(ones, factor).squeeze(1);
-        Tensor? rest = null;
-        if (g is not null)
-            rest = g - (_general is not null ? _general.TransposeMultiply(full(n, c, dtype: g.dtype), g) : _d!.t().mm(_a!).mul_(c));
         var delta = JTu(u.to_type(like.dtype), like);
-        var zero = zeros(1, dtype: f64).squeeze();
         var kii = _gram.diagonal().to_type(f64);   // ‖Jᵢ‖²
-        // One host read: ‖g‖, ‖r‖, ‖Δ‖, Σᵢ |uᵢ| ‖Jᵢ‖, tr K and the Cholesky's info (6 small ops instead of a read per decision).
-        var norms = cat(new[]
+        var rowBound = u.abs().dot(kii.clamp_min(0).sqrt_());   // Σᵢ |uᵢ| ‖Jᵢ‖
+        if (g is null)
         {
-            stack(new[] { g is null ? zero : g.norm().to_type(f64), rest is null ? zero : rest.norm().to_type(f64), delta.norm().to_type(f64) }),
-            stack(new[] { u.abs().mul_(kii.clamp_min(0).sqrt_()).sum(), kii.sum(), info.to_type(f64) }),
-        }).data<double>().ToArray();
+            // r = 0 is known: only the factorisation and the rounding bound decide (one host read of three scalars).
+            var read = stack(new[] { info.to_type(f64), rowBound, delta.norm().to_type(f64) }).data<double>().ToArray();
+            if (read[0] != 0 || !RoundingBoundHolds(n, like.dtype, read[1], read[2])) return null;
+            Interlocked.Increment(ref _pushThroughSolves);
+            return scope.MoveToOuter(delta);
+        }
+        var rest = g - (_general is not null ? _general.TransposeMultiply(full(n, c, dtype: g.dtype), g) : _d!.t().mm(_a!).mul_(c));
+        // One host read: the Cholesky's info, Σᵢ |uᵢ| ‖Jᵢ‖, ‖Δ‖, ‖g‖, ‖r‖ and tr K (one read instead of one per decision).
+        var norms = stack(new[] { info.to_type(f64), rowBound, delta.norm().to_type(f64), g.norm().to_type(f64), rest.norm().to_type(f64), kii.sum() })
+            .data<double>().ToArray();
         // A failed factorisation means w K + λI is singular to working precision at this λ: a jittered factor would solve
         // another system, so the solves that handle a singular K (eq 40 on its own terms, or the eigendecomposition split) take over.
-        if (norms[5] != 0 || !double.IsFinite(norms[3])) return null;
-        double eps = like.dtype == ScalarType.Float32 ? 1.1920929e-7 : 2.220446049250313e-16;
-        double tolerance = like.dtype == ScalarType.Float32 ? PushThroughTolerance32 : PushThroughTolerance64;
-        double traceK = Math.Max(norms[4], 0), rootN = Math.Sqrt(n);
-        double estimate = rootN * eps * norms[3] / norms[2];
-        if (!(estimate <= tolerance)) return null;
-        if (rest is not null && norms[1] > 10 * rootN * eps * (norms[0] + c * Math.Sqrt(n * traceK)))
+        if (norms[0] != 0 || !RoundingBoundHolds(n, like.dtype, norms[1], norms[2])) return null;
+        double traceK = Math.Max(norms[5], 0), rootN = Math.Sqrt(n);
+        if (norms[4] > 10 * rootN * Epsilon(like.dtype) * (norms[3] + c * Math.Sqrt(n * traceK)))
         {
             var jr = Jv(rest).to_type(f64);
             var z = cholesky_solve(jr.unsqueeze(1), factor).squeeze(1).mul_(_weight);
@@ -233,6 +232,13 @@ public sealed class TengradBlock : ICurvatureBlock
         Interlocked.Increment(ref _pushThroughSolves);
         return scope.MoveToOuter(delta);
     }
+
+    private static double Epsilon(ScalarType dtype) => dtype == ScalarType.Float32 ? 1.1920929e-7 : 2.220446049250313e-16;
+
+    /// <summary>√n ε Σᵢ |uᵢ| ‖Jᵢ‖ / ‖Δ‖ within the push-through tolerance of <paramref name="dtype"/> (false for a non-finite bound).</summary>
+    private static bool RoundingBoundHolds(long n, ScalarType dtype, double weightedRowSum, double deltaNorm) =>
+        double.IsFinite(weightedRowSum)
+        && Math.Sqrt(n) * Epsilon(dtype) * weightedRowSum / deltaNorm <= (dtype == ScalarType.Float32 ? PushThroughTolerance32 : PushThroughTolerance64);
 
     public Tensor Multiply(Tensor v)
     {
