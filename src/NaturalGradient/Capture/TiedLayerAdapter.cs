@@ -22,8 +22,11 @@ namespace NaturalGradient.Capture;
 /// <para>When every use is an Embedding of the same table, W̄ = Eᵀ as for one Embedding and the indices of every use are
 /// concatenated as positions (an index layer).</para>
 /// <para><b>K-FAC.</b> Without a transposed use the uses are positions of one Kronecker layer (expand/reduce, as for a
-/// module called several times). With one, the activations are output gradients and no Kronecker factorisation is
-/// offered: K-FAC, EKFAC and K-BFGS refuse the model by name (<see cref="KroneckerFactored"/>).</para>
+/// module called several times). With one, the activations of the transposed positions are output gradients: the
+/// statistics mark those positions (<see cref="LayerStatistics.TransposedPositions"/>) and K-FAC gives the layer the sum
+/// of the two kinds of uses' Kronecker terms, G₁ ⊗ A₁ + G₂ ⊗ A₂, solved exactly
+/// (<see cref="Curvature.Kfac.KroneckerSumBlock"/>); EKFAC and K-BFGS refuse the model by name
+/// (<see cref="KroneckerFactored"/>).</para>
 /// </remarks>
 public sealed class TiedLayerAdapter : ILayerAdapter
 {
@@ -117,8 +120,9 @@ public sealed class TiedLayerAdapter : ILayerAdapter
     public bool IsIndexLayer { get; }
 
     /// <summary>
-    /// True when a Kronecker factorisation applies (no use is transposed relative to W̄): K-FAC and EKFAC treat the uses'
-    /// positions like those of a module called several times. False for an Embedding tied to a Linear or Conv2d.
+    /// True when one Kronecker factorisation applies (no use is transposed relative to W̄): K-FAC and EKFAC treat the uses'
+    /// positions like those of a module called several times. False for an Embedding tied to a Linear or Conv2d: K-FAC
+    /// then sums one Kronecker term per kind of use (<see cref="Curvature.Kfac.KroneckerSumBlock"/>), EKFAC and K-BFGS refuse.
     /// </summary>
     public bool KroneckerFactored => IsIndexLayer || _uses.All(u => !u.Transposed);
 
@@ -183,6 +187,7 @@ public sealed class TiedLayerAdapter : ILayerAdapter
         }
         var activations = new List<Tensor>(passes.Count);
         var gradients = new List<Tensor>(passes.Count);
+        var transposed = new List<bool>();
         foreach (var pass in passes)
         {
             var a = new List<Tensor>(used.Count);
@@ -194,11 +199,13 @@ public sealed class TiedLayerAdapter : ILayerAdapter
                 if (use.Transposed)
                 {
                     var tokens = ((EmbeddingAdapter)use.Adapter).Tokens(calls[c].Input);
+                    if (activations.Count == 0) transposed.AddRange(Enumerable.Repeat(true, (int)tokens.shape[1]));
                     a.Add(Place(delta, use.Columns!));
                     d.Add(nn.functional.one_hot(tokens, OutputDim).to_type(delta.dtype));
                 }
                 else
                 {
+                    if (activations.Count == 0) transposed.AddRange(Enumerable.Repeat(false, (int)delta.shape[1]));
                     a.Add(placed[c]);
                     d.Add(delta);
                 }
@@ -206,8 +213,8 @@ public sealed class TiedLayerAdapter : ILayerAdapter
             activations.Add(a.Count == 1 ? a[0] : cat(a.ToArray(), 1));
             gradients.Add(d.Count == 1 ? d[0] : cat(d.ToArray(), 1));
         }
-        var activation = KroneckerFactored ? activations[0] : stack(activations.ToArray());
-        return new LayerStatistics(this, activation, stack(gradients.ToArray()), weight);
+        if (KroneckerFactored) return new LayerStatistics(this, activations[0], stack(gradients.ToArray()), weight);
+        return new LayerStatistics(this, stack(activations.ToArray()), stack(gradients.ToArray()), weight) { TransposedPositions = transposed };
     }
 
     /// <summary>x (m × T × w) written into W̄'s columns <paramref name="columns"/> (length w) of an m × T × in' zero tensor.</summary>

@@ -1,3 +1,4 @@
+using NaturalGradient.Capture;
 using NaturalGradient.Curvature.Auto;
 using NaturalGradient.Curvature.Blocks;
 using NaturalGradient.Curvature.HessianFree;
@@ -9,7 +10,8 @@ namespace NaturalGradient.Curvature;
 
 /// <summary>
 /// Builds the <see cref="ICurvature"/> that <see cref="PreconditionerOptions.Structure"/> names. Under K-FAC and EKFAC,
-/// layers that are not Kronecker-factored (LayerNorm, BatchNorm: 2 · features parameters) get a dense per-layer block.
+/// layers that are not Kronecker-factored (LayerNorm, BatchNorm: 2 · features parameters) get a dense per-layer block;
+/// under K-FAC a tensor tied in transposed layouts gets the sum of its uses' Kronecker terms (<see cref="KroneckerSumBlock"/>).
 /// </summary>
 public static class CurvatureFactory
 {
@@ -19,8 +21,12 @@ public static class CurvatureFactory
         CurvatureStructure.BlockDiagonal => new BlockDiagonalCurvature(_ => new DenseBlock(options.Form), options.LayerDamping),
         CurvatureStructure.Tengrad => new BlockDiagonalCurvature(_ => new TengradBlock(options.Form), options.LayerDamping),
         CurvatureStructure.Diagonal => new BlockDiagonalCurvature(_ => new DiagonalBlock(), options.LayerDamping),
-        CurvatureStructure.Kfac => new BlockDiagonalCurvature(layer =>
-            layer.IsKronecker ? new KfacBlock(layer, options.Kfac) : new DenseBlock(options.Form), options.LayerDamping),
+        CurvatureStructure.Kfac => new BlockDiagonalCurvature(layer => layer switch
+        {
+            TiedLayerAdapter { KroneckerFactored: false } tied => new KroneckerSumBlock(tied, options.Kfac),
+            _ when layer.IsKronecker => new KfacBlock(layer, options.Kfac),
+            _ => new DenseBlock(options.Form),
+        }, options.LayerDamping),
         CurvatureStructure.Ekfac => new BlockDiagonalCurvature(layer =>
             layer.IsKronecker ? new EkfacBlock(layer, options.Kfac) : new DenseBlock(options.Form), options.LayerDamping),
         CurvatureStructure.HessianFree => new HessianFreeCurvature(options.HessianFree),

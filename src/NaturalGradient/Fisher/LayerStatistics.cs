@@ -77,6 +77,13 @@ public sealed class LayerStatistics
     /// <summary>Token indices (m × T, int64) when the layer is an index layer (Embedding); null otherwise.</summary>
     public Tensor? Tokens { get; init; }
 
+    /// <summary>
+    /// For a tensor tied in transposed layouts (<see cref="TiedLayerAdapter"/> with a transposed use): per position (length
+    /// T), true where the position belongs to a transposed (Embedding) use, whose δ is the one-hot row e_k and whose ā is
+    /// the Embedding's output gradient; null otherwise. K-FAC forms one Kronecker term per kind of use from it.
+    /// </summary>
+    public IReadOnlyList<bool>? TransposedPositions { get; init; }
+
     public Tensor OutputGradients { get; }
     public double Weight { get; }
 
@@ -90,7 +97,7 @@ public sealed class LayerStatistics
 
     /// <summary>The same statistics (same tensors) with <see cref="GradientWeight"/> = <paramref name="c"/>.</summary>
     public LayerStatistics WithGradientWeight(double? c) => _activations is { } a
-        ? new LayerStatistics(Adapter, a, OutputGradients, Weight) { Tokens = Tokens, GradientWeight = c }
+        ? new LayerStatistics(Adapter, a, OutputGradients, Weight) { Tokens = Tokens, TransposedPositions = TransposedPositions, GradientWeight = c }
         : new LayerStatistics(Adapter, Tokens!, OutputGradients, Weight, true) { GradientWeight = c };
 
     /// <summary>The statistics' floating-point type.</summary>

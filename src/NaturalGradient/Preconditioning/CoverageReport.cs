@@ -91,6 +91,8 @@ public sealed class CoverageReport
         CurvatureStructure.Tengrad => "TENGraD per-layer block",
         CurvatureStructure.Diagonal => "diagonal",
         CurvatureStructure.Kfac or CurvatureStructure.Ekfac when !a.IsKronecker => "dense per-layer block (not Kronecker-factored)",
+        CurvatureStructure.Kfac when a is TiedLayerAdapter { KroneckerFactored: false } =>
+            "K-FAC (sum of the uses' Kronecker terms G₁ ⊗ A₁ + G₂ ⊗ A₂, diagonal G₂ from token counts, solved exactly)",
         CurvatureStructure.Kfac or CurvatureStructure.Ekfac =>
             (o.Structure == CurvatureStructure.Kfac ? "K-FAC" : "EKFAC") +
             (a is ITokenLayerAdapter or TiedLayerAdapter { IsIndexLayer: true } ? " (diagonal A from token counts)"

@@ -54,12 +54,13 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
             throw new ModelNotSupportedException(
                 $"K-BFGS needs Kronecker-factored layers; layer '{elementwise.Name}' ({elementwise.Adapter.KindName}) is not: " +
                 "exclude it with IncludeLayer (it keeps its plain gradient) or use kfac, tengrad or block");
-        if (Options.Structure is CurvatureStructure.Kfac or CurvatureStructure.Ekfac or CurvatureStructure.Kbfgs
+        if (Options.Structure is CurvatureStructure.Ekfac or CurvatureStructure.Kbfgs
             && Capture.Layers.Select(l => l.Adapter).OfType<TiedLayerAdapter>().FirstOrDefault(t => !t.KroneckerFactored) is { } transposed)
             throw new ModelNotSupportedException(
                 $"{Options.Structure.ToString().ToLowerInvariant()} has no Kronecker factorisation for tensor {string.Join(", ", transposed.TiedTensors.Select(t => $"'{t}'"))}, " +
                 $"which layers {string.Join(" and ", transposed.Uses.Select(u => $"'{u.Name}' ({u.KindName})"))} use in transposed layouts (tied weights): " +
-                "use tengrad, block, diag or auto (exact per-example gradients of the tied tensor), or exclude these layers with IncludeLayer (the tensor then keeps its plain gradient)");
+                "use kfac (a sum of the uses' Kronecker terms), or tengrad, block, diag or auto (exact per-example gradients of the tied tensor), " +
+                "or exclude these layers with IncludeLayer (the tensor then keeps its plain gradient)");
         if (Options.Structure is CurvatureStructure.Kfac or CurvatureStructure.Ekfac or CurvatureStructure.Kbfgs
             && Capture.Layers.Select(l => l.Adapter).FirstOrDefault(a => a.IsKronecker && DenseFactorSide(a) > Options.Kfac.MaxFactorDimension) is { } wide)
             throw new ModelNotSupportedException(

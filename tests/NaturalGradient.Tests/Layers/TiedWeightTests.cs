@@ -18,7 +18,7 @@ namespace NaturalGradient.Tests.Layers;
 /// Weight tying across different modules (an Embedding's table reused as the output Linear's weight, two Linear modules
 /// sharing a weight, two Embeddings sharing a table): the tied tensors form one covered layer, whose blocks equal the
 /// dense Fisher's (the cases "tied-*" of <see cref="LayerCases"/> run through <see cref="PerExampleGradientTests"/> and
-/// <see cref="LayerBlockTests"/>); here: the report, the K-FAC refusal, auto's choice, K-FAC's expand over the uses,
+/// <see cref="LayerBlockTests"/>); here: the report, the EKFAC and K-BFGS refusal, auto's choice, K-FAC's expand over the uses,
 /// the single-backward empirical path and the exclusion rules.
 /// </summary>
 [Collection("Torch")]
@@ -49,7 +49,6 @@ public class TiedWeightTests
     }
 
     [Theory]
-    [InlineData(CurvatureStructure.Kfac, "kfac")]
     [InlineData(CurvatureStructure.Ekfac, "ekfac")]
     [InlineData(CurvatureStructure.Kbfgs, "kbfgs")]
     public void KroneckerStructures_RefuseATensorTiedInTransposedLayouts(CurvatureStructure structure, string name)
@@ -60,7 +59,8 @@ public class TiedWeightTests
             new NaturalGradientPreconditioner(c.Model, c.Likelihood, new PreconditionerOptions { Structure = structure, Damping = 1e-2 }));
         Assert.Equal(
             $"{name} has no Kronecker factorisation for tensor 'emb.weight', which layers 'emb' (Embedding) and 'head' (Linear) use in " +
-            "transposed layouts (tied weights): use tengrad, block, diag or auto (exact per-example gradients of the tied tensor), " +
+            "transposed layouts (tied weights): use kfac (a sum of the uses' Kronecker terms), or tengrad, block, diag or auto " +
+            "(exact per-example gradients of the tied tensor), " +
             "or exclude these layers with IncludeLayer (the tensor then keeps its plain gradient)", ex.Message);
 
         // The alternative the message names: both layers excluded, the tensor keeps its plain gradient and says why.
@@ -226,6 +226,7 @@ public class TiedWeightTests
         {
             Assert.Equal(local[l].Tokens is null, global[l].Tokens is null);
             Assert.Equal(local[l].SampleDependentActivations, global[l].SampleDependentActivations);
+            Assert.Equal(local[l].TransposedPositions, global[l].TransposedPositions);
             long m = local[l].BatchSize, s = local[l].Samples;
             var g = local[l].PerSampleGradients().reshape(s, 1, m, -1);
             var expected = cat(new[] { g, g }, 1).reshape(2 * s * m, -1);   // sample-major rows over the doubled batch

@@ -104,6 +104,7 @@ public sealed class DataParallel : IDataParallelReducer
                 ? LayerStatistics.FromTokens(s.Adapter, activations.reshape(total, s.Positions).to_type(ScalarType.Int64), gradients, weight)
                 : s.SampleDependentActivations
                     ? new LayerStatistics(s.Adapter, activations.reshape(total, s.Samples, s.Positions, -1).transpose(0, 1), gradients, weight)
+                        { TransposedPositions = s.TransposedPositions }
                     : new LayerStatistics(s.Adapter, activations.reshape(total, s.Positions, -1), gradients, weight);
             // The allreduced gradient is (1/M) Σ over every rank's rows.
             result.Add(reduced.WithGradientWeight(s.GradientWeight * s.BatchSize / total));

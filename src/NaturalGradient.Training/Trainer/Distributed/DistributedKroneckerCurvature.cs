@@ -102,8 +102,8 @@ public sealed class DistributedKroneckerCurvature : IDistributedCurvature, ICurv
     {
         using var scope = NewDisposeScope();
         long step = batch.Step;
-        var kronecker = batch.Layers.Where(s => s.Adapter.IsKronecker).ToList();
-        var other = batch.Layers.Where(s => !s.Adapter.IsKronecker).ToList();
+        var kronecker = batch.Layers.Where(s => IsDistributed(s.Adapter)).ToList();
+        var other = batch.Layers.Where(s => !IsDistributed(s.Adapter)).ToList();
         if (other.Count > 0)
             _local.Update(new CurvatureBatch(_parallel.ReduceStatistics(other), batch.Likelihood, null, step));
         if (kronecker.Count == 0) return;
@@ -184,7 +184,7 @@ public sealed class DistributedKroneckerCurvature : IDistributedCurvature, ICurv
         var distributed = new List<int>();
         for (int i = 0; i < layers.Count; i++)
         {
-            if (!layers[i].IsKronecker) continue;
+            if (!IsDistributed(layers[i])) continue;
             distributed.Add(i);
             owned[i] = Owner(layers[i].Name) == _comm.Rank;
         }
@@ -200,7 +200,7 @@ public sealed class DistributedKroneckerCurvature : IDistributedCurvature, ICurv
         // Gradient broadcast: the owner preconditions, every other rank receives Δ.
         for (int i = 0; i < layers.Count; i++)
         {
-            if (!layers[i].IsKronecker || owned[i]) result[i] = _local.Block(layers[i].Name).Precondition(gradients[i], lambdas[i]);
+            if (!IsDistributed(layers[i]) || owned[i]) result[i] = _local.Block(layers[i].Name).Precondition(gradients[i], lambdas[i]);
             else result[i] = empty_like(gradients[i]).contiguous();
         }
         for (int rank = 0; rank < _comm.Size; rank++)
@@ -262,6 +262,13 @@ public sealed class DistributedKroneckerCurvature : IDistributedCurvature, ICurv
         _local.ImportState(prefix, state, layers);
         foreach (var p in _pending.Values) p.Reset();
     }
+
+    /// <summary>
+    /// True for the layers whose factors are allreduced and whose inverse work is owned (K-FAC and EKFAC blocks); the
+    /// others — not Kronecker-factored, or a tensor tied in transposed layouts (<see cref="KroneckerSumBlock"/>) — are
+    /// preconditioned on every rank from gathered statistics.
+    /// </summary>
+    private static bool IsDistributed(ILayerAdapter layer) => layer.IsKronecker && layer is not TiedLayerAdapter { KroneckerFactored: false };
 
     private IDistributedKroneckerBlock Block(ILayerAdapter layer)
     {
