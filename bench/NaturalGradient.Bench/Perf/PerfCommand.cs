@@ -146,7 +146,7 @@ internal static class PerfCommand
         md.AppendLine(string.Create(Inv, $"Interleaved rounds in one process: each round, every configuration takes a block of {StepConfigs.InversePeriod} steps (one inverse period) and a GEMM of the first layer's shape is timed; "));
         md.AppendLine(string.Create(Inv, $"ratio = median over {args.Rounds} rounds of (block time / SGD's block time in that round), p10–p90 in brackets; one untimed warm-up round. "));
         md.AppendLine("SGD: torch.optim.SGD, momentum 0.9. Natural-gradient settings: momentum 0.9, constant damping 0.01, empirical Fisher, no KL clip, ");
-        md.AppendLine($"K-FAC/EKFAC inverses every {StepConfigs.InversePeriod} steps (kfac: Cholesky; kfac-eigen: eigh), Hessian-free exactly {StepConfigs.CgIterations} CG iterations. ");
+        md.AppendLine($"K-FAC/EKFAC inverses every {StepConfigs.InversePeriod} steps (kfac: Cholesky; kfac-eigen: eigh; -bf16: bfloat16 factor GEMMs), Hessian-free exactly {StepConfigs.CgIterations} CG iterations. ");
         md.AppendLine("optimizer = `NaturalGradientDescent.Step`; preconditioner = `Backward` + `Precondition` + torch.optim.SGD. ");
         if (args.CpuClock) md.AppendLine("Clock: process CPU time summed over threads (`--clock cpu`), not wall time: step times, GEMM rate and floors are per CPU-second. ");
         md.AppendLine("FLOP floor = (SGD step as measured + the method's extra flops at the measured GEMM rate) / SGD step (bench/NaturalGradient.Bench/Perf/FlopModel.cs).");
@@ -157,7 +157,7 @@ internal static class PerfCommand
         foreach (var p in problems)
         {
             var methods = p.Group == "mlp"
-                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-eigen", "ekfac", "hf", "auto", "kfac-lean", "tengrad-lean" }
+                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-bf16", "kfac-eigen", "ekfac", "ekfac-bf16", "hf", "auto", "kfac-lean", "tengrad-lean" }
                 : new[] { "tengrad", "kfac", "auto", "kfac-lean", "tengrad-lean" };
             Console.WriteLine($"{p.Name}:");
             // The lean steps must do the library's math: same weights after LeanCheckSteps steps (float32 round-off).
