@@ -25,7 +25,8 @@ internal sealed record LayerShape(long In, long Out)
 /// <item>Hessian-free with k CG iterations: the Jᵀu graph once (a backward, 4m Σ in'out) and k G-products of
 /// ≈ 8m Σ in'out each (a Jacobian-vector product through the double-backward graph and a transposed one).</item>
 /// </list>
-/// The FLOP floor of a method is the SGD step as measured plus the method's extra flops at the measured GEMM rate.
+/// The FLOP floor of a method is the SGD step as measured plus the method's extra flops at the measured GEMM rate
+/// (float32; the -bf16 variants are counted as their float32 methods, so their bfloat16 factor GEMMs may run below it).
 /// </summary>
 internal static class FlopModel
 {
@@ -38,9 +39,9 @@ internal static class FlopModel
         "sgd" or "adam" => 0,
         "diag" => layers.Sum(l => 2.0 * m * l.InBar * l.Out),
         "tengrad" => layers.Sum(l => 2.0 * m * m * (l.InBar + l.Out) + 4.0 * m * l.Out * l.InBar + m * (double)m * m / 3),
-        "kfac" => layers.Sum(l => Factors(l, m) + Math.Min(Apply2(l), MeanGradientApply(l, m)) + (4.0 / 3) * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
+        "kfac" or "kfac-bf16" => layers.Sum(l => Factors(l, m) + Math.Min(Apply2(l), MeanGradientApply(l, m)) + (4.0 / 3) * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
         "kfac-eigen" => layers.Sum(l => Factors(l, m) + Math.Min(Apply2(l), MeanGradientApply(l, m)) + (Eigh + 2) * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
-        "ekfac" => layers.Sum(l => Factors(l, m) + 2.0 * m * (Sq(l.Out) + Sq(l.InBar)) + 2.0 * m * l.Out * l.InBar
+        "ekfac" or "ekfac-bf16" => layers.Sum(l => Factors(l, m) + 2.0 * m * (Sq(l.Out) + Sq(l.InBar)) + 2.0 * m * l.Out * l.InBar
                                    + Math.Min(Apply2(l), 2.0 * m * l.Out * l.InBar) + Apply2(l) + Eigh * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
         "hf" => (4.0 + 8.0 * cgIterations) * m * layers.Sum(l => (double)l.InBar * l.Out),
         _ => double.NaN,

@@ -53,6 +53,12 @@ internal static class PerfCommand
         TimeToAccuracy.EvalEvery = Int("--eval-every", 50);
         TimeToAccuracy.InversePeriod = Int("--inverse-period", 10);
         TimeToAccuracy.FactorPeriod = Int("--factor-period", 1);
+        TimeToAccuracy.FactorPrecision = (Value("--factor-precision") ?? "model") switch
+        {
+            "model" => NaturalGradient.Curvature.Kfac.KfacFactorPrecision.Model,
+            "bfloat16" => NaturalGradient.Curvature.Kfac.KfacFactorPrecision.Bfloat16,
+            var v => throw new ArgumentException($"option --factor-precision: expected model or bfloat16, got '{v}'"),
+        };
         if (Value("--damping") is { } damping)
             TimeToAccuracy.Damping = double.TryParse(damping, NumberStyles.Float, Inv, out var lambda) && lambda > 0 && double.IsFinite(lambda)
                 ? lambda : throw new ArgumentException($"option --damping: expected a number > 0, got '{damping}'");
@@ -146,7 +152,7 @@ internal static class PerfCommand
         md.AppendLine(string.Create(Inv, $"Interleaved rounds in one process: each round, every configuration takes a block of {StepConfigs.InversePeriod} steps (one inverse period) and a GEMM of the first layer's shape is timed; "));
         md.AppendLine(string.Create(Inv, $"ratio = median over {args.Rounds} rounds of (block time / SGD's block time in that round), p10–p90 in brackets; one untimed warm-up round. "));
         md.AppendLine("SGD: torch.optim.SGD, momentum 0.9. Natural-gradient settings: momentum 0.9, constant damping 0.01, empirical Fisher, no KL clip, ");
-        md.AppendLine($"K-FAC/EKFAC inverses every {StepConfigs.InversePeriod} steps (kfac: Cholesky; kfac-eigen: eigh), Hessian-free exactly {StepConfigs.CgIterations} CG iterations. ");
+        md.AppendLine($"K-FAC/EKFAC inverses every {StepConfigs.InversePeriod} steps (kfac: Cholesky; kfac-eigen: eigh; -bf16: bfloat16 factor GEMMs), Hessian-free exactly {StepConfigs.CgIterations} CG iterations. ");
         md.AppendLine("optimizer = `NaturalGradientDescent.Step`; preconditioner = `Backward` + `Precondition` + torch.optim.SGD. ");
         if (args.CpuClock) md.AppendLine("Clock: process CPU time summed over threads (`--clock cpu`), not wall time: step times, GEMM rate and floors are per CPU-second. ");
         md.AppendLine("FLOP floor = (SGD step as measured + the method's extra flops at the measured GEMM rate) / SGD step (bench/NaturalGradient.Bench/Perf/FlopModel.cs).");
@@ -157,7 +163,7 @@ internal static class PerfCommand
         foreach (var p in problems)
         {
             var methods = p.Group == "mlp"
-                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-eigen", "ekfac", "hf", "auto", "kfac-lean", "tengrad-lean" }
+                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-bf16", "kfac-eigen", "ekfac", "ekfac-bf16", "hf", "auto", "kfac-lean", "tengrad-lean" }
                 : new[] { "tengrad", "kfac", "auto", "kfac-lean", "tengrad-lean" };
             Console.WriteLine($"{p.Name}:");
             // The lean steps must do the library's math: same weights after LeanCheckSteps steps (float32 round-off).
@@ -241,7 +247,7 @@ internal static class PerfCommand
         md.AppendLine("## Time to 85 % and 88 % Fashion-MNIST test accuracy").AppendLine();
         md.AppendLine(string.Create(Inv, $"MLP 784-512-512-10 (ReLU, float32), batch {TimeToAccuracy.Batch}, {args.Threads} torch threads, at most {args.Epochs} epochs; only the steps are timed, "));
         md.AppendLine(string.Create(Inv, $"test accuracy (10,000 images) every {TimeToAccuracy.EvalEvery} steps outside the timer; same initial weights and batch order for every run. "));
-        md.AppendLine("Momentum 0.9 (Adam β = 0.9, 0.999); natural-gradient methods: empirical Fisher, damping " + TimeToAccuracy.Damping.ToString("G3", Inv) + ", KL clip 1e-3 (" + (TimeToAccuracy.ClipForm == NaturalGradient.Optim.KlClipForm.StepQuadraticForm ? "of the applied step" : "η²Δᵀg before momentum") + "), inverses every " + TimeToAccuracy.InversePeriod + " steps and factors every " + TimeToAccuracy.FactorPeriod + " (K-FAC: Cholesky), HF 10 CG iterations. ");
+        md.AppendLine("Momentum 0.9 (Adam β = 0.9, 0.999); natural-gradient methods: empirical Fisher, damping " + TimeToAccuracy.Damping.ToString("G3", Inv) + ", KL clip 1e-3 (" + (TimeToAccuracy.ClipForm == NaturalGradient.Optim.KlClipForm.StepQuadraticForm ? "of the applied step" : "η²Δᵀg before momentum") + "), inverses every " + TimeToAccuracy.InversePeriod + " steps and factors every " + TimeToAccuracy.FactorPeriod + (TimeToAccuracy.FactorPrecision == NaturalGradient.Curvature.Kfac.KfacFactorPrecision.Bfloat16 ? " by bfloat16 GEMMs" : "") + " (K-FAC: Cholesky), HF 10 CG iterations. ");
         md.AppendLine(args.FullGrid
             ? "Each method: the best (least time to 85 %, then to 88 %) of its learning-rate grid."
             : "Quick run: one learning rate per method (the middle of its grid), not the best of the grid.");

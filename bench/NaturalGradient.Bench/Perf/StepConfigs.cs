@@ -36,12 +36,12 @@ internal sealed class StepConfig : IDisposable
 /// every natural-gradient method both through <see cref="NaturalGradientDescent.Step"/> ("optimizer" path) and through
 /// <see cref="NaturalGradientPreconditioner"/> followed by torch.optim.SGD ("preconditioner" path). Settings: momentum
 /// 0.9, constant damping 0.01, empirical Fisher, no KL clip, K-FAC/EKFAC inverses every 10 steps (K-FAC: Cholesky, and
-/// eigh as "kfac-eigen"), Hessian-free exactly 10 CG iterations (tolerance 1e-10, no warm start).
+/// eigh as "kfac-eigen"; "kfac-bf16" and "ekfac-bf16" with bfloat16 factor GEMMs), Hessian-free exactly 10 CG iterations (tolerance 1e-10, no warm start).
 /// </summary>
 internal static class StepConfigs
 {
     public const int InversePeriod = 10, CgIterations = 10;
-    public static readonly string[] NaturalGradientMethods = { "diag", "tengrad", "kfac", "kfac-eigen", "ekfac", "hf", "auto" };
+    public static readonly string[] NaturalGradientMethods = { "diag", "tengrad", "kfac", "kfac-bf16", "kfac-eigen", "ekfac", "ekfac-bf16", "hf", "auto" };
 
     public static PreconditionerOptions Options(string method) => new()
     {
@@ -49,8 +49,8 @@ internal static class StepConfigs
         {
             "diag" => CurvatureStructure.Diagonal,
             "tengrad" => CurvatureStructure.Tengrad,
-            "kfac" or "kfac-eigen" => CurvatureStructure.Kfac,
-            "ekfac" => CurvatureStructure.Ekfac,
+            "kfac" or "kfac-bf16" or "kfac-eigen" => CurvatureStructure.Kfac,
+            "ekfac" or "ekfac-bf16" => CurvatureStructure.Ekfac,
             "hf" => CurvatureStructure.HessianFree,
             "auto" => CurvatureStructure.Auto,
             _ => throw new ArgumentException($"unknown method '{method}'"),
@@ -60,6 +60,7 @@ internal static class StepConfigs
         {
             InverseUpdatePeriod = InversePeriod,
             InverseMethod = method == "kfac-eigen" ? KfacInverseMethod.Eigen : KfacInverseMethod.Cholesky,
+            FactorPrecision = method.EndsWith("-bf16", StringComparison.Ordinal) ? KfacFactorPrecision.Bfloat16 : KfacFactorPrecision.Model,
         },
         HessianFree = new HessianFreeOptions { MaxIterations = CgIterations, RelativeTolerance = 1e-10, WarmStart = false },
     };

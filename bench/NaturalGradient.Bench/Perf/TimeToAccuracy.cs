@@ -47,6 +47,9 @@ internal static class TimeToAccuracy
     /// <summary>What the KL clip bounds (<c>--kl-clip-form</c> of the perf command); default the applied step's predicted KL.</summary>
     public static NaturalGradient.Optim.KlClipForm ClipForm { get; set; } = NaturalGradient.Optim.KlClipForm.StepQuadraticForm;
 
+    /// <summary>K-FAC/EKFAC factor GEMM precision (<c>--factor-precision</c>); default the model's.</summary>
+    public static NaturalGradient.Curvature.Kfac.KfacFactorPrecision FactorPrecision { get; set; }
+
     /// <summary>The natural-gradient methods' damping λ (<c>--damping</c>); default 0.01.</summary>
     public static double Damping { get; set; } = 1e-2;
 
@@ -59,7 +62,7 @@ internal static class TimeToAccuracy
     {
         Name = method, LearningRate = lr, Momentum = 0.9, Damping = Damping,
         KlClip = method is "sgd" or "adam" ? null : 1e-3, KlClipForm = ClipForm,
-        InverseUpdatePeriod = InversePeriod, FactorUpdatePeriod = FactorPeriod, HfMaxIterations = 10,
+        InverseUpdatePeriod = InversePeriod, FactorUpdatePeriod = FactorPeriod, KfacFactorPrecision = FactorPrecision, HfMaxIterations = 10,
     };
 
     public static AccuracyRun Train(Dataset data, string method, double lr, int epochs, Action<string> log)

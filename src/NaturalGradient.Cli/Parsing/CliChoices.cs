@@ -44,6 +44,13 @@ internal static class CliChoices
         _ => throw Bad(text, "eigen, cholesky"),
     };
 
+    public static Curvature.Kfac.KfacFactorPrecision FactorPrecision(string text) => Lower(text) switch
+    {
+        "model" => Curvature.Kfac.KfacFactorPrecision.Model,
+        "bfloat16" or "bf16" => Curvature.Kfac.KfacFactorPrecision.Bfloat16,
+        _ => throw Bad(text, "model, bfloat16"),
+    };
+
     public static Curvature.Kfac.KfacDampingMode KfacDamping(string text) => Lower(text) switch
     {
         "factored" => Curvature.Kfac.KfacDampingMode.Factored,

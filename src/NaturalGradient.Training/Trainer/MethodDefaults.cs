@@ -119,6 +119,7 @@ public static class MethodDefaults
                 {
                     nameof(OptimizerSettings.MetricForm), nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod),
                     nameof(OptimizerSettings.FactorDecay), nameof(OptimizerSettings.KfacInverse), nameof(OptimizerSettings.KfacDamping),
+                    nameof(OptimizerSettings.KfacFactorPrecision),
                 });
                 break;
             case "kfac":
@@ -126,6 +127,7 @@ public static class MethodDefaults
                 {
                     nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod),
                     nameof(OptimizerSettings.FactorDecay), nameof(OptimizerSettings.KfacInverse), nameof(OptimizerSettings.KfacDamping),
+                    nameof(OptimizerSettings.KfacFactorPrecision),
                     nameof(OptimizerSettings.KfacDistribution),
                 });
                 if (settings.KfacDistribution != KfacDistribution.Replicated) set.Add(nameof(OptimizerSettings.FactorSyncPeriod));
@@ -134,7 +136,7 @@ public static class MethodDefaults
                 set.UnionWith(new[]
                 {
                     nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod), nameof(OptimizerSettings.FactorDecay),
-                    nameof(OptimizerSettings.KfacDistribution),
+                    nameof(OptimizerSettings.KfacFactorPrecision), nameof(OptimizerSettings.KfacDistribution),
                 });
                 if (settings.KfacDistribution != KfacDistribution.Replicated) set.Add(nameof(OptimizerSettings.FactorSyncPeriod));
                 break;
@@ -152,6 +154,7 @@ public static class MethodDefaults
                     {
                         nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod),
                         nameof(OptimizerSettings.FactorDecay), nameof(OptimizerSettings.KfacInverse), nameof(OptimizerSettings.KfacDamping),
+                    nameof(OptimizerSettings.KfacFactorPrecision),
                     });
                 break;
         }

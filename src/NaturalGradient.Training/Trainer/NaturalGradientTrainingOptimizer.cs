@@ -73,7 +73,7 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
                     KfacPreconditionerOptions = new KfacOptions
                     {
                         FactorDecay = s.FactorDecay, FactorUpdatePeriod = s.FactorUpdatePeriod, InverseUpdatePeriod = s.InverseUpdatePeriod,
-                        InverseMethod = s.KfacInverse, DampingMode = s.KfacDamping,
+                        InverseMethod = s.KfacInverse, DampingMode = s.KfacDamping, FactorPrecision = s.KfacFactorPrecision,
                     },
                 },
                 Kbfgs = new NaturalGradient.Curvature.Kbfgs.KbfgsOptions { Memory = s.KbfgsMemory },
@@ -84,6 +84,7 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
                     InverseUpdatePeriod = s.InverseUpdatePeriod,
                     InverseMethod = s.KfacInverse,
                     DampingMode = s.KfacDamping,
+                    FactorPrecision = s.KfacFactorPrecision,
                 },
             },
         });

@@ -99,6 +99,59 @@ public class KfacScheduleTests
             "the off-diagonal blocks are exact transposes");
     }
 
+    /// <summary>
+    /// bfloat16 factor GEMMs (<see cref="KfacFactorPrecision.Bfloat16"/>): the float32 average stays within the bfloat16
+    /// rounding of the float64 formula (relative Frobenius error below 1e-2; measured about 3e-3 for one batch), for a
+    /// Gram and for EKFAC's product of two different matrices.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void RunningAverage_BFloat16Products_StayWithinTheirRounding(bool gram)
+    {
+        using var scope = NewDisposeScope();
+        var gen = new Generator(11);
+        var left = randn(new long[] { 128, 300 }, dtype: ScalarType.Float64, generator: gen);
+        var right = gram ? left : rand(new long[] { 128, 200 }, dtype: ScalarType.Float64, generator: gen);
+        var start = randn(new long[] { 300, gram ? 300 : 200 }, dtype: ScalarType.Float64, generator: gen);
+        const double decay = 0.8, scale = 1.0 / 128;
+        using var average = new RunningAverage();
+        average.Update(start.to_type(ScalarType.Float32), decay);
+        var l32 = left.to_type(ScalarType.Float32);
+        Assert.True(average.TryAccumulateGram(l32, gram ? l32 : right.to_type(ScalarType.Float32), scale, decay, KfacFactorPrecision.Bfloat16));
+        var expected = start * decay + left.t().mm(right).mul((1 - decay) * scale);
+        double error = (average.Value!.to_type(ScalarType.Float64) - expected).norm().item<double>() / expected.norm().item<double>();
+        Assert.InRange(error, 1e-5, 1e-2);   // bfloat16's rounding is visible, and bounded
+    }
+
+    /// <summary>
+    /// K-FAC with bfloat16 factor GEMMs: factors within 1e-2 of the float32 ones and the preconditioned gradient within
+    /// 2e-2 after two updates; float64 statistics ignore the setting (identical factors).
+    /// </summary>
+    [Fact]
+    public void Kfac_BFloat16Factors_CloseToFloat32_AndIgnoredForFloat64()
+    {
+        using var scope = NewDisposeScope();
+        var (layer, first, second) = TwoBatches();
+        var low = new KfacOptions { FactorPrecision = KfacFactorPrecision.Bfloat16 };
+        using var f32 = Kfac(layer, Float32(first));
+        using var bf16 = Kfac(layer, Float32(first), low);
+        f32.Update(Float32(second), 1);
+        bf16.Update(Float32(second), 1);
+        double Relative(Tensor a, Tensor b) => (a - b).norm().item<float>() / b.norm().item<float>();
+        Assert.True(Relative(bf16.ActivationFactor, f32.ActivationFactor) < 1e-2, "A");
+        Assert.True(Relative(bf16.OutputGradientFactor, f32.OutputGradientFactor) < 1e-2, "G");
+        var gradient = second.PerSampleGradients().sum(dim: 0).to_type(ScalarType.Float32);
+        Assert.True(Relative(bf16.Precondition(gradient, 0.01), f32.Precondition(gradient, 0.01)) < 2e-2, "Δ");
+
+        using var f64 = Kfac(layer, first);
+        using var f64Low = Kfac(layer, first, low);
+        f64.Update(second, 1);
+        f64Low.Update(second, 1);
+        Assert.True(f64Low.ActivationFactor.eq(f64.ActivationFactor).all().item<bool>());
+        Assert.True(f64Low.OutputGradientFactor.eq(f64.OutputGradientFactor).all().item<bool>());
+    }
+
     /// <summary>EKFAC's float32 scaling S accumulates in place by one GEMM in the fixed basis: same as the float64 formula.</summary>
     [Fact]
     public void Ekfac_RunningAverage_Float32_OfScalingMatchesFloat64Formula()

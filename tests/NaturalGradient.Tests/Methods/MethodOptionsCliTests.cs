@@ -5,13 +5,14 @@ using static TorchSharp.torch;
 
 namespace NaturalGradient.Tests.Methods;
 
-/// <summary>--kbfgs-memory and --ksd-dimension: validated before any work, checked against the method, and passed on.</summary>
+/// <summary>--kbfgs-memory, --ksd-dimension and --factor-precision: validated before any work, checked against the method, and passed on.</summary>
 [Collection("Torch")]
 public class MethodOptionsCliTests
 {
     [Theory]
     [InlineData("kbfgs", "--kbfgs-memory", "-1", "natgrad: error: --kbfgs-memory must be ≥ 0, got -1")]
     [InlineData("ksd", "--ksd-dimension", "0", "natgrad: error: --ksd-dimension must be ≥ 1, got 0")]
+    [InlineData("kfac", "--factor-precision", "half", "natgrad: error: --factor-precision: 'half' is not one of model, bfloat16")]
     public void OutOfRange_IsOneLineError_BeforeAnyWork(string method, string option, string value, string message)
     {
         var dir = Path.Combine(CliHarness.TempDir(), "run");
@@ -24,6 +25,7 @@ public class MethodOptionsCliTests
     [Theory]
     [InlineData("kfac", "--kbfgs-memory", "4", "natgrad: error: --kbfgs-memory does not apply to kfac")]
     [InlineData("kbfgs", "--ksd-dimension", "4", "natgrad: error: --ksd-dimension does not apply to kbfgs")]
+    [InlineData("tengrad", "--factor-precision", "bfloat16", "natgrad: error: --factor-precision does not apply to tengrad")]
     [InlineData("ksd", "--kbfgs-memory", "4", "natgrad: error: --kbfgs-memory does not apply to ksd (it reads --damping, --ksd-dimension)")]
     public void OptionTheMethodDoesNotRead_IsAnErrorForTrain(string method, string option, string value, string start)
     {
@@ -58,6 +60,20 @@ public class MethodOptionsCliTests
         Assert.True(outcome.ExitCode == 0, outcome.Stderr);
         var config = File.ReadAllText(Path.Combine(dir, "config.json"));
         Assert.Contains("\"ksd_dimension\": 3", config);
+    }
+
+    [Fact]
+    public void Train_FactorPrecisionReachesConfigAndTrains()
+    {
+        var dir = CliHarness.TempDir();
+        var outcome = CliHarness.Run(new[]
+        {
+            "train", "--data", "tiny", "--hidden", "4", "--optimizer", "ekfac", "--factor-precision", "bfloat16", "--epochs", "1",
+            "--batch-size", "16", "--threads", "1", "--out", dir,
+        });
+        Assert.True(outcome.ExitCode == 0, outcome.Stderr);
+        var config = File.ReadAllText(Path.Combine(dir, "config.json"));
+        Assert.Contains("\"kfac_factor_precision\": \"bfloat16\"", config);
     }
 
     [Fact]

@@ -87,8 +87,8 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         using var scope = NewDisposeScope();
         if (factorsDue)
         {
-            KroneckerFactors.AccumulateActivation(_a, statistics, Options.WeightSharing, Options.FactorDecay);
-            KroneckerFactors.AccumulateOutputGradient(_g, statistics, Options.WeightSharing, Options.FactorDecay);
+            KroneckerFactors.AccumulateActivation(_a, statistics, Options.WeightSharing, Options.FactorDecay, Options.FactorPrecision);
+            KroneckerFactors.AccumulateOutputGradient(_g, statistics, Options.WeightSharing, Options.FactorDecay, Options.FactorPrecision);
         }
         bool basisChanged = first || Options.InverseDue(step);
         if (basisChanged)
@@ -104,7 +104,7 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         {
             // S ← βS + (1 − β) w (Σₛ(δQ_G)²)ᵀ (āQ_A)²: one GEMM into the long-lived S.
             var (deltaSquares, actSquares) = ProjectedSquares(statistics);
-            if (_s.TryAccumulateGram(deltaSquares, actSquares, statistics.Weight, Options.FactorDecay)) return;
+            if (_s.TryAccumulateGram(deltaSquares, actSquares, statistics.Weight, Options.FactorDecay, Options.FactorPrecision)) return;
         }
         if (basisChanged) _s.Replace(ProjectedSecondMoments(statistics).to_type(_a.Value!.dtype));
         else _s.Update(ProjectedSecondMoments(statistics).to_type(_a.Value!.dtype), Options.FactorDecay);

@@ -74,8 +74,8 @@ public sealed partial class KfacBlock : ICurvatureBlock
         using var scope = NewDisposeScope();
         if (first || Options.FactorsDue(step))
         {
-            KroneckerFactors.AccumulateActivation(_a, statistics, Options.WeightSharing, Options.FactorDecay);
-            KroneckerFactors.AccumulateOutputGradient(_g, statistics, Options.WeightSharing, Options.FactorDecay);
+            KroneckerFactors.AccumulateActivation(_a, statistics, Options.WeightSharing, Options.FactorDecay, Options.FactorPrecision);
+            KroneckerFactors.AccumulateOutputGradient(_g, statistics, Options.WeightSharing, Options.FactorDecay, Options.FactorPrecision);
         }
         if (!first && !Options.InverseDue(step)) return;
         _inverseDue = true;

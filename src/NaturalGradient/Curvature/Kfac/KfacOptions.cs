@@ -47,6 +47,12 @@ public sealed record KfacOptions
     public KfacWeightSharing WeightSharing { get; init; } = KfacWeightSharing.Expand;
 
     /// <summary>
+    /// Precision of the factor GEMMs for float32 statistics; default <see cref="KfacFactorPrecision.Model"/> (float32).
+    /// <see cref="KfacFactorPrecision.Bfloat16"/> halves their cost on CPUs with bfloat16 instructions (docs/PERFORMANCE.md).
+    /// </summary>
+    public KfacFactorPrecision FactorPrecision { get; init; } = KfacFactorPrecision.Model;
+
+    /// <summary>
     /// Largest dense factor side (in' or out) a layer may have, ≥ 1; default 16 384 (a 16 384 × 16 384 float32 factor
     /// takes 1 GiB, its inverse as much again). A wider layer (a large vocabulary's output layer) is refused when the
     /// preconditioner is built, with the layer named, instead of running out of memory at the first inverse. An
@@ -70,6 +76,8 @@ public sealed record KfacOptions
             throw new ArgumentOutOfRangeException(nameof(InverseMethod), InverseMethod, "unknown inverse method");
         if (!Enum.IsDefined(WeightSharing))
             throw new ArgumentOutOfRangeException(nameof(WeightSharing), WeightSharing, "unknown weight-sharing mode");
+        if (!Enum.IsDefined(FactorPrecision))
+            throw new ArgumentOutOfRangeException(nameof(FactorPrecision), FactorPrecision, "unknown factor precision");
         if (!Enum.IsDefined(DampingMode))
             throw new ArgumentOutOfRangeException(nameof(DampingMode), DampingMode, "unknown damping mode");
         if (DampingMode == KfacDampingMode.Eigenbasis && InverseMethod != KfacInverseMethod.Eigen)

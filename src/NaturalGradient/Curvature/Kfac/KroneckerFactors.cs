@@ -29,23 +29,25 @@ public static class KroneckerFactors
     /// rows Ā is accumulated into X by one GEMM in place (<see cref="RunningAverage.TryAccumulateGram"/>); the first
     /// update, float64 factors and an index layer's diagonal A (a length-V vector) go through <see cref="RunningAverage.Update"/>.
     /// </summary>
-    internal static void AccumulateActivation(RunningAverage average, LayerStatistics statistics, KfacWeightSharing sharing, double decay)
+    internal static void AccumulateActivation(RunningAverage average, LayerStatistics statistics, KfacWeightSharing sharing, double decay,
+        KfacFactorPrecision precision = KfacFactorPrecision.Model)
     {
         using var scope = NewDisposeScope();
         if (!DiagonalActivation.Applies(statistics.Adapter))
         {
             var rows = ActivationRows(statistics, sharing);
-            if (average.TryAccumulateGram(rows, rows, 1.0 / statistics.BatchSize, decay)) return;
+            if (average.TryAccumulateGram(rows, rows, 1.0 / statistics.BatchSize, decay, precision)) return;
         }
         average.Update(ActivationFactor(statistics, sharing), decay);
     }
 
     /// <summary>The running average X ← βX + (1 − β)G of <see cref="OutputGradient"/>'s G = c DᵀD, accumulated like <see cref="AccumulateActivation"/>.</summary>
-    internal static void AccumulateOutputGradient(RunningAverage average, LayerStatistics statistics, KfacWeightSharing sharing, double decay)
+    internal static void AccumulateOutputGradient(RunningAverage average, LayerStatistics statistics, KfacWeightSharing sharing, double decay,
+        KfacFactorPrecision precision = KfacFactorPrecision.Model)
     {
         using var scope = NewDisposeScope();
         var (rows, scale) = OutputGradientRows(statistics, sharing);
-        if (average.TryAccumulateGram(rows, rows, scale, decay)) return;
+        if (average.TryAccumulateGram(rows, rows, scale, decay, precision)) return;
         average.Update(OutputGradient(statistics, sharing), decay);
     }
 

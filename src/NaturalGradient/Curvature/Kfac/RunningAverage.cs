@@ -35,13 +35,19 @@ internal sealed partial class RunningAverage : IDisposable
     /// before the first update, when X's shape or dtype differs, and for float64 (addmm's scalars are single precision
     /// in TorchSharp, which would round β and (1 − β) c); the caller then forms the batch matrix and calls <see cref="Update"/>.
     /// </summary>
-    public bool TryAccumulateGram(Tensor left, Tensor right, double scale, double decay)
+    /// <param name="precision">
+    /// <see cref="KfacFactorPrecision.Bfloat16"/>: for float32 rows, the product LᵀR is formed by a bfloat16 GEMM and added
+    /// to X (<see cref="AccumulateBFloat16Product"/>).
+    /// </param>
+    public bool TryAccumulateGram(Tensor left, Tensor right, double scale, double decay, KfacFactorPrecision precision = KfacFactorPrecision.Model)
     {
         if (_value is null || left.dtype == ScalarType.Float64 || _value.dtype != left.dtype || _value.dim() != 2
             || _value.shape[0] != left.shape[1] || _value.shape[1] != right.shape[1])
             return false;
         float beta = (float)decay, alpha = (float)((1 - decay) * scale);
-        if (ReferenceEquals(left, right) && left.shape[1] >= SymmetricSplitDimension)
+        if (precision == KfacFactorPrecision.Bfloat16 && left.dtype == ScalarType.Float32)
+            AccumulateBFloat16Product(_value, left, right, beta, alpha);
+        else if (ReferenceEquals(left, right) && left.shape[1] >= SymmetricSplitDimension)
             AccumulateSymmetricGram(_value, left, beta, alpha);
         else
             _value.addmm_(left.t(), right, beta: beta, alpha: alpha);
@@ -69,6 +75,18 @@ internal sealed partial class RunningAverage : IDisposable
         using var upper = x.narrow(0, 0, h).narrow(1, h, d - h);
         upper.addmm_(first.t(), second, beta: beta, alpha: alpha);
         x.narrow(0, h, d - h).narrow(1, 0, h).copy_(upper.t());
+    }
+
+    /// <summary>
+    /// X ← βX + α LᵀR with L and R rounded to bfloat16 and multiplied by a bfloat16 GEMM; the product (rounded to
+    /// bfloat16) is added to the float32 X in one pass (<see cref="KfacFactorPrecision.Bfloat16"/>).
+    /// </summary>
+    internal static void AccumulateBFloat16Product(Tensor x, Tensor left, Tensor right, float beta, float alpha)
+    {
+        using var scope = NewDisposeScope();
+        var low = left.to_type(ScalarType.BFloat16);
+        var product = low.t().mm(ReferenceEquals(left, right) ? low : right.to_type(ScalarType.BFloat16));
+        x.mul_(beta).add_(product, alpha: alpha);
     }
 
     /// <summary>Takes <paramref name="value"/> as the new average (it is detached from its dispose scope and owned here).</summary>
