@@ -7,7 +7,9 @@ namespace NaturalGradient.Curvature.HessianFree;
 /// <summary>
 /// K-FAC's damped inverse as the preconditioner of Hessian-free's Krylov solver: P r = vec((G + √λ/π I)⁻¹ R (A + π√λ I)⁻¹)
 /// per layer (block-diagonal, symmetric positive definite for λ &gt; 0), with R the layer's W̄-shaped piece of r and A, G
-/// running averages of the step's statistics (<see cref="KfacBlock"/>, <see cref="KfacOptions"/>). A good approximation
+/// running averages of the step's statistics (<see cref="KfacBlock"/>, <see cref="KfacOptions"/>; the blocks K-FAC gives
+/// every layer kind: <see cref="CurvatureFactory.KfacLayerBlock"/>, so a LayerNorm gets its dense block and a tensor tied
+/// in transposed layouts the sum of its uses' Kronecker terms). A good approximation
 /// of (G_exact + λI)⁻¹ clusters the preconditioned spectrum, so CG and MINRES need fewer G-products for the same
 /// tolerance (Martens 2010 §4.7 uses a diagonal; K-FAC is the Kronecker-factored analogue).
 /// </summary>
@@ -18,7 +20,7 @@ public sealed partial class KfacSolverPreconditioner : IDisposable
     public KfacSolverPreconditioner(KfacOptions? options = null)
     {
         var validated = (options ?? new KfacOptions()).Validate();
-        _blocks = new BlockDiagonalCurvature(layer => new KfacBlock(layer, validated));
+        _blocks = new BlockDiagonalCurvature(layer => CurvatureFactory.KfacLayerBlock(layer, validated));
     }
 
     /// <summary>Absorbs the step's statistics into the factors.</summary>
