@@ -39,17 +39,22 @@ public sealed record LayerStructureChoice(string Layer, long Samples, long Posit
 ///            + c (in'³ + out³) / T_inv  eigendecompositions (c = 9) or Cholesky inverses (c = 1), every T_inv steps
 ///            + 2 (out² in' + out in'²)  G⁻¹ g A⁻¹ (or the projections into and out of the eigenbasis)
 /// </code>
-/// For an index layer (Embedding: A = diag(token counts)/m kept as a vector, <see cref="DiagonalActivation"/>) the
+/// For an index layer (Embedding: A = diag(token counts)/m kept as a vector, <see cref="DiagonalActivation"/>) K-FAC's
 /// A terms become m T (counting), in' / T_inv (reciprocals) and out · in' (a column scaling) instead of m T in'²,
-/// c in'³ / T_inv and 2 out in'². Multiply-adds, counted alike for both. Roughly: TENGraD wins when nT ≪ in', out (small batches, wide layers, few
+/// c in'³ / T_inv and 2 out in'², and TENGraD's become (nT)²(1 + out) (index equality instead of ĀĀᵀ) and 2 nT · out
+/// (gathers and scatter-adds). Multiply-adds, counted alike for both. Roughly: TENGraD wins when nT ≪ in', out (small batches, wide layers, few
 /// positions), K-FAC when nT ≫ in', out.
 /// </summary>
 public static class StructureCostModel
 {
-    /// <summary>Flops of one TENGraD step.</summary>
-    public static double TengradFlops(long samples, long positions, long inputDim, long outputDim)
+    /// <summary>
+    /// Flops of one TENGraD step; <paramref name="indexLayer"/> for an Embedding, whose Gram āᵢₜ·āⱼᵤ = [kᵢₜ = kⱼᵤ] is one
+    /// comparison per position pair and whose J-products are gathers and scatter-adds: (nT)²(1 + out) + n³/3 + 2nT·out.
+    /// </summary>
+    public static double TengradFlops(long samples, long positions, long inputDim, long outputDim, bool indexLayer = false)
     {
         double n = samples, t = positions, i = inputDim, o = outputDim;
+        if (indexLayer) return n * t * n * t * (1 + o) + n * n * n / 3 + 2 * n * t * o;
         return n * t * n * t * (i + o) + n * n * n / 3 + 2 * n * t * o * i;
     }
 
@@ -68,12 +73,13 @@ public static class StructureCostModel
     }
 
     /// <summary>The decision for one layer.</summary>
+    /// <param name="indexLayer">An Embedding (or Embeddings of one table tied together): both prices use its indices.</param>
     public static LayerStructureChoice Choose(string layer, long batch, long samples, long positions, long inputDim, long outputDim,
-        KfacOptions? kfac = null, bool diagonalActivation = false)
+        KfacOptions? kfac = null, bool indexLayer = false)
     {
         kfac ??= new KfacOptions();
-        double tengrad = TengradFlops(samples, positions, inputDim, outputDim);
-        double kfacFlops = KfacFlops(batch, samples, positions, inputDim, outputDim, kfac.InverseMethod, kfac.InverseUpdatePeriod, diagonalActivation);
+        double tengrad = TengradFlops(samples, positions, inputDim, outputDim, indexLayer);
+        double kfacFlops = KfacFlops(batch, samples, positions, inputDim, outputDim, kfac.InverseMethod, kfac.InverseUpdatePeriod, indexLayer);
         return new LayerStructureChoice(layer, samples, positions, inputDim, outputDim, tengrad, kfacFlops,
             tengrad <= kfacFlops ? LayerStructure.Tengrad : LayerStructure.Kfac);
     }
