@@ -208,4 +208,23 @@ public class DiagonalActivationTests
         foreach (var ((name, a), (_, b)) in resumed.named_parameters().Zip(straight.named_parameters()))
             Assert.True(a.eq(b).all().item<bool>(), $"{structure} {inverse}: parameter {name} differs after resume");
     }
+
+    [Fact]
+    public void Kbfgs_KeepsADenseDiagonalA_ForAnEmbedding_AndTrains()
+    {
+        // K-BFGS forms A from one-hot rows: the dense diag(token counts)/m (its V is limited by MaxFactorDimension).
+        using var scope = NewDisposeScope();
+        var c = LayerCases.Create("embedding");
+        using var ngd = new NaturalGradient.Optim.NaturalGradientDescent(c.Model, c.Likelihood, new NaturalGradient.Optim.NaturalGradientOptions
+        {
+            LearningRate = 0.3,
+            Preconditioner = new NaturalGradient.Preconditioning.PreconditionerOptions { Structure = CurvatureStructure.Kbfgs, Damping = 1e-1 },
+        });
+        double first = ngd.Step(c.X, c.Y).Loss, last = first;
+        var a = ((NaturalGradient.Curvature.Kbfgs.KbfgsCurvature)ngd.Preconditioner.Curvature).Block("emb").ActivationFactor;
+        var counts = bincount(c.X.flatten(), minlength: 7).to_type(ScalarType.Float64) / c.X.shape[0];
+        TensorAssert.Close(diag(counts), a, rtol: 1e-14, label: "K-BFGS A = diag(counts)/m, dense");
+        for (int step = 1; step < 40; step++) last = ngd.Step(c.X, c.Y).Loss;
+        Assert.True(last < 0.5 * first, $"K-BFGS on an Embedding: loss {first:F4} → {last:F4}");
+    }
 }
