@@ -69,8 +69,21 @@ public sealed partial class EkfacBlock : ICurvatureBlock
     /// <summary>The current G (out × out), as a fresh alias.</summary>
     public Tensor OutputGradientFactor => Current(_g).alias();
 
-    /// <summary>Q_A (in' × in', eigenvectors as columns), as a fresh alias; for an index layer the identity, formed on access (small layers only).</summary>
-    public Tensor ActivationBasis { get { Current(_s); return _eigen.ActivationBasis.alias(); } }
+    /// <summary>
+    /// Q_A (in' × in', eigenvectors as columns), as a fresh alias; for an index layer the identity, formed on access.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">An index layer wider than <see cref="KfacOptions.MaxFactorDimension"/> (its identity is not formed).</exception>
+    public Tensor ActivationBasis
+    {
+        get
+        {
+            Current(_s);
+            if (_eigen.IsDiagonalActivation && Layer.InputDim > Options.MaxFactorDimension)
+                throw new InvalidOperationException(
+                    $"EKFAC block of layer '{Layer.Name}': A is diagonal, so Q_A is the {Layer.InputDim} × {Layer.InputDim} identity; it is not formed above MaxFactorDimension = {Options.MaxFactorDimension}");
+            return _eigen.ActivationBasis.alias();
+        }
+    }
 
     /// <summary>Q_G (out × out), as a fresh alias.</summary>
     public Tensor OutputGradientBasis { get { Current(_s); return _eigen.OutputGradientBasis.alias(); } }
