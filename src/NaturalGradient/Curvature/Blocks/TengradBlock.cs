@@ -36,6 +36,14 @@ public sealed class TengradBlock : ICurvatureBlock
     private double _weight;
     private long _parameterCount = 1;
 
+    /// <summary>
+    /// The damping at which the push-through solve of the current statistics failed its checks (NaN: none). The checks
+    /// (the Cholesky's info and the rounding bound on Δ = Jᵀu) depend only on the statistics and λ, so a second attempt
+    /// at the same λ — <see cref="Precondition"/> after <see cref="PreconditionMeanGradient"/> declined — goes straight
+    /// to the other solves instead of factoring w K + λI again.
+    /// </summary>
+    private double _pushThroughRejectedAt = double.NaN;
+
     public TengradBlock(MetricForm form = MetricForm.Uncentered) => _form = form;
 
     /// <summary>P u = u − mean(u) for the centred form; u otherwise.</summary>
@@ -43,6 +51,7 @@ public sealed class TengradBlock : ICurvatureBlock
 
     public void Update(LayerStatistics statistics, long step)
     {
+        _pushThroughRejectedAt = double.NaN;
         _weight = statistics.Weight;
         _statistics = statistics;
         _parameterCount = statistics.Adapter.ParameterCount;
@@ -196,6 +205,7 @@ public sealed class TengradBlock : ICurvatureBlock
     /// <param name="like">A tensor of the statistics' dtype (and W̄'s shape for layers that are not rank-one).</param>
     private Tensor? PushThrough(double c, Tensor? g, Tensor like, double damping)
     {
+        if (_pushThroughRejectedAt == damping) return null;
         using var scope = NewDisposeScope();
         const ScalarType f64 = ScalarType.Float64;
         long n = _gram!.shape[0];
@@ -211,7 +221,7 @@ public sealed class TengradBlock : ICurvatureBlock
         {
             // r = 0 is known: only the factorisation and the rounding bound decide (one host read of three scalars).
             var read = stack(new[] { info.to_type(f64), rowBound, delta.norm().to_type(f64) }).data<double>().ToArray();
-            if (read[0] != 0 || !RoundingBoundHolds(n, like.dtype, read[1], read[2])) return null;
+            if (read[0] != 0 || !RoundingBoundHolds(n, like.dtype, read[1], read[2])) return Rejected(damping);
             Interlocked.Increment(ref _pushThroughSolves);
             return scope.MoveToOuter(delta);
         }
@@ -221,7 +231,7 @@ public sealed class TengradBlock : ICurvatureBlock
             .data<double>().ToArray();
         // A failed factorisation means w K + λI is singular to working precision at this λ: a jittered factor would solve
         // another system, so the solves that handle a singular K (eq 40 on its own terms, or the eigendecomposition split) take over.
-        if (norms[0] != 0 || !RoundingBoundHolds(n, like.dtype, norms[1], norms[2])) return null;
+        if (norms[0] != 0 || !RoundingBoundHolds(n, like.dtype, norms[1], norms[2])) return Rejected(damping);
         double traceK = Math.Max(norms[5], 0), rootN = Math.Sqrt(n);
         if (norms[4] > 10 * rootN * Epsilon(like.dtype) * (norms[3] + c * Math.Sqrt(n * traceK)))
         {
@@ -231,6 +241,12 @@ public sealed class TengradBlock : ICurvatureBlock
         }
         Interlocked.Increment(ref _pushThroughSolves);
         return scope.MoveToOuter(delta);
+    }
+
+    private Tensor? Rejected(double damping)
+    {
+        _pushThroughRejectedAt = damping;
+        return null;
     }
 
     private static double Epsilon(ScalarType dtype) => dtype == ScalarType.Float32 ? 1.1920929e-7 : 2.220446049250313e-16;
