@@ -57,6 +57,34 @@ public class TengradPushThroughTests
     }
 
     /// <summary>
+    /// A layer whose push-through solve fails its rounding bound on the mean-gradient route (float64, λ = 1e-10: one of
+    /// three layers) is solved from its gradient without factoring w K + λI a second time: one factorisation per layer
+    /// for the whole step, and the same Δ as the preconditioner path (which the SVD test below checks).
+    /// </summary>
+    [Fact]
+    public void RejectedRoute_IsNotFactoredAgain_AndGivesThePreconditionerPathsStep()
+    {
+        using var scope = NewDisposeScope();
+        const double damping = 1e-10;
+        var net = TestModels.Mlp(new[] { 2, 16, 8, 3 }, activation: "tanh", seed: 21);
+        net.to(ScalarType.Float64);
+        var x = TestModels.Inputs(M, 2, seed: 22).to_type(ScalarType.Float64);
+        manual_seed(23);
+        var y = randint(0, 3, M);
+        using var pre = new NaturalGradientPreconditioner(net, new CategoricalLikelihood(),
+            new PreconditionerOptions { Structure = CurvatureStructure.Tengrad, Fisher = FisherKind.Empirical, Damping = damping });
+        net.zero_grad();
+        pre.Backward(net.call(x), y);
+        var g = pre.GradientMatrices();
+        long factorizations = TengradBlock.PushThroughFactorizations, routed = TengradBlock.MeanGradientSolves;
+        var route = pre.SolveMeanGradient(g, damping).Select(d => d.detach().clone()).ToArray();
+        Assert.Equal(2, TengradBlock.MeanGradientSolves - routed);              // one layer declined the route
+        Assert.Equal(3, TengradBlock.PushThroughFactorizations - factorizations); // and was not factored again
+        var reference = pre.Solve(g, damping);
+        for (int l = 0; l < route.Length; l++) TensorAssert.Close(reference[l], route[l], rtol: 1e-12, label: $"layer {l}");
+    }
+
+    /// <summary>
     /// Float64: the layers take the push-through solve and agree with the SVD solve down to λ = 1e-10 (tolerances about
     /// 30× the measured errors: 3.5e-15, 7.0e-14, 1.5e-11, 1.5e-8). At λ = 1e-10 one layer's rounding bound exceeds 1e-9
     /// and that layer falls back to the eigendecomposition split.

@@ -150,7 +150,10 @@ public sealed class TengradBlock : ICurvatureBlock
     /// </summary>
     public const double PushThroughTolerance32 = 1e-3, PushThroughTolerance64 = 1e-9;
 
-    private static long _pushThroughSolves;
+    private static long _pushThroughSolves, _pushThroughFactorizations;
+
+    /// <summary>How many times this process factored w K + λI for the push-through solve (for tests of its reuse).</summary>
+    internal static long PushThroughFactorizations => Interlocked.Read(ref _pushThroughFactorizations);
 
     /// <summary>How many solves in this process took the push-through form (for tests of the dispatch).</summary>
     internal static long PushThroughSolves => Interlocked.Read(ref _pushThroughSolves);
@@ -206,6 +209,7 @@ public sealed class TengradBlock : ICurvatureBlock
     private Tensor? PushThrough(double c, Tensor? g, Tensor like, double damping)
     {
         if (_pushThroughRejectedAt == damping) return null;
+        Interlocked.Increment(ref _pushThroughFactorizations);
         using var scope = NewDisposeScope();
         const ScalarType f64 = ScalarType.Float64;
         long n = _gram!.shape[0];
