@@ -85,6 +85,53 @@ public class TengradPushThroughTests
     }
 
     /// <summary>
+    /// Float32, a deep tanh net on a noise target (per-example gradients of the deep layers nearly cancel): layers whose
+    /// push-through Δ fails its rounding bound fall back to eq 40, which reuses the route's float64 factor of w K + λI;
+    /// every layer's Δ (eq 40 accepted by its own estimate, or the float64 split otherwise) agrees with the SVD solve of
+    /// the per-example Jacobian to the float32 tolerance 1e-3.
+    /// </summary>
+    [Fact]
+    public void DeepNoiseTarget_Float32_FallbackReusesTheFactor_AndAgreesWithTheSvdSolve()
+    {
+        using var scope = NewDisposeScope();
+        const double damping = 1e-2;
+        const int m = 128;
+        manual_seed(0);
+        var x = randn(m, 16);
+        var y = randn(m, 1);
+        manual_seed(0);
+        var net = NaturalGradient.Training.Models.ModelFactory.Mlp(new long[] { 16 }, 1, Enumerable.Repeat(20, 16).ToArray(),
+            NaturalGradient.Training.Models.Activation.Tanh, ScalarType.Float32);   // the benchmark's figure-5 net of depth 16
+        var likelihood = new GaussianLikelihood();
+        var options = new PreconditionerOptions { Structure = CurvatureStructure.Tengrad, Fisher = FisherKind.Empirical, Damping = damping };
+        using (var ngd = new NaturalGradient.Optim.NaturalGradientDescent(net, likelihood,
+                   new NaturalGradient.Optim.NaturalGradientOptions { LearningRate = 1e-3, Momentum = 0.9, Preconditioner = options }))
+            for (int i = 0; i < 30; i++) { using var step = NewDisposeScope(); ngd.Step(x, y); }
+        using var pre = new NaturalGradientPreconditioner(net, likelihood, options);
+        net.zero_grad();
+        pre.Backward(net.call(x), y);
+        var layers = pre.Layers;
+        long woodbury = TengradBlock.WoodburySolves, factorizations = TengradBlock.PushThroughFactorizations, reuses = TengradBlock.FactorReuses,
+            routed = TengradBlock.MeanGradientSolves;
+        var delta = pre.SolveMeanGradient(pre.GradientMatrices(), damping).Select(d => d.detach().clone()).ToArray();
+        _out.WriteLine($"eq 40 fallbacks: {TengradBlock.WoodburySolves - woodbury} of {layers.Count} layers");
+        Assert.True(TengradBlock.WoodburySolves - woodbury > 0, "some layer falls back to eq 40");
+        Assert.Equal(layers.Count, TengradBlock.PushThroughFactorizations - factorizations);
+        // Every layer that declined the route solved eq 40 from the route's factor: no second factorisation.
+        Assert.Equal(layers.Count - (TengradBlock.MeanGradientSolves - routed), TengradBlock.FactorReuses - reuses);
+        var jacobians = BruteForce.PerExampleGradients(net, layers, x, likelihood.PerExampleLoss, y);
+        var c = full(m, 1.0 / m, dtype: ScalarType.Float64);
+        for (int l = 0; l < layers.Count; l++)
+        {
+            var j = jacobians[l].reshape(m, -1).to_type(ScalarType.Float64);
+            var (u, s, vh) = linalg.svd(j, fullMatrices: false);
+            var reference = vh.t().mv(s / (s.square() / m + damping) * u.t().mv(c));
+            double error = (delta[l].flatten().to_type(ScalarType.Float64) - reference).norm().item<double>() / reference.norm().item<double>();
+            Assert.True(error < 1e-3, $"layer {l}: relative error {error:E2}");
+        }
+    }
+
+    /// <summary>
     /// Float64: the layers take the push-through solve and agree with the SVD solve down to λ = 1e-10 (tolerances about
     /// 30× the measured errors: 3.5e-15, 7.0e-14, 1.5e-11, 1.5e-8). At λ = 1e-10 one layer's rounding bound exceeds 1e-9
     /// and that layer falls back to the eigendecomposition split.

@@ -44,6 +44,13 @@ public sealed class TengradBlock : ICurvatureBlock
     /// </summary>
     private double _pushThroughRejectedAt = double.NaN;
 
+    /// <summary>
+    /// The float64 Cholesky factor of w K + λI from a push-through solve that failed only its rounding bound, for eq 40
+    /// at the same λ (<see cref="WoodburyIfAccurate"/>: (K + λ/w I)⁻¹ = w (w K + λI)⁻¹, no second factorisation). It
+    /// lives in the dispose scope of the call that made it, like the statistics: used only while still valid.
+    /// </summary>
+    private Tensor? _rejectedFactor;
+
     public TengradBlock(MetricForm form = MetricForm.Uncentered) => _form = form;
 
     /// <summary>P u = u − mean(u) for the centred form; u otherwise.</summary>
@@ -52,6 +59,7 @@ public sealed class TengradBlock : ICurvatureBlock
     public void Update(LayerStatistics statistics, long step)
     {
         _pushThroughRejectedAt = double.NaN;
+        _rejectedFactor = null;
         _weight = statistics.Weight;
         _statistics = statistics;
         _parameterCount = statistics.Adapter.ParameterCount;
@@ -130,9 +138,18 @@ public sealed class TengradBlock : ICurvatureBlock
     {
         if (_gram!.dtype != ScalarType.Float32) return null;
         using var scope = NewDisposeScope();
-        var system = _gram.clone();
-        system.diagonal().add_(damping / _weight);
-        var u = SafeCholesky.Solve(system, Jv(g));
+        Tensor u;
+        if (_pushThroughRejectedAt == damping && _rejectedFactor is { IsInvalid: false } factor)
+        {
+            Interlocked.Increment(ref _factorReuses);   // (K + λ/w I)⁻¹ J g = w (w K + λI)⁻¹ J g, in float64
+            u = cholesky_solve(Jv(g).to_type(ScalarType.Float64).unsqueeze(1), factor).squeeze(1).mul_(_weight).to_type(g.dtype);
+        }
+        else
+        {
+            var system = _gram.clone();
+            system.diagonal().add_(damping / _weight);
+            u = SafeCholesky.Solve(system, Jv(g));
+        }
         var jtu = JTu(u, g);
         var rest = g - jtu;
         var norms = stack(new[] { g.norm(), jtu.norm(), rest.norm(), _gram.diagonal().sum() }).to_type(ScalarType.Float64).data<double>().ToArray();
@@ -225,7 +242,8 @@ public sealed class TengradBlock : ICurvatureBlock
         {
             // r = 0 is known: only the factorisation and the rounding bound decide (one host read of three scalars).
             var read = stack(new[] { info.to_type(f64), rowBound, delta.norm().to_type(f64) }).data<double>().ToArray();
-            if (read[0] != 0 || !RoundingBoundHolds(n, like.dtype, read[1], read[2])) return Rejected(damping);
+            if (read[0] != 0) return Rejected(damping);
+            if (!RoundingBoundHolds(n, like.dtype, read[1], read[2])) return Rejected(damping, scope.MoveToOuter(factor));
             Interlocked.Increment(ref _pushThroughSolves);
             return scope.MoveToOuter(delta);
         }
@@ -235,7 +253,8 @@ public sealed class TengradBlock : ICurvatureBlock
             .data<double>().ToArray();
         // A failed factorisation means w K + λI is singular to working precision at this λ: a jittered factor would solve
         // another system, so the solves that handle a singular K (eq 40 on its own terms, or the eigendecomposition split) take over.
-        if (norms[0] != 0 || !RoundingBoundHolds(n, like.dtype, norms[1], norms[2])) return Rejected(damping);
+        if (norms[0] != 0) return Rejected(damping);
+        if (!RoundingBoundHolds(n, like.dtype, norms[1], norms[2])) return Rejected(damping, scope.MoveToOuter(factor));
         double traceK = Math.Max(norms[5], 0), rootN = Math.Sqrt(n);
         if (norms[4] > 10 * rootN * Epsilon(like.dtype) * (norms[3] + c * Math.Sqrt(n * traceK)))
         {
@@ -247,9 +266,15 @@ public sealed class TengradBlock : ICurvatureBlock
         return scope.MoveToOuter(delta);
     }
 
-    private Tensor? Rejected(double damping)
+    private static long _factorReuses;
+
+    /// <summary>How many eq 40 solves in this process reused a rejected push-through solve's factor (for tests).</summary>
+    internal static long FactorReuses => Interlocked.Read(ref _factorReuses);
+
+    private Tensor? Rejected(double damping, Tensor? factor = null)
     {
         _pushThroughRejectedAt = damping;
+        _rejectedFactor = factor;
         return null;
     }
 
