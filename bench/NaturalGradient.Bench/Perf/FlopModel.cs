@@ -13,7 +13,8 @@ internal sealed record LayerShape(long In, long Out)
 /// <item>SGD: forward 2m·in'·out, weight gradient 2m·in'·out, input gradient 2m·in·out (not for the first layer).</item>
 /// <item>diagonal: (δ∘δ)ᵀ(ā∘ā), 2m·in'·out.</item>
 /// <item>TENGraD: Gram matrices ĀĀᵀ and DDᵀ, 2m²(in' + out); J g and Jᵀu, 4m·out·in'; Cholesky of m × m, m³/3.</item>
-/// <item>K-FAC: factors ĀᵀĀ and DᵀD, 2m(in'² + out²); G⁻¹VA⁻¹, 2·out·in'(out + in'), or, on the optimizer path where the
+/// <item>K-FAC: factors ĀᵀĀ and DᵀD, 2m(in'² + out²) (counted as full GEMMs: a symmetric rank-m update needs about
+/// half, and the library's 2 × 2 block accumulation of factors from width 384 on does 3/4); G⁻¹VA⁻¹, 2·out·in'(out + in'), or, on the optimizer path where the
 /// gradient is the statistics' w DᵀĀ, w (DG⁻¹)ᵀ(ĀA⁻¹), 2m(out² + in'² + out·in'), whichever is fewer (the library takes
 /// the cheaper); inverses every T steps: Cholesky and inverse (4/3)d³ per d × d factor, or eigh plus 2d³ to form Q diag Qᵀ.</item>
 /// <item>EKFAC: K-FAC's factors; S from the projections DQ_G and ĀQ_A, 2m(out² + in'²) + 2m·out·in'; the projected
