@@ -68,7 +68,7 @@ public sealed partial class NaturalGradientPreconditioner
         Expect(state, prefix + "fisher", Options.Fisher.ToString(), "Fisher");
         Expect(state, prefix + "layers", LayerSignature(), "covered layers");
         if (state.GetNumber(prefix + "curvature_saved") == 0)
-            throw new InvalidDataException($"the state does not hold the {Options.Structure} curvature's running state (not supported yet), so the run cannot continue exactly");
+            throw new InvalidDataException($"the state does not hold the {Options.Structure.ToString().ToLowerInvariant()} curvature's running state (not supported yet), so the run cannot continue exactly");
     }
 
     /// <summary>"name:out×in'" for every covered layer, in model order.</summary>

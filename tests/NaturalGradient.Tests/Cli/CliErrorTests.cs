@@ -43,7 +43,7 @@ public class CliErrorTests
     [InlineData(new[] { "--optimizer", "ekfac", "--kfac-distribution", "replicated", "--factor-sync-every", "2" }, "natgrad: error: --factor-sync-every does not apply to ekfac (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --mc-samples, --metric, --inverse-period, --factor-period, --factor-decay, --kl-clip, --kl-clip-form, --factor-precision, --kfac-distribution, --diagnostics-every)")]
     [InlineData(new[] { "--optimizer", "kfac", "--factor-sync-every", "0" }, "natgrad: error: --factor-sync-every must be ≥ 1, got 0")]
     [InlineData(new[] { "--optimizer", "tengrad", "--kfac-distribution", "gradient" }, "natgrad: error: --kfac-distribution does not apply to tengrad (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --mc-samples, --metric, --metric-form, --kl-clip, --diagnostics-every)")]
-    [InlineData(new[] { "--optimizer", "kfac", "--kfac-inverse", "cholesky", "--kfac-damping", "eigenbasis" }, "natgrad: error: --kfac-damping Eigenbasis (1 / (eᴳᵢ eᴬⱼ + λ)) needs the factors' eigendecompositions: set InverseMethod = Eigen, or use DampingMode Factored with Cholesky")]
+    [InlineData(new[] { "--optimizer", "kfac", "--kfac-inverse", "cholesky", "--kfac-damping", "eigenbasis" }, "natgrad: error: --kfac-damping Eigenbasis (1 / (eᴳᵢ eᴬⱼ + λ)) needs the factors' eigendecompositions: set InverseMethod = Eigen (natgrad: --kfac-inverse eigen), or use DampingMode Factored with Cholesky")]
     public void BadOption_PrintsOneLineNamingIt_ExitCode2(string[] extra, string expected) =>
         AssertUsageError(CliHarness.Run(Train(extra)), expected);
 

@@ -141,8 +141,8 @@ public class TrainerResumeTests
 
     [Theory]
     [InlineData("ksd", "resuming ksd from a checkpoint is not supported yet (its previous-step basis vector is not saved)")]
-    [InlineData("kbfgs", "the state does not hold the Kbfgs curvature's running state (not supported yet), so the run cannot continue exactly")]
-    [InlineData("auto", "the state does not hold the Auto curvature's running state (not supported yet), so the run cannot continue exactly")]
+    [InlineData("kbfgs", "the state does not hold the kbfgs curvature's running state (not supported yet), so the run cannot continue exactly")]
+    [InlineData("auto", "the state does not hold the auto curvature's running state (not supported yet), so the run cannot continue exactly")]
     public void Methods_whose_state_is_not_saved_refuse_to_resume_rather_than_continue_inexactly(string method, string message)
     {
         using var data = TinyData.Classification(train: 60, test: 20);

@@ -13,10 +13,12 @@ public class MethodOptionsCliTests
     [InlineData("kbfgs", "--kbfgs-memory", "-1", "natgrad: error: --kbfgs-memory must be ≥ 0, got -1")]
     [InlineData("ksd", "--ksd-dimension", "0", "natgrad: error: --ksd-dimension must be ≥ 1, got 0")]
     [InlineData("kfac", "--factor-precision", "half", "natgrad: error: --factor-precision: 'half' is not one of model, bfloat16")]
+    [InlineData("kfac --dtype float64", "--factor-precision", "bfloat16", "natgrad: error: --factor-precision bfloat16 applies to float32 models; with --dtype float64 the factors are float64 (drop one of the two)")]
     public void OutOfRange_IsOneLineError_BeforeAnyWork(string method, string option, string value, string message)
     {
         var dir = Path.Combine(CliHarness.TempDir(), "run");
-        var outcome = CliHarness.Run(new[] { "train", "--data", "tiny", "--optimizer", method, option, value, "--epochs", "1", "--out", dir });
+        var outcome = CliHarness.Run(new[] { "train", "--data", "tiny", "--optimizer" }.Concat(method.Split(' '))
+            .Concat(new[] { option, value, "--epochs", "1", "--out", dir }).ToArray());
         Assert.Equal(2, outcome.ExitCode);
         Assert.Equal(new[] { message }, outcome.ErrorLines);
         Assert.False(Directory.Exists(dir));

@@ -73,6 +73,13 @@ public static class StructureCostModel
     }
 
     /// <summary>The decision for one layer.</summary>
+    /// <param name="layer">The layer's name (for the report).</param>
+    /// <param name="batch">m, the examples of the batch.</param>
+    /// <param name="samples">n, the gradient samples (m times the Monte-Carlo samples).</param>
+    /// <param name="positions">T, the positions per example (1 for a Linear on m × d inputs).</param>
+    /// <param name="inputDim">in', the layer's input width with the bias column (V for an Embedding).</param>
+    /// <param name="outputDim">out, the layer's output width.</param>
+    /// <param name="kfac">The K-FAC options whose inverse method and period are priced; default <see cref="KfacOptions"/>.</param>
     /// <param name="indexLayer">An Embedding (or Embeddings of one table tied together): both prices use its indices.</param>
     public static LayerStructureChoice Choose(string layer, long batch, long samples, long positions, long inputDim, long outputDim,
         KfacOptions? kfac = null, bool indexLayer = false)

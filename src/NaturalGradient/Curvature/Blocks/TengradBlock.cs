@@ -222,6 +222,9 @@ public sealed class TengradBlock : ICurvatureBlock
     internal static long MeanGradientSolves => Interlocked.Read(ref _meanGradientSolves);
 
     /// <summary>The push-through solve for g = Jᵀ(c·1) + r; with <paramref name="g"/> null, r = 0 is known and not formed.</summary>
+    /// <param name="c">The gradient weight of the statistics (1/m for the mean loss).</param>
+    /// <param name="g">The W̄-shaped gradient, or null for the statistics' own mean gradient.</param>
+    /// <param name="damping">λ &gt; 0.</param>
     /// <param name="like">A tensor of the statistics' dtype (and W̄'s shape for layers that are not rank-one).</param>
     private Tensor? PushThrough(double c, Tensor? g, Tensor like, double damping)
     {

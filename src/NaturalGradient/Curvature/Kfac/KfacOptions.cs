@@ -82,7 +82,7 @@ public sealed record KfacOptions
             throw new ArgumentOutOfRangeException(nameof(DampingMode), DampingMode, "unknown damping mode");
         if (DampingMode == KfacDampingMode.Eigenbasis && InverseMethod != KfacInverseMethod.Eigen)
             throw new ArgumentOutOfRangeException(nameof(DampingMode), DampingMode,
-                "DampingMode Eigenbasis (1 / (eᴳᵢ eᴬⱼ + λ)) needs the factors' eigendecompositions: set InverseMethod = Eigen, or use DampingMode Factored with Cholesky");
+                "DampingMode Eigenbasis (1 / (eᴳᵢ eᴬⱼ + λ)) needs the factors' eigendecompositions: set InverseMethod = Eigen (natgrad: --kfac-inverse eigen), or use DampingMode Factored with Cholesky");
         return this;
     }
 

@@ -35,6 +35,10 @@ internal sealed partial class RunningAverage : IDisposable
     /// before the first update, when X's shape or dtype differs, and for float64 (addmm's scalars are single precision
     /// in TorchSharp, which would round β and (1 − β) c); the caller then forms the batch matrix and calls <see cref="Update"/>.
     /// </summary>
+    /// <param name="left">L, n × d₁ rows.</param>
+    /// <param name="right">R, n × d₂ rows (the same tensor as L for a Gram).</param>
+    /// <param name="scale">c, the product's scale.</param>
+    /// <param name="decay">β ∈ [0, 1).</param>
     /// <param name="precision">
     /// <see cref="KfacFactorPrecision.Bfloat16"/>: for float32 rows, the product LᵀR is formed by a bfloat16 GEMM and added
     /// to X (<see cref="AccumulateBFloat16Product"/>).
