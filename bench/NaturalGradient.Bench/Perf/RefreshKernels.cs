@@ -9,7 +9,8 @@ namespace NaturalGradient.Bench.Perf;
 /// <summary>
 /// <c>perf --part kernels</c>: the dense kernels of a K-FAC/EKFAC step and refresh at the widths of MLP
 /// 784-512-512-10's factors (785, 513, 512; float32, SPD matrices from 256 random rows plus 0.01 I): the factor GEMM
-/// ĀᵀĀ (as one addmm and as the symmetric 2 × 2 block accumulation), Cholesky, the inverse from it, and eigh, with the
+/// ĀᵀĀ (as one addmm and as the symmetric 2 × 2 block accumulation), the weight-gradient-shaped product DᵀĀ (512 × 256 ·
+/// 256 × width: the diagonal's (δ∘δ)ᵀ(ā∘ā) and SGD's own weight gradient), Cholesky, the inverse from it, and eigh, with the
 /// torch thread count of the run and the process's OpenMP wait policy, which LAPACK's speed depends on.
 /// Median of <c>reps</c> timed calls after two warm-up calls; all kernels of a width interleave within each repetition.
 /// </summary>
@@ -22,14 +23,15 @@ internal static class RefreshKernels
         var policy = Results.OmpWaitPolicy();
         Console.WriteLine($"kernels: {get_num_threads()} torch threads, OMP_WAIT_POLICY {policy}, median of {reps}");
         md.AppendLine($"## Refresh kernels ({get_num_threads()} torch threads, OMP_WAIT_POLICY {policy}, float32, median of {reps} calls, ms)").AppendLine();
-        md.AppendLine("| width | factor GEMM (addmm) | factor GEMM (symmetric blocks) | Cholesky | Cholesky inverse | eigh |");
-        md.AppendLine("|---:|---:|---:|---:|---:|---:|");
+        md.AppendLine("| width | factor GEMM (addmm) | factor GEMM (symmetric blocks) | DᵀĀ, D 256 × 512 | Cholesky | Cholesky inverse | eigh |");
+        md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|");
         var rows = new List<object>();
         foreach (int width in new[] { 785, 513, 512 })
         {
             using var scope = NewDisposeScope();
             manual_seed(width);
             var x = randn(256, width);
+            var d = randn(256, 512);
             var factor = x.t().mm(x).div_(256).add_(eye(width).mul_(0.01));
             var accumulator = factor.clone();
             var lower = linalg.cholesky(factor);
@@ -37,6 +39,7 @@ internal static class RefreshKernels
             {
                 ("gemm", () => accumulator.addmm_(x.t(), x, beta: 0.95f, alpha: 0.05f / 256)),
                 ("gemm_symmetric", () => NaturalGradient.Curvature.Kfac.RunningAverage.AccumulateSymmetricGram(accumulator, x, 0.95f, 0.05f / 256)),
+                ("weight_gradient_gemm", () => d.t().mm(x)),
                 ("cholesky", () => linalg.cholesky_ex(factor)),
                 ("cholesky_inverse", () => cholesky_inverse(lower)),
                 ("eigh", () => linalg.eigh(factor)),
@@ -52,7 +55,7 @@ internal static class RefreshKernels
                 }
             var median = times.ToDictionary(t => t.Key, t => t.Value.Order().ElementAt(t.Value.Count / 2));
             Console.WriteLine($"  width {width}: " + string.Join("  ", median.Select(m => string.Create(Inv, $"{m.Key} {m.Value:F2} ms"))));
-            md.AppendLine(string.Create(Inv, $"| {width} | {median["gemm"]:F2} | {median["gemm_symmetric"]:F2} | {median["cholesky"]:F2} | {median["cholesky_inverse"]:F2} | {median["eigh"]:F2} |"));
+            md.AppendLine(string.Create(Inv, $"| {width} | {median["gemm"]:F2} | {median["gemm_symmetric"]:F2} | {median["weight_gradient_gemm"]:F2} | {median["cholesky"]:F2} | {median["cholesky_inverse"]:F2} | {median["eigh"]:F2} |"));
             rows.Add(new { width, median_ms = median });
         }
         md.AppendLine();
