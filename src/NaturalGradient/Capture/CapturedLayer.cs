@@ -73,11 +73,12 @@ public sealed class CapturedLayer
         CheckBatch(used.Select(c => _calls[c].Output).ToArray());
         if (Adapter is TiedLayerAdapter tied) return tied.Statistics(_calls, passes, used, weight);
         Tensor Delta(Tensor?[] pass, int c) => Adapter.OutputGradients(pass[c] ?? zeros_like(_calls[c].Output).detach());
-        var gradients = stack(passes.Select(p =>
+        var perPass = passes.Select(p =>
         {
             var parts = used.Select(c => Delta(p, c)).ToArray();
             return parts.Length == 1 ? parts[0] : cat(parts, 1);
-        }).ToArray());
+        }).ToArray();
+        var gradients = perPass.Length == 1 ? perPass[0].unsqueeze(0) : stack(perPass);   // one pass: a view, no copy
         return Tokens() is { } tokens
             ? LayerStatistics.FromTokens(Adapter, tokens, gradients, weight)
             : new LayerStatistics(Adapter, Activations(), gradients, weight);

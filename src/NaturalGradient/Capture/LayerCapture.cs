@@ -256,33 +256,6 @@ public sealed class LayerCapture : IDisposable
         return result;
     }
 
-    /// <summary>
-    /// Gradients of <paramref name="scalar"/> with respect to each recorded layer's outputs, as m × T × out tensors
-    /// in the order of <paramref name="layers"/> (the calls of a shared layer concatenated along T). Calls outside the
-    /// scalar's graph are marked not connected and left out. The graph is kept (retain_graph) for further passes.
-    /// </summary>
-    /// <exception cref="NotSupportedException">A layer is tied across modules (its statistics come from <see cref="CallGradients"/>).</exception>
-    public IReadOnlyList<Tensor> OutputGradients(Tensor scalar, IReadOnlyList<CapturedLayer> layers, bool retainGraph = true)
-    {
-        var perLayer = CallGradients(scalar, layers, retainGraph);
-        var result = new List<Tensor>(layers.Count);
-        for (int l = 0; l < layers.Count; l++)
-        {
-            var layer = layers[l];
-            var parts = new List<Tensor>(layer.CallCount);
-            for (int c = 0; c < layer.CallCount; c++)
-            {
-                var call = layer.Calls[c];
-                call.Connected = perLayer[l][c] is not null;
-                if (call.Connected) parts.Add(layer.Adapter.OutputGradients(perLayer[l][c]!));
-            }
-            if (parts.Count == 0) parts.Add(layer.Adapter.OutputGradients(zeros_like(layer.Calls[0].Output).detach()));
-            layer.CheckBatch(parts.ToArray());
-            result.Add(parts.Count == 1 ? parts[0] : cat(parts.ToArray(), 1));
-        }
-        return result;
-    }
-
     public void Dispose()
     {
         foreach (var r in _removers) r();

@@ -238,14 +238,19 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     public IReadOnlyList<Tensor> GradientMatrices() => _layers.Select(l => l.GradientMatrix()).ToList();
 
     /// <summary>Δ = (M + λI)⁻¹ g for the given W̄-shaped gradients, without touching .grad.</summary>
-    public IReadOnlyList<Tensor> Solve(IReadOnlyList<Tensor> gradients, double damping)
+    public IReadOnlyList<Tensor> Solve(IReadOnlyList<Tensor> gradients, double damping) => Solve(gradients, damping, null);
+
+    /// <summary>The checked solve; with <paramref name="meanGradientStatistics"/>, blocks may take their mean-gradient route.</summary>
+    private IReadOnlyList<Tensor> Solve(IReadOnlyList<Tensor> gradients, double damping, IReadOnlyList<LayerStatistics>? meanGradientStatistics)
     {
         if (_layers.Count == 0) throw new InvalidOperationException("no metric collected yet: call Backward or CollectMetric first");
         if (MetricRejected)
             throw new InvalidOperationException("the last metric batch was ignored (its statistics overflow the curvature): skip this step");
         if (gradients.Count > 0) FiniteGuard.DampingFits(damping, gradients[0].dtype);
         using var _ = no_grad();
-        return NativeCall.Run($"the {Options.Structure} solve", () => Curvature.Precondition(_layers, gradients, damping));
+        return NativeCall.Run($"the {Options.Structure} solve", () => meanGradientStatistics is null
+            ? Curvature.Precondition(_layers, gradients, damping)
+            : Curvature.PreconditionMeanGradient(_layers, gradients, meanGradientStatistics, damping));
     }
 
     /// <summary>
@@ -255,14 +260,8 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     /// (<see cref="ICurvature.PreconditionMeanGradient"/>; e.g. K-FAC's w (D G⁻¹)ᵀ(Ā A⁻¹) when the batch is small
     /// against the layer). Otherwise the same as <see cref="Solve"/>.
     /// </summary>
-    internal IReadOnlyList<Tensor> SolveMeanGradient(IReadOnlyList<Tensor> gradients, double damping)
-    {
-        var statistics = _meanGradientStatistics;
-        if (statistics is null || MetricRejected || _layers.Count == 0) return Solve(gradients, damping);
-        if (gradients.Count > 0) FiniteGuard.DampingFits(damping, gradients[0].dtype);
-        using var _ = no_grad();
-        return NativeCall.Run($"the {Options.Structure} solve", () => Curvature.PreconditionMeanGradient(_layers, gradients, statistics, damping));
-    }
+    internal IReadOnlyList<Tensor> SolveMeanGradient(IReadOnlyList<Tensor> gradients, double damping) =>
+        Solve(gradients, damping, _meanGradientStatistics);
 
     /// <summary>
     /// Replaces each covered parameter's .grad by its natural gradient. If the solve produced a non-finite

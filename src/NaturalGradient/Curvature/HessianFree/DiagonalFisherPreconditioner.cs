@@ -30,7 +30,7 @@ public static class DiagonalFisherPreconditioner
                     $"the diagonal preconditioner needs statistics for layer '{layer.Name}', but the metric batch has none");
             using var block = new DiagonalBlock();
             block.Update(stats, step);
-            diagonals.Add(block.Multiply(ones(layer.OutputDim, layer.InputDim, dtype: stats.Activations.dtype)));
+            diagonals.Add(block.Multiply(ones(layer.OutputDim, layer.InputDim, dtype: stats.Dtype)));
         }
         var d = layout.ToFlat(diagonals).add(damping);
         double max = d.max().ToDouble();

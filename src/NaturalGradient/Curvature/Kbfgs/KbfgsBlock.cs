@@ -66,7 +66,7 @@ public sealed class KbfgsBlock : ICurvatureBlock
         }
         Replace(ref _meanActivation, MeanActivation(statistics));
         Replace(ref _meanGradient, MeanGradient(statistics));
-        Replace(ref _weights, Layer.WeightMatrix().to_type(statistics.Activations.dtype).clone());
+        Replace(ref _weights, Layer.WeightMatrix().to_type(statistics.Dtype).clone());
     }
 
     /// <summary>

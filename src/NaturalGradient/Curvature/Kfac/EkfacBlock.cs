@@ -217,7 +217,7 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         else
             return null;
         KroneckerFactors.CountMeanGradientSolve();
-        return scope.MoveToOuter(_eigen.Unproject(projected.div_(Denominator(s, damping))).to_type(statistics.Activations.dtype));
+        return scope.MoveToOuter(_eigen.Unproject(projected.div_(Denominator(s, damping))).to_type(statistics.Dtype));
     }
 
     /// <summary>

@@ -137,7 +137,7 @@ public sealed partial class KfacBlock : ICurvatureBlock
             result = _eigen.Unproject(_eigen.ProjectMeanGradient(d, abar, statistics.Weight).div_(_eigen.EigenvalueProducts().add_(damping)));
         }
         KroneckerFactors.CountMeanGradientSolve();
-        return scope.MoveToOuter(result.to_type(statistics.Activations.dtype));
+        return scope.MoveToOuter(result.to_type(statistics.Dtype));
     }
 
     /// <summary>
