@@ -86,7 +86,7 @@ internal sealed class TrainOptions
     public Option<string> KfacInverse { get; } = CliOptions.Text("--kfac-inverse", "K-FAC factor inverses: cholesky or eigen (EKFAC always uses eigen)", "cholesky",
         v => CliChoices.KfacInverse(v), helpName: "eigen|cholesky");
     public Option<string> FactorPrecision { get; } = CliOptions.Text("--factor-precision",
-        "K-FAC/EKFAC factor GEMMs for float32 models: model (float32) or bfloat16 (about twice as fast on CPUs with AVX512-BF16 or AMX, slower elsewhere)",
+        "K-FAC/EKFAC factor GEMMs for float32 models: model (float32) or bfloat16 (faster on CPUs with bfloat16 instructions such as AVX512-BF16 or AMX; emulated, possibly slower, elsewhere)",
         "model", v => CliChoices.FactorPrecision(v), helpName: "model|bfloat16");
     public Option<string> KfacDistribution { get; } = CliOptions.Text("--kfac-distribution",
         "Under mpirun -np N > 1, how K-FAC/EKFAC share their inverse work: inverse (each layer's owner rank inverts and broadcasts the inverse), gradient (the owner broadcasts the preconditioned gradient) or replicated (statistics gathered, every rank inverts every layer)",

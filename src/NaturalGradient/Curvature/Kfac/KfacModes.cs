@@ -69,8 +69,9 @@ public enum KfacFactorPrecision
     /// range), multiplied by a bfloat16 GEMM (float32 accumulation inside the kernel), and the product, rounded to
     /// bfloat16, is added to the float32 running average. One batch's factor then carries a relative (Frobenius) error of
     /// about 3e-3, against a sampling error of about 1/√m for a factor estimated from m examples; the average, the
-    /// inverses and every other product stay float32. About twice as fast as float32 on CPUs with bfloat16 instructions
-    /// (AVX512-BF16, AMX); slower on CPUs without them, where the kernel is emulated. Float64 statistics ignore it.
+    /// inverses and every other product stay float32. On a CPU with bfloat16 instructions (AVX512-BF16, AMX) the product
+    /// takes 0.7–0.8 of the float32 accumulation's time for the 512–785-wide factors of docs/PERFORMANCE.md; without
+    /// them libtorch emulates bfloat16 and it may be slower. Float64 statistics ignore it.
     /// </summary>
     Bfloat16,
 }
