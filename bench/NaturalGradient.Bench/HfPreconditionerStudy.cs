@@ -121,13 +121,13 @@ internal static class HfPreconditionerStudy
         };
         foreach (var v in variants.Where(v => v.EkfacBlocks))
         {
-            var o = new KfacOptions { FactorDecay = v.Decay, InverseUpdatePeriod = v.InversePeriod, DampingMode = v.Eigen ? KfacDampingMode.Eigenbasis : KfacDampingMode.Factored };
+            var o = new KfacOptions { FactorDecay = v.Decay, FactorUpdatePeriod = 1, InverseUpdatePeriod = v.InversePeriod, DampingMode = v.Eigen ? KfacDampingMode.Eigenbasis : KfacDampingMode.Factored };
             v.Ekfac = new BlockDiagonalCurvature(layer => new EkfacBlock(layer, o));
         }
         foreach (var v in variants.Where(v => v.Kind is not null && v.Cut is null && !v.EkfacBlocks))
             v.Kfac = new KfacSolverPreconditioner(new KfacOptions
             {
-                FactorDecay = v.Decay, InverseUpdatePeriod = v.InversePeriod,
+                FactorDecay = v.Decay, FactorUpdatePeriod = 1, InverseUpdatePeriod = v.InversePeriod,
                 InverseMethod = v.Eigen ? KfacInverseMethod.Eigen : KfacInverseMethod.Cholesky,
                 DampingMode = v.Eigen ? KfacDampingMode.Eigenbasis : KfacDampingMode.Factored,
             });

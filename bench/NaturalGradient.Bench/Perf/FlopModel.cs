@@ -14,12 +14,15 @@ internal sealed record LayerShape(long In, long Out)
 /// <item>diagonal: (δ∘δ)ᵀ(ā∘ā), 2m·in'·out.</item>
 /// <item>TENGraD: Gram matrices ĀĀᵀ and DDᵀ, 2m²(in' + out); J g and Jᵀu, 4m·out·in'; Cholesky of m × m, m³/3.</item>
 /// <item>K-FAC: factors ĀᵀĀ and DᵀD, 2m(in'² + out²) (counted as full GEMMs: a symmetric rank-m update needs about
-/// half, and the library's 2 × 2 block accumulation of factors from width 384 on does 3/4); G⁻¹VA⁻¹, 2·out·in'(out + in'), or, on the optimizer path where the
-/// gradient is the statistics' w DᵀĀ, w (DG⁻¹)ᵀ(ĀA⁻¹), 2m(out² + in'² + out·in'), whichever is fewer (the library takes
-/// the cheaper); inverses every T steps: Cholesky and inverse (4/3)d³ per d × d factor, or eigh plus 2d³ to form Q diag Qᵀ.</item>
-/// <item>EKFAC: K-FAC's factors; S from the projections DQ_G and ĀQ_A, 2m(out² + in'²) + 2m·out·in'; the projected
+/// half, and the library's 2 × 2 block accumulation of factors from width 384 on does 3/4), amortised over the factor
+/// period T_f (a configuration's factors are accumulated every T_f steps; "-f1" configurations every step); G⁻¹VA⁻¹,
+/// 2·out·in'(out + in'), or, on the optimizer path where the gradient is the statistics' w DᵀĀ, w (DG⁻¹)ᵀ(ĀA⁻¹),
+/// 2m(out² + in'² + out·in'), whichever is fewer (the library takes the cheaper); inverses every T steps: Cholesky and inverse (4/3)d³ per d × d factor, or eigh plus 2d³ to form Q diag Qᵀ.</item>
+/// <item>EKFAC: K-FAC's factors and S from the projections DQ_G and ĀQ_A, 2m(out² + in'²) + 2m·out·in', both every
+/// T_f steps (amortised); the projected
 /// gradient, 2·out·in'(out + in') or (optimizer path) w (DQ_G)ᵀ(ĀQ_A) from S's projections, 2m·out·in', whichever is
-/// fewer; the unprojection 2·out·in'(out + in'); eigh every T steps.</item>
+/// fewer (on the steps between factor updates, where there are no projections of S, 2·out·in'(out + in') or
+/// 2m(out² + in'² + out·in') from D and Ā); the unprojection 2·out·in'(out + in'); eigh every T steps.</item>
 /// <item>eigh (LAPACK syevd, divide and conquer): reduction to tridiagonal form (4/3)d³, the tridiagonal eigenvectors at
 /// most (4/3)d³, the back-transformation 2d³: ≈ 4.67d³ (earlier versions of this model counted 9d³, the symmetric QR
 /// algorithm's figure, which overstated the floors of kfac-eigen and EKFAC).</item>
@@ -34,16 +37,22 @@ internal static class FlopModel
     public static double Sgd(IReadOnlyList<LayerShape> layers, long m) =>
         layers.Select((l, i) => 2.0 * m * l.InBar * l.Out * 2 + (i > 0 ? 2.0 * m * l.In * l.Out : 0)).Sum();
 
-    /// <summary>Flops a method adds to an SGD step (per step, inverse refreshes amortised over their period).</summary>
-    public static double Extra(string method, IReadOnlyList<LayerShape> layers, long m, int inversePeriod, int cgIterations) => method switch
+    /// <summary>
+    /// Flops a method adds to an SGD step (per step: factor updates amortised over <paramref name="factorPeriod"/>, inverse
+    /// refreshes over <paramref name="inversePeriod"/>).
+    /// </summary>
+    public static double Extra(string method, IReadOnlyList<LayerShape> layers, long m, int inversePeriod, int factorPeriod, int cgIterations) => method switch
     {
         "sgd" or "adam" => 0,
         "diag" => layers.Sum(l => 2.0 * m * l.InBar * l.Out),
         "tengrad" => layers.Sum(l => 2.0 * m * m * (l.InBar + l.Out) + 4.0 * m * l.Out * l.InBar + m * (double)m * m / 3),
-        "kfac" or "kfac-bf16" => layers.Sum(l => Factors(l, m) + Math.Min(Apply2(l), MeanGradientApply(l, m)) + (4.0 / 3) * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
-        "kfac-eigen" => layers.Sum(l => Factors(l, m) + Math.Min(Apply2(l), MeanGradientApply(l, m)) + (Eigh + 2) * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
-        "ekfac" or "ekfac-bf16" => layers.Sum(l => Factors(l, m) + 2.0 * m * (Sq(l.Out) + Sq(l.InBar)) + 2.0 * m * l.Out * l.InBar
-                                   + Math.Min(Apply2(l), 2.0 * m * l.Out * l.InBar) + Apply2(l) + Eigh * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
+        "kfac" or "kfac-f1" or "kfac-bf16" => layers.Sum(l => Factors(l, m) / factorPeriod + Math.Min(Apply2(l), MeanGradientApply(l, m))
+                                   + (4.0 / 3) * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
+        "kfac-eigen" => layers.Sum(l => Factors(l, m) / factorPeriod + Math.Min(Apply2(l), MeanGradientApply(l, m)) + (Eigh + 2) * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
+        "ekfac" or "ekfac-f1" or "ekfac-bf16" => layers.Sum(l => (Factors(l, m) + 2.0 * m * (Sq(l.Out) + Sq(l.InBar)) + 2.0 * m * l.Out * l.InBar) / factorPeriod
+                                   + Math.Min(Apply2(l), 2.0 * m * l.Out * l.InBar) / factorPeriod
+                                   + Math.Min(Apply2(l), MeanGradientApply(l, m)) * (1 - 1.0 / factorPeriod)
+                                   + Apply2(l) + Eigh * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
         "hf" => (4.0 + 8.0 * cgIterations) * m * layers.Sum(l => (double)l.InBar * l.Out),
         _ => double.NaN,
     };

@@ -16,8 +16,8 @@ namespace NaturalGradient.Bench.Perf;
 /// <para>Both record each Linear layer's input a and output z with forward hooks, keep z's gradient from the one
 /// <c>loss.backward()</c>, and take δ = m ∂L/∂z (the per-example output gradients of the mean loss), Ā = [a 1],
 /// ḡ = [∇W ∇b] (W̄ = [W b]); then buf ← μ buf + Δ and W̄ ← W̄ − η buf.</para>
-/// <para>K-FAC: A ← βA + (1 − β) ĀᵀĀ/m and G ← βG + (1 − β) δᵀδ/m (one addmm each, the first step takes the batch
-/// factors), every <c>inversePeriod</c> steps (from step 0) the Cholesky inverses of A + π√λ I and G + √λ/π I with
+/// <para>K-FAC: every <c>factorPeriod</c> steps (from step 0) A ← βA + (1 − β) ĀᵀĀ/m and G ← βG + (1 − β) δᵀδ/m (one
+/// addmm each, the first step takes the batch factors), every <c>inversePeriod</c> steps (from step 0) the Cholesky inverses of A + π√λ I and G + √λ/π I with
 /// π² = (tr A/in')/(tr G/out), and Δ = (G + √λ/π I)⁻¹ ḡ (A + π√λ I)⁻¹ (Martens &amp; Grosse 2015 §6.3).</para>
 /// <para>TENGraD (seed 000 eq 40–43, in the model's dtype): K = (ĀĀᵀ) ∘ (δδᵀ) + λm I, u = K⁻¹ rowsum((δḡ) ∘ Ā) by
 /// Cholesky, Δ = (ḡ − (δ ∘ u)ᵀĀ)/λ.</para>
@@ -37,18 +37,21 @@ internal sealed class LeanStep : IDisposable
     private readonly List<Action> _removers = new();
     private readonly bool _kfac;
     private readonly double _lr, _momentum, _damping, _decay;
-    private readonly int _inversePeriod;
+    private readonly int _inversePeriod, _factorPeriod;
     private long _step;
 
-    /// <param name="method">"kfac" (Cholesky inverses every <paramref name="inversePeriod"/> steps) or "tengrad".</param>
+    /// <param name="method">
+    /// "kfac" (factors every <paramref name="factorPeriod"/> steps, Cholesky inverses every <paramref name="inversePeriod"/>
+    /// steps) or "tengrad".
+    /// </param>
     public LeanStep(string method, nn.Module<Tensor, Tensor> model, ILikelihood likelihood, double lr, double momentum, double damping,
-        int inversePeriod, double factorDecay = 0.95)
+        int inversePeriod, int factorPeriod = 1, double factorDecay = 0.95)
     {
         if (method is not ("kfac" or "tengrad")) throw new ArgumentException($"no lean step for '{method}'");
         _kfac = method == "kfac";
         _model = model;
         _likelihood = likelihood;
-        (_lr, _momentum, _damping, _inversePeriod, _decay) = (lr, momentum, damping, inversePeriod, factorDecay);
+        (_lr, _momentum, _damping, _inversePeriod, _factorPeriod, _decay) = (lr, momentum, damping, inversePeriod, factorPeriod, factorDecay);
         foreach (var (_, module) in model.named_modules())
         {
             if (module is not Linear linear) continue;
@@ -95,7 +98,7 @@ internal sealed class LeanStep : IDisposable
             l.A = abar.t().mm(abar).div_(m).DetachFromDisposeScope();
             l.G = delta.t().mm(delta).div_(m).DetachFromDisposeScope();
         }
-        else
+        else if (_step % _factorPeriod == 0)
         {
             l.A.addmm_(abar.t(), abar, beta: (float)_decay, alpha: (float)((1 - _decay) / m));
             l.G!.addmm_(delta.t(), delta, beta: (float)_decay, alpha: (float)((1 - _decay) / m));

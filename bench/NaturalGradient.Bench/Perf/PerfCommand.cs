@@ -25,8 +25,12 @@ internal static class PerfCommand
     /// <summary>Steps after which the lean steps' weights are compared with the library's (past the first inverse refresh).</summary>
     private const int LeanCheckSteps = 12;
 
+    /// <param name="StepMethods">The step part's configurations named by <c>--methods</c> (SGD, the reference, is always timed); null = every one.</param>
     private sealed record Args(bool Quick, bool Kernels, bool Steps, bool Accuracy, int Threads, int Rounds, int Epochs, string[] AccuracyMethods, bool FullGrid, string[] Problems,
-        bool CpuClock);
+        bool CpuClock, string[]? StepMethods);
+
+    /// <summary>The step part's configuration names: SGD, Adam, the natural-gradient configurations and the lean steps.</summary>
+    private static readonly string[] StepMethodNames = new[] { "sgd", "adam" }.Concat(StepConfigs.NaturalGradientMethods).Concat(new[] { "kfac-lean", "tengrad-lean" }).ToArray();
 
     private static Args Parse(string[] args)
     {
@@ -46,13 +50,19 @@ internal static class PerfCommand
         bool quick = args.Contains("--quick");
         var part = Value("--part") ?? "all";
         if (part is not ("all" or "kernels" or "steps" or "accuracy")) throw new ArgumentException($"option --part: expected all, kernels, steps or accuracy, got '{part}'");
-        var methods = (Value("--methods") ?? (quick ? "adam,sgd,kfac,tengrad" : "adam,sgd,kfac,ekfac,tengrad,diag,hf"))
-            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        foreach (var m in methods)
-            if (!TimeToAccuracy.Grid.ContainsKey(m)) throw new ArgumentException($"option --methods: unknown method '{m}' (expected {string.Join(", ", TimeToAccuracy.Grid.Keys)})");
+        bool steps = part is "all" or "steps", accuracy = part is "all" or "accuracy";
+        // --methods names the time-to-accuracy runs and the step part's configurations; each part takes the names it knows.
+        var given = Value("--methods")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (var m in given ?? Array.Empty<string>())
+            if (!(accuracy && TimeToAccuracy.Grid.ContainsKey(m)) && !(steps && StepMethodNames.Contains(m)))
+                throw new ArgumentException($"option --methods: unknown method '{m}' (expected {string.Join(", ", (accuracy ? TimeToAccuracy.Grid.Keys : Enumerable.Empty<string>()).Union(steps ? StepMethodNames : Enumerable.Empty<string>()))})");
+        var methods = given?.Where(TimeToAccuracy.Grid.ContainsKey).ToArray()
+            ?? (quick ? "adam,sgd,kfac,tengrad" : "adam,sgd,kfac,ekfac,tengrad,diag,hf").Split(',');
+        if (accuracy && methods.Length == 0)
+            throw new ArgumentException($"option --methods: no time-to-accuracy method among '{Value("--methods")}' (expected {string.Join(", ", TimeToAccuracy.Grid.Keys)}; or --part steps)");
         TimeToAccuracy.EvalEvery = Int("--eval-every", 50);
         TimeToAccuracy.InversePeriod = Int("--inverse-period", 10);
-        TimeToAccuracy.FactorPeriod = Int("--factor-period", 1);
+        TimeToAccuracy.FactorPeriod = Int("--factor-period", new NaturalGradient.Curvature.Kfac.KfacOptions().FactorUpdatePeriod);
         TimeToAccuracy.FactorPrecision = (Value("--factor-precision") ?? "model") switch
         {
             "model" => NaturalGradient.Curvature.Kfac.KfacFactorPrecision.Model,
@@ -62,8 +72,9 @@ internal static class PerfCommand
         if (Value("--damping") is { } damping)
             TimeToAccuracy.Damping = double.TryParse(damping, NumberStyles.Float, Inv, out var lambda) && lambda > 0 && double.IsFinite(lambda)
                 ? lambda : throw new ArgumentException($"option --damping: expected a number > 0, got '{damping}'");
-        TimeToAccuracy.ClipForm = (Value("--kl-clip-form") ?? "step") switch
+        TimeToAccuracy.ClipForm = Value("--kl-clip-form") switch
         {
+            null => new NaturalGradient.Optim.NaturalGradientOptions().KlClipForm,
             "step" => NaturalGradient.Optim.KlClipForm.StepQuadraticForm,
             "gradient" => NaturalGradient.Optim.KlClipForm.PreconditionedGradient,
             var v => throw new ArgumentException($"option --kl-clip-form: expected step or gradient, got '{v}'"),
@@ -73,8 +84,8 @@ internal static class PerfCommand
             if (p is not ("mlp256" or "mlp128" or "figure5")) throw new ArgumentException($"option --problems: expected mlp256, mlp128 or figure5, got '{p}'");
         var clock = Value("--clock") ?? "wall";
         if (clock is not ("wall" or "cpu")) throw new ArgumentException($"option --clock: expected wall or cpu, got '{clock}'");
-        return new Args(quick, part is "all" or "kernels", part is "all" or "steps", part is "all" or "accuracy", Int("--threads", 2), Int("--rounds", quick ? 3 : 9),
-            Int("--epochs", 5), methods, !quick, problems, clock == "cpu");
+        return new Args(quick, part is "all" or "kernels", steps, accuracy, Int("--threads", 2), Int("--rounds", quick ? 3 : 9),
+            Int("--epochs", 5), methods, !quick, problems, clock == "cpu", given?.Where(StepMethodNames.Contains).ToArray());
     }
 
     public static int Run(string[] rawArgs)
@@ -152,7 +163,7 @@ internal static class PerfCommand
         md.AppendLine(string.Create(Inv, $"Interleaved rounds in one process: each round, every configuration takes a block of {StepConfigs.InversePeriod} steps (one inverse period) and a GEMM of the first layer's shape is timed; "));
         md.AppendLine(string.Create(Inv, $"ratio = median over {args.Rounds} rounds of (block time / SGD's block time in that round), p10–p90 in brackets; one untimed warm-up round. "));
         md.AppendLine("SGD: torch.optim.SGD, momentum 0.9. Natural-gradient settings: momentum 0.9, constant damping 0.01, empirical Fisher, no KL clip, ");
-        md.AppendLine($"K-FAC/EKFAC inverses every {StepConfigs.InversePeriod} steps (kfac: Cholesky; kfac-eigen: eigh; -bf16: bfloat16 factor GEMMs), Hessian-free exactly {StepConfigs.CgIterations} CG iterations. ");
+        md.AppendLine($"K-FAC/EKFAC inverses every {StepConfigs.InversePeriod} steps and factors every {StepConfigs.DefaultFactorPeriod} (the library's default; -f1: every step) (kfac: Cholesky; kfac-eigen: eigh; -bf16: bfloat16 factor GEMMs), Hessian-free exactly {StepConfigs.CgIterations} CG iterations. ");
         md.AppendLine("optimizer = `NaturalGradientDescent.Step`; preconditioner = `Backward` + `Precondition` + torch.optim.SGD. ");
         if (args.CpuClock) md.AppendLine("Clock: process CPU time summed over threads (`--clock cpu`), not wall time: step times, GEMM rate and floors are per CPU-second. ");
         md.AppendLine("FLOP floor = (SGD step as measured + the method's extra flops at the measured GEMM rate) / SGD step (bench/NaturalGradient.Bench/Perf/FlopModel.cs).");
@@ -162,12 +173,13 @@ internal static class PerfCommand
         var leanSummary = new List<(string Problem, string Method, double Library, double Lean, double Agreement)>();
         foreach (var p in problems)
         {
-            var methods = p.Group == "mlp"
-                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-bf16", "kfac-eigen", "ekfac", "ekfac-bf16", "hf", "auto", "kfac-lean", "tengrad-lean" }
-                : new[] { "tengrad", "kfac", "auto", "kfac-lean", "tengrad-lean" };
+            var methods = args.StepMethods ?? (p.Group == "mlp"
+                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-f1", "kfac-bf16", "kfac-eigen", "ekfac", "ekfac-f1", "ekfac-bf16", "hf", "auto", "kfac-lean", "tengrad-lean" }
+                : new[] { "tengrad", "kfac", "kfac-f1", "auto", "kfac-lean", "tengrad-lean" });
             Console.WriteLine($"{p.Name}:");
             // The lean steps must do the library's math: same weights after LeanCheckSteps steps (float32 round-off).
-            var agreement = new[] { "kfac", "tengrad" }.ToDictionary(m => m, m => LeanCheck.RelativeDifference(p, m, LeanCheckSteps));
+            var agreement = new[] { "kfac", "tengrad" }.Where(m => methods.Contains(m) && methods.Contains(m + "-lean"))
+                .ToDictionary(m => m, m => LeanCheck.RelativeDifference(p, m, LeanCheckSteps));
             foreach (var (m, d) in agreement) Console.WriteLine(string.Create(Inv, $"  {m} lean step vs library after {LeanCheckSteps} steps: relative difference {d:E1}"));
             var (figures, rate) = InterleavedSteps.Run(p, methods, bothPaths: true, args.Rounds, StepConfigs.InversePeriod, Console.WriteLine, args.CpuClock);
             double sgdMs = figures.First(f => f.Method == "sgd").MedianMs;

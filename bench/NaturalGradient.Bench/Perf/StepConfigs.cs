@@ -35,13 +35,21 @@ internal sealed class StepConfig : IDisposable
 /// Builds the configurations the benchmark times: SGD with momentum 0.9 (torch.optim.SGD, the reference), Adam, and
 /// every natural-gradient method both through <see cref="NaturalGradientDescent.Step"/> ("optimizer" path) and through
 /// <see cref="NaturalGradientPreconditioner"/> followed by torch.optim.SGD ("preconditioner" path). Settings: momentum
-/// 0.9, constant damping 0.01, empirical Fisher, no KL clip, K-FAC/EKFAC inverses every 10 steps (K-FAC: Cholesky, and
-/// eigh as "kfac-eigen"; "kfac-bf16" and "ekfac-bf16" with bfloat16 factor GEMMs), Hessian-free exactly 10 CG iterations (tolerance 1e-10, no warm start).
+/// 0.9, constant damping 0.01, empirical Fisher, no KL clip, K-FAC/EKFAC inverses every 10 steps and factors every
+/// <see cref="DefaultFactorPeriod"/> steps (the library's default, <see cref="KfacOptions.FactorUpdatePeriod"/>) (K-FAC:
+/// Cholesky, and eigh as "kfac-eigen"; "kfac-bf16" and "ekfac-bf16" with bfloat16 factor GEMMs; "kfac-f1" and "ekfac-f1"
+/// with factors every step, otherwise as kfac and ekfac), Hessian-free exactly 10 CG iterations (tolerance 1e-10, no warm start).
 /// </summary>
 internal static class StepConfigs
 {
     public const int InversePeriod = 10, CgIterations = 10;
-    public static readonly string[] NaturalGradientMethods = { "diag", "tengrad", "kfac", "kfac-bf16", "kfac-eigen", "ekfac", "ekfac-bf16", "hf", "auto" };
+    public static readonly string[] NaturalGradientMethods = { "diag", "tengrad", "kfac", "kfac-f1", "kfac-bf16", "kfac-eigen", "ekfac", "ekfac-f1", "ekfac-bf16", "hf", "auto" };
+
+    /// <summary>The library's default K-FAC/EKFAC factor period T_f, used by every K-FAC/EKFAC configuration but the "-f1" ones.</summary>
+    public static int DefaultFactorPeriod { get; } = new KfacOptions().FactorUpdatePeriod;
+
+    /// <summary>The factor period T_f of a configuration: 1 for "kfac-f1" and "ekfac-f1", else <see cref="DefaultFactorPeriod"/>.</summary>
+    public static int FactorPeriod(string method) => method.EndsWith("-f1", StringComparison.Ordinal) ? 1 : DefaultFactorPeriod;
 
     public static PreconditionerOptions Options(string method) => new()
     {
@@ -49,8 +57,8 @@ internal static class StepConfigs
         {
             "diag" => CurvatureStructure.Diagonal,
             "tengrad" => CurvatureStructure.Tengrad,
-            "kfac" or "kfac-bf16" or "kfac-eigen" => CurvatureStructure.Kfac,
-            "ekfac" or "ekfac-bf16" => CurvatureStructure.Ekfac,
+            "kfac" or "kfac-f1" or "kfac-bf16" or "kfac-eigen" => CurvatureStructure.Kfac,
+            "ekfac" or "ekfac-f1" or "ekfac-bf16" => CurvatureStructure.Ekfac,
             "hf" => CurvatureStructure.HessianFree,
             "auto" => CurvatureStructure.Auto,
             _ => throw new ArgumentException($"unknown method '{method}'"),
@@ -59,6 +67,7 @@ internal static class StepConfigs
         Kfac = new KfacOptions
         {
             InverseUpdatePeriod = InversePeriod,
+            FactorUpdatePeriod = FactorPeriod(method),
             InverseMethod = method == "kfac-eigen" ? KfacInverseMethod.Eigen : KfacInverseMethod.Cholesky,
             FactorPrecision = method.EndsWith("-bf16", StringComparison.Ordinal) ? KfacFactorPrecision.Bfloat16 : KfacFactorPrecision.Model,
         },
@@ -96,7 +105,7 @@ internal static class StepConfigs
         foreach (var method in new[] { "kfac", "tengrad" }.Where(m => methods.Contains(m + "-lean")))
         {
             var net = model();
-            var lean = new LeanStep(method, net, likelihood, lr, momentum, damping: 1e-2, InversePeriod);
+            var lean = new LeanStep(method, net, likelihood, lr, momentum, damping: 1e-2, InversePeriod, FactorPeriod(method));
             var c = new StepConfig { Method = method, Path = "lean", Step = lean.Step, Model = net };
             c.Own(net); c.Own(lean);
             configs.Add(c);

@@ -28,8 +28,8 @@ internal static class TimeToAccuracy
     /// <summary>K-FAC/EKFAC inverse period (<c>--inverse-period</c>); default 10.</summary>
     public static int InversePeriod { get; set; } = 10;
 
-    /// <summary>K-FAC/EKFAC factor period (<c>--factor-period</c>); default 1.</summary>
-    public static int FactorPeriod { get; set; } = 1;
+    /// <summary>K-FAC/EKFAC factor period (<c>--factor-period</c>); default the library's (<see cref="NaturalGradient.Curvature.Kfac.KfacOptions.FactorUpdatePeriod"/>).</summary>
+    public static int FactorPeriod { get; set; } = new NaturalGradient.Curvature.Kfac.KfacOptions().FactorUpdatePeriod;
 
     /// <summary>The learning-rate grid per method (the quick run uses the middle value).</summary>
     public static readonly IReadOnlyDictionary<string, double[]> Grid = new Dictionary<string, double[]>
@@ -44,8 +44,8 @@ internal static class TimeToAccuracy
         ["auto"] = new[] { 0.03, 0.1, 0.3 },
     };
 
-    /// <summary>What the KL clip bounds (<c>--kl-clip-form</c> of the perf command); default the applied step's predicted KL.</summary>
-    public static NaturalGradient.Optim.KlClipForm ClipForm { get; set; } = NaturalGradient.Optim.KlClipForm.StepQuadraticForm;
+    /// <summary>What the KL clip bounds (<c>--kl-clip-form</c> of the perf command); default the library's (<see cref="NaturalGradient.Optim.NaturalGradientOptions.KlClipForm"/>).</summary>
+    public static NaturalGradient.Optim.KlClipForm ClipForm { get; set; } = new NaturalGradient.Optim.NaturalGradientOptions().KlClipForm;
 
     /// <summary>K-FAC/EKFAC factor GEMM precision (<c>--factor-precision</c>); default the model's.</summary>
     public static NaturalGradient.Curvature.Kfac.KfacFactorPrecision FactorPrecision { get; set; }
@@ -55,8 +55,9 @@ internal static class TimeToAccuracy
 
     /// <summary>
     /// Settings of every method besides the learning rate: momentum 0.9 (Adam: β = 0.9, 0.999); natural-gradient
-    /// methods: empirical Fisher, damping <see cref="Damping"/>, KL clip 1e-3 (the predicted KL of each step bounded, as
-    /// K-FAC's norm constraint), K-FAC/EKFAC inverses every 10 steps (K-FAC by Cholesky), Hessian-free 10 CG iterations.
+    /// methods: empirical Fisher, damping <see cref="Damping"/>, KL clip 1e-3 (K-FAC's norm constraint, measured as
+    /// <see cref="ClipForm"/> says), K-FAC/EKFAC inverses every <see cref="InversePeriod"/> steps (K-FAC by Cholesky) and
+    /// factors every <see cref="FactorPeriod"/>, Hessian-free 10 CG iterations.
     /// </summary>
     public static OptimizerSettings Settings(string method, double lr) => new()
     {

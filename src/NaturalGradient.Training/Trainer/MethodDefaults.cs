@@ -24,7 +24,7 @@ public static class MethodDefaults
             "tengrad" => NaturalGradient(common, learningRate: 0.01, momentum: 0.9, damping: 0.1),
             "diag" => NaturalGradient(common, learningRate: 0.01, momentum: 0.9, damping: 0.1),
             "kfac" => Kronecker(common, learningRate: 0.1, momentum: 0, damping: 0.01) with { KfacInverse = new KfacOptions().InverseMethod },
-            "ekfac" => Kronecker(common, learningRate: 0.03, momentum: 0, damping: 0.01),
+            "ekfac" => Kronecker(common, learningRate: 0.1, momentum: 0, damping: 0.01),
             // The K-FAC preconditioner's factors come from the step's own batch (β = 0, inverses every step): it must match
             // the step's Gauss-Newton system, and stale factors cost more iterations than they save (docs/ALGORITHMS.md).
             "hf" => common with
@@ -49,10 +49,17 @@ public static class MethodDefaults
         LearningRate = learningRate, Momentum = momentum, Damping = damping, Fisher = FisherKind.MonteCarlo,
     };
 
+    /// <summary>
+    /// K-FAC and EKFAC: the KL clip in the core's default form (η²Δᵀg before momentum, no metric product) with κ = 1e-2
+    /// (that form bounds twice the predicted KL plus the damping's share, so κ = 1e-3 held every step below what the
+    /// step form allowed: docs/DEFAULTS.md), and the core's schedule (<see cref="KfacOptions"/>: factors every 3 steps,
+    /// inverses every 10).
+    /// </summary>
     private static OptimizerSettings Kronecker(OptimizerSettings s, double learningRate, double momentum, double damping) =>
         NaturalGradient(s, learningRate, momentum, damping) with
         {
-            KlClip = 1e-3,
+            KlClip = 1e-2,
+            KlClipForm = new global::NaturalGradient.Optim.NaturalGradientOptions().KlClipForm,
             InverseUpdatePeriod = new KfacOptions().InverseUpdatePeriod,
             FactorUpdatePeriod = new KfacOptions().FactorUpdatePeriod,
         };

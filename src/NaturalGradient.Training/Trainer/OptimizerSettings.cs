@@ -62,8 +62,11 @@ public sealed record OptimizerSettings
     /// <summary>Recompute inverses (or eigenbases) every this many steps, ≥ 1; default 10 (docs/PERFORMANCE.md).</summary>
     public int InverseUpdatePeriod { get; init; } = 10;
 
-    /// <summary>Update curvature factors / statistics every this many steps, ≥ 1; default 1.</summary>
-    public int FactorUpdatePeriod { get; init; } = 1;
+    /// <summary>
+    /// Update curvature factors / statistics every this many steps, ≥ 1; default the core's
+    /// (<see cref="Curvature.Kfac.KfacOptions.FactorUpdatePeriod"/>: 3, docs/DEFAULTS.md).
+    /// </summary>
+    public int FactorUpdatePeriod { get; init; } = new Curvature.Kfac.KfacOptions().FactorUpdatePeriod;
 
     /// <summary>K-FAC inverse by Cholesky (default) or eigendecomposition.</summary>
     public Curvature.Kfac.KfacInverseMethod KfacInverse { get; init; } = Curvature.Kfac.KfacInverseMethod.Cholesky;
@@ -96,10 +99,11 @@ public sealed record OptimizerSettings
     public double? KlClip { get; init; }
 
     /// <summary>
-    /// How the KL clip measures a step: the predicted KL ½uᵀMu of the applied step (default; one metric product per
-    /// step) or η²Δᵀg of the preconditioned gradient before momentum (Ba et al. 2017; no metric product).
+    /// How the KL clip measures a step: η²Δᵀg of the preconditioned gradient before momentum (default, as the core's
+    /// <see cref="Optim.NaturalGradientOptions.KlClipForm"/>; Ba et al. 2017, kfac-pytorch's <c>kl_clip</c>; no metric
+    /// product) or the predicted KL ½uᵀMu of the applied step (one metric product per step).
     /// </summary>
-    public Optim.KlClipForm KlClipForm { get; init; } = Optim.KlClipForm.StepQuadraticForm;
+    public Optim.KlClipForm KlClipForm { get; init; } = Optim.KlClipForm.PreconditionedGradient;
 
     /// <summary>
     /// Compute the predicted KL ½uᵀMu of every natural-gradient step for the step metrics even without a KL clip or

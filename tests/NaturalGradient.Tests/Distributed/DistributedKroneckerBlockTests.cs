@@ -70,7 +70,7 @@ public class DistributedKroneckerBlockTests
     public void OwnerComputes_ReceiverImports_EqualsTheBlockThatSawTheWholeBatch(string configuration, string layerKind)
     {
         using var scope = NewDisposeScope();
-        var options = new KfacOptions { FactorDecay = 0.8, InverseUpdatePeriod = 2 };
+        var options = new KfacOptions { FactorDecay = 0.8, FactorUpdatePeriod = 1, InverseUpdatePeriod = 2 };
         var batches = Batches(layerKind);
         var layer = batches[0].Adapter;
         using var whole = (ICurvatureBlock)Create(configuration, layer, options);

@@ -147,14 +147,14 @@ public class NaturalGradientDescentTests
     }
 
     [Fact]
-    public void KlClip_BoundsThePredictedKlOfEveryStep()
+    public void KlClip_StepForm_BoundsThePredictedKlOfEveryStep()
     {
         using var scope = NewDisposeScope();
         var (x, y) = Teacher();
         var model = TestModels.Mlp(new[] { 4, 8, 1 }, seed: 1);
         using var ngd = new NaturalGradientDescent(model, new GaussianLikelihood(), new NaturalGradientOptions
         {
-            LearningRate = 1.0, KlClip = 1e-4,
+            LearningRate = 1.0, KlClip = 1e-4, KlClipForm = KlClipForm.StepQuadraticForm,
             Preconditioner = new PreconditionerOptions { Structure = CurvatureStructure.BlockDiagonal, Damping = 1e-3 },
         });
         var reports = Enumerable.Range(0, 5).Select(_ => ngd.Step(x, y)).ToList();

@@ -100,7 +100,7 @@ public class KfacMeanGradientTests
     {
         using var scope = NewDisposeScope();
         var likelihood = new CategoricalLikelihood();
-        var options = new PreconditionerOptions { Structure = structure, Fisher = FisherKind.Empirical, Damping = Damping, Kfac = new KfacOptions { InverseUpdatePeriod = 2 } };
+        var options = new PreconditionerOptions { Structure = structure, Fisher = FisherKind.Empirical, Damping = Damping, Kfac = new KfacOptions { FactorUpdatePeriod = 1, InverseUpdatePeriod = 2 } };
         var a = TestModels.Mlp(new[] { 30, 40, 3 }, seed: 9);
         var b = TestModels.Mlp(new[] { 30, 40, 3 }, seed: 9);
         using var ngd = new NaturalGradientDescent(a, likelihood, new NaturalGradientOptions { LearningRate = 0.1, Momentum = 0, Preconditioner = options });

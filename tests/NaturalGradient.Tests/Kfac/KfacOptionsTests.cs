@@ -15,13 +15,13 @@ public class KfacOptionsTests
     {
         var options = new KfacOptions();
         Assert.Equal(0.95, options.FactorDecay);
-        Assert.Equal(1, options.FactorUpdatePeriod);
+        Assert.Equal(3, options.FactorUpdatePeriod);
         Assert.Equal(10, options.InverseUpdatePeriod);
         Assert.Equal(KfacInverseMethod.Cholesky, options.InverseMethod);
         Assert.Equal(KfacDampingMode.Factored, options.DampingMode);
         Assert.Equal(KfacWeightSharing.Expand, options.WeightSharing);
         Assert.Same(options, options.Validate());
-        Assert.Equal("KfacOptions { DampingMode = Factored, FactorDecay = 0.95, FactorUpdatePeriod = 1, InverseMethod = Cholesky, InverseUpdatePeriod = 10, WeightSharing = Expand }",
+        Assert.Equal("KfacOptions { DampingMode = Factored, FactorDecay = 0.95, FactorUpdatePeriod = 3, InverseMethod = Cholesky, InverseUpdatePeriod = 10, WeightSharing = Expand }",
             options.ToString());
     }
 

@@ -16,6 +16,9 @@ public class KfacScheduleTests
     private const int M = 6;
     private const double Damping = 0.05;
 
+    /// <summary>Factors every step: the tests of the running averages and inverse periods absorb every update they make.</summary>
+    private static readonly KfacOptions EveryStep = new() { FactorUpdatePeriod = 1 };
+
     /// <summary>The first layer of an MLP and its statistics on two different batches.</summary>
     private static (ILayerAdapter Layer, LayerStatistics First, LayerStatistics Second) TwoBatches()
     {
@@ -42,7 +45,7 @@ public class KfacScheduleTests
         var (layer, first, second) = TwoBatches();
         using var one = Kfac(layer, first);
         using var two = Kfac(layer, second);
-        using var both = Kfac(layer, first, new KfacOptions { FactorDecay = decay });
+        using var both = Kfac(layer, first, new KfacOptions { FactorDecay = decay, FactorUpdatePeriod = 1 });
         both.Update(second, 1);
         TensorAssert.Close(decay * one.ActivationFactor + (1 - decay) * two.ActivationFactor, both.ActivationFactor, rtol: 1e-13, label: "A");
         TensorAssert.Close(decay * one.OutputGradientFactor + (1 - decay) * two.OutputGradientFactor, both.OutputGradientFactor, rtol: 1e-13, label: "G");
@@ -61,7 +64,7 @@ public class KfacScheduleTests
         var (layer, first, second) = TwoBatches();
         using var one = Kfac(layer, first);
         using var two = Kfac(layer, second);
-        using var both = Kfac(layer, Float32(first), new KfacOptions { FactorDecay = decay });
+        using var both = Kfac(layer, Float32(first), new KfacOptions { FactorDecay = decay, FactorUpdatePeriod = 1 });
         both.Update(Float32(second), 1);
         both.Update(Float32(first), 2);
         Assert.Equal(ScalarType.Float32, both.ActivationFactor.dtype);
@@ -133,8 +136,8 @@ public class KfacScheduleTests
     {
         using var scope = NewDisposeScope();
         var (layer, first, second) = TwoBatches();
-        var low = new KfacOptions { FactorPrecision = KfacFactorPrecision.Bfloat16 };
-        using var f32 = Kfac(layer, Float32(first));
+        var low = new KfacOptions { FactorPrecision = KfacFactorPrecision.Bfloat16, FactorUpdatePeriod = 1 };
+        using var f32 = Kfac(layer, Float32(first), EveryStep);
         using var bf16 = Kfac(layer, Float32(first), low);
         f32.Update(Float32(second), 1);
         bf16.Update(Float32(second), 1);
@@ -144,7 +147,7 @@ public class KfacScheduleTests
         var gradient = second.PerSampleGradients().sum(dim: 0).to_type(ScalarType.Float32);
         Assert.True(Relative(bf16.Precondition(gradient, 0.01), f32.Precondition(gradient, 0.01)) < 2e-2, "Δ");
 
-        using var f64 = Kfac(layer, first);
+        using var f64 = Kfac(layer, first, EveryStep);
         using var f64Low = Kfac(layer, first, low);
         f64.Update(second, 1);
         f64Low.Update(second, 1);
@@ -159,7 +162,7 @@ public class KfacScheduleTests
         using var scope = NewDisposeScope();
         var (layer, first, second) = TwoBatches();
         const double decay = 0.6;
-        using var block = new EkfacBlock(layer, new KfacOptions { FactorDecay = decay, InverseUpdatePeriod = 100 });
+        using var block = new EkfacBlock(layer, new KfacOptions { FactorDecay = decay, FactorUpdatePeriod = 1, InverseUpdatePeriod = 100 });
         block.Update(Float32(first), 0);
         var s1 = block.Scaling.to_type(ScalarType.Float64);
         block.Update(Float32(second), 1);
@@ -176,7 +179,7 @@ public class KfacScheduleTests
         using var scope = NewDisposeScope();
         var (layer, first, second) = TwoBatches();
         const double decay = 0.6;
-        using var block = new EkfacBlock(layer, new KfacOptions { FactorDecay = decay, InverseUpdatePeriod = 100 });
+        using var block = new EkfacBlock(layer, new KfacOptions { FactorDecay = decay, FactorUpdatePeriod = 1, InverseUpdatePeriod = 100 });
         block.Update(first, 0);
         var s1 = block.Scaling.clone();
         block.Update(second, 1);
@@ -218,7 +221,7 @@ public class KfacScheduleTests
     {
         using var scope = NewDisposeScope();
         var (layer, first, second) = TwoBatches();
-        var options = new KfacOptions { FactorDecay = 0.5, InverseUpdatePeriod = 3 };
+        var options = new KfacOptions { FactorDecay = 0.5, FactorUpdatePeriod = 1, InverseUpdatePeriod = 3 };
         var block = (KfacBlock)CreateBlock(configuration, layer, options);
         var everyStep = (KfacBlock)CreateBlock(configuration, layer, options with { InverseUpdatePeriod = 1 });
         using var _ = block;
@@ -251,7 +254,7 @@ public class KfacScheduleTests
     {
         using var scope = NewDisposeScope();
         var (layer, first, second) = TwoBatches();
-        using var block = new EkfacBlock(layer, new KfacOptions { InverseUpdatePeriod = 2 });
+        using var block = new EkfacBlock(layer, new KfacOptions { FactorUpdatePeriod = 1, InverseUpdatePeriod = 2 });
         block.Update(first, 0);
         var qa = block.ActivationBasis.clone();
         block.Update(second, 1);

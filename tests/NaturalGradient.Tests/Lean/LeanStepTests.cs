@@ -82,7 +82,7 @@ public class LeanStepTests
     }
 
     [Fact]
-    public void PredictedKl_IsNotComputedUnlessAKlClipOrLevenbergMarquardtOrTheReportAsksForIt()
+    public void PredictedKl_IsNotComputedUnlessAStepFormKlClipOrLevenbergMarquardtOrTheReportAsksForIt()
     {
         using var scope = NewDisposeScope();
         // Hessian-free counts its metric products: the solve's, plus one per step for ½uᵀGu when it is computed.
@@ -91,7 +91,7 @@ public class LeanStepTests
             var (model, x, y) = Classification();
             using var ngd = new NaturalGradientDescent(model, new CategoricalLikelihood(), new NaturalGradientOptions
             {
-                LearningRate = 0.1, KlClip = clip ? 1e30 : null, ReportPredictedKl = report, DampingSchedule = schedule,
+                LearningRate = 0.1, KlClip = clip ? 1e30 : null, KlClipForm = KlClipForm.StepQuadraticForm, ReportPredictedKl = report, DampingSchedule = schedule,
                 Preconditioner = new PreconditionerOptions
                 {
                     Structure = CurvatureStructure.HessianFree, Damping = 1e-2,

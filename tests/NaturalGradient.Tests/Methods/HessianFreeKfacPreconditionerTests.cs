@@ -74,7 +74,7 @@ public class HessianFreeKfacPreconditionerTests
         var options = new HessianFreeOptions
         {
             RelativeTolerance = tolerance, MaxIterations = 200, WarmStart = false, KfacPreconditioner = true, ReferenceSolveEvery = 1,
-            KfacPreconditionerOptions = new NaturalGradient.Curvature.Kfac.KfacOptions { FactorDecay = 0, InverseUpdatePeriod = 1 },
+            KfacPreconditionerOptions = new NaturalGradient.Curvature.Kfac.KfacOptions { FactorDecay = 0, FactorUpdatePeriod = 1, InverseUpdatePeriod = 1 },
         };
         using var pre = new NaturalGradientPreconditioner(model, likelihood,
             new PreconditionerOptions { Structure = CurvatureStructure.HessianFree, Fisher = FisherKind.Exact, Damping = lambda, HessianFree = options });

@@ -30,6 +30,7 @@ public class StepReportTests
         Diagnostics = level,
         DampingSchedule = schedule,
         KlClip = klClip,
+        KlClipForm = KlClipForm.StepQuadraticForm,   // the report's predicted KL is the clipped step's
         Preconditioner = new PreconditionerOptions { Structure = structure, Fisher = FisherKind.Exact, Damping = 1e-2 },
     };
 

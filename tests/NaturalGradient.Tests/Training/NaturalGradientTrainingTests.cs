@@ -1,5 +1,6 @@
 using NaturalGradient.Damping;
 using NaturalGradient.Fisher;
+using NaturalGradient.Optim;
 using NaturalGradient.Training.Models;
 using NaturalGradient.Training;
 using TorchSharp;
@@ -31,7 +32,7 @@ public class NaturalGradientTrainingTests
         {
             // Cross-entropy wants ~100× the damping of least squares (shared/notes/datasets.md); the KL bound keeps
             // early steps of the sampled/diagonal metrics from overshooting.
-            Name = name, LearningRate = 0.3, Momentum = 0, Damping = 1e-1, KlClip = 1e-2, Fisher = fisher,
+            Name = name, LearningRate = 0.3, Momentum = 0, Damping = 1e-1, KlClip = 1e-2, KlClipForm = KlClipForm.StepQuadraticForm, Fisher = fisher,
             MetricSource = metric switch { "other" => MetricSource.OtherBatch, "unlabeled" => MetricSource.Unlabeled, _ => MetricSource.SameBatch },
         };
         var result = Train(data, settings);

@@ -39,8 +39,12 @@ public sealed record HessianFreeOptions
     /// </summary>
     public bool KfacPreconditioner { get; init; }
 
-    /// <summary>Settings of the K-FAC preconditioner's factors (running average, periods); default <see cref="Kfac.KfacOptions"/>.</summary>
-    public Kfac.KfacOptions KfacPreconditionerOptions { get; init; } = new();
+    /// <summary>
+    /// Settings of the K-FAC preconditioner's factors (running average, periods); default <see cref="Kfac.KfacOptions"/>
+    /// with factors every step (<see cref="Kfac.KfacOptions.FactorUpdatePeriod"/> = 1: every step's statistics count,
+    /// since the preconditioner serves that step's Gauss-Newton system).
+    /// </summary>
+    public Kfac.KfacOptions KfacPreconditionerOptions { get; init; } = new() { FactorUpdatePeriod = 1 };
 
     /// <summary>
     /// Every this many solves (the 1st, the (1 + N)-th, …) with a preconditioner, also solve the same system from the same

@@ -17,9 +17,10 @@ public sealed partial class KfacSolverPreconditioner : IDisposable
 {
     private readonly BlockDiagonalCurvature _blocks;
 
+    /// <param name="options">Decay and periods; null = <see cref="HessianFreeOptions.KfacPreconditionerOptions"/>'s default (factors every step).</param>
     public KfacSolverPreconditioner(KfacOptions? options = null)
     {
-        var validated = (options ?? new KfacOptions()).Validate();
+        var validated = (options ?? new HessianFreeOptions().KfacPreconditionerOptions).Validate();
         _blocks = new BlockDiagonalCurvature(layer => CurvatureFactory.KfacLayerBlock(layer, validated));
     }
 
