@@ -72,6 +72,9 @@ internal static class OrderVarianceCommand
                     Name = name, LearningRate = lrMap.GetValueOrDefault(name, 0.05), Momentum = momentumMap.GetValueOrDefault(name, 0),
                     Damping = parse.GetValue(damping), Fisher = CliChoices.Fisher(parse.GetValue(fisher)!),
                     KlClip = name is "sgd" or "adam" ? null : parse.GetValue(klClip) ?? 1e-3, InverseUpdatePeriod = 10,
+                    // The bound is on the predicted KL of the step, with factors every step: the settings of the
+                    // recorded figure (docs/REPRODUCTION.md), kept when the library's defaults became cheaper.
+                    KlClipForm = NaturalGradient.Optim.KlClipForm.StepQuadraticForm, FactorUpdatePeriod = 1,
                 };
                 try { settings.Validate(); }
                 catch (ArgumentOutOfRangeException e) { throw new UsageException($"{name}: {e.Message.Split('\n')[0]}"); }

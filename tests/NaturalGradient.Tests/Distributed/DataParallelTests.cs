@@ -58,12 +58,14 @@ public class DataParallelTests
     [InlineData("exact", "")]
     [InlineData("auto", "")]
     // Distributed K-FAC/EKFAC: both broadcast modes, eigen and Cholesky inverses refreshed every 3 steps (7 refreshes
-    // shipped), the replicated mode, and factors allreduced every 4 steps (KL clipping off: it reads the factors between syncs).
+    // shipped), the replicated mode, and factors allreduced every 4 steps (with the default KL clip, η²Δᵀg reads no
+    // factor; the step form's ½uᵀMu reads the factors between syncs, so that case runs without the clip).
     [InlineData("kfac", "--inverse-period 3 --kfac-distribution inverse")]
     [InlineData("kfac", "--inverse-period 3 --kfac-distribution gradient")]
     [InlineData("kfac", "--inverse-period 3 --kfac-distribution gradient --kfac-inverse eigen")]
     [InlineData("kfac", "--inverse-period 3 --kfac-distribution replicated")]
     [InlineData("kfac", "--inverse-period 3 --factor-sync-every 4 --kl-clip none")]
+    [InlineData("kfac", "--inverse-period 3 --factor-sync-every 4")]
     [InlineData("ekfac", "--inverse-period 3 --kfac-distribution inverse")]
     [InlineData("ekfac", "--inverse-period 3 --kfac-distribution gradient")]
     public void TwoRanks_MatchOneProcess_After20Steps(string method, string options)
