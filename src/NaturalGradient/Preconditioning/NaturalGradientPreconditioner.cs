@@ -307,13 +307,11 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     /// </summary>
     public static Tensor FiniteCheck(IEnumerable<Tensor> tensors)
     {
-        Tensor? sum = null;
-        foreach (var t in tensors)
-        {
-            var s = t.sum().to_type(ScalarType.Float64);
-            sum = sum is null ? s : sum.add_(s);
-        }
-        return sum ?? zeros(1, dtype: ScalarType.Float64).squeeze();
+        var sums = tensors.Select(t => t.sum()).ToList();
+        if (sums.Count == 0) return zeros(1, dtype: ScalarType.Float64).squeeze();
+        // One kernel per tensor: the per-tensor sums are stacked (one dtype) and added in float64.
+        if (sums.All(t => t.dtype == sums[0].dtype)) return stack(sums).sum(ScalarType.Float64);
+        return stack(sums.Select(t => t.to_type(ScalarType.Float64))).sum();
     }
 
     public void Dispose()
