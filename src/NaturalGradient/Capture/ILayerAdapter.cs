@@ -78,8 +78,9 @@ public interface ILayerAdapter
     /// <summary>The current values of the covered parameters as W̄ (OutputDim × InputDim), detached.</summary>
     Tensor WeightMatrix();
 
-    /// <summary>Adds the W̄-shaped <paramref name="update"/> to the covered parameters in place (under no_grad).</summary>
-    void AddToWeights(Tensor update);
+    /// <summary>Adds α · the W̄-shaped <paramref name="update"/> to the covered parameters in place (under no_grad), one fused
+    /// pass per parameter.</summary>
+    void AddToWeights(Tensor update, double alpha = 1);
 }
 
 /// <summary>A Kronecker layer whose activations are one-hot rows (Embedding): its statistics can use the indices.</summary>

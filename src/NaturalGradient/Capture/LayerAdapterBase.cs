@@ -93,7 +93,7 @@ public abstract class LayerAdapterBase : ILayerAdapter
 
     public void WriteGradientMatrix(Tensor g) => ParameterMatrix.WriteGradient(this, g);
 
-    public void AddToWeights(Tensor update) => ParameterMatrix.AddToWeights(this, update);
+    public void AddToWeights(Tensor update, double alpha = 1) => ParameterMatrix.AddToWeights(this, update, alpha);
 
     public Tensor WeightMatrix() => ParameterMatrix.Weights(this);
 

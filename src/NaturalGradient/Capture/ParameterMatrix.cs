@@ -33,12 +33,12 @@ internal static class ParameterMatrix
             p.grad.copy_(value);
     }
 
-    /// <summary>Adds the W̄-shaped <paramref name="update"/> to the covered parameters in place (under no_grad).</summary>
-    public static void AddToWeights(ILayerAdapter layer, Tensor update)
+    /// <summary>Adds α · the W̄-shaped <paramref name="update"/> to the covered parameters in place (under no_grad).</summary>
+    public static void AddToWeights(ILayerAdapter layer, Tensor update, double alpha = 1)
     {
         using var _ = no_grad();
         var parts = layer.SplitMatrix(update);
-        for (int i = 0; i < layer.Parameters.Count; i++) layer.Parameters[i].add_(parts[i].to_type(layer.Parameters[i].dtype));
+        for (int i = 0; i < layer.Parameters.Count; i++) layer.Parameters[i].add_(parts[i].to_type(layer.Parameters[i].dtype), alpha: alpha);
     }
 
     /// <summary>The covered parameters' current values as W̄, detached.</summary>

@@ -160,7 +160,7 @@ public sealed class TiedLayerAdapter : ILayerAdapter
     public Tensor GradientMatrix() => ParameterMatrix.Gradient(this);
     public void WriteGradientMatrix(Tensor g) => ParameterMatrix.WriteGradient(this, g);
     public Tensor WeightMatrix() => ParameterMatrix.Weights(this);
-    public void AddToWeights(Tensor update) => ParameterMatrix.AddToWeights(this, update);
+    public void AddToWeights(Tensor update, double alpha = 1) => ParameterMatrix.AddToWeights(this, update, alpha);
 
     /// <summary>
     /// The statistics of W̄ from the recorded calls of every use (<see cref="LayerCall.Use"/> indexes <see cref="Uses"/>)

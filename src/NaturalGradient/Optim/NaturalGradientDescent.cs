@@ -106,7 +106,7 @@ public sealed partial class NaturalGradientDescent : IDisposable
         using var _ = no_grad();
         if (Preconditioner.MetricRejected)
             return Finish(new StepReport(lossTensor.ToDouble(), lambda, double.NaN, double.NaN, Applied: false, StepRejection.StatisticsOverflow),
-                TimeSpan.Zero, Array.Empty<Tensor>(), null);
+                TimeSpan.Zero, Array.Empty<Tensor>(), null, 1);
         var layers = Preconditioner.Layers;
         var g = Preconditioner.GradientMatrices();
         if (Options.WeightDecay > 0)
@@ -119,22 +119,26 @@ public sealed partial class NaturalGradientDescent : IDisposable
         double scale = 1;
         if (Options.KlClip is { } bound && Options.KlClipForm == KlClipForm.PreconditionedGradient)
             scale = ClipPreconditionedGradient(delta, g, bound);
-        // Candidate momentum buffers and steps: momentum and weights take them only if every step is finite.
+        // Candidate momentum buffers: momentum and weights take them only if every step is finite. The step is
+        // u = s · S with S the candidates and s = −η (one fused add into the weights, no u tensor); for η > 1 the
+        // product −η · S could overflow where S does not, so S is formed as −η · candidate and checked, with s = 1.
         var directions = layers.Select((l, i) => MomentumCandidate(_layerMomentum, l.Name, delta[i])).ToList();
         var plain = _uncovered.Where(p => p.grad is not null)
             .Select(p => (Parameter: p, Direction: MomentumCandidate(_plainMomentum, p, PlainDirection(p)))).ToList();
-        var u = directions.Select(d => d.mul(-LearningRate)).ToList();
-        var plainSteps = plain.Select(t => t.Direction.mul(-LearningRate)).ToList();
+        bool formSteps = LearningRate > 1;
+        double s = formSteps ? 1 : -LearningRate;
+        var steps = formSteps ? directions.Select(d => d.mul(-LearningRate)).ToList() : directions;
+        var plainSteps = formSteps ? plain.Select(t => t.Direction.mul(-LearningRate)).ToList() : plain.Select(t => t.Direction).ToList();
 
         // One host read: the loss and whether every step (natural-gradient and plain) is finite.
-        var check = NaturalGradientPreconditioner.FiniteCheck(u.Concat(plainSteps));
+        var check = NaturalGradientPreconditioner.FiniteCheck(steps.Concat(plainSteps));
         var read = stack(new[] { lossTensor.to_type(ScalarType.Float64), check }).cpu().data<double>().ToArray();
         double loss = read[0];
-        if (!double.IsFinite(read[1]))
+        if (!double.IsFinite(read[1]) && !FiniteGuard.AllFinite(steps.Concat(plainSteps)))
         {
             _damping.Observe(double.NaN);
             return Finish(new StepReport(loss, lambda, double.NaN, double.NaN, Applied: false, StepRejection.NonFiniteDirection),
-                Stopwatch.GetElapsedTime(solveStart), g, null);
+                Stopwatch.GetElapsedTime(solveStart), g, null, 1);
         }
         for (int i = 0; i < layers.Count; i++) CommitMomentum(_layerMomentum, layers[i].Name, directions[i]);
         foreach (var (p, d) in plain) CommitMomentum(_plainMomentum, p, d);
@@ -145,24 +149,24 @@ public sealed partial class NaturalGradientDescent : IDisposable
         bool stepClip = Options.KlClip is not null && Options.KlClipForm == KlClipForm.StepQuadraticForm;
         if (stepClip || lm || Options.ReportPredictedKl || detailed)
         {
-            // uᵀMu and gᵀu of the step, read together: the predicted KL ½uᵀMu and the quadratic model q(u) = gᵀu + ½uᵀMu.
-            var quadratic = Preconditioner.Curvature.QuadraticForm(layers, u);
-            var lin = QuadraticForms.Sum(u, g);
+            // uᵀMu and gᵀu of the step u = s · S, read together: the predicted KL ½uᵀMu and the quadratic model q(u) = gᵀu + ½uᵀMu.
+            var quadratic = Preconditioner.Curvature.QuadraticForm(layers, steps);
+            var lin = QuadraticForms.Sum(steps, g);
             var forms = stack(new[] { quadratic.to_type(ScalarType.Float64), lin }).cpu().data<double>().ToArray();
-            quad = forms[0];
-            linear = forms[1];
+            quad = s * s * forms[0];
+            linear = s * forms[1];
         }
         var solveTime = Stopwatch.GetElapsedTime(solveStart);
         if (stepClip && Options.KlClip is { } kappa && 0.5 * quad > kappa)
         {
             scale = Math.Sqrt(kappa / (0.5 * quad));
-            foreach (var t in u) t.mul_(scale);
+            s *= scale;
             quad *= scale * scale;
             linear *= scale;
         }
 
-        for (int i = 0; i < layers.Count; i++) layers[i].AddToWeights(u[i]);
-        for (int i = 0; i < plain.Count; i++) plain[i].Parameter.add_(plainSteps[i]);
+        for (int i = 0; i < layers.Count; i++) layers[i].AddToWeights(steps[i], s);
+        for (int i = 0; i < plain.Count; i++) plain[i].Parameter.add_(plainSteps[i], alpha: s);
 
         double rho = double.NaN;
         if (lm || detailed)
@@ -173,7 +177,7 @@ public sealed partial class NaturalGradientDescent : IDisposable
             rho = predicted < 0 ? (newLoss - loss) / predicted : double.NaN;
             if (lm) _damping.Observe(rho);
         }
-        return Finish(new StepReport(loss, lambda, rho, 0.5 * quad, Applied: true) { KlClipScale = scale }, solveTime, g, u);
+        return Finish(new StepReport(loss, lambda, rho, 0.5 * quad, Applied: true) { KlClipScale = scale }, solveTime, g, steps, Math.Abs(s));
     }
 
     /// <summary>
@@ -190,8 +194,9 @@ public sealed partial class NaturalGradientDescent : IDisposable
         return nu;
     }
 
-    /// <summary>Completes the report from values already on the host, publishes it and returns it.</summary>
-    private StepReport Finish(StepReport report, TimeSpan solveTime, IReadOnlyList<Tensor> g, IReadOnlyList<Tensor>? u)
+    /// <summary>Completes the report from values already on the host, publishes it and returns it; the step was
+    /// <paramref name="stepScale"/> · <paramref name="steps"/> (null when none was taken).</summary>
+    private StepReport Finish(StepReport report, TimeSpan solveTime, IReadOnlyList<Tensor> g, IReadOnlyList<Tensor>? steps, double stepScale)
     {
         StepCount++;
         if (!report.Applied) SkippedSteps++;
@@ -203,7 +208,7 @@ public sealed partial class NaturalGradientDescent : IDisposable
             SolveTime = solveTime,
         };
         if (Options.Diagnostics == DiagnosticsLevel.Detailed && g.Count > 0)
-            report = report with { GradientNorm = Norm(g), UpdateNorm = u is null ? null : Norm(u) };
+            report = report with { GradientNorm = Norm(g), UpdateNorm = steps is null ? null : stepScale * Norm(steps) };
         LastReport = report;
         StepLog.Write(_logger, report);
         StepCompleted?.Invoke(this, report);

@@ -288,25 +288,30 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     }
 
     /// <summary>
-    /// True when every entry of every tensor is finite, decided by one host read: the float64 sum of all entries is
-    /// finite exactly when no entry is NaN or ±∞ (short of an overflow of the sum itself beyond 1.8e308).
+    /// True when every entry of every tensor is finite: one host read of <see cref="FiniteCheck"/>, and a second
+    /// (<see cref="FiniteGuard.AllFinite"/>, entry by entry) only when that sum is not finite, which is also the case when
+    /// finite entries sum beyond the dtype's range.
     /// </summary>
     public static bool AllFinite(IEnumerable<Tensor> tensors)
     {
         using var scope = NewDisposeScope();
-        return double.IsFinite(FiniteCheck(tensors).ToDouble());
+        var list = tensors as IReadOnlyCollection<Tensor> ?? tensors.ToList();
+        return double.IsFinite(FiniteCheck(list).ToDouble()) || FiniteGuard.AllFinite(list);
     }
 
-    /// <summary>The float64 scalar Σ over all entries of <paramref name="tensors"/>: finite iff they all are (see <see cref="AllFinite"/>). No host read.</summary>
+    /// <summary>
+    /// Σ over all entries of <paramref name="tensors"/>, each tensor summed in its own dtype (one read pass, no
+    /// conversion copy) and the sums added in float64; no host read. Finite when every entry is finite and no tensor's
+    /// sum overflows its dtype: a non-finite value means an entry is NaN or ±∞ or the sum overflowed, which
+    /// <see cref="FiniteGuard.AllFinite"/> tells apart.
+    /// </summary>
     public static Tensor FiniteCheck(IEnumerable<Tensor> tensors)
     {
-        Tensor? sum = null;
-        foreach (var t in tensors)
-        {
-            var s = t.sum(ScalarType.Float64);
-            sum = sum is null ? s : sum.add_(s);
-        }
-        return sum ?? zeros(1, dtype: ScalarType.Float64).squeeze();
+        var sums = tensors.Select(t => t.sum()).ToList();
+        if (sums.Count == 0) return zeros(1, dtype: ScalarType.Float64).squeeze();
+        // One kernel per tensor: the per-tensor sums are stacked (one dtype) and added in float64.
+        if (sums.All(t => t.dtype == sums[0].dtype)) return stack(sums).sum(ScalarType.Float64);
+        return stack(sums.Select(t => t.to_type(ScalarType.Float64))).sum();
     }
 
     public void Dispose()

@@ -1,3 +1,4 @@
+using NaturalGradient.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -38,26 +39,51 @@ public sealed class ConjugateGradient : IterativeSolverBase
             using var iteration = NewDisposeScope();
             var q = context.Apply(p);                                     // q = A p
             double pq = Dot(p, q);
-            if (!double.IsFinite(pq)) return Report(x, k, rNorm, bNorm, SolveStatus.NonFinite);
-            if (pq <= 0) return Report(x, k, rNorm, bNorm, SolveStatus.Breakdown);
+            if (!double.IsFinite(pq)) return Finish(x, k, rNorm, bNorm, SolveStatus.NonFinite);
+            if (pq <= 0) return Finish(x, k, rNorm, bNorm, SolveStatus.Breakdown);
             double alpha = rz / pq;                                       // α = rᵀz / pᵀAp
-            var xNext = x + alpha * p;                                    // x ← x + α p
-            if (!double.IsFinite(alpha) || !IsFinite(xNext)) return Report(x, k, rNorm, bNorm, SolveStatus.NonFinite);
-            x.copy_(xNext);
+            if (!(Math.Abs(alpha) <= FiniteGuard.LargestValue(x.dtype))) return Finish(x, k, rNorm, bNorm, SolveStatus.NonFinite);
+            // A finite pᵀq means every pᵢqᵢ is finite, so p and q are: x + αp is finite short of an overflow (Finish checks).
+            x.add_(p, alpha);                                             // x ← x + α p
             r.add_(q, -alpha);                                            // r ← r − α A p
-            rNorm = Norm(r);
-            if (!double.IsFinite(rNorm)) return Report(x, k, double.NaN, bNorm, SolveStatus.NonFinite);
-            if (rNorm <= target) return Report(x, k, rNorm, bNorm, SolveStatus.Converged);
-
-            var z = context.Precondition(r);                              // z = P r
-            double rzNext = Dot(r, z);
-            if (!double.IsFinite(rzNext)) return Report(x, k, rNorm, bNorm, SolveStatus.NonFinite);
-            if (rzNext <= 0) return Report(x, k, rNorm, bNorm, SolveStatus.Breakdown);
+            Tensor z;
+            double rzNext;
+            if (context.IsPreconditioned)
+            {
+                rNorm = Norm(r);
+                if (!double.IsFinite(rNorm)) return Finish(x, k, double.NaN, bNorm, SolveStatus.NonFinite);
+                if (rNorm <= target) return Finish(x, k, rNorm, bNorm, SolveStatus.Converged);
+                z = context.Precondition(r);                              // z = P r
+                rzNext = Dot(r, z);
+            }
+            else
+            {
+                z = r;                                                    // z = r: rᵀz = ‖r‖², one reduction for both
+                rzNext = Dot(r, r);
+                rNorm = Math.Sqrt(rzNext);
+                if (!double.IsFinite(rNorm)) return Finish(x, k, double.NaN, bNorm, SolveStatus.NonFinite);
+                if (rNorm <= target) return Finish(x, k, rNorm, bNorm, SolveStatus.Converged);
+            }
+            if (!double.IsFinite(rzNext)) return Finish(x, k, rNorm, bNorm, SolveStatus.NonFinite);
+            if (rzNext <= 0) return Finish(x, k, rNorm, bNorm, SolveStatus.Breakdown);
             double beta = rzNext / rz;                                    // β = rₖ₊₁ᵀzₖ₊₁ / rₖᵀzₖ
             rz = rzNext;
             p.mul_(beta).add_(z);                                         // p ← z + β p
         }
-        return Report(x, options.MaxIterations, rNorm, bNorm, SolveStatus.MaxIterations);
+        return Finish(x, options.MaxIterations, rNorm, bNorm, SolveStatus.MaxIterations);
+    }
+
+    /// <summary>
+    /// The report for the iterate x, which the loop updates in place without a per-iteration check: if x + αp overflowed
+    /// (finite p and α, entries beyond the dtype's range) x is not finite, and the report is <see cref="SolveStatus.NonFinite"/>
+    /// with X = 0 (one check per solve). A step length α beyond the dtype's range (which libtorch cannot take as a scalar)
+    /// stops the loop before the update, as <see cref="SolveStatus.NonFinite"/>.
+    /// </summary>
+    private static SolveReport Finish(Tensor x, int iterations, double rNorm, double bNorm, SolveStatus status)
+    {
+        if (IsFinite(x)) return Report(x, iterations, rNorm, bNorm, status);
+        x.zero_();
+        return Report(x, iterations, double.NaN, bNorm, SolveStatus.NonFinite);
     }
 
     private static SolveReport Report(Tensor x, int iterations, double rNorm, double bNorm, SolveStatus status) =>

@@ -118,8 +118,11 @@ public class LeanStepTests
         Assert.True(klLm > 0);
     }
 
-    [Fact]
-    public void ReportedPredictedKl_IsHalfUTransposeMU_OfTheAppliedStep()
+    /// <summary>η ≤ 1 adds −η · the candidate into the weights in one fused op; η > 1 forms the step first.</summary>
+    [Theory]
+    [InlineData(0.3)]
+    [InlineData(3.0)]
+    public void ReportedPredictedKl_IsHalfUTransposeMU_OfTheAppliedStep(double learningRate)
     {
         using var scope = NewDisposeScope();
         foreach (var structure in new[] { CurvatureStructure.Tengrad, CurvatureStructure.Kfac, CurvatureStructure.BlockDiagonal })
@@ -127,7 +130,7 @@ public class LeanStepTests
             var (model, x, y) = Classification();
             using var ngd = new NaturalGradientDescent(model, new CategoricalLikelihood(), new NaturalGradientOptions
             {
-                LearningRate = 0.3, ReportPredictedKl = true,
+                LearningRate = learningRate, ReportPredictedKl = true,
                 Preconditioner = new PreconditionerOptions { Structure = structure, Damping = 1e-2, HessianFree = new HessianFreeOptions { MaxIterations = 3 } },
             });
             var layers = ngd.Preconditioner.Capture.Layers.Select(l => l.Adapter).ToList();
@@ -138,6 +141,23 @@ public class LeanStepTests
             double expected = 0.5 * u.Select((t, i) => (t * mu[i]).sum().item<double>()).Sum();
             Assert.True(Math.Abs(report.PredictedKl - expected) <= 1e-10 * Math.Abs(expected), $"{structure}: {report.PredictedKl} vs {expected}");
         }
+    }
+
+    [Fact]
+    public void FiniteCheck_SumsInTheTensorsDtype_AndAllFiniteConfirmsAnOverflowingSumEntryByEntry()
+    {
+        using var scope = NewDisposeScope();
+        var large = full(new long[] { 4, 3 }, 3e38f, dtype: ScalarType.Float32);   // finite entries, float32 sum overflows
+        Assert.False(double.IsFinite(NaturalGradientPreconditioner.FiniteCheck(new[] { large }).item<double>()));
+        Assert.True(NaturalGradientPreconditioner.AllFinite(new[] { large, ones(3) }));
+        foreach (float bad in new[] { float.NaN, float.PositiveInfinity, float.NegativeInfinity })
+        {
+            var t = ones(5, dtype: ScalarType.Float32);
+            t[2] = tensor(bad);
+            Assert.False(NaturalGradientPreconditioner.AllFinite(new[] { ones(3), t }));
+            Assert.False(NaturalGradientPreconditioner.AllFinite(new[] { large, t }));
+        }
+        Assert.Equal(6.0, NaturalGradientPreconditioner.FiniteCheck(new[] { ones(2, 2), full(2, 1.0, dtype: ScalarType.Float64) }).item<double>());
     }
 
     [Fact]
