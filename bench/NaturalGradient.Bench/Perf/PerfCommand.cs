@@ -72,6 +72,9 @@ internal static class PerfCommand
         if (Value("--damping") is { } damping)
             TimeToAccuracy.Damping = double.TryParse(damping, NumberStyles.Float, Inv, out var lambda) && lambda > 0 && double.IsFinite(lambda)
                 ? lambda : throw new ArgumentException($"option --damping: expected a number > 0, got '{damping}'");
+        if (Value("--kl-clip") is { } clip)
+            TimeToAccuracy.KlClip = double.TryParse(clip, NumberStyles.Float, Inv, out var kappa) && kappa > 0 && double.IsFinite(kappa)
+                ? kappa : throw new ArgumentException($"option --kl-clip: expected a number > 0, got '{clip}'");
         TimeToAccuracy.ClipForm = Value("--kl-clip-form") switch
         {
             null => new NaturalGradient.Optim.NaturalGradientOptions().KlClipForm,
@@ -259,7 +262,7 @@ internal static class PerfCommand
         md.AppendLine("## Time to 85 % and 88 % Fashion-MNIST test accuracy").AppendLine();
         md.AppendLine(string.Create(Inv, $"MLP 784-512-512-10 (ReLU, float32), batch {TimeToAccuracy.Batch}, {args.Threads} torch threads, at most {args.Epochs} epochs; only the steps are timed, "));
         md.AppendLine(string.Create(Inv, $"test accuracy (10,000 images) every {TimeToAccuracy.EvalEvery} steps outside the timer; same initial weights and batch order for every run. "));
-        md.AppendLine("Momentum 0.9 (Adam β = 0.9, 0.999); natural-gradient methods: empirical Fisher, damping " + TimeToAccuracy.Damping.ToString("G3", Inv) + ", KL clip 1e-3 (" + (TimeToAccuracy.ClipForm == NaturalGradient.Optim.KlClipForm.StepQuadraticForm ? "of the applied step" : "η²Δᵀg before momentum") + "), inverses every " + TimeToAccuracy.InversePeriod + " steps and factors every " + TimeToAccuracy.FactorPeriod + (TimeToAccuracy.FactorPrecision == NaturalGradient.Curvature.Kfac.KfacFactorPrecision.Bfloat16 ? " by bfloat16 GEMMs" : "") + " (K-FAC: Cholesky), HF 10 CG iterations. ");
+        md.AppendLine("Momentum 0.9 (Adam β = 0.9, 0.999); natural-gradient methods: empirical Fisher, damping " + TimeToAccuracy.Damping.ToString("G3", Inv) + ", KL clip " + TimeToAccuracy.KlClip.ToString("G3", Inv) + " (" + (TimeToAccuracy.ClipForm == NaturalGradient.Optim.KlClipForm.StepQuadraticForm ? "of the applied step" : "η²Δᵀg before momentum") + "), inverses every " + TimeToAccuracy.InversePeriod + " steps and factors every " + TimeToAccuracy.FactorPeriod + (TimeToAccuracy.FactorPrecision == NaturalGradient.Curvature.Kfac.KfacFactorPrecision.Bfloat16 ? " by bfloat16 GEMMs" : "") + " (K-FAC: Cholesky), HF 10 CG iterations. ");
         md.AppendLine(args.FullGrid
             ? "Each method: the best (least time to 85 %, then to 88 %) of its learning-rate grid."
             : "Quick run: one learning rate per method (the middle of its grid), not the best of the grid.");

@@ -50,19 +50,22 @@ internal static class TimeToAccuracy
     /// <summary>K-FAC/EKFAC factor GEMM precision (<c>--factor-precision</c>); default the model's.</summary>
     public static NaturalGradient.Curvature.Kfac.KfacFactorPrecision FactorPrecision { get; set; }
 
+    /// <summary>The natural-gradient methods' KL clip κ (<c>--kl-clip</c>); default 1e-3.</summary>
+    public static double KlClip { get; set; } = 1e-3;
+
     /// <summary>The natural-gradient methods' damping λ (<c>--damping</c>); default 0.01.</summary>
     public static double Damping { get; set; } = 1e-2;
 
     /// <summary>
     /// Settings of every method besides the learning rate: momentum 0.9 (Adam: β = 0.9, 0.999); natural-gradient
-    /// methods: empirical Fisher, damping <see cref="Damping"/>, KL clip 1e-3 (K-FAC's norm constraint, measured as
+    /// methods: empirical Fisher, damping <see cref="Damping"/>, KL clip <see cref="KlClip"/> (K-FAC's norm constraint, measured as
     /// <see cref="ClipForm"/> says), K-FAC/EKFAC inverses every <see cref="InversePeriod"/> steps (K-FAC by Cholesky) and
     /// factors every <see cref="FactorPeriod"/>, Hessian-free 10 CG iterations.
     /// </summary>
     public static OptimizerSettings Settings(string method, double lr) => new()
     {
         Name = method, LearningRate = lr, Momentum = 0.9, Damping = Damping,
-        KlClip = method is "sgd" or "adam" ? null : 1e-3, KlClipForm = ClipForm,
+        KlClip = method is "sgd" or "adam" ? null : KlClip, KlClipForm = ClipForm,
         InverseUpdatePeriod = InversePeriod, FactorUpdatePeriod = FactorPeriod, KfacFactorPrecision = FactorPrecision, HfMaxIterations = 10,
     };
 
