@@ -28,7 +28,7 @@ foreach (var structure in new[] { CurvatureStructure.Kfac, CurvatureStructure.Te
     {
         LearningRate = 0.1,
         // K-FAC's norm constraint on the predicted KL ½uᵀMu of each step (at most 1e-3; one metric product per step). On
-        // this task it trained K-FAC to a loss of 0.0065 in 60 steps, where the default form (η²Δᵀg ≤ κ before momentum,
+        // this task it trained K-FAC to a loss of 0.0065 in 60 steps, where the gradient form (η²Δᵀg ≤ κ before momentum,
         // no metric product) reached 0.034 with κ = 1e-3 and 0.097 with κ = 1e-2.
         KlClip = 1e-3, KlClipForm = KlClipForm.StepQuadraticForm,
         Preconditioner = new PreconditionerOptions { Structure = structure, Fisher = FisherKind.Exact, Damping = 1e-2 },

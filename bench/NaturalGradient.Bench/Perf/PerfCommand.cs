@@ -77,7 +77,7 @@ internal static class PerfCommand
                 ? kappa : throw new ArgumentException($"option --kl-clip: expected a number > 0, got '{clip}'");
         TimeToAccuracy.ClipForm = Value("--kl-clip-form") switch
         {
-            null => new NaturalGradient.Optim.NaturalGradientOptions().KlClipForm,
+            null => null,
             "step" => NaturalGradient.Optim.KlClipForm.StepQuadraticForm,
             "gradient" => NaturalGradient.Optim.KlClipForm.PreconditionedGradient,
             var v => throw new ArgumentException($"option --kl-clip-form: expected step or gradient, got '{v}'"),
@@ -262,7 +262,12 @@ internal static class PerfCommand
         md.AppendLine("## Time to 85 % and 88 % Fashion-MNIST test accuracy").AppendLine();
         md.AppendLine(string.Create(Inv, $"MLP 784-512-512-10 (ReLU, float32), batch {TimeToAccuracy.Batch}, {args.Threads} torch threads, at most {args.Epochs} epochs; only the steps are timed, "));
         md.AppendLine(string.Create(Inv, $"test accuracy (10,000 images) every {TimeToAccuracy.EvalEvery} steps outside the timer; same initial weights and batch order for every run. "));
-        md.AppendLine("Momentum 0.9 (Adam β = 0.9, 0.999); natural-gradient methods: empirical Fisher, damping " + TimeToAccuracy.Damping.ToString("G3", Inv) + ", KL clip " + TimeToAccuracy.KlClip.ToString("G3", Inv) + " (" + (TimeToAccuracy.ClipForm == NaturalGradient.Optim.KlClipForm.StepQuadraticForm ? "of the applied step" : "η²Δᵀg before momentum") + "), inverses every " + TimeToAccuracy.InversePeriod + " steps and factors every " + TimeToAccuracy.FactorPeriod + (TimeToAccuracy.FactorPrecision == NaturalGradient.Curvature.Kfac.KfacFactorPrecision.Bfloat16 ? " by bfloat16 GEMMs" : "") + " (K-FAC: Cholesky), HF 10 CG iterations. ");
+        md.AppendLine("Momentum 0.9 (Adam β = 0.9, 0.999); natural-gradient methods: empirical Fisher, damping " + TimeToAccuracy.Damping.ToString("G3", Inv) + ", KL clip " + TimeToAccuracy.KlClip.ToString("G3", Inv) + " (" + TimeToAccuracy.ClipForm switch
+        {
+            NaturalGradient.Optim.KlClipForm.StepQuadraticForm => "of the applied step",
+            NaturalGradient.Optim.KlClipForm.PreconditionedGradient => "η²Δᵀg before momentum",
+            _ => "K-FAC and EKFAC: η²Δᵀg before momentum; the others: of the applied step",
+        } + "), inverses every " + TimeToAccuracy.InversePeriod + " steps and factors every " + TimeToAccuracy.FactorPeriod + (TimeToAccuracy.FactorPrecision == NaturalGradient.Curvature.Kfac.KfacFactorPrecision.Bfloat16 ? " by bfloat16 GEMMs" : "") + " (K-FAC: Cholesky), HF 10 CG iterations. ");
         md.AppendLine(args.FullGrid
             ? "Each method: the best (least time to 85 %, then to 88 %) of its learning-rate grid."
             : "Quick run: one learning rate per method (the middle of its grid), not the best of the grid.");

@@ -44,8 +44,15 @@ internal static class TimeToAccuracy
         ["auto"] = new[] { 0.03, 0.1, 0.3 },
     };
 
-    /// <summary>What the KL clip bounds (<c>--kl-clip-form</c> of the perf command); default the library's (<see cref="NaturalGradient.Optim.NaturalGradientOptions.KlClipForm"/>).</summary>
-    public static NaturalGradient.Optim.KlClipForm ClipForm { get; set; } = new NaturalGradient.Optim.NaturalGradientOptions().KlClipForm;
+    /// <summary>
+    /// What the KL clip bounds (<c>--kl-clip-form</c> of the perf command) for every method; null (the default) = per
+    /// method as natgrad's defaults: η²Δᵀg for K-FAC and EKFAC, the applied step's ½uᵀMu for the others (<see cref="ClipFormOf"/>).
+    /// </summary>
+    public static NaturalGradient.Optim.KlClipForm? ClipForm { get; set; }
+
+    /// <summary>The clip form <paramref name="method"/> runs with (<see cref="ClipForm"/>).</summary>
+    public static NaturalGradient.Optim.KlClipForm ClipFormOf(string method) => ClipForm
+        ?? (method is "kfac" or "ekfac" ? NaturalGradient.Optim.KlClipForm.PreconditionedGradient : NaturalGradient.Optim.KlClipForm.StepQuadraticForm);
 
     /// <summary>K-FAC/EKFAC factor GEMM precision (<c>--factor-precision</c>); default the model's.</summary>
     public static NaturalGradient.Curvature.Kfac.KfacFactorPrecision FactorPrecision { get; set; }
@@ -59,13 +66,13 @@ internal static class TimeToAccuracy
     /// <summary>
     /// Settings of every method besides the learning rate: momentum 0.9 (Adam: β = 0.9, 0.999); natural-gradient
     /// methods: empirical Fisher, damping <see cref="Damping"/>, KL clip <see cref="KlClip"/> (K-FAC's norm constraint, measured as
-    /// <see cref="ClipForm"/> says), K-FAC/EKFAC inverses every <see cref="InversePeriod"/> steps (K-FAC by Cholesky) and
+    /// <see cref="ClipFormOf"/> says), K-FAC/EKFAC inverses every <see cref="InversePeriod"/> steps (K-FAC by Cholesky) and
     /// factors every <see cref="FactorPeriod"/>, Hessian-free 10 CG iterations.
     /// </summary>
     public static OptimizerSettings Settings(string method, double lr) => new()
     {
         Name = method, LearningRate = lr, Momentum = 0.9, Damping = Damping,
-        KlClip = method is "sgd" or "adam" ? null : KlClip, KlClipForm = ClipForm,
+        KlClip = method is "sgd" or "adam" ? null : KlClip, KlClipForm = ClipFormOf(method),
         InverseUpdatePeriod = InversePeriod, FactorUpdatePeriod = FactorPeriod, KfacFactorPrecision = FactorPrecision, HfMaxIterations = 10,
     };
 

@@ -99,7 +99,7 @@ internal sealed class TrainOptions
     public Option<string> KlClip { get; } = CliOptions.Text("--kl-clip", "Bound on the predicted KL of an update, or none [default: per method]", null,
         v => SettingsBinder.ParseKlClip(v), helpName: "kl|none");
     public Option<string> KlClipForm { get; } = CliOptions.Text("--kl-clip-form",
-        "What --kl-clip bounds: gradient (η²Δᵀg before momentum, Ba et al. 2017, kfac-pytorch's kl_clip; no metric product) or step (½uᵀMu of the applied step; one metric product per step)", "gradient",
+        "What --kl-clip bounds: gradient (η²Δᵀg before momentum, Ba et al. 2017, kfac-pytorch's kl_clip; no metric product) or step (½uᵀMu of the applied step; one metric product per step) [default: gradient for kfac and ekfac, step otherwise]", null,
         v => CliChoices.KlClipForm(v), helpName: "gradient|step");
     public Option<string> HfPreconditioner { get; } = CliOptions.Text("--hf-preconditioner", "Hessian-free solver preconditioner: none, diagonal or kfac", "none",
         v => CliChoices.HfPreconditioner(v), helpName: "none|diagonal|kfac");

@@ -50,16 +50,16 @@ public static class MethodDefaults
     };
 
     /// <summary>
-    /// K-FAC and EKFAC: the KL clip in the core's default form (η²Δᵀg before momentum, no metric product) with κ = 1e-2
-    /// (that form bounds twice the predicted KL plus the damping's share, so κ = 1e-3 held every step below what the
-    /// step form allowed: docs/DEFAULTS.md), and the core's schedule (<see cref="KfacOptions"/>: factors every 3 steps,
-    /// inverses every 10).
+    /// K-FAC and EKFAC: the KL clip in the gradient form (η²Δᵀg before momentum, kfac-pytorch's; no metric product) with
+    /// κ = 1e-2 (that form bounds twice the predicted KL plus the damping's share, so κ = 1e-3 held every step below what
+    /// the step form allowed: docs/DEFAULTS.md), and the core's schedule (<see cref="KfacOptions"/>: factors every 3
+    /// steps, inverses every 10).
     /// </summary>
     private static OptimizerSettings Kronecker(OptimizerSettings s, double learningRate, double momentum, double damping) =>
         NaturalGradient(s, learningRate, momentum, damping) with
         {
             KlClip = 1e-2,
-            KlClipForm = new global::NaturalGradient.Optim.NaturalGradientOptions().KlClipForm,
+            KlClipForm = global::NaturalGradient.Optim.KlClipForm.PreconditionedGradient,
             InverseUpdatePeriod = new KfacOptions().InverseUpdatePeriod,
             FactorUpdatePeriod = new KfacOptions().FactorUpdatePeriod,
         };

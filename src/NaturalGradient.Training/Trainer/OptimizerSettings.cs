@@ -99,11 +99,12 @@ public sealed record OptimizerSettings
     public double? KlClip { get; init; }
 
     /// <summary>
-    /// How the KL clip measures a step: η²Δᵀg of the preconditioned gradient before momentum (default, as the core's
-    /// <see cref="Optim.NaturalGradientOptions.KlClipForm"/>; Ba et al. 2017, kfac-pytorch's <c>kl_clip</c>; no metric
-    /// product) or the predicted KL ½uᵀMu of the applied step (one metric product per step).
+    /// How the KL clip measures a step: the predicted KL ½uᵀMu of the applied step (default, as the core's
+    /// <see cref="Optim.NaturalGradientOptions.KlClipForm"/>; one metric product per step) or η²Δᵀg of the
+    /// preconditioned gradient before momentum (Ba et al. 2017, kfac-pytorch's <c>kl_clip</c>; no metric product; the
+    /// default of natgrad's kfac and ekfac, <see cref="MethodDefaults"/>).
     /// </summary>
-    public Optim.KlClipForm KlClipForm { get; init; } = Optim.KlClipForm.PreconditionedGradient;
+    public Optim.KlClipForm KlClipForm { get; init; } = Optim.KlClipForm.StepQuadraticForm;
 
     /// <summary>
     /// Compute the predicted KL ½uᵀMu of every natural-gradient step for the step metrics even without a KL clip or

@@ -24,18 +24,23 @@ public sealed record NaturalGradientOptions
 
     /// <summary>
     /// Bound κ on the predicted KL of each step (K-FAC's norm constraint), measured as <see cref="KlClipForm"/> says;
-    /// null = none. The default form's η²Δᵀg is at least twice the predicted KL (plus the damping's share), so it binds
+    /// null = none. The gradient form's η²Δᵀg is at least twice the predicted KL (plus the damping's share), so it binds
     /// at smaller steps than the step form for the same κ: natgrad's K-FAC and EKFAC use κ = 1e-2 with it where κ = 1e-3
     /// suited the step form (docs/DEFAULTS.md).
     /// </summary>
     public double? KlClip { get; init; }
 
     /// <summary>
-    /// How <see cref="KlClip"/> measures a step; default <see cref="Optim.KlClipForm.PreconditionedGradient"/> (kfac-pytorch's
-    /// <c>kl_clip</c>: one dot product per step, no metric product). With κ = 1e-2 it matched
-    /// <see cref="Optim.KlClipForm.StepQuadraticForm"/> at κ = 1e-3 on weather, wine and a Fashion-MNIST subset (docs/DEFAULTS.md).
+    /// How <see cref="KlClip"/> measures a step; default <see cref="Optim.KlClipForm.StepQuadraticForm"/>: the predicted
+    /// KL ½uᵀMu of the applied step, momentum included (one metric product per step when a clip is set).
+    /// <see cref="Optim.KlClipForm.PreconditionedGradient"/> (Ba et al. 2017, kfac-pytorch's <c>kl_clip</c>) bounds
+    /// η²Δᵀg of the preconditioned gradient before momentum, one dot product with what the solve has: natgrad's K-FAC and
+    /// EKFAC use it (κ = 1e-2, momentum 0; it matched the step form at κ = 1e-3 on weather, wine and a Fashion-MNIST
+    /// subset, docs/DEFAULTS.md). With momentum μ it does not bound the applied step, which can reach 1/(1 − μ) times the
+    /// clipped Δ: in the accuracy benchmark (momentum 0.9, κ = 1e-3; docs/PERFORMANCE.md) it suited K-FAC, while
+    /// Hessian-free diverged with it and trained with the step form.
     /// </summary>
-    public KlClipForm KlClipForm { get; init; } = KlClipForm.PreconditionedGradient;
+    public KlClipForm KlClipForm { get; init; } = KlClipForm.StepQuadraticForm;
 
     /// <summary>
     /// What each step measures for its <see cref="StepReport"/>; default <see cref="DiagnosticsLevel.Basic"/> (no added

@@ -28,7 +28,7 @@ public class CheapDefaultsTests
     }
 
     [Fact]
-    public void DefaultKlClip_SpendsNoMetricProduct()
+    public void GradientFormKlClip_SpendsNoMetricProduct_AndTheStepFormOnePerStep()
     {
         using var scope = NewDisposeScope();
         // Hessian-free counts its metric products: the solve's, plus one per step when ½uᵀMu is formed.
@@ -58,30 +58,31 @@ public class CheapDefaultsTests
 
         long plain = Products(null, null, out _);
         // A clip that never binds keeps the trajectory (and so the solver's products) of the unclipped run.
-        long byDefault = Products(1e30, null, out var defaultReport);
-        long byStep = Products(1e30, KlClipForm.StepQuadraticForm, out _);
-        Assert.Equal(plain, byDefault);
-        Assert.True(double.IsNaN(defaultReport.PredictedKl), $"predicted KL {defaultReport.PredictedKl} formed by the default clip");
-        Assert.Equal(plain + 4, byStep);                         // the step form's uᵀMu, once per step: what the default saves
+        long byGradient = Products(1e30, KlClipForm.PreconditionedGradient, out var gradientReport);
+        long byDefault = Products(1e30, null, out _);
+        Assert.Equal(plain, byGradient);
+        Assert.True(double.IsNaN(gradientReport.PredictedKl), $"predicted KL {gradientReport.PredictedKl} formed by the gradient-form clip");
+        Assert.Equal(plain + 4, byDefault);                      // the default step form's uᵀMu, once per step: what the gradient form saves
 
-        Products(1e-12, null, out var bound);                    // the default clip does bind (and still forms no uᵀMu)
+        Products(1e-12, KlClipForm.PreconditionedGradient, out var bound);   // the gradient form does bind (and still forms no uᵀMu)
         Assert.InRange(bound.KlClipScale, 0, 1 - 1e-6);
         Assert.True(double.IsNaN(bound.PredictedKl));
     }
 
     [Fact]
-    public void TrainerDefaults_UseTheLibrarysCheapClipAndFactorPeriod()
+    public void TrainerDefaults_KfacAndEkfacUseTheCheapClipAndTheLibrarysFactorPeriod()
     {
-        var library = new NaturalGradientOptions().KlClipForm;
-        Assert.Equal(KlClipForm.PreconditionedGradient, library);
-        Assert.Equal(library, new OptimizerSettings().KlClipForm);
+        // The core and the neutral trainer settings bound the applied step (momentum included); natgrad's K-FAC and
+        // EKFAC take the gradient form with the κ chosen for it (docs/DEFAULTS.md).
+        Assert.Equal(KlClipForm.StepQuadraticForm, new NaturalGradientOptions().KlClipForm);
+        Assert.Equal(KlClipForm.StepQuadraticForm, new OptimizerSettings().KlClipForm);
         int period = new KfacOptions().FactorUpdatePeriod;
         foreach (var name in new[] { "kfac", "ekfac" })
         {
             var d = MethodDefaults.For(name);
             Assert.Equal(period, d.FactorUpdatePeriod);
-            Assert.Equal(library, d.KlClipForm);
-            Assert.NotNull(d.KlClip);
+            Assert.Equal(KlClipForm.PreconditionedGradient, d.KlClipForm);
+            Assert.Equal(1e-2, d.KlClip);
         }
         // Hessian-free's K-FAC solver preconditioner must match the step's own batch: factors every step.
         Assert.Equal(1, MethodDefaults.For("hf").FactorUpdatePeriod);
