@@ -254,11 +254,11 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     }
 
     /// <summary>
-    /// <see cref="Solve"/> for gradients that are exactly the .grad left by the last <see cref="Backward"/> (empirical
+    /// <see cref="Solve(IReadOnlyList{Tensor}, double)"/> for gradients that are exactly the .grad left by the last <see cref="Backward"/> (empirical
     /// Fisher on the same batch, one process, nothing added since): each layer's gradient is then its statistics' mean
     /// gradient w Σᵢ δᵢāᵢᵀ, and blocks that can form Δ more cheaply from Ā and D do so
     /// (<see cref="ICurvature.PreconditionMeanGradient"/>; e.g. K-FAC's w (D G⁻¹)ᵀ(Ā A⁻¹) when the batch is small
-    /// against the layer). Otherwise the same as <see cref="Solve"/>.
+    /// against the layer). Otherwise the same as <see cref="Solve(IReadOnlyList{Tensor}, double)"/>.
     /// </summary>
     internal IReadOnlyList<Tensor> SolveMeanGradient(IReadOnlyList<Tensor> gradients, double damping) =>
         Solve(gradients, damping, _meanGradientStatistics);
