@@ -53,8 +53,10 @@ internal static class InterleavedSteps
                     double elapsed = Clock.Milliseconds(cpuClock) - start;
                     if (r > 0) times[c.Label].Add(elapsed / block);
                 }
-                gemm.Add(GemmGflops(a, b, cpuClock));
-                if (r > 0) log($"  round {r}/{rounds}: sgd {times["sgd"][^1]:F2} ms/step, GEMM {gemm[^1]:F1} GFLOP/s");
+                double rate0 = GemmGflops(a, b, cpuClock);
+                if (r == 0) continue;                                    // the warm-up round counts for neither steps nor GEMM
+                gemm.Add(rate0);
+                log($"  round {r}/{rounds}: sgd {times["sgd"][^1]:F2} ms/step, GEMM {gemm[^1]:F1} GFLOP/s");
             }
             double rate = Median(gemm);
             double sgdMs = Median(times["sgd"]);

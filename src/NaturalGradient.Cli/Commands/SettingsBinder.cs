@@ -71,9 +71,17 @@ internal static class SettingsBinder
     }
 
     /// <summary>"--damping, --fisher do not apply to sgd (it reads --lr, --momentum, --weight-decay, --lr-decay)".</summary>
+    /// <remarks>A method that reads --kl-clip reads --kl-clip-form only when a clip is set: that case is worded as such,
+    /// "--kl-clip-form has no effect without a KL clip (kfac runs with --kl-clip none here); give --kl-clip X".</remarks>
     public static string DescribeNotApplicable(IReadOnlyList<string> options, OptimizerSettings settings, TrainOptions o)
     {
         var reads = MethodDefaults.Reads(settings)!;
+        if (options.Contains(o.KlClipForm.Name) && reads.Contains(nameof(OptimizerSettings.KlClip)))
+        {
+            var clip = $"{o.KlClipForm.Name} has no effect without a KL clip ({settings.Name} runs with {o.KlClip.Name} none here); give {o.KlClip.Name} X";
+            var rest = options.Where(n => n != o.KlClipForm.Name).ToList();
+            return rest.Count == 0 ? clip : $"{DescribeNotApplicable(rest, settings, o)}; {clip}";
+        }
         var used = o.PropertyToOption.Where(kv => reads.Contains(kv.Key) && kv.Key != nameof(OptimizerSettings.Name))
             .Select(kv => kv.Value).Distinct();
         string verb = options.Count == 1 ? "does" : "do";

@@ -81,7 +81,7 @@ internal sealed class TrainOptions
         v => CliChoices.MetricForm(v), helpName: "fisher|covariance");
     public Option<int?> UnlabeledCount { get; } = CliOptions.OptionalInt("--unlabeled-count", "Inputs per step for --metric unlabeled [default: batch size]");
     public Option<int?> InversePeriod { get; } = CliOptions.OptionalInt("--inverse-period", "Recompute K-FAC/EKFAC inverses or eigenbases every N steps [default: per method]");
-    public Option<int?> FactorPeriod { get; } = CliOptions.OptionalInt("--factor-period", "Update K-FAC/EKFAC factors every N steps [default: per method]");
+    public Option<int?> FactorPeriod { get; } = CliOptions.OptionalInt("--factor-period", "Update K-FAC/EKFAC factors every N steps [default: per method: 3; hf: 1]");
     public Option<double> FactorDecay { get; } = CliOptions.Double("--factor-decay", "Moving-average decay of curvature factors, in [0, 1)", Opt.FactorDecay);
     public Option<string> KfacInverse { get; } = CliOptions.Text("--kfac-inverse", "K-FAC factor inverses: cholesky or eigen (EKFAC always uses eigen)", "cholesky",
         v => CliChoices.KfacInverse(v), helpName: "eigen|cholesky");
@@ -96,8 +96,8 @@ internal sealed class TrainOptions
     public Option<string> KfacDamping { get; } = CliOptions.Text("--kfac-damping", "K-FAC damping: factored (π-adjusted Tikhonov) or eigenbasis (exact G⊗A + λI; needs eigen)", "factored",
         v => CliChoices.KfacDamping(v), helpName: "factored|eigenbasis");
     public Option<bool> HfDiagonal { get; } = new("--hf-diagonal") { Description = "Precondition the Hessian-free solver with the diagonal Fisher" };
-    public Option<string> KlClip { get; } = CliOptions.Text("--kl-clip", "Bound on the predicted KL of an update, or none [default: per method]", null,
-        v => SettingsBinder.ParseKlClip(v), helpName: "kl|none");
+    public Option<string> KlClip { get; } = CliOptions.Text("--kl-clip", "Bound κ on the KL of an update, measured as --kl-clip-form says, or none [default: per method: 0.01 for kfac and ekfac, none otherwise]", null,
+        v => SettingsBinder.ParseKlClip(v), helpName: "X|none");
     public Option<string> KlClipForm { get; } = CliOptions.Text("--kl-clip-form",
         "What --kl-clip bounds: gradient (η²Δᵀg before momentum, Ba et al. 2017, kfac-pytorch's kl_clip; no metric product) or step (½uᵀMu of the applied step; one metric product per step) [default: gradient for kfac and ekfac, step otherwise]", null,
         v => CliChoices.KlClipForm(v), helpName: "gradient|step");

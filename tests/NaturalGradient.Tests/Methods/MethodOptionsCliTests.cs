@@ -29,11 +29,20 @@ public class MethodOptionsCliTests
     [InlineData("kbfgs", "--ksd-dimension", "4", "natgrad: error: --ksd-dimension does not apply to kbfgs")]
     [InlineData("tengrad", "--factor-precision", "bfloat16", "natgrad: error: --factor-precision does not apply to tengrad")]
     [InlineData("ksd", "--kbfgs-memory", "4", "natgrad: error: --kbfgs-memory does not apply to ksd (it reads --damping, --ksd-dimension)")]
+    [InlineData("tengrad", "--kl-clip-form", "gradient", "natgrad: error: --kl-clip-form has no effect without a KL clip (tengrad runs with --kl-clip none here); give --kl-clip X")]
     public void OptionTheMethodDoesNotRead_IsAnErrorForTrain(string method, string option, string value, string start)
     {
         var outcome = CliHarness.Run(new[] { "train", "--data", "tiny", "--optimizer", method, option, value, "--epochs", "1", "--out", CliHarness.TempDir() });
         Assert.Equal(2, outcome.ExitCode);
         Assert.StartsWith(start, Assert.Single(outcome.ErrorLines));
+    }
+
+    [Fact]
+    public void KlClipFormWithTheClipTurnedOff_SaysTheClipIsMissing()
+    {
+        var outcome = CliHarness.Run(new[] { "train", "--data", "tiny", "--optimizer", "kfac", "--kl-clip", "none", "--kl-clip-form", "step", "--epochs", "1", "--out", CliHarness.TempDir() });
+        Assert.Equal(2, outcome.ExitCode);
+        Assert.Equal("natgrad: error: --kl-clip-form has no effect without a KL clip (kfac runs with --kl-clip none here); give --kl-clip X", Assert.Single(outcome.ErrorLines));
     }
 
     [Fact]
