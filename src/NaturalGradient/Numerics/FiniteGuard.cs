@@ -33,16 +33,19 @@ public static class FiniteGuard
         if (statistics.Count == 0) total = zeros(1, dtype: ScalarType.Float64).squeeze();
         else
         {
-            // One norm per tensor, then the bound for all layers at once: a few kernels per layer, whatever the layer count.
+            // One norm per tensor (the statistics are detached), then the bound for all layers at once: two kernels per
+            // layer, whatever the layer count; the norms are stacked in their dtype and squared in float64.
             var norms = new Tensor[2 * statistics.Count];
             for (int i = 0; i < statistics.Count; i++)
             {
+                var delta = statistics[i].OutputGradients;
                 norms[2 * i] = statistics[i].Tokens is { } tokens   // one-hot rows: ‖ā‖² = m · T
-                    ? tensor(Math.Sqrt(tokens.numel()), dtype: ScalarType.Float64, device: tokens.device)
-                    : statistics[i].Activations.detach().norm().to_type(ScalarType.Float64);
-                norms[2 * i + 1] = statistics[i].OutputGradients.detach().norm().to_type(ScalarType.Float64);
+                    ? tensor(Math.Sqrt(tokens.numel()), dtype: delta.dtype, device: delta.device)
+                    : statistics[i].Activations.norm();
+                norms[2 * i + 1] = delta.norm();
             }
-            var squares = stack(norms).view(-1, 2).square();                           // ‖Ā_l‖², ‖D_l‖²
+            var squares = (norms.All(n => n.dtype == norms[0].dtype) ? stack(norms) : stack(norms.Select(n => n.to_type(ScalarType.Float64)).ToArray()))
+                .to_type(ScalarType.Float64).view(-1, 2).square();                     // ‖Ā_l‖², ‖D_l‖²
             var weights = tensor(statistics.Select(s => Math.Max(s.Weight, 1.0)).ToArray(), dtype: ScalarType.Float64, device: squares.device);
             var a = squares.select(1, 0);
             var d = squares.select(1, 1);
