@@ -22,21 +22,8 @@ name=$data; [[ $data == fashion-mnist ]] && name=fashion
 file=docs/defaults/sweeps/$name-kfac-$grid.csv
 echo "command,optimizer,lr,seed,status,train_loss,test_loss,test_accuracy,steps,median_step_ms" > "$file.tmp"
 
-# sweep LRS ARGS...: one compare over the learning rates LRS (comma-separated) with the other options ARGS.
-sweep() {
-  local lrs=$1; shift
-  local out; out=$(mktemp -d)
-  "${nice[@]}" "$bin" compare --data "$data" "$@" --lr-grid "$lrs" --seeds 0 --threads 1 --out "$out" >/dev/null 2>&1 || true
-  if [[ -f $out/runs.csv ]]; then
-    tail -n +2 "$out/runs.csv" | while IFS=, read -r opt lr seed _bs status train test _tracc tacc _wall steps median _msg; do
-      local args="$*"
-      echo "natgrad compare --data $data ${args} --lr-grid $lr --seeds 0 --threads 1,$opt,$lr,$seed,$status,$train,$test,$tacc,$steps,$median"
-    done >> "$file.tmp"
-  else
-    echo "natgrad compare --data $data $* --lr-grid $lrs --seeds 0 --threads 1,,,0,failed,,,,," >> "$file.tmp"
-  fi
-  rm -rf "$out"
-}
+# sweep LRS ARGS...: one compare per call, rows appended to $file.tmp (scripts/sweep-lib.sh).
+source scripts/sweep-lib.sh
 
 sub=()
 [[ $data == fashion-mnist ]] && sub=(--max-train 10000 --epochs 3)
