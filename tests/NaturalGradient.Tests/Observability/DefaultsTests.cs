@@ -48,7 +48,9 @@ public class DefaultsTests
     [InlineData("ekfac", new[] { "--kfac-inverse", "cholesky" },
         "natgrad: error: --kfac-inverse does not apply to ekfac (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --mc-samples, --metric, --inverse-period, --factor-period, --factor-decay, --kl-clip, --kl-clip-form, --factor-precision, --kfac-distribution, --factor-sync-every, --diagnostics-every)")]
     [InlineData("tengrad", new[] { "--kl-clip-form", "gradient" },
-        "natgrad: error: --kl-clip-form does not apply to tengrad (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --mc-samples, --metric, --metric-form, --kl-clip, --diagnostics-every)")]
+        "natgrad: error: --kl-clip-form has no effect without a KL clip (tengrad runs with --kl-clip none here); give --kl-clip X")]
+    [InlineData("tengrad", new[] { "--kl-clip-form", "gradient", "--kbfgs-memory", "3" },
+        "natgrad: error: --kbfgs-memory does not apply to tengrad (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --mc-samples, --metric, --metric-form, --kl-clip, --diagnostics-every); --kl-clip-form has no effect without a KL clip (tengrad runs with --kl-clip none here); give --kl-clip X")]
     [InlineData("ksd", new[] { "--lr", "0.1", "--momentum", "0.5" },
         "natgrad: error: --lr, --momentum do not apply to ksd (it reads --damping, --ksd-dimension)")]
     [InlineData("kbfgs", new[] { "--inverse-period", "5" },
