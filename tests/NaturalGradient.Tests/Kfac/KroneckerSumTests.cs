@@ -212,29 +212,6 @@ public class KroneckerSumTests(ITestOutputHelper output)
                 ngd.Step(x.narrow(0, s % 2 * 8, 8), y.narrow(0, s % 2 * 8, 8));
             }
         }
-        var straight = Model(3);
-        using (var ngd = new NaturalGradientDescent(straight, likelihood, options)) Run(ngd, 0, steps);
-        var first = Model(3);
-        byte[] bytes;
-        using (var ngd = new NaturalGradientDescent(first, likelihood, options))
-        {
-            Run(ngd, 0, stopAfter);
-            using var state = ngd.state_dict();
-            using var stream = new MemoryStream();
-            using (var w = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) state.save(w);
-            bytes = stream.ToArray();
-        }
-        var resumed = Model(99);
-        using (no_grad())
-            foreach (var ((_, to), (_, from)) in resumed.named_parameters().Zip(first.named_parameters())) to.copy_(from);
-        using (var ngd = new NaturalGradientDescent(resumed, likelihood, options))
-        {
-            using (var r = new BinaryReader(new MemoryStream(bytes)))
-            using (var state = NaturalGradientStateDict.load(r))
-                ngd.load_state_dict(state);
-            Run(ngd, stopAfter, steps);
-        }
-        foreach (var ((name, a), (_, b)) in resumed.named_parameters().Zip(straight.named_parameters()))
-            Assert.True(a.eq(b).all().item<bool>(), $"parameter {name} differs after resume");
+        Lifecycle.ResumeCheck.AssertResumedRunEqualsStraightRun(Model, likelihood, options, Run, steps, stopAfter, "");
     }
 }

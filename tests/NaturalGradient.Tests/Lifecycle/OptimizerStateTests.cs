@@ -55,18 +55,9 @@ public class OptimizerStateTests
         }
     }
 
-    private static byte[] Save(NaturalGradientStateDict state)
-    {
-        using var stream = new MemoryStream();
-        using (var w = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) state.save(w);
-        return stream.ToArray();
-    }
+    private static byte[] Save(NaturalGradientStateDict state) => ResumeCheck.Save(state);
 
-    private static NaturalGradientStateDict Load(byte[] bytes)
-    {
-        using var r = new BinaryReader(new MemoryStream(bytes));
-        return NaturalGradientStateDict.load(r);
-    }
+    private static NaturalGradientStateDict Load(byte[] bytes) => ResumeCheck.Load(bytes);
 
     [Theory]
     [InlineData(CurvatureStructure.Kfac, KfacInverseMethod.Eigen)]
