@@ -16,8 +16,16 @@ namespace NaturalGradient.Solvers;
 /// <para>Stopping: <see cref="SolveStatus.Converged"/> when φ̄ₖ ≤ tol · ‖b‖ (φ̄ₖ is the residual norm the recurrence
 /// carries: Euclidean without a preconditioner, √(rᵀPr) with one, compared with √(bᵀPb)), or when X is a
 /// least-squares solution to tolerance, ‖A r‖ ≤ tol · ‖A‖ ‖r‖ (inconsistent singular systems; the report's
-/// relative residual then stays large). <see cref="SolveStatus.Breakdown"/> when P is not positive definite, when
-/// the estimated condition number of A exceeds 0.1/ε, or when the Krylov space is exhausted without convergence.</para>
+/// relative residual then stays large). <see cref="SolveStatus.Breakdown"/> when P is not positive definite, when a
+/// pivot γₖ ≤ 10 ε ‖A‖ (a null direction; X stays xₖ₋₁), when the estimated condition number of A exceeds 0.1/ε, or
+/// when the Krylov space is exhausted without convergence (βₖ₊₁ ≤ ε ‖A‖). <see cref="SolveStatus.NonFinite"/> when a
+/// product, a dot or the next iterate is not finite (e.g. a solution beyond the dtype's range); X is the last finite
+/// iterate.</para>
+/// <para>‖A‖ is estimated by the Frobenius norm of the Lanczos tridiagonal Tₖ₊₁,ₖ (α₁…αₖ, β₂…βₖ₊₁; of P^½AP^½ when
+/// preconditioned). Unlike minres.m and SciPy's <c>minres</c>, whose estimate also counts β₁ = ‖r₀‖ (which is not an
+/// entry of T), it leaves β₁ out, as minresqlp.m does (Choi, Paige &amp; Saunders 2011): every stop then compares
+/// quantities of one scale, so the iteration count and status are unchanged under b → c b (X → c X) and A → c A
+/// (X → X / c). With β₁ counted, ‖b‖ ≫ ‖A‖ made the least-squares stop fire at the first iteration with X = x₀.</para>
 /// </remarks>
 public sealed class Minres : IterativeSolverBase
 {
@@ -65,7 +73,9 @@ public sealed class Minres : IterativeSolverBase
             if (!double.IsFinite(betaSquared)) return Report(k, SolveStatus.NonFinite);
             if (betaSquared < 0) return Report(k, SolveStatus.Breakdown);
             beta = Math.Sqrt(betaSquared);                             // βₖ₊₁
-            tnorm2 += alfa * alfa + oldb * oldb + beta * beta;
+            // ‖Tₖ₊₁,ₖ‖²_F: column k holds βₖ (k ≥ 2), αₖ, βₖ₊₁. β₁ = ‖r₀‖ is not an entry of T: counting it (as minres.m
+            // and SciPy do) makes the estimate, and every stop that uses it, depend on the scale of b.
+            tnorm2 += alfa * alfa + beta * beta + (k >= 2 ? oldb * oldb : 0);
 
             // Apply the previous rotation Qₖ₋₁, then compute and apply Qₖ.
             double oldeps = epsln;
@@ -74,17 +84,18 @@ public sealed class Minres : IterativeSolverBase
             epsln = sn * beta;
             dbar = -cs * beta;
             double root = Hypot(gbar, dbar);
-            double gamma = Math.Max(Hypot(gbar, beta), eps);
+            double gamma = Hypot(gbar, beta);
+            double aNorm = Math.Sqrt(tnorm2);
+
+            // ‖A rₖ₋₁‖ / (‖A‖ ‖rₖ₋₁‖) = root / ‖A‖: xₖ₋₁ already is a least-squares solution (inconsistent singular A).
+            // At k = 1 root = ‖A‖ (both are ‖[α₁ β₂]‖), so this fires there only when A r₀ = 0.
+            if (root <= options.RelativeTolerance * aNorm) return Report(k, SolveStatus.Converged);
+            // A zero pivot γₖ would send xₖ to infinity along a null direction: keep xₖ₋₁.
+            if (gamma <= 10 * eps * aNorm) return Report(k, SolveStatus.Breakdown);
             cs = gbar / gamma;
             sn = beta / gamma;
             double phi = cs * phibar;
             double phibarNext = sn * phibar;
-            double aNorm = Math.Sqrt(tnorm2);
-
-            // ‖A rₖ₋₁‖ / (‖A‖ ‖rₖ₋₁‖) = root / ‖A‖: xₖ₋₁ already is a least-squares solution (inconsistent singular A).
-            if (aNorm > 0 && root <= options.RelativeTolerance * aNorm) return Report(k, SolveStatus.Converged);
-            // A zero pivot γₖ would send xₖ to infinity along a null direction: keep xₖ₋₁.
-            if (gamma <= 10 * eps * aNorm) return Report(k, SolveStatus.Breakdown);
 
             // wₖ = (vₖ − εₖ wₖ₋₂ − δₖ wₖ₋₁) / γₖ, xₖ = xₖ₋₁ + φₖ wₖ.
             var wNext = (v - oldeps * w2 - delta * w) / gamma;

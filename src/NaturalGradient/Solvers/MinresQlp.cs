@@ -18,11 +18,16 @@ namespace NaturalGradient.Solvers;
 /// least-squares solution with a component in the null space of A, whereas MINRES-QLP returns the minimum-length
 /// least-squares solution A⁺b (from x₀ = 0): when the last diagonal element μ̄ₖ of Lₖ is negligible, ‖A‖ ε-small, the
 /// corresponding component τₖ is dropped instead of being divided by ~0 (the system is declared incompatible).</para>
-/// <para>Stopping: <see cref="SolveStatus.Converged"/> when the recurrence's residual |ζ̄ₖ₊₁| ≤ tol · ‖b‖ (P-norm when
-/// preconditioned), or when xₖ is a least-squares solution to tolerance (‖A rₖ₋₁‖ ≤ tol · ‖A r₀‖ with μ̄ₖ ≤ tol · ‖A‖,
-/// or the Krylov space is exhausted, βₖ₊₁ ≈ 0): the report's relative residual then stays large.
-/// <see cref="SolveStatus.Breakdown"/> when P is not positive definite or the estimated condition number of A reaches
-/// 1/ε. Cost per iteration: one A v, one P r and about 12 vector operations; memory 7 vectors.</para>
+/// <para>Stopping: <see cref="SolveStatus.Converged"/> when the recurrence's residual |ζ̄ₖ₊₁| ≤ max(tol, ε/2) · ‖b‖
+/// (P-norm when preconditioned), or when xₖ is a least-squares solution to tolerance (‖A rₖ₋₁‖ ≤ tol · ‖A r₀‖ with
+/// μ̄ₖ ≤ tol · ‖A‖, or the Krylov space is exhausted, βₖ₊₁ ≤ ε^¾ ‖A‖): the report's relative residual then stays
+/// large. <see cref="SolveStatus.Breakdown"/> when P is not positive definite or the estimated condition number of A
+/// reaches 1/ε. <see cref="SolveStatus.NonFinite"/> when a product or dot is not finite or the solution is beyond the
+/// dtype's range; X is then x₀ plus the directions already finished.</para>
+/// <para>‖A‖ is estimated by the Frobenius norm of the Lanczos tridiagonal Tₖ₊₁,ₖ (α₁…αₖ, β₂…βₖ₊₁), without
+/// β₁ = ‖r₀‖ as in minresqlp.m, and every test is relative (to ‖b‖, ‖A r₀‖ or ‖A‖), so the iteration count and
+/// status are unchanged under b → c b (X → c X) and A → c A (X → X / c).</para>
+/// <para>Cost per iteration: one A v, one P r and about 12 vector operations; memory 7 vectors.</para>
 /// </remarks>
 public sealed class MinresQlp : IterativeSolverBase
 {
@@ -78,12 +83,16 @@ public sealed class MinresQlp : IterativeSolverBase
             if (!double.IsFinite(betaNextSquared)) { status = SolveStatus.NonFinite; k--; break; }
             if (betaNextSquared < 0) { status = SolveStatus.Breakdown; k--; break; }
             double betaNext = Math.Sqrt(betaNextSquared);
-            if (betaNext > btol)
+            // ‖Tₖ₊₁,ₖ‖²_F: column k holds βₖ (k ≥ 2), αₖ, βₖ₊₁; β₁ = ‖r₀‖ is not an entry of T (minresqlp.m leaves it
+            // out too), so the estimate is independent of the scale of b.
+            aNormSquared += alpha * alpha + betaNext * betaNext + (k >= 2 ? beta * beta : 0);
+            // βₖ₊₁ negligible against ‖T‖: the Krylov space is exhausted (a relative test, so scaling A changes nothing).
+            bool exhausted = betaNext <= btol * Math.Sqrt(aNormSquared);
+            if (!exhausted)
             {
                 vNext = vNext / betaNext;
                 p = p / betaNext;
             }
-            aNormSquared += alpha * alpha + beta * beta + betaNext * betaNext;
 
             // QR of Tₖ₊₁,ₖ: apply Qₖ₋₂,ₖ₋₁ and Qₖ₋₁,ₖ to the new column, then form Qₖ,ₖ₊₁.
             double epsilonPrevious2 = 0, gammaPrevious = 0, lambdaBar;
@@ -184,8 +193,7 @@ public sealed class MinresQlp : IterativeSolverBase
             else if (k == 2) { muMax = Max(muMax, muBisPrevious, absMuBar); muMin = Min(muMin, muBisPrevious, absMuBar); }
             else { muMax = Max(muMax, muPrevious2, muBisPrevious, absMuBar); muMin = Min(muMin, muPrevious2, muBisPrevious, absMuBar); }
             bool illConditioned = 1 + muMin / muMax <= 1;
-            bool exhausted = betaNext <= btol;
-            solved = rNorm <= target || 1 + rNorm <= 1;
+            solved = rNorm <= target || 1 + rNorm / bNorm <= 1;
             incompatible = !solved && ((arNorm <= kappa && absMuBar <= tol * aNorm) || exhausted);
 
             if (k >= 2)
