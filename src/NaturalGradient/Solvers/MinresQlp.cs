@@ -214,14 +214,15 @@ public sealed class MinresQlp : IterativeSolverBase
 
         // xₖ = x₀ + Σ finished directions + τₖ₋₁ wₖ₋₁ + τₖ wₖ; on an incompatible system τₖ (divided by μ̄ₖ ≈ 0) is dropped.
         // A break before the state changed (non-finite or indefinite P) finishes the previous iterate the same way.
-        // A coefficient beyond the dtype's range (which libtorch cannot take as a scalar) makes xₖ overflow as well.
+        // A coefficient beyond the dtype's range (which libtorch cannot take as a scalar) makes xₖ overflow as well; the
+        // report then holds x₀ plus the finished directions, whose residual the recurrence does not carry (NaN, as CG).
         double largest = FiniteGuard.LargestValue(dx.dtype);
         if ((k >= 2 && !(Math.Abs(tauPrevious) <= largest)) || (!incompatible && k >= 1 && !(Math.Abs(tau) <= largest)))
-            return Finish(start, dx, k, rNorm, rNorm / bNorm, SolveStatus.NonFinite);
+            return Finish(start, dx, k, double.NaN, double.NaN, SolveStatus.NonFinite);
         var x = dx.clone();
         if (k >= 2) x.add_(wPrevious, alpha: tauPrevious);
         if (!incompatible && k >= 1) x.add_(w, alpha: tau);
-        if (!IsFinite(x)) return Finish(start, dx, k, rNorm, rNorm / bNorm, SolveStatus.NonFinite);
+        if (!IsFinite(x)) return Finish(start, dx, k, double.NaN, double.NaN, SolveStatus.NonFinite);
         return Finish(start, x, k, rNorm, rNorm / bNorm, status);
     }
 

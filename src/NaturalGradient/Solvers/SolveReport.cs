@@ -26,7 +26,9 @@ public enum SolveStatus
 /// <param name="Iterations">Operator applications inside the loop (the initial residual b − A x₀ is not counted).</param>
 /// <param name="ResidualNorm">
 /// The residual norm the solver monitors for X: ‖b − A X‖₂ from the recurrence for CG and unpreconditioned
-/// MINRES; the preconditioner norm ‖b − A X‖_P = √(rᵀ P r) for preconditioned MINRES.
+/// MINRES (and MINRES-QLP); the preconditioner norm ‖b − A X‖_P = √(rᵀ P r) for preconditioned MINRES. NaN when the
+/// recurrence does not carry the residual of the X returned (a <see cref="SolveStatus.NonFinite"/> stop where the
+/// next iterate overflowed in CG or MINRES-QLP, or a non-finite b).
 /// </param>
 /// <param name="RelativeResidual">ResidualNorm divided by the same norm of b (0 when b = 0).</param>
 /// <param name="Status">Why the solve stopped.</param>

@@ -141,6 +141,12 @@ public class SolverContractTests
         var report = IterativeSolver.Create(kind).Solve(v => v * 1e-30f, b, null, new SolverOptions { RelativeTolerance = 1e-6 });
         Assert.True(report.X.isfinite().all().item<bool>(), $"X = {report.X.max().item<float>()}");
         Assert.Equal(SolveStatus.NonFinite, report.Status);
+        // A reported residual belongs to the X returned (or is NaN when the solver does not know it).
+        if (!double.IsNaN(report.RelativeResidual))
+        {
+            double direct = (b - report.X * 1e-30f).norm().item<float>() / b.norm().item<float>();
+            Assert.Equal(direct, report.RelativeResidual, tolerance: 1e-5);
+        }
     }
 
     [Theory, MemberData(nameof(Kinds))]
