@@ -26,11 +26,19 @@ public abstract class LayerAdapterBase : ILayerAdapter
         OutputDim = outputDim ?? weight.shape[0];
         WeightColumns = Weight is null ? 0 : weight.numel() / OutputDim;
         InputDim = WeightColumns + (Bias is null ? 0 : 1);
+        _weightShape = Weight?.shape;
+        _weightIsMatrix = _weightShape is { Length: 2 } ws && ws[0] == OutputDim && ws[1] == WeightColumns;
+        _biasShape = Bias?.shape;
         var ps = new List<Parameter>(2);
         if (Weight is not null) ps.Add(Weight);
         if (Bias is not null) ps.Add(Bias);
         Parameters = ps;
     }
+
+    // Parameter shapes, fixed for the adapter's life (as OutputDim and WeightColumns are): no native call per step, and
+    // no reshape when a part of W̄ already has its parameter's shape.
+    private readonly long[]? _weightShape, _biasShape;
+    private readonly bool _weightIsMatrix;
 
     public string Name { get; }
     public abstract string KindName { get; }
@@ -65,18 +73,29 @@ public abstract class LayerAdapterBase : ILayerAdapter
     /// </summary>
     protected Tensor Assemble(Tensor a)
     {
-        var shape = a.shape.ToArray();
-        shape[^1] = 1;
-        if (Weight is null) return ones(shape, dtype: a.dtype, device: a.device);
+        if (Weight is null)
+        {
+            var shape = a.shape;
+            shape[^1] = 1;
+            return ones(shape, dtype: a.dtype, device: a.device);
+        }
         if (Bias is null) return a;
-        return cat(new[] { a, ones(shape, dtype: a.dtype, device: a.device) }, -1);
+        return functional.pad(a, new long[] { 0, 1 }, PaddingModes.Constant, 1.0);   // [a 1]: one kernel, no ones tensor
     }
 
     public virtual IReadOnlyList<Tensor> SplitMatrix(Tensor matrix)
     {
         var parts = new List<Tensor>(2);
-        if (Weight is not null) parts.Add(matrix.narrow(1, 0, WeightColumns).reshape(Weight.shape));
-        if (Bias is not null) parts.Add(matrix.select(1, InputDim - 1).reshape(Bias.shape));
+        if (Weight is not null)
+        {
+            var columns = matrix.narrow(1, 0, WeightColumns);
+            parts.Add(_weightIsMatrix ? columns : columns.reshape(_weightShape!));
+        }
+        if (Bias is not null)
+        {
+            var column = matrix.select(1, InputDim - 1);
+            parts.Add(_biasShape!.Length == 1 ? column : column.reshape(_biasShape));
+        }
         return parts;
     }
 
@@ -84,7 +103,7 @@ public abstract class LayerAdapterBase : ILayerAdapter
     {
         var cols = new List<Tensor>(2);
         int k = 0;
-        if (Weight is not null) cols.Add(perParameter[k++].reshape(OutputDim, WeightColumns));
+        if (Weight is not null) cols.Add(_weightIsMatrix ? perParameter[k++] : perParameter[k++].reshape(OutputDim, WeightColumns));
         if (Bias is not null) cols.Add(perParameter[k].reshape(OutputDim, 1));
         return cols.Count == 1 ? cols[0].clone() : cat(cols.ToArray(), 1);
     }

@@ -1,3 +1,4 @@
+using NaturalGradient.Numerics;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -22,7 +23,7 @@ internal static class ParameterMatrix
     {
         using var _ = no_grad();
         var parts = layer.SplitMatrix(g);
-        for (int i = 0; i < layer.Parameters.Count; i++) SetGrad(layer.Parameters[i], parts[i].to_type(layer.Parameters[i].dtype));
+        for (int i = 0; i < layer.Parameters.Count; i++) SetGrad(layer.Parameters[i], parts[i].InDtype(layer.Parameters[i].dtype));
     }
 
     private static void SetGrad(Parameter p, Tensor value)
@@ -38,7 +39,7 @@ internal static class ParameterMatrix
     {
         using var _ = no_grad();
         var parts = layer.SplitMatrix(update);
-        for (int i = 0; i < layer.Parameters.Count; i++) layer.Parameters[i].add_(parts[i].to_type(layer.Parameters[i].dtype), alpha: alpha);
+        for (int i = 0; i < layer.Parameters.Count; i++) layer.Parameters[i].add_(parts[i].InDtype(layer.Parameters[i].dtype), alpha: alpha);
     }
 
     /// <summary>The covered parameters' current values as W̄, detached.</summary>

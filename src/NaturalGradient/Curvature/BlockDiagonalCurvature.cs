@@ -1,3 +1,4 @@
+using NaturalGradient.Numerics;
 using NaturalGradient.Capture;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -61,7 +62,7 @@ public sealed partial class BlockDiagonalCurvature : ICurvature
         {
             var block = Block(l.Name);
             var fromStatistics = ReferenceEquals(statistics[i].Adapter, l) ? block.PreconditionMeanGradient(statistics[i], lambdas[i]) : null;
-            return fromStatistics?.to_type(gradients[i].dtype) ?? block.Precondition(gradients[i], lambdas[i]);
+            return fromStatistics?.InDtype(gradients[i].dtype) ?? block.Precondition(gradients[i], lambdas[i]);
         }).ToList();
     }
 

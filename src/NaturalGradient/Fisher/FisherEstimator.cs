@@ -96,7 +96,8 @@ public sealed class FisherEstimator
         var result = new List<LayerStatistics>(layers.Count);
         foreach (var l in layers)
         {
-            var grads = l.Calls.Select(c => c.Output.grad is { IsInvalid: false } g ? g.detach().mul(batchSize) : null).ToArray();
+            // .grad of an output from a backward without create_graph has no graph: no detach needed.
+            var grads = l.Calls.Select(c => c.Output.grad is { IsInvalid: false } g ? g.mul(batchSize) : null).ToArray();
             result.Add(l.Statistics(new[] { grads }, 1.0 / batchSize).WithGradientWeight(1.0 / batchSize));
         }
         return result;

@@ -24,36 +24,43 @@ public static class FiniteGuard
     /// <summary>Fraction of the dtype's largest value the bound B may reach (room for sums over layers, damping and solves).</summary>
     public const double Headroom = 1e-4;
 
-    /// <summary>The bound B of the remarks as a float64 scalar tensor on the statistics' device (no host sync).
-    /// A non-finite <paramref name="output"/> makes it NaN.</summary>
-    public static Tensor StatisticsBound(IReadOnlyList<LayerStatistics> statistics, Tensor? output = null)
+    /// <summary>
+    /// The bound B of the remarks, in float64, from one host read: the 2L norms ‖Ā_l‖, ‖D_l‖ (each in its statistics'
+    /// dtype: one reduction per tensor) and the output's sum are stacked and read together, and B is formed on the host.
+    /// A non-finite <paramref name="output"/> or norm makes it NaN or +∞.
+    /// </summary>
+    public static double StatisticsBound(IReadOnlyList<LayerStatistics> statistics, Tensor? output = null)
     {
+        if (statistics.Count == 0 && output is null) return 0;
         using var scope = NewDisposeScope();
-        Tensor total;
-        if (statistics.Count == 0) total = zeros(1, dtype: ScalarType.Float64).squeeze();
-        else
+        var reductions = new List<Tensor>(2 * statistics.Count + 1);
+        var tokenRows = new double[statistics.Count];
+        foreach (var (s, i) in statistics.Select((s, i) => (s, i)))
         {
-            // One norm per tensor (the statistics are detached), then the bound for all layers at once: two kernels per
-            // layer, whatever the layer count; the norms are stacked in their dtype and squared in float64.
-            var norms = new Tensor[2 * statistics.Count];
-            for (int i = 0; i < statistics.Count; i++)
-            {
-                var delta = statistics[i].OutputGradients;
-                norms[2 * i] = statistics[i].Tokens is { } tokens   // one-hot rows: ‖ā‖² = m · T
-                    ? tensor(Math.Sqrt(tokens.numel()), dtype: delta.dtype, device: delta.device)
-                    : statistics[i].Activations.norm();
-                norms[2 * i + 1] = delta.norm();
-            }
-            var squares = (norms.All(n => n.dtype == norms[0].dtype) ? stack(norms) : stack(norms.Select(n => n.to_type(ScalarType.Float64)).ToArray()))
-                .to_type(ScalarType.Float64).view(-1, 2).square();                     // ‖Ā_l‖², ‖D_l‖²
-            var weights = tensor(statistics.Select(s => Math.Max(s.Weight, 1.0)).ToArray(), dtype: ScalarType.Float64, device: squares.device);
-            var a = squares.select(1, 0);
-            var d = squares.select(1, 1);
-            total = a.mul(d).mul_(weights).add_(a).add_(d).sum();
+            // One-hot rows (an index layer): ‖ā‖² = m · T is known without a reduction.
+            if (s.Tokens is { } tokens) tokenRows[i] = tokens.numel();
+            else reductions.Add(s.Activations.norm());
+            reductions.Add(s.OutputGradients.norm());
         }
-        if (output is not null) total = total + output.detach().sum().to_type(ScalarType.Float64) * 0.0; // NaN/∞ output → NaN
-        return scope.MoveToOuter(total);
+        if (output is not null) reductions.Add(output.detach().sum());
+        var dtype = reductions[0].dtype;
+        var stacked = reductions.All(r => r.dtype == dtype)
+            ? stack(reductions).to_type(ScalarType.Float64)
+            : stack(reductions.Select(r => r.to_type(ScalarType.Float64)).ToArray());
+        var values = stacked.cpu().data<double>().ToArray();
+        double bound = 0;
+        int k = 0;
+        for (int i = 0; i < statistics.Count; i++)
+        {
+            double a = statistics[i].Tokens is null ? Square(values[k++]) : tokenRows[i];
+            double d = Square(values[k++]);
+            bound += Math.Max(statistics[i].Weight, 1.0) * a * d + a + d;
+        }
+        if (output is not null) bound += values[k] * 0.0;   // NaN or ±∞ in the output → NaN
+        return bound;
     }
+
+    private static double Square(double x) => x * x;
 
     /// <summary>
     /// True when the statistics may enter the curvature: B finite and ≤ <see cref="Headroom"/> · max(dtype).
@@ -62,8 +69,7 @@ public static class FiniteGuard
     public static bool StatisticsAreSafe(IReadOnlyList<LayerStatistics> statistics, Tensor? output = null)
     {
         if (statistics.Count == 0) return true;
-        using var scope = NewDisposeScope();
-        double bound = StatisticsBound(statistics, output).item<double>();
+        double bound = StatisticsBound(statistics, output);
         return double.IsFinite(bound) && bound <= Headroom * LargestValue(statistics[0].Dtype);
     }
 

@@ -1,3 +1,4 @@
+using NaturalGradient.Numerics;
 using NaturalGradient.Fisher;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -35,9 +36,9 @@ public sealed class DiagonalBlock : ICurvatureBlock
 
     private Tensor Diagonal => _diagonal ?? throw new InvalidOperationException("the block has no statistics yet: call Update first");
 
-    public Tensor Precondition(Tensor gradient, double damping) => gradient / (Diagonal.to_type(gradient.dtype) + damping);
+    public Tensor Precondition(Tensor gradient, double damping) => gradient / (Diagonal.InDtype(gradient.dtype) + damping);
 
-    public Tensor Multiply(Tensor v) => v * Diagonal.to_type(v.dtype);
+    public Tensor Multiply(Tensor v) => v * Diagonal.InDtype(v.dtype);
 
     public Tensor ToDense() => diag(Diagonal.flatten());
 

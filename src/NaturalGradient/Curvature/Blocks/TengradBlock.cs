@@ -99,19 +99,19 @@ public sealed class TengradBlock : ICurvatureBlock
         EnsureUpdated();
         if (!(damping > 0))
             throw new ArgumentOutOfRangeException(nameof(damping), damping, "TENGraD needs damping > 0 (its Woodbury form divides by λ)");
-        var g = gradient.to_type(_gram!.dtype);
+        var g = gradient.InDtype(_gram!.dtype);
         var pushed = PushThroughIfAccurate(g, damping);
-        if (pushed is not null) return pushed.to_type(gradient.dtype);
+        if (pushed is not null) return pushed.InDtype(gradient.dtype);
         if (_general is not null)
         {
             var system = _gram.clone();
             system.diagonal().add_(damping / _weight);             // λ/w · I added in place: no identity matrix
             var u = SafeCholesky.Solve(system, Jv(g));
-            return ((g - JTu(u, g)) / damping).to_type(gradient.dtype);
+            return ((g - JTu(u, g)) / damping).InDtype(gradient.dtype);
         }
         var woodbury = WoodburyIfAccurate(g, damping);
-        if (woodbury is not null) return woodbury.to_type(gradient.dtype);
-        return TengradSolve.Solve(_a!, _d!, _gram, _form == MetricForm.Centered, _weight, damping, g).to_type(gradient.dtype);
+        if (woodbury is not null) return woodbury.InDtype(gradient.dtype);
+        return TengradSolve.Solve(_a!, _d!, _gram, _form == MetricForm.Centered, _weight, damping, g).InDtype(gradient.dtype);
     }
 
     /// <summary>
@@ -142,7 +142,7 @@ public sealed class TengradBlock : ICurvatureBlock
         if (_pushThroughRejectedAt == damping && _rejectedFactor is { IsInvalid: false } factor)
         {
             Interlocked.Increment(ref _factorReuses);   // (K + λ/w I)⁻¹ J g = w (w K + λI)⁻¹ J g, in float64
-            u = cholesky_solve(Jv(g).to_type(ScalarType.Float64).unsqueeze(1), factor).squeeze(1).mul_(_weight).to_type(g.dtype);
+            u = cholesky_solve(Jv(g).to_type(ScalarType.Float64).unsqueeze(1), factor).squeeze(1).mul_(_weight).InDtype(g.dtype);
         }
         else
         {
@@ -233,18 +233,18 @@ public sealed class TengradBlock : ICurvatureBlock
         using var scope = NewDisposeScope();
         const ScalarType f64 = ScalarType.Float64;
         long n = _gram!.shape[0];
-        var system = _gram.to_type(f64).mul(_weight);   // not in place: for float64 statistics to_type returns the Gram itself
+        var system = _gram.InDtype(f64).mul(_weight);   // not in place: for float64 statistics to_type returns the Gram itself
         system.diagonal().add_(damping);
         var ones = full(n, 1, c, dtype: f64);
         var (factor, info) = linalg.cholesky_ex(system);
         var u = cholesky_solve(ones, factor).squeeze(1);
-        var delta = JTu(u.to_type(like.dtype), like);
-        var kii = _gram.diagonal().to_type(f64);   // ‖Jᵢ‖²
+        var delta = JTu(u.InDtype(like.dtype), like);
+        var kii = _gram.diagonal().InDtype(f64);   // ‖Jᵢ‖²
         var rowBound = u.abs().dot(kii.clamp_min(0).sqrt_());   // Σᵢ |uᵢ| ‖Jᵢ‖
         if (g is null)
         {
             // r = 0 is known: only the factorisation and the rounding bound decide (one host read of three scalars).
-            var read = stack(new[] { info.to_type(f64), rowBound, delta.norm().to_type(f64) }).data<double>().ToArray();
+            var read = stack(new[] { info.InDtype(f64), rowBound, delta.norm().InDtype(f64) }).data<double>().ToArray();
             if (read[0] != 0) return Rejected(damping);
             if (!RoundingBoundHolds(n, like.dtype, read[1], read[2])) return Rejected(damping, scope.MoveToOuter(factor));
             Interlocked.Increment(ref _pushThroughSolves);
@@ -252,7 +252,7 @@ public sealed class TengradBlock : ICurvatureBlock
         }
         var rest = g - (_general is not null ? _general.TransposeMultiply(full(n, c, dtype: g.dtype), g) : _d!.t().mm(_a!).mul_(c));
         // One host read: the Cholesky's info, Σᵢ |uᵢ| ‖Jᵢ‖, ‖Δ‖, ‖g‖, ‖r‖ and tr K (one read instead of one per decision).
-        var norms = stack(new[] { info.to_type(f64), rowBound, delta.norm().to_type(f64), g.norm().to_type(f64), rest.norm().to_type(f64), kii.sum() })
+        var norms = stack(new[] { info.InDtype(f64), rowBound, delta.norm().InDtype(f64), g.norm().InDtype(f64), rest.norm().InDtype(f64), kii.sum() })
             .data<double>().ToArray();
         // A failed factorisation means w K + λI is singular to working precision at this λ: a jittered factor would solve
         // another system, so the solves that handle a singular K (eq 40 on its own terms, or the eigendecomposition split) take over.
@@ -261,9 +261,9 @@ public sealed class TengradBlock : ICurvatureBlock
         double traceK = Math.Max(norms[5], 0), rootN = Math.Sqrt(n);
         if (norms[4] > 10 * rootN * Epsilon(like.dtype) * (norms[3] + c * Math.Sqrt(n * traceK)))
         {
-            var jr = Jv(rest).to_type(f64);
+            var jr = Jv(rest).InDtype(f64);
             var z = cholesky_solve(jr.unsqueeze(1), factor).squeeze(1).mul_(_weight);
-            delta.add_(rest.sub_(JTu(z.to_type(like.dtype), like)).div_(damping));
+            delta.add_(rest.sub_(JTu(z.InDtype(like.dtype), like)).div_(damping));
         }
         Interlocked.Increment(ref _pushThroughSolves);
         return scope.MoveToOuter(delta);
@@ -291,8 +291,8 @@ public sealed class TengradBlock : ICurvatureBlock
     public Tensor Multiply(Tensor v)
     {
         EnsureUpdated();
-        var x = v.to_type(_gram!.dtype);
-        return JTu(Jv(x), x).mul(_weight).to_type(v.dtype);
+        var x = v.InDtype(_gram!.dtype);
+        return JTu(Jv(x), x).mul(_weight).InDtype(v.dtype);
     }
 
     /// <summary>tr(M_l) / p_l = w tr(J Jᵀ) / p_l, from the Gram's diagonal.</summary>
@@ -306,7 +306,7 @@ public sealed class TengradBlock : ICurvatureBlock
     public Tensor QuadraticForm(Tensor v)
     {
         EnsureUpdated();
-        return Jv(v.to_type(_gram!.dtype)).square().sum(ScalarType.Float64).mul(_weight);
+        return Jv(v.InDtype(_gram!.dtype)).square().sum(ScalarType.Float64).mul(_weight);
     }
 
     public Tensor ToDense()

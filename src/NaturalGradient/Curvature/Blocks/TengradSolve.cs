@@ -59,8 +59,8 @@ internal static class TengradSolve
         using var scope = NewDisposeScope();
         const ScalarType f64 = ScalarType.Float64;
         const double eps = 2.220446049250313e-16;
-        var a = activations.to_type(f64);
-        var d = outputGradients.to_type(f64);
+        var a = activations.InDtype(f64);
+        var d = outputGradients.InDtype(f64);
         Tensor Center(Tensor u) => centered ? u - u.mean() : u;
         Tensor Jv(Tensor v) => Center((d.mm(v) * a).sum(1));
         Tensor JTu(Tensor u) => (d * Center(u).unsqueeze(1)).t().mm(a);
@@ -75,7 +75,7 @@ internal static class TengradSolve
         sigma = sigma.clamp_min(0);
         var keep = sigma.gt(sigma.max() * (RankTolerance * n * eps));
         var safeSigma = sigma.where(keep, ones_like(sigma));
-        var g = gradient.to_type(f64);
+        var g = gradient.InDtype(f64);
         var y = v.t().mv(Jv(g));
         var c = v.mv(y.div(safeSigma).where(keep, zeros_like(y)));                                     // Jᵀc = g's row-space part
         var rowCoefficients = v.mv(y.div(safeSigma * (safeSigma * weight + damping)).where(keep, zeros_like(y)));
@@ -86,7 +86,7 @@ internal static class TengradSolve
         using (var inner = NewDisposeScope())
         {
             var r = g - JTu(c);
-            significant = r.norm().gt(g.norm() * (RowSpaceTolerance * eps)).to_type(f64).MoveToOuterDisposeScope();
+            significant = r.norm().gt(g.norm() * (RowSpaceTolerance * eps)).InDtype(f64).MoveToOuterDisposeScope();
             jr = Jv(r).MoveToOuterDisposeScope();
         }
         var z = v.mv(v.t().mv(jr).div(sigma + damping / weight));

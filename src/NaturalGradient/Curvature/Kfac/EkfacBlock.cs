@@ -1,3 +1,4 @@
+using NaturalGradient.Numerics;
 using NaturalGradient.Capture;
 using NaturalGradient.Fisher;
 using TorchSharp;
@@ -119,8 +120,8 @@ public sealed partial class EkfacBlock : ICurvatureBlock
             var (deltaSquares, actSquares) = ProjectedSquares(statistics);
             if (_s.TryAccumulateGram(deltaSquares, actSquares, statistics.Weight, Options.FactorDecay, Options.FactorPrecision)) return;
         }
-        if (basisChanged) _s.Replace(ProjectedSecondMoments(statistics).to_type(_a.Value!.dtype));
-        else _s.Update(ProjectedSecondMoments(statistics).to_type(_a.Value!.dtype), Options.FactorDecay);
+        if (basisChanged) _s.Replace(ProjectedSecondMoments(statistics).InDtype(_a.Value!.dtype));
+        else _s.Update(ProjectedSecondMoments(statistics).InDtype(_a.Value!.dtype), Options.FactorDecay);
     }
 
     /// <summary>
@@ -131,18 +132,18 @@ public sealed partial class EkfacBlock : ICurvatureBlock
     {
         var qa = _eigen.ActivationBasis;
         var qg = _eigen.OutputGradientBasis;
-        var delta = statistics.OutputGradients.detach().squeeze(2).to_type(qg.dtype);                  // s × m × out
+        var delta = statistics.OutputGradients.detach().squeeze(2).InDtype(qg.dtype);                  // s × m × out
         if (statistics.Samples == 1)
         {
             // D Q_G and Ā Q_A are kept for this step's PreconditionMeanGradient: Q_Gᵀ ḡ Q_A = w (D Q_G)ᵀ(Ā Q_A).
             var deltaProjected = delta.squeeze(0).mm(qg);                                              // m × out
-            var actProjected = statistics.Activations.detach().squeeze(1).to_type(qa.dtype).mm(qa);   // m × in'
+            var actProjected = statistics.Activations.detach().squeeze(1).InDtype(qa.dtype).mm(qa);   // m × in'
             // They live in the caller's dispose scope (the step's), not in the block: used only while still valid.
             _projections = new StepProjections(statistics, deltaProjected.alias().MoveToOuterDisposeScope(), actProjected.alias().MoveToOuterDisposeScope());
             return (deltaProjected.square(), actProjected.square());
         }
         var deltaSquares = Squared(delta.matmul(qg)).sum(dim: 0);                                       // m × out
-        var actSquares = Squared(statistics.Activations.detach().squeeze(1).to_type(qa.dtype).mm(qa)); // m × in'
+        var actSquares = Squared(statistics.Activations.detach().squeeze(1).InDtype(qa.dtype).mm(qa)); // m × in'
         return (deltaSquares, actSquares);
     }
 
@@ -167,7 +168,7 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         if (statistics.Tokens is not null)
         {
             // Q_A = I: column k of Q_Gᵀ gᵢₛ is Q_Gᵀ Σ_{t: kᵢₜ = k} δᵢₛₜ; square and sum over the (example, token) pairs.
-            var projected = statistics.FlatOutputGradients().detach().to_type(qg.dtype).matmul(qg);   // n × T × out
+            var projected = statistics.FlatOutputGradients().detach().InDtype(qg.dtype).matmul(qg);   // n × T × out
             return TokenGradients.SquaredSum(statistics.PairedTokens()!, projected, Layer.InputDim).mul_(statistics.Weight);
         }
         var qa = _eigen.ActivationBasis;
@@ -177,7 +178,7 @@ public sealed partial class EkfacBlock : ICurvatureBlock
             var (deltaSquares, actSquares) = ProjectedSquares(statistics);
             return deltaSquares.t().mm(actSquares).mul_(statistics.Weight);
         }
-        var perSample = statistics.PerSampleGradients().detach().to_type(qa.dtype);          // n × out × in'
+        var perSample = statistics.PerSampleGradients().detach().InDtype(qa.dtype);          // n × out × in'
         return _eigen.Project(perSample).square().sum(dim: 0).mul_(statistics.Weight);
     }
 
@@ -191,8 +192,8 @@ public sealed partial class EkfacBlock : ICurvatureBlock
             throw new InvalidOperationException($"EKFAC block of layer '{Layer.Name}': its eigendecomposition is due (Decompose or ImportInverse first)");
         var s = Current(_s);
         using var scope = NewDisposeScope();
-        var projected = _eigen.Project(gradient.detach().to_type(s.dtype));
-        return scope.MoveToOuter(_eigen.Unproject(projected.div_(Denominator(s, damping))).to_type(gradient.dtype));
+        var projected = _eigen.Project(gradient.detach().InDtype(s.dtype));
+        return scope.MoveToOuter(_eigen.Unproject(projected.div_(Denominator(s, damping))).InDtype(gradient.dtype));
     }
 
     /// <summary>
@@ -217,7 +218,7 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         else
             return null;
         KroneckerFactors.CountMeanGradientSolve();
-        return scope.MoveToOuter(_eigen.Unproject(projected.div_(Denominator(s, damping))).to_type(statistics.Dtype));
+        return scope.MoveToOuter(_eigen.Unproject(projected.div_(Denominator(s, damping))).InDtype(statistics.Dtype));
     }
 
     /// <summary>
@@ -229,8 +230,8 @@ public sealed partial class EkfacBlock : ICurvatureBlock
     {
         if (Options.DampingMode == KfacDampingMode.Eigenbasis) return s.add(damping);
         var (shiftA, shiftG) = FactoredDamping.Shifts(_pi, damping);
-        var eg = _eigen.OutputGradientEigenvalues.to_type(s.dtype).unsqueeze(1);
-        var ea = _eigen.ActivationEigenvalues.to_type(s.dtype).unsqueeze(0);
+        var eg = _eigen.OutputGradientEigenvalues.InDtype(s.dtype).unsqueeze(1);
+        var ea = _eigen.ActivationEigenvalues.InDtype(s.dtype).unsqueeze(0);
         return s.add(eg, alpha: shiftA).add_(ea, alpha: shiftG).add_(damping);
     }
 
@@ -241,8 +242,8 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         KroneckerBlockGuard.Matrix(Layer, v, nameof(v));
         var s = Current(_s);
         using var scope = NewDisposeScope();
-        var projected = _eigen.Project(v.detach().to_type(s.dtype));
-        return scope.MoveToOuter(_eigen.Unproject(projected.mul_(s)).to_type(v.dtype));
+        var projected = _eigen.Project(v.detach().InDtype(s.dtype));
+        return scope.MoveToOuter(_eigen.Unproject(projected.mul_(s)).InDtype(v.dtype));
     }
 
     /// <summary>tr(B) / p = mean(S).</summary>

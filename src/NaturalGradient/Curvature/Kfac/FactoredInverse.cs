@@ -83,7 +83,7 @@ internal sealed partial class FactoredInverse : IDisposable
         var damped = factor.clone();
         damped.diagonal().add_(shift);
         var l = SafeCholesky.Factor(damped);
-        return cholesky_inverse(l).to_type(factor.dtype);
+        return cholesky_inverse(l).InDtype(factor.dtype);
     }
 
     private static Tensor EigenInverse(Tensor basis, Tensor values, double shift) =>

@@ -1,3 +1,4 @@
+using NaturalGradient.Numerics;
 using NaturalGradient.Capture;
 using NaturalGradient.Fisher;
 using TorchSharp;
@@ -95,7 +96,7 @@ public sealed partial class KfacBlock : ICurvatureBlock
             throw new InvalidOperationException($"K-FAC block of layer '{Layer.Name}': its eigendecomposition is due (Decompose or ImportInverse first)");
         var a = Current(_a);
         using var scope = NewDisposeScope();
-        var g = gradient.detach().to_type(a.dtype);
+        var g = gradient.detach().InDtype(a.dtype);
         Tensor result;
         if (Options.DampingMode == KfacDampingMode.Factored)
         {
@@ -107,7 +108,7 @@ public sealed partial class KfacBlock : ICurvatureBlock
             // Exact damping 1 / (eᴳeᴬᵀ + λ) does not factor: project, divide, project back (four products).
             result = _eigen.Unproject(_eigen.Project(g).div_(_eigen.EigenvalueProducts().add_(damping)));
         }
-        return scope.MoveToOuter(result.to_type(gradient.dtype));
+        return scope.MoveToOuter(result.InDtype(gradient.dtype));
     }
 
     /// <summary>
@@ -137,7 +138,7 @@ public sealed partial class KfacBlock : ICurvatureBlock
             result = _eigen.Unproject(_eigen.ProjectMeanGradient(d, abar, statistics.Weight).div_(_eigen.EigenvalueProducts().add_(damping)));
         }
         KroneckerFactors.CountMeanGradientSolve();
-        return scope.MoveToOuter(result.to_type(statistics.Dtype));
+        return scope.MoveToOuter(result.InDtype(statistics.Dtype));
     }
 
     /// <summary>
@@ -166,7 +167,7 @@ public sealed partial class KfacBlock : ICurvatureBlock
         KroneckerBlockGuard.Matrix(Layer, v, nameof(v));
         var a = Current(_a);
         using var scope = NewDisposeScope();
-        return scope.MoveToOuter(KroneckerFactors.Multiply(_g.Value!, a, v.detach().to_type(a.dtype)).to_type(v.dtype));
+        return scope.MoveToOuter(KroneckerFactors.Multiply(_g.Value!, a, v.detach().InDtype(a.dtype)).InDtype(v.dtype));
     }
 
     /// <summary>tr(G ⊗ A) / p = tr(G) tr(A) / (out · in').</summary>

@@ -1,3 +1,4 @@
+using NaturalGradient.Numerics;
 using NaturalGradient.Fisher;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -101,7 +102,7 @@ public static class KroneckerFactors
 
     /// <summary>diag(A) of an index layer: the count of each token over the batch's m × T indices, divided by m (length V).</summary>
     private static Tensor TokenCounts(LayerStatistics statistics) =>
-        bincount(statistics.Tokens!.reshape(-1), minlength: statistics.Adapter.InputDim).to_type(statistics.Dtype).div_(statistics.BatchSize);
+        bincount(statistics.Tokens!.reshape(-1), minlength: statistics.Adapter.InputDim).InDtype(statistics.Dtype).div_(statistics.BatchSize);
 
     /// <summary>
     /// Expand: G = (w/T) Σₛ Σᵢ Σₜ δᵢₛₜ δᵢₛₜᵀ from δ (s × m × T × out), out × out. Reduce: G = w Σₛ Σᵢ δᵢₛδᵢₛᵀ with
@@ -121,8 +122,8 @@ public static class KroneckerFactors
     internal static (Tensor D, Tensor A)? MeanGradientRows(LayerStatistics statistics, ScalarType dtype)
     {
         if (!statistics.IsRankOne || statistics.Samples != 1 || statistics.Tokens is not null) return null;
-        return (statistics.OutputGradients.detach().reshape(statistics.BatchSize, -1).to_type(dtype),
-                statistics.Activations.detach().reshape(statistics.BatchSize, -1).to_type(dtype));
+        return (statistics.OutputGradients.detach().reshape(statistics.BatchSize, -1).InDtype(dtype),
+                statistics.Activations.detach().reshape(statistics.BatchSize, -1).InDtype(dtype));
     }
 
     /// <summary>
