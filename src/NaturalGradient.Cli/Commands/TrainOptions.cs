@@ -80,7 +80,7 @@ internal sealed class TrainOptions
     public Option<string> MetricForm { get; } = CliOptions.Text("--metric-form", "fisher, or covariance (TONGA's centred gradient covariance; exact, block, tengrad)", "fisher",
         v => CliChoices.MetricForm(v), helpName: "fisher|covariance");
     public Option<int?> UnlabeledCount { get; } = CliOptions.OptionalInt("--unlabeled-count", "Inputs per step for --metric unlabeled [default: batch size]");
-    public Option<int?> InversePeriod { get; } = CliOptions.OptionalInt("--inverse-period", "Recompute K-FAC/EKFAC inverses or eigenbases every N steps [default: per method]");
+    public Option<int?> InversePeriod { get; } = CliOptions.OptionalInt("--inverse-period", "Recompute K-FAC/EKFAC inverses or eigenbases every N steps [default: per method: kfac 10, ekfac 20, hf 1]");
     public Option<int?> FactorPeriod { get; } = CliOptions.OptionalInt("--factor-period", "Update K-FAC/EKFAC factors every N steps [default: per method: 3; hf: 1]");
     public Option<double> FactorDecay { get; } = CliOptions.Double("--factor-decay", "Moving-average decay of curvature factors, in [0, 1)", Opt.FactorDecay);
     public Option<string> KfacInverse { get; } = CliOptions.Text("--kfac-inverse", "K-FAC factor inverses: cholesky or eigen (EKFAC always uses eigen)", "cholesky",

@@ -23,8 +23,8 @@ public static class MethodDefaults
             "exact" or "block" => NaturalGradient(common, learningRate: 0.03, momentum: 0.9, damping: 0.1),
             "tengrad" => NaturalGradient(common, learningRate: 0.01, momentum: 0.9, damping: 0.1),
             "diag" => NaturalGradient(common, learningRate: 0.01, momentum: 0.9, damping: 0.1),
-            "kfac" => Kronecker(common, learningRate: 0.1, momentum: 0, damping: 0.01) with { KfacInverse = new KfacOptions().InverseMethod },
-            "ekfac" => Kronecker(common, learningRate: 0.1, momentum: 0, damping: 0.01),
+            "kfac" => Kronecker(common, learningRate: 0.1, momentum: 0, damping: 0.01, KfacOptions.DefaultInverseUpdatePeriod) with { KfacInverse = new KfacOptions().InverseMethod },
+            "ekfac" => Kronecker(common, learningRate: 0.1, momentum: 0, damping: 0.01, KfacOptions.DefaultEigenbasisUpdatePeriod),
             // The K-FAC preconditioner's factors come from the step's own batch (β = 0, inverses every step): it must match
             // the step's Gauss-Newton system, and stale factors cost more iterations than they save (docs/ALGORITHMS.md).
             "hf" => common with
@@ -53,14 +53,14 @@ public static class MethodDefaults
     /// K-FAC and EKFAC: the KL clip in the gradient form (η²Δᵀg before momentum, kfac-pytorch's; no metric product) with
     /// κ = 1e-2 (that form bounds twice the predicted KL plus the damping's share, so κ = 1e-3 held every step below what
     /// the step form allowed: docs/DEFAULTS.md), and the core's schedule (<see cref="KfacOptions"/>: factors every 3
-    /// steps, inverses every 10).
+    /// steps, K-FAC's inverses every 10, EKFAC's eigenbasis every 20), written out so that config.json shows it.
     /// </summary>
-    private static OptimizerSettings Kronecker(OptimizerSettings s, double learningRate, double momentum, double damping) =>
+    private static OptimizerSettings Kronecker(OptimizerSettings s, double learningRate, double momentum, double damping, int inversePeriod) =>
         NaturalGradient(s, learningRate, momentum, damping) with
         {
             KlClip = 1e-2,
             KlClipForm = global::NaturalGradient.Optim.KlClipForm.PreconditionedGradient,
-            InverseUpdatePeriod = new KfacOptions().InverseUpdatePeriod,
+            InverseUpdatePeriod = inversePeriod,
             FactorUpdatePeriod = new KfacOptions().FactorUpdatePeriod,
         };
 

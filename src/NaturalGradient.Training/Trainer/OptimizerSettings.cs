@@ -59,8 +59,11 @@ public sealed record OptimizerSettings
     /// <summary>Inputs per step for <see cref="Training.MetricSource.Unlabeled"/>, ≥ 1; null (default) = the batch size.</summary>
     public int? UnlabeledCount { get; init; }
 
-    /// <summary>Recompute inverses (or eigenbases) every this many steps, ≥ 1; default 10 (docs/PERFORMANCE.md).</summary>
-    public int InverseUpdatePeriod { get; init; } = 10;
+    /// <summary>
+    /// Recompute inverses (or eigenbases) every this many steps, ≥ 1; null (default) = the block's default
+    /// (<see cref="Curvature.Kfac.KfacOptions.InverseUpdatePeriod"/>: 10 for K-FAC, 20 for EKFAC; docs/DEFAULTS.md).
+    /// </summary>
+    public int? InverseUpdatePeriod { get; init; }
 
     /// <summary>
     /// Update curvature factors / statistics every this many steps, ≥ 1; default the core's
@@ -169,7 +172,7 @@ public sealed record OptimizerSettings
         if (MetricSource == MetricSource.Unlabeled && Fisher == FisherKind.Empirical)
             throw new ArgumentOutOfRangeException(nameof(MetricSource), MetricSource,
                 $"{nameof(MetricSource)} Unlabeled needs Fisher MonteCarlo or Exact (the empirical Fisher needs labels)");
-        OptionGuard.AtLeast(InverseUpdatePeriod, 1, nameof(InverseUpdatePeriod));
+        if (InverseUpdatePeriod is { } inversePeriod) OptionGuard.AtLeast(inversePeriod, 1, nameof(InverseUpdatePeriod));
         OptionGuard.AtLeast(FactorUpdatePeriod, 1, nameof(FactorUpdatePeriod));
         OptionGuard.AtLeast(FactorSyncPeriod, 1, nameof(FactorSyncPeriod));
         if (!Enum.IsDefined(KfacDistribution)) throw new ArgumentOutOfRangeException(nameof(KfacDistribution), KfacDistribution, "unknown K-FAC distribution");

@@ -16,12 +16,14 @@ public class KfacOptionsTests
         var options = new KfacOptions();
         Assert.Equal(0.95, options.FactorDecay);
         Assert.Equal(3, options.FactorUpdatePeriod);
-        Assert.Equal(10, options.InverseUpdatePeriod);
+        Assert.Null(options.InverseUpdatePeriod);   // each block's own: K-FAC 10, EKFAC 20
+        Assert.Equal(10, KfacOptions.DefaultInverseUpdatePeriod);
+        Assert.Equal(20, KfacOptions.DefaultEigenbasisUpdatePeriod);
         Assert.Equal(KfacInverseMethod.Cholesky, options.InverseMethod);
         Assert.Equal(KfacDampingMode.Factored, options.DampingMode);
         Assert.Equal(KfacWeightSharing.Expand, options.WeightSharing);
         Assert.Same(options, options.Validate());
-        Assert.Equal("KfacOptions { DampingMode = Factored, FactorDecay = 0.95, FactorUpdatePeriod = 3, InverseMethod = Cholesky, InverseUpdatePeriod = 10, WeightSharing = Expand }",
+        Assert.Equal("KfacOptions { DampingMode = Factored, FactorDecay = 0.95, FactorUpdatePeriod = 3, InverseMethod = Cholesky, InverseUpdatePeriod = default, WeightSharing = Expand }",
             options.ToString());
     }
 

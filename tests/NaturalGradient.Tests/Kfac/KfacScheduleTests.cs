@@ -265,6 +265,36 @@ public class KfacScheduleTests
         Assert.True(TensorAssert.RelativeError(qa.abs(), block.ActivationBasis.abs()) > 1e-6, "the basis must be recomputed at step 2");
     }
 
+    /// <summary>Without an InverseUpdatePeriod each block takes its own: K-FAC refreshes at steps 0, 10, 20; EKFAC's
+    /// eigenbasis at 0 and 20 only; a period that is given is kept by both.</summary>
+    [Fact]
+    public void DefaultInversePeriod_IsTenForKfac_AndTwentyForEkfac()
+    {
+        using var scope = NewDisposeScope();
+        var (layer, first, second) = TwoBatches();
+        using var kfac = new KfacBlock(layer, new KfacOptions { FactorUpdatePeriod = 1 });
+        using var ekfac = new EkfacBlock(layer, new KfacOptions { FactorUpdatePeriod = 1 });
+        using var ekfacTen = new EkfacBlock(layer, new KfacOptions { FactorUpdatePeriod = 1, InverseUpdatePeriod = 10 });
+        Assert.Equal(10, kfac.Options.InverseUpdatePeriod);
+        Assert.Equal(20, ekfac.Options.InverseUpdatePeriod);
+        Assert.Equal(10, ekfacTen.Options.InverseUpdatePeriod);
+        var v = RandomMatrix(layer, 4);
+        var refreshes = new List<(int Kfac, int Ekfac, int EkfacTen)>();
+        for (int step = 0; step <= 20; step++)
+        {
+            var batch = step % 2 == 0 ? first : second;
+            kfac.Update(batch, step);
+            ekfac.Update(batch, step);
+            ekfacTen.Update(batch, step);
+            kfac.Precondition(v, Damping);   // K-FAC builds its damped inverses on first use
+            refreshes.Add((kfac.InverseRefreshCount, ekfac.InverseRefreshCount, ekfacTen.InverseRefreshCount));
+        }
+        Assert.Equal((1, 1, 1), refreshes[9]);
+        Assert.Equal((2, 1, 2), refreshes[10]);
+        Assert.Equal((2, 1, 2), refreshes[19]);
+        Assert.Equal((3, 2, 3), refreshes[20]);
+    }
+
     [Theory]
     [InlineData(KfacInverseMethod.Cholesky, 2)]
     [InlineData(KfacInverseMethod.Eigen, 1)]

@@ -54,7 +54,7 @@ public class AutoStructureTests
         {
             var defaults = new KfacOptions();
             double c = defaults.InverseMethod == KfacInverseMethod.Eigen ? 9 : 1;
-            var expected = Tengrad(m, i, o) <= Kfac(m, m, 1, i, o, c, defaults.InverseUpdatePeriod) ? LayerStructure.Tengrad : LayerStructure.Kfac;
+            var expected = Tengrad(m, i, o) <= Kfac(m, m, 1, i, o, c, defaults.InverseUpdatePeriod ?? KfacOptions.DefaultInverseUpdatePeriod) ? LayerStructure.Tengrad : LayerStructure.Kfac;
             Assert.Equal(expected, choice.Choice);
             Assert.Equal(m, choice.Samples);
             Assert.Equal((i, o), (choice.InputDim, choice.OutputDim));

@@ -121,7 +121,7 @@ public sealed class DistributedKroneckerCurvature : IDistributedCurvature, ICurv
             bool first = !block.IsInitialized;
             blocks.Add(block);
             firsts.Add(first);
-            sync |= first || step % o.InverseUpdatePeriod == 0;
+            sync |= first || step % o.InverseUpdatePeriod!.Value == 0;   // resolved by the block
             if (first || step % o.FactorUpdatePeriod == 0)
                 Pending(stats.Adapter.Name).Add(
                     KroneckerFactors.ActivationFactor(stats, o.WeightSharing).mul_(share),
@@ -140,7 +140,7 @@ public sealed class DistributedKroneckerCurvature : IDistributedCurvature, ICurv
         {
             if (blocks[i] is not EkfacBlock e) continue;
             bool first = firsts[i], factorsDue = first || step % e.Options.FactorUpdatePeriod == 0;
-            if (factorsDue) scaling.Add((e, kronecker[i], first || step % e.Options.InverseUpdatePeriod == 0));
+            if (factorsDue) scaling.Add((e, kronecker[i], first || step % e.Options.InverseUpdatePeriod!.Value == 0));
         }
         if (scaling.Count > 0)
         {

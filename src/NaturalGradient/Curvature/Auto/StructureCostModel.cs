@@ -86,7 +86,7 @@ public static class StructureCostModel
     {
         kfac ??= new KfacOptions();
         double tengrad = TengradFlops(samples, positions, inputDim, outputDim, indexLayer);
-        double kfacFlops = KfacFlops(batch, samples, positions, inputDim, outputDim, kfac.InverseMethod, kfac.InverseUpdatePeriod, indexLayer);
+        double kfacFlops = KfacFlops(batch, samples, positions, inputDim, outputDim, kfac.InverseMethod, kfac.InverseUpdatePeriod ?? KfacOptions.DefaultInverseUpdatePeriod, indexLayer);
         return new LayerStructureChoice(layer, samples, positions, inputDim, outputDim, tengrad, kfacFlops,
             tengrad <= kfacFlops ? LayerStructure.Tengrad : LayerStructure.Kfac);
     }

@@ -50,7 +50,8 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         ArgumentNullException.ThrowIfNull(layer);
         Layer = layer;
         // EKFAC always decomposes: the inverse method does not apply, so it cannot conflict with the damping mode.
-        Options = (options ?? new KfacOptions()) with { InverseMethod = KfacInverseMethod.Eigen };
+        // The eigenbasis period defaults to EKFAC's own (20), not K-FAC's.
+        Options = (options ?? new KfacOptions()).WithInversePeriod(KfacOptions.DefaultEigenbasisUpdatePeriod) with { InverseMethod = KfacInverseMethod.Eigen };
         Options.Validate();
         _eigen = new KroneckerEigenbasis(DiagonalActivation.Applies(layer));
     }

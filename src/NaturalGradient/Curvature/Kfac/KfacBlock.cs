@@ -44,7 +44,7 @@ public sealed partial class KfacBlock : ICurvatureBlock
     {
         ArgumentNullException.ThrowIfNull(layer);
         Layer = layer;
-        Options = (options ?? new KfacOptions()).Validate();
+        Options = (options ?? new KfacOptions()).WithInversePeriod(KfacOptions.DefaultInverseUpdatePeriod).Validate();
         _eigen = new KroneckerEigenbasis(DiagonalActivation.Applies(layer));
     }
 

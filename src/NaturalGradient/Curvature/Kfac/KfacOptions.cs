@@ -4,8 +4,8 @@ namespace NaturalGradient.Curvature.Kfac;
 
 /// <summary>
 /// Hyperparameters of the Kronecker-factored blocks (<see cref="KfacBlock"/>, <see cref="EkfacBlock"/>).
-/// Defaults: β = 0.95, factors every 3 steps, inverses every 10 steps, Cholesky inverses, factored damping (chosen by
-/// measurement: docs/PERFORMANCE.md, docs/DEFAULTS.md).
+/// Defaults: β = 0.95, factors every 3 steps, K-FAC's inverses every 10 steps and EKFAC's eigenbasis every 20,
+/// Cholesky inverses, factored damping (chosen by measurement: docs/PERFORMANCE.md, docs/DEFAULTS.md).
 /// </summary>
 /// <remarks>
 /// Schedules use the optimisation step index s passed to <c>Update(statistics, s)</c> (from 0): the factors are
@@ -30,11 +30,24 @@ public sealed record KfacOptions
 
     /// <summary>
     /// T_inv ≥ 1: inverses (Cholesky) or eigendecompositions are recomputed on steps with s mod T_inv = 0; in between,
-    /// Precondition uses the cached ones. A damped inverse is also rebuilt when the damping changes. Default 10: on
-    /// MLP 784-512-512-10 at batch 256 the inverses then cost a small share of a step instead of most of it
-    /// (docs/PERFORMANCE.md).
+    /// Precondition uses the cached ones. A damped inverse is also rebuilt when the damping changes. Null (the default)
+    /// takes the block's own default: <see cref="DefaultInverseUpdatePeriod"/> (10) for K-FAC, whose inverses then cost
+    /// a small share of a step on MLP 784-512-512-10 at batch 256 instead of most of it (docs/PERFORMANCE.md), and
+    /// <see cref="DefaultEigenbasisUpdatePeriod"/> (20) for EKFAC, whose re-estimated scaling S keeps a staler
+    /// eigenbasis accurate (George et al. 2018 §3.2) and whose eigendecompositions run far below the GEMM rate
+    /// (docs/DEFAULTS.md: 20 as good as 10 on weather, wine and Fashion-MNIST).
     /// </summary>
-    public int InverseUpdatePeriod { get; init; } = 10;
+    public int? InverseUpdatePeriod { get; init; }
+
+    /// <summary>K-FAC's T_inv when <see cref="InverseUpdatePeriod"/> is null: 10.</summary>
+    public const int DefaultInverseUpdatePeriod = 10;
+
+    /// <summary>EKFAC's T_inv (eigenbasis period) when <see cref="InverseUpdatePeriod"/> is null: 20.</summary>
+    public const int DefaultEigenbasisUpdatePeriod = 20;
+
+    /// <summary>These options with <see cref="InverseUpdatePeriod"/> set: kept when given, else <paramref name="blockDefault"/>.</summary>
+    internal KfacOptions WithInversePeriod(int blockDefault) =>
+        InverseUpdatePeriod is null ? this with { InverseUpdatePeriod = blockDefault } : this;
 
     /// <summary>
     /// How K-FAC inverts its factors; default <see cref="KfacInverseMethod.Cholesky"/> (about (4/3)d³ flops per d × d
@@ -75,7 +88,7 @@ public sealed record KfacOptions
             throw new ArgumentOutOfRangeException(nameof(FactorDecay), FactorDecay, $"FactorDecay must be in [0, 1), got {FactorDecay}");
         if (FactorUpdatePeriod < 1)
             throw new ArgumentOutOfRangeException(nameof(FactorUpdatePeriod), FactorUpdatePeriod, $"FactorUpdatePeriod must be ≥ 1, got {FactorUpdatePeriod}");
-        if (InverseUpdatePeriod < 1)
+        if (InverseUpdatePeriod is < 1)
             throw new ArgumentOutOfRangeException(nameof(InverseUpdatePeriod), InverseUpdatePeriod, $"InverseUpdatePeriod must be ≥ 1, got {InverseUpdatePeriod}");
         if (!Enum.IsDefined(InverseMethod))
             throw new ArgumentOutOfRangeException(nameof(InverseMethod), InverseMethod, "unknown inverse method");
@@ -95,10 +108,13 @@ public sealed record KfacOptions
     internal bool FactorsDue(long step) => step % FactorUpdatePeriod == 0;
 
     /// <summary>True when inverses or eigenbases are recomputed at <paramref name="step"/>.</summary>
-    internal bool InverseDue(long step) => step % InverseUpdatePeriod == 0;
+    internal bool InverseDue(long step) => step % InversePeriod == 0;
+
+    /// <summary>T_inv: <see cref="InverseUpdatePeriod"/>, or K-FAC's default when it is null (blocks resolve it when built).</summary>
+    internal int InversePeriod => InverseUpdatePeriod ?? DefaultInverseUpdatePeriod;
 
     /// <summary>Every hyperparameter, sorted by name.</summary>
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
         $"KfacOptions {{ DampingMode = {DampingMode}, FactorDecay = {FactorDecay}, FactorUpdatePeriod = {FactorUpdatePeriod}, " +
-        $"InverseMethod = {InverseMethod}, InverseUpdatePeriod = {InverseUpdatePeriod}, WeightSharing = {WeightSharing} }}");
+        $"InverseMethod = {InverseMethod}, InverseUpdatePeriod = {InverseUpdatePeriod?.ToString(CultureInfo.InvariantCulture) ?? "default"}, WeightSharing = {WeightSharing} }}");
 }

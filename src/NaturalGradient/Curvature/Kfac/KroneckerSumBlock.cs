@@ -46,7 +46,7 @@ public sealed partial class KroneckerSumBlock : ICurvatureBlock
         if (layer.KroneckerFactored)
             throw new ArgumentException($"layer '{layer.Name}' has no transposed use: its uses are positions of one Kronecker layer (KfacBlock)", nameof(layer));
         Layer = layer;
-        Options = (options ?? new KfacOptions()).Validate();
+        Options = (options ?? new KfacOptions()).WithInversePeriod(KfacOptions.DefaultInverseUpdatePeriod).Validate();
     }
 
     public TiedLayerAdapter Layer { get; }
