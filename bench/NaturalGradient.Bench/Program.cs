@@ -4,7 +4,7 @@
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- memory [--methods a,b] [--steps 2000]  RSS at steps 100, 1,000 and the last (exit 1 if growth ≥ 5%)
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- micro [--quick]        BenchmarkDotNet kernels (in-process)
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- perf [--quick] [--part all|kernels|steps|accuracy] [--methods adam,sgd,kfac,…]
-//        [--problems mlp256,mlp128,figure5] [--threads 2] [--rounds N] [--epochs 5] [--clock wall|cpu] [--kl-clip 1e-3] [--kl-clip-form gradient|step]  [--eval-every 50] [--inverse-period 10] [--factor-period 3]   step ratios to SGD (both paths, FLOP floors) and time to 85/88 % test accuracy
+//        [--problems mlp256,mlp128,figure5] [--threads 2] [--rounds N] [--epochs 5] [--clock wall|cpu] [--kl-clip 1e-3] [--kl-clip-form gradient|step]  [--eval-every 50] [--inverse-period N (default: K-FAC 10, EKFAC 20)] [--factor-period 3]   step ratios to SGD (both paths, FLOP floors) and time to 85/88 % test accuracy
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- hf-precond --data weather|wine|fashion-mnist [--steps 60] [--every 10]
 //        [--damping 0.01] [--tols 1e-1,1e-2,1e-3] [--variants none,mc-fresh,…]   CG iterations of Hessian-free's solve with and without K-FAC preconditioners
 using NaturalGradient.Bench.Perf;

@@ -49,7 +49,7 @@ internal static class FlopModel
         "kfac" or "kfac-f1" or "kfac-bf16" => layers.Sum(l => Factors(l, m) / factorPeriod + Math.Min(Apply2(l), MeanGradientApply(l, m))
                                    + (4.0 / 3) * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
         "kfac-eigen" => layers.Sum(l => Factors(l, m) / factorPeriod + Math.Min(Apply2(l), MeanGradientApply(l, m)) + (Eigh + 2) * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
-        "ekfac" or "ekfac-f1" or "ekfac-bf16" => layers.Sum(l => (Factors(l, m) + 2.0 * m * (Sq(l.Out) + Sq(l.InBar)) + 2.0 * m * l.Out * l.InBar) / factorPeriod
+        "ekfac" or "ekfac-t10" or "ekfac-f1" or "ekfac-bf16" => layers.Sum(l => (Factors(l, m) + 2.0 * m * (Sq(l.Out) + Sq(l.InBar)) + 2.0 * m * l.Out * l.InBar) / factorPeriod
                                    + Math.Min(Apply2(l), 2.0 * m * l.Out * l.InBar) / factorPeriod
                                    + Math.Min(Apply2(l), MeanGradientApply(l, m)) * (1 - 1.0 / factorPeriod)
                                    + Apply2(l) + Eigh * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using NaturalGradient.Curvature.Kfac;
 using NaturalGradient.Likelihoods;
 using NaturalGradient.Training.Data;
 using NaturalGradient.Training.Models;
@@ -61,7 +62,7 @@ internal static class PerfCommand
         if (accuracy && methods.Length == 0)
             throw new ArgumentException($"option --methods: no time-to-accuracy method among '{Value("--methods")}' (expected {string.Join(", ", TimeToAccuracy.Grid.Keys)}; or --part steps)");
         TimeToAccuracy.EvalEvery = Int("--eval-every", 50);
-        TimeToAccuracy.InversePeriod = Int("--inverse-period", 10);
+        TimeToAccuracy.InversePeriod = Value("--inverse-period") is null ? null : Int("--inverse-period", 10);
         TimeToAccuracy.FactorPeriod = Int("--factor-period", new NaturalGradient.Curvature.Kfac.KfacOptions().FactorUpdatePeriod);
         TimeToAccuracy.FactorPrecision = (Value("--factor-precision") ?? "model") switch
         {
@@ -163,10 +164,10 @@ internal static class PerfCommand
         var problems = Problems(args.Problems, out var data, out var dataNote);
         using var _ = data;
         md.AppendLine("## Step time over an SGD step").AppendLine();
-        md.AppendLine(string.Create(Inv, $"Interleaved rounds in one process: each round, every configuration takes a block of {StepConfigs.InversePeriod} steps (one inverse period) and a GEMM of the first layer's shape is timed; "));
+        md.AppendLine(string.Create(Inv, $"Interleaved rounds in one process: each round, every configuration takes a block of {StepConfigs.BlockSteps} steps (one EKFAC eigenbasis period, two K-FAC inverse periods) and a GEMM of the first layer's shape is timed; "));
         md.AppendLine(string.Create(Inv, $"ratio = median over {args.Rounds} rounds of (block time / SGD's block time in that round), p10–p90 in brackets; one untimed warm-up round. "));
         md.AppendLine("SGD: torch.optim.SGD, momentum 0.9. Natural-gradient settings: momentum 0.9, constant damping 0.01, empirical Fisher, no KL clip, ");
-        md.AppendLine($"K-FAC/EKFAC inverses every {StepConfigs.InversePeriod} steps and factors every {StepConfigs.DefaultFactorPeriod} (the library's default; -f1: every step) (kfac: Cholesky; kfac-eigen: eigh; -bf16: bfloat16 factor GEMMs), Hessian-free exactly {StepConfigs.CgIterations} CG iterations. ");
+        md.AppendLine($"K-FAC inverses every {StepConfigs.InversePeriod} steps, EKFAC's eigenbasis every {KfacOptions.DefaultEigenbasisUpdatePeriod} (ekfac-t10: every {StepConfigs.InversePeriod}), factors every {StepConfigs.DefaultFactorPeriod} (the library's defaults; -f1: every step) (kfac: Cholesky; kfac-eigen: eigh; -bf16: bfloat16 factor GEMMs), Hessian-free exactly {StepConfigs.CgIterations} CG iterations. ");
         md.AppendLine("optimizer = `NaturalGradientDescent.Step`; preconditioner = `Backward` + `Precondition` + torch.optim.SGD. ");
         if (args.CpuClock) md.AppendLine("Clock: process CPU time summed over threads (`--clock cpu`), not wall time: step times, GEMM rate and floors are per CPU-second. ");
         md.AppendLine("FLOP floor = (SGD step as measured + the method's extra flops at the measured GEMM rate) / SGD step (bench/NaturalGradient.Bench/Perf/FlopModel.cs).");
@@ -177,14 +178,14 @@ internal static class PerfCommand
         foreach (var p in problems)
         {
             var methods = args.StepMethods ?? (p.Group == "mlp"
-                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-f1", "kfac-bf16", "kfac-eigen", "ekfac", "ekfac-f1", "ekfac-bf16", "hf", "auto", "kfac-lean", "tengrad-lean" }
+                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-f1", "kfac-bf16", "kfac-eigen", "ekfac", "ekfac-t10", "ekfac-f1", "ekfac-bf16", "hf", "auto", "kfac-lean", "tengrad-lean" }
                 : new[] { "tengrad", "kfac", "kfac-f1", "auto", "kfac-lean", "tengrad-lean" });
             Console.WriteLine($"{p.Name}:");
             // The lean steps must do the library's math: same weights after LeanCheckSteps steps (float32 round-off).
             var agreement = new[] { "kfac", "tengrad" }.Where(m => methods.Contains(m) && methods.Contains(m + "-lean"))
                 .ToDictionary(m => m, m => LeanCheck.RelativeDifference(p, m, LeanCheckSteps));
             foreach (var (m, d) in agreement) Console.WriteLine(string.Create(Inv, $"  {m} lean step vs library after {LeanCheckSteps} steps: relative difference {d:E1}"));
-            var (figures, rate) = InterleavedSteps.Run(p, methods, bothPaths: true, args.Rounds, StepConfigs.InversePeriod, Console.WriteLine, args.CpuClock);
+            var (figures, rate) = InterleavedSteps.Run(p, methods, bothPaths: true, args.Rounds, StepConfigs.BlockSteps, Console.WriteLine, args.CpuClock);
             double sgdMs = figures.First(f => f.Method == "sgd").MedianMs;
             md.AppendLine(string.Create(Inv, $"### {p.Name}")).AppendLine();
             md.AppendLine(string.Create(Inv, $"SGD step {sgdMs:F2} ms (median over rounds); GEMM rate {rate:F1} GFLOP/s (float32, {p.Batch} × {p.Layers[0].InBar} · {p.Layers[0].InBar} × {p.Layers[0].Out}).")).AppendLine();
@@ -267,7 +268,7 @@ internal static class PerfCommand
             NaturalGradient.Optim.KlClipForm.StepQuadraticForm => "of the applied step",
             NaturalGradient.Optim.KlClipForm.PreconditionedGradient => "η²Δᵀg before momentum",
             _ => "K-FAC and EKFAC: η²Δᵀg before momentum; the others: of the applied step",
-        } + "), inverses every " + TimeToAccuracy.InversePeriod + " steps and factors every " + TimeToAccuracy.FactorPeriod + (TimeToAccuracy.FactorPrecision == NaturalGradient.Curvature.Kfac.KfacFactorPrecision.Bfloat16 ? " by bfloat16 GEMMs" : "") + " (K-FAC: Cholesky), HF 10 CG iterations. ");
+        } + "), " + (TimeToAccuracy.InversePeriod is { } tinv ? $"inverses every {tinv} steps" : $"K-FAC's inverses every {KfacOptions.DefaultInverseUpdatePeriod} steps and EKFAC's eigenbasis every {KfacOptions.DefaultEigenbasisUpdatePeriod} (the library's defaults)") + " and factors every " + TimeToAccuracy.FactorPeriod + (TimeToAccuracy.FactorPrecision == NaturalGradient.Curvature.Kfac.KfacFactorPrecision.Bfloat16 ? " by bfloat16 GEMMs" : "") + " (K-FAC: Cholesky), HF 10 CG iterations. ");
         md.AppendLine(args.FullGrid
             ? "Each method: the best (least time to 85 %, then to 88 %) of its learning-rate grid."
             : "Quick run: one learning rate per method (the middle of its grid), not the best of the grid.");

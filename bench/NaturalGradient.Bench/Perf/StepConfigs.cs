@@ -35,15 +35,28 @@ internal sealed class StepConfig : IDisposable
 /// Builds the configurations the benchmark times: SGD with momentum 0.9 (torch.optim.SGD, the reference), Adam, and
 /// every natural-gradient method both through <see cref="NaturalGradientDescent.Step"/> ("optimizer" path) and through
 /// <see cref="NaturalGradientPreconditioner"/> followed by torch.optim.SGD ("preconditioner" path). Settings: momentum
-/// 0.9, constant damping 0.01, empirical Fisher, no KL clip, K-FAC/EKFAC inverses every 10 steps and factors every
-/// <see cref="DefaultFactorPeriod"/> steps (the library's default, <see cref="KfacOptions.FactorUpdatePeriod"/>) (K-FAC:
+/// 0.9, constant damping 0.01, empirical Fisher, no KL clip, K-FAC inverses every 10 steps, EKFAC's eigenbasis every
+/// 20 ("ekfac-t10": every 10), factors every <see cref="DefaultFactorPeriod"/> steps (the library's defaults,
+/// <see cref="KfacOptions"/>) (K-FAC:
 /// Cholesky, and eigh as "kfac-eigen"; "kfac-bf16" and "ekfac-bf16" with bfloat16 factor GEMMs; "kfac-f1" and "ekfac-f1"
 /// with factors every step, otherwise as kfac and ekfac), Hessian-free exactly 10 CG iterations (tolerance 1e-10, no warm start).
 /// </summary>
 internal static class StepConfigs
 {
+    /// <summary>K-FAC's inverse period (the "inverses every 10"; the library's default) and HF's CG iterations.</summary>
     public const int InversePeriod = 10, CgIterations = 10;
-    public static readonly string[] NaturalGradientMethods = { "diag", "tengrad", "kfac", "kfac-f1", "kfac-bf16", "kfac-eigen", "ekfac", "ekfac-f1", "ekfac-bf16", "hf", "auto" };
+
+    /// <summary>Steps per timed block: one EKFAC eigenbasis period at the library's default, two K-FAC inverse periods.</summary>
+    public const int BlockSteps = KfacOptions.DefaultEigenbasisUpdatePeriod;
+
+    public static readonly string[] NaturalGradientMethods = { "diag", "tengrad", "kfac", "kfac-f1", "kfac-bf16", "kfac-eigen", "ekfac", "ekfac-t10", "ekfac-f1", "ekfac-bf16", "hf", "auto" };
+
+    /// <summary>
+    /// T_inv of a configuration: the EKFAC ones but "ekfac-t10" take the library's EKFAC default
+    /// (<see cref="KfacOptions.DefaultEigenbasisUpdatePeriod"/>, 20), the rest <see cref="InversePeriod"/>.
+    /// </summary>
+    public static int InversePeriodOf(string method) =>
+        method.StartsWith("ekfac", StringComparison.Ordinal) && method != "ekfac-t10" ? KfacOptions.DefaultEigenbasisUpdatePeriod : InversePeriod;
 
     /// <summary>The library's default K-FAC/EKFAC factor period T_f, used by every K-FAC/EKFAC configuration but the "-f1" ones.</summary>
     public static int DefaultFactorPeriod { get; } = new KfacOptions().FactorUpdatePeriod;
@@ -58,7 +71,7 @@ internal static class StepConfigs
             "diag" => CurvatureStructure.Diagonal,
             "tengrad" => CurvatureStructure.Tengrad,
             "kfac" or "kfac-f1" or "kfac-bf16" or "kfac-eigen" => CurvatureStructure.Kfac,
-            "ekfac" or "ekfac-f1" or "ekfac-bf16" => CurvatureStructure.Ekfac,
+            "ekfac" or "ekfac-t10" or "ekfac-f1" or "ekfac-bf16" => CurvatureStructure.Ekfac,
             "hf" => CurvatureStructure.HessianFree,
             "auto" => CurvatureStructure.Auto,
             _ => throw new ArgumentException($"unknown method '{method}'"),
@@ -66,7 +79,7 @@ internal static class StepConfigs
         Damping = 1e-2,
         Kfac = new KfacOptions
         {
-            InverseUpdatePeriod = InversePeriod,
+            InverseUpdatePeriod = InversePeriodOf(method),
             FactorUpdatePeriod = FactorPeriod(method),
             InverseMethod = method == "kfac-eigen" ? KfacInverseMethod.Eigen : KfacInverseMethod.Cholesky,
             FactorPrecision = method.EndsWith("-bf16", StringComparison.Ordinal) ? KfacFactorPrecision.Bfloat16 : KfacFactorPrecision.Model,

@@ -25,8 +25,8 @@ internal static class TimeToAccuracy
     /// <summary>Steps between test evaluations (<c>--eval-every</c>); default 50.</summary>
     public static int EvalEvery { get; set; } = 50;
 
-    /// <summary>K-FAC/EKFAC inverse period (<c>--inverse-period</c>); default 10.</summary>
-    public static int InversePeriod { get; set; } = 10;
+    /// <summary>K-FAC/EKFAC inverse period (<c>--inverse-period</c>); null (default): the library's, K-FAC 10 and EKFAC 20.</summary>
+    public static int? InversePeriod { get; set; }
 
     /// <summary>K-FAC/EKFAC factor period (<c>--factor-period</c>); default the library's (<see cref="NaturalGradient.Curvature.Kfac.KfacOptions.FactorUpdatePeriod"/>).</summary>
     public static int FactorPeriod { get; set; } = new NaturalGradient.Curvature.Kfac.KfacOptions().FactorUpdatePeriod;
@@ -66,7 +66,7 @@ internal static class TimeToAccuracy
     /// <summary>
     /// Settings of every method besides the learning rate: momentum 0.9 (Adam: β = 0.9, 0.999); natural-gradient
     /// methods: empirical Fisher, damping <see cref="Damping"/>, KL clip <see cref="KlClip"/> (K-FAC's norm constraint, measured as
-    /// <see cref="ClipFormOf"/> says), K-FAC/EKFAC inverses every <see cref="InversePeriod"/> steps (K-FAC by Cholesky) and
+    /// <see cref="ClipFormOf"/> says), K-FAC/EKFAC inverses every <see cref="InversePeriod"/> steps (null: the library's defaults, K-FAC 10 by Cholesky, EKFAC 20) and
     /// factors every <see cref="FactorPeriod"/>, Hessian-free 10 CG iterations.
     /// </summary>
     public static OptimizerSettings Settings(string method, double lr) => new()
