@@ -93,7 +93,7 @@ internal sealed class TrainOptions
         "inverse", v => CliChoices.KfacDistribution(v), helpName: "inverse|gradient|replicated");
     public Option<int> FactorSync { get; } = CliOptions.Int("--factor-sync-every",
         "Under mpirun -np N > 1, allreduce the K-FAC/EKFAC factors every N steps (inverse steps always sync)", Opt.FactorSyncPeriod);
-    public Option<string> KfacDamping { get; } = CliOptions.Text("--kfac-damping", "K-FAC damping: factored (π-adjusted Tikhonov) or eigenbasis (exact G⊗A + λI; needs eigen)", "factored",
+    public Option<string> KfacDamping { get; } = CliOptions.Text("--kfac-damping", "K-FAC/EKFAC damping: factored (π-adjusted Tikhonov) or eigenbasis (exact, in the eigenbasis; K-FAC: needs eigen)", "factored",
         v => CliChoices.KfacDamping(v), helpName: "factored|eigenbasis");
     public Option<bool> HfDiagonal { get; } = new("--hf-diagonal") { Description = "Precondition the Hessian-free solver with the diagonal Fisher" };
     public Option<string> KlClip { get; } = CliOptions.Text("--kl-clip", "Bound κ on the KL of an update, measured as --kl-clip-form says, or none [default: per method: 0.01 for kfac and ekfac, none otherwise]", null,

@@ -143,7 +143,7 @@ public static class MethodDefaults
                 set.UnionWith(new[]
                 {
                     nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod), nameof(OptimizerSettings.FactorDecay),
-                    nameof(OptimizerSettings.KfacFactorPrecision), nameof(OptimizerSettings.KfacDistribution),
+                    nameof(OptimizerSettings.KfacDamping), nameof(OptimizerSettings.KfacFactorPrecision), nameof(OptimizerSettings.KfacDistribution),
                 });
                 if (settings.KfacDistribution != KfacDistribution.Replicated) set.Add(nameof(OptimizerSettings.FactorSyncPeriod));
                 break;

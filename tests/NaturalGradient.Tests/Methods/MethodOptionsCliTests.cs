@@ -1,3 +1,5 @@
+using NaturalGradient.Curvature;
+using NaturalGradient.Curvature.Kfac;
 using NaturalGradient.Tests.Cli;
 using NaturalGradient.Training;
 using TorchSharp;
@@ -5,7 +7,7 @@ using static TorchSharp.torch;
 
 namespace NaturalGradient.Tests.Methods;
 
-/// <summary>--kbfgs-memory, --ksd-dimension and --factor-precision: validated before any work, checked against the method, and passed on.</summary>
+/// <summary>--kbfgs-memory, --ksd-dimension, --factor-precision and the K-FAC/EKFAC settings: validated before any work, checked against the method, and passed on.</summary>
 [Collection("Torch")]
 public class MethodOptionsCliTests
 {
@@ -111,5 +113,38 @@ public class MethodOptionsCliTests
             Assert.Equal(5, kbfgs.Curvature.Options.Memory);
         using (var ksd = (KsdTrainingOptimizer)catalog.Create(Context(new OptimizerSettings { Name = "ksd", Damping = 0.1, KsdDimension = 3 })))
             Assert.Equal(3, ksd.Options.Dimension);
+    }
+
+    /// <summary>EKFAC reads --kfac-damping (its divisor is S + λ or S plus K-FAC's factored terms) and its eigenbasis
+    /// period; natgrad's defaults give K-FAC's blocks inverses every 10 steps and EKFAC's an eigenbasis every 20.</summary>
+    [Fact]
+    public void KroneckerSettings_ReachTheBlocks()
+    {
+        using var _ = NewDisposeScope();
+        var model = TestModels.Mlp(new[] { 3, 4, 2 }, seed: 1);
+        using var generator = new Generator(1);
+        var x = randn(8, 3, dtype: ScalarType.Float64, generator: generator);
+        var y = randint(0, 2, new long[] { 8 }, generator: generator);
+        KfacOptions BlockOptions(OptimizerSettings s)
+        {
+            using var optimizer = (NaturalGradientTrainingOptimizer)OptimizerCatalog.Default.Create(new OptimizerContext
+            {
+                Model = model, Likelihood = new NaturalGradient.Likelihoods.CategoricalLikelihood(), Settings = s, Generator = generator, StepsPerEpoch = 1,
+            });
+            optimizer.Step(x, y);
+            var curvature = (BlockDiagonalCurvature)optimizer.Optimizer.Preconditioner.Curvature;
+            return curvature.Block(optimizer.Optimizer.Preconditioner.Layers[0].Name) switch
+            {
+                KfacBlock k => k.Options,
+                EkfacBlock e => e.Options,
+                var b => throw new InvalidOperationException($"unexpected block {b.GetType().Name}"),
+            };
+        }
+        Assert.Equal(10, BlockOptions(MethodDefaults.For("kfac")).InverseUpdatePeriod);
+        var ekfac = BlockOptions(MethodDefaults.For("ekfac"));
+        Assert.Equal(20, ekfac.InverseUpdatePeriod);
+        Assert.Equal(KfacDampingMode.Factored, ekfac.DampingMode);
+        Assert.Equal(KfacDampingMode.Eigenbasis, BlockOptions(MethodDefaults.For("ekfac") with { KfacDamping = KfacDampingMode.Eigenbasis }).DampingMode);
+        Assert.Contains(nameof(OptimizerSettings.KfacDamping), MethodDefaults.Reads(MethodDefaults.For("ekfac"))!);
     }
 }
