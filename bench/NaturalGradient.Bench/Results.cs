@@ -30,7 +30,8 @@ internal static class Results
         }
     }
 
-    public static void Save(string name, object data, string markdown)
+    /// <param name="quiet">True for the partial saves of a run still going: no "saved" line.</param>
+    public static void Save(string name, object data, string markdown, bool quiet = false)
     {
         var jsonDir = Path.Combine(Root, "results", "bench");
         var mdDir = Path.Combine(Root, "bench", "results");
@@ -40,7 +41,7 @@ internal static class Results
         var md = Path.Combine(mdDir, name + ".md");
         Write(json, JsonSerializer.Serialize(data, Json) + "\n");
         Write(md, markdown);
-        Console.WriteLine($"saved {Path.GetRelativePath(Root, json)} and {Path.GetRelativePath(Root, md)}");
+        if (!quiet) Console.WriteLine($"saved {Path.GetRelativePath(Root, json)} and {Path.GetRelativePath(Root, md)}");
     }
 
     private static void Write(string path, string text)

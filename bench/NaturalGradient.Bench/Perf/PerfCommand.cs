@@ -110,7 +110,7 @@ internal static class PerfCommand
         void SavePartial(string key, object value)
         {
             json[key] = value;
-            Results.Save("perf", json, md + $"\n(partial: the run was still going at {DateTime.UtcNow:HH:mm} UTC)\n");
+            Results.Save("perf", json, md + $"\n(partial: the run was still going at {DateTime.UtcNow:HH:mm} UTC)\n", quiet: true);
         }
         if (args.Kernels) json["kernels"] = RefreshKernels.Run(args.Quick ? 9 : 21, md);
         if (args.Steps) json["steps"] = StepPart(args, md, v => SavePartial("steps", v));
@@ -237,15 +237,15 @@ internal static class PerfCommand
                 md.AppendLine(string.Create(Inv, $"| {problem} | {method} | {lib:F2} | {lean:F2} | {lib / lean:F2} | {diff:E1} |"));
             md.AppendLine();
         }
+        var flatness = summary.Where(e => e.Key != "sgd")
+            .Select(e => (Label: e.Key, Ratios: e.Value.Where(x => x.Problem.StartsWith("figure 5")).Select(x => x.F.RatioToSgd).ToList()))
+            .Where(e => e.Ratios.Count >= 2).ToList();
+        if (flatness.Count == 0) return all;   // no figure-5 problem in this run
         md.AppendLine("### Figure-5 nets: flatness over depth").AppendLine();
         md.AppendLine("| configuration | ratio at depth 1, 2, 4, 8, 16 | max / min |");
         md.AppendLine("|---|---|---:|");
-        foreach (var (label, list) in summary)
-        {
-            var fig5 = list.Where(x => x.Problem.StartsWith("figure 5")).Select(x => x.F.RatioToSgd).ToList();
-            if (fig5.Count < 2 || label == "sgd") continue;
+        foreach (var (label, fig5) in flatness)
             md.AppendLine(string.Create(Inv, $"| {label} | {string.Join(", ", fig5.Select(v => v.ToString("F2", Inv)))} | {fig5.Max() / fig5.Min():F2} |"));
-        }
         md.AppendLine();
         return all;
     }

@@ -20,7 +20,7 @@ internal static class TrainCommand
     public static Command Create(CliContext ctx)
     {
         var options = new TrainOptions(ctx.Catalog.Names);
-        var command = new Command("train", "Train a model on a data set and write a run folder (model.pt, model.json, checkpoint.ngck, steps.csv, epochs.csv, config.json, metrics.json)");
+        var command = new Command("train", "Train a model on a data set and write a run folder (run.json, model.pt, model.json, checkpoint.ngck, steps.csv, epochs.csv, config.json, metrics.json)");
         foreach (var option in options.All) command.Add(option);
         command.SetAction(parse => Execute(ctx, parse, options, command));
         return command;

@@ -6,7 +6,8 @@ namespace NaturalGradient.Training;
 /// <summary>
 /// Which rank computes each Kronecker layer's inverse work (eigendecompositions or damped Cholesky inverses) in
 /// distributed K-FAC/EKFAC, balanced by cost: a layer with W̄ of shape out × in' costs in'³ + out³ (both the
-/// Cholesky inverse, ≈ d³ flops, and the symmetric eigendecomposition, ≈ 9d³, grow as d³ per d × d factor).
+/// Cholesky inverse, ≈ d³ flops, and the symmetric eigendecomposition, ≈ 4.7d³ by divide and conquer, grow as d³ per
+/// d × d factor).
 /// </summary>
 /// <remarks>
 /// Greedy longest-processing-time assignment (Graham 1969): layers in decreasing cost (ties: model order) each go to
