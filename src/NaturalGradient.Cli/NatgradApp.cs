@@ -31,6 +31,7 @@ internal sealed class NatgradApp(CliContext ctx)
     public int Run(string[] args)
     {
         var parse = BuildRoot().Parse(args);
+        if (OptionWithoutValue(parse) is { } missing) return Fail(ExitCodes.Usage, missing);
         if (parse.Errors.Count > 0 && parse.Action is not { ClearsParseErrors: true })
         {
             // An unknown word is the most useful thing to report (before "Required command was not provided").
@@ -61,6 +62,27 @@ internal sealed class NatgradApp(CliContext ctx)
             if (Environment.GetEnvironmentVariable("NATGRAD_DEBUG") == "1") ctx.Error.WriteLine(e);
             return Fail(ExitCodes.Internal, $"internal error ({e.GetType().Name}): {e.Message} (set NATGRAD_DEBUG=1 for details)");
         }
+    }
+
+    /// <summary>
+    /// An option given no value takes the next word as its value, even another option's name: "--data --optimizer kfac"
+    /// reads "--optimizer" as the data set and then refuses "kfac", and "--out --force" would write to a folder named
+    /// "--force". No value of ours is an option's name, so such a token means the value is missing; null when none is.
+    /// </summary>
+    private static string? OptionWithoutValue(ParseResult parse)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var r = parse.CommandResult; r is not null; r = r.Parent as System.CommandLine.Parsing.CommandResult)
+            foreach (var option in r.Command.Options)
+            {
+                names.Add(option.Name);
+                foreach (var alias in option.Aliases) names.Add(alias);
+            }
+        foreach (var result in parse.CommandResult.Children.OfType<System.CommandLine.Parsing.OptionResult>())
+            foreach (var token in result.Tokens)
+                if (names.Contains(token.Value))
+                    return $"{result.Option.Name} needs a value (the next word is the option {token.Value})";
+        return null;
     }
 
     private static string HelpHint(ParseResult parse)
