@@ -93,8 +93,13 @@ internal static class CliOptions
     {
         var text = SingleToken(r);
         if (text is null) return null;
-        if (long.TryParse(text, NumberStyles.AllowLeadingSign, Inv, out var v) && v >= min && v <= max) return v;
-        r.AddError($"{name}: '{text}' is not an integer");
+        bool integer = long.TryParse(text, NumberStyles.AllowLeadingSign, Inv, out var v);
+        if (integer && v >= min && v <= max) return v;
+        // An integer too large for the option's type (or for a long) is out of range, not "not an integer".
+        bool digits = text.TrimStart('+', '-').Length > 0 && text.TrimStart('+', '-').All(char.IsAsciiDigit);
+        r.AddError(integer || digits
+            ? string.Create(Inv, $"{name}: '{text}' is out of range ({(text.StartsWith('-') ? $"at least {min}" : $"at most {max}")})")
+            : $"{name}: '{text}' is not an integer");
         return null;
     }
 

@@ -26,6 +26,8 @@ public class CliErrorTests
     [InlineData(new[] { "--batch-size", "0" }, "natgrad: error: --batch-size must be ≥ 1, got 0")]
     [InlineData(new[] { "--batch-size", "ten" }, "natgrad: error: --batch-size: 'ten' is not an integer")]
     [InlineData(new[] { "--epochs", "1.5" }, "natgrad: error: --epochs: '1.5' is not an integer")]
+    [InlineData(new[] { "--inverse-period", "99999999999" }, "natgrad: error: --inverse-period: '99999999999' is out of range (at most 2147483647)")]
+    [InlineData(new[] { "--epochs", "-99999999999999999999" }, "natgrad: error: --epochs: '-99999999999999999999' is out of range (at least -2147483648)")]
     [InlineData(new[] { "--optimizer", "lbfgs" }, "natgrad: error: --optimizer: 'lbfgs' is not one of adam, auto, block, diag, ekfac, exact, hf, kbfgs, kfac, ksd, sgd, tengrad")]
     [InlineData(new[] { "--activation", "gelu" }, "natgrad: error: --activation: 'gelu' is not one of tanh, relu, sigmoid")]
     [InlineData(new[] { "--hidden", "32,x" }, "natgrad: error: --hidden: '32,x' is not a list of positive integers")]
