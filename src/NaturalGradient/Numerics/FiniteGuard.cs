@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace NaturalGradient.Numerics;
 
 /// <summary>
-/// The step's finiteness decisions, each one fused scalar and one host sync, however many layers there are.
+/// The step's finiteness decisions, each one host read however many layers there are.
 /// </summary>
 /// <remarks>
 /// <para><b>Statistics.</b> Every curvature matrix the library forms from one batch is bounded entrywise by the
@@ -15,9 +15,12 @@ namespace NaturalGradient.Numerics;
 /// B = Σ_l (max(w, 1) ‖Ā_l‖²‖D_l‖² + ‖Ā_l‖² + ‖D_l‖²) decides for all of them: the batch may enter long-lived state
 /// (running averages, eigenbases, scalings) only when B is finite and at most <see cref="Headroom"/> times the largest
 /// number of the statistics' dtype. A batch with a finite loss but an overflowing ĀĀᵀ (a feature of 1e20 in float32)
-/// fails this check before any factor is formed.</para>
-/// <para><b>Directions.</b> The solved directions (and any plain gradients applied with them) are checked together:
-/// one reduction of per-tensor isfinite().all() flags.</para>
+/// fails this check before any factor is formed. The 2L norms (and the output's sum) are read together and B is formed
+/// on the host in float64.</para>
+/// <para><b>Directions.</b> <see cref="AllFinite"/> checks a list of tensors entry by entry with one reduction of
+/// per-tensor isfinite().all() flags; the step itself reads the cheaper sum of
+/// <see cref="Preconditioning.NaturalGradientPreconditioner.FiniteCheck"/> first and calls it only when that sum is not
+/// finite.</para>
 /// </remarks>
 public static class FiniteGuard
 {
