@@ -44,6 +44,6 @@ static int StepsOption(string[] args)
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: NaturalGradient.Bench steps [--quick] | memory [--methods a,b] [--steps N] | micro [--quick] | perf [--quick] [--part all|kernels|steps|accuracy] [--methods a,b] [--problems mlp256,mlp128,figure5] [--threads N] [--rounds N] [--epochs N] [--clock wall|cpu] [--kl-clip κ] [--kl-clip-form step|gradient] [--eval-every N] [--inverse-period N] [--factor-period N] [--damping λ] [--factor-precision model|bfloat16] | hf-precond --data NAME [--steps N] [--every N] [--offset N] [--variants a,b]");
+    Console.Error.WriteLine("usage: NaturalGradient.Bench steps [--quick] | memory [--methods a,b] [--steps N] | micro [--quick] | perf [--quick] [--part all|kernels|steps|accuracy] [--methods a,b] [--problems mlp256,mlp128,figure5] [--threads N] [--rounds N] [--epochs N] [--clock wall|cpu] [--kl-clip κ] [--kl-clip-form step|gradient] [--eval-every N] [--inverse-period N] [--factor-period N] [--damping λ] [--momentum μ] [--factor-precision model|bfloat16] | hf-precond --data NAME [--steps N] [--every N] [--offset N] [--variants a,b]");
     return 2;
 }

@@ -70,6 +70,9 @@ internal static class PerfCommand
             "bfloat16" => NaturalGradient.Curvature.Kfac.KfacFactorPrecision.Bfloat16,
             var v => throw new ArgumentException($"option --factor-precision: expected model or bfloat16, got '{v}'"),
         };
+        if (Value("--momentum") is { } momentum)
+            TimeToAccuracy.Momentum = double.TryParse(momentum, NumberStyles.Float, Inv, out var mu) && mu >= 0 && mu < 1
+                ? mu : throw new ArgumentException($"option --momentum: expected a number in [0, 1), got '{momentum}'");
         if (Value("--damping") is { } damping)
             TimeToAccuracy.Damping = double.TryParse(damping, NumberStyles.Float, Inv, out var lambda) && lambda > 0 && double.IsFinite(lambda)
                 ? lambda : throw new ArgumentException($"option --damping: expected a number > 0, got '{damping}'");
@@ -263,7 +266,7 @@ internal static class PerfCommand
         md.AppendLine("## Time to 85 % and 88 % Fashion-MNIST test accuracy").AppendLine();
         md.AppendLine(string.Create(Inv, $"MLP 784-512-512-10 (ReLU, float32), batch {TimeToAccuracy.Batch}, {args.Threads} torch threads, at most {args.Epochs} epochs; only the steps are timed, "));
         md.AppendLine(string.Create(Inv, $"test accuracy (10,000 images) every {TimeToAccuracy.EvalEvery} steps outside the timer; same initial weights and batch order for every run. "));
-        md.AppendLine("Momentum 0.9 (Adam β = 0.9, 0.999); natural-gradient methods: empirical Fisher, damping " + TimeToAccuracy.Damping.ToString("G3", Inv) + ", KL clip " + TimeToAccuracy.KlClip.ToString("G3", Inv) + " (" + TimeToAccuracy.ClipForm switch
+        md.AppendLine("Momentum " + TimeToAccuracy.Momentum.ToString("G3", Inv) + " (Adam β = 0.9, 0.999); natural-gradient methods: empirical Fisher, damping " + TimeToAccuracy.Damping.ToString("G3", Inv) + ", KL clip " + TimeToAccuracy.KlClip.ToString("G3", Inv) + " (" + TimeToAccuracy.ClipForm switch
         {
             NaturalGradient.Optim.KlClipForm.StepQuadraticForm => "of the applied step",
             NaturalGradient.Optim.KlClipForm.PreconditionedGradient => "η²Δᵀg before momentum",

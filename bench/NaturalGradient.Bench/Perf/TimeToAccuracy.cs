@@ -63,15 +63,18 @@ internal static class TimeToAccuracy
     /// <summary>The natural-gradient methods' damping λ (<c>--damping</c>); default 0.01.</summary>
     public static double Damping { get; set; } = 1e-2;
 
+    /// <summary>Momentum of SGD and the natural-gradient methods (<c>--momentum</c>); default 0.9. Adam keeps β₁ = 0.9.</summary>
+    public static double Momentum { get; set; } = 0.9;
+
     /// <summary>
-    /// Settings of every method besides the learning rate: momentum 0.9 (Adam: β = 0.9, 0.999); natural-gradient
+    /// Settings of every method besides the learning rate: momentum <see cref="Momentum"/> (Adam: β = 0.9, 0.999); natural-gradient
     /// methods: empirical Fisher, damping <see cref="Damping"/>, KL clip <see cref="KlClip"/> (K-FAC's norm constraint, measured as
     /// <see cref="ClipFormOf"/> says), K-FAC/EKFAC inverses every <see cref="InversePeriod"/> steps (null: the library's defaults, K-FAC 10 by Cholesky, EKFAC 20) and
     /// factors every <see cref="FactorPeriod"/>, Hessian-free 10 CG iterations.
     /// </summary>
     public static OptimizerSettings Settings(string method, double lr) => new()
     {
-        Name = method, LearningRate = lr, Momentum = 0.9, Damping = Damping,
+        Name = method, LearningRate = lr, Momentum = method == "adam" ? 0.9 : Momentum, Damping = Damping,
         KlClip = method is "sgd" or "adam" ? null : KlClip, KlClipForm = ClipFormOf(method),
         InverseUpdatePeriod = InversePeriod, FactorUpdatePeriod = FactorPeriod, KfacFactorPrecision = FactorPrecision, HfMaxIterations = 10,
     };
