@@ -79,6 +79,31 @@ internal static class TimeToAccuracy
         InverseUpdatePeriod = InversePeriod, FactorUpdatePeriod = FactorPeriod, KfacFactorPrecision = FactorPrecision, HfMaxIterations = 10,
     };
 
+    /// <summary>Steps of the untimed warm-up run each method takes before its grid (<see cref="Warmup"/>).</summary>
+    public const int WarmupSteps = 30;
+
+    /// <summary>
+    /// <paramref name="steps"/> steps of <paramref name="method"/> on a model of its own, untimed and discarded: the process's
+    /// first use of the method's code (JIT tiers), kernels and native allocations happens here, not in the grid's first run.
+    /// </summary>
+    public static void Warmup(Dataset data, string method, double lr, int steps)
+    {
+        manual_seed(0);
+        using var model = ModelFactory.Mlp(data.InputShape, data.OutputCount, new[] { 512, 512 }, Activation.Relu, ScalarType.Float32);
+        using var generator = new Generator(0);
+        using var optimizer = OptimizerCatalog.Default.Create(new OptimizerContext
+        {
+            Model = model, Likelihood = new CategoricalLikelihood(), Settings = Settings(method, lr), Generator = generator,
+            StepsPerEpoch = steps, TotalSteps = steps, BatchSize = Batch,
+        });
+        for (int s = 0; s < steps; s++)
+        {
+            using var scope = NewDisposeScope();
+            var rows = arange(s * Batch, (s + 1) * Batch, dtype: ScalarType.Int64).remainder_(data.TrainCount);
+            optimizer.Step(data.TrainX.index_select(0, rows), data.TrainY.index_select(0, rows));
+        }
+    }
+
     public static AccuracyRun Train(Dataset data, string method, double lr, int epochs, Action<string> log)
     {
         manual_seed(0);
