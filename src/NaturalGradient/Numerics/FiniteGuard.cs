@@ -38,19 +38,15 @@ public static class FiniteGuard
         using var scope = NewDisposeScope();
         var reductions = new List<Tensor>(2 * statistics.Count + 1);
         var tokenRows = new double[statistics.Count];
-        foreach (var (s, i) in statistics.Select((s, i) => (s, i)))
+        for (int i = 0; i < statistics.Count; i++)
         {
             // One-hot rows (an index layer): ‖ā‖² = m · T is known without a reduction.
-            if (s.Tokens is { } tokens) tokenRows[i] = tokens.numel();
-            else reductions.Add(s.Activations.norm());
-            reductions.Add(s.OutputGradients.norm());
+            if (statistics[i].Tokens is { } tokens) tokenRows[i] = tokens.numel();
+            else reductions.Add(statistics[i].Activations.norm());
+            reductions.Add(statistics[i].OutputGradients.norm());
         }
         if (output is not null) reductions.Add(output.detach().sum());
-        var dtype = reductions[0].dtype;
-        var stacked = reductions.All(r => r.dtype == dtype)
-            ? stack(reductions).to_type(ScalarType.Float64)
-            : stack(reductions.Select(r => r.to_type(ScalarType.Float64)).ToArray());
-        var values = stacked.cpu().data<double>().ToArray();
+        var values = StackInFloat64(reductions).cpu().data<double>().ToArray();
         double bound = 0;
         int k = 0;
         for (int i = 0; i < statistics.Count; i++)
@@ -64,6 +60,18 @@ public static class FiniteGuard
     }
 
     private static double Square(double x) => x * x;
+
+    /// <summary>
+    /// Scalar tensors stacked into one float64 vector: one stack in their common dtype and one conversion, or each
+    /// converted first when their dtypes differ. For reading several reductions with one host read.
+    /// </summary>
+    internal static Tensor StackInFloat64(IReadOnlyList<Tensor> scalars)
+    {
+        var dtype = scalars[0].dtype;
+        return scalars.All(t => t.dtype == dtype)
+            ? stack(scalars).InDtype(ScalarType.Float64)
+            : stack(scalars.Select(t => t.InDtype(ScalarType.Float64)).ToArray());
+    }
 
     /// <summary>
     /// True when the statistics may enter the curvature: B finite and ≤ <see cref="Headroom"/> · max(dtype).

@@ -309,9 +309,8 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     {
         var sums = tensors.Select(t => t.sum()).ToList();
         if (sums.Count == 0) return zeros(1, dtype: ScalarType.Float64).squeeze();
-        // One kernel per tensor: the per-tensor sums are stacked (one dtype) and added in float64.
-        if (sums.All(t => t.dtype == sums[0].dtype)) return stack(sums).sum(ScalarType.Float64);
-        return stack(sums.Select(t => t.to_type(ScalarType.Float64))).sum();
+        // One kernel per tensor: the per-tensor sums are stacked and added in float64.
+        return FiniteGuard.StackInFloat64(sums).sum();
     }
 
     public void Dispose()

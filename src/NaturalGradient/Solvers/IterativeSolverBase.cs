@@ -1,3 +1,4 @@
+using NaturalGradient.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -82,7 +83,7 @@ public abstract class IterativeSolverBase : IIterativeSolver
             if (result is null || result.dim() != 1 || result.shape[0] != _n)
                 throw new ArgumentException(
                     $"{what} must return a flat tensor of length {_n}, got shape [{(result is null ? "null" : string.Join(", ", result.shape))}]");
-            return result.dtype == like.dtype ? result.detach() : result.detach().to_type(like.dtype);
+            return result.detach().InDtype(like.dtype);
         }
     }
 }
