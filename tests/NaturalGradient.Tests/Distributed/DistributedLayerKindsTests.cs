@@ -14,31 +14,37 @@ namespace NaturalGradient.Tests.Distributed;
 /// <summary>
 /// Data-parallel K-FAC (<see cref="DistributedKroneckerCurvature"/>) on one process with an Embedding (whose A is
 /// allreduced and shipped as a length-V vector) and a tensor tied in transposed layouts (preconditioned from gathered
-/// statistics, not assigned to an owner): every preconditioned gradient equals the one-process curvature's.
+/// statistics, not assigned to an owner), and EKFAC over a basis refresh on a step without a factor update: every
+/// preconditioned gradient equals the one-process curvature's.
 /// </summary>
 [Collection("Torch")]
 public class DistributedLayerKindsTests
 {
     [Theory]
-    [InlineData("embedding", KfacDistribution.InverseBroadcast, KfacInverseMethod.Cholesky)]
-    [InlineData("embedding", KfacDistribution.GradientBroadcast, KfacInverseMethod.Eigen)]
-    [InlineData("tied-embedding-head", KfacDistribution.InverseBroadcast, KfacInverseMethod.Cholesky)]
-    [InlineData("tied-embedding-head", KfacDistribution.GradientBroadcast, KfacInverseMethod.Eigen)]
-    public void OneProcess_EqualsTheLocalCurvature(string name, KfacDistribution mode, KfacInverseMethod inverse)
+    [InlineData("embedding", KfacDistribution.InverseBroadcast, KfacInverseMethod.Cholesky, CurvatureStructure.Kfac)]
+    [InlineData("embedding", KfacDistribution.GradientBroadcast, KfacInverseMethod.Eigen, CurvatureStructure.Kfac)]
+    [InlineData("tied-embedding-head", KfacDistribution.InverseBroadcast, KfacInverseMethod.Cholesky, CurvatureStructure.Kfac)]
+    [InlineData("tied-embedding-head", KfacDistribution.GradientBroadcast, KfacInverseMethod.Eigen, CurvatureStructure.Kfac)]
+    // EKFAC with T_f = 3, T_inv = 4 over 7 steps: its basis changes at step 4, where the factors are not due, and S
+    // restarts there from the batch in both.
+    [InlineData("embedding", KfacDistribution.InverseBroadcast, KfacInverseMethod.Eigen, CurvatureStructure.Ekfac)]
+    [InlineData("sequence", KfacDistribution.GradientBroadcast, KfacInverseMethod.Eigen, CurvatureStructure.Ekfac)]
+    public void OneProcess_EqualsTheLocalCurvature(string name, KfacDistribution mode, KfacInverseMethod inverse, CurvatureStructure structure)
     {
+        bool ekfac = structure == CurvatureStructure.Ekfac;
         using var scope = NewDisposeScope();
         var c = LayerCases.Create(name);
         var options = new PreconditionerOptions
         {
-            Structure = CurvatureStructure.Kfac, Damping = 1e-2,
-            Kfac = new KfacOptions { InverseMethod = inverse, InverseUpdatePeriod = 2, FactorDecay = 0.8 },
+            Structure = structure, Damping = 1e-2,
+            Kfac = new KfacOptions { InverseMethod = inverse, InverseUpdatePeriod = ekfac ? 4 : 2, FactorDecay = 0.8 },
         };
         using var reference = CurvatureFactory.Create(options);
         var parallel = new DataParallel(SingleProcess.Instance);
         parallel.Shard(c.X, c.Y);
         using var distributed = new DistributedKroneckerCurvature((BlockDiagonalCurvature)CurvatureFactory.Create(options), parallel, mode, syncPeriod: 1);
         var likelihood = c.Likelihood;
-        for (int step = 0; step < 3; step++)
+        for (int step = 0; step < (ekfac ? 7 : 3); step++)
         {
             using var capture = new LayerCapture(c.Model);
             var output = c.Model.call(c.X);

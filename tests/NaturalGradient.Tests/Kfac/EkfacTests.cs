@@ -64,6 +64,42 @@ public class EkfacTests
         }
     }
 
+    /// <summary>
+    /// A basis refresh on a step whose factors are not due (T_f = 3, T_inv = 4: step 4) restarts S from that step's
+    /// batch in the new basis, the brute-force (1/m) Σᵢ (Q_Gᵀ gᵢ Q_A)² with Q from the block; a step with neither
+    /// (step 5) keeps S; the next factor step (6) averages its batch in, S = β S₄ + (1 − β) S₆.
+    /// </summary>
+    [Theory]
+    [InlineData("linear")]
+    [InlineData("conv")]
+    public void Ekfac_BasisRefreshWithoutFactorUpdate_RestartsScalingFromThatBatch(string kind)
+    {
+        using var scope = NewDisposeScope();
+        const double decay = 0.8;
+        var problems = Enumerable.Range(0, 7).Select(s => Problem(kind, seed: 10 * s)).ToList();
+        for (int l = 0; l < problems[0].Layers.Count; l++)
+        {
+            using var block = new EkfacBlock(problems[0].Layers[l], new KfacOptions { FactorDecay = decay, FactorUpdatePeriod = 3, InverseUpdatePeriod = 4 });
+            for (int step = 0; step <= 4; step++) block.Update(problems[step].Statistics[l], step);
+            Assert.Equal(2, block.InverseRefreshCount);
+            var qa = block.ActivationBasis;
+            var qg = block.OutputGradientBasis;
+            Tensor BatchScaling(int step)
+            {
+                var p = problems[step];
+                var perExample = PerExampleGradients(p.Model, p.Layers, p.X, p.Y)[l];
+                return qg.t().matmul(perExample).matmul(qa).square().mean(new long[] { 0 });
+            }
+            var s4 = BatchScaling(4);
+            TensorAssert.Close(s4, block.Scaling, rtol: 1e-10, label: $"S after the refresh at step 4, layer {l}");
+            block.Update(problems[5].Statistics[l], 5);
+            TensorAssert.Close(s4, block.Scaling, rtol: 1e-12, label: $"S at step 5 (nothing due), layer {l}");
+            block.Update(problems[6].Statistics[l], 6);
+            TensorAssert.Close(s4.mul(decay).add_(BatchScaling(6), alpha: 1 - decay), block.Scaling, rtol: 1e-10,
+                label: $"S at the factor step 6, layer {l}");
+        }
+    }
+
     private static void AssertDiagonalizes(Tensor q, Tensor factor, string label)
     {
         var rotated = q.t().mm(factor).mm(q);

@@ -139,8 +139,9 @@ public sealed class DistributedKroneckerCurvature : IDistributedCurvature, ICurv
         for (int i = 0; i < blocks.Count; i++)
         {
             if (blocks[i] is not EkfacBlock e) continue;
-            bool first = firsts[i], factorsDue = first || step % e.Options.FactorUpdatePeriod == 0;
-            if (factorsDue) scaling.Add((e, kronecker[i], first || step % e.Options.InverseUpdatePeriod!.Value == 0));
+            // As EkfacBlock.Update: S restarts in a new basis even on a step whose factors are not due.
+            bool first = firsts[i], basisChanged = first || step % e.Options.InverseUpdatePeriod!.Value == 0;
+            if (basisChanged || step % e.Options.FactorUpdatePeriod == 0) scaling.Add((e, kronecker[i], basisChanged));
         }
         if (scaling.Count > 0)
         {

@@ -19,9 +19,11 @@ namespace NaturalGradient.Curvature.Kfac;
 /// eigenbasis (George et al. 2018 §3); with S = eᴳeᴬᵀ it is K-FAC's G ⊗ A.</para>
 /// <para>Schedule (<see cref="KfacOptions"/>): A, G and S absorb a batch (running average with β) on steps with
 /// s mod T_f = 0; the eigenbasis is recomputed from A and G on steps with s mod T_inv = 0, before S is updated in
-/// that same call. When the basis changes, S restarts from the current batch in the new basis (a running average
-/// across bases would mix coordinates that no longer correspond; with T_inv = 1 this made EKFAC diverge on a
-/// teacher–student regression in our tests). InverseMethod does not apply: EKFAC always uses eigh.</para>
+/// that same call. When the basis changes, S restarts from the current batch in the new basis, whether or not the
+/// factors are due on that step (a running average across bases would mix coordinates that no longer correspond, and
+/// an S kept from the old basis would divide the new basis's coordinates by the old one's; with T_inv = 1 the former
+/// made EKFAC diverge on a teacher–student regression in our tests). InverseMethod does not apply: EKFAC always uses
+/// eigh.</para>
 /// <para>Damping: <see cref="KfacDampingMode.Eigenbasis"/> adds λ to S. <see cref="KfacDampingMode.Factored"/> (the
 /// default) adds the terms by which K-FAC's (G + √λ/π I) ⊗ (A + π√λ I) exceeds G ⊗ A in the eigenbasis, so that EKFAC
 /// with S = eᴳeᴬᵀ is K-FAC with factored damping. The difference matters where S is small: A estimated from m examples
@@ -113,8 +115,9 @@ public sealed partial class EkfacBlock : ICurvatureBlock
             InverseRefreshCount++;
         }
         // A running average of S across different bases mixes coordinates that no longer correspond: when the
-        // basis changes, S restarts from this batch's second moments in the new basis.
-        if (!factorsDue) return;
+        // basis changes, S restarts from this batch's second moments in the new basis, also on a step whose factors
+        // are not due (with T_f = 3 and T_inv = 20 that is two refreshes in three).
+        if (!factorsDue && !basisChanged) return;
         if (!basisChanged && statistics.IsRankOne)
         {
             // S ← βS + (1 − β) w (Σₛ(δQ_G)²)ᵀ (āQ_A)²: one GEMM into the long-lived S.

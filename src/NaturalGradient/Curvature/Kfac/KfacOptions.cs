@@ -21,7 +21,8 @@ public sealed record KfacOptions
     public double FactorDecay { get; init; } = 0.95;
 
     /// <summary>
-    /// T_f ≥ 1: the factors (and EKFAC's S) absorb statistics on steps with s mod T_f = 0. Default 3: the factor GEMMs
+    /// T_f ≥ 1: the factors (and EKFAC's S) absorb statistics on steps with s mod T_f = 0 (EKFAC's S also restarts from
+    /// the step's batch whenever its eigenbasis is recomputed). Default 3: the factor GEMMs
     /// (2m(in'² + out²) flops per layer, a large share of a K-FAC step) are paid on a third of the steps, with test
     /// losses and accuracies on weather, wine and a Fashion-MNIST subset equivalent to T_f = 1 (docs/DEFAULTS.md). Set 1
     /// where the statistics of every batch must count (e.g. a preconditioner built from the step's own batch).
