@@ -31,6 +31,25 @@ public class NativeFailureTests
         Assert.IsAssignableFrom<System.Runtime.InteropServices.ExternalException>(e.InnerException);
     }
 
+    /// <summary>
+    /// TorchSharp's native matmul does not catch libtorch's errors (a mismatch there aborts the process); the library's
+    /// matmuls check the shapes first and throw, and give matmul's result (batch dimensions broadcast) otherwise.
+    /// </summary>
+    [Fact]
+    public void MatMul_OfOperandsThatDoNotFit_ThrowsNamingBothShapes()
+    {
+        using var scope = NewDisposeScope();
+        var e = Assert.Throws<ArgumentException>(() => ones(30, 4).MatMul(ones(5, 5)));
+        Assert.Equal("matrix product of shapes [30, 4] and [5, 5]: the operands do not fit (inner dimensions 4 and 5)", e.Message);
+        e = Assert.Throws<ArgumentException>(() => ones(3, 2, 4).MatMul(ones(2, 4, 5)));
+        Assert.Equal("matrix product of shapes [3, 2, 4] and [2, 4, 5]: the operands do not fit (inner dimensions 4 and 4)", e.Message);
+        Assert.Throws<ArgumentException>(() => ones(4).MatMul(ones(4, 2)));
+        var a = randn(3, 1, 2, 4, dtype: ScalarType.Float64);
+        var b = randn(5, 4, 6, dtype: ScalarType.Float64);
+        TensorAssert.Close(a.matmul(b), a.MatMul(b), rtol: 0, label: "broadcast batch dimensions");
+        Assert.Equal(new long[] { 3, 5, 2, 6 }, a.MatMul(b).shape);
+    }
+
     [Fact]
     public void NativeCall_KeepsOnlyLibtorchsFirstLine()
     {

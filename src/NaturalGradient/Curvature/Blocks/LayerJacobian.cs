@@ -1,4 +1,5 @@
 using NaturalGradient.Fisher;
+using NaturalGradient.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -62,7 +63,7 @@ internal sealed class LayerJacobian
     public Tensor Multiply(Tensor g) =>
         _j is not null ? _j.mv(g.flatten())
         : _tokens is not null ? TokenGradients.Multiply(_tokens, _d!, g)
-        : (_d!.matmul(g) * _a!).sum(new long[] { 1, 2 });
+        : (_d!.MatMul(g) * _a!).sum(new long[] { 1, 2 });
 
     /// <summary>Jᵀ u for u of length n, W̄-shaped like <paramref name="like"/>.</summary>
     public Tensor TransposeMultiply(Tensor u, Tensor like)

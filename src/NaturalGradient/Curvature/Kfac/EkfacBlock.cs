@@ -146,7 +146,7 @@ public sealed partial class EkfacBlock : ICurvatureBlock
             _projections = new StepProjections(statistics, deltaProjected.alias().MoveToOuterDisposeScope(), actProjected.alias().MoveToOuterDisposeScope());
             return (deltaProjected.square(), actProjected.square());
         }
-        var deltaSquares = Squared(delta.matmul(qg)).sum(dim: 0);                                       // m × out
+        var deltaSquares = Squared(delta.MatMul(qg)).sum(dim: 0);                                       // m × out
         var actSquares = Squared(statistics.Activations.detach().squeeze(1).InDtype(qa.dtype).mm(qa)); // m × in'
         return (deltaSquares, actSquares);
     }
@@ -172,7 +172,7 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         if (statistics.Tokens is not null)
         {
             // Q_A = I: column k of Q_Gᵀ gᵢₛ is Q_Gᵀ Σ_{t: kᵢₜ = k} δᵢₛₜ; square and sum over the (example, token) pairs.
-            var projected = statistics.FlatOutputGradients().detach().InDtype(qg.dtype).matmul(qg);   // n × T × out
+            var projected = statistics.FlatOutputGradients().detach().InDtype(qg.dtype).MatMul(qg);   // n × T × out
             return TokenGradients.SquaredSum(statistics.PairedTokens()!, projected, Layer.InputDim).mul_(statistics.Weight);
         }
         var qa = _eigen.ActivationBasis;

@@ -93,8 +93,8 @@ internal sealed partial class KroneckerEigenbasis : IDisposable
     public Tensor Project(Tensor v)
     {
         using var scope = NewDisposeScope();
-        var left = OutputGradientBasis.t().matmul(v);
-        return scope.MoveToOuter(IsDiagonalActivation ? left : left.matmul(_qa!));
+        var left = OutputGradientBasis.t().MatMul(v);
+        return scope.MoveToOuter(IsDiagonalActivation ? left : left.MatMul(_qa!));
     }
 
     /// <summary>Q_Gᵀ ḡ Q_A for ḡ = w DᵀĀ, as w (D Q_G)ᵀ(Ā Q_A), from D (m × out) and Ā (m × in').</summary>
@@ -108,8 +108,8 @@ internal sealed partial class KroneckerEigenbasis : IDisposable
     public Tensor Unproject(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var left = OutputGradientBasis.matmul(x);
-        return scope.MoveToOuter(IsDiagonalActivation ? left : left.matmul(_qa!.t()));
+        var left = OutputGradientBasis.MatMul(x);
+        return scope.MoveToOuter(IsDiagonalActivation ? left : left.MatMul(_qa!.t()));
     }
 
     /// <summary>eᴳ eᴬᵀ (out × in'): the eigenvalues of G ⊗ A arranged like W̄.</summary>
