@@ -273,27 +273,33 @@ internal static class PerfCommand
             _ => "K-FAC and EKFAC: η²Δᵀg before momentum; the others: of the applied step",
         } + "), " + (TimeToAccuracy.InversePeriod is { } tinv ? $"inverses every {tinv} steps" : $"K-FAC's inverses every {KfacOptions.DefaultInverseUpdatePeriod} steps and EKFAC's eigenbasis every {KfacOptions.DefaultEigenbasisUpdatePeriod} (the library's defaults)") + " and factors every " + TimeToAccuracy.FactorPeriod + (TimeToAccuracy.FactorPrecision == NaturalGradient.Curvature.Kfac.KfacFactorPrecision.Bfloat16 ? " by bfloat16 GEMMs" : "") + " (K-FAC: Cholesky), HF 10 CG iterations. ");
         md.AppendLine(args.FullGrid
-            ? $"Each method: the best (least time to 85 %, then to 88 %) of its learning-rate grid, after {TimeToAccuracy.WarmupSteps} untimed warm-up steps per method."
+            ? $"Each method: the best (least time to 85 %, then to 88 %) of its learning-rate grid, after {TimeToAccuracy.WarmupSteps} untimed warm-up steps per method. " +
+              $"All runs (every method and lr) train in lockstep, {TimeToAccuracy.EvalEvery} steps each in turn, so that they share the machine's conditions."
             : "Quick run: one learning rate per method (the middle of its grid), not the best of the grid.");
         md.AppendLine().AppendLine("| method | lr grid | best lr | time to 85 % (s) | steps | time to 88 % (s) | steps | best test acc. | 85 % time / Adam's | 88 % time / Adam's |");
         md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         var runs = new List<AccuracyRun>();
         var best = new Dictionary<string, AccuracyRun>();
+        var planned = new List<(string Method, double LearningRate)>();
         foreach (var method in args.AccuracyMethods)
         {
             var grid = TimeToAccuracy.Grid[method];
             var lrs = args.FullGrid ? grid : new[] { grid[grid.Length / 2] };
-            // Untimed: the method's code paths, kernels and allocator warmed once, so that the grid's first run does not pay for it.
+            // Untimed: the method's code paths, kernels and allocator warmed once, so that no run pays for it.
             TimeToAccuracy.Warmup(ds, method, lrs[0], TimeToAccuracy.WarmupSteps);
-            foreach (var lr in lrs)
-            {
-                var run = TimeToAccuracy.Train(ds, method, lr, args.Epochs, Console.WriteLine);
-                runs.Add(run);
-                Console.WriteLine(string.Create(Inv, $"{method} lr {lr:G3}: 85 % after {Fmt(run.SecondsTo85)} s ({run.StepsTo85?.ToString() ?? "–"} steps), 88 % after {Fmt(run.SecondsTo88)} s; best {run.BestTestAccuracy:P1}{(run.Note is null ? "" : "; " + run.Note)}"));
-                if (!best.TryGetValue(method, out var b) || Better(run, b)) best[method] = run;
-                savePartial(runs.Select(RunJson).ToList());
-            }
+            planned.AddRange(lrs.Select(lr => (method, lr)));
         }
+        var results = TimeToAccuracy.TrainInterleaved(ds, planned, args.Epochs, Console.WriteLine, run =>
+        {
+            runs.Add(run);
+            Console.WriteLine(string.Create(Inv, $"{run.Method} lr {run.LearningRate:G3}: 85 % after {Fmt(run.SecondsTo85)} s ({run.StepsTo85?.ToString() ?? "–"} steps), 88 % after {Fmt(run.SecondsTo88)} s; best {run.BestTestAccuracy:P1}{(run.Note is null ? "" : "; " + run.Note)}"));
+            savePartial(runs.Select(RunJson).ToList());
+        });
+        // In grid order (runs finish in any order): on a tie the earlier learning rate of the grid stays the best.
+        runs.Clear();
+        runs.AddRange(results);
+        foreach (var run in results)
+            if (!best.TryGetValue(run.Method, out var b) || Better(run, b)) best[run.Method] = run;
         best.TryGetValue("adam", out var adam);
         foreach (var method in args.AccuracyMethods)
         {

@@ -16,7 +16,8 @@ internal sealed record AccuracyRun(string Method, double LearningRate, double? S
 /// Time to 85 % and 88 % Fashion-MNIST test accuracy: MLP 784-512-512-10 (ReLU, float32), batch 256, the torch threads
 /// the process runs with, at most <c>epochs</c> epochs. Only the optimisation steps are timed (one Stopwatch around
 /// each step); the test accuracy is evaluated every <see cref="EvalEvery"/> steps (50 by default) outside the timer. A run stops at 88 %, at the budget,
-/// or when the loss is no longer finite. Every method starts from the same initial weights and batch order.
+/// or when the loss is no longer finite. Every method starts from the same initial weights and batch order; all runs
+/// train in lockstep (<see cref="TrainInterleaved"/>).
 /// </summary>
 internal static class TimeToAccuracy
 {
@@ -104,51 +105,124 @@ internal static class TimeToAccuracy
         }
     }
 
-    public static AccuracyRun Train(Dataset data, string method, double lr, int epochs, Action<string> log)
+    /// <summary>
+    /// Trains every (method, lr) of <paramref name="runs"/> in lockstep: each in turn takes <see cref="EvalEvery"/> steps
+    /// (timed) and an evaluation (untimed), until every run has reached 88 %, its budget or a non-finite loss. The runs
+    /// thus share the machine's conditions over the whole measurement (a shared machine's speed drifts by tens of percent
+    /// over minutes; trained one after another, a method's time also measured when it happened to run).
+    /// </summary>
+    public static List<AccuracyRun> TrainInterleaved(Dataset data, IReadOnlyList<(string Method, double LearningRate)> runs, int epochs,
+        Action<string> log, Action<AccuracyRun> finished)
     {
-        manual_seed(0);
-        using var model = ModelFactory.Mlp(data.InputShape, data.OutputCount, new[] { 512, 512 }, Activation.Relu, ScalarType.Float32);
-        var likelihood = new CategoricalLikelihood();
-        long n = data.TrainCount, stepsPerEpoch = n / Batch;
-        using var generator = new Generator(0);
-        using var optimizer = OptimizerCatalog.Default.Create(new OptimizerContext
+        var trainings = runs.Select(r => new AccuracyTraining(data, r.Method, r.LearningRate, epochs)).ToList();
+        try
         {
-            Model = model, Likelihood = likelihood, Settings = Settings(method, lr), Generator = generator,
-            StepsPerEpoch = stepsPerEpoch, TotalSteps = stepsPerEpoch * epochs, BatchSize = Batch,
-        });
-        using var order = new Generator(1);
-        var curve = new List<(long, double, double)>();
-        double seconds = 0, best = 0;
-        double? t85 = null, t88 = null;
-        long? s85 = null, s88 = null;
-        long step = 0;
-        string? note = null;
-        for (int epoch = 0; epoch < epochs && t88 is null && note is null; epoch++)
-        {
-            using var perm = randperm(n, generator: order);
-            for (long b = 0; b < stepsPerEpoch && t88 is null; b++)
+            var results = new AccuracyRun?[trainings.Count];
+            while (results.Any(r => r is null))
             {
-                using var scope = NewDisposeScope();
-                var idx = perm.narrow(0, b * Batch, Batch);
-                var x = data.TrainX.index_select(0, idx);
-                var y = data.TrainY.index_select(0, idx);
-                model.train();
-                var watch = Stopwatch.StartNew();
-                var result = optimizer.Step(x, y);
-                watch.Stop();
-                seconds += watch.Elapsed.TotalSeconds;
-                step++;
-                if (!double.IsFinite(result.Loss)) { note = $"loss not finite at step {step}"; break; }
-                if (step % EvalEvery != 0) continue;
-                var (_, acc) = Evaluator.Evaluate(model, likelihood, data.TestX, data.TestY, 2000);
-                double a = acc ?? 0;
-                curve.Add((step, seconds, a));
-                best = Math.Max(best, a);
-                if (a >= 0.85 && t85 is null) { t85 = seconds; s85 = step; }
-                if (a >= 0.88 && t88 is null) { t88 = seconds; s88 = step; }
-                log($"  {method} lr {lr:G3}: step {step}, {seconds:F1} s training, test accuracy {a:P1}");
+                for (int i = 0; i < trainings.Count; i++)
+                {
+                    if (results[i] is not null) continue;
+                    trainings[i].Advance(EvalEvery, log);
+                    if (!trainings[i].Finished) continue;
+                    results[i] = trainings[i].Result();
+                    finished(results[i]!);
+                }
             }
+            return results.Select(r => r!).ToList();
         }
-        return new AccuracyRun(method, lr, t85, s85, t88, s88, best, step, seconds, note, curve);
+        finally
+        {
+            foreach (var t in trainings) t.Dispose();
+        }
+    }
+}
+
+/// <summary>
+/// One run of the time-to-accuracy part, advanced a number of steps at a time (<see cref="TimeToAccuracy.TrainInterleaved"/>):
+/// its own model (initial weights from seed 0, as every run's), optimizer, batch order (seed 1) and timer.
+/// </summary>
+internal sealed class AccuracyTraining : IDisposable
+{
+    private readonly Dataset _data;
+    private readonly string _method;
+    private readonly double _lr;
+    private readonly int _epochs;
+    private readonly nn.Module<Tensor, Tensor> _model;
+    private readonly CategoricalLikelihood _likelihood = new();
+    private readonly Generator _generator = new(0), _order = new(1);
+    private readonly ITrainingOptimizer _optimizer;
+    private readonly long _stepsPerEpoch;
+    private readonly List<(long, double, double)> _curve = new();
+    private Tensor? _permutation;
+    private int _epoch;
+    private long _batch, _step;
+    private double _seconds, _best;
+    private double? _t85, _t88;
+    private long? _s85, _s88;
+    private string? _note;
+
+    public AccuracyTraining(Dataset data, string method, double lr, int epochs)
+    {
+        (_data, _method, _lr, _epochs) = (data, method, lr, epochs);
+        manual_seed(0);
+        _model = ModelFactory.Mlp(data.InputShape, data.OutputCount, new[] { 512, 512 }, Activation.Relu, ScalarType.Float32);
+        _stepsPerEpoch = data.TrainCount / TimeToAccuracy.Batch;
+        _optimizer = OptimizerCatalog.Default.Create(new OptimizerContext
+        {
+            Model = _model, Likelihood = _likelihood, Settings = TimeToAccuracy.Settings(method, lr), Generator = _generator,
+            StepsPerEpoch = _stepsPerEpoch, TotalSteps = _stepsPerEpoch * epochs, BatchSize = TimeToAccuracy.Batch,
+        });
+    }
+
+    /// <summary>True once the run reached 88 %, its budget of epochs, or a non-finite loss.</summary>
+    public bool Finished => _t88 is not null || _note is not null || _epoch >= _epochs;
+
+    /// <summary>Up to <paramref name="steps"/> timed steps, with the test accuracy evaluated (untimed) every <see cref="TimeToAccuracy.EvalEvery"/> steps.</summary>
+    public void Advance(int steps, Action<string> log)
+    {
+        for (int k = 0; k < steps && !Finished; k++)
+        {
+            if (_permutation is null) _permutation = randperm(_data.TrainCount, generator: _order).DetachFromDisposeScope();
+            using (var scope = NewDisposeScope())
+            {
+                var idx = _permutation.narrow(0, _batch * TimeToAccuracy.Batch, TimeToAccuracy.Batch);
+                var x = _data.TrainX.index_select(0, idx);
+                var y = _data.TrainY.index_select(0, idx);
+                _model.train();
+                var watch = Stopwatch.StartNew();
+                var result = _optimizer.Step(x, y);
+                watch.Stop();
+                _seconds += watch.Elapsed.TotalSeconds;
+                _step++;
+                if (!double.IsFinite(result.Loss)) { _note = $"loss not finite at step {_step}"; break; }
+            }
+            if (++_batch == _stepsPerEpoch)
+            {
+                _batch = 0;
+                _epoch++;
+                _permutation.Dispose();
+                _permutation = null;
+            }
+            if (_step % TimeToAccuracy.EvalEvery != 0) continue;
+            var (_, acc) = Evaluator.Evaluate(_model, _likelihood, _data.TestX, _data.TestY, 2000);
+            double a = acc ?? 0;
+            _curve.Add((_step, _seconds, a));
+            _best = Math.Max(_best, a);
+            if (a >= 0.85 && _t85 is null) { _t85 = _seconds; _s85 = _step; }
+            if (a >= 0.88 && _t88 is null) { _t88 = _seconds; _s88 = _step; }
+            log($"  {_method} lr {_lr:G3}: step {_step}, {_seconds:F1} s training, test accuracy {a:P1}");
+        }
+    }
+
+    public AccuracyRun Result() => new(_method, _lr, _t85, _s85, _t88, _s88, _best, _step, _seconds, _note, _curve);
+
+    public void Dispose()
+    {
+        _permutation?.Dispose();
+        _optimizer.Dispose();
+        _model.Dispose();
+        _generator.Dispose();
+        _order.Dispose();
     }
 }
