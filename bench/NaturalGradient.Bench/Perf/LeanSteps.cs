@@ -19,6 +19,10 @@ namespace NaturalGradient.Bench.Perf;
 /// <para>K-FAC: every <c>factorPeriod</c> steps (from step 0) A ← βA + (1 − β) ĀᵀĀ/m and G ← βG + (1 − β) δᵀδ/m (one
 /// addmm each, the first step takes the batch factors), every <c>inversePeriod</c> steps (from step 0) the Cholesky inverses of A + π√λ I and G + √λ/π I with
 /// π² = (tr A/in')/(tr G/out), and Δ = (G + √λ/π I)⁻¹ ḡ (A + π√λ I)⁻¹ (Martens &amp; Grosse 2015 §6.3).</para>
+/// <para>EKFAC (George et al. 2018) with the library's schedule and factored damping: A and G as K-FAC's; every
+/// <c>inversePeriod</c> steps (from step 0) the eigendecompositions A = Q_A diag(eᴬ) Q_Aᵀ, G = Q_G diag(eᴳ) Q_Gᵀ (float32 eigh,
+/// eigenvalues clamped at 0) and π; S = (1/m) ((δQ_G)²)ᵀ(ĀQ_A)² restarted on a basis change, else averaged in with β on
+/// factor steps; Δ = Q_G [((δQ_G)ᵀ(ĀQ_A)/m) ⊘ (S + π√λ eᴳ1ᵀ + (√λ/π) 1eᴬᵀ + λ)] Q_Aᵀ.</para>
 /// <para>TENGraD (seed 000 eq 40–43, in the model's dtype): K = (ĀĀᵀ) ∘ (δδᵀ) + λm I, u = K⁻¹ rowsum((δḡ) ∘ Ā) by
 /// Cholesky, Δ = (ḡ − (δ ∘ u)ᵀĀ)/λ.</para>
 /// </remarks>
@@ -29,26 +33,29 @@ internal sealed class LeanStep : IDisposable
         public required Linear Module { get; init; }
         public Tensor? Input, Output;
         public Tensor? A, G, AInverse, GInverse, Momentum;
+        public Tensor? QA, QG, EA, EG, S;
+        public double Pi = 1;
     }
 
     private readonly nn.Module<Tensor, Tensor> _model;
     private readonly ILikelihood _likelihood;
     private readonly List<Layer> _layers = new();
     private readonly List<Action> _removers = new();
-    private readonly bool _kfac;
+    private readonly string _method;
     private readonly double _lr, _momentum, _damping, _decay;
     private readonly int _inversePeriod, _factorPeriod;
     private long _step;
 
     /// <param name="method">
     /// "kfac" (factors every <paramref name="factorPeriod"/> steps, Cholesky inverses every <paramref name="inversePeriod"/>
-    /// steps) or "tengrad".
+    /// steps), "ekfac" (factors and S every <paramref name="factorPeriod"/> steps, eigenbases every <paramref name="inversePeriod"/>)
+    /// or "tengrad".
     /// </param>
     public LeanStep(string method, nn.Module<Tensor, Tensor> model, ILikelihood likelihood, double lr, double momentum, double damping,
         int inversePeriod, int factorPeriod = 1, double factorDecay = 0.95)
     {
-        if (method is not ("kfac" or "tengrad")) throw new ArgumentException($"no lean step for '{method}'");
-        _kfac = method == "kfac";
+        if (method is not ("kfac" or "ekfac" or "tengrad")) throw new ArgumentException($"no lean step for '{method}'");
+        _method = method;
         _model = model;
         _likelihood = likelihood;
         (_lr, _momentum, _damping, _inversePeriod, _factorPeriod, _decay) = (lr, momentum, damping, inversePeriod, factorPeriod, factorDecay);
@@ -81,7 +88,12 @@ internal sealed class LeanStep : IDisposable
             var abar = cat(new[] { a, ones(m, 1, dtype: a.dtype) }, 1);      // m × in'
             var delta = l.Output!.grad!.mul(m);                               // m × out
             var g = cat(new[] { l.Module.weight!.grad!, l.Module.bias!.grad!.unsqueeze(1) }, 1);   // out × in'
-            var step = _kfac ? Kfac(l, abar, delta, g, m) : Tengrad(abar, delta, g, m);
+            var step = _method switch
+            {
+                "kfac" => Kfac(l, abar, delta, g, m),
+                "ekfac" => Ekfac(l, abar, delta, m),
+                _ => Tengrad(abar, delta, g, m),
+            };
             if (l.Momentum is null) l.Momentum = step.clone().DetachFromDisposeScope();
             else l.Momentum.mul_(_momentum).add_(step);
             long inputs = a.shape[1];
@@ -93,6 +105,21 @@ internal sealed class LeanStep : IDisposable
 
     private Tensor Kfac(Layer l, Tensor abar, Tensor delta, Tensor g, long m)
     {
+        UpdateFactors(l, abar, delta, m);
+        if (_step % _inversePeriod == 0)
+        {
+            double pi = Pi(l), root = Math.Sqrt(_damping);
+            l.AInverse?.Dispose();
+            l.GInverse?.Dispose();
+            l.AInverse = DampedInverse(l.A!, pi * root).DetachFromDisposeScope();
+            l.GInverse = DampedInverse(l.G!, root / pi).DetachFromDisposeScope();
+        }
+        return l.GInverse!.mm(g).mm(l.AInverse!);
+    }
+
+    /// <summary>On the first step A and G are the batch's; then every factor period A ← βA + (1 − β) ĀᵀĀ/m, G likewise (one addmm each).</summary>
+    private void UpdateFactors(Layer l, Tensor abar, Tensor delta, long m)
+    {
         if (l.A is null)
         {
             l.A = abar.t().mm(abar).div_(m).DetachFromDisposeScope();
@@ -103,18 +130,43 @@ internal sealed class LeanStep : IDisposable
             l.A.addmm_(abar.t(), abar, beta: (float)_decay, alpha: (float)((1 - _decay) / m));
             l.G!.addmm_(delta.t(), delta, beta: (float)_decay, alpha: (float)((1 - _decay) / m));
         }
-        if (_step % _inversePeriod == 0)
+    }
+
+    /// <summary>π² = (tr A / in') / (tr G / out), 1 when not a finite positive number.</summary>
+    private static double Pi(Layer l)
+    {
+        double meanA = l.A!.trace().ToDouble() / l.A.shape[0], meanG = l.G!.trace().ToDouble() / l.G.shape[0];
+        double pi = Math.Sqrt(meanA / meanG);
+        return double.IsFinite(pi) && pi > 0 ? pi : 1;
+    }
+
+    private Tensor Ekfac(Layer l, Tensor abar, Tensor delta, long m)
+    {
+        bool factors = l.A is null || _step % _factorPeriod == 0;
+        UpdateFactors(l, abar, delta, m);
+        bool basis = _step % _inversePeriod == 0;
+        if (basis)
         {
-            double meanA = l.A.trace().ToDouble() / l.A.shape[0], meanG = l.G!.trace().ToDouble() / l.G.shape[0];
-            double pi = Math.Sqrt(meanA / meanG);
-            if (!(double.IsFinite(pi) && pi > 0)) pi = 1;
-            double root = Math.Sqrt(_damping);
-            l.AInverse?.Dispose();
-            l.GInverse?.Dispose();
-            l.AInverse = DampedInverse(l.A, pi * root).DetachFromDisposeScope();
-            l.GInverse = DampedInverse(l.G, root / pi).DetachFromDisposeScope();
+            foreach (var t in new[] { l.QA, l.QG, l.EA, l.EG }) t?.Dispose();
+            var (ea, qa) = linalg.eigh(l.A!);
+            var (eg, qg) = linalg.eigh(l.G!);
+            l.EA = ea.clamp_min_(0).DetachFromDisposeScope();
+            l.QA = qa.DetachFromDisposeScope();
+            l.EG = eg.clamp_min_(0).DetachFromDisposeScope();
+            l.QG = qg.DetachFromDisposeScope();
+            l.Pi = Pi(l);
         }
-        return l.GInverse!.mm(g).mm(l.AInverse!);
+        var dq = delta.mm(l.QG!);                                             // m × out
+        var aq = abar.mm(l.QA!);                                              // m × in'
+        if (basis || factors)
+        {
+            var batch = dq.square().t().mm(aq.square()).div_(m);
+            if (basis || l.S is null) { l.S?.Dispose(); l.S = batch.DetachFromDisposeScope(); }
+            else l.S.mul_(_decay).add_(batch, alpha: 1 - _decay);
+        }
+        double root = Math.Sqrt(_damping);
+        var denominator = l.S!.add(l.EG!.unsqueeze(1), alpha: l.Pi * root).add_(l.EA!.unsqueeze(0), alpha: root / l.Pi).add_(_damping);
+        return l.QG!.mm(dq.t().mm(aq).div_(m).div_(denominator)).mm(l.QA!.t());
     }
 
     private static Tensor DampedInverse(Tensor factor, double shift)
@@ -138,7 +190,7 @@ internal sealed class LeanStep : IDisposable
         foreach (var remove in _removers) remove();
         foreach (var l in _layers)
         {
-            l.A?.Dispose(); l.G?.Dispose(); l.AInverse?.Dispose(); l.GInverse?.Dispose(); l.Momentum?.Dispose();
+            foreach (var t in new[] { l.A, l.G, l.AInverse, l.GInverse, l.Momentum, l.QA, l.QG, l.EA, l.EG, l.S }) t?.Dispose();
         }
     }
 }

@@ -23,15 +23,15 @@ internal static class PerfCommand
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    /// <summary>Steps after which the lean steps' weights are compared with the library's (past the first inverse refresh).</summary>
-    private const int LeanCheckSteps = 12;
+    /// <summary>Steps after which the lean steps' weights are compared with the library's (past K-FAC's inverse refreshes at 10 and 20 and EKFAC's basis refresh at 20).</summary>
+    private const int LeanCheckSteps = 22;
 
     /// <param name="StepMethods">The step part's configurations named by <c>--methods</c> (SGD, the reference, is always timed); null = every one.</param>
     private sealed record Args(bool Quick, bool Kernels, bool Steps, bool Accuracy, int Threads, int Rounds, int Epochs, string[] AccuracyMethods, bool FullGrid, string[] Problems,
         bool CpuClock, string[]? StepMethods);
 
     /// <summary>The step part's configuration names: SGD, Adam, the natural-gradient configurations and the lean steps.</summary>
-    private static readonly string[] StepMethodNames = new[] { "sgd", "adam" }.Concat(StepConfigs.NaturalGradientMethods).Concat(new[] { "kfac-lean", "tengrad-lean" }).ToArray();
+    private static readonly string[] StepMethodNames = new[] { "sgd", "adam" }.Concat(StepConfigs.NaturalGradientMethods).Concat(new[] { "kfac-lean", "ekfac-lean", "tengrad-lean" }).ToArray();
 
     private static Args Parse(string[] args)
     {
@@ -181,11 +181,11 @@ internal static class PerfCommand
         foreach (var p in problems)
         {
             var methods = args.StepMethods ?? (p.Group == "mlp"
-                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-f1", "kfac-bf16", "kfac-eigen", "ekfac", "ekfac-t10", "ekfac-f1", "ekfac-bf16", "hf", "auto", "kfac-lean", "tengrad-lean" }
+                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-f1", "kfac-bf16", "kfac-eigen", "ekfac", "ekfac-t10", "ekfac-f1", "ekfac-bf16", "hf", "auto", "kfac-lean", "ekfac-lean", "tengrad-lean" }
                 : new[] { "tengrad", "kfac", "kfac-f1", "auto", "kfac-lean", "tengrad-lean" });
             Console.WriteLine($"{p.Name}:");
             // The lean steps must do the library's math: same weights after LeanCheckSteps steps (float32 round-off).
-            var agreement = new[] { "kfac", "tengrad" }.Where(m => methods.Contains(m) && methods.Contains(m + "-lean"))
+            var agreement = new[] { "kfac", "ekfac", "tengrad" }.Where(m => methods.Contains(m) && methods.Contains(m + "-lean"))
                 .ToDictionary(m => m, m => LeanCheck.RelativeDifference(p, m, LeanCheckSteps));
             foreach (var (m, d) in agreement) Console.WriteLine(string.Create(Inv, $"  {m} lean step vs library after {LeanCheckSteps} steps: relative difference {d:E1}"));
             var (figures, rate) = InterleavedSteps.Run(p, methods, bothPaths: true, args.Rounds, StepConfigs.BlockSteps, Console.WriteLine, args.CpuClock);
@@ -218,7 +218,7 @@ internal static class PerfCommand
                     md.AppendLine(string.Create(Inv, $"- {method}: optimizer path / preconditioner path = {o.RatioToSgd / q.RatioToSgd:F2}"));
             }
             md.AppendLine();
-            foreach (var method in new[] { "kfac", "tengrad" })
+            foreach (var method in new[] { "kfac", "ekfac", "tengrad" })
             {
                 var o = figures.FirstOrDefault(f => f.Method == method && f.Path == "optimizer");
                 var l = figures.FirstOrDefault(f => f.Method == method && f.Path == "lean");

@@ -115,10 +115,10 @@ internal static class StepConfigs
             c.Own(net); c.Own(adam);
             configs.Add(c);
         }
-        foreach (var method in new[] { "kfac", "tengrad" }.Where(m => methods.Contains(m + "-lean")))
+        foreach (var method in new[] { "kfac", "ekfac", "tengrad" }.Where(m => methods.Contains(m + "-lean")))
         {
             var net = model();
-            var lean = new LeanStep(method, net, likelihood, lr, momentum, damping: 1e-2, InversePeriod, FactorPeriod(method));
+            var lean = new LeanStep(method, net, likelihood, lr, momentum, damping: 1e-2, InversePeriodOf(method), FactorPeriod(method));
             var c = new StepConfig { Method = method, Path = "lean", Step = lean.Step, Model = net };
             c.Own(net); c.Own(lean);
             configs.Add(c);
