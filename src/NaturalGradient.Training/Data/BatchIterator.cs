@@ -1,3 +1,4 @@
+using NaturalGradient.Optim;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -37,7 +38,8 @@ public sealed class BatchIterator
     public Tensor GetState() => _generator.get_state();
 
     /// <summary>Restores a state from <see cref="GetState"/>.</summary>
-    public void SetState(Tensor state) => _generator.set_state(state);
+    /// <exception cref="InvalidDataException">The tensor is not a generator state (element type or shape).</exception>
+    public void SetState(Tensor state) => GeneratorState.Restore(_generator, state, "the batch order's state");
 
     /// <summary>One epoch's batches in a fresh random order. Batch tensors belong to the caller's dispose scope.</summary>
     /// <param name="skip">Batches of this epoch's order to pass over without forming them (resuming mid-epoch), ≥ 0.</param>

@@ -1,3 +1,4 @@
+using NaturalGradient.Optim;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -45,7 +46,8 @@ public sealed class MetricBatchSampler : IDisposable
     public Tensor GetState() => _generator.get_state();
 
     /// <summary>Restores a state from <see cref="GetState"/>.</summary>
-    public void SetState(Tensor state) => _generator.set_state(state);
+    /// <exception cref="InvalidDataException">The tensor is not a generator state (element type or shape).</exception>
+    public void SetState(Tensor state) => GeneratorState.Restore(_generator, state, "the metric batches' state");
 
     /// <inheritdoc/>
     public void Dispose() => _generator.Dispose();

@@ -47,7 +47,9 @@ internal sealed class RunStreams(Module<Tensor, Tensor> model, ITrainingOptimize
             foreach (var (target, value) in weights)
                 if (target.dtype != value.dtype)
                     throw new InvalidDataException($"the checkpoint's weights are {value.dtype}, but this model is {target.dtype}");
-            foreach (var key in new[] { "rng.global", "rng.batch_order", "rng.optimizer", "rng.metric_batches" }) state.GetTensor(key).Dispose();
+            using (var g = Generator.Default)
+                foreach (var key in new[] { "rng.global", "rng.batch_order", "rng.optimizer", "rng.metric_batches" })
+                    using (var s = state.GetTensor(key)) GeneratorState.Check(g, s, $"state tensor '{key}'");
             optimizer.ImportState("optimizer.", state);
             using (no_grad())
                 foreach (var (target, value) in weights) target.copy_(value);
@@ -56,9 +58,9 @@ internal sealed class RunStreams(Module<Tensor, Tensor> model, ITrainingOptimize
         {
             foreach (var (_, value) in weights) value.Dispose();
         }
-        using (var g = Generator.Default) using (var s = state.GetTensor("rng.global")) g.set_state(s);
+        using (var g = Generator.Default) using (var s = state.GetTensor("rng.global")) GeneratorState.Restore(g, s, "state tensor 'rng.global'");
         using (var s = state.GetTensor("rng.batch_order")) batches.SetState(s);
-        using (var s = state.GetTensor("rng.optimizer")) generator.set_state(s);
+        using (var s = state.GetTensor("rng.optimizer")) GeneratorState.Restore(generator, s, "state tensor 'rng.optimizer'");
         using (var s = state.GetTensor("rng.metric_batches")) sampler.SetState(s);
     }
 }

@@ -45,13 +45,15 @@ public sealed partial class NaturalGradientPreconditioner
         || Options.Structure is CurvatureStructure.Exact or CurvatureStructure.BlockDiagonal or CurvatureStructure.Diagonal or CurvatureStructure.Tengrad;
 
     /// <summary>Reads the state written by <see cref="ExportState"/> under <paramref name="prefix"/>; on error nothing changes.</summary>
-    /// <exception cref="InvalidDataException">The state belongs to another structure, Fisher or model, or is incomplete.</exception>
+    /// <exception cref="InvalidDataException">The state belongs to another structure, Fisher or model, is incomplete, or its
+    /// generator state is not one (element type, shape: <see cref="GeneratorState"/>).</exception>
     public void ImportState(string prefix, NaturalGradientStateDict state)
     {
         CheckState(prefix, state);
         long steps = checked((long)state.GetNumber(prefix + "step_count"));
         double damping = state.GetNumber(prefix + "damping");
         using var generatorState = state.GetTensor(prefix + "generator");
+        GeneratorState.Check(_generator, generatorState, $"state tensor '{prefix}generator'");
         if (Curvature is ICurvatureState curvature)
             curvature.ImportState(prefix + "curvature.", state, Capture.Layers.Select(l => l.Adapter).ToList());
         _generator.set_state(generatorState);

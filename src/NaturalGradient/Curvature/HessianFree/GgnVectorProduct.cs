@@ -1,4 +1,5 @@
 using NaturalGradient.Likelihoods;
+using NaturalGradient.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -31,8 +32,10 @@ public sealed class GgnVectorProduct : IDisposable
     /// <param name="output">The network output r (m × o) for the metric batch, with its autograd graph alive.</param>
     /// <param name="parameters">θ: the parameters the metric covers (each must influence r).</param>
     /// <param name="likelihood">The predictive distribution whose output Fisher H_out(r) defines G.</param>
-    /// <exception cref="ArgumentException">r is not m × o with a graph, or no parameters are given.</exception>
-    public GgnVectorProduct(Tensor output, IReadOnlyList<Tensor> parameters, ILikelihood likelihood)
+    /// <param name="parameterNames">How error messages name each parameter; "input k" if null.</param>
+    /// <exception cref="ArgumentException">r is not m × o with a graph, no parameters are given, or a parameter does
+    /// not require grad or does not influence r (checked before the native call: <see cref="CheckedAutograd"/>).</exception>
+    public GgnVectorProduct(Tensor output, IReadOnlyList<Tensor> parameters, ILikelihood likelihood, IReadOnlyList<string>? parameterNames = null)
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(parameters);
@@ -51,7 +54,7 @@ public sealed class GgnVectorProduct : IDisposable
         using var grad = enable_grad();
         using var scope = NewDisposeScope();
         var u = zeros_like(output).requires_grad_(true);
-        var w = torch.autograd.grad(new[] { output }, _parameters, new[] { u }, retain_graph: true, create_graph: true);
+        var w = CheckedAutograd.Grad(new[] { output }, _parameters, new[] { u }, retainGraph: true, createGraph: true, inputNames: parameterNames);
         _u = u.DetachFromDisposeScope();
         _w = w.Select(t => t.DetachFromDisposeScope()).ToArray();
     }

@@ -178,7 +178,8 @@ public sealed partial class HessianFreeCurvature : ICurvature
             _solution = null;
             LastReport = null;
         }
-        return _product ??= new GgnVectorProduct(_output, _layout.Parameters, _likelihood);
+        return _product ??= new GgnVectorProduct(_output, _layout.Parameters, _likelihood,
+            _layout.Layers.SelectMany(l => l.Parameters.Select(_ => $"a parameter of layer '{l.Name}' ({l.KindName})")).ToList());
     }
 
     /// <summary>Releases the double-backward graph and the warm-start solution.</summary>

@@ -4,3 +4,5 @@ using System.Runtime.CompilerServices;
 // RunningAverage.AccumulateSymmetricGram against one addmm (perf --part kernels).
 [assembly: InternalsVisibleTo("NaturalGradient.Tests")]
 [assembly: InternalsVisibleTo("NaturalGradient.Bench")]
+// GeneratorState (checked generator restores) is shared with the trainer.
+[assembly: InternalsVisibleTo("NaturalGradient.Training")]

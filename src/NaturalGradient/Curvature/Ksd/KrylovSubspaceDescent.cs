@@ -1,5 +1,6 @@
 using NaturalGradient.Curvature.HessianFree;
 using NaturalGradient.Likelihoods;
+using NaturalGradient.Numerics;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -30,6 +31,7 @@ public sealed class KrylovSubspaceDescent : IDisposable
     private readonly nn.Module<Tensor, Tensor> _model;
     private readonly ILikelihood _likelihood;
     private readonly Parameter[] _parameters;
+    private readonly string[] _names;
     private Tensor? _previous;
 
     public KrylovSubspaceDescent(nn.Module<Tensor, Tensor> model, ILikelihood likelihood, KsdOptions? options = null)
@@ -39,7 +41,9 @@ public sealed class KrylovSubspaceDescent : IDisposable
         Options = (options ?? new KsdOptions()).Validate();
         _model = model;
         _likelihood = likelihood;
-        _parameters = model.parameters().Where(p => p.requires_grad).ToArray();
+        var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).ToArray();
+        _parameters = trainable.Select(p => p.parameter).ToArray();
+        _names = trainable.Select(p => $"parameter '{p.name}'").ToArray();
         if (_parameters.Length == 0) throw new ArgumentException("the model has no trainable parameters", nameof(model));
     }
 
@@ -61,11 +65,11 @@ public sealed class KrylovSubspaceDescent : IDisposable
             output = _model.call(x);
             var l = _likelihood.Loss(output, y);
             loss = l.ToDouble();
-            g = Flatten(autograd.grad(new[] { l }, _parameters, retain_graph: true));
+            g = Flatten(CheckedAutograd.Grad(new[] { l }, _parameters, retainGraph: true, inputNames: _names));
         }
         var extra = Options.IncludePreviousStep && _previous is not null ? new[] { _previous } : Array.Empty<Tensor>();
         Tensor basis, projected;
-        using (var product = new GgnVectorProduct(output, _parameters, _likelihood))
+        using (var product = new GgnVectorProduct(output, _parameters, _likelihood, _names))
             (basis, projected) = KrylovBasis.Build(v => product.Multiply(v, Options.Damping), g, Options.Dimension, extra);
         if (!double.IsFinite(loss) || basis.shape[0] == 0)
             return new KsdStepReport(loss, loss, 0, 0, (int)basis.shape[0], Applied: false);
@@ -138,7 +142,7 @@ public sealed class KrylovSubspaceDescent : IDisposable
         SetParameters(theta0 + basis.t().mv(alpha));
         using var grad = enable_grad();
         var l = _likelihood.Loss(_model.call(x), y);
-        var g = Flatten(autograd.grad(new[] { l }, _parameters)).to_type(ScalarType.Float64);
+        var g = Flatten(CheckedAutograd.Grad(new[] { l }, _parameters, inputNames: _names)).to_type(ScalarType.Float64);
         double penalty = Options.StepPenalty;
         double value = l.ToDouble() + 0.5 * penalty * alpha.dot(alpha).ToDouble();
         return (value, penalty > 0 ? basis.mv(g) + penalty * alpha : basis.mv(g));

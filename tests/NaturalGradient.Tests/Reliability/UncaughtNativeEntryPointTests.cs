@@ -1,0 +1,137 @@
+using NaturalGradient.Curvature;
+using NaturalGradient.Curvature.HessianFree;
+using NaturalGradient.Curvature.Ksd;
+using NaturalGradient.Fisher;
+using NaturalGradient.Likelihoods;
+using NaturalGradient.Optim;
+using NaturalGradient.Preconditioning;
+using NaturalGradient.Training.Data;
+using NaturalGradient.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace NaturalGradient.Tests.Reliability;
+
+/// <summary>
+/// TorchSharp 0.107's native entry points for autograd.grad (THSAutograd_grad) and Generator.set_state
+/// (THSGenerator_set_rng_state) do not catch libtorch's errors: a failing call there terminates the process. Each
+/// case below aborted the test host before its precondition was checked on the managed side; now it is a one-line
+/// .NET exception and nothing changes.
+/// </summary>
+[Collection("Torch")]
+public class UncaughtNativeEntryPointTests
+{
+    /// <summary>A 4 → 3 model that also owns a layer its forward pass never calls.</summary>
+    private sealed class WithSpareLayer : Module<Tensor, Tensor>
+    {
+        private readonly Module<Tensor, Tensor> used, spare;
+
+        public WithSpareLayer() : base(nameof(WithSpareLayer))
+        {
+            used = Linear(4, 3, dtype: ScalarType.Float64);
+            spare = Linear(4, 2, dtype: ScalarType.Float64);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x) => used.call(x);
+    }
+
+    [Fact]
+    public void Ksd_ModelWithAnUnusedParameter_ThrowsNamingIt_AndNoWeightMoves()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(3);
+        var model = new WithSpareLayer();
+        var before = model.parameters().Select(p => p.detach().clone()).ToList();
+        using var ksd = new KrylovSubspaceDescent(model, new GaussianLikelihood());
+        var e = Assert.Throws<ArgumentException>(() => ksd.Step(randn(6, 4, dtype: ScalarType.Float64), randn(6, 3, dtype: ScalarType.Float64)));
+        Assert.Equal("gradient with respect to parameter 'spare.weight' (shape [2, 4]), which the output does not depend on: " +
+            "every parameter given must be used in computing the output (freeze an unused one with requires_grad = false)", e.Message);
+        foreach (var (p, q) in model.parameters().Zip(before)) Assert.True(p.detach().eq(q).all().item<bool>());
+    }
+
+    [Fact]
+    public void GgnVectorProduct_OfAParameterOutsideTheGraph_OrAFrozenOne_Throws()
+    {
+        using var scope = NewDisposeScope();
+        var w = randn(3, 4, dtype: ScalarType.Float64).requires_grad_(true);
+        var other = randn(5, dtype: ScalarType.Float64).requires_grad_(true);
+        var frozen = randn(3, dtype: ScalarType.Float64);
+        var r = randn(6, 4, dtype: ScalarType.Float64).mm(w.t());
+        var e = Assert.Throws<ArgumentException>(() => new GgnVectorProduct(r, new[] { w, other }, new GaussianLikelihood()));
+        Assert.Equal("gradient with respect to input 1 (shape [5]), which the output does not depend on: " +
+            "every parameter given must be used in computing the output (freeze an unused one with requires_grad = false)", e.Message);
+        e = Assert.Throws<ArgumentException>(() => new GgnVectorProduct(r, new[] { w, frozen }, new GaussianLikelihood()));
+        Assert.Equal("gradient with respect to input 1 (shape [3]), which does not require grad: pass only tensors with requires_grad = true", e.Message);
+    }
+
+    /// <summary>A 4 → 3 model whose auxiliary head runs in the forward pass but whose result is dropped.</summary>
+    private sealed class WithDroppedHead : Module<Tensor, Tensor>
+    {
+        private readonly Module<Tensor, Tensor> body, aux;
+
+        public WithDroppedHead() : base(nameof(WithDroppedHead))
+        {
+            body = Linear(4, 3, dtype: ScalarType.Float64);
+            aux = Linear(4, 2, dtype: ScalarType.Float64);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x)
+        {
+            aux.call(x);
+            return body.call(x);
+        }
+    }
+
+    [Fact]
+    public void HessianFree_LayerWhoseOutputIsDropped_ThrowsNamingTheLayer()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(5);
+        var model = new WithDroppedHead();
+        using var ngd = new NaturalGradientDescent(model, new GaussianLikelihood(), new NaturalGradientOptions
+        {
+            Preconditioner = new PreconditionerOptions { Structure = CurvatureStructure.HessianFree, Fisher = FisherKind.Exact, Damping = 1e-3 },
+        });
+        var e = Assert.ThrowsAny<Exception>(() => ngd.Step(randn(6, 4, dtype: ScalarType.Float64), randn(6, 3, dtype: ScalarType.Float64)));
+        Assert.Contains("a parameter of layer 'aux' (Linear) (shape [2, 4]), which the output does not depend on", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
+    public void PreconditionerState_WithAGeneratorStateOfTheWrongSize_IsRefused_AndNothingChanges()
+    {
+        using var scope = NewDisposeScope();
+        var net = NonFiniteStatisticsTests.Net();
+        using var ngd = new NaturalGradientDescent(net, new CategoricalLikelihood(), new NaturalGradientOptions
+        {
+            Preconditioner = new PreconditionerOptions { Structure = CurvatureStructure.Kfac, Fisher = FisherKind.Exact, Damping = 1e-3 },
+        });
+        var (x, y) = NonFiniteStatisticsTests.Data(poison: false)[0];
+        ngd.Step(x, y);
+        var state = ngd.state_dict();
+        string key = state.Tensors.Keys.Single(k => k.EndsWith("generator", StringComparison.Ordinal));
+        var good = state.Tensors[key];
+        state.Tensors[key] = good.narrow(0, 0, 10);
+        var e = Assert.Throws<InvalidDataException>(() => ngd.load_state_dict(state));
+        Assert.Equal($"state tensor '{key}' is a Byte tensor of shape [10]; a random generator's state is a Byte tensor of shape [{good.shape[0]}] (from Generator.get_state())", e.Message);
+        state.Tensors[key] = good.to_type(ScalarType.Float32);
+        e = Assert.Throws<InvalidDataException>(() => ngd.load_state_dict(state));
+        Assert.Equal($"state tensor '{key}' is a Float32 tensor of shape [{good.shape[0]}]; a random generator's state is a Byte tensor of shape [{good.shape[0]}] (from Generator.get_state())", e.Message);
+        state.Tensors[key] = good;
+        ngd.load_state_dict(state);
+    }
+
+    [Fact]
+    public void BatchIterator_SetStateOfTheWrongType_IsRefused()
+    {
+        using var scope = NewDisposeScope();
+        var batches = new BatchIterator(zeros(8, 2), zeros(8), 4, seed: 1);
+        using var good = batches.GetState();
+        var e = Assert.Throws<InvalidDataException>(() => batches.SetState(zeros(good.shape[0], dtype: ScalarType.Float64)));
+        Assert.Equal($"the batch order's state is a Float64 tensor of shape [{good.shape[0]}]; a random generator's state is a Byte tensor of shape [{good.shape[0]}] (from Generator.get_state())", e.Message);
+        batches.SetState(good);
+    }
+}
