@@ -11,9 +11,11 @@ namespace NaturalGradient.Capture;
 public static class TensorIdentity
 {
     /// <summary>A key equal for two wrappers of the same tensor (same storage, offset and shape).</summary>
+    /// <remarks>A sparse tensor has no storage (TorchSharp 0.107's native storage accessor, THSStorage_data_ptr, does
+    /// not catch libtorch's error, so asking for it would terminate the process): it is keyed by its handle.</remarks>
     public static string Key(Tensor t)
     {
-        IntPtr data = t.dtype switch
+        IntPtr data = t.is_sparse ? t.Handle : t.dtype switch
         {
             ScalarType.Float32 => Address(t.storage<float>()),
             ScalarType.Float64 => Address(t.storage<double>()),

@@ -14,8 +14,9 @@ using static TorchSharp.torch.nn;
 namespace NaturalGradient.Tests.Reliability;
 
 /// <summary>
-/// TorchSharp 0.107's native entry points for autograd.grad (THSAutograd_grad) and Generator.set_state
-/// (THSGenerator_set_rng_state) do not catch libtorch's errors: a failing call there terminates the process. Each
+/// TorchSharp 0.107's native entry points for autograd.grad (THSAutograd_grad), Generator.set_state
+/// (THSGenerator_set_rng_state) and a tensor's storage address (THSStorage_data_ptr) do not catch libtorch's errors:
+/// a failing call there terminates the process. Each
 /// case below aborted the test host before its precondition was checked on the managed side; now it is a one-line
 /// .NET exception and nothing changes.
 /// </summary>
@@ -133,5 +134,57 @@ public class UncaughtNativeEntryPointTests
         var e = Assert.Throws<InvalidDataException>(() => batches.SetState(zeros(good.shape[0], dtype: ScalarType.Float64)));
         Assert.Equal($"the batch order's state is a Float64 tensor of shape [{good.shape[0]}]; a random generator's state is a Byte tensor of shape [{good.shape[0]}] (from Generator.get_state())", e.Message);
         batches.SetState(good);
+    }
+
+    /// <summary>A 4 → 3 model that also holds a sparse 2 × 2 parameter (values 1, 2) added to its output's sum.</summary>
+    private sealed class WithSparseParameter : Module<Tensor, Tensor>
+    {
+        private readonly Module<Tensor, Tensor> fc;
+        private readonly TorchSharp.Modules.Parameter table;
+
+        public WithSparseParameter() : base(nameof(WithSparseParameter))
+        {
+            fc = Linear(4, 3);
+            table = new TorchSharp.Modules.Parameter(sparse_coo_tensor(tensor(new long[,] { { 0, 1 }, { 1, 0 } }), tensor(new float[] { 1, 2 }), new long[] { 2, 2 }));
+            RegisterComponents();
+        }
+
+        public Tensor Table => table;
+
+        public override Tensor forward(Tensor x) => fc.call(x) + table.to_dense().sum();
+    }
+
+    /// <summary>
+    /// Parameters are told apart by their storage address; a sparse tensor has none (THSStorage_data_ptr aborted the
+    /// process when the preconditioner was built). The sparse parameter is uncovered: it takes the plain step
+    /// −η·∂L/∂values, with the gradient from a plain backward pass through a copy of the model.
+    /// </summary>
+    [Fact]
+    public void ModelHoldingASparseParameter_IsBuiltAndStepped()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(7);
+        var model = new WithSparseParameter();
+        using var ngd = new NaturalGradientDescent(model, new GaussianLikelihood(), new NaturalGradientOptions
+        {
+            LearningRate = 0.1,
+            Preconditioner = new PreconditionerOptions { Structure = CurvatureStructure.Kfac, Fisher = FisherKind.Exact, Damping = 1e-3 },
+        });
+        var x = randn(8, 4);
+        var y = zeros(8, 3);
+        double expectedGrad;
+        using (var probe = new WithSparseParameter())
+        {
+            probe.load_state_dict(model.state_dict());
+            var l = new GaussianLikelihood().Loss(probe.call(x), y);
+            l.backward();
+            expectedGrad = probe.Table.grad!.to_dense()[0, 1].ToDouble();
+        }
+        Assert.True(Math.Abs(expectedGrad) > 1e-3);
+        var report = ngd.Step(x, y);
+        Assert.True(report.Applied);
+        var values = model.Table.detach().to_dense();
+        Assert.Equal(1 - 0.1 * expectedGrad, values[0, 1].ToDouble(), 6);
+        Assert.Equal(2 - 0.1 * expectedGrad, values[1, 0].ToDouble(), 6);
     }
 }
