@@ -41,8 +41,9 @@ public sealed class LayerNormAdapter : AffineNormAdapter
         int k = _norm.normalized_shape.Length;
         long m = BatchSize(input, k + 1);
         var dims = Enumerable.Range((int)input.dim() - k, k).Select(d => (long)d).ToArray();
-        var mean = input.mean(dims, keepdim: true);
-        var variance = input.var(dims, unbiased: false, keepdim: true);
+        // var_mean, not var(dims): TorchSharp 0.107's native var-along-dimensions also computes (and drops) the whole
+        // tensor's variance, outside its error handling.
+        var (variance, mean) = input.var_mean(dims, unbiased: false, keepdim: true);
         var xhat = (input - mean) / (variance + _norm.eps).sqrt();
         return xhat.reshape(m, -1, OutputDim);
     }
