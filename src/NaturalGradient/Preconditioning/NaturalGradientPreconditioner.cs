@@ -180,7 +180,10 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
 
     /// <summary>Collects the metric from the forward pass that produced <paramref name="output"/> (targets needed for the empirical Fisher).</summary>
     /// <remarks>A batch whose statistics would overflow the curvature (<see cref="FiniteGuard"/>) is ignored: the curvature
-    /// keeps its state, the step counter does not advance and <see cref="MetricRejected"/> is set (one host sync per call).</remarks>
+    /// keeps its state, the step counter does not advance and <see cref="MetricRejected"/> is set (one host sync per call).
+    /// Call it before <c>loss.backward()</c> of the same forward pass (or run that with retain_graph: true): it needs the
+    /// graph, and a freed graph ends the process in libtorch (TorchSharp 0.107 cannot turn that error into an exception,
+    /// nor expose the graph to check it first). <see cref="Backward"/> runs both in this order.</remarks>
     public void CollectMetric(Tensor output, Tensor? targets = null)
     {
         _meanGradientStatistics = null;
