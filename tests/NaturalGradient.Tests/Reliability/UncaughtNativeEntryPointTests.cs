@@ -123,6 +123,12 @@ public class UncaughtNativeEntryPointTests
         state.Tensors[key] = good.to_type(ScalarType.Float32);
         e = Assert.Throws<InvalidDataException>(() => ngd.load_state_dict(state));
         Assert.Equal($"state tensor '{key}' is a Float32 tensor of shape [{good.shape[0]}]; a random generator's state is a Byte tensor of shape [{good.shape[0]}] (from Generator.get_state())", e.Message);
+        var after = ngd.state_dict();                       // the refused loads changed nothing
+        Assert.Equal(state.Tensors.Keys, after.Tensors.Keys);
+        foreach (var (k, t) in after.Tensors)
+            if (k != key) Assert.True(t.shape.SequenceEqual(state.Tensors[k].shape) && t.eq(state.Tensors[k]).all().item<bool>(), k);
+        Assert.True(after.Tensors[key].eq(good).all().item<bool>());
+        Assert.Equal(state.Numbers, after.Numbers);
         state.Tensors[key] = good;
         ngd.load_state_dict(state);
     }
