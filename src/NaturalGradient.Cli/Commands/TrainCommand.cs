@@ -10,8 +10,9 @@ using NaturalGradient.Training.TensorBoard;
 namespace NaturalGradient.Cli.Commands;
 
 /// <summary>
-/// <c>natgrad train</c>: parse → option records → check the output folder and the machine → load data → run.json and
-/// model.json → <see cref="Trainer"/> with checkpoints (periodic, final, on Ctrl+C/SIGTERM) and streamed
+/// <c>natgrad train</c>: parse → option records → check the output folder → load data → check the model and the machine →
+/// <see cref="Trainer"/> (builds the method, checks a resume checkpoint) → only then run.json, model.json and
+/// <c>--force</c>'s removal of an earlier run → training with checkpoints (periodic, final, on Ctrl+C/SIGTERM) and streamed
 /// steps.csv/epochs.csv → model.pt, config.json, metrics.json and the summary. <c>--resume DIR</c> rebuilds the run
 /// from DIR/run.json and continues it from DIR/checkpoint.ngck.
 /// </summary>
@@ -57,10 +58,10 @@ internal static class TrainCommand
                     throw new UsageException($"{options.Resume.Name}: {e.Message}");
                 }
                 RunFolder.CheckWritable(resumeDir, options.Resume.Name);
-                if (given.Contains(options.Epochs.Name)) RunFolder.WriteRun(resumeDir, arguments);
-                return Train(ctx, parse, options, arguments, resumeDir, resume);
+                // run.json takes the new --epochs only when the continued run starts (after the checkpoint is accepted).
+                return Train(ctx, parse, options, arguments, resumeDir, resume, rewriteRun: given.Contains(options.Epochs.Name));
             }
-            return Train(ctx, parse, options, arguments, null, null);
+            return Train(ctx, parse, options, arguments, null, null, rewriteRun: false);
         }
         finally
         {
@@ -73,7 +74,8 @@ internal static class TrainCommand
     /// folder and the progress, the other ranks write nothing. A single process never loads MPI. MPI is finalised
     /// when training ends normally; after an error the process exits without it, and mpirun stops the other ranks.
     /// </summary>
-    private static int Train(CliContext ctx, ParseResult parse, TrainOptions options, List<string> arguments, string? resumeDir, TrainingCheckpoint? resume)
+    private static int Train(CliContext ctx, ParseResult parse, TrainOptions options, List<string> arguments, string? resumeDir,
+        TrainingCheckpoint? resume, bool rewriteRun)
     {
         ICommunicator communicator;
         try
@@ -85,7 +87,7 @@ internal static class TrainCommand
             throw new UsageException(e.Message);
         }
         int code = communicator.IsRoot
-            ? Train(ctx, parse, options, arguments, resumeDir, resume, communicator)
+            ? Train(ctx, parse, options, arguments, resumeDir, resume, rewriteRun, communicator)
             : TrainFollower(ctx, parse, options, resume, communicator);
         communicator.Dispose();
         return code;
@@ -129,15 +131,24 @@ internal static class TrainCommand
         }
     }
 
+    /// <summary>
+    /// Rank 0's run. Everything that can refuse it runs before the run folder is touched: the folder check, the data,
+    /// the model against the data, the machine check, the trainer's settings, and inside <see cref="Trainer.Run"/> the
+    /// method's construction and the resume checkpoint. The folder is written only at <see cref="ITrainingProgress.OnStart"/>,
+    /// which the trainer calls once all of these passed: then <c>--force</c> removes the earlier run, run.json and
+    /// model.json are written (a resume with <c>--epochs</c>: run.json takes the new count), and steps.csv/epochs.csv
+    /// start (<see cref="MetricsStream"/>). A refused run leaves the folder as it was.
+    /// </summary>
     private static int Train(CliContext ctx, ParseResult parse, TrainOptions options, List<string> arguments, string? resumeDir,
-        TrainingCheckpoint? resume, ICommunicator communicator)
+        TrainingCheckpoint? resume, bool rewriteRun, ICommunicator communicator)
     {
         var config = TrainBinder.Bind(parse, options, DateTime.Now);
         TensorBoardLog.EnsureFolder(config.TensorBoardDir);
         if (resumeDir is not null) config = config with { OutDir = resumeDir };
         var every = NullIfEmpty(parse.GetValue(options.CheckpointEvery)) is { } text ? RunLifecycleOptions.ParseCheckpointEvery(text) : (null, null);
         if (resumeDir is null && string.IsNullOrWhiteSpace(parse.GetValue(options.Out))) config = config with { OutDir = RunFolder.Unused(config.OutDir) };
-        if (resumeDir is null) RunFolder.CheckNew(config.OutDir, parse.GetValue(options.Force));
+        bool force = parse.GetValue(options.Force);
+        if (resumeDir is null) RunFolder.CheckNew(config.OutDir, force);
 
         using var data = ctx.LoadData(config.Data, config.DataOptions);
         var info = DataInfo.From(config.Data, data);
@@ -152,10 +163,16 @@ internal static class TrainCommand
         MachineCheck.Run(config, data, options);
 
         var trainer = CreateTrainer(ctx, config, communicator);
-        if (resumeDir is null)
+        var description = resumeDir is null ? SavedModel.Describe(config.Model, data, config.Trainer.Dtype, config.DataOptions, config.Data) : null;
+        void StartFolder()
         {
-            RunFolder.WriteRun(config.OutDir, arguments.Where(a => a != options.Force.Name).ToList());
-            SavedModel.Describe(config.Model, data, config.Trainer.Dtype, config.DataOptions, config.Data).Save(config.OutDir);
+            if (description is not null)
+            {
+                if (force) RunFolder.RemoveRun(config.OutDir);
+                RunFolder.WriteRun(config.OutDir, arguments.Where(a => a != options.Force.Name).ToList());
+                description.Save(config.OutDir);
+            }
+            else if (rewriteRun) RunFolder.WriteRun(config.OutDir, arguments);
         }
         using var tensorBoard = TensorBoardLog.Open(config.TensorBoardDir);
         var tensorBoardProgress = tensorBoard is null ? null : new TensorBoardProgress(tensorBoard);
@@ -165,7 +182,7 @@ internal static class TrainCommand
         TrainingResult result;
         TrainingDivergedException? diverged = null;
         TrainingInterruptedException? interrupted = null;
-        using (var stream = new MetricsStream(config.OutDir, null, resume?.Steps ?? Array.Empty<StepMetrics>(), resume?.Epochs ?? Array.Empty<EpochMetrics>()))
+        using (var stream = new MetricsStream(config.OutDir, null, resume?.Steps ?? Array.Empty<StepMetrics>(), resume?.Epochs ?? Array.Empty<EpochMetrics>(), StartFolder))
         {
             try
             {

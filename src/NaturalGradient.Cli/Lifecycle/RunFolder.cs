@@ -31,7 +31,8 @@ internal static class RunFolder
 
     /// <summary>
     /// Checks that <paramref name="dir"/> can receive a new run before any work starts: not a file, writable (a probe
-    /// file is created and removed), and not holding an earlier run unless <paramref name="force"/>.
+    /// file is created and removed), and not holding an earlier run unless <paramref name="force"/>. Changes nothing:
+    /// an earlier run is removed only by <see cref="RemoveRun"/>, once the new run is certain to start.
     /// </summary>
     /// <exception cref="UsageException">One line naming the folder and the problem.</exception>
     public static void CheckNew(string dir, bool force)
@@ -40,8 +41,17 @@ internal static class RunFolder
         if (HoldsRun(dir) && !force)
             throw new UsageException($"--out '{dir}' holds an earlier run; give --force to overwrite it, or --resume '{dir}' to continue it");
         CheckWritable(dir, "--out");
-        if (force && Directory.Exists(dir))   // --force on a folder that does not exist yet: nothing to remove
-            foreach (var m in RunMarkers) File.Delete(Path.Combine(dir, m));
+    }
+
+    /// <summary>
+    /// Removes the files of an earlier run from <paramref name="dir"/> (run.json, checkpoint.ngck, model.pt, model.json,
+    /// config.json, steps.csv, epochs.csv, metrics.json), leaving any other file. Called by <c>--force</c> when the new
+    /// run starts, after every check that could refuse it.
+    /// </summary>
+    public static void RemoveRun(string dir)
+    {
+        if (!Directory.Exists(dir)) return;   // --force on a folder that does not exist yet: nothing to remove
+        foreach (var m in RunMarkers) File.Delete(Path.Combine(dir, m));
     }
 
     /// <summary>Proves <paramref name="dir"/> writable with a probe file; a folder created for the probe is removed again.</summary>

@@ -4,7 +4,11 @@ namespace NaturalGradient.Training;
 /// <remarks>Called on the training thread, outside the per-step dispose scope; keep the work small.</remarks>
 public interface ITrainingProgress
 {
-    /// <summary>Before the first evaluation.</summary>
+    /// <summary>
+    /// Once the run is certain to start: after every check of <see cref="Trainer.Run"/> that can refuse it (the model
+    /// against the data, the method's construction, a resume checkpoint), before the first evaluation. A refused run
+    /// never calls it, so an observer may prepare its output here (natgrad writes its run folder here).
+    /// </summary>
     void OnStart(TrainingPlan plan) { }
 
     /// <summary>After each step.</summary>
