@@ -13,7 +13,8 @@ public static class Program
     /// </summary>
     public static int Main(string[] args)
     {
-        using var cancel = new CancellationTokenSource();
+        // Not disposed: a Ctrl+C can arrive after Run returns, while the process ends, and the handler must still find it.
+        var cancel = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) =>
         {
             if (cancel.IsCancellationRequested) return; // a second Ctrl+C ends the process

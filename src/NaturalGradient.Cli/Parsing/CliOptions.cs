@@ -67,6 +67,9 @@ internal static class CliOptions
                 if (value is null) return;
                 try { check(value); }
                 catch (FormatException e) { result.AddError($"{name}: {e.Message}"); }
+                // A parser that names the option itself (RunLifecycleOptions): its message as is. Uncaught here, it
+                // would escape the parser as an unhandled exception with a stack trace.
+                catch (UsageException e) { result.AddError(e.Message); }
             });
         return option;
     }
