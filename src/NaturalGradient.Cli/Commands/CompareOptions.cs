@@ -25,6 +25,8 @@ internal sealed class CompareOptions
             (Train.CheckpointEvery, "compare writes no checkpoints; it caches each finished run under --out/runs, and a repeated command computes only the rest"),
             (Train.Force, "compare reuses the finished runs in --out; to recompute them give another --out or delete its runs folder"),
             (Train.DiagnosticsEvery, "compare records no approximation diagnostics; use natgrad train --diagnostics-every N"),
+            (Train.KfacDistribution, "compare trains in one process; the K-FAC work distribution applies to natgrad train under mpirun"),
+            (Train.FactorSync, "compare trains in one process; factor synchronisation applies to natgrad train under mpirun"),
         };
         foreach (var (option, _) in NotRead) option.Hidden = true;
         Train.Data.Description = "Data set: weather, weather-class, wine, boston, fashion-mnist, or the path of a CSV file (then --target is needed)";

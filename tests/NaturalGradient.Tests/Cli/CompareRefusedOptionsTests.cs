@@ -10,7 +10,8 @@ namespace NaturalGradient.Tests.Cli;
 [Collection("Torch")]
 public class CompareRefusedOptionsTests
 {
-    private static readonly string[] NotRead = { "--optimizer", "--lr", "--seed", "--batch-size", "--resume", "--checkpoint-every", "--force", "--diagnostics-every" };
+    private static readonly string[] NotRead = { "--optimizer", "--lr", "--seed", "--batch-size", "--resume", "--checkpoint-every", "--force", "--diagnostics-every",
+        "--kfac-distribution", "--factor-sync-every" };
 
     [Theory]
     [InlineData(new[] { "--optimizer", "adam" }, "natgrad: error: --optimizer: compare takes --optimizers")]
@@ -21,6 +22,7 @@ public class CompareRefusedOptionsTests
     [InlineData(new[] { "--checkpoint-every", "1" }, "natgrad: error: --checkpoint-every: compare writes no checkpoints; it caches each finished run under --out/runs, and a repeated command computes only the rest")]
     [InlineData(new[] { "--force" }, "natgrad: error: --force: compare reuses the finished runs in --out; to recompute them give another --out or delete its runs folder")]
     [InlineData(new[] { "--diagnostics-every", "5" }, "natgrad: error: --diagnostics-every: compare records no approximation diagnostics; use natgrad train --diagnostics-every N")]
+    [InlineData(new[] { "--kfac-distribution", "gradient" }, "natgrad: error: --kfac-distribution: compare trains in one process; the K-FAC work distribution applies to natgrad train under mpirun")]
     [InlineData(new[] { "--seed", "3", "--lr", "0.1" }, "natgrad: error: --seed: compare takes --seeds")]
     public void A_train_only_option_is_refused_before_any_work(string[] extra, string expected)
     {
