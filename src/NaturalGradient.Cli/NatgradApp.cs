@@ -67,21 +67,28 @@ internal sealed class NatgradApp(CliContext ctx)
     /// <summary>
     /// An option given no value takes the next word as its value, even another option's name: "--data --optimizer kfac"
     /// reads "--optimizer" as the data set and then refuses "kfac", and "--out --force" would write to a folder named
-    /// "--force". No value of ours is an option's name, so such a token means the value is missing; null when none is.
+    /// "--force". No value of ours is an option's name, so such a word means the value is missing. An option that needs a
+    /// value and is the last word has none either, and the parser lets it pass when the option was given a value earlier
+    /// ("--data weather … --data"). Null when every value-taking option has its value.
     /// </summary>
     private static string? OptionWithoutValue(ParseResult parse)
     {
-        var names = new HashSet<string>(StringComparer.Ordinal);
+        var options = new Dictionary<string, System.CommandLine.Option>(StringComparer.Ordinal);
         for (var r = parse.CommandResult; r is not null; r = r.Parent as System.CommandLine.Parsing.CommandResult)
             foreach (var option in r.Command.Options)
             {
-                names.Add(option.Name);
-                foreach (var alias in option.Aliases) names.Add(alias);
+                options.TryAdd(option.Name, option);
+                foreach (var alias in option.Aliases) options.TryAdd(alias, option);
             }
-        foreach (var result in parse.CommandResult.Children.OfType<System.CommandLine.Parsing.OptionResult>())
-            foreach (var token in result.Tokens)
-                if (names.Contains(token.Value))
-                    return $"{result.Option.Name} needs a value (the next word is the option {token.Value})";
+        var tokens = parse.Tokens;
+        for (int i = 0; i < tokens.Count; i++)
+        {
+            if (tokens[i].Type != System.CommandLine.Parsing.TokenType.Option
+                || !options.TryGetValue(tokens[i].Value, out var option) || option.Arity.MinimumNumberOfValues < 1)
+                continue;
+            if (i + 1 == tokens.Count) return $"{option.Name} needs a value (it is the last word)";
+            if (options.ContainsKey(tokens[i + 1].Value)) return $"{option.Name} needs a value (the next word is the option {tokens[i + 1].Value})";
+        }
         return null;
     }
 

@@ -21,4 +21,24 @@ public class CliParserErrorTests
         Assert.Equal(expected, Assert.Single(outcome.ErrorLines));
         Assert.DoesNotContain(" at ", outcome.Stderr);
     }
+
+    /// <summary>A value-taking option as the last word has no value, also when it was given one earlier.</summary>
+    [Theory]
+    [InlineData(new[] { "train", "--data", "tiny", "--data" }, "natgrad: error: --data needs a value (it is the last word)")]
+    [InlineData(new[] { "train", "--data", "tiny", "--lr" }, "natgrad: error: --lr needs a value (it is the last word)")]
+    [InlineData(new[] { "train", "--data", "tiny", "--data", "--lr", "0.1" }, "natgrad: error: --data needs a value (the next word is the option --lr)")]
+    public void OptionWithoutAValue_AtTheEnd_IsRefused(string[] args, string expected)
+    {
+        var outcome = CliHarness.Run(args);
+        Assert.Equal(2, outcome.ExitCode);
+        Assert.Equal(expected, Assert.Single(outcome.ErrorLines));
+    }
+
+    /// <summary>A flag (no value) may be the last word: the error reported is the next one, about --lr.</summary>
+    [Fact]
+    public void FlagAsTheLastWord_IsAccepted()
+    {
+        var outcome = CliHarness.Run(new[] { "train", "--data", "tiny", "--lr", "0", "--force" });
+        Assert.Equal("natgrad: error: --lr must be a finite number > 0, got 0", Assert.Single(outcome.ErrorLines));
+    }
 }
