@@ -168,7 +168,8 @@ public sealed class Trainer
             if (!EqualityComparer<T>.Default.Equals(found, expected))
                 throw new InvalidDataException($"the checkpoint is for {what} {found}, but this run has {expected}");
         }
-        Expect(h.Optimizer, _settings.ToString(), "the method");
+        if (h.Optimizer != _settings.ToString())
+            throw new InvalidDataException(SettingsDifference.DescribeMethodMismatch(h.Optimizer, _settings.ToString()));
         Expect(h.Model, _model.ToString(), "the model");
         Expect(string.Join("×", h.InputShape), string.Join("×", ds.InputShape), "inputs of shape");
         Expect(h.Outputs, ds.OutputCount, "outputs:");
