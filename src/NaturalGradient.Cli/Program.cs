@@ -9,15 +9,17 @@ public static class Program
 {
     /// <summary>
     /// Runs natgrad on the process's console; Ctrl+C (SIGINT) or SIGTERM stops training between steps, after which a
-    /// checkpoint is written and natgrad exits with <see cref="ExitCodes.Interrupted"/>. A second Ctrl+C ends the process.
+    /// checkpoint is written and natgrad exits with <see cref="ExitCodes.Interrupted"/>. A second Ctrl+C, a second or more
+    /// after the first, ends the process (<see cref="Commands.InterruptPolicy"/>).
     /// </summary>
     public static int Main(string[] args)
     {
         // Not disposed: a Ctrl+C can arrive after Run returns, while the process ends, and the handler must still find it.
         var cancel = new CancellationTokenSource();
+        var interrupts = new Commands.InterruptPolicy();
         Console.CancelKeyPress += (_, e) =>
         {
-            if (cancel.IsCancellationRequested) return; // a second Ctrl+C ends the process
+            if (!interrupts.KeepRunning(System.Diagnostics.Stopwatch.GetTimestamp())) return; // a later Ctrl+C ends the process
             e.Cancel = true;
             cancel.Cancel();
         };

@@ -28,6 +28,7 @@ internal static class CompareCommand
 
     private static int Execute(CliContext ctx, ParseResult parse, CompareOptions o)
     {
+        o.RefuseNotRead(parse);
         var config = TrainBinder.Bind(parse, o.Train, DateTime.Now, checkMethodOptions: false);
         bool quick = parse.GetValue(o.Quick);
         var optimizers = parse.GetValue(o.Optimizers)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)

@@ -6,18 +6,48 @@ using NaturalGradient.Training.Experiments.Compare;
 namespace NaturalGradient.Cli.Commands;
 
 /// <summary>
-/// Options of <c>natgrad compare</c>: every <c>train</c> option (the shared ones give the base configuration;
-/// --optimizer, --lr, --seed and --batch-size are replaced by the lists below) plus the comparison's own.
+/// Options of <c>natgrad compare</c>: the <c>train</c> options it shares (they give the base configuration) plus the
+/// comparison's own. The <c>train</c> options compare does not read (<see cref="NotRead"/>) stay registered but hidden,
+/// so that giving one is refused with what to use instead rather than rejected as unknown or silently ignored.
 /// </summary>
 internal sealed class CompareOptions
 {
     public CompareOptions(IReadOnlyList<string> optimizerNames)
     {
         Train = new TrainOptions(optimizerNames);
-        foreach (var o in new Option[] { Train.Optimizer, Train.Lr, Train.Seed, Train.BatchSize }) o.Hidden = true;
+        NotRead = new (Option, string)[]
+        {
+            (Train.Optimizer, "compare takes --optimizers"),
+            (Train.Lr, "compare takes learning rates from --lr-grid"),
+            (Train.Seed, "compare takes --seeds"),
+            (Train.BatchSize, "compare takes --batch-sizes"),
+            (Train.Resume, "compare resumes by itself: repeat the command with the same --out (finished runs are cached)"),
+            (Train.CheckpointEvery, "compare writes no checkpoints; it caches each finished run under --out/runs, and a repeated command computes only the rest"),
+            (Train.Force, "compare reuses the finished runs in --out; to recompute them give another --out or delete its runs folder"),
+            (Train.DiagnosticsEvery, "compare records no approximation diagnostics; use natgrad train --diagnostics-every N"),
+            (Train.KfacDistribution, "compare trains in one process; the K-FAC work distribution applies to natgrad train under mpirun"),
+            (Train.FactorSync, "compare trains in one process; factor synchronisation applies to natgrad train under mpirun"),
+        };
+        foreach (var (option, _) in NotRead) option.Hidden = true;
+        Train.Data.Description = "Data set: weather, weather-class, wine, boston, fashion-mnist, or the path of a CSV file (then --target is needed)";
+        Train.Out.Description = "Output folder [default: runs/compare-<data>]";
+        Train.TensorBoard.Description = "Also write TensorBoard event files into this folder, one sub-folder per run";
     }
 
     public TrainOptions Train { get; }
+
+    /// <summary>The <c>train</c> options compare does not read, each with what compare takes instead.</summary>
+    public IReadOnlyList<(Option Option, string Instead)> NotRead { get; }
+
+    /// <summary>Refuses the first given option of <see cref="NotRead"/> (in command-line order) before any work.</summary>
+    /// <exception cref="UsageException">"--lr: compare takes learning rates from --lr-grid".</exception>
+    public void RefuseNotRead(ParseResult parse)
+    {
+        var given = NotRead.Where(x => parse.GetResult(x.Option) is { Implicit: false })
+            .OrderBy(x => parse.Tokens.ToList().FindIndex(t => t.Value == x.Option.Name || x.Option.Aliases.Contains(t.Value)));
+        foreach (var (option, instead) in given)
+            throw new UsageException($"{option.Name}: {instead}");
+    }
 
     public Option<string> Optimizers { get; } = CliOptions.Text("--optimizers", "Comma-separated methods to compare", "sgd,adam,tengrad,kfac",
         helpName: "a,b,c");

@@ -169,7 +169,7 @@ public sealed class Trainer
                 throw new InvalidDataException($"the checkpoint is for {what} {found}, but this run has {expected}");
         }
         if (h.Optimizer != _settings.ToString())
-            throw new InvalidDataException($"the checkpoint is for the method {MethodDifference(h.Optimizer, _settings.ToString())}");
+            throw new InvalidDataException(SettingsDifference.DescribeMethodMismatch(h.Optimizer, _settings.ToString()));
         Expect(h.Model, _model.ToString(), "the model");
         Expect(string.Join("×", h.InputShape), string.Join("×", ds.InputShape), "inputs of shape");
         Expect(h.Outputs, ds.OutputCount, "outputs:");
@@ -182,35 +182,6 @@ public sealed class Trainer
             throw new InvalidDataException($"the checkpoint's position (epoch {h.Epoch}, batch {h.BatchesDone}, step {h.Step}) is inconsistent");
         if (h.Epoch > _options.Epochs)
             throw new InvalidDataException($"the checkpoint's run already completed {h.Epoch - 1} epochs; ask for more than {_options.Epochs} epochs to continue it");
-    }
-
-    /// <summary>
-    /// "ekfac, but this run has kfac" when the method names differ, otherwise the settings that differ
-    /// ("kfac with Damping = 0.1, but this run has Damping = 0.01"); both from <see cref="OptimizerSettings"/>'s
-    /// record text ("OptimizerSettings { A = x, B = y }"), whole if it does not have that form.
-    /// </summary>
-    private static string MethodDifference(string found, string expected)
-    {
-        static Dictionary<string, string>? Fields(string text)
-        {
-            int open = text.IndexOf('{'), close = text.LastIndexOf('}');
-            if (open < 0 || close < open) return null;
-            var fields = new Dictionary<string, string>();
-            foreach (var part in System.Text.RegularExpressions.Regex.Split(text[(open + 1)..close].Trim(), @", (?=\w+ = )"))
-            {
-                int eq = part.IndexOf(" = ", StringComparison.Ordinal);
-                if (eq <= 0) return null;
-                fields[part[..eq]] = part[(eq + 3)..];
-            }
-            return fields;
-        }
-        if (Fields(found) is not { } a || Fields(expected) is not { } b
-            || !a.TryGetValue(nameof(OptimizerSettings.Name), out var nameA) || !b.TryGetValue(nameof(OptimizerSettings.Name), out var nameB))
-            return $"{found}, but this run has {expected}";
-        if (nameA != nameB) return $"{nameA}, but this run has {nameB}";
-        var differ = a.Keys.Union(b.Keys).Where(k => a.GetValueOrDefault(k) != b.GetValueOrDefault(k)).ToList();
-        string List(Dictionary<string, string> f) => string.Join(", ", differ.Select(k => $"{k} = {f.GetValueOrDefault(k, "(none)")}"));
-        return $"{nameA} with {List(a)}, but this run has {List(b)}";
     }
 
     private void Interrupt(RunState run, RunStreams streams, CheckpointPlan? checkpoints, Tensor epochStart, int epoch, long done)

@@ -116,7 +116,7 @@ public class RunFolderSafetyTests
     private const string OtherModel =
         "natgrad: error: --resume: the checkpoint is for the model mlp(hidden=[16], activation=tanh), but this run has mlp(hidden=[8], activation=tanh)";
 
-    private const string OtherMethod = "natgrad: error: --resume: the checkpoint is for the method ekfac, but this run has kfac";
+    private const string OtherMethod = "natgrad: error: --resume: the checkpoint is for the method ekfac, but this run is kfac";
 
     [Theory]
     [InlineData("16", "kfac", null, OtherModel)]

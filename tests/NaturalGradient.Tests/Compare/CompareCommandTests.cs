@@ -8,7 +8,7 @@ public class CompareCommandTests
     private static string[] Args(string outDir, string optimizers) => new[]
     {
         "compare", "--data", "tiny", "--hidden", "4", "--optimizers", optimizers, "--lr-grid", "0.1,0.03", "--seeds", "0,1",
-        "--epochs", "2", "--batch-size", "16", "--batch-sizes", "16", "--threads", "1", "--out", outDir,
+        "--epochs", "2", "--batch-sizes", "16", "--threads", "1", "--out", outDir,
     }.Concat(optimizers == "sgd" ? Array.Empty<string>() : new[] { "--fisher", "exact", "--damping", "0.1" }).ToArray();
 
     private static Dictionary<string, DateTime> ResultStamps(string outDir) =>

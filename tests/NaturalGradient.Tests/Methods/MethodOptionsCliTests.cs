@@ -53,7 +53,7 @@ public class MethodOptionsCliTests
         var outcome = CliHarness.Run(new[]
         {
             "compare", "--data", "tiny", "--hidden", "4", "--optimizers", "kbfgs,ksd", "--kbfgs-memory", "3", "--ksd-dimension", "2",
-            "--lr-grid", "0.1", "--seeds", "0", "--epochs", "1", "--batch-size", "16", "--batch-sizes", "16", "--damping", "0.1",
+            "--lr-grid", "0.1", "--seeds", "0", "--epochs", "1", "--batch-sizes", "16", "--damping", "0.1",
             "--fisher", "empirical", "--threads", "1", "--out", CliHarness.TempDir(),
         });
         Assert.True(outcome.ExitCode == 0, outcome.Stderr);

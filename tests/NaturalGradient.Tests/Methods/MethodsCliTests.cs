@@ -13,7 +13,7 @@ public class MethodsCliTests
         var outcome = CliHarness.Run(new[]
         {
             "compare", "--data", "tiny", "--hidden", "4", "--optimizers", "kbfgs,ksd,auto", "--lr-grid", "0.1", "--seeds", "0",
-            "--epochs", "2", "--batch-size", "16", "--batch-sizes", "16", "--damping", "0.1", "--threads", "1", "--out", dir,
+            "--epochs", "2", "--batch-sizes", "16", "--damping", "0.1", "--threads", "1", "--out", dir,
         });
         Assert.True(outcome.ExitCode == 0, outcome.Stderr);
         Assert.Contains("3 runs computed, 0 cached", outcome.Stdout);
