@@ -15,7 +15,7 @@ public class RunFolderSafetyTests
         { "checkpoint.ngck", "config.json", "epochs.csv", "metrics.json", "model.json", "model.pt", "run.json", "steps.csv" };
 
     private static Dictionary<string, string> Hashes(string dir) => Directory.Exists(dir)
-        ? Directory.GetFiles(dir).ToDictionary(Path.GetFileName, f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f))))!
+        ? Directory.GetFiles(dir).ToDictionary(f => Path.GetFileName(f), f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f))))
         : new Dictionary<string, string>();
 
     private static void AssertRefused(CliHarness.Outcome outcome, string expectedLine)

@@ -64,6 +64,7 @@ public class TrainerResumeTests
     [InlineData("ekfac", 3)]
     [InlineData("hf", 4)]
     [InlineData("hf-kfac", 6)]
+    [InlineData("ksd", 5)]
     public void Interrupted_at_step_k_and_resumed_equals_the_uninterrupted_run(string method, long k)
     {
         using var data = TinyData.Classification(train: 60, test: 20);
@@ -140,7 +141,6 @@ public class TrainerResumeTests
     }
 
     [Theory]
-    [InlineData("ksd", "resuming ksd from a checkpoint is not supported yet (its previous-step basis vector is not saved)")]
     [InlineData("kbfgs", "the state does not hold the kbfgs curvature's running state (not supported yet), so the run cannot continue exactly")]
     [InlineData("auto", "the state does not hold the auto curvature's running state (not supported yet), so the run cannot continue exactly")]
     public void Methods_whose_state_is_not_saved_refuse_to_resume_rather_than_continue_inexactly(string method, string message)

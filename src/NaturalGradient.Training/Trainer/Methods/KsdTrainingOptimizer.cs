@@ -51,13 +51,27 @@ public sealed class KsdTrainingOptimizer : ITrainingOptimizer
     }
 
     /// <inheritdoc/>
-    /// <remarks>KSD keeps its previous step as a basis vector; it is not saved yet, so a ksd checkpoint holds the
-    /// weights (for model.pt) and <see cref="ImportState"/> refuses to continue from it.</remarks>
-    public void ExportState(string prefix, NaturalGradient.Optim.NaturalGradientStateDict state) => state.Texts[prefix + "method"] = Name;
+    /// <remarks>KSD's state is its previous step, the extra basis vector of the next subspace (the metric batches'
+    /// sampler is the trainer's and is saved with the run).</remarks>
+    public void ExportState(string prefix, NaturalGradient.Optim.NaturalGradientStateDict state)
+    {
+        state.Texts[prefix + "method"] = Name;
+        using var previous = _ksd.PreviousStep;
+        state.Numbers[prefix + "has_previous_step"] = previous is null ? 0 : 1;
+        if (previous is not null) state.SetTensor(prefix + "previous_step", previous);
+    }
 
     /// <inheritdoc/>
-    public void ImportState(string prefix, NaturalGradient.Optim.NaturalGradientStateDict state) =>
-        throw new InvalidDataException("resuming ksd from a checkpoint is not supported yet (its previous-step basis vector is not saved)");
+    /// <exception cref="InvalidDataException">The state is not a ksd state, or its previous step does not fit the model.</exception>
+    public void ImportState(string prefix, NaturalGradient.Optim.NaturalGradientStateDict state)
+    {
+        if (state.GetText(prefix + "method") != Name)
+            throw new InvalidDataException($"the state is for the method {state.GetText(prefix + "method")}, not {Name}");
+        if (state.GetNumber(prefix + "has_previous_step") == 0) { _ksd.RestorePreviousStep(null); return; }
+        long total = _context.Model.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
+        using var previous = state.GetTensor(prefix + "previous_step", new[] { total });
+        _ksd.RestorePreviousStep(previous);
+    }
 
     public void Dispose() => _ksd.Dispose();
 }

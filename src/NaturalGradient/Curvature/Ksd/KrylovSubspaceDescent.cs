@@ -49,6 +49,23 @@ public sealed class KrylovSubspaceDescent : IDisposable
 
     public KsdOptions Options { get; }
 
+    /// <summary>
+    /// The previous applied step, the extra basis vector of the next subspace (flat over the trainable parameters, in
+    /// <see cref="Step"/>'s order), as a fresh copy the caller owns; null before the first applied step.
+    /// </summary>
+    public Tensor? PreviousStep => _previous?.clone().DetachFromDisposeScope();
+
+    /// <summary>Restores the previous step from <see cref="PreviousStep"/> (null: none), so the next steps are those the saved run would take.</summary>
+    /// <exception cref="ArgumentException">Not a vector of the trainable parameters' total length.</exception>
+    public void RestorePreviousStep(Tensor? step)
+    {
+        long total = _parameters.Sum(p => p.numel());
+        if (step is not null && (step.dim() != 1 || step.shape[0] != total))
+            throw new ArgumentException($"the previous step has shape [{string.Join(", ", step.shape)}], but the model has {total} trainable parameters", nameof(step));
+        _previous?.Dispose();
+        _previous = step?.detach().clone().DetachFromDisposeScope();
+    }
+
     /// <summary>One step: basis from (x, y), subspace minimisation on (subspaceX, subspaceY) — the same batch if null.</summary>
     public KsdStepReport Step(Tensor x, Tensor y, Tensor? subspaceX = null, Tensor? subspaceY = null)
     {
