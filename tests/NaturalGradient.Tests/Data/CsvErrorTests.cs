@@ -59,6 +59,21 @@ public class CsvErrorTests : IDisposable
     public void UnknownTargetColumn_ListsAvailableColumns() =>
         DataErrorAssert.AtNamedColumn(Loading("a,b,c\n1,2,3\n"), PathOf(), 1, "\"y\"", "unknown target column \"y\"; the columns are: a, b, c");
 
+    /// <summary>
+    /// A header with control characters (a binary file read as CSV) is listed with them as \xNN, never raw bytes, and
+    /// a header of many columns lists the first 20 and the count.
+    /// </summary>
+    [Fact]
+    public void ColumnList_ShowsControlCharactersEscaped_AndAtMostTwentyNames()
+    {
+        var e = DataErrorAssert.AtNamedColumn(Loading("a\u0001b,c\u0000,d\n1,2,3\n"), PathOf(), 1, "\"y\"",
+            "unknown target column \"y\"; the columns are: a\\x01b, c\\x00, d");
+        Assert.DoesNotContain(e.Message, c => char.IsControl(c));
+        var names = Enumerable.Range(1, 30).Select(i => $"c{i}").ToArray();
+        DataErrorAssert.AtNamedColumn(Loading(string.Join(",", names) + "\n" + string.Join(",", names.Select(_ => "1")) + "\n"), PathOf(), 1, "\"y\"",
+            "the columns are: " + string.Join(", ", names.Take(20)) + ", … (30 columns)");
+    }
+
     [Fact]
     public void NoTargetColumnGiven_ListsColumns() =>
         DataErrorAssert.AtNamedColumn(Loading("a,b,c\n1,2,3\n", new DataOptions()), PathOf(), 1, "columns are: a, b, c", "TargetColumn");

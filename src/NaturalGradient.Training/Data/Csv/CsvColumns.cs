@@ -53,11 +53,11 @@ public sealed class CsvColumns
         for (int i = 0; i < names.Length; i++)
         {
             if (seen.TryGetValue(names[i], out var earlier))
-                throw new DataFormatException(source, line, i + 1, names[i], $"duplicate column name (also column {earlier + 1})");
+                throw new DataFormatException(source, line, i + 1, Printable(names[i]), $"duplicate column name (also column {earlier + 1})");
             seen[names[i]] = i;
         }
 
-        string available = string.Join(", ", names);
+        string available = ListForMessage(names);
         if (options.TargetColumn is not { } target)
             throw new DataFormatException(source, line, null, null, $"no target column given (set {options.Names.Target}); the columns are: {available}");
         if (!seen.TryGetValue(target, out int targetIndex))
@@ -80,4 +80,18 @@ public sealed class CsvColumns
     }
 
     private static string GeneratedName(int index) => $"column{index + 1}";
+
+    /// <summary>At most this many column names are listed in a message (a binary file read as CSV can have thousands).</summary>
+    internal const int ListedNames = 20;
+
+    /// <summary>
+    /// The column names for a one-line message: each <see cref="Printable"/>, at most <see cref="ListedNames"/> of them,
+    /// then "… (N columns)".
+    /// </summary>
+    internal static string ListForMessage(IReadOnlyList<string> names) =>
+        string.Join(", ", names.Take(ListedNames).Select(Printable)) + (names.Count > ListedNames ? $", … ({names.Count} columns)" : "");
+
+    /// <summary>A name with its control characters as \xNN (a binary file read as CSV would put raw bytes, even NUL, on the terminal).</summary>
+    internal static string Printable(string name) =>
+        name.Any(char.IsControl) ? string.Concat(name.Select(c => char.IsControl(c) ? $"\\x{(int)c:X2}" : c.ToString())) : name;
 }
