@@ -13,6 +13,7 @@ internal sealed class LiveProgress : ITrainingProgress
     private readonly Stopwatch _clock = new();
     private ProgressTask? _task;
     private TrainingPlan? _plan;
+    private long? _stepsBefore;
 
     private LiveProgress(IAnsiConsole console, ProgressContext context, string model, string data)
     {
@@ -43,7 +44,8 @@ internal sealed class LiveProgress : ITrainingProgress
     {
         if (_task is null || _plan is null) return;
         _task.Value = step.Step;
-        double rate = step.Step / Math.Max(_clock.Elapsed.TotalSeconds, 1e-9);
+        _stepsBefore ??= step.Step - 1;   // a resumed run starts past 0: its rate counts this process's steps
+        double rate = (step.Step - _stepsBefore.Value) / Math.Max(_clock.Elapsed.TotalSeconds, 1e-9);
         _task.Description = Markup.Escape(FormattableString.Invariant(
             $"epoch {step.Epoch}/{_plan.Epochs}  step {step.Step}/{_plan.TotalSteps}  loss {step.Loss:G4}  {rate:F0}/s"));
     }
@@ -53,6 +55,6 @@ internal sealed class LiveProgress : ITrainingProgress
         // Keep a line per epoch above the bar only for long epochs, so short runs do not scroll.
         if (_plan is { StepsPerEpoch: >= 100 })
             _console.MarkupLine(Markup.Escape(ProgressText.Epoch(epoch, _plan, (long)(_task?.Value ?? 0),
-                (_task?.Value ?? 0) / Math.Max(_clock.Elapsed.TotalSeconds, 1e-9))));
+                ((_task?.Value ?? 0) - (_stepsBefore ?? 0)) / Math.Max(_clock.Elapsed.TotalSeconds, 1e-9))));
     }
 }

@@ -16,6 +16,7 @@ internal sealed class PlainProgress(TextWriter output, string model, string data
     private TrainingPlan? _plan;
     private double _lastLine;
     private long _steps;
+    private long? _stepsBefore;   // steps done before this process (a resumed run starts past 0)
 
     public void OnStart(TrainingPlan plan)
     {
@@ -27,12 +28,16 @@ internal sealed class PlainProgress(TextWriter output, string model, string data
 
     public void OnStep(StepMetrics step)
     {
+        _stepsBefore ??= step.Step - 1;
         _steps = step.Step;
         double now = _clock.Elapsed.TotalSeconds;
         if (now - _lastLine < HeartbeatSeconds) return;
         _lastLine = now;
-        output.WriteLine(ProgressText.Step(step, _plan!, _steps / Math.Max(now, 1e-9)));
+        output.WriteLine(ProgressText.Step(step, _plan!, Rate(now)));
     }
+
+    /// <summary>Steps per second taken by this process (not counting the steps a resumed run had done before).</summary>
+    private double Rate(double seconds) => (_steps - (_stepsBefore ?? _steps)) / Math.Max(seconds, 1e-9);
 
     public void OnNote(string note) => output.WriteLine(note);
 
@@ -40,6 +45,6 @@ internal sealed class PlainProgress(TextWriter output, string model, string data
     {
         double now = _clock.Elapsed.TotalSeconds;
         _lastLine = now;
-        output.WriteLine(ProgressText.Epoch(epoch, _plan!, _steps, _steps / Math.Max(now, 1e-9)));
+        output.WriteLine(ProgressText.Epoch(epoch, _plan!, _steps, Rate(now)));
     }
 }
