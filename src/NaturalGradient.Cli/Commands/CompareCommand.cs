@@ -46,7 +46,7 @@ internal static class CompareCommand
         string outDir = parse.GetResult(o.Train.Out) is { Implicit: false } ? config.OutDir : Path.Combine("runs", $"compare-{Path.GetFileNameWithoutExtension(config.Data)}");
 
         var methodSettings = MethodSettings(parse, o.Train, optimizers, ctx.Out);
-        TensorBoardLog.EnsureFolder(config.TensorBoardDir);
+        TensorBoardLog.CheckFolder(config.TensorBoardDir);
         using var data = ctx.LoadData(config.Data, config.DataOptions);
         try { config.Model.ValidateFor(data.InputShape); }
         catch (ArgumentOutOfRangeException e) { throw new UsageException(TrainBinder.Describe(e, o.Train) + $" ('{config.Data}')"); }

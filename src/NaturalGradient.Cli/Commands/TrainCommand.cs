@@ -143,7 +143,7 @@ internal static class TrainCommand
         TrainingCheckpoint? resume, bool rewriteRun, ICommunicator communicator)
     {
         var config = TrainBinder.Bind(parse, options, DateTime.Now);
-        TensorBoardLog.EnsureFolder(config.TensorBoardDir);
+        TensorBoardLog.CheckFolder(config.TensorBoardDir);
         if (resumeDir is not null) config = config with { OutDir = resumeDir };
         var every = NullIfEmpty(parse.GetValue(options.CheckpointEvery)) is { } text ? RunLifecycleOptions.ParseCheckpointEvery(text) : (null, null);
         if (resumeDir is null && string.IsNullOrWhiteSpace(parse.GetValue(options.Out))) config = config with { OutDir = RunFolder.Unused(config.OutDir) };
@@ -174,8 +174,8 @@ internal static class TrainCommand
             }
             else if (rewriteRun) RunFolder.WriteRun(config.OutDir, arguments);
         }
-        using var tensorBoard = TensorBoardLog.Open(config.TensorBoardDir);
-        var tensorBoardProgress = tensorBoard is null ? null : new TensorBoardProgress(tensorBoard);
+        using var tensorBoard = config.TensorBoardDir is { } tensorBoardDir ? new TensorBoardOnStart(tensorBoardDir) : null;
+        var tensorBoardProgress = tensorBoard is null ? null : new TensorBoardProgress(tensorBoard.Open);
         var console = ConsoleSetup.Create(ctx.Out, ctx.Interactive);
         string model = config.Model.ToString(), dataName = info.Name;
         var checkpoints = RunFolder.Plan(config.OutDir, every.Item1, every.Item2);

@@ -21,14 +21,25 @@ internal static class TensorBoardLog
         }
     }
 
-    /// <summary>Creates <paramref name="dir"/> (if given) so that a bad folder is reported before any run starts.</summary>
+    /// <summary>
+    /// Checks, without creating anything, that <paramref name="dir"/> (if given) can be created and written: it is not
+    /// a file, and its nearest existing ancestor is a folder that accepts a new file (probed with a file deleted on
+    /// close). A bad folder is thus reported before any work starts, and a run refused later leaves no folder behind;
+    /// the folder itself is created when the run starts (<see cref="TensorBoardOnStart"/>).
+    /// </summary>
     /// <exception cref="UsageException">"--tensorboard: cannot write to 'x': …".</exception>
-    public static void EnsureFolder(string? dir)
+    public static void CheckFolder(string? dir)
     {
         if (dir is null) return;
         try
         {
-            Directory.CreateDirectory(dir);
+            var existing = Path.GetFullPath(dir);
+            while (!Directory.Exists(existing))
+            {
+                if (File.Exists(existing)) throw new IOException($"'{existing}' is a file");
+                existing = Path.GetDirectoryName(existing) ?? throw new IOException("no existing folder on its path");
+            }
+            using (File.Create(Path.Combine(existing, $".natgrad-write-check-{Environment.ProcessId}"), 1, FileOptions.DeleteOnClose)) { }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
@@ -57,4 +68,16 @@ internal static class TensorBoardLog
     /// </summary>
     public static string RunName(string optimizer, double learningRate, long seed, int batchSize) =>
         FormattableString.Invariant($"{optimizer}-lr{learningRate:G6}-seed{seed}-m{batchSize}");
+}
+
+/// <summary>The <c>--tensorboard</c> writer of a training run, opened when the run starts (its first <see cref="Open"/>), closed on dispose.</summary>
+internal sealed class TensorBoardOnStart(string dir) : IDisposable
+{
+    private TensorBoardWriter? _writer;
+
+    /// <summary>The writer, created (with its folder and event file) on the first call.</summary>
+    /// <exception cref="UsageException">"--tensorboard: cannot write to 'x': …".</exception>
+    public TensorBoardWriter Open() => _writer ??= TensorBoardLog.Open(dir)!;
+
+    public void Dispose() => _writer?.Dispose();
 }

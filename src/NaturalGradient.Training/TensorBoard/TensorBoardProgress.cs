@@ -10,14 +10,27 @@ namespace NaturalGradient.Training.TensorBoard;
 /// </summary>
 public sealed class TensorBoardProgress : ITrainingProgress
 {
-    private readonly TensorBoardWriter _writer;
+    private readonly Func<TensorBoardWriter>? _open;
+    private TensorBoardWriter? _writer;
     private long _stepsPerEpoch;
     private long _skipped;
 
     /// <param name="writer">Where to write; not disposed by this object.</param>
     public TensorBoardProgress(TensorBoardWriter writer) => _writer = writer ?? throw new ArgumentNullException(nameof(writer));
 
-    public void OnStart(TrainingPlan plan) => _stepsPerEpoch = plan.StepsPerEpoch;
+    /// <param name="open">
+    /// Gives the writer when the run starts (<see cref="OnStart"/>, after every check that can refuse the run), so that
+    /// a refused run creates no event file; the writer is not disposed by this object.
+    /// </param>
+    public TensorBoardProgress(Func<TensorBoardWriter> open) => _open = open ?? throw new ArgumentNullException(nameof(open));
+
+    private TensorBoardWriter Writer => _writer ?? throw new InvalidOperationException("the TensorBoard log is opened by OnStart");
+
+    public void OnStart(TrainingPlan plan)
+    {
+        _writer ??= _open!();
+        _stepsPerEpoch = plan.StepsPerEpoch;
+    }
 
     public void OnStep(StepMetrics s)
     {
@@ -35,7 +48,7 @@ public sealed class TensorBoardProgress : ITrainingProgress
         if (s.SolverIterationsUnpreconditioned is { } plain) values.Add((Tags.SolverIterationsUnpreconditioned, plain));
         if (s.CurvatureMs is { } ms) values.Add((Tags.CurvatureMs, ms));
         if (s.Damping is not null || _skipped > 0) values.Add((Tags.SkippedSteps, _skipped));
-        _writer.AddScalars(s.Step, values);
+        Writer.AddScalars(s.Step, values);
     }
 
     public void OnEpoch(EpochMetrics e)
@@ -44,8 +57,8 @@ public sealed class TensorBoardProgress : ITrainingProgress
         if (double.IsFinite(e.TestLoss)) values.Add((Tags.TestLoss, e.TestLoss));
         if (e.TrainAccuracy is { } trainAcc) values.Add((Tags.TrainAccuracy, trainAcc));
         if (e.TestAccuracy is { } testAcc) values.Add((Tags.TestAccuracy, testAcc));
-        _writer.AddScalars(e.Epoch * _stepsPerEpoch, values);
-        _writer.Flush();
+        Writer.AddScalars(e.Epoch * _stepsPerEpoch, values);
+        Writer.Flush();
     }
 
     /// <summary>The series names.</summary>

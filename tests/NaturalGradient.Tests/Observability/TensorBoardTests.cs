@@ -141,6 +141,20 @@ public class TensorBoardTests
         Assert.False(Directory.Exists(Path.Combine(dir, "run")));
     }
 
+    /// <summary>A run refused by its method's checks leaves no --tensorboard folder (it is created when the run starts).</summary>
+    [Fact]
+    public void Train_RefusedByTheMethod_CreatesNoTensorBoardFolder()
+    {
+        var dir = CliHarness.TempDir();
+        var events = Path.Combine(dir, "events", "run1");
+        var outcome = CliHarness.Run(new[] { "train", "--data", "tiny", "--optimizer", "exact", "--max-exact-params", "10",
+            "--out", Path.Combine(dir, "run"), "--tensorboard", events });
+        Assert.Equal(2, outcome.ExitCode);
+        Assert.StartsWith("natgrad: error: exact NGD needs a dense", Assert.Single(outcome.ErrorLines));
+        Assert.False(Directory.Exists(Path.Combine(dir, "events")));
+        Assert.Empty(Directory.GetFiles(dir, ".natgrad-write-check-*"));
+    }
+
     private static List<Dictionary<string, string>> Csv(string path)
     {
         var lines = File.ReadAllLines(path).Where(l => l.Length > 0).ToArray();
