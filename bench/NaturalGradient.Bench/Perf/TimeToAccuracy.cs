@@ -89,20 +89,8 @@ internal static class TimeToAccuracy
     /// </summary>
     public static void Warmup(Dataset data, string method, double lr, int steps)
     {
-        manual_seed(0);
-        using var model = ModelFactory.Mlp(data.InputShape, data.OutputCount, new[] { 512, 512 }, Activation.Relu, ScalarType.Float32);
-        using var generator = new Generator(0);
-        using var optimizer = OptimizerCatalog.Default.Create(new OptimizerContext
-        {
-            Model = model, Likelihood = new CategoricalLikelihood(), Settings = Settings(method, lr), Generator = generator,
-            StepsPerEpoch = steps, TotalSteps = steps, BatchSize = Batch,
-        });
-        for (int s = 0; s < steps; s++)
-        {
-            using var scope = NewDisposeScope();
-            var rows = arange(s * Batch, (s + 1) * Batch, dtype: ScalarType.Int64).remainder_(data.TrainCount);
-            optimizer.Step(data.TrainX.index_select(0, rows), data.TrainY.index_select(0, rows));
-        }
+        using var run = new AccuracyTraining(data, method, lr, epochs: 1);
+        run.Advance(steps, _ => { });
     }
 
     /// <summary>

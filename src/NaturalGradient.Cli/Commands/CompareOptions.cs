@@ -43,10 +43,11 @@ internal sealed class CompareOptions
     /// <exception cref="UsageException">"--lr: compare takes learning rates from --lr-grid".</exception>
     public void RefuseNotRead(ParseResult parse)
     {
-        var given = NotRead.Where(x => parse.GetResult(x.Option) is { Implicit: false })
-            .OrderBy(x => parse.Tokens.ToList().FindIndex(t => t.Value == x.Option.Name || x.Option.Aliases.Contains(t.Value)));
-        foreach (var (option, instead) in given)
-            throw new UsageException($"{option.Name}: {instead}");
+        var tokens = parse.Tokens.Select(t => t.Value).ToList();
+        var first = NotRead.Where(x => parse.GetResult(x.Option) is { Implicit: false })
+            .OrderBy(x => tokens.FindIndex(t => t == x.Option.Name || x.Option.Aliases.Contains(t)))
+            .FirstOrDefault();
+        if (first.Option is not null) throw new UsageException($"{first.Option.Name}: {first.Instead}");
     }
 
     public Option<string> Optimizers { get; } = CliOptions.Text("--optimizers", "Comma-separated methods to compare", "sgd,adam,tengrad,kfac",

@@ -11,6 +11,7 @@ internal sealed class InterruptPolicy
     /// <summary>How long after the first interrupt a second one counts as the same.</summary>
     public static readonly TimeSpan Grace = TimeSpan.FromSeconds(1);
 
+    private readonly object _gate = new();
     private long? _first;
 
     /// <summary>
@@ -20,7 +21,7 @@ internal sealed class InterruptPolicy
     /// <param name="timestamp">The interrupt's time, <see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>.</param>
     public bool KeepRunning(long timestamp)
     {
-        lock (this)
+        lock (_gate)
         {
             if (_first is not { } first)
             {

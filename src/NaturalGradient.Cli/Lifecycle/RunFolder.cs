@@ -54,22 +54,34 @@ internal static class RunFolder
         foreach (var m in RunMarkers) File.Delete(Path.Combine(dir, m));
     }
 
-    /// <summary>Proves <paramref name="dir"/> writable with a probe file; a folder created for the probe is removed again.</summary>
+    /// <summary>Proves <paramref name="dir"/> writable (<see cref="ProbeWritable"/>); creates nothing.</summary>
     public static void CheckWritable(string dir, string option)
     {
         try
         {
-            bool existed = Directory.Exists(dir);
-            Directory.CreateDirectory(dir);
-            var probe = Path.Combine(dir, $".natgrad-probe-{Guid.NewGuid():N}");
-            using (File.Create(probe)) { }
-            File.Delete(probe);
-            if (!existed) Directory.Delete(dir);
+            ProbeWritable(dir);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
         {
             throw new UsageException($"{option} '{dir}' is not a writable folder ({e.Message.Split('\n')[0].TrimEnd('.')})");
         }
+    }
+
+    /// <summary>
+    /// Proves that <paramref name="dir"/> can be created (if missing) and written, without creating anything: no part of
+    /// its path is a file, and its nearest existing ancestor accepts a new file (a probe deleted on close).
+    /// </summary>
+    /// <exception cref="IOException">A part of the path is a file, or the probe cannot be created.</exception>
+    /// <exception cref="UnauthorizedAccessException">The folder does not accept new files.</exception>
+    public static void ProbeWritable(string dir)
+    {
+        var existing = Path.GetFullPath(dir);
+        while (!Directory.Exists(existing))
+        {
+            if (File.Exists(existing)) throw new IOException($"'{existing}' is a file");
+            existing = Path.GetDirectoryName(existing) ?? throw new IOException("no existing folder on its path");
+        }
+        using (File.Create(Path.Combine(existing, $".natgrad-probe-{Guid.NewGuid():N}"), 1, FileOptions.DeleteOnClose)) { }
     }
 
     /// <summary>Writes run.json: the arguments of the run (without --force), so that --resume can rebuild it.</summary>

@@ -22,10 +22,9 @@ internal static class TensorBoardLog
     }
 
     /// <summary>
-    /// Checks, without creating anything, that <paramref name="dir"/> (if given) can be created and written: it is not
-    /// a file, and its nearest existing ancestor is a folder that accepts a new file (probed with a file deleted on
-    /// close). A bad folder is thus reported before any work starts, and a run refused later leaves no folder behind;
-    /// the folder itself is created when the run starts (<see cref="TensorBoardOnStart"/>).
+    /// Checks, without creating anything, that <paramref name="dir"/> (if given) can be created and written
+    /// (<see cref="Commands.RunFolder.ProbeWritable"/>). A bad folder is thus reported before any work starts, and a run
+    /// refused later leaves no folder behind; the folder itself is created when the run starts (<see cref="TensorBoardOnStart"/>).
     /// </summary>
     /// <exception cref="UsageException">"--tensorboard: cannot write to 'x': …".</exception>
     public static void CheckFolder(string? dir)
@@ -33,13 +32,7 @@ internal static class TensorBoardLog
         if (dir is null) return;
         try
         {
-            var existing = Path.GetFullPath(dir);
-            while (!Directory.Exists(existing))
-            {
-                if (File.Exists(existing)) throw new IOException($"'{existing}' is a file");
-                existing = Path.GetDirectoryName(existing) ?? throw new IOException("no existing folder on its path");
-            }
-            using (File.Create(Path.Combine(existing, $".natgrad-write-check-{Environment.ProcessId}"), 1, FileOptions.DeleteOnClose)) { }
+            Commands.RunFolder.ProbeWritable(dir);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {

@@ -10,13 +10,17 @@ namespace NaturalGradient.Training.TensorBoard;
 /// </summary>
 public sealed class TensorBoardProgress : ITrainingProgress
 {
-    private readonly Func<TensorBoardWriter>? _open;
+    private readonly Func<TensorBoardWriter> _open;
     private TensorBoardWriter? _writer;
     private long _stepsPerEpoch;
     private long _skipped;
 
     /// <param name="writer">Where to write; not disposed by this object.</param>
-    public TensorBoardProgress(TensorBoardWriter writer) => _writer = writer ?? throw new ArgumentNullException(nameof(writer));
+    public TensorBoardProgress(TensorBoardWriter writer)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        _open = () => writer;
+    }
 
     /// <param name="open">
     /// Gives the writer when the run starts (<see cref="OnStart"/>, after every check that can refuse the run), so that
@@ -24,11 +28,12 @@ public sealed class TensorBoardProgress : ITrainingProgress
     /// </param>
     public TensorBoardProgress(Func<TensorBoardWriter> open) => _open = open ?? throw new ArgumentNullException(nameof(open));
 
-    private TensorBoardWriter Writer => _writer ?? throw new InvalidOperationException("the TensorBoard log is opened by OnStart");
+    /// <summary>The writer, opened on first use (<see cref="OnStart"/> for a trainer's run).</summary>
+    private TensorBoardWriter Writer => _writer ??= _open();
 
     public void OnStart(TrainingPlan plan)
     {
-        _writer ??= _open!();
+        _ = Writer;
         _stepsPerEpoch = plan.StepsPerEpoch;
     }
 

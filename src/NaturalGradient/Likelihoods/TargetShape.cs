@@ -20,7 +20,7 @@ public sealed class TargetShapeException : ArgumentException
 internal static class TargetShape
 {
     /// <summary>Formats a shape as [8, 1].</summary>
-    public static string Format(Tensor t) => "[" + string.Join(", ", t.shape) + "]";
+    public static string Format(Tensor t) => Numerics.ShapeText.Of(t);
 
     /// <summary>The output must be m × o (a batch of o-dimensional outputs).</summary>
     public static void RequireOutput(string likelihood, Tensor output)

@@ -20,7 +20,7 @@ internal static class CheckedProducts
     {
         long[] sa = a.shape, sb = b.shape;
         if (sa.Length < 2 || sb.Length < 2 || sa[^1] != sb[^2] || !BatchDimensionsBroadcast(sa, sb))
-            throw new ArgumentException($"matrix product of shapes {Format(sa)} and {Format(sb)}: the operands do not fit (inner dimensions {(sa.Length > 0 ? sa[^1] : 0)} and {(sb.Length > 1 ? sb[^2] : 0)})");
+            throw new ArgumentException($"matrix product of shapes {ShapeText.Of(sa)} and {ShapeText.Of(sb)}: the operands do not fit (inner dimensions {(sa.Length > 0 ? sa[^1] : 0)} and {(sb.Length > 1 ? sb[^2] : 0)})");
         return a.matmul(b);
     }
 
@@ -34,5 +34,4 @@ internal static class CheckedProducts
         return true;
     }
 
-    private static string Format(long[] shape) => "[" + string.Join(", ", shape) + "]";
 }

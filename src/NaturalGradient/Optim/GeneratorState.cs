@@ -1,3 +1,4 @@
+using NaturalGradient.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -21,9 +22,9 @@ internal static class GeneratorState
         ArgumentNullException.ThrowIfNull(state);
         using var own = generator.get_state();
         if (state.dtype != own.dtype || !state.shape.SequenceEqual(own.shape) || state.device_type != DeviceType.CPU)
-            throw new InvalidDataException($"{what} is a {state.dtype} tensor of shape {Format(state.shape)}" +
+            throw new InvalidDataException($"{what} is a {state.dtype} tensor of shape {ShapeText.Of(state.shape)}" +
                 (state.device_type != DeviceType.CPU ? $" on {state.device}" : "") +
-                $"; a random generator's state is a {own.dtype} tensor of shape {Format(own.shape)} (from Generator.get_state())");
+                $"; a random generator's state is a {own.dtype} tensor of shape {ShapeText.Of(own.shape)} (from Generator.get_state())");
     }
 
     /// <summary><see cref="Check"/>, then <c>generator.set_state(state)</c>.</summary>
@@ -37,5 +38,4 @@ internal static class GeneratorState
         generator.set_state(state);
     }
 
-    private static string Format(long[] shape) => "[" + string.Join(", ", shape) + "]";
 }

@@ -152,7 +152,7 @@ public class TensorBoardTests
         Assert.Equal(2, outcome.ExitCode);
         Assert.StartsWith("natgrad: error: exact NGD needs a dense", Assert.Single(outcome.ErrorLines));
         Assert.False(Directory.Exists(Path.Combine(dir, "events")));
-        Assert.Empty(Directory.GetFiles(dir, ".natgrad-write-check-*"));
+        Assert.Empty(Directory.GetFiles(dir, ".natgrad-probe-*"));
     }
 
     private static List<Dictionary<string, string>> Csv(string path)

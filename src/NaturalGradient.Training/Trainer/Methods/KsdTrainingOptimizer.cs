@@ -68,8 +68,7 @@ public sealed class KsdTrainingOptimizer : ITrainingOptimizer
         if (state.GetText(prefix + "method") != Name)
             throw new InvalidDataException($"the state is for the method {state.GetText(prefix + "method")}, not {Name}");
         if (state.GetNumber(prefix + "has_previous_step") == 0) { _ksd.RestorePreviousStep(null); return; }
-        long total = _context.Model.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
-        using var previous = state.GetTensor(prefix + "previous_step", new[] { total });
+        using var previous = state.GetTensor(prefix + "previous_step", new[] { _ksd.ParameterCount });
         _ksd.RestorePreviousStep(previous);
     }
 

@@ -55,13 +55,15 @@ public sealed class KrylovSubspaceDescent : IDisposable
     /// </summary>
     public Tensor? PreviousStep => _previous?.clone().DetachFromDisposeScope();
 
+    /// <summary>The number of trainable parameters: the length of <see cref="PreviousStep"/>.</summary>
+    public long ParameterCount => _parameters.Sum(p => p.numel());
+
     /// <summary>Restores the previous step from <see cref="PreviousStep"/> (null: none), so the next steps are those the saved run would take.</summary>
     /// <exception cref="ArgumentException">Not a vector of the trainable parameters' total length.</exception>
     public void RestorePreviousStep(Tensor? step)
     {
-        long total = _parameters.Sum(p => p.numel());
-        if (step is not null && (step.dim() != 1 || step.shape[0] != total))
-            throw new ArgumentException($"the previous step has shape [{string.Join(", ", step.shape)}], but the model has {total} trainable parameters", nameof(step));
+        if (step is not null && (step.dim() != 1 || step.shape[0] != ParameterCount))
+            throw new ArgumentException($"the previous step has shape [{string.Join(", ", step.shape)}], but the model has {ParameterCount} trainable parameters", nameof(step));
         _previous?.Dispose();
         _previous = step?.detach().clone().DetachFromDisposeScope();
     }
