@@ -15,13 +15,15 @@ internal sealed record StepProblem(string Name, string Group, Func<nn.Module<Ten
 
 /// <summary>What one configuration measured on one problem.</summary>
 internal sealed record StepFigure(string Method, string Path, string Label, double MedianMs, double RatioToSgd, double RatioP10, double RatioP90,
-    double? FloorRatio, double ExtraGflop, int Rounds);
+    double? FloorRatio, double ExtraGflop, int Rounds, double TensorsPerStep);
 
 /// <summary>
 /// Interleaved timing: in each round every configuration takes a block of <c>block</c> consecutive steps (a whole
 /// inverse period, so refreshes are amortised as in training), timed as one, and a GEMM of the problem's first-layer
 /// shape is timed too. A configuration's ratio is the median over rounds of (its block time / SGD's block time in
-/// the same round): load changes between rounds cancel. One warm-up round is not timed.
+/// the same round): load changes between rounds cancel. One warm-up round is not timed; in it the tensors each
+/// configuration creates per step are counted (TorchSharp's per-thread dispose-scope statistics: one per native result,
+/// views and aliases included), a measure of its fixed per-step work that does not depend on the machine's load.
 /// With <c>cpuClock</c> the times are the process's CPU time (all threads, CLOCK_PROCESS_CPUTIME_ID) instead of wall
 /// time: on a machine shared with other work, time spent descheduled is not counted (threads wait passively with
 /// OMP_WAIT_POLICY=PASSIVE), so the ratios measure the work; parts that use fewer threads than the SGD step (LAPACK
@@ -36,6 +38,7 @@ internal static class InterleavedSteps
         try
         {
             var times = configs.ToDictionary(c => c.Label, _ => new List<double>());
+            var tensors = configs.ToDictionary(c => c.Label, _ => 0.0);
             var gemm = new List<double>();
             var a = randn(problem.Batch, problem.Layers[0].InBar);
             var b = randn(problem.Layers[0].InBar, problem.Layers[0].Out);
@@ -44,6 +47,7 @@ internal static class InterleavedSteps
                 foreach (var c in configs)
                 {
                     GC.Collect();
+                    long created = Created();
                     double start = Clock.Milliseconds(cpuClock);
                     for (int s = 0; s < block; s++)
                     {
@@ -52,6 +56,7 @@ internal static class InterleavedSteps
                     }
                     double elapsed = Clock.Milliseconds(cpuClock) - start;
                     if (r > 0) times[c.Label].Add(elapsed / block);
+                    else tensors[c.Label] = (Created() - created) / (double)block;
                 }
                 double rate0 = GemmGflops(a, b, cpuClock);
                 if (r == 0) continue;                                    // the warm-up round counts for neither steps nor GEMM
@@ -67,7 +72,7 @@ internal static class InterleavedSteps
                 double extra = FlopModel.Extra(c.Method, problem.Layers, problem.Batch, StepConfigs.InversePeriodOf(c.Method), StepConfigs.FactorPeriod(c.Method), StepConfigs.CgIterations);
                 double? floor = double.IsNaN(extra) ? null : 1 + extra / (rate * 1e9) * 1e3 / sgdMs;
                 figures.Add(new StepFigure(c.Method, c.Path, c.Label, Median(times[c.Label]), Quantile(ratios, 0.5), Quantile(ratios, 0.1), Quantile(ratios, 0.9),
-                    floor, extra / 1e9, rounds));
+                    floor, extra / 1e9, rounds, tensors[c.Label]));
             }
             return (figures, rate);
         }
@@ -75,6 +80,13 @@ internal static class InterleavedSteps
         {
             foreach (var c in configs) c.Dispose();
         }
+    }
+
+    /// <summary>Tensors created so far on this thread, inside and outside dispose scopes.</summary>
+    private static long Created()
+    {
+        var statistics = DisposeScopeManager.Statistics;
+        return statistics.CreatedInScopeCount + statistics.CreatedOutsideScopeCount;
     }
 
     /// <summary>GFLOP/s of a float32 (m × in') · (in' × out) product: median of 9 timings after one warm-up.</summary>

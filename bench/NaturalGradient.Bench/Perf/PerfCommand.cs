@@ -177,7 +177,7 @@ internal static class PerfCommand
         md.AppendLine($"MLP inputs: {dataNote}; figure-5 nets: synthetic regression (16 inputs, 1 output).").AppendLine();
         var all = new List<object>();
         var summary = new Dictionary<string, List<(string Problem, StepFigure F)>>();
-        var leanSummary = new List<(string Problem, string Method, double Library, double Lean, double Agreement)>();
+        var leanSummary = new List<(string Problem, string Method, double Library, double Lean, double Agreement, double LibraryTensors, double LeanTensors)>();
         foreach (var p in problems)
         {
             var methods = args.StepMethods ?? (p.Group == "mlp"
@@ -192,18 +192,18 @@ internal static class PerfCommand
             double sgdMs = figures.First(f => f.Method == "sgd").MedianMs;
             md.AppendLine(string.Create(Inv, $"### {p.Name}")).AppendLine();
             md.AppendLine(string.Create(Inv, $"SGD step {sgdMs:F2} ms (median over rounds); GEMM rate {rate:F1} GFLOP/s (float32, {p.Batch} × {p.Layers[0].InBar} · {p.Layers[0].InBar} × {p.Layers[0].Out}).")).AppendLine();
-            md.AppendLine("| method | path | step (ms) | step / SGD step [p10–p90] | FLOP floor | ratio / floor | extra GFLOP per step |");
-            md.AppendLine("|---|---|---:|---:|---:|---:|---:|");
+            md.AppendLine("| method | path | step (ms) | step / SGD step [p10–p90] | FLOP floor | ratio / floor | extra GFLOP per step | tensors per step |");
+            md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|");
             foreach (var f in figures)
             {
                 string floor = f.FloorRatio is { } fl ? fl.ToString("F2", Inv) : "–";
                 string over = f.FloorRatio is { } fl2 ? (f.RatioToSgd / fl2).ToString("F2", Inv) : "–";
-                md.AppendLine(string.Create(Inv, $"| {f.Method} | {f.Path} | {f.MedianMs:F2} | {f.RatioToSgd:F2} [{f.RatioP10:F2}–{f.RatioP90:F2}] | {floor} | {over} | {f.ExtraGflop:F3} |"));
-                Console.WriteLine(string.Create(Inv, $"  {f.Label,-28} {f.RatioToSgd,6:F2}× sgd [{f.RatioP10:F2}–{f.RatioP90:F2}]  floor {floor}"));
+                md.AppendLine(string.Create(Inv, $"| {f.Method} | {f.Path} | {f.MedianMs:F2} | {f.RatioToSgd:F2} [{f.RatioP10:F2}–{f.RatioP90:F2}] | {floor} | {over} | {f.ExtraGflop:F3} | {f.TensorsPerStep:F1} |"));
+                Console.WriteLine(string.Create(Inv, $"  {f.Label,-28} {f.RatioToSgd,6:F2}× sgd [{f.RatioP10:F2}–{f.RatioP90:F2}]  floor {floor}  tensors/step {f.TensorsPerStep:F1}"));
                 all.Add(new
                 {
                     problem = p.Name, group = p.Group, batch = p.Batch, method = f.Method, path = f.Path, median_ms = f.MedianMs, ratio_to_sgd = f.RatioToSgd,
-                    ratio_p10 = f.RatioP10, ratio_p90 = f.RatioP90, flop_floor = f.FloorRatio, extra_gflop = f.ExtraGflop, gemm_gflops = rate, sgd_ms = sgdMs, rounds = f.Rounds,
+                    ratio_p10 = f.RatioP10, ratio_p90 = f.RatioP90, flop_floor = f.FloorRatio, extra_gflop = f.ExtraGflop, tensors_per_step = f.TensorsPerStep, gemm_gflops = rate, sgd_ms = sgdMs, rounds = f.Rounds,
                 });
                 if (!summary.TryGetValue(f.Label, out var list)) summary[f.Label] = list = new();
                 list.Add((p.Name, f));
@@ -224,7 +224,7 @@ internal static class PerfCommand
                 var l = figures.FirstOrDefault(f => f.Method == method && f.Path == "lean");
                 if (o is null || l is null) continue;
                 md.AppendLine(string.Create(Inv, $"- {method}: library (optimizer path) / lean step = {o.RatioToSgd / l.RatioToSgd:F2} (lean step {l.RatioToSgd:F2}× SGD; weights after {LeanCheckSteps} steps agree to {agreement[method]:E1} relative)"));
-                leanSummary.Add((p.Name, method, o.RatioToSgd, l.RatioToSgd, agreement[method]));
+                leanSummary.Add((p.Name, method, o.RatioToSgd, l.RatioToSgd, agreement[method], o.TensorsPerStep, l.TensorsPerStep));
             }
             md.AppendLine();
             savePartial(all);
@@ -234,10 +234,10 @@ internal static class PerfCommand
             md.AppendLine("### Library step over the lean step").AppendLine();
             md.AppendLine("The lean steps (bench/NaturalGradient.Bench/Perf/LeanSteps.cs) do the same math in a minimal TorchSharp step; ");
             md.AppendLine(string.Create(Inv, $"their weights after {LeanCheckSteps} steps from the same start are compared with the library's (relative difference).")).AppendLine();
-            md.AppendLine("| problem | method | library / SGD | lean / SGD | library / lean | weights agree to |");
-            md.AppendLine("|---|---|---:|---:|---:|---:|");
-            foreach (var (problem, method, lib, lean, diff) in leanSummary)
-                md.AppendLine(string.Create(Inv, $"| {problem} | {method} | {lib:F2} | {lean:F2} | {lib / lean:F2} | {diff:E1} |"));
+            md.AppendLine("| problem | method | library / SGD | lean / SGD | library / lean | weights agree to | tensors per step, library / lean |");
+            md.AppendLine("|---|---|---:|---:|---:|---:|---:|");
+            foreach (var (problem, method, lib, lean, diff, libTensors, leanTensors) in leanSummary)
+                md.AppendLine(string.Create(Inv, $"| {problem} | {method} | {lib:F2} | {lean:F2} | {lib / lean:F2} | {diff:E1} | {libTensors:F0} / {leanTensors:F0} |"));
             md.AppendLine();
         }
         var flatness = summary.Where(e => e.Key != "sgd")

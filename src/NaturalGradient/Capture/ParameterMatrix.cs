@@ -15,7 +15,8 @@ internal static class ParameterMatrix
     public static Tensor Gradient(ILayerAdapter layer)
     {
         using var _ = no_grad();
-        return layer.JoinMatrix(layer.Parameters.Select(p => p.grad is null ? zeros_like(p) : p.grad).ToList());
+        // Each read of .grad is a native call and a new handle: read it once per parameter.
+        return layer.JoinMatrix(layer.Parameters.Select(p => p.grad is { } g ? g : zeros_like(p)).ToList());
     }
 
     /// <summary>Overwrites the covered parameters' .grad with the W̄-shaped <paramref name="g"/>.</summary>
@@ -28,10 +29,10 @@ internal static class ParameterMatrix
 
     private static void SetGrad(Parameter p, Tensor value)
     {
-        if (p.grad is null)
-            p.grad = value.contiguous().clone().DetachFromDisposeScope();
+        if (p.grad is { } grad)
+            grad.copy_(value);
         else
-            p.grad.copy_(value);
+            p.grad = value.contiguous().clone().DetachFromDisposeScope();
     }
 
     /// <summary>Adds α · the W̄-shaped <paramref name="update"/> to the covered parameters in place (under no_grad).</summary>
