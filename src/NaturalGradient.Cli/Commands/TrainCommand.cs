@@ -116,6 +116,7 @@ internal static class TrainCommand
         catch (TrainingDivergedException) { return ExitCodes.Diverged; }
         catch (TrainingInterruptedException) { return ExitCodes.Interrupted; }
         catch (ArgumentOutOfRangeException) { return ExitCodes.Usage; } // the same setting fails on rank 0, which reports it
+        catch (ResumeSettingsMismatchException) { return ExitCodes.Usage; } // the same checkpoint is refused on rank 0
     }
 
     /// <summary>The trainer; a method or batch size that cannot run on this many ranks is a usage error naming the job size.</summary>
@@ -199,6 +200,10 @@ internal static class TrainCommand
             {
                 interrupted = e;
                 result = e.Partial;
+            }
+            catch (ResumeSettingsMismatchException e) when (resume is not null)
+            {
+                throw new UsageException($"{options.Resume.Name}: {ResumeRefusal.Describe(e, options, Path.Combine(config.OutDir, RunFolder.RunFile))}");
             }
             catch (InvalidDataException e) when (resume is not null)
             {

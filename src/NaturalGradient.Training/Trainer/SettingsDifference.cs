@@ -3,7 +3,8 @@ namespace NaturalGradient.Training;
 /// <summary>
 /// Names what differs between two settings descriptions of the form <c>Type { A = 1, B = 2 }</c>
 /// (<see cref="OptionGuard.Describe"/>, e.g. <see cref="OptimizerSettings.ToString"/>): the method, or else the
-/// settings whose values differ, so that a refused resume says in one short line what changed.
+/// settings whose values differ, so that a refused resume says in one short line what changed
+/// (<see cref="ResumeSettingsMismatchException"/>).
 /// </summary>
 internal static class SettingsDifference
 {
@@ -11,29 +12,41 @@ internal static class SettingsDifference
     public const int MaxNamed = 3;
 
     /// <summary>
-    /// "the checkpoint is for the method ekfac, but this run is kfac", or for one method
-    /// "the checkpoint is for the method kfac with Damping 0.01, but this run has Damping 0.1".
+    /// The refusal of a checkpoint whose settings description <paramref name="checkpoint"/> differs from the run's
+    /// <paramref name="run"/>: a <see cref="ResumeSettingsMismatchException"/> ("the checkpoint is for the method
+    /// ekfac, but this run is kfac", or for one method "the checkpoint is for the method kfac with Damping 0.01, but
+    /// this run has Damping 0.1"), or, when a description is not of the form <c>Type { A = 1 }</c>, an
+    /// <see cref="InvalidDataException"/> saying so.
     /// </summary>
-    /// <param name="checkpoint">The settings description stored in the checkpoint.</param>
-    /// <param name="run">The settings description of the run that would continue it.</param>
-    public static string DescribeMethodMismatch(string checkpoint, string run)
+    public static Exception Refusal(string checkpoint, string run)
     {
         var found = Parse(checkpoint);
         var expected = Parse(run);
         if (found is null || expected is null)
-            return "the checkpoint is for other method settings than this run's (its settings text is not readable)";
-        string Name(Dictionary<string, string> s) => s.TryGetValue(nameof(OptimizerSettings.Name), out var n) ? n : "(unnamed)";
-        if (Name(found) != Name(expected))
-            return $"the checkpoint is for the method {Name(found)}, but this run is {Name(expected)}";
-        var differing = found.Keys.Union(expected.Keys)
-            .Where(k => !(found.TryGetValue(k, out var a) && expected.TryGetValue(k, out var b) && a == b))
+            return new InvalidDataException("the checkpoint is for other method settings than this run's (its settings text is not readable)");
+        return new ResumeSettingsMismatchException(found, expected);
+    }
+
+    /// <summary>The keys whose values differ between the two (a key missing on one side counts), in ordinal order.</summary>
+    public static IReadOnlyList<string> Differing(IReadOnlyDictionary<string, string> a, IReadOnlyDictionary<string, string> b) =>
+        a.Keys.Union(b.Keys)
+            .Where(k => !(a.TryGetValue(k, out var x) && b.TryGetValue(k, out var y) && x == y))
             .OrderBy(k => k, StringComparer.Ordinal).ToList();
-        if (differing.Count == 0) return $"the checkpoint is for the method {Name(found)} with other settings than this run's";
-        var named = differing.Take(MaxNamed).ToList();
-        string Values(Dictionary<string, string> s) =>
-            string.Join(" and ", named.Select(k => $"{k} {(s.TryGetValue(k, out var v) ? v : "(absent)")}"));
-        var more = differing.Count > MaxNamed ? $" (and {differing.Count - MaxNamed} more settings)" : "";
-        return $"the checkpoint is for the method {Name(found)} with {Values(found)}, but this run has {Values(expected)}{more}";
+
+    /// <summary>
+    /// "the checkpoint is for the method ekfac, but this run is kfac" when the methods differ; otherwise "the checkpoint
+    /// is for the method kfac with A and B, but this run has A′ and B′ (and 2 more settings)" from the phrase pairs
+    /// (at most <see cref="MaxNamed"/> named), or "… with other settings than this run's" when there are none.
+    /// </summary>
+    public static string Describe(string checkpointMethod, string runMethod, IReadOnlyList<(string Checkpoint, string Run)> phrases)
+    {
+        if (checkpointMethod != runMethod)
+            return $"the checkpoint is for the method {checkpointMethod}, but this run is {runMethod}";
+        if (phrases.Count == 0) return $"the checkpoint is for the method {checkpointMethod} with other settings than this run's";
+        var named = phrases.Take(MaxNamed).ToList();
+        var more = phrases.Count > MaxNamed ? $" (and {phrases.Count - MaxNamed} more settings)" : "";
+        return $"the checkpoint is for the method {checkpointMethod} with {string.Join(" and ", named.Select(p => p.Checkpoint))}, " +
+               $"but this run has {string.Join(" and ", named.Select(p => p.Run))}{more}";
     }
 
     /// <summary>The properties of a <c>Type { A = 1, B = [x,y] }</c> description, or null when it has another form.</summary>

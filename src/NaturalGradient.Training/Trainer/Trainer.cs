@@ -72,7 +72,10 @@ public sealed class Trainer
     /// <param name="resume">Continue this checkpoint's run (same model, method, data, seed and batch size) instead of
     /// starting afresh. With the same thread count the continued run equals the one that never stopped, bit for bit.</param>
     /// <exception cref="ArgumentOutOfRangeException">The model kind does not fit the data's input shape.</exception>
-    /// <exception cref="InvalidDataException"><paramref name="resume"/> belongs to another run (the message says what differs).</exception>
+    /// <exception cref="ResumeSettingsMismatchException"><paramref name="resume"/> was written by another method, or by this
+    /// method with other settings (the message and <see cref="ResumeSettingsMismatchException.Differences"/> say which).</exception>
+    /// <exception cref="InvalidDataException"><paramref name="resume"/> belongs to another run otherwise: model, data, dtype, seed,
+    /// batch size, or a completed run (the message says what differs).</exception>
     /// <exception cref="TrainingDivergedException">A loss became NaN or infinite, or exceeded <see cref="TrainerOptions.DivergenceFactor"/> × its start.</exception>
     /// <exception cref="TrainingInterruptedException"><paramref name="cancellation"/> was triggered.</exception>
     public TrainingResult Run(Dataset data, ITrainingProgress? progress = null, CancellationToken cancellation = default,
@@ -169,7 +172,7 @@ public sealed class Trainer
                 throw new InvalidDataException($"the checkpoint is for {what} {found}, but this run has {expected}");
         }
         if (h.Optimizer != _settings.ToString())
-            throw new InvalidDataException(SettingsDifference.DescribeMethodMismatch(h.Optimizer, _settings.ToString()));
+            throw SettingsDifference.Refusal(h.Optimizer, _settings.ToString());
         Expect(h.Model, _model.ToString(), "the model");
         Expect(string.Join("×", h.InputShape), string.Join("×", ds.InputShape), "inputs of shape");
         Expect(h.Outputs, ds.OutputCount, "outputs:");

@@ -22,7 +22,7 @@ public class ResumeMismatchMessageTests
     private static string Refusal(TrainingCheckpoint checkpoint, OptimizerSettings settings)
     {
         using var data = TinyData.Classification(train: 40, test: 10);
-        var e = Assert.Throws<InvalidDataException>(() =>
+        var e = Assert.Throws<ResumeSettingsMismatchException>(() =>
             new Trainer(new ModelSpec { Hidden = new[] { 5 } }, settings, new TrainerOptions { Epochs = 2, BatchSize = 16, Seed = 2, Threads = 1 })
                 .Run(data, resume: checkpoint));
         Assert.DoesNotContain('\n', e.Message);

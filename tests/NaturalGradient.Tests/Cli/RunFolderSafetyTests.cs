@@ -25,11 +25,11 @@ public class RunFolderSafetyTests
     }
 
     /// <summary>A finished kfac run on the tiny regression set (48 rows, batch 16: 3 steps an epoch) in a fresh folder.</summary>
-    private static string FinishedRun(string hidden = "8", string optimizer = "kfac", string? dir = null)
+    private static string FinishedRun(string hidden = "8", string optimizer = "kfac", string? dir = null, params string[] extra)
     {
         dir ??= Path.Combine(CliHarness.TempDir(), "run");
         var outcome = CliHarness.Run(new[] { "train", "--data", "tiny", "--optimizer", optimizer, "--hidden", hidden, "--batch-size", "16",
-            "--epochs", "2", "--threads", "1", "--out", dir });
+            "--epochs", "2", "--threads", "1", "--out", dir }.Concat(extra).ToArray());
         Assert.True(outcome.ExitCode == 0, outcome.Stderr);
         Assert.Equal(RunFiles, Directory.GetFiles(dir).Select(Path.GetFileName).Order().ToArray());
         return dir;
@@ -135,5 +135,53 @@ public class RunFolderSafetyTests
 
         AssertRefused(outcome, expected);
         Assert.Equal(before, Hashes(dir));
+    }
+
+    /// <summary>
+    /// A checkpoint of the same method with another --damping: from another run's folder, or under a run.json whose
+    /// --damping was changed. The refusal names the option, not the library's property; after run.json is given the
+    /// checkpoint's value, as the line advises, the run continues.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Resume_with_another_damping_names_the_option_and_leaves_the_folder_byte_identical(bool copiedCheckpoint)
+    {
+        string dir;
+        if (copiedCheckpoint)
+        {
+            dir = FinishedRun(extra: new[] { "--damping", "0.1" });
+            var other = FinishedRun(extra: new[] { "--damping", "0.01" });
+            File.Copy(Path.Combine(other, "checkpoint.ngck"), Path.Combine(dir, "checkpoint.ngck"), overwrite: true);
+        }
+        else
+        {
+            dir = FinishedRun(extra: new[] { "--damping", "0.01" });
+            SetRunDamping(dir, "0.01", "0.1");
+        }
+        var before = Hashes(dir);
+
+        var outcome = CliHarness.Run(new[] { "train", "--resume", dir, "--epochs", "3" });
+
+        var runFile = Path.Combine(dir, "run.json");
+        AssertRefused(outcome, "natgrad: error: --resume: the checkpoint is for the method kfac with --damping 0.01, but this run has --damping 0.1; " +
+                               $"to continue from the checkpoint, set its values in {runFile}, or start a new run without --resume");
+        Assert.Equal(before, Hashes(dir));
+
+        SetRunDamping(dir, "0.1", "0.01");
+        var continued = CliHarness.Run(new[] { "train", "--resume", dir, "--epochs", "3" });
+        Assert.True(continued.ExitCode == 0, continued.Stderr);
+    }
+
+    /// <summary>Replaces the value of --damping in the arguments of the folder's run.json.</summary>
+    private static void SetRunDamping(string dir, string from, string to)
+    {
+        var path = Path.Combine(dir, "run.json");
+        var run = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!;
+        var arguments = run["Arguments"]!.AsArray();
+        int at = arguments.Select(a => a!.GetValue<string>()).ToList().IndexOf("--damping");
+        Assert.Equal(from, arguments[at + 1]!.GetValue<string>());
+        arguments[at + 1] = to;
+        File.WriteAllText(path, run.ToJsonString());
     }
 }
