@@ -3,6 +3,7 @@ using NaturalGradient.Curvature;
 using NaturalGradient.Curvature.HessianFree;
 using NaturalGradient.Fisher;
 using NaturalGradient.Likelihoods;
+using NaturalGradient.Numerics;
 using NaturalGradient.Preconditioning;
 using NaturalGradient.Solvers;
 using NaturalGradient.Tests.Engine;
@@ -216,16 +217,33 @@ public class HessianFreeCurvatureTests
         TensorAssert.Close(linalg.pinv(f, hermitian: true).mv(g), x, rtol: 1e-6, label: "minimum-norm natural gradient");
     }
 
+    /// <summary>
+    /// A gradient holding NaN has no natural gradient. The solver answers such a right-hand side with its finite start
+    /// (the warm start or zero); the curvature must not hand that back as Δ, which a step would apply as this gradient's
+    /// natural gradient: it returns the gradient itself (not finite, so the step is rejected), reports NonFinite, and the
+    /// next solve starts from the solution before the failure, so it equals the solve of a run without the bad gradient.
+    /// </summary>
     [Fact]
-    public void NonFiniteGradient_IsAStatus_AndTheResultIsFinite()
+    public void NonFiniteGradient_IsAStatus_AndTheResultIsNotAStep()
     {
         using var _ = NewDisposeScope();
-        var p = EngineProblem.Create(new[] { 3, 4, 2 }, 3, LikelihoodKind.Gaussian, Options(new()));
-        var g = p.Preconditioner.GradientMatrices().Select(t => t.clone()).ToList();
-        g[0][0, 0] = double.NaN;
-        var x = p.Preconditioner.Solve(g, Damping);
+        var p = EngineProblem.Create(new[] { 3, 4, 2 }, 3, LikelihoodKind.Gaussian, Options(new() { MaxIterations = 2 }));
+        var good = p.Preconditioner.GradientMatrices().Select(t => t.clone()).ToList();
+        var first = p.Preconditioner.Solve(good, Damping);
+        var bad = good.Select(t => t.clone()).ToList();
+        bad[0][0, 0] = double.NaN;
+        var x = p.Preconditioner.Solve(bad, Damping);
         Assert.Equal(SolveStatus.NonFinite, Hf(p).LastReport!.Status);
-        Assert.All(x, t => Assert.True(t.isfinite().all().item<bool>()));
+        Assert.False(x[0].isfinite().all().item<bool>());
+        Assert.True(double.IsNaN(x[0][0, 0].item<double>()));
+        for (int i = 0; i < x.Count; i++) TensorAssert.Close(bad[i].nan_to_num(), x[i].nan_to_num(), rtol: 0, label: $"Δ of layer {i} is the non-finite gradient");
+        // The warm start survives: the next solve equals the one that follows 'first' directly (two iterations from it).
+        var after = p.Preconditioner.Solve(good, Damping);
+        var reference = EngineProblem.Create(new[] { 3, 4, 2 }, 3, LikelihoodKind.Gaussian, Options(new() { MaxIterations = 2 }));
+        reference.Preconditioner.Solve(good, Damping);
+        var expected = reference.Preconditioner.Solve(good, Damping);
+        for (int i = 0; i < after.Count; i++) TensorAssert.Close(expected[i], after[i], rtol: 0, label: $"solve after the failure, layer {i}");
+        Assert.True(FiniteGuard.AllFinite(first));
     }
 
     [Fact]

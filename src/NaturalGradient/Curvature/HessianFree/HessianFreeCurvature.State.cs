@@ -15,7 +15,7 @@ public sealed partial class HessianFreeCurvature : ICurvatureState
     {
         state.Numbers[prefix + "total_products"] = TotalProducts;
         _kfac?.ExportState(prefix + "kfac_preconditioner.", state);
-        if (_solution is not null && LastReport?.Status != SolveStatus.NonFinite)
+        if (HasWarmStart)
             state.SetTensor(prefix + "warm_start", _solution);
     }
 
@@ -37,6 +37,7 @@ public sealed partial class HessianFreeCurvature : ICurvatureState
         _solution = solution;
         _layout = layout;
         LastReport = null;
+        _warmStartAfterFailure = false;
         TotalProducts = products;
     }
 }

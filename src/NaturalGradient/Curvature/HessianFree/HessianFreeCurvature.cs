@@ -34,6 +34,11 @@ public sealed partial class HessianFreeCurvature : ICurvature
     private ParameterLayout? _layout;
     private GgnVectorProduct? _product;
     private Tensor? _solution;
+    // True after a solve refused for a non-finite gradient: the solution before it is still the next warm start.
+    private bool _warmStartAfterFailure;
+
+    /// <summary>The last solution is the next solve's start: it exists and was not cut short by a non-finite iterate.</summary>
+    private bool HasWarmStart => _solution is not null && (LastReport?.Status != SolveStatus.NonFinite || _warmStartAfterFailure);
     private readonly KfacSolverPreconditioner? _kfac;
     private long _solves;
 
@@ -84,7 +89,10 @@ public sealed partial class HessianFreeCurvature : ICurvature
     /// <param name="layers">Covered layers, in order.</param>
     /// <param name="gradients">W̄-shaped gradients (out × in'), one per layer.</param>
     /// <param name="damping">λ ≥ 0 (λ = 0 only with a nonsingular G, or with MINRES).</param>
-    /// <returns>Fresh W̄-shaped tensors in the gradients' dtypes; always finite.</returns>
+    /// <returns>Fresh W̄-shaped tensors in the gradients' dtypes; finite for finite gradients. A gradient that holds ∞ or
+    /// NaN has no natural gradient: the result is then that gradient itself (not finite, so the step's finiteness check
+    /// rejects it, as it does for every other structure), <see cref="LastReport"/> says <see cref="SolveStatus.NonFinite"/>,
+    /// and the warm start of the next solve is the previous finite solution.</returns>
     public IReadOnlyList<Tensor> Precondition(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients, double damping)
     {
         if (!(damping >= 0) || double.IsInfinity(damping))
@@ -93,7 +101,7 @@ public sealed partial class HessianFreeCurvature : ICurvature
         var layout = _layout!;
         using var scope = NewDisposeScope();
         var b = layout.ToFlat(gradients);
-        bool warm = Options.WarmStart && _solution is not null && LastReport?.Status != SolveStatus.NonFinite;
+        bool warm = Options.WarmStart && HasWarmStart;
         Tensor? x0 = warm ? _solution! * Options.WarmStartDecay : null;
         Func<Tensor, Tensor>? preconditioner = null;
         if (Options.DiagonalPreconditioner)
@@ -111,6 +119,16 @@ public sealed partial class HessianFreeCurvature : ICurvature
             : null;
         _solves++;
 
+        // The solver answers a non-finite right-hand side with its (finite) start, x₀ or zero; applied, that would be an old
+        // direction or no step presented as this gradient's natural gradient. One host read, on this failure path only.
+        if (report.Status == SolveStatus.NonFinite && !b.isfinite().all().item<bool>())
+        {
+            _solution ??= zeros_like(b).DetachFromDisposeScope();   // the report's X must outlive this scope; a zero start is a cold start
+            LastReport = report with { X = _solution };
+            _warmStartAfterFailure = true;
+            return gradients.Select(t => t.detach().clone().MoveToOuterDisposeScope()).ToList();
+        }
+        _warmStartAfterFailure = false;
         _solution?.Dispose();
         _solution = report.X.detach().clone().DetachFromDisposeScope();   // finite by the solver's contract
         LastReport = report with { X = _solution };
@@ -177,6 +195,7 @@ public sealed partial class HessianFreeCurvature : ICurvature
             _solution?.Dispose();              // a warm start in another layout would be meaningless
             _solution = null;
             LastReport = null;
+            _warmStartAfterFailure = false;
         }
         return _product ??= new GgnVectorProduct(_output, _layout.Parameters, _likelihood,
             _layout.Layers.SelectMany(l => l.Parameters.Select(_ => $"a parameter of layer '{l.Name}' ({l.KindName})")).ToList());
