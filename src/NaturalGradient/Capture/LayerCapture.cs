@@ -165,6 +165,22 @@ public sealed class LayerCapture : IDisposable
     }
 
     /// <summary>
+    /// Throws when a covered layer's tensors are no longer the model's: TorchSharp's <c>model.to(dtype or device)</c>
+    /// replaces every parameter by a converted copy and disposes the old one, which the capture still holds. Reads only
+    /// the tensors' handles (no kernel, no host sync).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The parameters were replaced after the capture was built.</exception>
+    public void ThrowIfParametersReplaced()
+    {
+        foreach (var layer in _layers)
+            foreach (var p in layer.Adapter.Parameters)
+                if (p.IsInvalid)
+                    throw new InvalidOperationException(
+                        $"the parameters of layer '{layer.Name}' ({layer.Adapter.KindName}) were replaced after the preconditioner was built " +
+                        "(model.to(dtype or device) replaces them): build the preconditioner (or NaturalGradientDescent) after converting or moving the model");
+    }
+
+    /// <summary>
     /// Throws <see cref="LayerNotObservedException"/> if a covered layer whose hook did not fire still contributed
     /// to <paramref name="scalar"/> (its weights receive a gradient): its curvature would silently be missing.
     /// Only trainable tensors are handed to autograd.

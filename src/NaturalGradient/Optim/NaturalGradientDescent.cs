@@ -43,6 +43,8 @@ public sealed partial class NaturalGradientDescent : IDisposable
     public NaturalGradientDescent(nn.Module<Tensor, Tensor> model, ILikelihood likelihood, NaturalGradientOptions? options = null,
         ILogger? logger = null)
     {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(likelihood);
         _logger = logger ?? NullLogger.Instance;
         Options = (options ?? new NaturalGradientOptions()).Validate();
         _model = model;
@@ -60,7 +62,19 @@ public sealed partial class NaturalGradientDescent : IDisposable
     public NaturalGradientPreconditioner Preconditioner { get; }
 
     /// <summary>Current learning rate η (schedules set it between epochs).</summary>
-    public double LearningRate { get; set; }
+    /// <exception cref="ArgumentOutOfRangeException">Set to a value that is not a finite number &gt; 0 (as <see cref="NaturalGradientOptions.LearningRate"/>).</exception>
+    public double LearningRate
+    {
+        get => _learningRate;
+        set
+        {
+            if (!(value > 0) || double.IsInfinity(value))
+                throw new ArgumentOutOfRangeException(nameof(LearningRate), value, $"LearningRate must be a finite number > 0, got {value}");
+            _learningRate = value;
+        }
+    }
+
+    private double _learningRate;
 
     /// <summary>The damping the next step will use.</summary>
     public double Damping => _damping.Current;
@@ -90,8 +104,19 @@ public sealed partial class NaturalGradientDescent : IDisposable
     /// host read per step) or a step is not finite; the report says which.
     /// </remarks>
     /// <exception cref="NativeOperationException">libtorch failed (one line: what and what to do).</exception>
-    public StepReport Step(Tensor x, Tensor y, Tensor? metricInputs = null, Tensor? metricTargets = null) =>
-        NativeCall.Run($"the natural-gradient step ({Options.Preconditioner.Structure})", () => StepCore(x, y, metricInputs, metricTargets));
+    /// <exception cref="ArgumentException">A batch tensor is null or empty, on another device than the model, or (inputs) of
+    /// another floating-point dtype; checked before any work.</exception>
+    /// <exception cref="ObjectDisposedException">The optimiser was disposed.</exception>
+    public StepReport Step(Tensor x, Tensor y, Tensor? metricInputs = null, Tensor? metricTargets = null)
+    {
+        Preconditioner.CheckUsable();
+        var parameter = Preconditioner.ModelTensor;
+        BatchCheck.Input(x, nameof(x), parameter);
+        BatchCheck.Target(y, nameof(y), parameter, "the model");
+        if (metricInputs is not null) BatchCheck.Input(metricInputs, nameof(metricInputs), parameter);
+        if (metricTargets is not null) BatchCheck.Target(metricTargets, nameof(metricTargets), parameter, "the model");
+        return NativeCall.Run($"the natural-gradient step ({Options.Preconditioner.Structure})", () => StepCore(x, y, metricInputs, metricTargets));
+    }
 
     private StepReport StepCore(Tensor x, Tensor y, Tensor? metricInputs, Tensor? metricTargets)
     {

@@ -63,6 +63,8 @@ public sealed record NaturalGradientOptions
             throw new ArgumentOutOfRangeException(nameof(Momentum), Momentum, "Momentum must be in [0, 1)");
         if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay))
             throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "WeightDecay must be a finite number ≥ 0");
+        if (!Enum.IsDefined(DampingSchedule))
+            throw new ArgumentOutOfRangeException(nameof(DampingSchedule), DampingSchedule, "DampingSchedule must be Constant or LevenbergMarquardt");
         if (!Enum.IsDefined(Diagnostics))
             throw new ArgumentOutOfRangeException(nameof(Diagnostics), Diagnostics, "Diagnostics must be Basic or Detailed");
         if (!Enum.IsDefined(KlClipForm))

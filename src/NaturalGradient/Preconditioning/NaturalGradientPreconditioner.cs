@@ -41,6 +41,8 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
 
     public NaturalGradientPreconditioner(nn.Module<Tensor, Tensor> model, ILikelihood likelihood, PreconditionerOptions? options = null)
     {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(likelihood);
         Options = (options ?? new PreconditionerOptions()).Validate();
         _model = model;
         Likelihood = likelihood;
@@ -141,8 +143,31 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     /// </summary>
     /// <returns>The loss (a scalar tensor, detached).</returns>
     /// <exception cref="NativeOperationException">libtorch failed (one line: what and what to do).</exception>
-    public Tensor Backward(Tensor output, Tensor target, Tensor? metricInputs = null, Tensor? metricTargets = null) =>
-        NativeCall.Run("the natural-gradient backward pass", () => BackwardCore(output, target, metricInputs, metricTargets));
+    /// <exception cref="ArgumentException">A tensor is empty, on another device than the model, or (output) has no autograd graph
+    /// (computed under no_grad() or detached); checked before any work.</exception>
+    /// <exception cref="ObjectDisposedException">The preconditioner was disposed.</exception>
+    public Tensor Backward(Tensor output, Tensor target, Tensor? metricInputs = null, Tensor? metricTargets = null)
+    {
+        CheckUsable();
+        BatchCheck.Output(output, nameof(output));
+        BatchCheck.Target(target, nameof(target), output, "the output");
+        if (metricInputs is not null) BatchCheck.Input(metricInputs, nameof(metricInputs), ModelTensor);
+        if (metricTargets is not null) BatchCheck.Target(metricTargets, nameof(metricTargets), ModelTensor, "the model");
+        return NativeCall.Run("the natural-gradient backward pass", () => BackwardCore(output, target, metricInputs, metricTargets));
+    }
+
+    private bool _disposed;
+
+    /// <summary>A trainable tensor of the model (the first covered one): its dtype and device are the model's.</summary>
+    internal Tensor ModelTensor => Capture.Layers[0].Adapter.Parameters[0];
+
+    /// <summary>Refuses use after <see cref="Dispose"/> and after the model's parameters were replaced (before any work).</summary>
+    internal void CheckUsable()
+    {
+        if (_disposed)
+            throw new ObjectDisposedException(null, "this NaturalGradientPreconditioner (or its NaturalGradientDescent) was disposed; build a new one");
+        Capture.ThrowIfParametersReplaced();
+    }
 
     private Tensor BackwardCore(Tensor output, Tensor target, Tensor? metricInputs, Tensor? metricTargets)
     {
@@ -186,6 +211,9 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     /// nor expose the graph to check it first). <see cref="Backward"/> runs both in this order.</remarks>
     public void CollectMetric(Tensor output, Tensor? targets = null)
     {
+        CheckUsable();
+        BatchCheck.Output(output, nameof(output));
+        if (targets is not null) BatchCheck.Target(targets, nameof(targets), output, "the output");
         _meanGradientStatistics = null;
         Capture.ThrowIfBypassed(output.sum());
         long start = Stopwatch.GetTimestamp();
@@ -232,6 +260,8 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     /// <summary>Runs the model on <paramref name="inputs"/> and collects the metric there.</summary>
     public void CollectMetricFrom(Tensor inputs, Tensor? targets = null)
     {
+        CheckUsable();
+        BatchCheck.Input(inputs, nameof(inputs), ModelTensor);
         Capture.Clear();
         var output = _model.call(inputs);
         CollectMetric(output, targets);
@@ -272,6 +302,7 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     /// </summary>
     public PreconditionReport Precondition()
     {
+        CheckUsable();
         if (MetricRejected) return new PreconditionReport(Damping, false, StepRejection.StatisticsOverflow);
         var g = GradientMatrices();
         long start = Stopwatch.GetTimestamp();
@@ -318,6 +349,8 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
 
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         Capture.Dispose();
         Curvature.Dispose();
         _generator.Dispose();
