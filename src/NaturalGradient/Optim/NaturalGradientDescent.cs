@@ -3,8 +3,10 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using NaturalGradient.Capture;
 using NaturalGradient.Curvature;
+using NaturalGradient.Curvature.Kbfgs;
 using NaturalGradient.Damping;
 using NaturalGradient.Diagnostics;
+using NaturalGradient.Fisher;
 using NaturalGradient.Likelihoods;
 using NaturalGradient.Numerics;
 using NaturalGradient.Preconditioning;
@@ -49,6 +51,7 @@ public sealed partial class NaturalGradientDescent : IDisposable
         Options = (options ?? new NaturalGradientOptions()).Validate();
         _model = model;
         Preconditioner = new NaturalGradientPreconditioner(model, likelihood, Options.Preconditioner);
+        _secantEstimator = new FisherEstimator(likelihood);
         LearningRate = Options.LearningRate;
         _damping = Options.DampingSchedule == DampingSchedule.LevenbergMarquardt
             ? new LevenbergMarquardtDamping(Options.Preconditioner.Damping)
@@ -115,6 +118,8 @@ public sealed partial class NaturalGradientDescent : IDisposable
         BatchCheck.Target(y, nameof(y), parameter, "the model");
         if (metricInputs is not null) BatchCheck.Input(metricInputs, nameof(metricInputs), parameter);
         if (metricTargets is not null) BatchCheck.Target(metricTargets, nameof(metricTargets), parameter, "the model");
+        if (metricInputs is not null && Preconditioner.Curvature is KbfgsCurvature)
+            throw new ArgumentException("kbfgs takes its secant pairs on the step's own batch: call Step without metricInputs", nameof(metricInputs));
         return NativeCall.Run($"the natural-gradient step ({Options.Preconditioner.Structure})", () => StepCore(x, y, metricInputs, metricTargets));
     }
 
@@ -202,8 +207,28 @@ public sealed partial class NaturalGradientDescent : IDisposable
             rho = predicted < 0 ? (newLoss - loss) / predicted : double.NaN;
             if (lm) _damping.Observe(rho);
         }
+        if (Preconditioner.Curvature is KbfgsCurvature kbfgs) UpdateSecant(kbfgs, x, y);
         return Finish(new StepReport(loss, lambda, rho, 0.5 * quad, Applied: true) { KlClipScale = scale }, solveTime, g, steps, Math.Abs(s));
     }
+
+    /// <summary>
+    /// K-BFGS (Goldfarb, Ren &amp; Bahamou 2020, algorithm 1): the "after" half of each layer's secant pair, from a second
+    /// forward-backward pass on the step's batch at the new weights (empirical-Fisher statistics: the pair is a change of
+    /// the loss gradient), then one double-damped BFGS update of each H_g. Taken only after an applied step.
+    /// </summary>
+    private void UpdateSecant(KbfgsCurvature kbfgs, Tensor x, Tensor y)
+    {
+        var capture = Preconditioner.Capture;
+        capture.Clear();
+        using (enable_grad())
+        {
+            var output = _model.call(x);
+            kbfgs.UpdateSecant(_secantEstimator.Collect(capture, capture.Recorded(), output, y));
+        }
+        capture.Clear();
+    }
+
+    private readonly FisherEstimator _secantEstimator;
 
     /// <summary>
     /// <see cref="KlClipForm.PreconditionedGradient"/>: scales every Δ_l in place by ν = min(1, √(κ / (η² Σ_l Δ_lᵀ g_l)))

@@ -71,6 +71,9 @@ public sealed record NaturalGradientOptions
             throw new ArgumentOutOfRangeException(nameof(KlClipForm), KlClipForm, "KlClipForm must be StepQuadraticForm or PreconditionedGradient");
         if (KlClip is { } k && !(k > 0))
             throw new ArgumentOutOfRangeException(nameof(KlClip), k, "KlClip must be > 0");
+        if (Preconditioner.Structure == Curvature.CurvatureStructure.Kbfgs && Preconditioner.Fisher != Fisher.FisherKind.Empirical)
+            throw new ArgumentOutOfRangeException(nameof(Preconditioner.Fisher), Preconditioner.Fisher,
+                $"kbfgs builds its secant pairs from loss gradients: it needs Fisher = FisherKind.Empirical, got {Preconditioner.Fisher}");
         if (DampingSchedule == DampingSchedule.LevenbergMarquardt && !(Preconditioner.Damping > 0))
             throw new ArgumentOutOfRangeException(nameof(Preconditioner.Damping), Preconditioner.Damping, "Levenberg–Marquardt damping needs an initial Damping > 0");
         return this;

@@ -200,7 +200,9 @@ public class DiagonalActivationTests
         var a = ((NaturalGradient.Curvature.Kbfgs.KbfgsCurvature)ngd.Preconditioner.Curvature).Block("emb").ActivationFactor;
         var counts = bincount(c.X.flatten(), minlength: 7).to_type(ScalarType.Float64) / c.X.shape[0];
         TensorAssert.Close(diag(counts), a, rtol: 1e-14, label: "K-BFGS A = diag(counts)/m, dense");
-        for (int step = 1; step < 40; step++) last = ngd.Step(c.X, c.Y).Loss;
+        // With its BFGS updates of H_g (taken by NaturalGradientDescent.Step) the loss went 1.055 → 0.55 (step 40) → 0.35
+        // (step 60) → 0.077 (step 110); with H_g frozen at H⁰ it had halved by step 40.
+        for (int step = 1; step < 60; step++) last = ngd.Step(c.X, c.Y).Loss;
         Assert.True(last < 0.5 * first, $"K-BFGS on an Embedding: loss {first:F4} → {last:F4}");
     }
 }

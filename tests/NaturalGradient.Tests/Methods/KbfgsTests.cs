@@ -114,6 +114,54 @@ public class KbfgsTests
         }
     }
 
+    /// <summary>
+    /// The library's own loop: <see cref="NaturalGradient.Optim.NaturalGradientDescent.Step"/> with K-BFGS takes the
+    /// "after" half of each layer's secant pair itself (a second forward-backward on the same batch at the new weights),
+    /// so H_g is a BFGS matrix after one step: H ỹ = s̃ for the pair written out from the pre-activations and their loss
+    /// gradients before and after the step, with H⁰ = I / (tr G₀/out + √λ). Before, only the trainer did this pass, and
+    /// a user's NaturalGradientDescent kept H_g = H⁰ forever.
+    /// </summary>
+    [Fact]
+    public void NaturalGradientDescent_Kbfgs_UpdatesHgFromTheStepsSecantPair()
+    {
+        using var _ = NewDisposeScope();
+        const double lambda = 1e-2;
+        var model = TestModels.Mlp(new[] { 4, 6, 3 }, seed: 5);
+        var x = TestModels.Inputs(20, 4, seed: 6);
+        manual_seed(7);
+        var labels = randint(0, 3, new long[] { 20 });
+        var likelihood = new CategoricalLikelihood();
+        using var ngd = new NaturalGradient.Optim.NaturalGradientDescent(model, likelihood, new NaturalGradient.Optim.NaturalGradientOptions
+        {
+            LearningRate = 0.5,
+            Preconditioner = new PreconditionerOptions { Structure = CurvatureStructure.Kbfgs, Damping = lambda },
+        });
+        var pre = ngd.Preconditioner;
+        var layers = pre.Capture.Layers.Select(l => l.Adapter).ToList();
+        var weightsBefore = layers.Select(l => l.WeightMatrix().detach().clone()).ToList();
+        var before = Collect(pre, model, x, labels, likelihood);
+        model.zero_grad();
+        Assert.True(ngd.Step(x, labels).Applied);
+        var after = Collect(pre, model, x, labels, likelihood);
+        var curvature = (KbfgsCurvature)pre.Curvature;
+        for (int l = 0; l < layers.Count; l++)
+        {
+            var block = curvature.Block(layers[l].Name);
+            Assert.Equal(1, block.SecantUpdates);
+            double h0 = 1 / (KroneckerFactorsReference(before[l]).G.trace().item<double>() / layers[l].OutputDim + Math.Sqrt(lambda));
+            var meanA = before[l].Activations.reshape(-1, before[l].Activations.shape[2]).mean(new long[] { 0 });
+            var meanA2 = after[l].Activations.reshape(-1, after[l].Activations.shape[2]).mean(new long[] { 0 });
+            var s = layers[l].WeightMatrix().mv(meanA2) - weightsBefore[l].mv(meanA);
+            var y = after[l].OutputGradients[0].reshape(-1, layers[l].OutputDim).mean(new long[] { 0 })
+                  - before[l].OutputGradients[0].reshape(-1, layers[l].OutputDim).mean(new long[] { 0 });
+            var (st, yt) = DoubleDamping.Apply(s, y, h0 * y, 0.2, Math.Min(Math.Sqrt(lambda), 0.9));
+            TensorAssert.Close(st, block.InverseOutputGradientFactor!.ToDense().mv(yt), rtol: 1e-8, label: $"secant of {layers[l].Name}");
+        }
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new NaturalGradient.Optim.NaturalGradientDescent(model, likelihood,
+            new NaturalGradient.Optim.NaturalGradientOptions { Preconditioner = new PreconditionerOptions { Structure = CurvatureStructure.Kbfgs, Fisher = FisherKind.Exact } }));
+        Assert.StartsWith("kbfgs builds its secant pairs from loss gradients: it needs Fisher = FisherKind.Empirical, got Exact (Parameter 'Fisher')", e.Message);
+    }
+
     /// <summary>Empirical-Fisher statistics of (x, labels) at the current weights, through the preconditioner's capture.</summary>
     private static IReadOnlyList<LayerStatistics> Collect(NaturalGradientPreconditioner pre, nn.Module<Tensor, Tensor> model, Tensor x, Tensor labels, ILikelihood likelihood)
     {

@@ -8,15 +8,14 @@ namespace NaturalGradient.Training;
 
 /// <summary>
 /// K-BFGS in the trainer (Goldfarb, Ren &amp; Bahamou 2020, algorithm 1): a natural-gradient step with
-/// <see cref="KbfgsCurvature"/>, then a second forward-backward pass on the same batch with the new weights, whose
-/// pre-activations and pre-activation gradients give each layer's secant pair for the BFGS update of G⁻¹.
+/// <see cref="KbfgsCurvature"/>; <see cref="NaturalGradient.Optim.NaturalGradientDescent.Step"/> then runs a second
+/// forward-backward pass on the same batch with the new weights, whose pre-activations and pre-activation gradients give
+/// each layer's secant pair for the BFGS update of G⁻¹. This class adds the trainer's option checks.
 /// </summary>
 /// <remarks>Needs the empirical Fisher on the same batch: the secant pair must be a change of the loss gradient.</remarks>
 public sealed class KbfgsTrainingOptimizer : ITrainingOptimizer
 {
     private readonly NaturalGradientTrainingOptimizer _inner;
-    private readonly OptimizerContext _context;
-    private readonly FisherEstimator _estimator;
 
     public KbfgsTrainingOptimizer(OptimizerContext context)
     {
@@ -27,9 +26,7 @@ public sealed class KbfgsTrainingOptimizer : ITrainingOptimizer
         if (s.MetricSource != MetricSource.SameBatch)
             throw new ArgumentOutOfRangeException(nameof(OptimizerSettings.MetricSource), s.MetricSource,
                 "kbfgs takes its secant pairs on the step's own batch: use --metric same");
-        _context = context;
         _inner = new NaturalGradientTrainingOptimizer("kbfgs", CurvatureStructure.Kbfgs, context);
-        _estimator = new FisherEstimator(context.Likelihood);
     }
 
     public string Name => "kbfgs";
@@ -42,21 +39,8 @@ public sealed class KbfgsTrainingOptimizer : ITrainingOptimizer
     /// <summary>The curvature (blocks with their BFGS inverses).</summary>
     public KbfgsCurvature Curvature => (KbfgsCurvature)_inner.Optimizer.Preconditioner.Curvature;
 
-    public StepResult Step(Tensor x, Tensor y)
-    {
-        var result = _inner.Step(x, y);
-        if (result.Skipped) return result;
-        var capture = _inner.Optimizer.Preconditioner.Capture;
-        capture.Clear();
-        using (enable_grad())
-        {
-            var output = _context.Model.call(x);
-            var stats = _estimator.Collect(capture, capture.Recorded(), output, y);
-            Curvature.UpdateSecant(stats);
-        }
-        capture.Clear();
-        return result;
-    }
+    /// <summary>One step; <see cref="NaturalGradient.Optim.NaturalGradientDescent.Step"/> takes the secant pass itself.</summary>
+    public StepResult Step(Tensor x, Tensor y) => _inner.Step(x, y);
 
     /// <inheritdoc/>
     /// <remarks>The weights and the natural-gradient state are written; the BFGS inverses are not yet, so
