@@ -192,7 +192,11 @@ public class TiedWeightTests
         using var ngd = new NaturalGradientDescent(c.Model, c.Likelihood, new NaturalGradientOptions
         {
             LearningRate = 0.3,
-            Preconditioner = new PreconditionerOptions { Structure = structure, Fisher = FisherKind.Exact, Damping = damping },
+            // K-BFGS's secant pairs are changes of the loss gradient: it takes the empirical Fisher only.
+            Preconditioner = new PreconditionerOptions
+            {
+                Structure = structure, Fisher = structure == CurvatureStructure.Kbfgs ? FisherKind.Empirical : FisherKind.Exact, Damping = damping,
+            },
         });
         double first = ngd.Step(c.X, c.Y).Loss, last = first;
         for (int step = 0; step < 15; step++) last = ngd.Step(c.X, c.Y).Loss;
