@@ -43,7 +43,18 @@ public sealed class LayerCapture : IDisposable
         foreach (var (name, module) in model.named_modules())
         {
             if (module is NormBase norm) _removers.Add(AddCouplingHook(name, norm));
-            if (!Registry.TryCreate(name, module, out var adapter)) continue;
+            ILayerAdapter? adapter;
+            try
+            {
+                if (!Registry.TryCreate(name, module, out adapter)) continue;
+            }
+            catch (NotSupportedException e)
+            {
+                // A kind the registry knows in a configuration its adapter does not handle (a grouped Conv2d, reflect
+                // padding, …): like an unknown kind, it keeps its plain gradient, and the report says why.
+                UnsupportedLayers[name] = e.Message;
+                continue;
+            }
             if (adapter!.Parameters.Count == 0) continue;
             candidates.Add((name, module, adapter, include is null || include(name)));
         }
@@ -105,6 +116,12 @@ public sealed class LayerCapture : IDisposable
     /// with the reason; they keep their plain gradient. Tied tensors that are covered belong to a <see cref="TiedLayerAdapter"/>.
     /// </summary>
     public Dictionary<string, string> UncoveredTies { get; } = new();
+
+    /// <summary>
+    /// Layers (by dotted module path) whose kind has an adapter that refused this module's configuration, with the
+    /// adapter's reason; their tensors keep their plain gradient.
+    /// </summary>
+    public Dictionary<string, string> UnsupportedLayers { get; } = new();
 
     /// <summary>The registry the layers were matched against.</summary>
     public LayerRegistry Registry { get; }

@@ -79,6 +79,8 @@ public sealed class CoverageReport
             return "plain gradient: " + why;
         if (capture.Include is { } include && capture.Registry.Supports(module) && !include(owner))
             return "plain gradient: excluded by IncludeLayer";
+        if (capture.UnsupportedLayers.TryGetValue(owner, out var unsupported))
+            return "plain gradient: " + unsupported;
         if (!capture.Registry.Supports(module))
             return $"plain gradient: no curvature adapter for {module.GetType().Name} (supported: {string.Join(", ", capture.Registry.SupportedKinds)})";
         return "plain gradient: not covered";

@@ -18,6 +18,7 @@ public static class LayerCases
     {
         "sequence", "sequence-pooled", "sequence-frozen-weight", "embedding", "layernorm", "layernorm-frozen-gamma",
         "batchnorm-eval", "siamese-residual", "tied-embedding-head", "tied-embedding-head-nobias", "tied-linears", "tied-embeddings", "tied-convs",
+        "conv-same",
     };
 
     public static LayerCase Create(string name)
@@ -69,6 +70,8 @@ public static class LayerCases
                     LayerModels.Tokens(24, 5, 1, 3).squeeze(1), new CategoricalLikelihood());
             case "tied-convs":
                 return new(name, new LayerModels.TiedConvs(2, 3, 2), LayerModels.Normal(25, 4, 2, 3, 3), LayerModels.Normal(26, 4, 2), gaussian);
+            case "conv-same":
+                return new(name, new LayerModels.SamePaddedConvs(2, 4, 2), LayerModels.Normal(27, 4, 2, 4, 4), LayerModels.Normal(28, 4, 2), gaussian);
             default:
                 throw new ArgumentException(name);
         }

@@ -180,6 +180,24 @@ public static class LayerModels
         public override Tensor forward(Tensor x) => fc.call(tanh(b.call(tanh(a.call(x)))).flatten(1));
     }
 
+    /// <summary>
+    /// Two Conv2d(c, c, 3) with <c>Padding.Same</c> (the second dilated by 2, so padded by 2 on each side):
+    /// b(tanh(a(x))) → flatten → Linear(c·h·w, o).
+    /// </summary>
+    public sealed class SamePaddedConvs : Module<Tensor, Tensor>
+    {
+        public readonly Conv2d a, b;
+        public readonly Linear fc;
+        public SamePaddedConvs(long channels, long size, long o) : base("conv-same")
+        {
+            a = Conv2d(channels, channels, 3, padding: Padding.Same, dtype: F64);
+            b = Conv2d(channels, channels, 3, padding: Padding.Same, dilation: 2, dtype: F64);
+            fc = Linear(channels * size * size, o, dtype: F64);
+            RegisterComponents();
+        }
+        public override Tensor forward(Tensor x) => fc.call(tanh(b.call(tanh(a.call(x)))).flatten(1));
+    }
+
     /// <summary>Two Embedding modules sharing one table (first and second half of the tokens) → sum → mean over T → Linear(d, o).</summary>
     public sealed class TiedEmbeddings : Module<Tensor, Tensor>
     {
