@@ -43,7 +43,11 @@ public class QuietLibraryTests
             var y = randint(0, 2, new long[] { 16 });
             using var ngd = new NaturalGradientDescent(model, new CategoricalLikelihood(), new NaturalGradientOptions
             {
-                Preconditioner = new PreconditionerOptions { Structure = structure, Fisher = FisherKind.Exact, Damping = 1e-2 },
+                // K-BFGS takes the empirical Fisher only (its secant pairs are changes of the loss gradient).
+                Preconditioner = new PreconditionerOptions
+                {
+                    Structure = structure, Fisher = structure == CurvatureStructure.Kbfgs ? FisherKind.Empirical : FisherKind.Exact, Damping = 1e-2,
+                },
                 Diagnostics = NaturalGradient.Diagnostics.DiagnosticsLevel.Detailed,
             });
             for (int i = 0; i < 3; i++)
