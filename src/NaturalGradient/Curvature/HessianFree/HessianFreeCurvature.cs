@@ -38,6 +38,7 @@ public sealed partial class HessianFreeCurvature : ICurvature
     private bool _warmStartAfterFailure;
 
     /// <summary>The last solution is the next solve's start: it exists and was not cut short by a non-finite iterate.</summary>
+    [System.Diagnostics.CodeAnalysis.MemberNotNullWhen(true, nameof(_solution))]
     private bool HasWarmStart => _solution is not null && (LastReport?.Status != SolveStatus.NonFinite || _warmStartAfterFailure);
     private readonly KfacSolverPreconditioner? _kfac;
     private long _solves;
