@@ -218,8 +218,30 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
         Capture.ThrowIfBypassed(output.sum());
         long start = Stopwatch.GetTimestamp();
         var recorded = Capture.Recorded();
+        ThrowIfRowsAreNotExamples(recorded, output);
         CheckUsesOnce(output.sum(), recorded);
         UpdateCurvature(recorded, _estimator.Collect(Capture, recorded, output, targets, _generator), output, start);
+    }
+
+    /// <summary>
+    /// The exact Fisher backpropagates Σᵢ rᵢ·Bᵢ[:, c] over the output rows at once and reads example i's gradient where
+    /// the layers hold example i, so it needs one output row per example of the batch the layers saw. An output whose
+    /// rows are positions of the examples (a per-token head flattened to [m·T, V]) would give each example's gradient the
+    /// cross terms J_rₜᵀ BₜBₛᵀ J_rₛ between its rows, which the Fisher does not have. Refused before anything changes;
+    /// the empirical and Monte-Carlo Fishers (per-example gradients summed over the rows) and Hessian-free's products
+    /// are right for such outputs. Reads shapes only.
+    /// </summary>
+    private void ThrowIfRowsAreNotExamples(IReadOnlyList<CapturedLayer> recorded, Tensor output)
+    {
+        if (Options.Fisher != FisherKind.Exact || Options.Structure == CurvatureStructure.HessianFree) return;
+        long rows = output.shape[0];
+        foreach (var layer in recorded)
+            if (layer.Input is { } input && input.dim() > 0 && input.shape[0] != rows)
+                throw new ModelNotSupportedException(
+                    $"the exact Fisher needs one output row per example of the model's batch, but the output has {rows} rows and layer " +
+                    $"'{layer.Name}' ({layer.Adapter.KindName}) saw a batch of {input.shape[0]} (positions flattened into rows, as for per-token outputs?): " +
+                    "use Fisher = FisherKind.MonteCarlo or Empirical (per-example gradients summed over an example's rows), " +
+                    "or Structure = CurvatureStructure.HessianFree (exact Gauss-Newton products)");
     }
 
     private bool _usesChecked;
