@@ -33,6 +33,17 @@ public static class NativeMessage
 /// </summary>
 public static class NativeCall
 {
+    /// <summary>The advice for libtorch's dtype mismatches (an integer batch into a Linear layer, mixed float types).</summary>
+    public const string DtypeAdvice =
+        "the tensors' dtypes differ: inputs of Linear and Conv2d layers must have the model's floating-point dtype (integer indices go to Embedding layers)";
+
+    /// <summary><see cref="DtypeAdvice"/> for libtorch's dtype-mismatch messages when the caller gave the default advice, which would mislead there.</summary>
+    private static string AdviceFor(string firstLine, string advice) =>
+        advice == DefaultAdvice && (firstLine.Contains("must have the same dtype", StringComparison.Ordinal)
+                                    || firstLine.Contains("expected scalar type", StringComparison.OrdinalIgnoreCase))
+            ? DtypeAdvice
+            : advice;
+
     /// <summary>The advice given when the caller has nothing more specific.</summary>
     public const string DefaultAdvice =
         "check the batch and the options for non-finite or out-of-range values (inputs, targets, damping, learning rate), or use a float64 model";
@@ -45,7 +56,8 @@ public static class NativeCall
         }
         catch (ExternalException e)
         {
-            throw new NativeOperationException($"{what} failed in libtorch: {NativeMessage.FirstLine(e)}; {advice}", e);
+            string first = NativeMessage.FirstLine(e);
+            throw new NativeOperationException($"{what} failed in libtorch: {first}; {AdviceFor(first, advice)}", e);
         }
     }
 

@@ -124,4 +124,22 @@ public class NativeFailureTests
         var e = Assert.Throws<NativeOperationException>(() => ngd.Step(x, y));
         Assert.Equal("the natural-gradient step (Kfac) failed in libtorch: mat1 and mat2 shapes cannot be multiplied (16x5 and 4x8); " + NativeCall.DefaultAdvice, e.Message);
     }
+
+    /// <summary>
+    /// An integer batch into a Linear layer (a dtype mismatch the step cannot check beforehand: Embedding layers take
+    /// integers) reaches libtorch; the advice then names dtypes, not non-finite values.
+    /// </summary>
+    [Fact]
+    public void IntegerInputsForALinearLayer_AreOneLineAboutDtypes()
+    {
+        using var scope = NewDisposeScope();
+        var net = NonFiniteStatisticsTests.Net();
+        using var ngd = new NaturalGradientDescent(net, new CategoricalLikelihood(), new NaturalGradientOptions
+        {
+            Preconditioner = new PreconditionerOptions { Structure = CurvatureStructure.Kfac, Fisher = FisherKind.Exact, Damping = 1e-3 },
+        });
+        var e = Assert.Throws<NativeOperationException>(() => ngd.Step(zeros(16, 4, dtype: ScalarType.Int64), zeros(16, dtype: ScalarType.Int64)));
+        Assert.Equal("the natural-gradient step (Kfac) failed in libtorch: mat1 and mat2 must have the same dtype, but got Long and Float; " +
+            "the tensors' dtypes differ: inputs of Linear and Conv2d layers must have the model's floating-point dtype (integer indices go to Embedding layers)", e.Message);
+    }
 }
