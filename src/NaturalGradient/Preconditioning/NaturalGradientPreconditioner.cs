@@ -179,6 +179,7 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
             // this one backward pass (retained on the layer outputs) instead of a second pass.
             Capture.ThrowIfBypassed(loss);
             var recorded = Capture.Recorded();
+            ThrowIfRowsAreNotExamples(recorded, output);
             CheckUsesOnce(loss, recorded);
             FisherEstimator.RetainOutputGradients(recorded);
             loss.backward(retain_graph: NeedsGraph);
@@ -224,24 +225,42 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     }
 
     /// <summary>
-    /// The exact Fisher backpropagates Σᵢ rᵢ·Bᵢ[:, c] over the output rows at once and reads example i's gradient where
-    /// the layers hold example i, so it needs one output row per example of the batch the layers saw. An output whose
-    /// rows are positions of the examples (a per-token head flattened to [m·T, V]) would give each example's gradient the
-    /// cross terms J_rₜᵀ BₜBₛᵀ J_rₛ between its rows, which the Fisher does not have. Refused before anything changes;
-    /// the empirical and Monte-Carlo Fishers (per-example gradients summed over the rows) and Hessian-free's products
-    /// are right for such outputs. Reads shapes only.
+    /// One example is one row of the output the likelihood sees, and the statistics read example i's gradient where each
+    /// layer holds example i (its first dimension). Two mismatches make them wrong, silently, so they are refused before
+    /// anything changes (shapes only):
+    /// <list type="bullet">
+    /// <item>a layer that saw more rows than the output has (positions folded into its batch, [m, T, d] → [m·T, d]):
+    /// its rows are positions, not examples, so the per-example gradients of the exact, block, TENGraD and diagonal
+    /// structures miss the cross-position terms (59 % off the brute-force empirical Fisher on a 5-example case); K-FAC,
+    /// EKFAC and K-BFGS approximate across rows and positions anyway, and Hessian-free forms exact products;</item>
+    /// <item>an output with more rows than the layers' batch (a per-token head flattened to [m·T, V]) with the exact
+    /// Fisher, whose one backward per output-Fisher column adds cross terms J_rₜᵀ BₜBₛᵀ J_rₛ between an example's rows;
+    /// the empirical and Monte-Carlo Fishers (per-example gradients summed over its rows) and Hessian-free are right.</item>
+    /// </list>
     /// </summary>
     private void ThrowIfRowsAreNotExamples(IReadOnlyList<CapturedLayer> recorded, Tensor output)
     {
-        if (Options.Fisher != FisherKind.Exact || Options.Structure == CurvatureStructure.HessianFree) return;
+        if (Options.Structure == CurvatureStructure.HessianFree) return;
         long rows = output.shape[0];
+        bool perExample = Options.Structure is CurvatureStructure.Exact or CurvatureStructure.BlockDiagonal
+            or CurvatureStructure.Tengrad or CurvatureStructure.Diagonal or CurvatureStructure.Auto;
         foreach (var layer in recorded)
-            if (layer.Input is { } input && input.dim() > 0 && input.shape[0] != rows)
+        {
+            if (layer.Input is not { } input || input.dim() == 0 || input.shape[0] == rows) continue;
+            long batch = input.shape[0];
+            if (batch > rows && perExample)
+                throw new ModelNotSupportedException(
+                    $"layer '{layer.Name}' ({layer.Adapter.KindName}) saw a batch of {batch} rows, but the output has {rows} (one per example): " +
+                    "its rows are not examples (positions folded into the batch, as in x.reshape(m·T, d)?), so per-example gradients are not defined " +
+                    $"for {Options.Structure.ToString().ToLowerInvariant()}; keep the batch dimension through the layer (Linear and Conv2d take [m, T, …, d] " +
+                    "inputs), or use kfac or ekfac (rows as positions) or HessianFree");
+            if (batch < rows && Options.Fisher == FisherKind.Exact)
                 throw new ModelNotSupportedException(
                     $"the exact Fisher needs one output row per example of the model's batch, but the output has {rows} rows and layer " +
-                    $"'{layer.Name}' ({layer.Adapter.KindName}) saw a batch of {input.shape[0]} (positions flattened into rows, as for per-token outputs?): " +
+                    $"'{layer.Name}' ({layer.Adapter.KindName}) saw a batch of {batch} (positions flattened into rows, as for per-token outputs?): " +
                     "use Fisher = FisherKind.MonteCarlo or Empirical (per-example gradients summed over an example's rows), " +
                     "or Structure = CurvatureStructure.HessianFree (exact Gauss-Newton products)");
+        }
     }
 
     private bool _usesChecked;
