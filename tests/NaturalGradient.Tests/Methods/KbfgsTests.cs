@@ -157,6 +157,9 @@ public class KbfgsTests
             var (st, yt) = DoubleDamping.Apply(s, y, h0 * y, 0.2, Math.Min(Math.Sqrt(lambda), 0.9));
             TensorAssert.Close(st, block.InverseOutputGradientFactor!.ToDense().mv(yt), rtol: 1e-8, label: $"secant of {layers[l].Name}");
         }
+        Assert.Equal("kbfgs takes its secant pairs on the step's own batch: call Step without metricInputs (Parameter 'metricInputs')",
+            Assert.Throws<ArgumentException>(() => ngd.Step(x, labels, metricInputs: x)).Message);
+        Assert.Equal(1, ngd.StepCount);
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => new NaturalGradient.Optim.NaturalGradientDescent(model, likelihood,
             new NaturalGradient.Optim.NaturalGradientOptions { Preconditioner = new PreconditionerOptions { Structure = CurvatureStructure.Kbfgs, Fisher = FisherKind.Exact } }));
         Assert.StartsWith("kbfgs builds its secant pairs from loss gradients: it needs Fisher = FisherKind.Empirical, got Exact (Parameter 'Fisher')", e.Message);
