@@ -15,6 +15,9 @@ namespace NaturalGradient.Bench.Perf;
 /// 256 × width: the diagonal's (δ∘δ)ᵀ(ā∘ā) and SGD's own weight gradient), Cholesky, the inverse from it, and eigh, with the
 /// torch thread count of the run and the process's OpenMP wait policy, which LAPACK's speed depends on.
 /// Median of <c>reps</c> timed calls after two warm-up calls; all kernels of a width interleave within each repetition.
+/// Then a whole K-FAC refresh of the MLP's six factors (785, 512, 513, 512, 513, 10): their Cholesky inverses, and
+/// their eigendecompositions, one after another on the run's threads, one after another on one thread, and split
+/// between two threads of one libtorch thread each (what running a refresh's factorisations concurrently would give).
 /// </summary>
 internal static class RefreshKernels
 {
@@ -68,6 +71,77 @@ internal static class RefreshKernels
             rows.Add(new { width, median_ms = median, bfloat16_factor_relative_error = bf16Error });
         }
         md.AppendLine();
-        return new { threads = get_num_threads(), omp_wait_policy = policy, reps, rows };
+        var refresh = Refresh(reps, md);
+        return new { threads = get_num_threads(), omp_wait_policy = policy, reps, rows, refresh };
+    }
+
+    /// <summary>The six factors' Cholesky inverses and eigendecompositions: sequential (run's threads, one thread) and on two workers.</summary>
+    private static object Refresh(int reps, StringBuilder md)
+    {
+        int threads = get_num_threads();
+        var widths = new[] { 785, 512, 513, 512, 513, 10 };
+        var factors = widths.Select(w =>
+        {
+            manual_seed(w);
+            var x = randn(256, w);
+            return x.t().mm(x).div_(256).add_(eye(w).mul_(0.01)).DetachFromDisposeScope();
+        }).ToArray();
+        // Two workers: the widest factor with the second 512 and the 10, and the other three (≈ equal flops).
+        int[][] halves = { new[] { 0, 3, 5 }, new[] { 1, 2, 4 } };
+        static void Decompose(Tensor f, bool eigh)
+        {
+            using var scope = NewDisposeScope();
+            if (eigh) linalg.eigh(f);
+            else cholesky_inverse(linalg.cholesky_ex(f).L);
+        }
+        double Sequential(bool eigh, int t)
+        {
+            set_num_threads(t);
+            var sw = Stopwatch.StartNew();
+            foreach (var f in factors) Decompose(f, eigh);
+            double ms = sw.Elapsed.TotalMilliseconds;
+            set_num_threads(threads);
+            return ms;
+        }
+        double Concurrent(bool eigh)
+        {
+            var sw = Stopwatch.StartNew();
+            var workers = halves.Select(h => new Thread(() =>
+            {
+                set_num_threads(1);
+                foreach (int i in h) Decompose(factors[i], eigh);
+            })).ToList();
+            foreach (var w in workers) w.Start();
+            foreach (var w in workers) w.Join();
+            double ms = sw.Elapsed.TotalMilliseconds;
+            set_num_threads(threads);   // a worker's set_num_threads also sets the default of threads created later
+            return ms;
+        }
+        var names = new[] { "sequential", "sequential_one_thread", "two_workers" };
+        var times = new Dictionary<(bool, string), List<double>>();
+        foreach (bool eigh in new[] { false, true })
+            foreach (var n in names) times[(eigh, n)] = new();
+        for (int r = -1; r < reps; r++)
+            foreach (bool eigh in new[] { false, true })
+            {
+                double a = Sequential(eigh, threads), b = Sequential(eigh, 1), c = Concurrent(eigh);
+                if (r < 0) continue;
+                times[(eigh, names[0])].Add(a); times[(eigh, names[1])].Add(b); times[(eigh, names[2])].Add(c);
+            }
+        foreach (var f in factors) f.Dispose();
+        double Median(bool eigh, string n) => times[(eigh, n)].Order().ElementAt(times[(eigh, n)].Count / 2);
+        md.AppendLine($"## A refresh of the six factors (widths {string.Join(", ", widths)}; median of {reps}, ms)").AppendLine();
+        md.AppendLine($"| kernel | sequential, {threads} torch threads | sequential, 1 thread | two workers of 1 thread |");
+        md.AppendLine("|---|---:|---:|---:|");
+        var result = new List<object>();
+        foreach (bool eigh in new[] { false, true })
+        {
+            string kernel = eigh ? "eigh" : "Cholesky + inverse";
+            md.AppendLine(string.Create(Inv, $"| {kernel} | {Median(eigh, names[0]):F1} | {Median(eigh, names[1]):F1} | {Median(eigh, names[2]):F1} |"));
+            Console.WriteLine(string.Create(Inv, $"  refresh, {kernel}: sequential {Median(eigh, names[0]):F1} ms ({threads} threads), {Median(eigh, names[1]):F1} ms (1 thread), two workers {Median(eigh, names[2]):F1} ms"));
+            result.Add(new { kernel, sequential_ms = Median(eigh, names[0]), sequential_one_thread_ms = Median(eigh, names[1]), two_workers_ms = Median(eigh, names[2]) });
+        }
+        md.AppendLine();
+        return result;
     }
 }
