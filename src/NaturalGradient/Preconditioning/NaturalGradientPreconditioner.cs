@@ -72,6 +72,7 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
         Curvature = CurvatureFactory.Create(Options);
         if (Curvature is ExactCurvature exact) exact.CheckSize(Capture.Layers.Select(l => l.Adapter));
         Damping = Options.Damping;
+        _written = new PreconditionedGradientProbe(Capture.Layers.SelectMany(l => l.Adapter.Parameters));
     }
 
     public PreconditionerOptions Options { get; }
@@ -157,6 +158,9 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     }
 
     private bool _disposed;
+
+    // What the last Precondition wrote into .grad, to refuse preconditioning it twice.
+    private PreconditionedGradientProbe _written = null!;
 
     /// <summary>A trainable tensor of the model (the first covered one): its dtype and device are the model's.</summary>
     internal Tensor ModelTensor => Capture.Layers[0].Adapter.Parameters[0];
@@ -341,17 +345,30 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     /// Replaces each covered parameter's .grad by its natural gradient. If the solve produced a non-finite
     /// value the gradients are left unchanged and the report says so.
     /// </summary>
+    /// <exception cref="InvalidOperationException">No backward pass ran since the last call, so .grad already holds the natural
+    /// gradient (<see cref="PreconditionedGradientProbe"/>; one host read); checked before any work.</exception>
     public PreconditionReport Precondition()
     {
         CheckUsable();
         if (MetricRejected) return new PreconditionReport(Damping, false, StepRejection.StatisticsOverflow);
+        if (_written.Unchanged())
+            throw new InvalidOperationException(
+                "Precondition was called again on the gradients it already preconditioned (no backward pass since the last call); " +
+                "run Backward (or loss.backward()) before each Precondition");
         var g = GradientMatrices();
         long start = Stopwatch.GetTimestamp();
         var delta = Solve(g, Damping);
         bool finite = AllFinite(delta);
         var solveTime = Stopwatch.GetElapsedTime(start);
         if (finite)
+        {
             for (int i = 0; i < _layers.Count; i++) _layers[i].WriteGradientMatrix(delta[i]);
+            _written.Remember();
+        }
+        else
+        {
+            _written.Forget();   // .grad keeps the plain gradient, which may be preconditioned
+        }
         var solve = (Curvature as HessianFreeCurvature)?.LastReport;
         return new PreconditionReport(Damping, finite, finite ? StepRejection.None : StepRejection.NonFiniteDirection)
         {
@@ -395,6 +412,7 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
         Capture.Dispose();
         Curvature.Dispose();
         _generator.Dispose();
+        _written.Dispose();
     }
 }
 
