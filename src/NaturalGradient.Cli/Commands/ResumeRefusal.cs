@@ -21,14 +21,16 @@ internal static class ResumeRefusal
     /// <param name="e">The trainer's refusal.</param>
     /// <param name="o">The train options (their names and spellings).</param>
     /// <param name="runFile">The run.json the run's options were read from.</param>
-    public static string Describe(ResumeSettingsMismatchException e, TrainOptions o, string runFile)
+    /// <param name="typed">Whether the run's stored command line gives an option (by name); the run's value of an option
+    /// it does not give is the method's default and reads "--damping 0.01 (the default)". Null: not marked.</param>
+    public static string Describe(ResumeSettingsMismatchException e, TrainOptions o, string runFile, Func<string, bool>? typed = null)
     {
         if (!e.SameMethod) return e.Message;
-        return $"{e.Describe(Phrases(e, o))}; to continue from the checkpoint, set its values in {runFile}, or start a new run without {o.Resume.Name}";
+        return $"{e.Describe(Phrases(e, o, typed))}; to continue from the checkpoint, set its values in {runFile}, or start a new run without {o.Resume.Name}";
     }
 
     /// <summary>One (checkpoint, run) phrase pair per differing option, ordered by option name; settings without an option after them.</summary>
-    public static IReadOnlyList<(string Checkpoint, string Run)> Phrases(ResumeSettingsMismatchException e, TrainOptions o)
+    public static IReadOnlyList<(string Checkpoint, string Run)> Phrases(ResumeSettingsMismatchException e, TrainOptions o, Func<string, bool>? typed = null)
     {
         var options = o.PropertyToOption;
         string Label(string setting) => setting switch
@@ -39,8 +41,14 @@ internal static class ResumeRefusal
             nameof(OptimizerSettings.ReportPredictedKl) => o.TensorBoard.Name,
             _ => options.TryGetValue(setting, out var option) ? option : setting,
         };
+        string RunPhrase(string label, string setting)
+        {
+            var phrase = Phrase(label, setting, e.RunSettings, o);
+            bool valued = label.StartsWith("--", StringComparison.Ordinal) && !phrase.StartsWith("no ", StringComparison.Ordinal) && phrase != label;
+            return valued && typed is not null && !typed(label) ? phrase + " (the default)" : phrase;
+        }
         return e.Differences.GroupBy(Label).OrderBy(g => g.Key, StringComparer.Ordinal)
-            .Select(g => (Phrase(g.Key, g.First(), e.CheckpointSettings, o), Phrase(g.Key, g.First(), e.RunSettings, o)))
+            .Select(g => (Phrase(g.Key, g.First(), e.CheckpointSettings, o), RunPhrase(g.Key, g.First())))
             .ToList();
     }
 

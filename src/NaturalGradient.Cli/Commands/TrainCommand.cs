@@ -203,7 +203,10 @@ internal static class TrainCommand
             }
             catch (ResumeSettingsMismatchException e) when (resume is not null)
             {
-                throw new UsageException($"{options.Resume.Name}: {ResumeRefusal.Describe(e, options, Path.Combine(config.OutDir, RunFolder.RunFile))}");
+                // An option the stored command line does not give has the method's default: the line says so.
+                bool Typed(string name) => options.All.FirstOrDefault(op => op.Name == name) is not { } option
+                                           || parse.GetResult(option) is { Implicit: false };
+                throw new UsageException($"{options.Resume.Name}: {ResumeRefusal.Describe(e, options, Path.Combine(config.OutDir, RunFolder.RunFile), Typed)}");
             }
             catch (InvalidDataException e) when (resume is not null)
             {

@@ -52,6 +52,15 @@ public class ResumeRefusalTests
     }
 
     [Fact]
+    public void A_run_value_the_stored_command_line_does_not_give_is_marked_as_the_default()
+    {
+        Assert.Equal("the checkpoint is for the method kfac with --damping 0.01 and --lr 0.1, but this run has --damping 0.1 (the default) and --lr 0.3" + Advice,
+            ResumeRefusal.Describe(Refusal(Kfac, Kfac with { Damping = 0.1, LearningRate = 0.3 }), Options, RunFile, typed: name => name == "--lr"));
+        Assert.Equal("the checkpoint is for the method kfac with --damping 0.01 and --inverse-period 10, but this run has --damping 0.1 (the default) and no --inverse-period" + Advice,
+            ResumeRefusal.Describe(Refusal(Kfac with { InverseUpdatePeriod = 10 }, Kfac with { Damping = 0.1, InverseUpdatePeriod = null }), Options, RunFile, typed: _ => false));
+    }
+
+    [Fact]
     public void Two_differing_options_are_both_named_in_option_order()
     {
         Assert.Equal("the checkpoint is for the method kfac with --damping 0.01 and --lr 0.1, but this run has --damping 0.1 and --lr 0.3" + Advice,

@@ -173,6 +173,22 @@ public class RunFolderSafetyTests
         Assert.True(continued.ExitCode == 0, continued.Stderr);
     }
 
+    /// <summary>The run's own command line does not give --damping: its value is kfac's default, and the line says so.</summary>
+    [Fact]
+    public void Resume_refusal_marks_a_value_the_run_did_not_type_as_the_default()
+    {
+        var dir = FinishedRun();
+        var other = FinishedRun(extra: new[] { "--damping", "0.1" });
+        File.Copy(Path.Combine(other, "checkpoint.ngck"), Path.Combine(dir, "checkpoint.ngck"), overwrite: true);
+        var before = Hashes(dir);
+
+        var outcome = CliHarness.Run(new[] { "train", "--resume", dir, "--epochs", "3" });
+
+        AssertRefused(outcome, "natgrad: error: --resume: the checkpoint is for the method kfac with --damping 0.1, but this run has --damping 0.01 (the default); " +
+                               $"to continue from the checkpoint, set its values in {Path.Combine(dir, "run.json")}, or start a new run without --resume");
+        Assert.Equal(before, Hashes(dir));
+    }
+
     /// <summary>Replaces the value of --damping in the arguments of the folder's run.json.</summary>
     private static void SetRunDamping(string dir, string from, string to)
     {
