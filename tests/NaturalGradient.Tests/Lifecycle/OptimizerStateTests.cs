@@ -37,7 +37,7 @@ public class OptimizerStateTests
         Preconditioner = new PreconditionerOptions
         {
             Structure = structure,
-            Fisher = FisherKind.MonteCarlo,
+            Fisher = structure == CurvatureStructure.Kbfgs ? FisherKind.Empirical : FisherKind.MonteCarlo,   // K-BFGS's secant pairs need loss gradients
             Damping = 1e-2,
             Seed = 7,
             Kfac = new KfacOptions { FactorDecay = 0.9, InverseUpdatePeriod = 3, FactorUpdatePeriod = 1, InverseMethod = inverse },
@@ -66,15 +66,26 @@ public class OptimizerStateTests
     [InlineData(CurvatureStructure.HessianFree, KfacInverseMethod.Eigen)]
     [InlineData(CurvatureStructure.Tengrad, KfacInverseMethod.Eigen)]
     [InlineData(CurvatureStructure.Exact, KfacInverseMethod.Eigen)]
-    public void Interrupted_and_resumed_loop_equals_the_uninterrupted_one(CurvatureStructure structure, KfacInverseMethod inverse)
+    [InlineData(CurvatureStructure.Kbfgs, KfacInverseMethod.Eigen)]
+    [InlineData(CurvatureStructure.Auto, KfacInverseMethod.Cholesky)]
+    [InlineData(CurvatureStructure.Auto, KfacInverseMethod.Cholesky, 64)]
+    public void Interrupted_and_resumed_loop_equals_the_uninterrupted_one(CurvatureStructure structure, KfacInverseMethod inverse, int hidden = 6)
     {
         var (x, y) = Data();
         var lik = new CategoricalLikelihood();
+        var widths = new[] { 4, hidden, 3 };
 
-        var straight = TestModels.Mlp(new[] { 4, 6, 3 }, seed: 3);
-        using (var ngd = new NaturalGradientDescent(straight, lik, Options(structure, inverse))) Run(ngd, x, y, 0, Steps);
+        var straight = TestModels.Mlp(widths, seed: 3);
+        string[]? decisions = null;
+        using (var ngd = new NaturalGradientDescent(straight, lik, Options(structure, inverse)))
+        {
+            Run(ngd, x, y, 0, Steps);
+            decisions = (ngd.Preconditioner.Curvature as NaturalGradient.Curvature.Auto.AutoCurvature)?.Choices.Select(c => c.ToString()).ToArray();
+        }
+        // auto: the narrow net's layers get K-FAC (whose state is restored), the wide one's TENGraD (rebuilt each step).
+        if (decisions is not null) Assert.Contains(decisions, d => d.Contains(hidden == 6 ? ": kfac" : ": tengrad"));
 
-        var first = TestModels.Mlp(new[] { 4, 6, 3 }, seed: 3);
+        var first = TestModels.Mlp(widths, seed: 3);
         byte[] optimizerBytes;
         var weights = new Dictionary<string, Tensor>();
         using (var ngd = new NaturalGradientDescent(first, lik, Options(structure, inverse)))
@@ -85,12 +96,14 @@ public class OptimizerStateTests
             foreach (var (name, p) in first.named_parameters()) weights[name] = p.detach().clone();
         }
 
-        var resumed = TestModels.Mlp(new[] { 4, 6, 3 }, seed: 99); // other initial weights: all must come from the state
+        var resumed = TestModels.Mlp(widths, seed: 99); // other initial weights: all must come from the state
         using (no_grad())
             foreach (var (name, p) in resumed.named_parameters()) p.copy_(weights[name]);
         using (var ngd = new NaturalGradientDescent(resumed, lik, Options(structure, inverse)))
         {
             using (var state = Load(optimizerBytes)) ngd.load_state_dict(state);
+            if (ngd.Preconditioner.Curvature is NaturalGradient.Curvature.Auto.AutoCurvature auto)
+                Assert.Equal(decisions, auto.Choices.Select(c => c.ToString()));   // the decisions come back with their blocks
             Run(ngd, x, y, StopAfter, Steps);
         }
 
@@ -172,6 +185,29 @@ public class OptimizerStateTests
         using var kfac2 = new NaturalGradientDescent(wider, lik, Options(CurvatureStructure.Kfac, KfacInverseMethod.Eigen));
         e = Assert.Throws<InvalidDataException>(() => kfac2.load_state_dict(state));
         Assert.Equal("the state is for covered layers 'fc0:6x5,fc1:3x7', but this preconditioner has 'fc0:7x5,fc1:3x8'", e.Message);
+    }
+
+    [Fact]
+    public void A_kbfgs_state_with_another_kind_of_inverse_is_refused_and_nothing_changes()
+    {
+        var (x, y) = Data();
+        var lik = new CategoricalLikelihood();
+        var dense = Options(CurvatureStructure.Kbfgs, KfacInverseMethod.Eigen);
+        using var first = new NaturalGradientDescent(TestModels.Mlp(new[] { 4, 6, 3 }, seed: 3), lik, dense);
+        Run(first, x, y, 0, 3);
+        using var state = first.state_dict();
+
+        var limited = dense with { Preconditioner = dense.Preconditioner with { Kbfgs = new NaturalGradient.Curvature.Kbfgs.KbfgsOptions { Memory = 4 } } };
+        var model = TestModels.Mlp(new[] { 4, 6, 3 }, seed: 3);
+        using var second = new NaturalGradientDescent(model, lik, limited);
+        Run(second, x, y, 0, 1);
+        var before = model.parameters().Select(p => p.detach().clone()).ToList();
+        var e = Assert.Throws<InvalidDataException>(() => second.load_state_dict(state));
+        Assert.Equal("the state's K-BFGS inverse for layer 'fc0' is dense, but this block keeps an L-BFGS one (Memory = 4)", e.Message);
+        Assert.Equal(1, second.Preconditioner.StepCount);
+        foreach (var (b, p) in before.Zip(model.parameters())) Assert.True(b.eq(p).all().item<bool>());
+        Run(second, x, y, 1, 2);   // still usable: its own blocks were kept
+        Assert.Equal(2, second.Preconditioner.StepCount);
     }
 
     [Fact]

@@ -43,8 +43,8 @@ public sealed class KbfgsTrainingOptimizer : ITrainingOptimizer
     public StepResult Step(Tensor x, Tensor y) => _inner.Step(x, y);
 
     /// <inheritdoc/>
-    /// <remarks>The weights and the natural-gradient state are written; the BFGS inverses are not yet, so
-    /// <see cref="ImportState"/> refuses the state rather than continue inexactly.</remarks>
+    /// <remarks>The natural-gradient state, with each layer's A and BFGS (or L-BFGS) inverse of G
+    /// (<see cref="KbfgsBlock.ExportState"/>): a resumed run takes the same steps as one that never stopped.</remarks>
     public void ExportState(string prefix, NaturalGradient.Optim.NaturalGradientStateDict state) => _inner.ExportState(prefix, state);
 
     /// <inheritdoc/>

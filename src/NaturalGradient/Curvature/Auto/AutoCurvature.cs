@@ -10,7 +10,7 @@ namespace NaturalGradient.Curvature.Auto;
 /// exact Woodbury block where the batch is small against the layer, K-FAC where it is large. The decisions are in
 /// <see cref="Choices"/> (model order of first sight) and are reported through <see cref="Chosen"/> as they are made.
 /// </summary>
-public sealed class AutoCurvature : ICurvature
+public sealed class AutoCurvature : ICurvature, ICurvatureState
 {
     private readonly BlockDiagonalCurvature _blocks;
     private readonly List<LayerStructureChoice> _choices = new();
@@ -46,6 +46,19 @@ public sealed class AutoCurvature : ICurvature
 
     public IReadOnlyList<Tensor> Multiply(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> vectors) =>
         _blocks.Multiply(layers, vectors);
+
+    /// <summary>Every layer's decision and, for K-FAC layers, its block's state (<see cref="AutoStructureBlock.ExportState"/>).</summary>
+    public void ExportState(string prefix, Optim.NaturalGradientStateDict state) => _blocks.ExportState(prefix, state);
+
+    /// <inheritdoc/>
+    /// <remarks>The restored decisions are added to <see cref="Choices"/> and raised through <see cref="Chosen"/> again.</remarks>
+    public void ImportState(string prefix, Optim.NaturalGradientStateDict state, IReadOnlyList<ILayerAdapter> layers)
+    {
+        var before = _choices.Count;
+        try { _blocks.ImportState(prefix, state, layers); }
+        catch { _choices.RemoveRange(before, _choices.Count - before); throw; }
+        _choices.RemoveRange(0, before);   // the blocks they described were replaced
+    }
 
     public void Dispose() => _blocks.Dispose();
 }

@@ -11,7 +11,7 @@ namespace NaturalGradient.Curvature.Auto;
 /// shapes, asks <see cref="StructureCostModel"/> and becomes a <see cref="TengradBlock"/> or a <see cref="KfacBlock"/>
 /// for the rest of the run (K-FAC's running averages would not survive a switch).
 /// </summary>
-public sealed class AutoStructureBlock : ICurvatureBlock
+public sealed partial class AutoStructureBlock : ICurvatureBlock
 {
     private readonly ILayerAdapter _layer;
     private readonly MetricForm _form;

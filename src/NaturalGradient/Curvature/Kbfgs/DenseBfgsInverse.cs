@@ -23,7 +23,17 @@ public sealed class DenseBfgsInverse : IInverseFactor
         _h = (eye(dimension, dtype: dtype) * initialScale).DetachFromDisposeScope();
     }
 
+    /// <summary>An inverse whose H is a copy of <paramref name="h"/> (d × d, symmetric positive definite: a saved state).</summary>
+    internal DenseBfgsInverse(Tensor h)
+    {
+        Dimension = h.shape[0];
+        _h = h.detach().clone().DetachFromDisposeScope();
+    }
+
     public long Dimension { get; }
+
+    /// <summary>H itself (not a copy): for saving the state.</summary>
+    internal Tensor Matrix => _h;
 
     public Tensor Apply(Tensor m) => _h.mm(m.to_type(_h.dtype)).to_type(m.dtype);
 

@@ -24,7 +24,7 @@ namespace NaturalGradient.Curvature.Kbfgs;
 /// and the λ of the first <see cref="Precondition"/>. Memory: A and H_a (2 in'²) plus out² (BFGS) or 2 · L · out
 /// (L-BFGS); per step O(m in'² + in'³ + out² in' + out in'²).</para>
 /// </remarks>
-public sealed class KbfgsBlock : ICurvatureBlock
+public sealed partial class KbfgsBlock : ICurvatureBlock
 {
     private readonly RunningAverage _a = new();
     private IInverseFactor? _h;

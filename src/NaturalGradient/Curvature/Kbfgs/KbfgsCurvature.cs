@@ -1,5 +1,6 @@
 using NaturalGradient.Capture;
 using NaturalGradient.Fisher;
+using NaturalGradient.Optim;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -10,7 +11,7 @@ namespace NaturalGradient.Curvature.Kbfgs;
 /// <see cref="ICurvature"/> calls it needs <see cref="UpdateSecant"/> once per step, with statistics of the same batch
 /// collected after the weights moved (the extra forward-backward pass of Goldfarb, Ren &amp; Bahamou 2020, algorithm 1).
 /// </summary>
-public sealed class KbfgsCurvature : ICurvature
+public sealed class KbfgsCurvature : ICurvature, ICurvatureState
 {
     private readonly BlockDiagonalCurvature _blocks;
 
@@ -42,6 +43,13 @@ public sealed class KbfgsCurvature : ICurvature
 
     public IReadOnlyList<Tensor> Multiply(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> vectors) =>
         _blocks.Multiply(layers, vectors);
+
+    /// <summary>Every block's state (<see cref="KbfgsBlock.ExportState"/>).</summary>
+    public void ExportState(string prefix, NaturalGradientStateDict state) => _blocks.ExportState(prefix, state);
+
+    /// <inheritdoc/>
+    public void ImportState(string prefix, NaturalGradientStateDict state, IReadOnlyList<ILayerAdapter> layers) =>
+        _blocks.ImportState(prefix, state, layers);
 
     public void Dispose() => _blocks.Dispose();
 }

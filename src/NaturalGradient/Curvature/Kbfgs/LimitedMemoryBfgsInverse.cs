@@ -36,6 +36,19 @@ public sealed class LimitedMemoryBfgsInverse : IInverseFactor
     /// <summary>Pairs currently kept.</summary>
     public int Count => _pairs.Count;
 
+    /// <summary>h₀ of H₀ = h₀ I.</summary>
+    internal double InitialScale => _initialScale;
+
+    /// <summary>The kept pairs, oldest first (the tensors themselves: for saving the state).</summary>
+    internal IEnumerable<(Tensor S, Tensor Y, double Rho)> Pairs => _pairs;
+
+    /// <summary>Appends a saved pair with its stored ρ (no recomputation, so a restored H applies bit for bit as before).</summary>
+    internal void Restore(Tensor s, Tensor y, double rho)
+    {
+        if (_pairs.Count == _memory) throw new InvalidOperationException($"the L-BFGS memory holds {_memory} pairs");
+        _pairs.AddLast((s.to_type(_dtype).flatten().clone().DetachFromDisposeScope(), y.to_type(_dtype).flatten().clone().DetachFromDisposeScope(), rho));
+    }
+
     public Tensor Apply(Tensor m)
     {
         using var scope = NewDisposeScope();
