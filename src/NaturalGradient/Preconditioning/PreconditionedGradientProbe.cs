@@ -12,7 +12,8 @@ namespace NaturalGradient.Preconditioning;
 /// zero gradient again changes nothing). A new backward pass gives new values, whether it accumulates into .grad,
 /// after zero_grad, or into a fresh tensor.
 /// </summary>
-/// <remarks>Cost: a copy of those few entries per write and one host read per check.</remarks>
+/// <remarks>Cost: a copy of <see cref="MinimumEntries"/> entries (the leading ones of each tensor taken) per write and
+/// one host read per check.</remarks>
 internal sealed class PreconditionedGradientProbe : IDisposable
 {
     /// <summary>Entries compared at least (fewer only when the model's covered tensors have fewer in all).</summary>
@@ -35,8 +36,10 @@ internal sealed class PreconditionedGradientProbe : IDisposable
         {
             if (entries >= MinimumEntries) break;
             if (p.grad is not { } grad) continue;
-            written.Add((p, grad.detach().clone().DetachFromDisposeScope()));
-            entries += grad.numel();
+            using var scope = NewDisposeScope();
+            var leading = Leading(grad, MinimumEntries - entries);
+            written.Add((p, leading.clone().DetachFromDisposeScope()));
+            entries += leading.numel();
         }
         _written = written.ToArray();
     }
@@ -57,12 +60,16 @@ internal sealed class PreconditionedGradientProbe : IDisposable
         var nonzero = new List<Tensor>(_written.Length);
         foreach (var (p, written) in _written)
         {
-            if (p.grad is not { } grad || grad.dtype != written.dtype || !grad.shape.SequenceEqual(written.shape)) return false;
-            same.Add(grad.eq(written).all());
+            if (p.grad is not { } grad || grad.dtype != written.dtype || grad.numel() < written.numel()) return false;
+            same.Add(Leading(grad, written.numel()).eq(written).all());
             nonzero.Add(written.ne(0).any());
         }
         return stack(same).all().logical_and(stack(nonzero).any()).item<bool>();
     }
+
+    /// <summary>The first <paramref name="count"/> entries of <paramref name="grad"/> in row-major order (a view when it is contiguous).</summary>
+    private static Tensor Leading(Tensor grad, long count) =>
+        grad.detach().reshape(-1).narrow(0, 0, Math.Min(count, grad.numel()));
 
     public void Dispose() => Forget();
 }
