@@ -51,7 +51,7 @@ public sealed partial class NaturalGradientDescent : IDisposable
         Options = (options ?? new NaturalGradientOptions()).Validate();
         _model = model;
         Preconditioner = new NaturalGradientPreconditioner(model, likelihood, Options.Preconditioner);
-        _secantEstimator = new FisherEstimator(likelihood);
+        if (Options.Preconditioner.Structure == CurvatureStructure.Kbfgs) _secantEstimator = new FisherEstimator(likelihood);
         LearningRate = Options.LearningRate;
         _damping = Options.DampingSchedule == DampingSchedule.LevenbergMarquardt
             ? new LevenbergMarquardtDamping(Options.Preconditioner.Damping)
@@ -128,7 +128,7 @@ public sealed partial class NaturalGradientDescent : IDisposable
         _model.zero_grad();
         Preconditioner.Capture.Clear();
         var output = _model.call(x);
-        var lossTensor = Preconditioner.Backward(output, y, metricInputs, metricTargets);
+        var lossTensor = Preconditioner.BackwardOfChecked(output, y, metricInputs, metricTargets);   // Step checked the batch
         Preconditioner.Reducer?.ReduceGradients(_model.parameters().Where(p => p.grad is not null).Select(p => p.grad!).ToList());
         double lambda = _damping.Current;
         Preconditioner.Damping = lambda;
@@ -223,12 +223,12 @@ public sealed partial class NaturalGradientDescent : IDisposable
         using (enable_grad())
         {
             var output = _model.call(x);
-            kbfgs.UpdateSecant(_secantEstimator.Collect(capture, capture.Recorded(), output, y));
+            kbfgs.UpdateSecant(_secantEstimator!.Collect(capture, capture.Recorded(), output, y));
         }
         capture.Clear();
     }
 
-    private readonly FisherEstimator _secantEstimator;
+    private readonly FisherEstimator? _secantEstimator;   // K-BFGS only: the empirical statistics of the secant pass
 
     /// <summary>
     /// <see cref="KlClipForm.PreconditionedGradient"/>: scales every Δ_l in place by ν = min(1, √(κ / (η² Σ_l Δ_lᵀ g_l)))

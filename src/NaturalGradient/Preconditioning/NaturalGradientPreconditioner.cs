@@ -78,19 +78,6 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     public PreconditionerOptions Options { get; }
 
     /// <summary>
-    /// The widest dense factor a Kronecker structure keeps for <paramref name="layer"/>: K-FAC and EKFAC keep an index
-    /// layer's A as its diagonal (only G, out × out, is dense); K-BFGS keeps a dense A for every layer.
-    /// </summary>
-    private long DenseFactorSide(ILayerAdapter layer) => Options.Structure == CurvatureStructure.Kbfgs
-        ? Math.Max(layer.InputDim, layer.OutputDim)
-        : DiagonalActivation.DenseFactorSide(layer);
-
-    private string DenseFactors(ILayerAdapter layer) =>
-        Options.Structure == CurvatureStructure.Kbfgs || !DiagonalActivation.Applies(layer)
-            ? $"{layer.InputDim} × {layer.InputDim} and {layer.OutputDim} × {layer.OutputDim} factors"
-            : $"a {layer.OutputDim} × {layer.OutputDim} factor G (and a diagonal A of length {layer.InputDim})";
-
-    /// <summary>
     /// The registration report: every parameter tensor of the model with its layer kind and the structure and Fisher it
     /// gets, or why it keeps its plain gradient. Print <see cref="CoverageReport.SummaryLines"/> at the start of training.
     /// </summary>
@@ -154,24 +141,26 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
         BatchCheck.Target(target, nameof(target), output, "the output");
         if (metricInputs is not null) BatchCheck.Input(metricInputs, nameof(metricInputs), ModelTensor);
         if (metricTargets is not null) BatchCheck.Target(metricTargets, nameof(metricTargets), ModelTensor, "the model");
-        return NativeCall.Run("the natural-gradient backward pass", () => BackwardCore(output, target, metricInputs, metricTargets));
+        return RunBackward(output, target, metricInputs, metricTargets);
     }
+
+    /// <summary>
+    /// <see cref="Backward"/> for a caller that has already checked the preconditioner and the batch
+    /// (<see cref="Optim.NaturalGradientDescent.Step"/>): only the output, which that caller computed, is checked.
+    /// </summary>
+    internal Tensor BackwardOfChecked(Tensor output, Tensor target, Tensor? metricInputs, Tensor? metricTargets)
+    {
+        BatchCheck.Output(output, nameof(output));
+        return RunBackward(output, target, metricInputs, metricTargets);
+    }
+
+    private Tensor RunBackward(Tensor output, Tensor target, Tensor? metricInputs, Tensor? metricTargets) =>
+        NativeCall.Run("the natural-gradient backward pass", () => BackwardCore(output, target, metricInputs, metricTargets));
 
     private bool _disposed;
 
     // What the last Precondition wrote into .grad, to refuse preconditioning it twice.
     private PreconditionedGradientProbe _written = null!;
-
-    /// <summary>A trainable tensor of the model (the first covered one): its dtype and device are the model's.</summary>
-    internal Tensor ModelTensor => Capture.Layers[0].Adapter.Parameters[0];
-
-    /// <summary>Refuses use after <see cref="Dispose"/> and after the model's parameters were replaced (before any work).</summary>
-    internal void CheckUsable()
-    {
-        if (_disposed)
-            throw new ObjectDisposedException(null, "this NaturalGradientPreconditioner (or its NaturalGradientDescent) was disposed; build a new one");
-        Capture.ThrowIfParametersReplaced();
-    }
 
     private Tensor BackwardCore(Tensor output, Tensor target, Tensor? metricInputs, Tensor? metricTargets)
     {
@@ -226,55 +215,6 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
         ThrowIfRowsAreNotExamples(recorded, output);
         CheckUsesOnce(output.sum(), recorded);
         UpdateCurvature(recorded, _estimator.Collect(Capture, recorded, output, targets, _generator), output, start);
-    }
-
-    /// <summary>
-    /// One example is one row of the output the likelihood sees, and the statistics read example i's gradient where each
-    /// layer holds example i (its first dimension). Two mismatches make them wrong, silently, so they are refused before
-    /// anything changes (shapes only):
-    /// <list type="bullet">
-    /// <item>a layer that saw more rows than the output has (positions folded into its batch, [m, T, d] → [m·T, d]):
-    /// its rows are positions, not examples, so the per-example gradients of the exact, block, TENGraD and diagonal
-    /// structures miss the cross-position terms (59 % off the brute-force empirical Fisher on a 5-example case); K-FAC,
-    /// EKFAC and K-BFGS approximate across rows and positions anyway, and Hessian-free forms exact products;</item>
-    /// <item>an output with more rows than the layers' batch (a per-token head flattened to [m·T, V]) with the exact
-    /// Fisher, whose one backward per output-Fisher column adds cross terms J_rₜᵀ BₜBₛᵀ J_rₛ between an example's rows;
-    /// the empirical and Monte-Carlo Fishers (per-example gradients summed over its rows) and Hessian-free are right.</item>
-    /// </list>
-    /// </summary>
-    private void ThrowIfRowsAreNotExamples(IReadOnlyList<CapturedLayer> recorded, Tensor output)
-    {
-        if (Options.Structure == CurvatureStructure.HessianFree) return;
-        long rows = output.shape[0];
-        bool perExample = Options.Structure is CurvatureStructure.Exact or CurvatureStructure.BlockDiagonal
-            or CurvatureStructure.Tengrad or CurvatureStructure.Diagonal or CurvatureStructure.Auto;
-        foreach (var layer in recorded)
-        {
-            if (layer.Input is not { } input || input.dim() == 0 || input.shape[0] == rows) continue;
-            long batch = input.shape[0];
-            if (batch > rows && perExample)
-                throw new ModelNotSupportedException(
-                    $"layer '{layer.Name}' ({layer.Adapter.KindName}) saw a batch of {batch} rows, but the output has {rows} (one per example): " +
-                    "its rows are not examples (positions folded into the batch, as in x.reshape(m·T, d)?), so per-example gradients are not defined " +
-                    $"for {Options.Structure.ToString().ToLowerInvariant()}; keep the batch dimension through the layer (Linear and Conv2d take [m, T, …, d] " +
-                    "inputs), or use kfac or ekfac (rows as positions) or HessianFree");
-            if (batch < rows && Options.Fisher == FisherKind.Exact)
-                throw new ModelNotSupportedException(
-                    $"the exact Fisher needs one output row per example of the model's batch, but the output has {rows} rows and layer " +
-                    $"'{layer.Name}' ({layer.Adapter.KindName}) saw a batch of {batch} (positions flattened into rows, as for per-token outputs?): " +
-                    "use Fisher = FisherKind.MonteCarlo or Empirical (per-example gradients summed over an example's rows), " +
-                    "or Structure = CurvatureStructure.HessianFree (exact Gauss-Newton products)");
-        }
-    }
-
-    private bool _usesChecked;
-
-    /// <summary>On the first metric batch only: every covered tensor's gradient is explained by its recorded calls
-    /// (<see cref="LayerCapture.ThrowIfUsedOutside"/>: two extra backward passes, once; again on the next batch
-    /// when the gradients were not finite).</summary>
-    private void CheckUsesOnce(Tensor scalar, IReadOnlyList<CapturedLayer> recorded)
-    {
-        if (!_usesChecked) _usesChecked = Capture.ThrowIfUsedOutside(scalar, recorded);
     }
 
     /// <summary>Feeds one batch's per-layer statistics to the curvature unless the statistics guard rejects them.</summary>
@@ -414,23 +354,4 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
         _generator.Dispose();
         _written.Dispose();
     }
-}
-
-/// <summary>What one <see cref="NaturalGradientPreconditioner.Precondition"/> did.</summary>
-/// <param name="Damping">λ used.</param>
-/// <param name="Applied">False when the step must be skipped: .grad was left as the plain gradient.</param>
-/// <param name="Rejection">Why it was not applied (<see cref="StepRejection.None"/> when applied).</param>
-public sealed record PreconditionReport(double Damping, bool Applied, StepRejection Rejection = StepRejection.None)
-{
-    /// <summary>Wall time of the step's metric statistics and curvature update.</summary>
-    public TimeSpan CurvatureUpdateTime { get; init; }
-
-    /// <summary>Wall time of the solve (M + λI)⁻¹ g.</summary>
-    public TimeSpan SolveTime { get; init; }
-
-    /// <summary>Iterations of the Hessian-free solver, or null for direct solves.</summary>
-    public int? SolverIterations { get; init; }
-
-    /// <summary>Relative residual the Hessian-free solver reached, or null for direct solves.</summary>
-    public double? SolverRelativeResidual { get; init; }
 }
