@@ -46,10 +46,10 @@ internal static class FlopModel
         "sgd" or "adam" => 0,
         "diag" => layers.Sum(l => 2.0 * m * l.InBar * l.Out),
         "tengrad" => layers.Sum(l => 2.0 * m * m * (l.InBar + l.Out) + 4.0 * m * l.Out * l.InBar + m * (double)m * m / 3),
-        "kfac" or "kfac-f1" or "kfac-bf16" => layers.Sum(l => Factors(l, m) / factorPeriod + Math.Min(Apply2(l), MeanGradientApply(l, m))
+        "kfac" or "kfac-f1" or "kfac-bf16" or "kfac-bf16inv" => layers.Sum(l => Factors(l, m) / factorPeriod + Math.Min(Apply2(l), MeanGradientApply(l, m))
                                    + (4.0 / 3) * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
         "kfac-eigen" => layers.Sum(l => Factors(l, m) / factorPeriod + Math.Min(Apply2(l), MeanGradientApply(l, m)) + (Eigh + 2) * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),
-        "ekfac" or "ekfac-t10" or "ekfac-f1" or "ekfac-bf16" => layers.Sum(l => (Factors(l, m) + 2.0 * m * (Sq(l.Out) + Sq(l.InBar)) + 2.0 * m * l.Out * l.InBar) / factorPeriod
+        "ekfac" or "ekfac-t10" or "ekfac-f1" or "ekfac-bf16" or "ekfac-bf16inv" => layers.Sum(l => (Factors(l, m) + 2.0 * m * (Sq(l.Out) + Sq(l.InBar)) + 2.0 * m * l.Out * l.InBar) / factorPeriod
                                    + Math.Min(Apply2(l), 2.0 * m * l.Out * l.InBar) / factorPeriod
                                    + Math.Min(Apply2(l), MeanGradientApply(l, m)) * (1 - 1.0 / factorPeriod)
                                    + Apply2(l) + Eigh * (Cube(l.InBar) + Cube(l.Out)) / inversePeriod),

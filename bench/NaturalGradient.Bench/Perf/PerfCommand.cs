@@ -58,7 +58,7 @@ internal static class PerfCommand
             if (!(accuracy && TimeToAccuracy.Grid.ContainsKey(m)) && !(steps && StepMethodNames.Contains(m)))
                 throw new ArgumentException($"option --methods: unknown method '{m}' (expected {string.Join(", ", (accuracy ? TimeToAccuracy.Grid.Keys : Enumerable.Empty<string>()).Union(steps ? StepMethodNames : Enumerable.Empty<string>()))})");
         var methods = given?.Where(TimeToAccuracy.Grid.ContainsKey).ToArray()
-            ?? (quick ? "adam,sgd,kfac,tengrad" : "adam,sgd,kfac,ekfac,tengrad,diag,hf").Split(',');
+            ?? (quick ? "adam,sgd,kfac,kfac-bf16inv,tengrad" : "adam,sgd,kfac,kfac-bf16inv,ekfac,ekfac-bf16inv,tengrad,diag,hf").Split(',');
         if (accuracy && methods.Length == 0)
             throw new ArgumentException($"option --methods: no time-to-accuracy method among '{Value("--methods")}' (expected {string.Join(", ", TimeToAccuracy.Grid.Keys)}; or --part steps)");
         TimeToAccuracy.EvalEvery = Int("--eval-every", 50);
@@ -170,7 +170,7 @@ internal static class PerfCommand
         md.AppendLine(string.Create(Inv, $"Interleaved rounds in one process: each round, every configuration takes a block of {StepConfigs.BlockSteps} steps (one EKFAC eigenbasis period, two K-FAC inverse periods) and a GEMM of the first layer's shape is timed; "));
         md.AppendLine(string.Create(Inv, $"ratio = median over {args.Rounds} rounds of (block time / SGD's block time in that round), p10–p90 in brackets; one untimed warm-up round. "));
         md.AppendLine("SGD: torch.optim.SGD, momentum 0.9. Natural-gradient settings: momentum 0.9, constant damping 0.01, empirical Fisher, no KL clip, ");
-        md.AppendLine($"K-FAC inverses every {StepConfigs.InversePeriod} steps, EKFAC's eigenbasis every {KfacOptions.DefaultEigenbasisUpdatePeriod} (ekfac-t10: every {StepConfigs.InversePeriod}), factors every {StepConfigs.DefaultFactorPeriod} (the library's defaults; -f1: every step) (kfac: Cholesky; kfac-eigen: eigh; -bf16: bfloat16 factor GEMMs), Hessian-free exactly {StepConfigs.CgIterations} CG iterations. ");
+        md.AppendLine($"K-FAC inverses every {StepConfigs.InversePeriod} steps, EKFAC's eigenbasis every {KfacOptions.DefaultEigenbasisUpdatePeriod} (ekfac-t10: every {StepConfigs.InversePeriod}), factors every {StepConfigs.DefaultFactorPeriod} (the library's defaults; -f1: every step) (kfac: Cholesky; kfac-eigen: eigh; -bf16: bfloat16 factor GEMMs; -bf16inv: the solve's products in bfloat16, floor counted at the float32 GEMM rate), Hessian-free exactly {StepConfigs.CgIterations} CG iterations. ");
         md.AppendLine("optimizer = `NaturalGradientDescent.Step`; preconditioner = `Backward` + `Precondition` + torch.optim.SGD. ");
         if (args.CpuClock) md.AppendLine("Clock: process CPU time summed over threads (`--clock cpu`), not wall time: step times, GEMM rate and floors are per CPU-second. ");
         md.AppendLine("FLOP floor = (SGD step as measured + the method's extra flops at the measured GEMM rate) / SGD step (bench/NaturalGradient.Bench/Perf/FlopModel.cs).");
@@ -181,7 +181,7 @@ internal static class PerfCommand
         foreach (var p in problems)
         {
             var methods = args.StepMethods ?? (p.Group == "mlp"
-                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-f1", "kfac-bf16", "kfac-eigen", "ekfac", "ekfac-t10", "ekfac-f1", "ekfac-bf16", "hf", "auto", "kfac-lean", "ekfac-lean", "tengrad-lean" }
+                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-f1", "kfac-bf16", "kfac-eigen", "kfac-bf16inv", "ekfac", "ekfac-t10", "ekfac-f1", "ekfac-bf16", "ekfac-bf16inv", "hf", "auto", "kfac-lean", "ekfac-lean", "tengrad-lean" }
                 : new[] { "tengrad", "kfac", "kfac-f1", "auto", "kfac-lean", "tengrad-lean" });
             Console.WriteLine($"{p.Name}:");
             // The lean steps must do the library's math: same weights after LeanCheckSteps steps (float32 round-off).

@@ -12,7 +12,9 @@ namespace NaturalGradient.Bench.Perf;
 /// ĀᵀĀ (as one addmm, as the symmetric 2 × 2 block accumulation, and by the bfloat16 path of
 /// <see cref="NaturalGradient.Curvature.Kfac.KfacFactorPrecision.Bfloat16"/> with its relative error on one batch's
 /// factor against float64), the weight-gradient-shaped product DᵀĀ (512 × 256 ·
-/// 256 × width: the diagonal's (δ∘δ)ᵀ(ā∘ā) and SGD's own weight gradient), Cholesky, the inverse from it, and eigh, with the
+/// 256 × width: the diagonal's (δ∘δ)ᵀ(ā∘ā) and SGD's own weight gradient), the solve's product Ā R (256 × width ·
+/// width × width, the mean-gradient route's ĀA⁻¹) in float32 and as <see cref="NaturalGradient.Curvature.Kfac.KfacInversePrecision.Bfloat16"/>
+/// forms it (Ā rounded to bfloat16, R a bfloat16 copy), Cholesky, the inverse from it, and eigh, with the
 /// torch thread count of the run and the process's OpenMP wait policy, which LAPACK's speed depends on.
 /// Median of <c>reps</c> timed calls after two warm-up calls; all kernels of a width interleave within each repetition.
 /// Then a whole K-FAC refresh of the MLP's six factors (785, 512, 513, 512, 513, 10): their Cholesky inverses, and
@@ -28,8 +30,8 @@ internal static class RefreshKernels
         var policy = Results.OmpWaitPolicy();
         Console.WriteLine($"kernels: {get_num_threads()} torch threads, OMP_WAIT_POLICY {policy}, median of {reps}");
         md.AppendLine($"## Refresh kernels ({get_num_threads()} torch threads, OMP_WAIT_POLICY {policy}, float32, median of {reps} calls, ms)").AppendLine();
-        md.AppendLine("| width | factor GEMM (addmm) | factor GEMM (symmetric blocks) | factor GEMM (bfloat16) | bfloat16 factor's relative error | DᵀĀ, D 256 × 512 | Cholesky | Cholesky inverse | eigh |");
-        md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        md.AppendLine("| width | factor GEMM (addmm) | factor GEMM (symmetric blocks) | factor GEMM (bfloat16) | bfloat16 factor's relative error | DᵀĀ, D 256 × 512 | Ā R (float32) | Ā R (bfloat16) | Cholesky | Cholesky inverse | eigh |");
+        md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         var rows = new List<object>();
         foreach (int width in new[] { 785, 513, 512 })
         {
@@ -40,6 +42,7 @@ internal static class RefreshKernels
             var factor = x.t().mm(x).div_(256).add_(eye(width).mul_(0.01));
             var accumulator = factor.clone();
             var lower = linalg.cholesky(factor);
+            var factorLow = factor.to_type(ScalarType.BFloat16);   // the solve's bfloat16 copy (KfacInversePrecision.Bfloat16)
             // The bfloat16 path's error on one batch's factor ĀᵀĀ/m (relative, Frobenius), against float64.
             var exact = x.to_type(ScalarType.Float64).t().mm(x.to_type(ScalarType.Float64)).div_(256);
             var low = zeros(width, width);
@@ -51,6 +54,8 @@ internal static class RefreshKernels
                 ("gemm_symmetric", () => NaturalGradient.Curvature.Kfac.RunningAverage.AccumulateSymmetricGram(accumulator, x, 0.95f, 0.05f / 256)),
                 ("gemm_bfloat16", () => NaturalGradient.Curvature.Kfac.RunningAverage.AccumulateBFloat16Product(accumulator, x, x, 0.95f, 0.05f / 256)),
                 ("weight_gradient_gemm", () => d.t().mm(x)),
+                ("solve_product", () => x.mm(factor)),
+                ("solve_product_bfloat16", () => x.to_type(ScalarType.BFloat16).mm(factorLow)),
                 ("cholesky", () => linalg.cholesky_ex(factor)),
                 ("cholesky_inverse", () => cholesky_inverse(lower)),
                 ("eigh", () => linalg.eigh(factor)),
@@ -67,7 +72,7 @@ internal static class RefreshKernels
             var median = times.ToDictionary(t => t.Key, t => t.Value.Order().ElementAt(t.Value.Count / 2));
             Console.WriteLine($"  width {width}: " + string.Join("  ", median.Select(m => string.Create(Inv, $"{m.Key} {m.Value:F2} ms")))
                 + string.Create(Inv, $"  bfloat16 factor error {bf16Error:E1}"));
-            md.AppendLine(string.Create(Inv, $"| {width} | {median["gemm"]:F2} | {median["gemm_symmetric"]:F2} | {median["gemm_bfloat16"]:F2} | {bf16Error:E1} | {median["weight_gradient_gemm"]:F2} | {median["cholesky"]:F2} | {median["cholesky_inverse"]:F2} | {median["eigh"]:F2} |"));
+            md.AppendLine(string.Create(Inv, $"| {width} | {median["gemm"]:F2} | {median["gemm_symmetric"]:F2} | {median["gemm_bfloat16"]:F2} | {bf16Error:E1} | {median["weight_gradient_gemm"]:F2} | {median["solve_product"]:F2} | {median["solve_product_bfloat16"]:F2} | {median["cholesky"]:F2} | {median["cholesky_inverse"]:F2} | {median["eigh"]:F2} |"));
             rows.Add(new { width, median_ms = median, bfloat16_factor_relative_error = bf16Error });
         }
         md.AppendLine();

@@ -38,7 +38,8 @@ internal sealed class StepConfig : IDisposable
 /// 0.9, constant damping 0.01, empirical Fisher, no KL clip, K-FAC inverses every 10 steps, EKFAC's eigenbasis every
 /// 20 ("ekfac-t10": every 10), factors every <see cref="DefaultFactorPeriod"/> steps (the library's defaults,
 /// <see cref="KfacOptions"/>) (K-FAC:
-/// Cholesky, and eigh as "kfac-eigen"; "kfac-bf16" and "ekfac-bf16" with bfloat16 factor GEMMs; "kfac-f1" and "ekfac-f1"
+/// Cholesky, and eigh as "kfac-eigen"; "kfac-bf16" and "ekfac-bf16" with bfloat16 factor GEMMs; "kfac-bf16inv" and
+/// "ekfac-bf16inv" with the solve's products in bfloat16 (<see cref="KfacInversePrecision.Bfloat16"/>); "kfac-f1" and "ekfac-f1"
 /// with factors every step, otherwise as kfac and ekfac), Hessian-free exactly 10 CG iterations (tolerance 1e-10, no warm start).
 /// </summary>
 internal static class StepConfigs
@@ -49,7 +50,7 @@ internal static class StepConfigs
     /// <summary>Steps per timed block: one EKFAC eigenbasis period at the library's default, two K-FAC inverse periods.</summary>
     public const int BlockSteps = KfacOptions.DefaultEigenbasisUpdatePeriod;
 
-    public static readonly string[] NaturalGradientMethods = { "diag", "tengrad", "kfac", "kfac-f1", "kfac-bf16", "kfac-eigen", "ekfac", "ekfac-t10", "ekfac-f1", "ekfac-bf16", "hf", "auto" };
+    public static readonly string[] NaturalGradientMethods = { "diag", "tengrad", "kfac", "kfac-f1", "kfac-bf16", "kfac-eigen", "kfac-bf16inv", "ekfac", "ekfac-t10", "ekfac-f1", "ekfac-bf16", "ekfac-bf16inv", "hf", "auto" };
 
     /// <summary>
     /// T_inv of a configuration: the EKFAC ones but "ekfac-t10" take the library's EKFAC default
@@ -70,8 +71,8 @@ internal static class StepConfigs
         {
             "diag" => CurvatureStructure.Diagonal,
             "tengrad" => CurvatureStructure.Tengrad,
-            "kfac" or "kfac-f1" or "kfac-bf16" or "kfac-eigen" => CurvatureStructure.Kfac,
-            "ekfac" or "ekfac-t10" or "ekfac-f1" or "ekfac-bf16" => CurvatureStructure.Ekfac,
+            "kfac" or "kfac-f1" or "kfac-bf16" or "kfac-eigen" or "kfac-bf16inv" => CurvatureStructure.Kfac,
+            "ekfac" or "ekfac-t10" or "ekfac-f1" or "ekfac-bf16" or "ekfac-bf16inv" => CurvatureStructure.Ekfac,
             "hf" => CurvatureStructure.HessianFree,
             "auto" => CurvatureStructure.Auto,
             _ => throw new ArgumentException($"unknown method '{method}'"),
@@ -83,6 +84,7 @@ internal static class StepConfigs
             FactorUpdatePeriod = FactorPeriod(method),
             InverseMethod = method == "kfac-eigen" ? KfacInverseMethod.Eigen : KfacInverseMethod.Cholesky,
             FactorPrecision = method.EndsWith("-bf16", StringComparison.Ordinal) ? KfacFactorPrecision.Bfloat16 : KfacFactorPrecision.Model,
+            InversePrecision = method.EndsWith("-bf16inv", StringComparison.Ordinal) ? KfacInversePrecision.Bfloat16 : KfacInversePrecision.Model,
         },
         HessianFree = new HessianFreeOptions { MaxIterations = CgIterations, RelativeTolerance = 1e-10, WarmStart = false },
     };

@@ -93,6 +93,7 @@ internal static class ResumeRefusal
             [nameof(OptimizerSettings.MetricSource)] = (o.Metric, t => CliChoices.Metric(t)),
             [nameof(OptimizerSettings.KfacInverse)] = (o.KfacInverse, t => CliChoices.KfacInverse(t)),
             [nameof(OptimizerSettings.KfacFactorPrecision)] = (o.FactorPrecision, t => CliChoices.FactorPrecision(t)),
+            [nameof(OptimizerSettings.KfacInversePrecision)] = (o.InversePrecision, t => CliChoices.InversePrecision(t)),
             [nameof(OptimizerSettings.KfacDamping)] = (o.KfacDamping, t => CliChoices.KfacDamping(t)),
             [nameof(OptimizerSettings.KfacDistribution)] = (o.KfacDistribution, t => CliChoices.KfacDistribution(t)),
             [nameof(OptimizerSettings.KlClipForm)] = (o.KlClipForm, t => CliChoices.KlClipForm(t)),

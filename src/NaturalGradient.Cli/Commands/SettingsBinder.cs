@@ -38,6 +38,7 @@ internal static class SettingsBinder
             KfacInverse = Given(p, o.KfacInverse) ? CliChoices.KfacInverse(p.GetValue(o.KfacInverse)!) : d.KfacInverse,
             KfacDamping = Given(p, o.KfacDamping) ? CliChoices.KfacDamping(p.GetValue(o.KfacDamping)!) : d.KfacDamping,
             KfacFactorPrecision = Given(p, o.FactorPrecision) ? CliChoices.FactorPrecision(p.GetValue(o.FactorPrecision)!) : d.KfacFactorPrecision,
+            KfacInversePrecision = Given(p, o.InversePrecision) ? CliChoices.InversePrecision(p.GetValue(o.InversePrecision)!) : d.KfacInversePrecision,
             KfacDistribution = Given(p, o.KfacDistribution) ? CliChoices.KfacDistribution(p.GetValue(o.KfacDistribution)!) : d.KfacDistribution,
             FactorSyncPeriod = Pick(p, o.FactorSync, d.FactorSyncPeriod),
             HfDiagonalPreconditioner = Given(p, o.HfDiagonal) || Given(p, o.HfPreconditioner)

@@ -64,6 +64,8 @@ internal static class TrainBinder
             throw new UsageException($"{o.MaxTrain.Name} must be ≥ 1, got {c.DataOptions.MaxTrainExamples}");
         if (c.Optimizer.KfacFactorPrecision == NaturalGradient.Curvature.Kfac.KfacFactorPrecision.Bfloat16 && c.Trainer.Dtype == TorchSharp.torch.ScalarType.Float64)
             throw new UsageException($"{o.FactorPrecision.Name} bfloat16 applies to float32 models; with {o.Dtype.Name} float64 the factors are float64 (drop one of the two)");
+        if (c.Optimizer.KfacInversePrecision == NaturalGradient.Curvature.Kfac.KfacInversePrecision.Bfloat16 && c.Trainer.Dtype == TorchSharp.torch.ScalarType.Float64)
+            throw new UsageException($"{o.InversePrecision.Name} bfloat16 applies to float32 models; with {o.Dtype.Name} float64 the solve is float64 (drop one of the two)");
         if (c.Optimizer.MetricSource == MetricSource.Unlabeled && c.Optimizer.Fisher == NaturalGradient.Fisher.FisherKind.Empirical)
             throw new UsageException($"{o.Metric.Name} unlabeled needs {o.Fisher.Name} mc or exact (the empirical Fisher needs labels)");
         try

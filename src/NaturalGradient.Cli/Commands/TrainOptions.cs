@@ -88,6 +88,9 @@ internal sealed class TrainOptions
     public Option<string> FactorPrecision { get; } = CliOptions.Text("--factor-precision",
         "K-FAC/EKFAC factor GEMMs for float32 models: model (float32) or bfloat16 (faster on CPUs with bfloat16 instructions such as AVX512-BF16 or AMX; emulated, possibly slower, elsewhere)",
         "model", v => CliChoices.FactorPrecision(v), helpName: "model|bfloat16");
+    public Option<string> InversePrecision { get; } = CliOptions.Text("--inverse-precision",
+        "K-FAC/EKFAC solve for float32 models: model (float32) or bfloat16 (the inverses and eigenbases applied by bfloat16 GEMMs: faster on CPUs with bfloat16 instructions such as AVX512-BF16 or AMX; emulated, possibly slower, elsewhere)",
+        "model", v => CliChoices.InversePrecision(v), helpName: "model|bfloat16");
     public Option<string> KfacDistribution { get; } = CliOptions.Text("--kfac-distribution",
         "Under mpirun -np N > 1, how K-FAC/EKFAC share their inverse work: inverse (each layer's owner rank inverts and broadcasts the inverse), gradient (the owner broadcasts the preconditioned gradient) or replicated (statistics gathered, every rank inverts every layer)",
         "inverse", v => CliChoices.KfacDistribution(v), helpName: "inverse|gradient|replicated");
@@ -121,7 +124,7 @@ internal sealed class TrainOptions
         Data, Target, Ignore, TestFraction, MaxTrain, Task, Delimiter, NoHeader, DropMissing,
         Model, Hidden, Activation,
         Optimizer, Lr, Momentum, WeightDecay, LrDecay, Beta1, Beta2, Eps,
-        Damping, DampingSchedule, Fisher, McSamples, Metric, MetricForm, UnlabeledCount, InversePeriod, FactorPeriod, FactorDecay, FactorPrecision, KfacInverse, KfacDamping, KfacDistribution, FactorSync, KlClip, KlClipForm,
+        Damping, DampingSchedule, Fisher, McSamples, Metric, MetricForm, UnlabeledCount, InversePeriod, FactorPeriod, FactorDecay, FactorPrecision, InversePrecision, KfacInverse, KfacDamping, KfacDistribution, FactorSync, KlClip, KlClipForm,
         HfSolver, HfIters, HfTol, HfDiagonal, HfPreconditioner, KbfgsMemory, KsdDimension, DiagnosticsEvery, MaxExactParams,
         Epochs, BatchSize, Seed, Dtype, Threads, Out, TensorBoard, Force, CheckpointEvery, Resume,
     };
@@ -159,6 +162,8 @@ internal sealed class TrainOptions
         [nameof(OptimizerSettings.KfacDamping)] = KfacDamping.Name,
         [nameof(OptimizerSettings.KfacFactorPrecision)] = FactorPrecision.Name,
         ["FactorPrecision"] = FactorPrecision.Name,
+        [nameof(OptimizerSettings.KfacInversePrecision)] = InversePrecision.Name,
+        ["InversePrecision"] = InversePrecision.Name,
         [nameof(OptimizerSettings.KfacDistribution)] = KfacDistribution.Name,
         [nameof(OptimizerSettings.FactorSyncPeriod)] = FactorSync.Name,
         ["DampingMode"] = KfacDamping.Name,

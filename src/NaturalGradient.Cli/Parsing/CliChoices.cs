@@ -51,6 +51,13 @@ internal static class CliChoices
         _ => throw Bad(text, "model, bfloat16"),
     };
 
+    public static Curvature.Kfac.KfacInversePrecision InversePrecision(string text) => Lower(text) switch
+    {
+        "model" => Curvature.Kfac.KfacInversePrecision.Model,
+        "bfloat16" or "bf16" => Curvature.Kfac.KfacInversePrecision.Bfloat16,
+        _ => throw Bad(text, "model, bfloat16"),
+    };
+
     public static Curvature.Kfac.KfacDampingMode KfacDamping(string text) => Lower(text) switch
     {
         "factored" => Curvature.Kfac.KfacDampingMode.Factored,

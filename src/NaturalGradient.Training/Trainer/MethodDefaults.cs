@@ -126,7 +126,7 @@ public static class MethodDefaults
                 {
                     nameof(OptimizerSettings.MetricForm), nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod),
                     nameof(OptimizerSettings.FactorDecay), nameof(OptimizerSettings.KfacInverse), nameof(OptimizerSettings.KfacDamping),
-                    nameof(OptimizerSettings.KfacFactorPrecision),
+                    nameof(OptimizerSettings.KfacFactorPrecision), nameof(OptimizerSettings.KfacInversePrecision),
                 });
                 break;
             case "kfac":
@@ -134,7 +134,7 @@ public static class MethodDefaults
                 {
                     nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod),
                     nameof(OptimizerSettings.FactorDecay), nameof(OptimizerSettings.KfacInverse), nameof(OptimizerSettings.KfacDamping),
-                    nameof(OptimizerSettings.KfacFactorPrecision),
+                    nameof(OptimizerSettings.KfacFactorPrecision), nameof(OptimizerSettings.KfacInversePrecision),
                     nameof(OptimizerSettings.KfacDistribution),
                 });
                 if (settings.KfacDistribution != KfacDistribution.Replicated) set.Add(nameof(OptimizerSettings.FactorSyncPeriod));
@@ -143,7 +143,7 @@ public static class MethodDefaults
                 set.UnionWith(new[]
                 {
                     nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod), nameof(OptimizerSettings.FactorDecay),
-                    nameof(OptimizerSettings.KfacDamping), nameof(OptimizerSettings.KfacFactorPrecision), nameof(OptimizerSettings.KfacDistribution),
+                    nameof(OptimizerSettings.KfacDamping), nameof(OptimizerSettings.KfacFactorPrecision), nameof(OptimizerSettings.KfacInversePrecision), nameof(OptimizerSettings.KfacDistribution),
                 });
                 if (settings.KfacDistribution != KfacDistribution.Replicated) set.Add(nameof(OptimizerSettings.FactorSyncPeriod));
                 break;
@@ -161,7 +161,7 @@ public static class MethodDefaults
                     {
                         nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod),
                         nameof(OptimizerSettings.FactorDecay), nameof(OptimizerSettings.KfacInverse), nameof(OptimizerSettings.KfacDamping),
-                    nameof(OptimizerSettings.KfacFactorPrecision),
+                    nameof(OptimizerSettings.KfacFactorPrecision), nameof(OptimizerSettings.KfacInversePrecision),
                     });
                 break;
         }

@@ -73,7 +73,7 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
                     KfacPreconditionerOptions = new KfacOptions
                     {
                         FactorDecay = s.FactorDecay, FactorUpdatePeriod = s.FactorUpdatePeriod, InverseUpdatePeriod = s.InverseUpdatePeriod,
-                        InverseMethod = s.KfacInverse, DampingMode = s.KfacDamping, FactorPrecision = s.KfacFactorPrecision,
+                        InverseMethod = s.KfacInverse, DampingMode = s.KfacDamping, FactorPrecision = s.KfacFactorPrecision, InversePrecision = s.KfacInversePrecision,
                     },
                 },
                 Kbfgs = new NaturalGradient.Curvature.Kbfgs.KbfgsOptions { Memory = s.KbfgsMemory },
@@ -84,7 +84,7 @@ public sealed class NaturalGradientTrainingOptimizer : ITrainingOptimizer
                     InverseUpdatePeriod = s.InverseUpdatePeriod,
                     InverseMethod = s.KfacInverse,
                     DampingMode = s.KfacDamping,
-                    FactorPrecision = s.KfacFactorPrecision,
+                    FactorPrecision = s.KfacFactorPrecision, InversePrecision = s.KfacInversePrecision,
                 },
             },
         });

@@ -80,6 +80,13 @@ public sealed record OptimizerSettings
     /// </summary>
     public Curvature.Kfac.KfacFactorPrecision KfacFactorPrecision { get; init; } = Curvature.Kfac.KfacFactorPrecision.Model;
 
+    /// <summary>
+    /// Precision of the K-FAC/EKFAC solve's products for float32 models: the model's (default) or bfloat16
+    /// (<see cref="Curvature.Kfac.KfacInversePrecision.Bfloat16"/>: bfloat16 copies of the inverses and eigenbases; faster on
+    /// CPUs with bfloat16 instructions).
+    /// </summary>
+    public Curvature.Kfac.KfacInversePrecision KfacInversePrecision { get; init; } = Curvature.Kfac.KfacInversePrecision.Model;
+
     /// <summary>K-FAC damping: π-adjusted factored Tikhonov (default) or exact in the eigenbasis (needs the eigen inverse).</summary>
     public Curvature.Kfac.KfacDampingMode KfacDamping { get; init; } = Curvature.Kfac.KfacDampingMode.Factored;
 

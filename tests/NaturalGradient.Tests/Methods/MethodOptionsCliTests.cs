@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 
 namespace NaturalGradient.Tests.Methods;
 
-/// <summary>--kbfgs-memory, --ksd-dimension, --factor-precision and the K-FAC/EKFAC settings: validated before any work, checked against the method, and passed on.</summary>
+/// <summary>--kbfgs-memory, --ksd-dimension, --factor-precision, --inverse-precision and the K-FAC/EKFAC settings: validated before any work, checked against the method, and passed on.</summary>
 [Collection("Torch")]
 public class MethodOptionsCliTests
 {
@@ -16,6 +16,8 @@ public class MethodOptionsCliTests
     [InlineData("ksd", "--ksd-dimension", "0", "natgrad: error: --ksd-dimension must be ≥ 1, got 0")]
     [InlineData("kfac", "--factor-precision", "half", "natgrad: error: --factor-precision: 'half' is not one of model, bfloat16")]
     [InlineData("kfac --dtype float64", "--factor-precision", "bfloat16", "natgrad: error: --factor-precision bfloat16 applies to float32 models; with --dtype float64 the factors are float64 (drop one of the two)")]
+    [InlineData("ekfac", "--inverse-precision", "half", "natgrad: error: --inverse-precision: 'half' is not one of model, bfloat16")]
+    [InlineData("kfac --dtype float64", "--inverse-precision", "bfloat16", "natgrad: error: --inverse-precision bfloat16 applies to float32 models; with --dtype float64 the solve is float64 (drop one of the two)")]
     public void OutOfRange_IsOneLineError_BeforeAnyWork(string method, string option, string value, string message)
     {
         var dir = Path.Combine(CliHarness.TempDir(), "run");
@@ -87,6 +89,22 @@ public class MethodOptionsCliTests
         Assert.True(outcome.ExitCode == 0, outcome.Stderr);
         var config = File.ReadAllText(Path.Combine(dir, "config.json"));
         Assert.Contains("\"kfac_factor_precision\": \"bfloat16\"", config);
+    }
+
+    [Theory]
+    [InlineData("kfac")]
+    [InlineData("ekfac")]
+    public void Train_InversePrecisionReachesConfigAndTrains(string optimizer)
+    {
+        var dir = CliHarness.TempDir();
+        var outcome = CliHarness.Run(new[]
+        {
+            "train", "--data", "tiny", "--hidden", "4", "--optimizer", optimizer, "--inverse-precision", "bfloat16", "--epochs", "1",
+            "--batch-size", "16", "--threads", "1", "--out", dir,
+        });
+        Assert.True(outcome.ExitCode == 0, outcome.Stderr);
+        var config = File.ReadAllText(Path.Combine(dir, "config.json"));
+        Assert.Contains("\"kfac_inverse_precision\": \"bfloat16\"", config);
     }
 
     [Fact]

@@ -46,7 +46,7 @@ public class DefaultsTests
     [InlineData("tengrad", new[] { "--inverse-period", "5" },
         "natgrad: error: --inverse-period does not apply to tengrad (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --mc-samples, --metric, --metric-form, --kl-clip, --diagnostics-every)")]
     [InlineData("ekfac", new[] { "--kfac-inverse", "cholesky" },
-        "natgrad: error: --kfac-inverse does not apply to ekfac (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --mc-samples, --metric, --inverse-period, --factor-period, --factor-decay, --kl-clip, --kl-clip-form, --kfac-damping, --factor-precision, --kfac-distribution, --factor-sync-every, --diagnostics-every)")]
+        "natgrad: error: --kfac-inverse does not apply to ekfac (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --mc-samples, --metric, --inverse-period, --factor-period, --factor-decay, --kl-clip, --kl-clip-form, --kfac-damping, --factor-precision, --inverse-precision, --kfac-distribution, --factor-sync-every, --diagnostics-every)")]
     [InlineData("tengrad", new[] { "--kl-clip-form", "gradient" },
         "natgrad: error: --kl-clip-form has no effect without a KL clip (tengrad runs with --kl-clip none here); give --kl-clip X")]
     [InlineData("tengrad", new[] { "--kl-clip-form", "gradient", "--kbfgs-memory", "3" },
@@ -56,7 +56,7 @@ public class DefaultsTests
     [InlineData("kbfgs", new[] { "--inverse-period", "5" },
         "natgrad: error: --inverse-period does not apply to kbfgs (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --metric, --kl-clip, --kbfgs-memory, --diagnostics-every)")]
     [InlineData("auto", new[] { "--hf-iters", "5" },
-        "natgrad: error: --hf-iters does not apply to auto (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --metric, --metric-form, --inverse-period, --factor-period, --factor-decay, --kl-clip, --kfac-inverse, --kfac-damping, --factor-precision, --diagnostics-every)")]
+        "natgrad: error: --hf-iters does not apply to auto (it reads --lr, --momentum, --weight-decay, --lr-decay, --damping, --damping-schedule, --fisher, --metric, --metric-form, --inverse-period, --factor-period, --factor-decay, --kl-clip, --kfac-inverse, --kfac-damping, --factor-precision, --inverse-precision, --diagnostics-every)")]
     public void Train_OptionTheMethodDoesNotRead_IsAnError(string method, string[] extra, string expected)
     {
         var dir = CliHarness.TempDir();

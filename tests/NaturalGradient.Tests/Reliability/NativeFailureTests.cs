@@ -48,6 +48,8 @@ public class NativeFailureTests
         var b = randn(5, 4, 6, dtype: ScalarType.Float64);
         TensorAssert.Close(a.matmul(b), a.MatMul(b), rtol: 0, label: "broadcast batch dimensions");
         Assert.Equal(new long[] { 3, 5, 2, 6 }, a.MatMul(b).shape);
+        e = Assert.Throws<ArgumentException>(() => ones(2, 3, dtype: ScalarType.BFloat16).MatMul(ones(3, 2)));
+        Assert.Equal("matrix product of a BFloat16 and a Float32 operand: matmul needs one dtype", e.Message);
     }
 
     [Fact]

@@ -140,11 +140,12 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         if (statistics.Samples == 1)
         {
             // D Q_G and Ā Q_A are kept for this step's PreconditionMeanGradient: Q_Gᵀ ḡ Q_A = w (D Q_G)ᵀ(Ā Q_A).
-            var deltaProjected = delta.squeeze(0).mm(qg);                                              // m × out
-            var actProjected = statistics.Activations.detach().squeeze(1).InDtype(qa.dtype).mm(qa);   // m × in'
+            // With bfloat16 solves they are bfloat16 products, kept in bfloat16 for that product and squared in float32.
+            var deltaProjected = _eigen.ProjectRows(delta.squeeze(0), output: true, LowPrecision);                             // m × out
+            var actProjected = _eigen.ProjectRows(statistics.Activations.detach().squeeze(1).InDtype(qa.dtype), output: false, LowPrecision); // m × in'
             // They live in the caller's dispose scope (the step's), not in the block: used only while still valid.
             _projections = new StepProjections(statistics, deltaProjected.alias().MoveToOuterDisposeScope(), actProjected.alias().MoveToOuterDisposeScope());
-            return (deltaProjected.square(), actProjected.square());
+            return (deltaProjected.InDtype(qg.dtype).square(), actProjected.InDtype(qa.dtype).square());
         }
         var deltaSquares = Squared(delta.MatMul(qg)).sum(dim: 0);                                       // m × out
         var actSquares = Squared(statistics.Activations.detach().squeeze(1).InDtype(qa.dtype).mm(qa)); // m × in'
@@ -196,8 +197,8 @@ public sealed partial class EkfacBlock : ICurvatureBlock
             throw new InvalidOperationException($"EKFAC block of layer '{Layer.Name}': its eigendecomposition is due (Decompose or ImportInverse first)");
         var s = Current(_s);
         using var scope = NewDisposeScope();
-        var projected = _eigen.Project(gradient.detach().InDtype(s.dtype));
-        return scope.MoveToOuter(_eigen.Unproject(projected.div_(Denominator(s, damping))).InDtype(gradient.dtype));
+        var projected = _eigen.Project(gradient.detach().InDtype(s.dtype), LowPrecision);
+        return scope.MoveToOuter(_eigen.Unproject(projected.div_(Denominator(s, damping)), LowPrecision).InDtype(gradient.dtype));
     }
 
     /// <summary>
@@ -216,13 +217,13 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         using var scope = NewDisposeScope();
         Tensor projected;
         if (_projections is { } p && ReferenceEquals(p.Statistics, statistics) && p.IsValid && m < outputs + inputs)
-            projected = p.Delta.t().mm(p.Activations).mul_(statistics.Weight);
+            projected = p.Delta.t().mm(p.Activations).InDtype(s.dtype).mul_(statistics.Weight);
         else if (KroneckerFactors.MeanGradientRouteIsCheaper(m, outputs, inputs) && KroneckerFactors.MeanGradientRows(statistics, s.dtype) is { } rows)
-            projected = _eigen.ProjectMeanGradient(rows.D, rows.A, statistics.Weight);
+            projected = _eigen.ProjectMeanGradient(rows.D, rows.A, statistics.Weight, LowPrecision);
         else
             return null;
         KroneckerFactors.CountMeanGradientSolve();
-        return scope.MoveToOuter(_eigen.Unproject(projected.div_(Denominator(s, damping))).InDtype(statistics.Dtype));
+        return scope.MoveToOuter(_eigen.Unproject(projected.div_(Denominator(s, damping)), LowPrecision).InDtype(statistics.Dtype));
     }
 
     /// <summary>
@@ -266,6 +267,9 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         Current(_s);
         _s.Replace(_eigen.EigenvalueProducts());
     }
+
+    /// <summary>True when the solve's products run in bfloat16 (<see cref="KfacOptions.InversePrecision"/>; float32 factors only).</summary>
+    private bool LowPrecision => Options.InversePrecision == KfacInversePrecision.Bfloat16;
 
     private Tensor Current(RunningAverage value) =>
         value.Value ?? throw new InvalidOperationException($"EKFAC block of layer '{Layer.Name}' has no statistics yet: call Update first");

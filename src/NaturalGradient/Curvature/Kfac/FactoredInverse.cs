@@ -10,10 +10,17 @@ namespace NaturalGradient.Curvature.Kfac;
 /// jitter on failure) or from the factors' eigendecompositions (Q diag(1 / (e + shift)) Qᵀ). Applying them is two
 /// matrix products, (G + √λ/π I)⁻¹ V (A + π√λ I)⁻¹ (Martens &amp; Grosse 2015 §6.3). For a diagonal A (a length-in'
 /// vector, <see cref="DiagonalActivation"/>) its inverse is the vector 1 / (a + π√λ), applied as a column scaling. Owns its tensors.
+/// With <see cref="KfacInversePrecision.Bfloat16"/> and float32 inverses, the products run on bfloat16 copies of them
+/// (<see cref="Bfloat16Product"/>), made at the first application after each rebuild.
 /// </summary>
 internal sealed partial class FactoredInverse : IDisposable
 {
+    private readonly KfacInversePrecision _precision;
     private Tensor? _aInverse, _gInverse;
+    private Tensor? _aLow, _gLow;   // bfloat16 copies of the inverses (Bfloat16 precision only)
+
+    /// <param name="precision">Precision of the application's products (<see cref="KfacOptions.InversePrecision"/>).</param>
+    public FactoredInverse(KfacInversePrecision precision = KfacInversePrecision.Model) => _precision = precision;
 
     public bool HasValue => _aInverse is not null;
 
@@ -44,6 +51,8 @@ internal sealed partial class FactoredInverse : IDisposable
     {
         if (_aInverse is null || _gInverse is null) throw new InvalidOperationException("the inverses have not been computed yet");
         using var scope = NewDisposeScope();
+        if (LowPrecision(v))
+            return scope.MoveToOuter(Bfloat16Product.Of(Bfloat16Product.Of(GLow, v), ALow).to_type(v.dtype));
         return scope.MoveToOuter(DiagonalActivation.RightMultiply(_gInverse.mm(v), _aInverse));
     }
 
@@ -66,12 +75,27 @@ internal sealed partial class FactoredInverse : IDisposable
     {
         if (_aInverse is null || _gInverse is null) throw new InvalidOperationException("the inverses have not been computed yet");
         using var scope = NewDisposeScope();
+        if (LowPrecision(d))
+        {
+            // The inverses are symmetric: D G⁻ᵀ = D G⁻¹ (the bfloat16 copy of G⁻¹ is used as it is).
+            var left = Bfloat16Product.Of(d, GLow);                                    // m × out
+            var right = Bfloat16Product.Of(a, ALow);                                   // m × in'
+            return scope.MoveToOuter(left.t().mm(right).to_type(d.dtype).mul_(weight));
+        }
         return scope.MoveToOuter(d.mm(_gInverse.t()).t().mm(DiagonalActivation.RightMultiply(a, _aInverse)).mul_(weight));
     }
 
+    /// <summary>True when this application runs on the bfloat16 copies: Bfloat16 precision, float32 operands and a dense A⁻¹.</summary>
+    private bool LowPrecision(Tensor operand) =>
+        _precision == KfacInversePrecision.Bfloat16 && operand.dtype == ScalarType.Float32 && _aInverse!.dtype == ScalarType.Float32 && _aInverse.dim() == 2;
+
+    private Tensor ALow => _aLow ??= Bfloat16Product.Copy(_aInverse!);
+
+    private Tensor GLow => _gLow ??= Bfloat16Product.Copy(_gInverse!);
+
     private void Keep(Tensor aInverse, Tensor gInverse, double damping)
     {
-        Dispose();
+        Dispose();   // also the bfloat16 copies of the previous inverses
         _aInverse = aInverse.DetachFromDisposeScope();
         _gInverse = gInverse.DetachFromDisposeScope();
         Damping = damping;
@@ -91,8 +115,8 @@ internal sealed partial class FactoredInverse : IDisposable
 
     public void Dispose()
     {
-        _aInverse?.Dispose(); _gInverse?.Dispose();
-        _aInverse = _gInverse = null;
+        _aInverse?.Dispose(); _gInverse?.Dispose(); _aLow?.Dispose(); _gLow?.Dispose();
+        _aInverse = _gInverse = _aLow = _gLow = null;
         Damping = double.NaN;
     }
 }

@@ -23,7 +23,9 @@ namespace NaturalGradient.Curvature.Kfac;
 /// (eigenbasis) damping projects, divides and projects back: four products per call. Between refreshes Precondition
 /// uses the cached inverses, while <see cref="Multiply"/> and <see cref="ToDense"/> always use the current factors.</para>
 /// <para>Precision: the factors, their eigendecompositions and inverses keep the dtype of the statistics (float32 for a
-/// float32 model); a failed float32 Cholesky or eigendecomposition is retried in float64.</para>
+/// float32 model); a failed float32 Cholesky or eigendecomposition is retried in float64. With
+/// <see cref="KfacOptions.InversePrecision"/> = Bfloat16 the solve's products run by bfloat16 GEMMs on copies of the
+/// inverses (or eigenbases) and return float32.</para>
 /// <para>Memory: A and G (in'² + out²) plus their inverses and, for Eigen, their eigenbases (the same again each).</para>
 /// <para>Index layers (Embedding; Embeddings of one table tied together: <see cref="DiagonalActivation"/>): A =
 /// diag(token counts)/m is kept as its diagonal a (length V = in'), averaged, damped and inverted as a vector
@@ -34,7 +36,7 @@ public sealed partial class KfacBlock : ICurvatureBlock
 {
     private readonly RunningAverage _a = new(), _g = new();
     private readonly KroneckerEigenbasis _eigen;
-    private readonly FactoredInverse _inverse = new();
+    private readonly FactoredInverse _inverse;
     private bool _inverseDue = true, _disposed;
     private double _pi = 1.0;
 
@@ -46,6 +48,7 @@ public sealed partial class KfacBlock : ICurvatureBlock
         Layer = layer;
         Options = (options ?? new KfacOptions()).WithInversePeriod(KfacOptions.DefaultInverseUpdatePeriod).Validate();
         _eigen = new KroneckerEigenbasis(DiagonalActivation.Applies(layer));
+        _inverse = new FactoredInverse(Options.InversePrecision);
     }
 
     public ILayerAdapter Layer { get; }
@@ -106,7 +109,7 @@ public sealed partial class KfacBlock : ICurvatureBlock
         else
         {
             // Exact damping 1 / (eᴳeᴬᵀ + λ) does not factor: project, divide, project back (four products).
-            result = _eigen.Unproject(_eigen.Project(g).div_(_eigen.EigenvalueProducts().add_(damping)));
+            result = _eigen.Unproject(_eigen.Project(g, LowPrecision).div_(_eigen.EigenvalueProducts().add_(damping)), LowPrecision);
         }
         return scope.MoveToOuter(result.InDtype(gradient.dtype));
     }
@@ -135,7 +138,7 @@ public sealed partial class KfacBlock : ICurvatureBlock
         }
         else
         {
-            result = _eigen.Unproject(_eigen.ProjectMeanGradient(d, abar, statistics.Weight).div_(_eigen.EigenvalueProducts().add_(damping)));
+            result = _eigen.Unproject(_eigen.ProjectMeanGradient(d, abar, statistics.Weight, LowPrecision).div_(_eigen.EigenvalueProducts().add_(damping)), LowPrecision);
         }
         KroneckerFactors.CountMeanGradientSolve();
         return scope.MoveToOuter(result.InDtype(statistics.Dtype));
@@ -180,6 +183,9 @@ public sealed partial class KfacBlock : ICurvatureBlock
         ThrowIfDisposed();
         return KroneckerFactors.Dense(Current(_g), Current(_a));
     }
+
+    /// <summary>True when the solve's products run in bfloat16 (<see cref="KfacOptions.InversePrecision"/>; float32 factors only).</summary>
+    private bool LowPrecision => Options.InversePrecision == KfacInversePrecision.Bfloat16;
 
     private Tensor Current(RunningAverage factor) =>
         factor.Value ?? throw new InvalidOperationException($"K-FAC block of layer '{Layer.Name}' has no statistics yet: call Update first");

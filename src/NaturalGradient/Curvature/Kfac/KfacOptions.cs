@@ -73,6 +73,13 @@ public sealed record KfacOptions
     public KfacFactorPrecision FactorPrecision { get; init; } = KfacFactorPrecision.Model;
 
     /// <summary>
+    /// Precision of the solve's products for float32 factors; default <see cref="KfacInversePrecision.Model"/> (float32).
+    /// <see cref="KfacInversePrecision.Bfloat16"/> applies K-FAC's inverses and EKFAC's eigenbases by bfloat16 GEMMs, less
+    /// than half the float32 time on CPUs with bfloat16 instructions (docs/PERFORMANCE.md).
+    /// </summary>
+    public KfacInversePrecision InversePrecision { get; init; } = KfacInversePrecision.Model;
+
+    /// <summary>
     /// Largest dense factor side (in' or out) a layer may have, ≥ 1; default 16 384 (a 16 384 × 16 384 float32 factor
     /// takes 1 GiB, its inverse as much again). A wider layer (a large vocabulary's output layer) is refused when the
     /// preconditioner is built, with the layer named, instead of running out of memory at the first inverse. An
@@ -98,6 +105,8 @@ public sealed record KfacOptions
             throw new ArgumentOutOfRangeException(nameof(WeightSharing), WeightSharing, "unknown weight-sharing mode");
         if (!Enum.IsDefined(FactorPrecision))
             throw new ArgumentOutOfRangeException(nameof(FactorPrecision), FactorPrecision, "unknown factor precision");
+        if (!Enum.IsDefined(InversePrecision))
+            throw new ArgumentOutOfRangeException(nameof(InversePrecision), InversePrecision, "unknown inverse precision");
         if (!Enum.IsDefined(DampingMode))
             throw new ArgumentOutOfRangeException(nameof(DampingMode), DampingMode, "unknown damping mode");
         if (DampingMode == KfacDampingMode.Eigenbasis && InverseMethod != KfacInverseMethod.Eigen)

@@ -17,10 +17,14 @@ namespace NaturalGradient.Curvature.Kfac;
 /// <para>A diagonal A (an index layer's token counts, a length-in' vector: <see cref="DiagonalActivation"/>) has the
 /// identity as its eigenbasis: no eigh, Q_A is not stored, eᴬ = a, and the change of basis is V ↦ Q_Gᵀ V and back
 /// X ↦ Q_G X.</para>
+/// <para>The changes of basis take <c>low: true</c> from a solve under <see cref="KfacInversePrecision.Bfloat16"/>: for a
+/// float32 basis they then multiply by bfloat16 copies of Q_G and Q_A (<see cref="Bfloat16Product"/>, made at first use
+/// after each refresh) and return float32; the metric products (<c>Multiply</c>) keep <c>low: false</c>.</para>
 /// </remarks>
 internal sealed partial class KroneckerEigenbasis : IDisposable
 {
     private Tensor? _qa, _ea, _qg, _eg;
+    private Tensor? _qaLow, _qgLow;   // bfloat16 copies of Q_A and Q_G (bfloat16 solves only)
 
     /// <param name="diagonalActivation">True when A is kept as its diagonal (the basis of A is then the identity).</param>
     public KroneckerEigenbasis(bool diagonalActivation = false) => IsDiagonalActivation = diagonalActivation;
@@ -89,28 +93,62 @@ internal sealed partial class KroneckerEigenbasis : IDisposable
         _eg = copies[i].DetachFromDisposeScope();
     }
 
-    /// <summary>Q_Gᵀ V Q_A for V of shape (… ×) out × in' (Q_Gᵀ V for a diagonal A).</summary>
-    public Tensor Project(Tensor v)
+    /// <summary>Q_Gᵀ V Q_A for V of shape (… ×) out × in' (Q_Gᵀ V for a diagonal A); <paramref name="low"/>: by bfloat16 GEMMs (see remarks).</summary>
+    public Tensor Project(Tensor v, bool low = false)
     {
         using var scope = NewDisposeScope();
+        if (Low(low, v))
+        {
+            var projected = Bfloat16Product.Of(OutputGradientBasisLow.t(), v);
+            if (!IsDiagonalActivation) projected = projected.MatMul(ActivationBasisLow);
+            return scope.MoveToOuter(projected.to_type(v.dtype));
+        }
         var left = OutputGradientBasis.t().MatMul(v);
         return scope.MoveToOuter(IsDiagonalActivation ? left : left.MatMul(_qa!));
     }
 
-    /// <summary>Q_Gᵀ ḡ Q_A for ḡ = w DᵀĀ, as w (D Q_G)ᵀ(Ā Q_A), from D (m × out) and Ā (m × in').</summary>
-    public Tensor ProjectMeanGradient(Tensor d, Tensor a, double weight)
+    /// <summary>Q_Gᵀ ḡ Q_A for ḡ = w DᵀĀ, as w (D Q_G)ᵀ(Ā Q_A), from D (m × out) and Ā (m × in'); <paramref name="low"/>: by bfloat16 GEMMs.</summary>
+    public Tensor ProjectMeanGradient(Tensor d, Tensor a, double weight, bool low = false)
     {
         using var scope = NewDisposeScope();
+        if (Low(low, d))
+            return scope.MoveToOuter(ProjectRows(d, output: true, low).t().mm(ProjectRows(a, output: false, low)).to_type(d.dtype).mul_(weight));
         return scope.MoveToOuter(d.mm(OutputGradientBasis).t().mm(IsDiagonalActivation ? a : a.mm(_qa!)).mul_(weight));
     }
 
-    /// <summary>Q_G X Q_Aᵀ for X of shape out × in' (Q_G X for a diagonal A).</summary>
-    public Tensor Unproject(Tensor x)
+    /// <summary>
+    /// Rows projected onto a basis: D Q_G for output-gradient rows D (… × out) when <paramref name="output"/>, else Ā Q_A
+    /// (Ā itself for a diagonal A) for activation rows Ā (… × in'). With <paramref name="low"/> and float32 rows, by a
+    /// bfloat16 GEMM and returned in bfloat16 (the caller converts); otherwise in the rows' dtype.
+    /// </summary>
+    public Tensor ProjectRows(Tensor rows, bool output, bool low = false)
+    {
+        if (!output && IsDiagonalActivation) return Low(low, rows) ? Bfloat16Product.Low(rows) : rows.alias();
+        if (Low(low, rows)) return Bfloat16Product.Of(rows, output ? OutputGradientBasisLow : ActivationBasisLow);
+        return rows.MatMul(output ? OutputGradientBasis : _qa!);
+    }
+
+    /// <summary>Q_G X Q_Aᵀ for X of shape out × in' (Q_G X for a diagonal A); <paramref name="low"/>: by bfloat16 GEMMs (see remarks).</summary>
+    public Tensor Unproject(Tensor x, bool low = false)
     {
         using var scope = NewDisposeScope();
+        if (Low(low, x))
+        {
+            var back = Bfloat16Product.Of(OutputGradientBasisLow, x);
+            if (!IsDiagonalActivation) back = back.MatMul(ActivationBasisLow.t());
+            return scope.MoveToOuter(back.to_type(x.dtype));
+        }
         var left = OutputGradientBasis.MatMul(x);
         return scope.MoveToOuter(IsDiagonalActivation ? left : left.MatMul(_qa!.t()));
     }
+
+    /// <summary>True when a change of basis asked for in low precision applies: a float32 operand and basis.</summary>
+    private bool Low(bool low, Tensor operand) =>
+        low && operand.dtype == ScalarType.Float32 && OutputGradientBasis.dtype == ScalarType.Float32;
+
+    private Tensor OutputGradientBasisLow => _qgLow ??= Bfloat16Product.Copy(OutputGradientBasis);
+
+    private Tensor ActivationBasisLow => _qaLow ??= Bfloat16Product.Copy(_qa!);
 
     /// <summary>eᴳ eᴬᵀ (out × in'): the eigenvalues of G ⊗ A arranged like W̄.</summary>
     public Tensor EigenvalueProducts()
@@ -155,7 +193,7 @@ internal sealed partial class KroneckerEigenbasis : IDisposable
 
     public void Dispose()
     {
-        _qa?.Dispose(); _ea?.Dispose(); _qg?.Dispose(); _eg?.Dispose();
-        _qa = _ea = _qg = _eg = null;
+        _qa?.Dispose(); _ea?.Dispose(); _qg?.Dispose(); _eg?.Dispose(); _qaLow?.Dispose(); _qgLow?.Dispose();
+        _qa = _ea = _qg = _eg = _qaLow = _qgLow = null;
     }
 }
