@@ -31,21 +31,7 @@ public class InversePrecisionTests
     private static ICurvatureBlock Block(string configuration, ILayerAdapter layer, KfacOptions options) =>
         configuration == "ekfac-factored" ? new EkfacBlock(layer, options) : CreateBlock(configuration, layer, options);
 
-    /// <summary>MLP 30-40-3 on 4 examples (float64): the mean-gradient route applies to the 40 × 31 layer, not to the 3 × 41 one.</summary>
-    private static (List<ILayerAdapter> Layers, IReadOnlyList<LayerStatistics> Statistics, List<Tensor> Gradients) Problem()
-    {
-        var model = TestModels.Mlp(new[] { 30, 40, 3 });
-        var likelihood = new CategoricalLikelihood();
-        var x = TestModels.Inputs(M, 30, seed: 4);
-        var y = Labels(M, 3, seed: 5);
-        var (layers, statistics) = Collect(model, x, y, likelihood);
-        model.zero_grad();
-        likelihood.Loss(model.call(x), y).backward();
-        return (layers, statistics, layers.Select(l => l.GradientMatrix()).ToList());
-    }
-
-    private static LayerStatistics Float32(LayerStatistics s) =>
-        new(s.Adapter, s.Activations.to_type(ScalarType.Float32), s.OutputGradients.to_type(ScalarType.Float32), s.Weight);
+    private static (List<ILayerAdapter> Layers, IReadOnlyList<LayerStatistics> Statistics, List<Tensor> Gradients) Problem() => WideAndNarrowLayers(M);
 
     private static double Relative(Tensor actual, Tensor expected) =>
         (actual.to_type(ScalarType.Float64) - expected).norm().item<double>() / expected.norm().item<double>();

@@ -90,4 +90,25 @@ public static class KfacFixtures
         manual_seed(seed);
         return randn(new[] { m, s.Channels, s.Height, s.Height }, dtype: ScalarType.Float64);
     }
+
+    /// <summary>
+    /// MLP 30-40-3 (float64) on <paramref name="m"/> examples, categorical likelihood: its layers, their empirical-Fisher
+    /// statistics and autograd's gradients of the mean loss. At m = 4 the mean-gradient route is cheaper for the 40 × 31
+    /// layer, not for the 3 × 41 one.
+    /// </summary>
+    public static (List<ILayerAdapter> Layers, IReadOnlyList<LayerStatistics> Statistics, List<Tensor> Gradients) WideAndNarrowLayers(long m)
+    {
+        var model = TestModels.Mlp(new[] { 30, 40, 3 });
+        var likelihood = new CategoricalLikelihood();
+        var x = TestModels.Inputs(m, 30, seed: 4);
+        var y = Labels(m, 3, seed: 5);
+        var (layers, statistics) = Collect(model, x, y, likelihood);
+        model.zero_grad();
+        likelihood.Loss(model.call(x), y).backward();
+        return (layers, statistics, layers.Select(l => l.GradientMatrix()).ToList());
+    }
+
+    /// <summary>The statistics with their activations and output gradients converted to float32.</summary>
+    public static LayerStatistics Float32(LayerStatistics s) =>
+        new(s.Adapter, s.Activations.to_type(ScalarType.Float32), s.OutputGradients.to_type(ScalarType.Float32), s.Weight);
 }

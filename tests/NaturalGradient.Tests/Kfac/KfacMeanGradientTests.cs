@@ -22,19 +22,7 @@ public class KfacMeanGradientTests
     private const int M = 4;
     private const double Damping = 0.03;
 
-    /// <summary>MLP 30-40-3 on 4 examples: the route is cheaper for the 40 × 31 layer, not for the 3 × 41 one.</summary>
-    private static (List<ILayerAdapter> Layers, IReadOnlyList<LayerStatistics> Statistics, List<Tensor> Gradients) Problem()
-    {
-        var model = TestModels.Mlp(new[] { 30, 40, 3 });
-        var likelihood = new CategoricalLikelihood();
-        var x = TestModels.Inputs(M, 30, seed: 4);
-        var y = Labels(M, 3, seed: 5);
-        var (layers, statistics) = Collect(model, x, y, likelihood);
-        model.zero_grad();
-        likelihood.Loss(model.call(x), y).backward();
-        var gradients = layers.Select(l => l.GradientMatrix()).ToList();
-        return (layers, statistics, gradients);
-    }
+    private static (List<ILayerAdapter> Layers, IReadOnlyList<LayerStatistics> Statistics, List<Tensor> Gradients) Problem() => WideAndNarrowLayers(M);
 
     [Theory]
     [MemberData(nameof(ConfigurationData))]

@@ -51,9 +51,6 @@ public class KfacScheduleTests
         TensorAssert.Close(decay * one.OutputGradientFactor + (1 - decay) * two.OutputGradientFactor, both.OutputGradientFactor, rtol: 1e-13, label: "G");
     }
 
-    private static LayerStatistics Float32(LayerStatistics s) =>
-        new(s.Adapter, s.Activations.to_type(ScalarType.Float32), s.OutputGradients.to_type(ScalarType.Float32), s.Weight);
-
     /// <summary>Float32 factors are accumulated in place by one GEMM (addmm with β and (1 − β)c): same average as the float64 reference.</summary>
     [Theory]
     [InlineData(0.7)]
