@@ -96,8 +96,9 @@ public enum KfacInversePrecision
     /// the same bfloat16 projections (within 2e-2 of the float32 S). The factors, their running averages, inverses,
     /// eigendecompositions and K-FAC's metric products (<c>Multiply</c>: KL clip, quadratic model) stay float32. On a CPU
     /// with bfloat16 instructions (AVX512-BF16, AMX) these GEMMs run about 2.3 times as fast as float32 ones
-    /// (docs/PERFORMANCE.md); without them libtorch emulates bfloat16 and the solve may be slower. Float64 factors and an
-    /// index layer's diagonal activation factor (K-FAC) ignore it.
+    /// (docs/PERFORMANCE.md); without them libtorch emulates bfloat16 and the solve may be slower. Float64 factors, an
+    /// index layer's diagonal activation factor (K-FAC) and the Kronecker-sum blocks of tied weights (<see cref="KroneckerSumBlock"/>)
+    /// ignore it.
     /// </summary>
     Bfloat16,
 }

@@ -17,8 +17,9 @@ namespace NaturalGradient.Curvature.Kfac;
 /// factored damping (<see cref="FactoredDamping"/>) on the direct term only; G₂ = diag(token counts)/m and A₂ are not
 /// damped (the direct term is positive definite, so the sum is). <see cref="KfacOptions.DampingMode"/>,
 /// <see cref="KfacOptions.InverseMethod"/>, <see cref="KfacOptions.WeightSharing"/> and
-/// <see cref="KfacOptions.FactorPrecision"/> do not apply: the damping is always this factored form, the decomposition
-/// always eigh, each use always expand, the factors formed in the statistics' dtype.</para>
+/// <see cref="KfacOptions.FactorPrecision"/> and <see cref="KfacOptions.InversePrecision"/> do not apply: the damping is
+/// always this factored form, the decomposition always eigh, each use always expand, the factors formed and the solve
+/// done in the statistics' dtype.</para>
 /// <para>Schedule: the four factors absorb a batch (running average with β) on steps with s mod T_f = 0; on steps with
 /// s mod T_inv = 0 G₁ and A₁ are eigendecomposed and G₂, A₂ and π are kept with them. The λ-dependent part (the whitened
 /// G₂ and A₂ and their eigendecompositions, R × R and in' × in') is built at the next <see cref="Precondition"/> from what
