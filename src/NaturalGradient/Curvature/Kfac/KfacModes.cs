@@ -87,7 +87,8 @@ public enum KfacInversePrecision
 
     /// <summary>
     /// bfloat16 products for float32 factors: K-FAC's damped inverses and EKFAC's (and eigen K-FAC's) eigenbases are kept
-    /// as bfloat16 copies beside the float32 ones (made when first used after a refresh), the gradient or the statistics'
+    /// as bfloat16 copies beside the float32 ones (made when first used after a refresh; (in'² + out²) bfloat16 values per
+    /// layer, half the memory of the float32 inverses or bases), the gradient or the statistics'
     /// rows are rounded to bfloat16 (8-bit significand, float32's exponent range), every product of the solve is a bfloat16
     /// GEMM (float32 accumulation inside the kernel, the result rounded to bfloat16), and the direction is returned in
     /// float32. The direction's relative (Frobenius) error against the exact solve grows as the damping shrinks, since the
