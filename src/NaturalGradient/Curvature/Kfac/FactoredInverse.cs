@@ -11,7 +11,8 @@ namespace NaturalGradient.Curvature.Kfac;
 /// matrix products, (G + √λ/π I)⁻¹ V (A + π√λ I)⁻¹ (Martens &amp; Grosse 2015 §6.3). For a diagonal A (a length-in'
 /// vector, <see cref="DiagonalActivation"/>) its inverse is the vector 1 / (a + π√λ), applied as a column scaling. Owns its tensors.
 /// With <see cref="KfacInversePrecision.Bfloat16"/> and float32 inverses, the products run on bfloat16 copies of them
-/// (<see cref="Bfloat16Product"/>), made at the first application after each rebuild.
+/// (<see cref="Bfloat16Product"/>), made at the first application after each rebuild; a diagonal A's inverse stays a
+/// float32 column scaling.
 /// </summary>
 internal sealed partial class FactoredInverse : IDisposable
 {
@@ -52,7 +53,13 @@ internal sealed partial class FactoredInverse : IDisposable
         if (_aInverse is null || _gInverse is null) throw new InvalidOperationException("the inverses have not been computed yet");
         using var scope = NewDisposeScope();
         if (LowPrecision(v))
-            return scope.MoveToOuter(Bfloat16Product.Of(Bfloat16Product.Of(GLow, v), ALow).to_type(v.dtype));
+        {
+            var left = Bfloat16Product.Of(GLow, v);                                    // out × in'
+            // A diagonal A (an Embedding's token counts) is a column scaling, kept in float32: no GEMM to gain.
+            return scope.MoveToOuter(_aInverse.dim() == 1
+                ? DiagonalActivation.RightMultiply(left.to_type(v.dtype), _aInverse)
+                : Bfloat16Product.Of(left, ALow).to_type(v.dtype));
+        }
         return scope.MoveToOuter(DiagonalActivation.RightMultiply(_gInverse.mm(v), _aInverse));
     }
 
@@ -79,15 +86,20 @@ internal sealed partial class FactoredInverse : IDisposable
         {
             // The inverses are symmetric: D G⁻ᵀ = D G⁻¹ (the bfloat16 copy of G⁻¹ is used as it is).
             var left = Bfloat16Product.Of(d, GLow);                                    // m × out
-            var right = Bfloat16Product.Of(a, ALow);                                   // m × in'
+            var right = _aInverse.dim() == 1                                           // m × in'
+                ? Bfloat16Product.Low(DiagonalActivation.RightMultiply(a, _aInverse))
+                : Bfloat16Product.Of(a, ALow);
             return scope.MoveToOuter(left.t().mm(right).to_type(d.dtype).mul_(weight));
         }
         return scope.MoveToOuter(d.mm(_gInverse.t()).t().mm(DiagonalActivation.RightMultiply(a, _aInverse)).mul_(weight));
     }
 
-    /// <summary>True when this application runs on the bfloat16 copies: Bfloat16 precision, float32 operands and a dense A⁻¹.</summary>
+    /// <summary>
+    /// True when this application runs on the bfloat16 copies: Bfloat16 precision and float32 operands and inverses. A
+    /// diagonal A⁻¹ (a vector) stays a float32 column scaling; the G⁻¹ product still runs in bfloat16.
+    /// </summary>
     private bool LowPrecision(Tensor operand) =>
-        _precision == KfacInversePrecision.Bfloat16 && operand.dtype == ScalarType.Float32 && _aInverse!.dtype == ScalarType.Float32 && _aInverse.dim() == 2;
+        _precision == KfacInversePrecision.Bfloat16 && operand.dtype == ScalarType.Float32 && _gInverse!.dtype == ScalarType.Float32;
 
     private Tensor ALow => _aLow ??= Bfloat16Product.Copy(_aInverse!);
 

@@ -86,7 +86,7 @@ public enum KfacInversePrecision
     Model,
 
     /// <summary>
-    /// bfloat16 products for float32 factors: K-FAC's damped inverses and EKFAC's (and eigen K-FAC's) eigenbases are kept
+    /// bfloat16 products for float32 factors: K-FAC's damped inverses and the eigenbases of EKFAC and of K-FAC with eigenbasis damping are kept
     /// as bfloat16 copies beside the float32 ones (made when first used after a refresh; (in'² + out²) bfloat16 values per
     /// layer, half the memory of the float32 inverses or bases), the gradient or the statistics'
     /// rows are rounded to bfloat16 (8-bit significand, float32's exponent range), every product of the solve is a bfloat16
@@ -96,10 +96,10 @@ public enum KfacInversePrecision
     /// tests' 30-40-3 network (InversePrecisionTests), against about 1e-6 in float32. EKFAC's scaling S is estimated from
     /// the same bfloat16 projections (within 2e-2 of the float32 S). The factors, their running averages, inverses,
     /// eigendecompositions and K-FAC's metric products (<c>Multiply</c>: KL clip, quadratic model) stay float32. On a CPU
-    /// with bfloat16 instructions (AVX512-BF16, AMX) these GEMMs run about 2.3 times as fast as float32 ones
-    /// (docs/PERFORMANCE.md); without them libtorch emulates bfloat16 and the solve may be slower. Float64 factors, an
-    /// index layer's diagonal activation factor (K-FAC) and the Kronecker-sum blocks of tied weights (<see cref="KroneckerSumBlock"/>)
-    /// ignore it.
+    /// with bfloat16 instructions (AVX512-BF16, AMX) these GEMMs take 0.50–0.64 of the float32 time at widths 512–785
+    /// (1.6–2.0 times as fast; docs/PERFORMANCE.md); without them libtorch emulates bfloat16 and the solve may be slower.
+    /// An index layer's diagonal A (K-FAC's factored damping) stays a float32 column scaling, its G product runs in
+    /// bfloat16. Float64 factors and the Kronecker-sum blocks of tied weights (<see cref="KroneckerSumBlock"/>) ignore it.
     /// </summary>
     Bfloat16,
 }

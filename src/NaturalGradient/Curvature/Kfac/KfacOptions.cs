@@ -74,8 +74,10 @@ public sealed record KfacOptions
 
     /// <summary>
     /// Precision of the solve's products for float32 factors; default <see cref="KfacInversePrecision.Model"/> (float32).
-    /// <see cref="KfacInversePrecision.Bfloat16"/> applies K-FAC's inverses and EKFAC's eigenbases by bfloat16 GEMMs, less
-    /// than half the float32 time on CPUs with bfloat16 instructions (docs/PERFORMANCE.md).
+    /// <see cref="KfacInversePrecision.Bfloat16"/> applies K-FAC's inverses and EKFAC's eigenbases by bfloat16 GEMMs, 0.50–0.64
+    /// of the float32 time on CPUs with bfloat16 instructions (docs/PERFORMANCE.md). Read by K-FAC and EKFAC blocks
+    /// (also those <see cref="CurvatureStructure.Auto"/> chooses); Hessian-free's K-FAC solver preconditioner reads
+    /// <see cref="HessianFree.HessianFreeOptions.KfacPreconditionerOptions"/> instead.
     /// </summary>
     public KfacInversePrecision InversePrecision { get; init; } = KfacInversePrecision.Model;
 
