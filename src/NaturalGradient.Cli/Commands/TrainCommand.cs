@@ -36,8 +36,9 @@ internal static class TrainCommand
             if (NullIfEmpty(parse.GetValue(options.Resume)) is { } resumeDir)
             {
                 var given = parse.Tokens.Where(t => t.Type == System.CommandLine.Parsing.TokenType.Option).Select(t => t.Value).ToList();
-                if (given.Any(o => o != options.Resume.Name && o != options.Epochs.Name))
-                    throw new UsageException($"{options.Resume.Name} takes no other options than {options.Epochs.Name}: the run continues with its own (from {Path.Combine(resumeDir, RunFolder.RunFile)})");
+                var others = given.Where(o => o != options.Resume.Name && o != options.Epochs.Name).Distinct().ToList();
+                if (others.Count > 0)
+                    throw new UsageException($"{options.Resume.Name} takes no other options than {options.Epochs.Name} (got {string.Join(", ", others)}): the run continues with its own (from {Path.Combine(resumeDir, RunFolder.RunFile)})");
                 arguments = RunFolder.ReadRun(resumeDir).ToList();
                 if (given.Contains(options.Epochs.Name))
                 {

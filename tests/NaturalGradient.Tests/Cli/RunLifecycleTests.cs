@@ -134,7 +134,10 @@ public class RunLifecycleTests
         Assert.Equal("natgrad: error: --resume: the checkpoint's run already completed 1 epochs; ask for more than 1 epochs to continue it", Assert.Single(outcome.ErrorLines));
         outcome = CliHarness.RunReal("train", "--resume", dir, "--lr", "0.5");
         Assert.Equal(2, outcome.ExitCode);
-        Assert.Equal($"natgrad: error: --resume takes no other options than --epochs: the run continues with its own (from {Path.Combine(dir, "run.json")})", Assert.Single(outcome.ErrorLines));
+        Assert.Equal($"natgrad: error: --resume takes no other options than --epochs (got --lr): the run continues with its own (from {Path.Combine(dir, "run.json")})", Assert.Single(outcome.ErrorLines));
+        outcome = CliHarness.RunReal("train", "--resume", dir, "--epochs", "3", "--inverse-precision", "bfloat16", "--lr", "0.5");
+        Assert.Equal(2, outcome.ExitCode);
+        Assert.Equal($"natgrad: error: --resume takes no other options than --epochs (got --inverse-precision, --lr): the run continues with its own (from {Path.Combine(dir, "run.json")})", Assert.Single(outcome.ErrorLines));
 
         // More epochs continue the completed run: epochs.csv gains a row, steps.csv the steps of epoch 2.
         outcome = CliHarness.RunReal("train", "--resume", dir, "--epochs", "2");
