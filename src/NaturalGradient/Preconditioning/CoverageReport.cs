@@ -5,6 +5,7 @@ using NaturalGradient.Curvature.Kfac;
 using NaturalGradient.Fisher;
 using TorchSharp;
 using TorchSharp.Modules;
+using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
 namespace NaturalGradient.Preconditioning;
@@ -60,7 +61,7 @@ public sealed class CoverageReport
             string kind = module.GetType().Name;
             if (covered.TryGetValue(TensorIdentity.Key(p), out var adapter))
             {
-                string treatment = Structure(options, adapter) + ", " + FisherText(options);
+                string treatment = Structure(options, adapter) + SolvePrecision(options, adapter, p.dtype) + ", " + FisherText(options);
                 if (adapter is TiedLayerAdapter tied) treatment += "; " + TiedText(tied);
                 if (module is NormBase norm && BatchNormAdapter.CouplesExamples(norm))
                     treatment += "; NOTE: in training mode now, refused at the first step unless put in eval mode";
@@ -102,6 +103,22 @@ public sealed class CoverageReport
         CurvatureStructure.HessianFree => "Hessian-free (joint matrix-free GGN)",
         _ => o.Structure.ToString(),
     };
+
+    /// <summary>
+    /// Where <see cref="KfacOptions.InversePrecision"/> asks for bfloat16, what a Kronecker-factored K-FAC/EKFAC layer's
+    /// solve runs in: ", solve in bfloat16", or the precision it keeps and why (float64 tensors; the exact solve of a
+    /// tied Kronecker sum). Empty where the option is not set or the structure does not read it.
+    /// </summary>
+    private static string SolvePrecision(PreconditionerOptions o, ILayerAdapter a, ScalarType dtype)
+    {
+        if (o.Kfac.InversePrecision != KfacInversePrecision.Bfloat16 || o.Structure is not (CurvatureStructure.Kfac or CurvatureStructure.Ekfac)
+            || !a.IsKronecker)
+            return "";
+        string own = dtype.ToString().ToLowerInvariant();
+        if (o.Structure == CurvatureStructure.Kfac && a is TiedLayerAdapter { KroneckerFactored: false })
+            return $", solve in {own} (InversePrecision Bfloat16 does not apply to a Kronecker sum)";
+        return dtype == ScalarType.Float32 ? ", solve in bfloat16" : $", solve in {own} (InversePrecision Bfloat16 applies to float32 models)";
+    }
 
     /// <summary>What a tied tensor gets: one block over its uses, per-example gradients summed over them.</summary>
     private static string TiedText(TiedLayerAdapter tied) =>

@@ -169,6 +169,24 @@ public class KroneckerSumTests(ITestOutputHelper output)
         },
     };
 
+    /// <summary>The exact solve of a Kronecker sum keeps the model's precision: the report says so when bfloat16 is asked for.</summary>
+    [Fact]
+    public void ATiedLanguageModel_ReportSaysTheBfloat16SolveDoesNotReachTheKroneckerSum()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(7);
+        var model = new TiedLanguageModel(10, 8, ScalarType.Float32);
+        var options = TrainingOptions();
+        using var ngd = new NaturalGradientDescent(model, new CategoricalLikelihood(), options with
+        {
+            Preconditioner = options.Preconditioner with { Kfac = options.Preconditioner.Kfac with { InversePrecision = KfacInversePrecision.Bfloat16 } },
+        });
+        Assert.Equal("K-FAC (sum of the uses' Kronecker terms G₁ ⊗ A₁ + G₂ ⊗ A₂, diagonal G₂ from token counts, solved exactly), " +
+                     "solve in float32 (InversePrecision Bfloat16 does not apply to a Kronecker sum), Monte-Carlo Fisher (k = 1); " +
+                     "tied across layers 'emb' (Embedding) and 'head' (Linear): one block, per-example gradient summed over the uses",
+            ngd.Preconditioner.Coverage().Entries.Single(e => e.Parameter == "emb.weight").Treatment);
+    }
+
     [Theory]
     [InlineData(ScalarType.Float64)]
     [InlineData(ScalarType.Float32)]

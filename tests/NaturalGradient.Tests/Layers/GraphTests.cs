@@ -1,5 +1,6 @@
 using NaturalGradient.Capture;
 using NaturalGradient.Curvature;
+using NaturalGradient.Curvature.Kfac;
 using NaturalGradient.Fisher;
 using NaturalGradient.Likelihoods;
 using NaturalGradient.Optim;
@@ -96,6 +97,34 @@ public class GraphTests
         Assert.Equal("natural gradient covers 4 of 9 parameter tensors (" + (7 * 4 + 4 * 4 + 4 + 4).ToString("N0") + " of " +
                      report.Entries.Sum(e => e.Count).ToString("N0") + " parameters)", lines[0]);
         Assert.Contains("  ln (LayerNorm: weight): dense per-layer block (not Kronecker-factored), exact Fisher (GGN)", lines);
+    }
+
+    /// <summary>
+    /// With <c>KfacOptions.InversePrecision = Bfloat16</c> the report says, per Kronecker-factored layer, what its solve
+    /// runs in: bfloat16 for float32 tensors (an Embedding too), the model's precision and why for float64 ones; blocks
+    /// that are not Kronecker-factored read no such option and say nothing.
+    /// </summary>
+    [Theory]
+    [InlineData(ScalarType.Float32, ", solve in bfloat16")]
+    [InlineData(ScalarType.Float64, ", solve in float64 (InversePrecision Bfloat16 applies to float32 models)")]
+    public void RegistrationReport_SaysWhatTheBfloat16SolveReaches(ScalarType dtype, string solve)
+    {
+        using var scope = NewDisposeScope();
+        var model = new ReportModel();
+        model.to(dtype);
+        foreach (var structure in new[] { CurvatureStructure.Kfac, CurvatureStructure.Ekfac })
+        {
+            using var pc = new NaturalGradientPreconditioner(model, new GaussianLikelihood(), new PreconditionerOptions
+            {
+                Structure = structure, Fisher = FisherKind.Exact, Damping = 1e-2,
+                Kfac = new KfacOptions { InversePrecision = KfacInversePrecision.Bfloat16 },
+            });
+            var byName = pc.Coverage().Entries.ToDictionary(e => e.Parameter);
+            string name = structure == CurvatureStructure.Kfac ? "K-FAC" : "EKFAC";
+            Assert.Equal($"{name} (diagonal A from token counts){solve}, exact Fisher (GGN)", byName["emb.weight"].Treatment);
+            Assert.Equal($"{name} (expand){solve}, exact Fisher (GGN)", byName["fc.bias"].Treatment);
+            Assert.Equal("dense per-layer block (not Kronecker-factored), exact Fisher (GGN)", byName["ln.weight"].Treatment);
+        }
     }
 
     [Theory]
