@@ -82,13 +82,12 @@ internal sealed partial class FactoredInverse : IDisposable
     {
         if (_aInverse is null || _gInverse is null) throw new InvalidOperationException("the inverses have not been computed yet");
         using var scope = NewDisposeScope();
-        if (LowPrecision(d))
+        // A diagonal A (a token layer) is not offered this route (KroneckerFactors.MeanGradientRows): dense A⁻¹ only.
+        if (LowPrecision(d) && _aInverse.dim() == 2)
         {
             // The inverses are symmetric: D G⁻ᵀ = D G⁻¹ (the bfloat16 copy of G⁻¹ is used as it is).
             var left = Bfloat16Product.Of(d, GLow);                                    // m × out
-            var right = _aInverse.dim() == 1                                           // m × in'
-                ? Bfloat16Product.Low(DiagonalActivation.RightMultiply(a, _aInverse))
-                : Bfloat16Product.Of(a, ALow);
+            var right = Bfloat16Product.Of(a, ALow);                                   // m × in'
             return scope.MoveToOuter(left.t().mm(right).to_type(d.dtype).mul_(weight));
         }
         return scope.MoveToOuter(d.mm(_gInverse.t()).t().mm(DiagonalActivation.RightMultiply(a, _aInverse)).mul_(weight));
