@@ -106,7 +106,8 @@ public sealed class CoverageReport
 
     /// <summary>
     /// Where <see cref="KfacOptions.InversePrecision"/> asks for bfloat16, what a Kronecker-factored K-FAC/EKFAC layer's
-    /// solve runs in: ", solve in bfloat16", or the precision it keeps and why (float64 tensors; the exact solve of a
+    /// solve runs in: ", solve in bfloat16" (marked as emulated on a CPU without bfloat16 instructions,
+    /// <see cref="Numerics.Bfloat16Support"/>), or the precision it keeps and why (float64 tensors; the exact solve of a
     /// tied Kronecker sum). Empty where the option is not set or the structure does not read it.
     /// </summary>
     private static string SolvePrecision(PreconditionerOptions o, ILayerAdapter a, ScalarType dtype)
@@ -117,7 +118,10 @@ public sealed class CoverageReport
         string own = dtype.ToString().ToLowerInvariant();
         if (o.Structure == CurvatureStructure.Kfac && a is TiedLayerAdapter { KroneckerFactored: false })
             return $", solve in {own} (InversePrecision Bfloat16 does not apply to a Kronecker sum)";
-        return dtype == ScalarType.Float32 ? ", solve in bfloat16" : $", solve in {own} (InversePrecision Bfloat16 applies to float32 models)";
+        if (dtype != ScalarType.Float32) return $", solve in {own} (InversePrecision Bfloat16 applies to float32 models)";
+        return Numerics.Bfloat16Support.Native == false
+            ? ", solve in bfloat16 (emulated: this CPU has no bfloat16 instructions, so it may be slower than float32)"
+            : ", solve in bfloat16";
     }
 
     /// <summary>What a tied tensor gets: one block over its uses, per-example gradients summed over them.</summary>
