@@ -51,7 +51,7 @@ internal static class MemoryFlatness
         try
         {
             new Trainer(new ModelSpec { Hidden = new[] { 32, 16 } },
-                new OptimizerSettings { Name = Perf.TimeToAccuracy.BaseMethod(method), KfacInversePrecision = InversePrecision(method), LearningRate = 0.05, Momentum = 0, Damping = 1e-2, Fisher = method == "kbfgs" ? FisherKind.Empirical : FisherKind.Exact, HfMaxIterations = 10 },
+                new OptimizerSettings { Name = Perf.StepConfigs.BaseMethod(method), KfacInversePrecision = Perf.StepConfigs.InversePrecisionOf(method), LearningRate = 0.05, Momentum = 0, Damping = 1e-2, Fisher = method == "kbfgs" ? FisherKind.Empirical : FisherKind.Exact, HfMaxIterations = 10 },
                 new TrainerOptions { Epochs = epochs, BatchSize = Batch, Seed = 0, Threads = 1 }).Run(data, probe);
         }
         catch (TrainingDivergedException e)
@@ -60,10 +60,6 @@ internal static class MemoryFlatness
         }
         return new Outcome(probe.At(100), probe.At(1000), probe.At(Steps), error, probe);
     }
-
-    /// <summary>"kfac-bf16inv" and "ekfac-bf16inv": K-FAC and EKFAC with the solve in bfloat16.</summary>
-    private static NaturalGradient.Curvature.Kfac.KfacInversePrecision InversePrecision(string method) =>
-        method.EndsWith("-bf16inv", StringComparison.Ordinal) ? NaturalGradient.Curvature.Kfac.KfacInversePrecision.Bfloat16 : NaturalGradient.Curvature.Kfac.KfacInversePrecision.Model;
 
     private static string Pct(double v) => double.IsFinite(v) ? v.ToString("+0.0;-0.0", Inv) + "%" : "n/a";
 

@@ -65,6 +65,17 @@ internal static class StepConfigs
     /// <summary>The factor period T_f of a configuration: 1 for "kfac-f1" and "ekfac-f1", else <see cref="DefaultFactorPeriod"/>.</summary>
     public static int FactorPeriod(string method) => method.EndsWith("-f1", StringComparison.Ordinal) ? 1 : DefaultFactorPeriod;
 
+    /// <summary>The suffix of the configurations whose K-FAC/EKFAC solve runs in bfloat16 ("kfac-bf16inv", "ekfac-bf16inv").</summary>
+    public const string Bfloat16SolveSuffix = "-bf16inv";
+
+    /// <summary><see cref="KfacInversePrecision.Bfloat16"/> for a "-bf16inv" configuration, else the model's precision.</summary>
+    public static KfacInversePrecision InversePrecisionOf(string method) =>
+        method.EndsWith(Bfloat16SolveSuffix, StringComparison.Ordinal) ? KfacInversePrecision.Bfloat16 : KfacInversePrecision.Model;
+
+    /// <summary>The method a configuration runs: "kfac-bf16inv" and "ekfac-bf16inv" are K-FAC and EKFAC.</summary>
+    public static string BaseMethod(string method) =>
+        method.EndsWith(Bfloat16SolveSuffix, StringComparison.Ordinal) ? method[..^Bfloat16SolveSuffix.Length] : method;
+
     public static PreconditionerOptions Options(string method) => new()
     {
         Structure = method switch
@@ -84,7 +95,7 @@ internal static class StepConfigs
             FactorUpdatePeriod = FactorPeriod(method),
             InverseMethod = method == "kfac-eigen" ? KfacInverseMethod.Eigen : KfacInverseMethod.Cholesky,
             FactorPrecision = method.EndsWith("-bf16", StringComparison.Ordinal) ? KfacFactorPrecision.Bfloat16 : KfacFactorPrecision.Model,
-            InversePrecision = method.EndsWith("-bf16inv", StringComparison.Ordinal) ? KfacInversePrecision.Bfloat16 : KfacInversePrecision.Model,
+            InversePrecision = InversePrecisionOf(method),
         },
         HessianFree = new HessianFreeOptions { MaxIterations = CgIterations, RelativeTolerance = 1e-10, WarmStart = false },
     };

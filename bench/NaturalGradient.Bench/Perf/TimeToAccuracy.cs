@@ -55,7 +55,7 @@ internal static class TimeToAccuracy
 
     /// <summary>The clip form <paramref name="method"/> runs with (<see cref="ClipForm"/>).</summary>
     public static NaturalGradient.Optim.KlClipForm ClipFormOf(string method) => ClipForm
-        ?? (BaseMethod(method) is "kfac" or "ekfac" ? NaturalGradient.Optim.KlClipForm.PreconditionedGradient : NaturalGradient.Optim.KlClipForm.StepQuadraticForm);
+        ?? (StepConfigs.BaseMethod(method) is "kfac" or "ekfac" ? NaturalGradient.Optim.KlClipForm.PreconditionedGradient : NaturalGradient.Optim.KlClipForm.StepQuadraticForm);
 
     /// <summary>K-FAC/EKFAC factor GEMM precision (<c>--factor-precision</c>); default the model's.</summary>
     public static NaturalGradient.Curvature.Kfac.KfacFactorPrecision FactorPrecision { get; set; }
@@ -77,15 +77,11 @@ internal static class TimeToAccuracy
     /// </summary>
     public static OptimizerSettings Settings(string method, double lr) => new()
     {
-        Name = BaseMethod(method), LearningRate = lr, Momentum = method == "adam" ? 0.9 : Momentum, Damping = Damping,
+        Name = StepConfigs.BaseMethod(method), LearningRate = lr, Momentum = method == "adam" ? 0.9 : Momentum, Damping = Damping,
         KlClip = method is "sgd" or "adam" ? null : KlClip, KlClipForm = ClipFormOf(method),
         InverseUpdatePeriod = InversePeriod, FactorUpdatePeriod = FactorPeriod, KfacFactorPrecision = FactorPrecision, HfMaxIterations = 10,
-        KfacInversePrecision = method.EndsWith("-bf16inv", StringComparison.Ordinal)
-            ? NaturalGradient.Curvature.Kfac.KfacInversePrecision.Bfloat16 : NaturalGradient.Curvature.Kfac.KfacInversePrecision.Model,
+        KfacInversePrecision = StepConfigs.InversePrecisionOf(method),
     };
-
-    /// <summary>The optimizer a grid entry runs: "kfac-bf16inv" and "ekfac-bf16inv" are K-FAC and EKFAC with the solve's products in bfloat16.</summary>
-    public static string BaseMethod(string method) => method.EndsWith("-bf16inv", StringComparison.Ordinal) ? method[..^"-bf16inv".Length] : method;
 
     /// <summary>Steps of the untimed warm-up run each method takes before its grid (<see cref="Warmup"/>).</summary>
     public const int WarmupSteps = 30;

@@ -122,29 +122,14 @@ public static class MethodDefaults
                 set.Add(nameof(OptimizerSettings.MetricForm));
                 break;
             case "auto":
-                set.UnionWith(new[]
-                {
-                    nameof(OptimizerSettings.MetricForm), nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod),
-                    nameof(OptimizerSettings.FactorDecay), nameof(OptimizerSettings.KfacInverse), nameof(OptimizerSettings.KfacDamping),
-                    nameof(OptimizerSettings.KfacFactorPrecision), nameof(OptimizerSettings.KfacInversePrecision),
-                });
+                set.Add(nameof(OptimizerSettings.MetricForm));
+                set.Add(nameof(OptimizerSettings.KfacInverse));
+                set.UnionWith(KroneckerSettings);
                 break;
-            case "kfac":
-                set.UnionWith(new[]
-                {
-                    nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod),
-                    nameof(OptimizerSettings.FactorDecay), nameof(OptimizerSettings.KfacInverse), nameof(OptimizerSettings.KfacDamping),
-                    nameof(OptimizerSettings.KfacFactorPrecision), nameof(OptimizerSettings.KfacInversePrecision),
-                    nameof(OptimizerSettings.KfacDistribution),
-                });
-                if (settings.KfacDistribution != KfacDistribution.Replicated) set.Add(nameof(OptimizerSettings.FactorSyncPeriod));
-                break;
-            case "ekfac":
-                set.UnionWith(new[]
-                {
-                    nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod), nameof(OptimizerSettings.FactorDecay),
-                    nameof(OptimizerSettings.KfacDamping), nameof(OptimizerSettings.KfacFactorPrecision), nameof(OptimizerSettings.KfacInversePrecision), nameof(OptimizerSettings.KfacDistribution),
-                });
+            case "kfac" or "ekfac":
+                set.UnionWith(KroneckerSettings);
+                if (name == "kfac") set.Add(nameof(OptimizerSettings.KfacInverse));   // EKFAC always decomposes
+                set.Add(nameof(OptimizerSettings.KfacDistribution));
                 if (settings.KfacDistribution != KfacDistribution.Replicated) set.Add(nameof(OptimizerSettings.FactorSyncPeriod));
                 break;
             case "kbfgs":
@@ -157,14 +142,19 @@ public static class MethodDefaults
                     nameof(OptimizerSettings.HfDiagonalPreconditioner), nameof(OptimizerSettings.HfKfacPreconditioner),
                 });
                 if (settings.HfKfacPreconditioner)
-                    set.UnionWith(new[]
-                    {
-                        nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod),
-                        nameof(OptimizerSettings.FactorDecay), nameof(OptimizerSettings.KfacInverse), nameof(OptimizerSettings.KfacDamping),
-                    nameof(OptimizerSettings.KfacFactorPrecision), nameof(OptimizerSettings.KfacInversePrecision),
-                    });
+                {
+                    set.UnionWith(KroneckerSettings);
+                    set.Add(nameof(OptimizerSettings.KfacInverse));
+                }
                 break;
         }
         return set;
     }
+
+    /// <summary>The settings of the Kronecker factors and their solve, read by every method that keeps K-FAC blocks.</summary>
+    private static readonly string[] KroneckerSettings =
+    {
+        nameof(OptimizerSettings.InverseUpdatePeriod), nameof(OptimizerSettings.FactorUpdatePeriod), nameof(OptimizerSettings.FactorDecay),
+        nameof(OptimizerSettings.KfacDamping), nameof(OptimizerSettings.KfacFactorPrecision), nameof(OptimizerSettings.KfacInversePrecision),
+    };
 }

@@ -209,11 +209,12 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
         BatchCheck.Output(output, nameof(output));
         if (targets is not null) BatchCheck.Target(targets, nameof(targets), output, "the output");
         _meanGradientStatistics = null;
-        Capture.ThrowIfBypassed(output.sum());
+        var sum = output.sum();
+        Capture.ThrowIfBypassed(sum);
         long start = Stopwatch.GetTimestamp();
         var recorded = Capture.Recorded();
         ThrowIfRowsAreNotExamples(recorded, output);
-        CheckUsesOnce(output.sum(), recorded);
+        CheckUsesOnce(sum, recorded);
         UpdateCurvature(recorded, _estimator.Collect(Capture, recorded, output, targets, _generator), output, start);
     }
 

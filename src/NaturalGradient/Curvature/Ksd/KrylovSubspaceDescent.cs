@@ -62,8 +62,9 @@ public sealed class KrylovSubspaceDescent : IDisposable
     /// <exception cref="ArgumentException">Not a vector of the trainable parameters' total length.</exception>
     public void RestorePreviousStep(Tensor? step)
     {
-        if (step is not null && (step.dim() != 1 || step.shape[0] != ParameterCount))
-            throw new ArgumentException($"the previous step has shape [{string.Join(", ", step.shape)}], but the model has {ParameterCount} trainable parameters", nameof(step));
+        long count = ParameterCount;
+        if (step is not null && (step.dim() != 1 || step.shape[0] != count))
+            throw new ArgumentException($"the previous step has shape {ShapeText.Of(step)}, but the model has {count} trainable parameters", nameof(step));
         _previous?.Dispose();
         _previous = step?.detach().clone().DetachFromDisposeScope();
     }
