@@ -117,12 +117,16 @@ public abstract class LayerAdapterBase : ILayerAdapter
     public Tensor WeightMatrix() => ParameterMatrix.Weights(this);
 
     /// <summary>m of a recorded call (its first dimension); inputs without a batch dimension are refused.</summary>
-    protected long BatchSize(Tensor input, long minDims)
+    protected long BatchSize(Tensor input, long minDims) => InputShape(input, minDims)[0];
+
+    /// <summary>The shape of a recorded call's input (one native read), refused when it has fewer than <paramref name="minDims"/> dimensions.</summary>
+    protected long[] InputShape(Tensor input, long minDims)
     {
-        if (input.dim() < minDims)
+        var shape = input.shape;
+        if (shape.Length < minDims)
             throw new NotSupportedException(
-                $"layer '{Name}' ({KindName}) received a {input.dim()}-D input [{string.Join(", ", input.shape)}]; " +
+                $"layer '{Name}' ({KindName}) received a {shape.Length}-D input [{string.Join(", ", shape)}]; " +
                 $"NaturalGradient needs a batch dimension first (at least {minDims}-D)");
-        return input.shape[0];
+        return shape;
     }
 }

@@ -16,10 +16,13 @@ public sealed class LinearAdapter : LayerAdapterBase
 
     public override Tensor Activations(Tensor input)
     {
-        long m = BatchSize(input, 2);
-        return Assemble(input.reshape(m, -1, input.shape[^1]));
+        var shape = InputShape(input, 2);
+        return Assemble(input.reshape(shape[0], -1, shape[^1]));
     }
 
-    public override Tensor OutputGradients(Tensor gradOutput) =>
-        gradOutput.reshape(gradOutput.shape[0], -1, gradOutput.shape[^1]);
+    public override Tensor OutputGradients(Tensor gradOutput)
+    {
+        var shape = gradOutput.shape;
+        return gradOutput.reshape(shape[0], -1, shape[^1]);
+    }
 }

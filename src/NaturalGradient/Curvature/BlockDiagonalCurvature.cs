@@ -62,7 +62,8 @@ public sealed partial class BlockDiagonalCurvature : ICurvature
         {
             var block = Block(l.Name);
             var fromStatistics = ReferenceEquals(statistics[i].Adapter, l) ? block.PreconditionMeanGradient(statistics[i], lambdas[i]) : null;
-            return fromStatistics?.InDtype(gradients[i].dtype) ?? block.Precondition(gradients[i], lambdas[i]);
+            // The gradient's dtype is its parameters': read from them, so a route that needs no gradient forms none.
+            return fromStatistics?.InDtype(l.Parameters[0].dtype) ?? block.Precondition(gradients[i], lambdas[i]);
         }).ToList();
     }
 

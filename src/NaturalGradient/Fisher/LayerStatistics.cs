@@ -22,6 +22,9 @@ namespace NaturalGradient.Fisher;
 public sealed class LayerStatistics
 {
     private readonly Tensor? _activations;
+    // Shapes read once: a tensor's shape is a native call, and the blocks ask for m, T, s and in' many times per step.
+    private readonly long[] _outputGradientShape;
+    private readonly long[]? _activationShape;
 
     /// <param name="adapter">The layer.</param>
     /// <param name="activations">ā: m × T × in', or s × m × T × in' when it depends on the gradient sample.</param>
@@ -30,9 +33,11 @@ public sealed class LayerStatistics
     /// <exception cref="ArgumentException">A tensor has the wrong number of dimensions.</exception>
     public LayerStatistics(ILayerAdapter adapter, Tensor activations, Tensor outputGradients, double weight)
     {
-        if (activations.dim() != 3 && activations.dim() != 4)
+        _activationShape = activations.shape;
+        _outputGradientShape = outputGradients.shape;
+        if (_activationShape.Length is not (3 or 4))
             throw new ArgumentException("activations must be m × T × in' (or s × m × T × in')", nameof(activations));
-        if (outputGradients.dim() != 4) throw new ArgumentException("output gradients must be s × m × T × out", nameof(outputGradients));
+        if (_outputGradientShape.Length != 4) throw new ArgumentException("output gradients must be s × m × T × out", nameof(outputGradients));
         Adapter = adapter;
         _activations = activations;
         OutputGradients = outputGradients;
@@ -41,6 +46,7 @@ public sealed class LayerStatistics
 
     private LayerStatistics(ILayerAdapter adapter, Tensor tokens, Tensor outputGradients, double weight, bool _)
     {
+        _outputGradientShape = outputGradients.shape;
         Adapter = adapter;
         Tokens = tokens;
         OutputGradients = outputGradients;
@@ -72,7 +78,7 @@ public sealed class LayerStatistics
     public Tensor Activations => _activations ?? nn.functional.one_hot(Tokens!, Adapter.InputDim).to_type(OutputGradients.dtype);
 
     /// <summary>True when the activations carry a gradient-sample dimension (s × m × T × in').</summary>
-    public bool SampleDependentActivations => _activations is { } a && a.dim() == 4;
+    public bool SampleDependentActivations => _activationShape is { Length: 4 };
 
     /// <summary>Token indices (m × T, int64) when the layer is an index layer (Embedding); null otherwise.</summary>
     public Tensor? Tokens { get; init; }
@@ -103,12 +109,18 @@ public sealed class LayerStatistics
     /// <summary>The statistics' floating-point type.</summary>
     public ScalarType Dtype => OutputGradients.dtype;
 
-    public long BatchSize => OutputGradients.shape[1];
-    public long Positions => OutputGradients.shape[2];
-    public long Samples => OutputGradients.shape[0];
+    public long BatchSize => _outputGradientShape[1];
+    public long Positions => _outputGradientShape[2];
+    public long Samples => _outputGradientShape[0];
+
+    /// <summary>Width of δ: out.</summary>
+    public long OutputWidth => _outputGradientShape[3];
 
     /// <summary>Width of ā: in' (V for index layers).</summary>
-    public long InputWidth => _activations is { } a ? a.shape[^1] : Adapter.InputDim;
+    public long InputWidth => _activationShape is { } a ? a[^1] : Adapter.InputDim;
+
+    /// <summary>The shape of ā as given (m × T × in' or s × m × T × in'); null for index layers.</summary>
+    internal IReadOnlyList<long>? ActivationShape => _activationShape;
 
     /// <summary>Number of gradient samples n = s · m.</summary>
     public long SampleCount => Samples * BatchSize;
@@ -117,7 +129,7 @@ public sealed class LayerStatistics
     public Tensor PairedActivations()
     {
         var a = Activations;
-        if (a.dim() == 4) return a.reshape(SampleCount, Positions, -1);
+        if (SampleDependentActivations) return a.reshape(SampleCount, Positions, -1);
         return Samples == 1 ? a : a.unsqueeze(0).expand(Samples, -1, -1, -1).reshape(SampleCount, Positions, -1);
     }
 

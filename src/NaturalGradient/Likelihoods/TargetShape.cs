@@ -34,7 +34,7 @@ internal static class TargetShape
     public static void RequireSame(string likelihood, Tensor output, Tensor target)
     {
         RequireOutput(likelihood, output);
-        if (target.dim() == 2 && target.shape[0] == output.shape[0] && target.shape[1] == output.shape[1]) return;
+        if (target.shape is [var rows, var columns] && output.shape is [var m, var o] && rows == m && columns == o) return;
         string hint = target.dim() == 1 && target.shape[0] == output.shape[0] && output.shape[1] == 1
             ? $" (reshape it with target.reshape({output.shape[0]}, 1))"
             : "";

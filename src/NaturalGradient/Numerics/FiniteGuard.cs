@@ -46,7 +46,7 @@ public static class FiniteGuard
             reductions.Add(statistics[i].OutputGradients.norm());
         }
         if (output is not null) reductions.Add(output.detach().sum());
-        var values = StackInFloat64(reductions).cpu().data<double>().ToArray();
+        var values = HostRead.Doubles(StackInFloat64(reductions));
         double bound = 0;
         int k = 0;
         for (int i = 0; i < statistics.Count; i++)

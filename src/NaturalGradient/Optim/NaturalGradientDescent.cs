@@ -138,9 +138,11 @@ public sealed partial class NaturalGradientDescent : IDisposable
             return Finish(new StepReport(lossTensor.ToDouble(), lambda, double.NaN, double.NaN, Applied: false, StepRejection.StatisticsOverflow),
                 TimeSpan.Zero, Array.Empty<Tensor>(), null, 1);
         var layers = Preconditioner.Layers;
-        var g = Preconditioner.GradientMatrices();
-        if (Options.WeightDecay > 0)
-            g = g.Select((t, i) => t.add_(layers[i].WeightMatrix(), alpha: Options.WeightDecay)).ToList();
+        // Without weight decay the gradient matrices are formed only if something reads them (a block without a
+        // mean-gradient route, the KL clip, the quadratic model, detailed diagnostics).
+        using var lazy = Options.WeightDecay > 0 ? null : Preconditioner.LazyGradientMatrices();
+        IReadOnlyList<Tensor> g = lazy is not null ? lazy
+            : Preconditioner.GradientMatrices().Select((t, i) => t.add_(layers[i].WeightMatrix(), alpha: Options.WeightDecay)).ToList();
         long solveStart = Stopwatch.GetTimestamp();
         // Without weight decay and with one process, g is the .grad of the backward that gave the statistics.
         var delta = Options.WeightDecay == 0 && Preconditioner.Reducer is null
@@ -162,7 +164,7 @@ public sealed partial class NaturalGradientDescent : IDisposable
 
         // One host read: the loss and whether every step (natural-gradient and plain) is finite.
         var check = NaturalGradientPreconditioner.FiniteCheck(steps.Concat(plainSteps));
-        var read = stack(new[] { lossTensor.to_type(ScalarType.Float64), check }).cpu().data<double>().ToArray();
+        var read = HostRead.Doubles(stack(new[] { lossTensor.to_type(ScalarType.Float64), check }));
         double loss = read[0];
         if (!double.IsFinite(read[1]) && !FiniteGuard.AllFinite(steps.Concat(plainSteps)))
         {
@@ -182,7 +184,7 @@ public sealed partial class NaturalGradientDescent : IDisposable
             // uᵀMu and gᵀu of the step u = s · S, read together: the predicted KL ½uᵀMu and the quadratic model q(u) = gᵀu + ½uᵀMu.
             var quadratic = Preconditioner.Curvature.QuadraticForm(layers, steps);
             var lin = QuadraticForms.Sum(steps, g);
-            var forms = stack(new[] { quadratic.to_type(ScalarType.Float64), lin }).cpu().data<double>().ToArray();
+            var forms = HostRead.Doubles(stack(new[] { quadratic.to_type(ScalarType.Float64), lin }));
             quad = s * s * forms[0];
             linear = s * forms[1];
         }

@@ -55,8 +55,7 @@ public sealed partial class NaturalGradientPreconditioner
             or CurvatureStructure.Tengrad or CurvatureStructure.Diagonal or CurvatureStructure.Auto;
         foreach (var layer in recorded)
         {
-            if (layer.Input is not { } input || input.dim() == 0 || input.shape[0] == rows) continue;
-            long batch = input.shape[0];
+            if (layer.Input is not { } input || input.shape is not [var batch, ..] || batch == rows) continue;
             if (batch > rows && perExample)
                 throw new ModelNotSupportedException(
                     $"layer '{layer.Name}' ({layer.Adapter.KindName}) saw a batch of {batch} rows, but the output has {rows} (one per example): " +

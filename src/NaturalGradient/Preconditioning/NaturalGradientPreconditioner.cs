@@ -256,6 +256,9 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     /// <summary>The covered layers' current gradients as W̄-shaped matrices.</summary>
     public IReadOnlyList<Tensor> GradientMatrices() => _layers.Select(l => l.GradientMatrix()).ToList();
 
+    /// <summary>The same matrices, each formed on first access and owned by the returned list (dispose it).</summary>
+    internal GradientMatrixList LazyGradientMatrices() => new(_layers);
+
     /// <summary>Δ = (M + λI)⁻¹ g for the given W̄-shaped gradients, without touching .grad.</summary>
     public IReadOnlyList<Tensor> Solve(IReadOnlyList<Tensor> gradients, double damping) => Solve(gradients, damping, null);
 
@@ -265,7 +268,9 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
         if (_layers.Count == 0) throw new InvalidOperationException("no metric collected yet: call Backward or CollectMetric first");
         if (MetricRejected)
             throw new InvalidOperationException("the last metric batch was ignored (its statistics overflow the curvature): skip this step");
-        if (gradients.Count > 0) FiniteGuard.DampingFits(damping, gradients[0].dtype);
+        // The mean-gradient route reads the dtype from the parameters, so that it forms no gradient matrix it does not use.
+        if (meanGradientStatistics is null && gradients.Count > 0) FiniteGuard.DampingFits(damping, gradients[0].dtype);
+        else if (meanGradientStatistics is not null) FiniteGuard.DampingFits(damping, _layers[0].Parameters[0].dtype);
         using var _ = no_grad();
         return NativeCall.Run($"the {Options.Structure} solve", () => meanGradientStatistics is null
             ? Curvature.Precondition(_layers, gradients, damping)

@@ -12,14 +12,13 @@ internal static class KroneckerBlockGuard
     {
         ArgumentNullException.ThrowIfNull(statistics);
         if (step < 0) throw new ArgumentOutOfRangeException(nameof(step), step, $"step must be ≥ 0, got {step}");
-        if (statistics.InputWidth != layer.InputDim || statistics.OutputGradients.shape[3] != layer.OutputDim)
+        if (statistics.InputWidth != layer.InputDim || statistics.OutputWidth != layer.OutputDim)
             throw new ArgumentException(
-                $"statistics for layer '{layer.Name}' have in' = {statistics.InputWidth}, out = {statistics.OutputGradients.shape[3]}; " +
+                $"statistics for layer '{layer.Name}' have in' = {statistics.InputWidth}, out = {statistics.OutputWidth}; " +
                 $"the block expects in' = {layer.InputDim}, out = {layer.OutputDim}", nameof(statistics));
-        if (statistics.Tokens is null)
+        if (statistics.Tokens is null && statistics.ActivationShape is { } a)
         {
-            var a = statistics.Activations;
-            if (a.shape[^3] != statistics.BatchSize || a.shape[^2] != statistics.Positions)
+            if (a[^3] != statistics.BatchSize || a[^2] != statistics.Positions)
                 throw new ArgumentException("output gradients (s × m × T × out) do not match the activations (m × T × in')", nameof(statistics));
         }
     }

@@ -57,7 +57,7 @@ public static class KroneckerFactors
     {
         var a = statistics.Activations.detach();
         if (sharing == KfacWeightSharing.Reduce && statistics.Positions > 1) a = a.mean(new long[] { 1 }, keepdim: true);
-        return a.reshape(-1, a.shape[2]);
+        return a.reshape(-1, statistics.SampleDependentActivations ? a.shape[2] : statistics.InputWidth);
     }
 
     /// <summary>D as (s·m·T) × out rows (Reduce: summed over positions) and the scale c with G = c DᵀD.</summary>
@@ -66,7 +66,7 @@ public static class KroneckerFactors
         var d = statistics.OutputGradients.detach();
         bool reduce = sharing == KfacWeightSharing.Reduce && statistics.Positions > 1 && !DiagonalActivation.Applies(statistics.Adapter);
         if (reduce) d = d.sum(new long[] { 2 }, keepdim: true);
-        return (d.reshape(-1, d.shape[3]), reduce ? statistics.Weight : statistics.Weight / statistics.Positions);
+        return (d.reshape(-1, statistics.OutputWidth), reduce ? statistics.Weight : statistics.Weight / statistics.Positions);
     }
 
     /// <summary>

@@ -15,12 +15,14 @@ internal sealed partial class RunningAverage : IDisposable
     /// <summary>The current average (owned; callers must not dispose it), or null before the first update.</summary>
     public Tensor? Value => _value;
 
+    private long[]? _shape;   // _value's shape, read once per replacement (a shape is a native call)
+
     public bool HasValue => _value is not null;
 
     /// <summary>X ← β X + (1 − β) X_batch in place, or X ← X_batch on the first call. <paramref name="batch"/> is not consumed.</summary>
     public void Update(Tensor batch, double decay)
     {
-        if (_value is null || !_value.shape.SequenceEqual(batch.shape) || _value.dtype != batch.dtype)
+        if (_value is null || !_shape!.SequenceEqual(batch.shape) || _value.dtype != batch.dtype)
         {
             using var scope = NewDisposeScope();
             Replace(batch.detach().clone());
@@ -45,13 +47,14 @@ internal sealed partial class RunningAverage : IDisposable
     /// </param>
     public bool TryAccumulateGram(Tensor left, Tensor right, double scale, double decay, KfacFactorPrecision precision = KfacFactorPrecision.Model)
     {
-        if (_value is null || left.dtype == ScalarType.Float64 || _value.dtype != left.dtype || _value.dim() != 2
-            || _value.shape[0] != left.shape[1] || _value.shape[1] != right.shape[1])
+        if (_value is null || left.dtype == ScalarType.Float64 || _value.dtype != left.dtype || _shape!.Length != 2)
             return false;
+        long width = left.shape[1];
+        if (_shape[0] != width || _shape[1] != (ReferenceEquals(left, right) ? width : right.shape[1])) return false;
         float beta = (float)decay, alpha = (float)((1 - decay) * scale);
         if (precision == KfacFactorPrecision.Bfloat16 && left.dtype == ScalarType.Float32)
             AccumulateBFloat16Product(_value, left, right, beta, alpha);
-        else if (ReferenceEquals(left, right) && left.shape[1] >= SymmetricSplitDimension)
+        else if (ReferenceEquals(left, right) && width >= SymmetricSplitDimension)
             AccumulateSymmetricGram(_value, left, beta, alpha);
         else
             _value.addmm_(left.t(), right, beta: beta, alpha: alpha);
@@ -99,11 +102,13 @@ internal sealed partial class RunningAverage : IDisposable
         value.DetachFromDisposeScope();
         _value?.Dispose();
         _value = value;
+        _shape = value.shape;
     }
 
     public void Dispose()
     {
         _value?.Dispose();
         _value = null;
+        _shape = null;
     }
 }
