@@ -23,12 +23,12 @@ public abstract class LayerAdapterBase : ILayerAdapter
         Module = module;
         Weight = weight.requires_grad ? weight : null;
         Bias = bias is { requires_grad: true } ? bias : null;
-        OutputDim = outputDim ?? weight.shape[0];
+        OutputDim = outputDim ?? weight.Sizes()[0];
         WeightColumns = Weight is null ? 0 : weight.numel() / OutputDim;
         InputDim = WeightColumns + (Bias is null ? 0 : 1);
-        _weightShape = Weight?.shape;
+        _weightShape = Weight?.Sizes();
         _weightIsMatrix = _weightShape is { Length: 2 } ws && ws[0] == OutputDim && ws[1] == WeightColumns;
-        _biasShape = Bias?.shape;
+        _biasShape = Bias?.Sizes();
         var ps = new List<Parameter>(2);
         if (Weight is not null) ps.Add(Weight);
         if (Bias is not null) ps.Add(Bias);
@@ -75,7 +75,7 @@ public abstract class LayerAdapterBase : ILayerAdapter
     {
         if (Weight is null)
         {
-            var shape = a.shape;
+            var shape = a.Sizes();
             shape[^1] = 1;
             return ones(shape, dtype: a.dtype, device: a.device);
         }
@@ -122,7 +122,7 @@ public abstract class LayerAdapterBase : ILayerAdapter
     /// <summary>The shape of a recorded call's input (one native read), refused when it has fewer than <paramref name="minDims"/> dimensions.</summary>
     protected long[] InputShape(Tensor input, long minDims)
     {
-        var shape = input.shape;
+        var shape = input.Sizes();
         if (shape.Length < minDims)
             throw new NotSupportedException(
                 $"layer '{Name}' ({KindName}) received a {shape.Length}-D input [{string.Join(", ", shape)}]; " +

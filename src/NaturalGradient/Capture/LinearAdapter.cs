@@ -22,7 +22,7 @@ public sealed class LinearAdapter : LayerAdapterBase
 
     public override Tensor OutputGradients(Tensor gradOutput)
     {
-        var shape = gradOutput.shape;
+        var shape = gradOutput.Sizes();
         return gradOutput.reshape(shape[0], -1, shape[^1]);
     }
 }

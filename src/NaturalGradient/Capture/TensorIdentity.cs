@@ -25,7 +25,7 @@ public static class TensorIdentity
             ScalarType.Int32 => Address(t.storage<int>()),
             _ => t.Handle,
         };
-        return $"{data}:{t.storage_offset()}:{string.Join(",", t.shape)}";
+        return $"{data}:{t.storage_offset()}:{string.Join(",", t.Sizes())}";
     }
 
     private static IntPtr Address<T>(Storage<T> storage) where T : unmanaged

@@ -52,7 +52,7 @@ public sealed class ExactCurvature : ICurvature
     {
         var m = Matrix;
         var g = cat(gradients.Select(t => t.flatten().to_type(m.dtype)).ToArray());
-        var x = SafeCholesky.Solve(m + damping * eye(m.shape[0], dtype: m.dtype, device: m.device), g);
+        var x = SafeCholesky.Solve(m + damping * eye(m.Sizes()[0], dtype: m.dtype, device: m.device), g);
         return Split(x, gradients);
     }
 
@@ -69,7 +69,7 @@ public sealed class ExactCurvature : ICurvature
         foreach (var t in like)
         {
             long n = t.numel();
-            result.Add(flat.narrow(0, offset, n).reshape(t.shape).to_type(t.dtype));
+            result.Add(flat.narrow(0, offset, n).reshape(t.Sizes()).to_type(t.dtype));
             offset += n;
         }
         return result;

@@ -33,8 +33,8 @@ public sealed class LayerStatistics
     /// <exception cref="ArgumentException">A tensor has the wrong number of dimensions.</exception>
     public LayerStatistics(ILayerAdapter adapter, Tensor activations, Tensor outputGradients, double weight)
     {
-        _activationShape = activations.shape;
-        _outputGradientShape = outputGradients.shape;
+        _activationShape = activations.Sizes();
+        _outputGradientShape = outputGradients.Sizes();
         if (_activationShape.Length is not (3 or 4))
             throw new ArgumentException("activations must be m × T × in' (or s × m × T × in')", nameof(activations));
         if (_outputGradientShape.Length != 4) throw new ArgumentException("output gradients must be s × m × T × out", nameof(outputGradients));
@@ -46,7 +46,7 @@ public sealed class LayerStatistics
 
     private LayerStatistics(ILayerAdapter adapter, Tensor tokens, Tensor outputGradients, double weight, bool _)
     {
-        _outputGradientShape = outputGradients.shape;
+        _outputGradientShape = outputGradients.Sizes();
         Adapter = adapter;
         Tokens = tokens;
         OutputGradients = outputGradients;
@@ -61,9 +61,9 @@ public sealed class LayerStatistics
     public static LayerStatistics FromTokens(ILayerAdapter adapter, Tensor tokens, Tensor outputGradients, double weight)
     {
         if (tokens.dim() != 2) throw new ArgumentException("tokens must be m × T", nameof(tokens));
-        if (outputGradients.dim() != 4 || outputGradients.shape[1] != tokens.shape[0] || outputGradients.shape[2] != tokens.shape[1])
+        if (outputGradients.dim() != 4 || outputGradients.Sizes()[1] != tokens.Sizes()[0] || outputGradients.Sizes()[2] != tokens.Sizes()[1])
             throw new ArgumentException(
-                $"output gradients [{string.Join(", ", outputGradients.shape)}] must be s × m × T × out for tokens [{string.Join(", ", tokens.shape)}]",
+                $"output gradients [{string.Join(", ", outputGradients.Sizes())}] must be s × m × T × out for tokens [{string.Join(", ", tokens.Sizes())}]",
                 nameof(outputGradients));
         return new LayerStatistics(adapter, tokens, outputGradients, weight, true);
     }
@@ -156,7 +156,7 @@ public sealed class LayerStatistics
             return TokenGradients.TransposeMultiply(PairedTokens()!, d, ones(SampleCount, dtype: d.dtype, device: d.device), Adapter.InputDim);
         if (!Adapter.IsKronecker) return PerSampleGradients().sum(new long[] { 0 });
         var a = PairedActivations();
-        return d.reshape(-1, d.shape[2]).t().mm(a.reshape(-1, a.shape[2]));
+        return d.reshape(-1, d.Sizes()[2]).t().mm(a.reshape(-1, a.Sizes()[2]));
     }
 
     /// <summary>

@@ -20,7 +20,7 @@ internal static class BatchCheck
     public static void Input(Tensor? x, string name, Tensor parameter)
     {
         ArgumentNullException.ThrowIfNull(x, name);
-        if (x.shape is [] or [0, ..])
+        if (x.Sizes() is [] or [0, ..])
             throw new ArgumentException($"{name} holds no example (shape {ShapeText.Of(x)}); a batch needs at least one row", name);
         SameDevice(x, name, parameter, "the model");
         if (x.is_floating_point() && parameter.is_floating_point() && x.dtype != parameter.dtype)
@@ -46,7 +46,7 @@ internal static class BatchCheck
     public static void Output(Tensor? output, string name)
     {
         ArgumentNullException.ThrowIfNull(output, name);
-        if (output.shape is [] or [0, ..])
+        if (output.Sizes() is [] or [0, ..])
             throw new ArgumentException($"{name} holds no example (shape {ShapeText.Of(output)}); a batch needs at least one row", name);
         if (!output.requires_grad)
             throw new ArgumentException(

@@ -33,23 +33,23 @@ internal static class CheckedAutograd
         string Name(int j) => inputNames is not null && j < inputNames.Count ? inputNames[j] : $"input {j}";
         for (int i = 0; i < outputs.Count; i++)
             if (!outputs[i].requires_grad)
-                throw new ArgumentException($"gradient of an output with no autograd graph (output {i}, shape {ShapeText.Of(outputs[i].shape)}): compute it with gradients enabled from tensors that require grad");
+                throw new ArgumentException($"gradient of an output with no autograd graph (output {i}, shape {ShapeText.Of(outputs[i].Sizes())}): compute it with gradients enabled from tensors that require grad");
         for (int j = 0; j < inputs.Count; j++)
             if (!inputs[j].requires_grad)
-                throw new ArgumentException($"gradient with respect to {Name(j)} (shape {ShapeText.Of(inputs[j].shape)}), which does not require grad: pass only tensors with requires_grad = true");
+                throw new ArgumentException($"gradient with respect to {Name(j)} (shape {ShapeText.Of(inputs[j].Sizes())}), which does not require grad: pass only tensors with requires_grad = true");
         if (gradOutputs is not null)
         {
             if (gradOutputs.Count != outputs.Count)
                 throw new ArgumentException($"{outputs.Count} outputs but {gradOutputs.Count} output gradients");
             for (int i = 0; i < outputs.Count; i++)
-                if (!gradOutputs[i].shape.SequenceEqual(outputs[i].shape))
-                    throw new ArgumentException($"output gradient {i} has shape {ShapeText.Of(gradOutputs[i].shape)}, but output {i} has shape {ShapeText.Of(outputs[i].shape)}");
+                if (!gradOutputs[i].Sizes().SequenceEqual(outputs[i].Sizes()))
+                    throw new ArgumentException($"output gradient {i} has shape {ShapeText.Of(gradOutputs[i].Sizes())}, but output {i} has shape {ShapeText.Of(outputs[i].Sizes())}");
         }
         var grads = autograd.grad(outputs, inputs, gradOutputs, retainGraph, createGraph, allow_unused: true);
         if (!allowUnused)
             for (int j = 0; j < grads.Count; j++)
                 if (grads[j] is null || grads[j].IsInvalid)
-                    throw new ArgumentException($"gradient with respect to {Name(j)} (shape {ShapeText.Of(inputs[j].shape)}), which the output does not depend on: " +
+                    throw new ArgumentException($"gradient with respect to {Name(j)} (shape {ShapeText.Of(inputs[j].Sizes())}), which the output does not depend on: " +
                         "every parameter given must be used in computing the output (freeze an unused one with requires_grad = false)");
         return grads;
     }

@@ -20,7 +20,7 @@ internal static class CheckedProducts
     {
         if (a.dtype != b.dtype)
             throw new ArgumentException($"matrix product of a {a.dtype} and a {b.dtype} operand: matmul needs one dtype");
-        long[] sa = a.shape, sb = b.shape;
+        long[] sa = a.Sizes(), sb = b.Sizes();
         if (sa.Length < 2 || sb.Length < 2 || sa[^1] != sb[^2] || !BatchDimensionsBroadcast(sa, sb))
             throw new ArgumentException($"matrix product of shapes {ShapeText.Of(sa)} and {ShapeText.Of(sb)}: the operands do not fit (inner dimensions {(sa.Length > 0 ? sa[^1] : 0)} and {(sb.Length > 1 ? sb[^2] : 0)})");
         return a.matmul(b);

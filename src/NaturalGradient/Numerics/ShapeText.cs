@@ -7,5 +7,5 @@ internal static class ShapeText
 {
     public static string Of(long[] shape) => "[" + string.Join(", ", shape) + "]";
 
-    public static string Of(Tensor t) => Of(t.shape);
+    public static string Of(Tensor t) => Of(t.Sizes());
 }

@@ -21,10 +21,10 @@ internal static class GeneratorState
     {
         ArgumentNullException.ThrowIfNull(state);
         using var own = generator.get_state();
-        if (state.dtype != own.dtype || !state.shape.SequenceEqual(own.shape) || state.device_type != DeviceType.CPU)
-            throw new InvalidDataException($"{what} is a {state.dtype} tensor of shape {ShapeText.Of(state.shape)}" +
+        if (state.dtype != own.dtype || !state.Sizes().SequenceEqual(own.Sizes()) || state.device_type != DeviceType.CPU)
+            throw new InvalidDataException($"{what} is a {state.dtype} tensor of shape {ShapeText.Of(state.Sizes())}" +
                 (state.device_type != DeviceType.CPU ? $" on {state.device}" : "") +
-                $"; a random generator's state is a {own.dtype} tensor of shape {ShapeText.Of(own.shape)} (from Generator.get_state())");
+                $"; a random generator's state is a {own.dtype} tensor of shape {ShapeText.Of(own.Sizes())} (from Generator.get_state())");
     }
 
     /// <summary><see cref="Check"/>, then <c>generator.set_state(state)</c>.</summary>

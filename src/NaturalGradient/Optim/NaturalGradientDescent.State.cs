@@ -71,7 +71,7 @@ public sealed partial class NaturalGradientDescent
                     var name = key[parameterKey.Length..];
                     var parameter = _uncovered.FirstOrDefault(p => parameters.TryGetValue(p.Handle, out var n) && n == name)
                         ?? throw new InvalidDataException($"the state holds momentum for parameter '{name}', which this optimiser does not update directly");
-                    plainMomentum[parameter] = state.GetTensor(key, parameter.shape);
+                    plainMomentum[parameter] = state.GetTensor(key, parameter.Sizes());
                 }
             }
             Preconditioner.ImportState(prefix + "preconditioner.", state);

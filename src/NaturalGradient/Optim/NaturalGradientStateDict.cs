@@ -48,8 +48,8 @@ public sealed class NaturalGradientStateDict : IDisposable
     public Tensor GetTensor(string key, long[]? shape = null)
     {
         if (!Tensors.TryGetValue(key, out var t)) throw new InvalidDataException($"the state has no tensor '{key}'");
-        if (shape is not null && !t.shape.SequenceEqual(shape))
-            throw new InvalidDataException($"state tensor '{key}' has shape [{string.Join(", ", t.shape)}], expected [{string.Join(", ", shape)}]");
+        if (shape is not null && !t.Sizes().SequenceEqual(shape))
+            throw new InvalidDataException($"state tensor '{key}' has shape [{string.Join(", ", t.Sizes())}], expected [{string.Join(", ", shape)}]");
         using var _ = no_grad();
         return t.clone().DetachFromDisposeScope();
     }
@@ -177,9 +177,9 @@ public static class TensorBytes
         var source = tensor.detach().cpu();
         var t = source.contiguous();
         writer.Write((int)t.dtype);
-        writer.Write(t.shape.Length);
-        foreach (var s in t.shape) writer.Write(s);
-        var strides = IsDensePermutation(source.shape, source.stride()) ? source.stride() : t.stride();
+        writer.Write(t.Sizes().Length);
+        foreach (var s in t.Sizes()) writer.Write(s);
+        var strides = IsDensePermutation(source.Sizes(), source.stride()) ? source.stride() : t.stride();
         foreach (var s in strides) writer.Write(s);
         var bytes = t.bytes.ToArray();
         writer.Write(bytes.LongLength);

@@ -65,10 +65,10 @@ public sealed class CoverageReport
                 if (adapter is TiedLayerAdapter tied) treatment += "; " + TiedText(tied);
                 if (module is NormBase norm && BatchNormAdapter.CouplesExamples(norm))
                     treatment += "; NOTE: in training mode now, refused at the first step unless put in eval mode";
-                entries.Add(new ParameterCoverage(name, p.shape, owner, kind, true, treatment));
+                entries.Add(new ParameterCoverage(name, p.Sizes(), owner, kind, true, treatment));
                 continue;
             }
-            entries.Add(new ParameterCoverage(name, p.shape, owner, kind, false, Reason(p, owner, module, capture)));
+            entries.Add(new ParameterCoverage(name, p.Sizes(), owner, kind, false, Reason(p, owner, module, capture)));
         }
         return new CoverageReport(entries);
     }

@@ -50,12 +50,12 @@ public sealed partial class NaturalGradientPreconditioner
     private void ThrowIfRowsAreNotExamples(IReadOnlyList<CapturedLayer> recorded, Tensor output)
     {
         if (Options.Structure == CurvatureStructure.HessianFree) return;
-        long rows = output.shape[0];
+        long rows = output.Sizes()[0];
         bool perExample = Options.Structure is CurvatureStructure.Exact or CurvatureStructure.BlockDiagonal
             or CurvatureStructure.Tengrad or CurvatureStructure.Diagonal or CurvatureStructure.Auto;
         foreach (var layer in recorded)
         {
-            if (layer.Input is not { } input || input.shape is not [var batch, ..] || batch == rows) continue;
+            if (layer.Input is not { } input || input.Sizes() is not [var batch, ..] || batch == rows) continue;
             if (batch > rows && perExample)
                 throw new ModelNotSupportedException(
                     $"layer '{layer.Name}' ({layer.Adapter.KindName}) saw a batch of {batch} rows, but the output has {rows} (one per example): " +

@@ -27,11 +27,11 @@ public sealed class DenseBlock : ICurvatureBlock
     public Tensor Precondition(Tensor gradient, double damping)
     {
         var m = Matrix;
-        var damped = m + damping * eye(m.shape[0], dtype: m.dtype, device: m.device);
-        return SafeCholesky.Solve(damped, gradient.flatten().to_type(m.dtype)).reshape(gradient.shape).to_type(gradient.dtype);
+        var damped = m + damping * eye(m.Sizes()[0], dtype: m.dtype, device: m.device);
+        return SafeCholesky.Solve(damped, gradient.flatten().to_type(m.dtype)).reshape(gradient.Sizes()).to_type(gradient.dtype);
     }
 
-    public Tensor Multiply(Tensor v) => Matrix.mv(v.flatten().to_type(Matrix.dtype)).reshape(v.shape).to_type(v.dtype);
+    public Tensor Multiply(Tensor v) => Matrix.mv(v.flatten().to_type(Matrix.dtype)).reshape(v.Sizes()).to_type(v.dtype);
 
     public Tensor ToDense() => Matrix.clone();
 

@@ -232,7 +232,7 @@ public sealed class TengradBlock : ICurvatureBlock
         Interlocked.Increment(ref _pushThroughFactorizations);
         using var scope = NewDisposeScope();
         const ScalarType f64 = ScalarType.Float64;
-        long n = _gram!.shape[0];
+        long n = _gram!.Sizes()[0];
         var system = _gram.InDtype(f64).mul(_weight);   // not in place: for float64 statistics to_type returns the Gram itself
         system.diagonal().add_(damping);
         var ones = full(n, 1, c, dtype: f64);
@@ -312,7 +312,7 @@ public sealed class TengradBlock : ICurvatureBlock
     public Tensor ToDense()
     {
         EnsureUpdated();
-        var j = _general is not null ? _general.Dense() : (_d!.unsqueeze(2) * _a!.unsqueeze(1)).reshape(_d!.shape[0], -1); // tests only: n × p
+        var j = _general is not null ? _general.Dense() : (_d!.unsqueeze(2) * _a!.unsqueeze(1)).reshape(_d!.Sizes()[0], -1); // tests only: n × p
         if (_form == MetricForm.Centered) j = j - j.mean(new long[] { 0 }, keepdim: true);
         return j.t().mm(j).mul(_weight);
     }

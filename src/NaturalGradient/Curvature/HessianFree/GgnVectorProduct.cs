@@ -41,7 +41,7 @@ public sealed class GgnVectorProduct : IDisposable
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(likelihood);
         if (output.dim() != 2)
-            throw new ArgumentException($"the output must be m × o, got [{string.Join(", ", output.shape)}]", nameof(output));
+            throw new ArgumentException($"the output must be m × o, got [{string.Join(", ", output.Sizes())}]", nameof(output));
         if (!output.requires_grad)
             throw new ArgumentException("the output has no autograd graph: compute it with gradients enabled and keep its graph for the step", nameof(output));
         if (parameters.Count == 0) throw new ArgumentException("at least one parameter is needed", nameof(parameters));
@@ -63,7 +63,7 @@ public sealed class GgnVectorProduct : IDisposable
     public long Dimension { get; }
 
     /// <summary>m, the number of examples in the metric batch.</summary>
-    public long BatchSize => _output.shape[0];
+    public long BatchSize => _output.Sizes()[0];
 
     /// <summary>J_r v (m × o) for a flat v in parameter order.</summary>
     public Tensor JacobianVectorProduct(Tensor v)
@@ -79,8 +79,8 @@ public sealed class GgnVectorProduct : IDisposable
     /// <summary>J_rᵀ e (flat, parameter order) for e of r's shape (m × o).</summary>
     public Tensor TransposedJacobianProduct(Tensor e)
     {
-        if (!e.shape.SequenceEqual(_output.shape))
-            throw new ArgumentException($"expected a tensor shaped like the output [{string.Join(", ", _output.shape)}], got [{string.Join(", ", e.shape)}]", nameof(e));
+        if (!e.Sizes().SequenceEqual(_output.Sizes()))
+            throw new ArgumentException($"expected a tensor shaped like the output [{string.Join(", ", _output.Sizes())}], got [{string.Join(", ", e.Sizes())}]", nameof(e));
         using var grad = enable_grad();
         using var scope = NewDisposeScope();
         var g = torch.autograd.grad(new[] { _output }, _parameters, new[] { e.detach().to_type(_output.dtype) }, retain_graph: true);
@@ -123,7 +123,7 @@ public sealed class GgnVectorProduct : IDisposable
         long offset = 0;
         for (int i = 0; i < pieces.Length; i++)
         {
-            pieces[i] = v.narrow(0, offset, _sizes[i]).view(_parameters[i].shape);
+            pieces[i] = v.narrow(0, offset, _sizes[i]).view(_parameters[i].Sizes());
             offset += _sizes[i];
         }
         return pieces;
@@ -132,7 +132,7 @@ public sealed class GgnVectorProduct : IDisposable
     private void CheckVector(Tensor v)
     {
         ArgumentNullException.ThrowIfNull(v);
-        if (v.dim() != 1 || v.shape[0] != Dimension)
-            throw new ArgumentException($"expected a flat vector of length {Dimension}, got [{string.Join(", ", v.shape)}]", nameof(v));
+        if (v.dim() != 1 || v.Sizes()[0] != Dimension)
+            throw new ArgumentException($"expected a flat vector of length {Dimension}, got [{string.Join(", ", v.Sizes())}]", nameof(v));
     }
 }

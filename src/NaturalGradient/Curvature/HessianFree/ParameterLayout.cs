@@ -52,9 +52,9 @@ public sealed class ParameterLayout
         {
             var l = _layers[i];
             var m = matrices[i];
-            if (m.dim() != 2 || m.shape[0] != l.OutputDim || m.shape[1] != l.InputDim)
+            if (m.dim() != 2 || m.Sizes()[0] != l.OutputDim || m.Sizes()[1] != l.InputDim)
                 throw new ArgumentException(
-                    $"layer '{l.Name}': expected a {l.OutputDim} × {l.InputDim} W̄ matrix, got [{string.Join(", ", m.shape)}]", nameof(matrices));
+                    $"layer '{l.Name}': expected a {l.OutputDim} × {l.InputDim} W̄ matrix, got [{string.Join(", ", m.Sizes())}]", nameof(matrices));
             parts.AddRange(l.SplitMatrix(m).Select(t => t.flatten()));
         }
         return cat(parts.ToArray()).to_type(Parameters[0].dtype);
@@ -85,7 +85,7 @@ public sealed class ParameterLayout
         for (int i = 0; i < result.Length; i++)
         {
             long n = Parameters[i].numel();
-            result[i] = flat.narrow(0, offset, n).view(Parameters[i].shape);
+            result[i] = flat.narrow(0, offset, n).view(Parameters[i].Sizes());
             offset += n;
         }
         return result;
@@ -96,7 +96,7 @@ public sealed class ParameterLayout
 
     private void CheckFlat(Tensor flat)
     {
-        if (flat.dim() != 1 || flat.shape[0] != Count)
-            throw new ArgumentException($"expected a flat vector of length {Count}, got [{string.Join(", ", flat.shape)}]", nameof(flat));
+        if (flat.dim() != 1 || flat.Sizes()[0] != Count)
+            throw new ArgumentException($"expected a flat vector of length {Count}, got [{string.Join(", ", flat.Sizes())}]", nameof(flat));
     }
 }

@@ -26,9 +26,9 @@ internal static class KroneckerBlockGuard
     public static void Matrix(ILayerAdapter layer, Tensor v, string name)
     {
         ArgumentNullException.ThrowIfNull(v, name);
-        if (v.dim() != 2 || v.shape[0] != layer.OutputDim || v.shape[1] != layer.InputDim)
+        if (v.dim() != 2 || v.Sizes()[0] != layer.OutputDim || v.Sizes()[1] != layer.InputDim)
             throw new ArgumentException(
-                $"{name} for layer '{layer.Name}' must be W̄-shaped {layer.OutputDim} × {layer.InputDim}, got [{string.Join(", ", v.shape)}]", name);
+                $"{name} for layer '{layer.Name}' must be W̄-shaped {layer.OutputDim} × {layer.InputDim}, got [{string.Join(", ", v.Sizes())}]", name);
     }
 
     public static void Factors(ILayerAdapter layer, Tensor a, Tensor g)
@@ -36,10 +36,10 @@ internal static class KroneckerBlockGuard
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(g);
         var shapeA = DiagonalActivation.Shape(layer);
-        if (!a.shape.SequenceEqual(shapeA) || g.dim() != 2 || g.shape[0] != layer.OutputDim || g.shape[1] != layer.OutputDim)
+        if (!a.Sizes().SequenceEqual(shapeA) || g.dim() != 2 || g.Sizes()[0] != layer.OutputDim || g.Sizes()[1] != layer.OutputDim)
             throw new ArgumentException(
                 $"factors for layer '{layer.Name}' must be A: {string.Join(" × ", shapeA)} and G: {layer.OutputDim} × {layer.OutputDim}, " +
-                $"got [{string.Join(", ", a.shape)}] and [{string.Join(", ", g.shape)}]");
+                $"got [{string.Join(", ", a.Sizes())}] and [{string.Join(", ", g.Sizes())}]");
     }
 
     public static void Damping(double damping)

@@ -1,0 +1,19 @@
+using static TorchSharp.torch;
+
+namespace NaturalGradient;
+
+/// <summary>A tensor's shape read dimension by dimension.</summary>
+internal static class TensorSizes
+{
+    /// <summary>
+    /// The same array as <c>Tensor.shape</c>, from <c>dim()</c> and one <c>size(i)</c> per dimension. TorchSharp's
+    /// <c>shape</c> fills a pinned array through a callback from native code, about 1 µs a call against about 0.01 µs
+    /// per plain call (measured on the CI machine kind), and the step reads shapes many times per layer.
+    /// </summary>
+    public static long[] Sizes(this Tensor t)
+    {
+        var sizes = new long[t.dim()];
+        for (int i = 0; i < sizes.Length; i++) sizes[i] = t.size(i);
+        return sizes;
+    }
+}
