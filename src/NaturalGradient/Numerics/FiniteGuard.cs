@@ -45,7 +45,11 @@ public static class FiniteGuard
             else reductions.Add(statistics[i].Activations.norm());
             reductions.Add(statistics[i].OutputGradients.norm());
         }
-        if (output is not null) reductions.Add(output.detach().sum());
+        if (output is not null)
+        {
+            using var _ = no_grad();
+            reductions.Add(output.sum());
+        }
         var values = HostRead.Doubles(StackInFloat64(reductions));
         double bound = 0;
         int k = 0;

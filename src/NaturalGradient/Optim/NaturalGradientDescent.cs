@@ -163,10 +163,8 @@ public sealed partial class NaturalGradientDescent : IDisposable
         var plainSteps = formSteps ? plain.Select(t => t.Direction.mul(-LearningRate)).ToList() : plain.Select(t => t.Direction).ToList();
 
         // One host read: the loss and whether every step (natural-gradient and plain) is finite.
-        var check = NaturalGradientPreconditioner.FiniteCheck(steps.Concat(plainSteps));
-        var read = HostRead.Doubles(stack(new[] { lossTensor.to_type(ScalarType.Float64), check }));
-        double loss = read[0];
-        if (!double.IsFinite(read[1]) && !FiniteGuard.AllFinite(steps.Concat(plainSteps)))
+        var (loss, check) = NaturalGradientPreconditioner.ReadWithFiniteSum(lossTensor, steps.Concat(plainSteps));
+        if (!double.IsFinite(check) && !FiniteGuard.AllFinite(steps.Concat(plainSteps)))
         {
             _damping.Observe(double.NaN);
             return Finish(new StepReport(loss, lambda, double.NaN, double.NaN, Applied: false, StepRejection.NonFiniteDirection),

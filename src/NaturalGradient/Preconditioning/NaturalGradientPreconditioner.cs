@@ -338,6 +338,21 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     }
 
     /// <summary>
+    /// One host read of <paramref name="scalar"/>'s value (in float64) and the <see cref="FiniteCheck"/> sum of
+    /// <paramref name="tensors"/>, added on the host in float64: the per-tensor sums are stacked with the scalar and read
+    /// together (the step's loss and finiteness in one read, with two native results fewer than a FiniteCheck tensor).
+    /// </summary>
+    internal static (double Value, double Sum) ReadWithFiniteSum(Tensor scalar, IEnumerable<Tensor> tensors)
+    {
+        var parts = new List<Tensor> { scalar };
+        parts.AddRange(tensors.Select(t => t.sum()));
+        var read = HostRead.Doubles(FiniteGuard.StackInFloat64(parts));
+        double sum = 0;
+        for (int i = 1; i < read.Length; i++) sum += read[i];
+        return (read[0], sum);
+    }
+
+    /// <summary>
     /// Σ over all entries of <paramref name="tensors"/>, each tensor summed in its own dtype (one read pass, no
     /// conversion copy) and the sums added in float64; no host read. Finite when every entry is finite and no tensor's
     /// sum overflows its dtype: a non-finite value means an entry is NaN or ±∞ or the sum overflowed, which

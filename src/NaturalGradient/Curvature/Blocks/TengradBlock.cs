@@ -152,7 +152,7 @@ public sealed class TengradBlock : ICurvatureBlock
         }
         var jtu = JTu(u, g);
         var rest = g - jtu;
-        var norms = stack(new[] { g.norm(), jtu.norm(), rest.norm(), _gram.diagonal().sum() }).to_type(ScalarType.Float64).data<double>().ToArray();
+        var norms = HostRead.Doubles(stack(new[] { g.norm(), jtu.norm(), rest.norm(), _gram.diagonal().sum() }).to_type(ScalarType.Float64));
         double kappa = 1 + _weight * Math.Abs(norms[3]) / damping;
         const double eps = 1.1920929e-7;
         double estimate = eps * (norms[0] + (1 + kappa) * norms[1]) / norms[2];
@@ -244,7 +244,7 @@ public sealed class TengradBlock : ICurvatureBlock
         if (g is null)
         {
             // r = 0 is known: only the factorisation and the rounding bound decide (one host read of three scalars).
-            var read = stack(new[] { info.InDtype(f64), rowBound, delta.norm().InDtype(f64) }).data<double>().ToArray();
+            var read = HostRead.Doubles(stack(new[] { info.InDtype(f64), rowBound, delta.norm().InDtype(f64) }));
             if (read[0] != 0) return Rejected(damping);
             if (!RoundingBoundHolds(n, like.dtype, read[1], read[2])) return Rejected(damping, scope.MoveToOuter(factor));
             Interlocked.Increment(ref _pushThroughSolves);
@@ -252,8 +252,7 @@ public sealed class TengradBlock : ICurvatureBlock
         }
         var rest = g - (_general is not null ? _general.TransposeMultiply(full(n, c, dtype: g.dtype), g) : _d!.t().mm(_a!).mul_(c));
         // One host read: the Cholesky's info, Σᵢ |uᵢ| ‖Jᵢ‖, ‖Δ‖, ‖g‖, ‖r‖ and tr K (one read instead of one per decision).
-        var norms = stack(new[] { info.InDtype(f64), rowBound, delta.norm().InDtype(f64), g.norm().InDtype(f64), rest.norm().InDtype(f64), kii.sum() })
-            .data<double>().ToArray();
+        var norms = HostRead.Doubles(stack(new[] { info.InDtype(f64), rowBound, delta.norm().InDtype(f64), g.norm().InDtype(f64), rest.norm().InDtype(f64), kii.sum() }));
         // A failed factorisation means w K + λI is singular to working precision at this λ: a jittered factor would solve
         // another system, so the solves that handle a singular K (eq 40 on its own terms, or the eigendecomposition split) take over.
         if (norms[0] != 0) return Rejected(damping);

@@ -136,19 +136,19 @@ public sealed partial class EkfacBlock : ICurvatureBlock
     {
         var qa = _eigen.ActivationBasis;
         var qg = _eigen.OutputGradientBasis;
-        var delta = statistics.OutputGradients.detach().squeeze(2).InDtype(qg.dtype);                  // s × m × out
+        var delta = statistics.OutputGradients.NoGraph().squeeze(2).InDtype(qg.dtype);                  // s × m × out
         if (statistics.Samples == 1)
         {
             // D Q_G and Ā Q_A are kept for this step's PreconditionMeanGradient: Q_Gᵀ ḡ Q_A = w (D Q_G)ᵀ(Ā Q_A).
             // With bfloat16 solves they are bfloat16 products, kept in bfloat16 for that product and squared in float32.
             var deltaProjected = _eigen.ProjectRows(delta.squeeze(0), output: true, LowPrecision);                             // m × out
-            var actProjected = _eigen.ProjectRows(statistics.Activations.detach().squeeze(1).InDtype(qa.dtype), output: false, LowPrecision); // m × in'
+            var actProjected = _eigen.ProjectRows(statistics.Activations.NoGraph().squeeze(1).InDtype(qa.dtype), output: false, LowPrecision); // m × in'
             // They live in the caller's dispose scope (the step's), not in the block: used only while still valid.
             _projections = new StepProjections(statistics, deltaProjected.alias().MoveToOuterDisposeScope(), actProjected.alias().MoveToOuterDisposeScope());
             return (deltaProjected.InDtype(qg.dtype).square(), actProjected.InDtype(qa.dtype).square());
         }
         var deltaSquares = Squared(delta.MatMul(qg)).sum(dim: 0);                                       // m × out
-        var actSquares = Squared(statistics.Activations.detach().squeeze(1).InDtype(qa.dtype).mm(qa)); // m × in'
+        var actSquares = Squared(statistics.Activations.NoGraph().squeeze(1).InDtype(qa.dtype).mm(qa)); // m × in'
         return (deltaSquares, actSquares);
     }
 
@@ -173,7 +173,7 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         if (statistics.Tokens is not null)
         {
             // Q_A = I: column k of Q_Gᵀ gᵢₛ is Q_Gᵀ Σ_{t: kᵢₜ = k} δᵢₛₜ; square and sum over the (example, token) pairs.
-            var projected = statistics.FlatOutputGradients().detach().InDtype(qg.dtype).MatMul(qg);   // n × T × out
+            var projected = statistics.FlatOutputGradients().NoGraph().InDtype(qg.dtype).MatMul(qg);   // n × T × out
             return TokenGradients.SquaredSum(statistics.PairedTokens()!, projected, Layer.InputDim).mul_(statistics.Weight);
         }
         var qa = _eigen.ActivationBasis;
@@ -183,7 +183,7 @@ public sealed partial class EkfacBlock : ICurvatureBlock
             var (deltaSquares, actSquares) = ProjectedSquares(statistics);
             return deltaSquares.t().mm(actSquares).mul_(statistics.Weight);
         }
-        var perSample = statistics.PerSampleGradients().detach().InDtype(qa.dtype);          // n × out × in'
+        var perSample = statistics.PerSampleGradients().NoGraph().InDtype(qa.dtype);          // n × out × in'
         return _eigen.Project(perSample).square().sum(dim: 0).mul_(statistics.Weight);
     }
 
@@ -197,7 +197,7 @@ public sealed partial class EkfacBlock : ICurvatureBlock
             throw new InvalidOperationException($"EKFAC block of layer '{Layer.Name}': its eigendecomposition is due (Decompose or ImportInverse first)");
         var s = Current(_s);
         using var scope = NewDisposeScope();
-        var projected = _eigen.Project(gradient.detach().InDtype(s.dtype), LowPrecision);
+        var projected = _eigen.Project(gradient.NoGraph().InDtype(s.dtype), LowPrecision);
         return scope.MoveToOuter(_eigen.Unproject(projected.div_(Denominator(s, damping)), LowPrecision).InDtype(gradient.dtype));
     }
 
@@ -247,7 +247,7 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         KroneckerBlockGuard.Matrix(Layer, v, nameof(v));
         var s = Current(_s);
         using var scope = NewDisposeScope();
-        var projected = _eigen.Project(v.detach().InDtype(s.dtype));
+        var projected = _eigen.Project(v.NoGraph().InDtype(s.dtype));
         return scope.MoveToOuter(_eigen.Unproject(projected.mul_(s)).InDtype(v.dtype));
     }
 

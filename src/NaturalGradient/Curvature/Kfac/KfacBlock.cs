@@ -99,7 +99,7 @@ public sealed partial class KfacBlock : ICurvatureBlock
             throw new InvalidOperationException($"K-FAC block of layer '{Layer.Name}': its eigendecomposition is due (Decompose or ImportInverse first)");
         var a = Current(_a);
         using var scope = NewDisposeScope();
-        var g = gradient.detach().InDtype(a.dtype);
+        var g = gradient.NoGraph().InDtype(a.dtype);
         Tensor result;
         if (Options.DampingMode == KfacDampingMode.Factored)
         {
@@ -170,7 +170,7 @@ public sealed partial class KfacBlock : ICurvatureBlock
         KroneckerBlockGuard.Matrix(Layer, v, nameof(v));
         var a = Current(_a);
         using var scope = NewDisposeScope();
-        return scope.MoveToOuter(KroneckerFactors.Multiply(_g.Value!, a, v.detach().InDtype(a.dtype)).InDtype(v.dtype));
+        return scope.MoveToOuter(KroneckerFactors.Multiply(_g.Value!, a, v.NoGraph().InDtype(a.dtype)).InDtype(v.dtype));
     }
 
     /// <summary>tr(G ⊗ A) / p = tr(G) tr(A) / (out · in').</summary>

@@ -55,7 +55,7 @@ public static class KroneckerFactors
     /// <summary>Ā as (m·T) × in' rows (Reduce: m × in', the mean over positions), so that A = (1/m) ĀᵀĀ.</summary>
     private static Tensor ActivationRows(LayerStatistics statistics, KfacWeightSharing sharing)
     {
-        var a = statistics.Activations.detach();
+        var a = statistics.Activations.NoGraph();
         if (sharing == KfacWeightSharing.Reduce && statistics.Positions > 1) a = a.mean(new long[] { 1 }, keepdim: true);
         return a.reshape(-1, statistics.SampleDependentActivations ? a.Sizes()[2] : statistics.InputWidth);
     }
@@ -63,7 +63,7 @@ public static class KroneckerFactors
     /// <summary>D as (s·m·T) × out rows (Reduce: summed over positions) and the scale c with G = c DᵀD.</summary>
     private static (Tensor Rows, double Scale) OutputGradientRows(LayerStatistics statistics, KfacWeightSharing sharing)
     {
-        var d = statistics.OutputGradients.detach();
+        var d = statistics.OutputGradients.NoGraph();
         bool reduce = sharing == KfacWeightSharing.Reduce && statistics.Positions > 1 && !DiagonalActivation.Applies(statistics.Adapter);
         if (reduce) d = d.sum(new long[] { 2 }, keepdim: true);
         return (d.reshape(-1, statistics.OutputWidth), reduce ? statistics.Weight : statistics.Weight / statistics.Positions);
