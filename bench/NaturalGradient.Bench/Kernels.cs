@@ -14,7 +14,10 @@ namespace NaturalGradient.Bench;
 /// operation in its own dispose scope:
 /// K-FAC's Kronecker precondition of a 256 × 257 layer (cached eigenbases, factored damping: four matmuls and a
 /// rescaling), SafeCholesky.Solve of a 512 × 512 SPD system, and TENGraD's Woodbury solve on a 512 × 513 layer for
-/// m = 128 gradient samples (128 × 128 Cholesky solve, J g, Jᵀ u).
+/// m = 128 gradient samples (128 × 128 Cholesky solve, J g, Jᵀ u). Also what the step's bookkeeping costs per call:
+/// reading a shape (TorchSharp's <c>shape</c>, which fills its array through a native callback, against the library's
+/// <c>Sizes()</c>: <c>dim()</c> and one <c>size(i)</c> per dimension) and reading three float64 values on the host
+/// (<c>data&lt;double&gt;().ToArray()</c> against <see cref="HostRead.Doubles"/>).
 /// </summary>
 [MemoryDiagnoser(false)]
 public class Kernels
@@ -22,7 +25,7 @@ public class Kernels
     private nn.Module<Tensor, Tensor>? _kfacLayer, _tengradLayer;
     private KfacBlock? _kfac;
     private TengradBlock? _tengrad;
-    private Tensor _spd = null!, _rhs = null!, _kfacGrad = null!, _tengradGrad = null!;
+    private Tensor _spd = null!, _rhs = null!, _kfacGrad = null!, _tengradGrad = null!, _rows = null!, _three = null!;
 
     [GlobalSetup]
     public void Setup()
@@ -46,6 +49,9 @@ public class Kernels
         _tengrad = new TengradBlock();
         _tengrad.Update(Statistics(new LinearAdapter("fc", tengradLinear), examples: 128, inputs: 512, outputs: 512), step: 0);
         _tengradGrad = randn(512, 513);
+
+        _rows = randn(128, 1, 20);
+        _three = randn(3, dtype: ScalarType.Float64);
     }
 
     /// <summary>Empirical-Fisher statistics of random activations (with the bias column of ones) and output gradients.</summary>
@@ -76,6 +82,18 @@ public class Kernels
         using var _ = NewDisposeScope();
         _tengrad!.Precondition(_tengradGrad, 1e-2);
     }
+
+    [Benchmark(Description = "shape of a 128×1×20 tensor: Tensor.shape")]
+    public long ShapeRead() => _rows.shape[^1];
+
+    [Benchmark(Description = "shape of a 128×1×20 tensor: dim() and size(i) (Sizes)")]
+    public long SizesRead() => _rows.Sizes()[^1];
+
+    [Benchmark(Description = "3 float64 values to the host: data<double>().ToArray()")]
+    public double AccessorRead() => _three.data<double>().ToArray()[0];
+
+    [Benchmark(Description = "3 float64 values to the host: HostRead.Doubles")]
+    public double DirectRead() => HostRead.Doubles(_three)[0];
 
     [GlobalCleanup]
     public void Cleanup()
