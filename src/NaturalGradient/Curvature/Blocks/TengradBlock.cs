@@ -20,8 +20,10 @@ namespace NaturalGradient.Curvature.Blocks;
 /// Which solve runs, in order: (1) when the statistics come from the gradient's own backward pass (the empirical Fisher
 /// of the default training path), the push-through form Δ = Jᵀ(wK + λI)⁻¹c·1 of <see cref="PushThroughIfAccurate"/>,
 /// with no subtraction; (2) for float32 statistics, eq 40 in float32 when its estimated error (the subtraction's
-/// condition number) is below 1e-3; (3) otherwise <see cref="TengradSolve"/>: eq 40's subtraction replaced by an
-/// eigendecomposition split that keeps its accuracy at small λ (float64).
+/// condition number) is below 1e-3; (3) for float32 statistics of a rank-one layer whose gradient is the statistics'
+/// mean gradient, the push-through form again in float64 (<see cref="PushThroughInFloat64"/>); (4) otherwise
+/// <see cref="TengradSolve"/>: eq 40's subtraction replaced by an eigendecomposition split that keeps its accuracy at
+/// small λ (float64).
 /// Cost O(n² (in' + out) + n³ + n p_l); memory O(n² + n (in' + out)) for rank-one layers (Linear on m × d inputs).
 /// Layers applied at T &gt; 1 positions and elementwise layers use <see cref="LayerJacobian"/> for J Jᵀ (summed over
 /// position pairs, or J formed for LayerNorm/BatchNorm's 2·features parameters), J g and Jᵀu: solve (1) applies to
@@ -111,6 +113,7 @@ public sealed class TengradBlock : ICurvatureBlock
         }
         var woodbury = WoodburyIfAccurate(g, damping);
         if (woodbury is not null) return woodbury.InDtype(gradient.dtype);
+        if (PushThroughInFloat64(g, damping) is { } pushed64) return pushed64.InDtype(gradient.dtype);
         return TengradSolve.Solve(_a!, _d!, _gram, _form == MetricForm.Centered, _weight, damping, g).InDtype(gradient.dtype);
     }
 
@@ -192,9 +195,9 @@ public sealed class TengradBlock : ICurvatureBlock
     /// √n ε Σᵢ |uᵢ| ‖Jᵢ‖ / ‖Δ‖ ≤ tolerance, ‖Jᵢ‖ = √Kᵢᵢ (the rounding bound of the sum Σᵢ uᵢ Jᵢ: the entries of
     /// Σᵢ |uᵢ| |dᵢ| |āᵢ|ᵀ have Frobenius norm ≤ Σᵢ |uᵢ| ‖dᵢ‖ ‖āᵢ‖). It is large only when large terms uᵢJᵢ cancel, i.e. K
     /// nearly singular along directions u weighs heavily; an example with a tiny gradient and a large uᵢ adds a small
-    /// term and does not count against it. When it is large for float32 statistics of a rank-one layer, the solve is
-    /// taken again in float64 (<see cref="PushThroughInFloat64"/>); when that fails too, or for other layers: null, and
-    /// the caller falls back to eq 40 or to <see cref="TengradSolve"/>'s eigendecomposition.
+    /// term and does not count against it. When it is large: null, and the caller falls back to eq 40, then (float32
+    /// statistics of a rank-one layer) to this solve in float64 (<see cref="PushThroughInFloat64"/>), then to
+    /// <see cref="TengradSolve"/>'s eigendecomposition.
     /// Not used for TONGA's centred form (centring removes the mean gradient from the row space) or when c is unknown.
     /// </summary>
     private Tensor? PushThroughIfAccurate(Tensor g, double damping) =>
@@ -247,11 +250,7 @@ public sealed class TengradBlock : ICurvatureBlock
             // r = 0 is known: only the factorisation and the rounding bound decide (one host read of three scalars).
             var read = HostRead.Doubles(stack(new[] { info.InDtype(f64), rowBound, delta.norm().InDtype(f64) }));
             if (read[0] != 0) return Rejected(damping);
-            if (!RoundingBoundHolds(n, like.dtype, read[1], read[2]))
-            {
-                if (PushThroughInFloat64(c, n, like.dtype, damping) is not { } precise) return Rejected(damping, scope.MoveToOuter(factor));
-                delta = precise;
-            }
+            if (!RoundingBoundHolds(n, like.dtype, read[1], read[2])) return Rejected(damping, scope.MoveToOuter(factor));
             Interlocked.Increment(ref _pushThroughSolves);
             return scope.MoveToOuter(delta);
         }
@@ -261,11 +260,7 @@ public sealed class TengradBlock : ICurvatureBlock
         // A failed factorisation means w K + λI is singular to working precision at this λ: a jittered factor would solve
         // another system, so the solves that handle a singular K (eq 40 on its own terms, or the eigendecomposition split) take over.
         if (norms[0] != 0) return Rejected(damping);
-        if (!RoundingBoundHolds(n, like.dtype, norms[1], norms[2]))
-        {
-            if (PushThroughInFloat64(c, n, like.dtype, damping) is not { } precise) return Rejected(damping, scope.MoveToOuter(factor));
-            delta = precise;
-        }
+        if (!RoundingBoundHolds(n, like.dtype, norms[1], norms[2])) return Rejected(damping, scope.MoveToOuter(factor));
         double traceK = Math.Max(norms[5], 0), rootN = Math.Sqrt(n);
         if (norms[4] > 10 * rootN * Epsilon(like.dtype) * (norms[3] + c * Math.Sqrt(n * traceK)))
         {
@@ -278,38 +273,44 @@ public sealed class TengradBlock : ICurvatureBlock
     }
 
     /// <summary>
-    /// The push-through solve again in float64, for a rank-one layer with float32 statistics whose float32 solve failed
-    /// its rounding bound (large terms uᵢJᵢ cancel, so the float32 rounding of K, and with it of u, and of the product
-    /// Jᵀu, is amplified): Ā and D convert to float64 exactly, K = (ĀĀᵀ) ∘ (DDᵀ) is formed, factored and solved, and
-    /// Jᵀu is formed in float64. Kept under the float64 model's own acceptance (the Cholesky succeeds and
-    /// √n ε₆₄ Σᵢ |uᵢ| ‖Jᵢ‖ / ‖Δ‖ ≤ <see cref="PushThroughTolerance64"/>; one host read, only on this path) and returned in
-    /// the statistics' dtype; null otherwise, and for other layers or dtypes (the caller then falls back to eq 40 or the
-    /// eigendecomposition split). Cost: an n × n float64 Gram, Cholesky and solve and one float64 GEMM of the layer's
-    /// size, against the split's float64 Gram, eigendecomposition (n = 128: 1.0 ms against 0.12–0.17 ms for the
-    /// Cholesky on two threads) and two J-products.
+    /// The push-through solve in float64, for a rank-one layer with float32 statistics when neither the float32
+    /// push-through solve nor eq 40 passed its accuracy check (large terms uᵢJᵢ cancel, so the float32 rounding of K, of
+    /// u and of the product Jᵀu is amplified): Ā, D and g convert to float64 exactly, K = (ĀĀᵀ) ∘ (DDᵀ) is formed,
+    /// factored and solved, and Δ = Jᵀu is formed in float64. Taken only when g is the statistics' mean gradient to
+    /// float32 accuracy (r = g − c Jᵀ1 within 10 √n ε₃₂ (‖g‖ + c √(n tr K)); otherwise r needs the split) and under the
+    /// float64 model's own acceptance (the Cholesky succeeds and √n ε₆₄ Σᵢ |uᵢ| ‖Jᵢ‖ / ‖Δ‖ ≤ <see cref="PushThroughTolerance64"/>),
+    /// read together once; null otherwise. Cost: an n × n float64 Gram, Cholesky and solve and two float64 GEMMs of the
+    /// layer's size, in place of the split's eigendecomposition (n = 128, two threads: 0.12–0.17 ms for the Cholesky
+    /// against 1.0 ms for eigh).
     /// </summary>
-    private Tensor? PushThroughInFloat64(double c, long n, ScalarType dtype, double damping)
+    private Tensor? PushThroughInFloat64(Tensor g, double damping)
     {
-        if (_general is not null || dtype != ScalarType.Float32) return null;
+        if (_general is not null || _gram!.dtype != ScalarType.Float32 || _form == MetricForm.Centered || _statistics?.GradientWeight is not double c)
+            return null;
+        using var scope = NewDisposeScope();
         const ScalarType f64 = ScalarType.Float64;
         var a = _a!.to_type(f64);
         var d = _d!.to_type(f64);
+        long n = a.size(0);
         var gram = a.mm(a.t()).mul_(d.mm(d.t()));
         var system = gram.mul(_weight);
         system.diagonal().add_(damping);
         var (factor, info) = linalg.cholesky_ex(system);
         var u = cholesky_solve(full(n, 1, c, dtype: f64), factor).squeeze(1);
         var delta = (d * u.unsqueeze(1)).t().mm(a);
-        var rowBound = u.abs().dot(gram.diagonal().clamp_min(0).sqrt_());
-        var read = HostRead.Doubles(stack(new[] { info.InDtype(f64), rowBound, delta.norm() }));
+        var g64 = g.to_type(f64);
+        var rest = g64 - d.t().mm(a).mul_(c);
+        var kii = gram.diagonal();
+        var read = HostRead.Doubles(stack(new[] { info.InDtype(f64), u.abs().dot(kii.clamp_min(0).sqrt()), delta.norm(), g64.norm(), rest.norm(), kii.sum() }));
         if (read[0] != 0 || !RoundingBoundHolds(n, f64, read[1], read[2])) return null;
+        if (read[4] > 10 * Math.Sqrt(n) * Epsilon(ScalarType.Float32) * (read[3] + c * Math.Sqrt(n * Math.Max(read[5], 0)))) return null;
         Interlocked.Increment(ref _float64Products);
-        return delta.to_type(dtype);
+        return scope.MoveToOuter(delta.to_type(g.dtype));
     }
 
     private static long _float64Products;
 
-    /// <summary>How many push-through solves in this process were taken again in float64 after the float32 one failed its bound (for tests).</summary>
+    /// <summary>How many solves in this process took <see cref="PushThroughInFloat64"/> (for tests of the dispatch).</summary>
     internal static long Float64Products => Interlocked.Read(ref _float64Products);
 
     private static long _factorReuses;
