@@ -20,6 +20,7 @@ namespace NaturalGradient.Bench.Perf;
 /// Then a whole K-FAC refresh of the MLP's six factors (785, 512, 513, 512, 513, 10): their Cholesky inverses, and
 /// their eigendecompositions, one after another on the run's threads, one after another on one thread, and split
 /// between two threads of one libtorch thread each (what running a refresh's factorisations concurrently would give).
+/// Last, TENGraD's 128 × 128 float64 system: Cholesky against eigh.
 /// </summary>
 internal static class RefreshKernels
 {
@@ -77,7 +78,41 @@ internal static class RefreshKernels
         }
         md.AppendLine();
         var refresh = Refresh(reps, md);
-        return new { threads = get_num_threads(), omp_wait_policy = policy, reps, rows, refresh };
+        var gram = GramSolves(reps, md);
+        return new { threads = get_num_threads(), omp_wait_policy = policy, reps, rows, refresh, tengrad_gram = gram };
+    }
+
+    /// <summary>
+    /// TENGraD's n × n float64 system at n = 128 (the figure-5 nets' batch; K = (ĀĀᵀ) ∘ (DDᵀ) of 21 and 20 columns):
+    /// the Cholesky of w K + λI that the push-through solves factor against the eigh of K that the split takes.
+    /// </summary>
+    private static object GramSolves(int reps, StringBuilder md)
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(128);
+        var a = randn(128, 21, dtype: ScalarType.Float64);
+        var d = randn(128, 20, dtype: ScalarType.Float64);
+        var gram = a.mm(a.t()).mul_(d.mm(d.t()));
+        var kernels = new (string Name, Action Call)[]
+        {
+            ("cholesky", () => { var s = gram.mul(1.0 / 128); s.diagonal().add_(0.01); linalg.cholesky_ex(s); }),
+            ("eigh", () => linalg.eigh(gram)),
+        };
+        var times = kernels.ToDictionary(k => k.Name, _ => new List<double>());
+        for (int r = -2; r < reps; r++)
+            foreach (var (name, call) in kernels)
+            {
+                using var inner = NewDisposeScope();
+                var sw = Stopwatch.StartNew();
+                call();
+                if (r >= 0) times[name].Add(sw.Elapsed.TotalMilliseconds);
+            }
+        var median = times.ToDictionary(t => t.Key, t => t.Value.Order().ElementAt(t.Value.Count / 2));
+        md.AppendLine($"## TENGraD's n × n system, n = 128, float64 (median of {reps}, ms)").AppendLine();
+        md.AppendLine("| Cholesky of w K + λI | eigh of K |").AppendLine("|---:|---:|");
+        md.AppendLine(string.Create(Inv, $"| {median["cholesky"]:F3} | {median["eigh"]:F3} |")).AppendLine();
+        Console.WriteLine(string.Create(Inv, $"  TENGraD n = 128 float64: Cholesky {median["cholesky"]:F3} ms, eigh {median["eigh"]:F3} ms"));
+        return new { n = 128, cholesky_ms = median["cholesky"], eigh_ms = median["eigh"] };
     }
 
     /// <summary>The six factors' Cholesky inverses and eigendecompositions: sequential (run's threads, one thread) and on two workers.</summary>
