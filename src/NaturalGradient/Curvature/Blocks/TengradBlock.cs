@@ -280,8 +280,8 @@ public sealed class TengradBlock : ICurvatureBlock
     /// float32 accuracy (r = g − c Jᵀ1 within 10 √n ε₃₂ (‖g‖ + c √(n tr K)); otherwise r needs the split) and under the
     /// float64 model's own acceptance (the Cholesky succeeds and √n ε₆₄ Σᵢ |uᵢ| ‖Jᵢ‖ / ‖Δ‖ ≤ <see cref="PushThroughTolerance64"/>),
     /// read together once; null otherwise. Cost: an n × n float64 Gram, Cholesky and solve and two float64 GEMMs of the
-    /// layer's size, in place of the split's eigendecomposition (n = 128, two threads: 0.12–0.17 ms for the Cholesky
-    /// against 1.0 ms for eigh).
+    /// layer's size, in place of the split's eigendecomposition (n = 128, two threads: 0.17 ms for the Cholesky against
+    /// 1.5 ms for eigh; the bench's <c>perf --part kernels</c>).
     /// </summary>
     private Tensor? PushThroughInFloat64(Tensor g, double damping)
     {
