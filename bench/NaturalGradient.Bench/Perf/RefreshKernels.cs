@@ -61,16 +61,7 @@ internal static class RefreshKernels
                 ("cholesky_inverse", () => cholesky_inverse(lower)),
                 ("eigh", () => linalg.eigh(factor)),
             };
-            var times = kernels.ToDictionary(k => k.Name, _ => new List<double>());
-            for (int r = -2; r < reps; r++)
-                foreach (var (name, call) in kernels)
-                {
-                    using var inner = NewDisposeScope();
-                    var sw = Stopwatch.StartNew();
-                    call();
-                    if (r >= 0) times[name].Add(sw.Elapsed.TotalMilliseconds);
-                }
-            var median = times.ToDictionary(t => t.Key, t => t.Value.Order().ElementAt(t.Value.Count / 2));
+            var median = MedianTimes(kernels, reps);
             Console.WriteLine($"  width {width}: " + string.Join("  ", median.Select(m => string.Create(Inv, $"{m.Key} {m.Value:F2} ms")))
                 + string.Create(Inv, $"  bfloat16 factor error {bf16Error:E1}"));
             md.AppendLine(string.Create(Inv, $"| {width} | {median["gemm"]:F2} | {median["gemm_symmetric"]:F2} | {median["gemm_bfloat16"]:F2} | {bf16Error:E1} | {median["weight_gradient_gemm"]:F2} | {median["solve_product"]:F2} | {median["solve_product_bfloat16"]:F2} | {median["cholesky"]:F2} | {median["cholesky_inverse"]:F2} | {median["eigh"]:F2} |"));
@@ -98,6 +89,17 @@ internal static class RefreshKernels
             ("cholesky", () => { var s = gram.mul(1.0 / 128); s.diagonal().add_(0.01); linalg.cholesky_ex(s); }),
             ("eigh", () => linalg.eigh(gram)),
         };
+        var median = MedianTimes(kernels, reps);
+        md.AppendLine($"## TENGraD's n × n system, n = 128, float64 (median of {reps}, ms)").AppendLine();
+        md.AppendLine("| Cholesky of w K + λI | eigh of K |").AppendLine("|---:|---:|");
+        md.AppendLine(string.Create(Inv, $"| {median["cholesky"]:F3} | {median["eigh"]:F3} |")).AppendLine();
+        Console.WriteLine(string.Create(Inv, $"  TENGraD n = 128 float64: Cholesky {median["cholesky"]:F3} ms, eigh {median["eigh"]:F3} ms"));
+        return new { n = 128, cholesky_ms = median["cholesky"], eigh_ms = median["eigh"] };
+    }
+
+    /// <summary>Median wall time (ms) of each kernel over <paramref name="reps"/> calls after two warm-up calls; the kernels interleave within each repetition, each call in its own dispose scope.</summary>
+    private static Dictionary<string, double> MedianTimes((string Name, Action Call)[] kernels, int reps)
+    {
         var times = kernels.ToDictionary(k => k.Name, _ => new List<double>());
         for (int r = -2; r < reps; r++)
             foreach (var (name, call) in kernels)
@@ -107,12 +109,7 @@ internal static class RefreshKernels
                 call();
                 if (r >= 0) times[name].Add(sw.Elapsed.TotalMilliseconds);
             }
-        var median = times.ToDictionary(t => t.Key, t => t.Value.Order().ElementAt(t.Value.Count / 2));
-        md.AppendLine($"## TENGraD's n × n system, n = 128, float64 (median of {reps}, ms)").AppendLine();
-        md.AppendLine("| Cholesky of w K + λI | eigh of K |").AppendLine("|---:|---:|");
-        md.AppendLine(string.Create(Inv, $"| {median["cholesky"]:F3} | {median["eigh"]:F3} |")).AppendLine();
-        Console.WriteLine(string.Create(Inv, $"  TENGraD n = 128 float64: Cholesky {median["cholesky"]:F3} ms, eigh {median["eigh"]:F3} ms"));
-        return new { n = 128, cholesky_ms = median["cholesky"], eigh_ms = median["eigh"] };
+        return times.ToDictionary(t => t.Key, t => t.Value.Order().ElementAt(t.Value.Count / 2));
     }
 
     /// <summary>The six factors' Cholesky inverses and eigendecompositions: sequential (run's threads, one thread) and on two workers.</summary>
