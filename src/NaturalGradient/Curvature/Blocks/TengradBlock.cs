@@ -190,8 +190,9 @@ public sealed class TengradBlock : ICurvatureBlock
     /// a gradient rescaled by clipping. The n × n system is factored in float64 (O(n³/3), no eigendecomposition);
     /// J-products stay in the statistics' dtype. Cost: the Gram (already formed), one Cholesky, c Jᵀ1 (one GEMM, to
     /// find r) and Jᵀu (one GEMM) — the products of eq 40, without its cancellation. One host read of six scalars
-    /// per layer (norms, tr K and the Cholesky's info) takes the decisions: whether r is more than round-off,
-    /// ‖r‖ ≤ 10 √n ε (‖g‖ + c √(n tr K)), and whether the Jᵀu product is accurate,
+    /// per layer (norms, tr K and the Cholesky's info) takes the decisions: whether r may be left out
+    /// (<see cref="RestIsNegligible"/>: within round-off and moving Δ by less than a tenth of the tolerance), and whether
+    /// the Jᵀu product is accurate,
     /// √n ε Σᵢ |uᵢ| ‖Jᵢ‖ / ‖Δ‖ ≤ tolerance, ‖Jᵢ‖ = √Kᵢᵢ (the rounding bound of the sum Σᵢ uᵢ Jᵢ: the entries of
     /// Σᵢ |uᵢ| |dᵢ| |āᵢ|ᵀ have Frobenius norm ≤ Σᵢ |uᵢ| ‖dᵢ‖ ‖āᵢ‖). It is large only when large terms uᵢJᵢ cancel, i.e. K
     /// nearly singular along directions u weighs heavily; an example with a tiny gradient and a large uᵢ adds a small
@@ -261,8 +262,7 @@ public sealed class TengradBlock : ICurvatureBlock
         // another system, so the solves that handle a singular K (eq 40 on its own terms, or the eigendecomposition split) take over.
         if (norms[0] != 0) return Rejected(damping);
         if (!RoundingBoundHolds(n, like.dtype, norms[1], norms[2])) return Rejected(damping, scope.MoveToOuter(factor));
-        double traceK = Math.Max(norms[5], 0), rootN = Math.Sqrt(n);
-        if (norms[4] > 10 * rootN * Epsilon(like.dtype) * (norms[3] + c * Math.Sqrt(n * traceK)))
+        if (!RestIsNegligible(n, like.dtype, norms[3], norms[4], c, norms[5], norms[2], damping))
         {
             var jr = Jv(rest).InDtype(f64);
             var z = cholesky_solve(jr.unsqueeze(1), factor).squeeze(1).mul_(_weight);
@@ -277,7 +277,7 @@ public sealed class TengradBlock : ICurvatureBlock
     /// push-through solve nor eq 40 passed its accuracy check (large terms uᵢJᵢ cancel, so the float32 rounding of K, of
     /// u and of the product Jᵀu is amplified): Ā, D and g convert to float64 exactly, K = (ĀĀᵀ) ∘ (DDᵀ) is formed,
     /// factored and solved, and Δ = Jᵀu is formed in float64. Taken only when g is the statistics' mean gradient to
-    /// float32 accuracy (r = g − c Jᵀ1 within 10 √n ε₃₂ (‖g‖ + c √(n tr K)); otherwise r needs the split) and under the
+    /// float32 accuracy (r = g − c Jᵀ1 negligible by <see cref="RestIsNegligible"/>; otherwise r needs the split) and under the
     /// float64 model's own acceptance (the Cholesky succeeds and √n ε₆₄ Σᵢ |uᵢ| ‖Jᵢ‖ / ‖Δ‖ ≤ <see cref="PushThroughTolerance64"/>),
     /// read together once; null otherwise. Cost: an n × n float64 Gram, Cholesky and solve and two float64 GEMMs of the
     /// layer's size, in place of the split's eigendecomposition (n = 128, two threads: 0.17 ms for the Cholesky against
@@ -303,7 +303,7 @@ public sealed class TengradBlock : ICurvatureBlock
         var kii = gram.diagonal();
         var read = HostRead.Doubles(stack(new[] { info.InDtype(f64), u.abs().dot(kii.clamp_min(0).sqrt()), delta.norm(), g64.norm(), rest.norm(), kii.sum() }));
         if (read[0] != 0 || !RoundingBoundHolds(n, f64, read[1], read[2])) return null;
-        if (read[4] > 10 * Math.Sqrt(n) * Epsilon(ScalarType.Float32) * (read[3] + c * Math.Sqrt(n * Math.Max(read[5], 0)))) return null;
+        if (!RestIsNegligible(n, ScalarType.Float32, read[3], read[4], c, read[5], read[2], damping)) return null;
         Interlocked.Increment(ref _float64Products);
         return scope.MoveToOuter(delta.to_type(g.dtype));
     }
@@ -327,10 +327,23 @@ public sealed class TengradBlock : ICurvatureBlock
 
     private static double Epsilon(ScalarType dtype) => dtype == ScalarType.Float32 ? 1.1920929e-7 : 2.220446049250313e-16;
 
+    private static double Tolerance(ScalarType dtype) => dtype == ScalarType.Float32 ? PushThroughTolerance32 : PushThroughTolerance64;
+
+    /// <summary>
+    /// Whether r = g − c Jᵀ1 may be left out of Δ: ‖r‖ within the round-off of g, 10 √n ε (‖g‖ + c √(n tr K)), and its
+    /// effect on Δ within the tolerance of <paramref name="dtype"/>: the term left out, (w JᵀJ + λI)⁻¹ r, has norm at
+    /// most ‖r‖/λ (its part outside J's row space is r/λ itself), so ‖r‖ ≤ tolerance/10 · λ ‖Δ‖ is required too (a tenth
+    /// of the tolerance, the rest left to the solve's rounding). At small λ an r at round-off level (a tiny weight decay or
+    /// penalty) moves Δ far more than the tolerance.
+    /// </summary>
+    private static bool RestIsNegligible(long n, ScalarType dtype, double gradientNorm, double restNorm, double c, double traceK, double deltaNorm, double damping) =>
+        restNorm <= 10 * Math.Sqrt(n) * Epsilon(dtype) * (gradientNorm + c * Math.Sqrt(n * Math.Max(traceK, 0)))
+        && restNorm <= 0.1 * Tolerance(dtype) * damping * deltaNorm;
+
     /// <summary>√n ε Σᵢ |uᵢ| ‖Jᵢ‖ / ‖Δ‖ within the push-through tolerance of <paramref name="dtype"/> (false for a non-finite bound).</summary>
     private static bool RoundingBoundHolds(long n, ScalarType dtype, double weightedRowSum, double deltaNorm) =>
         double.IsFinite(weightedRowSum)
-        && Math.Sqrt(n) * Epsilon(dtype) * weightedRowSum / deltaNorm <= (dtype == ScalarType.Float32 ? PushThroughTolerance32 : PushThroughTolerance64);
+        && Math.Sqrt(n) * Epsilon(dtype) * weightedRowSum / deltaNorm <= Tolerance(dtype);
 
     public Tensor Multiply(Tensor v)
     {
