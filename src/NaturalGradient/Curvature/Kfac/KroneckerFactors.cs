@@ -57,7 +57,7 @@ public static class KroneckerFactors
     {
         var a = statistics.Activations.NoGraph();
         if (sharing == KfacWeightSharing.Reduce && statistics.Positions > 1) a = a.mean(new long[] { 1 }, keepdim: true);
-        return a.reshape(-1, statistics.SampleDependentActivations ? a.Sizes()[2] : statistics.InputWidth);
+        return a.reshape(-1, statistics.InputWidth);   // in', the last dimension of m × T × in' (and of s × m × T × in')
     }
 
     /// <summary>D as (s·m·T) × out rows (Reduce: summed over positions) and the scale c with G = c DᵀD.</summary>
