@@ -50,6 +50,16 @@ internal static class StepConfigs
     /// <summary>Steps per timed block: one EKFAC eigenbasis period at the library's default, two K-FAC inverse periods.</summary>
     public const int BlockSteps = KfacOptions.DefaultEigenbasisUpdatePeriod;
 
+    /// <summary>
+    /// Steps per timed block on the figure-5 nets (0.2–10 ms steps): 60, a whole number of factor periods (3), K-FAC
+    /// inverse periods (10) and EKFAC eigenbasis periods (20), so every block holds the same mix of steps, and long
+    /// enough that one scheduling hiccup of a shared machine moves a block by little.
+    /// </summary>
+    public const int SmallNetBlockSteps = 60;
+
+    /// <summary>The block length for a problem group ("mlp" or "figure5").</summary>
+    public static int BlockStepsFor(string group) => group == "figure5" ? SmallNetBlockSteps : BlockSteps;
+
     public static readonly string[] NaturalGradientMethods = { "diag", "tengrad", "kfac", "kfac-f1", "kfac-bf16", "kfac-eigen", "kfac-bf16inv", "ekfac", "ekfac-t10", "ekfac-f1", "ekfac-bf16", "ekfac-bf16inv", "hf", "auto" };
 
     /// <summary>
