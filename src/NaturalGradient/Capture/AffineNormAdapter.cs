@@ -48,7 +48,7 @@ public sealed class LayerNormAdapter : AffineNormAdapter
         return xhat.reshape(m, -1, OutputDim);
     }
 
-    public override Tensor OutputGradients(Tensor gradOutput) => gradOutput.reshape(gradOutput.Sizes()[0], -1, OutputDim);
+    public override Tensor OutputGradients(Tensor gradOutput) => gradOutput.reshape(gradOutput.size(0), -1, OutputDim);
 }
 
 /// <summary>
@@ -79,7 +79,7 @@ public sealed class BatchNormAdapter : AffineNormAdapter
         return ChannelsLast(xhat, m);
     }
 
-    public override Tensor OutputGradients(Tensor gradOutput) => ChannelsLast(gradOutput, gradOutput.Sizes()[0]);
+    public override Tensor OutputGradients(Tensor gradOutput) => ChannelsLast(gradOutput, gradOutput.size(0));
 
     private Tensor ChannelsLast(Tensor t, long m) =>
         t.dim() == 2 ? t.unsqueeze(1) : t.reshape(m, OutputDim, -1).transpose(1, 2);   // m × T × C

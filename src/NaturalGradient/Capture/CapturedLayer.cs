@@ -86,10 +86,10 @@ public sealed class CapturedLayer
 
     internal void CheckBatch(Tensor[] parts)
     {
-        if (parts.Length > 1 && parts.Select(p => p.Sizes()[0]).Distinct().Count() > 1)
+        if (parts.Length > 1 && parts.Select(p => p.size(0)).Distinct().Count() > 1)
             throw new NotSupportedException(
                 $"layer '{Name}' ({Adapter.KindName}) was called {parts.Length} times in one forward pass with different batch sizes " +
-                $"({string.Join(", ", parts.Select(p => p.Sizes()[0]))}); a shared layer must see the same m examples in every call");
+                $"({string.Join(", ", parts.Select(p => p.size(0)))}); a shared layer must see the same m examples in every call");
     }
 
     /// <param name="input">The call's input.</param>

@@ -21,9 +21,9 @@ namespace NaturalGradient.Capture;
 public sealed class EmbeddingAdapter : LayerAdapterBase, ITokenLayerAdapter
 {
     public EmbeddingAdapter(string name, Embedding module)
-        : base(name, module, module.weight!, null, outputDim: module.weight!.Sizes()[1])
+        : base(name, module, module.weight!, null, outputDim: module.weight!.size(1))
     {
-        Vocabulary = module.weight!.Sizes()[0];
+        Vocabulary = module.weight!.size(0);
     }
 
     public override string KindName => "Embedding";
@@ -41,7 +41,7 @@ public sealed class EmbeddingAdapter : LayerAdapterBase, ITokenLayerAdapter
         nn.functional.one_hot(Tokens(input), Vocabulary).to_type(Weight!.dtype);   // m × T × V
 
     public override Tensor OutputGradients(Tensor gradOutput) =>
-        gradOutput.reshape(gradOutput.Sizes()[0], -1, gradOutput.Sizes()[^1]);
+        gradOutput.reshape(gradOutput.size(0), -1, gradOutput.size(-1));
 
     public override IReadOnlyList<Tensor> SplitMatrix(Tensor matrix) => new[] { matrix.t().contiguous() };
 

@@ -23,7 +23,7 @@ public abstract class LayerAdapterBase : ILayerAdapter
         Module = module;
         Weight = weight.requires_grad ? weight : null;
         Bias = bias is { requires_grad: true } ? bias : null;
-        OutputDim = outputDim ?? weight.Sizes()[0];
+        OutputDim = outputDim ?? weight.size(0);
         WeightColumns = Weight is null ? 0 : weight.numel() / OutputDim;
         InputDim = WeightColumns + (Bias is null ? 0 : 1);
         _weightShape = Weight?.Sizes();

@@ -199,13 +199,13 @@ public sealed class TiedLayerAdapter : ILayerAdapter
                 if (use.Transposed)
                 {
                     var tokens = ((EmbeddingAdapter)use.Adapter).Tokens(calls[c].Input);
-                    if (activations.Count == 0) transposed.AddRange(Enumerable.Repeat(true, (int)tokens.Sizes()[1]));
+                    if (activations.Count == 0) transposed.AddRange(Enumerable.Repeat(true, (int)tokens.size(1)));
                     a.Add(Place(delta, use.Columns!));
                     d.Add(nn.functional.one_hot(tokens, OutputDim).to_type(delta.dtype));
                 }
                 else
                 {
-                    if (activations.Count == 0) transposed.AddRange(Enumerable.Repeat(false, (int)delta.Sizes()[1]));
+                    if (activations.Count == 0) transposed.AddRange(Enumerable.Repeat(false, (int)delta.size(1)));
                     a.Add(placed[c]);
                     d.Add(delta);
                 }
@@ -219,7 +219,7 @@ public sealed class TiedLayerAdapter : ILayerAdapter
 
     /// <summary>x (m × T × w) written into W̄'s columns <paramref name="columns"/> (length w) of an m × T × in' zero tensor.</summary>
     private Tensor Place(Tensor x, Tensor columns) =>
-        zeros(new[] { x.Sizes()[0], x.Sizes()[1], InputDim }, dtype: x.dtype, device: x.device).index_copy_(2, columns.to(x.device), x);
+        zeros(new[] { x.size(0), x.size(1), InputDim }, dtype: x.dtype, device: x.device).index_copy_(2, columns.to(x.device), x);
 
     private sealed record TiedUse(ILayerAdapter Adapter, bool Transposed, Tensor? Columns);
 }

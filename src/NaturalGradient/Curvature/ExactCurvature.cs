@@ -52,7 +52,7 @@ public sealed class ExactCurvature : ICurvature
     {
         var m = Matrix;
         var g = cat(gradients.Select(t => t.flatten().to_type(m.dtype)).ToArray());
-        var x = SafeCholesky.Solve(m + damping * eye(m.Sizes()[0], dtype: m.dtype, device: m.device), g);
+        var x = SafeCholesky.Solve(m + damping * eye(m.size(0), dtype: m.dtype, device: m.device), g);
         return Split(x, gradients);
     }
 

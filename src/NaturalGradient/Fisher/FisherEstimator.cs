@@ -35,7 +35,7 @@ public sealed class FisherEstimator
     public IReadOnlyList<LayerStatistics> Collect(
         LayerCapture capture, IReadOnlyList<CapturedLayer> layers, Tensor output, Tensor? targets, Generator? generator = null)
     {
-        long m = output.Sizes()[0];
+        long m = output.size(0);
         var passes = new List<IReadOnlyList<Tensor?[]>>();
         double weight;
         switch (Kind)
@@ -57,7 +57,7 @@ public sealed class FisherEstimator
             case FisherKind.Exact:
                 // F = (1/m) Σᵢ J_rᵢᵀ Bᵢ Bᵢᵀ J_rᵢ: backpropagating Σᵢ rᵢ·Bᵢ[:, c] gives J_rᵢᵀ Bᵢ[:, c] at once for all i.
                 var factor = Likelihood.OutputFisherFactor(output).detach();
-                for (long c = 0; c < factor.Sizes()[2]; c++)
+                for (long c = 0; c < factor.size(2); c++)
                     passes.Add(capture.CallGradients((output * factor.select(2, c)).sum(), layers));
                 weight = 1.0 / m;
                 break;

@@ -61,7 +61,7 @@ public sealed class LayerStatistics
     public static LayerStatistics FromTokens(ILayerAdapter adapter, Tensor tokens, Tensor outputGradients, double weight)
     {
         if (tokens.dim() != 2) throw new ArgumentException("tokens must be m × T", nameof(tokens));
-        if (outputGradients.dim() != 4 || outputGradients.Sizes()[1] != tokens.Sizes()[0] || outputGradients.Sizes()[2] != tokens.Sizes()[1])
+        if (outputGradients.dim() != 4 || outputGradients.size(1) != tokens.size(0) || outputGradients.size(2) != tokens.size(1))
             throw new ArgumentException(
                 $"output gradients [{string.Join(", ", outputGradients.Sizes())}] must be s × m × T × out for tokens [{string.Join(", ", tokens.Sizes())}]",
                 nameof(outputGradients));
@@ -156,7 +156,7 @@ public sealed class LayerStatistics
             return TokenGradients.TransposeMultiply(PairedTokens()!, d, ones(SampleCount, dtype: d.dtype, device: d.device), Adapter.InputDim);
         if (!Adapter.IsKronecker) return PerSampleGradients().sum(new long[] { 0 });
         var a = PairedActivations();
-        return d.reshape(-1, d.Sizes()[2]).t().mm(a.reshape(-1, a.Sizes()[2]));
+        return d.reshape(-1, d.size(2)).t().mm(a.reshape(-1, a.size(2)));
     }
 
     /// <summary>

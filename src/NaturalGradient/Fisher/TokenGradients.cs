@@ -13,7 +13,7 @@ public static class TokenGradients
     /// <summary>Per-sample gradients n × out × V from tokens k (n × T, int64) and δ (n × T × out). Memory n · out · V.</summary>
     public static Tensor PerSample(Tensor tokens, Tensor delta, long vocabulary)
     {
-        long n = delta.Sizes()[0], t = delta.Sizes()[1], d = delta.Sizes()[2];
+        long n = delta.size(0), t = delta.size(1), d = delta.size(2);
         var g = zeros(new[] { n, d, vocabulary }, dtype: delta.dtype, device: delta.device);
         return g.scatter_add_(2, tokens.unsqueeze(1).expand(n, d, t), delta.transpose(1, 2));
     }
@@ -25,10 +25,10 @@ public static class TokenGradients
     public static Tensor SquaredSum(Tensor tokens, Tensor delta, long vocabulary)
     {
         using var scope = NewDisposeScope();
-        long n = delta.Sizes()[0], d = delta.Sizes()[2];
+        long n = delta.size(0), d = delta.size(2);
         var key = (arange(n, dtype: ScalarType.Int64, device: tokens.device).mul_(vocabulary).unsqueeze(1) + tokens).flatten();
         var (pairs, inverse, _) = key.unique(sorted: true, return_inverse: true);
-        var sums = zeros(new[] { pairs.Sizes()[0], d }, dtype: delta.dtype, device: delta.device)
+        var sums = zeros(new[] { pairs.size(0), d }, dtype: delta.dtype, device: delta.device)
             .index_add_(0, inverse!, delta.reshape(-1, d), 1.0);                       // per (example, token) pair: Σₜ δ
         var squares = zeros(new[] { vocabulary, d }, dtype: delta.dtype, device: delta.device)
             .index_add_(0, pairs.remainder(vocabulary), sums.mul_(sums), 1.0);          // V × out
@@ -38,7 +38,7 @@ public static class TokenGradients
     /// <summary>(J g)ᵢ = Σₜ δᵢₜ · g[:, kᵢₜ] for a W̄-shaped g (out × V): length n.</summary>
     public static Tensor Multiply(Tensor tokens, Tensor delta, Tensor g)
     {
-        long n = delta.Sizes()[0], t = delta.Sizes()[1];
+        long n = delta.size(0), t = delta.size(1);
         var columns = g.t().index_select(0, tokens.flatten()).reshape(n, t, -1);   // n × T × out
         return (columns * delta).sum(new long[] { 1, 2 });
     }
@@ -46,7 +46,7 @@ public static class TokenGradients
     /// <summary>Jᵀ u = Σᵢ Σₜ uᵢ δᵢₜ e_{kᵢₜ}ᵀ for u of length n: out × V.</summary>
     public static Tensor TransposeMultiply(Tensor tokens, Tensor delta, Tensor u, long vocabulary)
     {
-        long d = delta.Sizes()[2];
+        long d = delta.size(2);
         var rows = (delta * u.reshape(-1, 1, 1)).reshape(-1, d);
         return zeros(new[] { vocabulary, d }, dtype: delta.dtype, device: delta.device).index_add_(0, tokens.flatten(), rows, 1.0).t();
     }

@@ -25,7 +25,7 @@ public sealed class GaussianLikelihood : ILikelihood
     /// <param name="covariance">A symmetric positive definite o × o noise covariance Σ.</param>
     public GaussianLikelihood(Tensor covariance)
     {
-        if (covariance.dim() != 2 || covariance.Sizes()[0] != covariance.Sizes()[1])
+        if (covariance.dim() != 2 || covariance.size(0) != covariance.size(1))
             throw new ArgumentException("covariance must be a square matrix", nameof(covariance));
         Sigma = double.NaN;
         var (l, info) = linalg.cholesky_ex(covariance);
@@ -62,14 +62,14 @@ public sealed class GaussianLikelihood : ILikelihood
 
     public Tensor OutputFisher(Tensor output)
     {
-        long m = output.Sizes()[0], o = output.Sizes()[1];
+        long m = output.size(0), o = output.size(1);
         var h = _precision?.to_type(output.dtype) ?? eye(o, dtype: output.dtype, device: output.device).div(Sigma * Sigma);
         return h.expand(m, o, o).contiguous();
     }
 
     public Tensor OutputFisherFactor(Tensor output)
     {
-        long m = output.Sizes()[0], o = output.Sizes()[1];
+        long m = output.size(0), o = output.size(1);
         var b = _precisionFactor?.to_type(output.dtype) ?? eye(o, dtype: output.dtype, device: output.device).div(Sigma);
         return b.expand(m, o, o).contiguous();
     }

@@ -35,8 +35,8 @@ internal static class TargetShape
     {
         RequireOutput(likelihood, output);
         if (target.Sizes() is [var rows, var columns] && output.Sizes() is [var m, var o] && rows == m && columns == o) return;
-        string hint = target.dim() == 1 && target.Sizes()[0] == output.Sizes()[0] && output.Sizes()[1] == 1
-            ? $" (reshape it with target.reshape({output.Sizes()[0]}, 1))"
+        string hint = target.dim() == 1 && target.size(0) == output.size(0) && output.size(1) == 1
+            ? $" (reshape it with target.reshape({output.size(0)}, 1))"
             : "";
         throw new TargetShapeException(
             $"{likelihood} likelihood: target shape {Format(target)} does not match output shape {Format(output)}; " +
@@ -48,12 +48,12 @@ internal static class TargetShape
     {
         RequireOutput("Categorical", output);
         bool integer = target.dtype is ScalarType.Int64 or ScalarType.Int32 or ScalarType.Int16 or ScalarType.Int8 or ScalarType.Byte;
-        if (target.dim() == 1 && target.Sizes()[0] == output.Sizes()[0] && integer) return;
-        string what = target.dim() == 1 && target.Sizes()[0] == output.Sizes()[0]
+        if (target.dim() == 1 && target.size(0) == output.size(0) && integer) return;
+        string what = target.dim() == 1 && target.size(0) == output.size(0)
             ? $"target has element type {target.dtype}"
             : $"target shape {Format(target)} does not fit output shape {Format(output)}";
         throw new TargetShapeException(
-            $"Categorical likelihood: {what}; targets must be {output.Sizes()[0]} integer class indices in [0, {output.Sizes()[1]}) (shape [{output.Sizes()[0]}], int64)");
+            $"Categorical likelihood: {what}; targets must be {output.size(0)} integer class indices in [0, {output.size(1)}) (shape [{output.size(0)}], int64)");
     }
 
     /// <summary>
@@ -69,8 +69,8 @@ internal static class TargetShape
         catch (System.Runtime.InteropServices.ExternalException e) when (e.Message.Contains("out of bounds", StringComparison.Ordinal))
         {
             throw new TargetShapeException(
-                $"Categorical likelihood: a class index is outside [0, {output.Sizes()[1]}) for output shape {Format(output)} " +
-                $"({NativeMessage.FirstLine(e)}); use labels 0 … {output.Sizes()[1] - 1} or a wider output layer");
+                $"Categorical likelihood: a class index is outside [0, {output.size(1)}) for output shape {Format(output)} " +
+                $"({NativeMessage.FirstLine(e)}); use labels 0 … {output.size(1) - 1} or a wider output layer");
         }
     }
 }

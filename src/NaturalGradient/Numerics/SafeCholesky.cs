@@ -38,7 +38,7 @@ public static class SafeCholesky
         var a64 = sym.to_type(ScalarType.Float64);
         ThrowIfNonFinite(a64);
         double scale = Math.Max(a64.diagonal(0, -2, -1).abs().max().ToDouble(), 1e-300);
-        var eye64 = eye(a.Sizes()[^1], dtype: ScalarType.Float64, device: a.device);
+        var eye64 = eye(a.size(-1), dtype: ScalarType.Float64, device: a.device);
         double jitter = 0;
         for (int attempt = 0; attempt <= JitterAttempts; attempt++)
         {
@@ -46,7 +46,7 @@ public static class SafeCholesky
             if (info64.max().item<int>() == 0 && l64.isfinite().all().item<bool>()) return l64.to_type(a.dtype);
             jitter = attempt == 0 ? 1e-12 * scale : jitter * 100;
         }
-        throw new CholeskyFailedException($"Cholesky failed for a {a.Sizes()[^1]}×{a.Sizes()[^1]} matrix even with jitter {1e-2 * scale:E2}; increase the damping");
+        throw new CholeskyFailedException($"Cholesky failed for a {a.size(-1)}×{a.size(-1)} matrix even with jitter {1e-2 * scale:E2}; increase the damping");
     }
 
     /// <summary>Jittered retries after the float64 attempt: 1e-12, 1e-10, …, 1e-2 times the scale.</summary>
@@ -91,7 +91,7 @@ public static class SafeCholesky
     {
         var a64 = ((a + a.transpose(-2, -1)) * 0.5).to_type(ScalarType.Float64);
         ThrowIfNonFinite(a64);
-        var (evals, evecs) = NativeCall.Run($"eigendecomposition (eigh) of a {a64.Sizes()[0]}×{a64.Sizes()[0]} matrix",
+        var (evals, evecs) = NativeCall.Run($"eigendecomposition (eigh) of a {a64.size(0)}×{a64.size(0)} matrix",
             () => linalg.eigh(a64), "increase the damping, or check the statistics for extreme values");
         double floor = Math.Max(evals.abs().max().ToDouble() * 1e-12, 1e-300);
         var inv = evals.clamp_min(floor).reciprocal();

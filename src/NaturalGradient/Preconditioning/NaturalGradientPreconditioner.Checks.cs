@@ -50,7 +50,7 @@ public sealed partial class NaturalGradientPreconditioner
     private void ThrowIfRowsAreNotExamples(IReadOnlyList<CapturedLayer> recorded, Tensor output)
     {
         if (Options.Structure == CurvatureStructure.HessianFree) return;
-        long rows = output.Sizes()[0];
+        long rows = output.size(0);
         bool perExample = Options.Structure is CurvatureStructure.Exact or CurvatureStructure.BlockDiagonal
             or CurvatureStructure.Tengrad or CurvatureStructure.Diagonal or CurvatureStructure.Auto;
         foreach (var layer in recorded)

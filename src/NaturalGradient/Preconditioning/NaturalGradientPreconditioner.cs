@@ -177,7 +177,7 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
             FisherEstimator.RetainOutputGradients(recorded);
             loss.backward(retain_graph: NeedsGraph);
             long start = Stopwatch.GetTimestamp();
-            var statistics = FisherEstimator.CollectFromLossGradients(recorded, output.Sizes()[0]);
+            var statistics = FisherEstimator.CollectFromLossGradients(recorded, output.size(0));
             // The mean-gradient routes (K-FAC's Δ from D and Ā, TENGraD's push-through without g) take single-call layers only.
             bool singleCalls = recorded.All(l => l.CallCount == 1);
             UpdateCurvature(recorded, statistics, output, start);

@@ -24,11 +24,11 @@ public abstract class IterativeSolverBase : IIterativeSolver
         if (!b.is_floating_point())
             throw new ArgumentException($"b must be floating point, got {b.dtype}", nameof(b));
         if (x0 is not null && !x0.Sizes().SequenceEqual(b.Sizes()))
-            throw new ArgumentException($"x0 has shape [{string.Join(", ", x0.Sizes())}] but b has [{b.Sizes()[0]}]", nameof(x0));
+            throw new ArgumentException($"x0 has shape [{string.Join(", ", x0.Sizes())}] but b has [{b.size(0)}]", nameof(x0));
 
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        var context = new SolveContext(apply, preconditioner, b.Sizes()[0]);
+        var context = new SolveContext(apply, preconditioner, b.size(0));
         var bb = b.detach();
         var start = x0?.detach().to_type(b.dtype).clone();
         if (start is not null && !IsFinite(start)) start = null;
@@ -80,7 +80,7 @@ public abstract class IterativeSolverBase : IIterativeSolver
 
         private Tensor Check(Tensor result, Tensor like, string what)
         {
-            if (result is null || result.dim() != 1 || result.Sizes()[0] != _n)
+            if (result is null || result.dim() != 1 || result.size(0) != _n)
                 throw new ArgumentException(
                     $"{what} must return a flat tensor of length {_n}, got shape [{(result is null ? "null" : string.Join(", ", result.Sizes()))}]");
             return result.detach().InDtype(like.dtype);

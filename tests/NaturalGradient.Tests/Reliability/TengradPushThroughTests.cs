@@ -104,7 +104,7 @@ public class TengradPushThroughTests
         var layers = pre.Layers;
         long woodbury = TengradBlock.WoodburySolves, factorizations = TengradBlock.PushThroughFactorizations, reuses = TengradBlock.FactorReuses,
             routed = TengradBlock.MeanGradientSolves;
-        var delta = pre.SolveMeanGradient(pre.GradientMatrices(), damping).Select(d => d.detach().clone()).ToArray();
+        var delta = RouteDeltas(pre, damping);
         _out.WriteLine($"eq 40 fallbacks: {TengradBlock.WoodburySolves - woodbury} of {layers.Count} layers");
         Assert.True(TengradBlock.WoodburySolves - woodbury > 0, "some layer falls back to eq 40");
         Assert.Equal(layers.Count, TengradBlock.PushThroughFactorizations - factorizations);
@@ -127,10 +127,10 @@ public class TengradPushThroughTests
         var (net, pre, x, y, likelihood) = DeepNoiseProblem(damping, m);
         using var _ = pre;
         var layers = pre.Layers;
-        long float64 = TengradBlock.Float64Products;
-        var delta = pre.SolveMeanGradient(pre.GradientMatrices(), damping).Select(d => d.detach().clone()).ToArray();
-        _out.WriteLine($"push-through in float64: {TengradBlock.Float64Products - float64} of {layers.Count} layers");
-        Assert.True(TengradBlock.Float64Products - float64 > 0, "some layer takes the push-through solve in float64");
+        long float64 = TengradBlock.Float64PushThroughSolves;
+        var delta = RouteDeltas(pre, damping);
+        _out.WriteLine($"push-through in float64: {TengradBlock.Float64PushThroughSolves - float64} of {layers.Count} layers");
+        Assert.True(TengradBlock.Float64PushThroughSolves - float64 > 0, "some layer takes the push-through solve in float64");
         AssertAgreesWithSvd(net, layers, x, y, likelihood, delta, damping, m, 1e-3);
     }
 
@@ -191,13 +191,17 @@ public class TengradPushThroughTests
         using var _ = pre;
         var layers = pre.Layers;
         long factorizations = TengradBlock.PushThroughFactorizations, routed = TengradBlock.MeanGradientSolves;
-        var delta = pre.SolveMeanGradient(pre.GradientMatrices(), damping).Select(d => d.detach().clone()).ToArray();
+        var delta = RouteDeltas(pre, damping);
         long declined = layers.Count - (TengradBlock.MeanGradientSolves - routed);
         _out.WriteLine($"{declined} of {layers.Count} layers declined the route");
         Assert.True(declined > 0, "some layer declines the route");
         Assert.Equal(layers.Count, TengradBlock.PushThroughFactorizations - factorizations);
         AssertAgreesWithSvd(net, layers, x, y, likelihood, delta, damping, m, 1e-2);
     }
+
+    /// <summary>Δ of every layer on the mean-gradient route (copies that outlive the preconditioner's next use).</summary>
+    private static Tensor[] RouteDeltas(NaturalGradientPreconditioner pre, double damping) =>
+        pre.SolveMeanGradient(pre.GradientMatrices(), damping).Select(d => d.detach().clone()).ToArray();
 
     private static (Module<Tensor, Tensor> Net, NaturalGradientPreconditioner Pre, Tensor X, Tensor Y, GaussianLikelihood Likelihood) DeepNoiseProblem(double damping, int m)
     {

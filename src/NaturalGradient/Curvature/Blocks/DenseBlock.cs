@@ -27,7 +27,7 @@ public sealed class DenseBlock : ICurvatureBlock
     public Tensor Precondition(Tensor gradient, double damping)
     {
         var m = Matrix;
-        var damped = m + damping * eye(m.Sizes()[0], dtype: m.dtype, device: m.device);
+        var damped = m + damping * eye(m.size(0), dtype: m.dtype, device: m.device);
         return SafeCholesky.Solve(damped, gradient.flatten().to_type(m.dtype)).reshape(gradient.Sizes()).to_type(gradient.dtype);
     }
 

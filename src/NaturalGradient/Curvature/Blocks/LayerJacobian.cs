@@ -38,7 +38,7 @@ internal sealed class LayerJacobian
             return;
         }
         _d = statistics.FlatOutputGradients();               // n × T × out
-        long t = _d.Sizes()[1];
+        long t = _d.size(1);
         var dFlat = _d.reshape(_n * t, -1);
         Tensor kA;
         if (statistics.PairedTokens() is { } tokens)
@@ -69,8 +69,8 @@ internal sealed class LayerJacobian
     public Tensor TransposeMultiply(Tensor u, Tensor like)
     {
         if (_j is not null) return _j.t().mv(u).reshape(like.Sizes());
-        if (_tokens is not null) return TokenGradients.TransposeMultiply(_tokens, _d!, u, like.Sizes()[1]);
-        long t = _a!.Sizes()[1];
+        if (_tokens is not null) return TokenGradients.TransposeMultiply(_tokens, _d!, u, like.size(1));
+        long t = _a!.size(1);
         return (_d! * u.reshape(-1, 1, 1)).reshape(_n * t, -1).t().mm(_a.reshape(_n * t, -1));
     }
 

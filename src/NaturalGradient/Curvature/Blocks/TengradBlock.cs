@@ -237,15 +237,9 @@ public sealed class TengradBlock : ICurvatureBlock
         Interlocked.Increment(ref _pushThroughFactorizations);
         using var scope = NewDisposeScope();
         const ScalarType f64 = ScalarType.Float64;
-        long n = _gram!.Sizes()[0];
-        var system = _gram.InDtype(f64).mul(_weight);   // not in place: for float64 statistics to_type returns the Gram itself
-        system.diagonal().add_(damping);
-        var ones = full(n, 1, c, dtype: f64);
-        var (factor, info) = linalg.cholesky_ex(system);
-        var u = cholesky_solve(ones, factor).squeeze(1);
+        long n = _gram!.size(0);
+        var (factor, info, u, kii, rowBound) = SolvePushThroughSystem(_gram, c, damping);
         var delta = JTu(u.InDtype(like.dtype), like);
-        var kii = _gram.diagonal().InDtype(f64);   // ‖Jᵢ‖²
-        var rowBound = u.abs().dot(kii.clamp_min(0).sqrt_());   // Σᵢ |uᵢ| ‖Jᵢ‖
         if (g is null)
         {
             // r = 0 is known: only the factorisation and the rounding bound decide (one host read of three scalars).
@@ -292,26 +286,36 @@ public sealed class TengradBlock : ICurvatureBlock
         var a = _a!.to_type(f64);
         var d = _d!.to_type(f64);
         long n = a.size(0);
-        var gram = a.mm(a.t()).mul_(d.mm(d.t()));
-        var system = gram.mul(_weight);
-        system.diagonal().add_(damping);
-        var (factor, info) = linalg.cholesky_ex(system);
-        var u = cholesky_solve(full(n, 1, c, dtype: f64), factor).squeeze(1);
+        var (_, info, u, kii, rowBound) = SolvePushThroughSystem(a.mm(a.t()).mul_(d.mm(d.t())), c, damping);
         var delta = (d * u.unsqueeze(1)).t().mm(a);
         var g64 = g.to_type(f64);
         var rest = g64 - d.t().mm(a).mul_(c);
-        var kii = gram.diagonal();
-        var read = HostRead.Doubles(stack(new[] { info.InDtype(f64), u.abs().dot(kii.clamp_min(0).sqrt()), delta.norm(), g64.norm(), rest.norm(), kii.sum() }));
+        var read = HostRead.Doubles(stack(new[] { info.InDtype(f64), rowBound, delta.norm(), g64.norm(), rest.norm(), kii.sum() }));
         if (read[0] != 0 || !RoundingBoundHolds(n, f64, read[1], read[2])) return null;
         if (!RestIsNegligible(n, ScalarType.Float32, read[3], read[4], c, read[5], read[2], damping)) return null;
-        Interlocked.Increment(ref _float64Products);
+        Interlocked.Increment(ref _float64PushThroughSolves);
         return scope.MoveToOuter(delta.to_type(g.dtype));
     }
 
-    private static long _float64Products;
+    private static long _float64PushThroughSolves;
 
     /// <summary>How many solves in this process took <see cref="PushThroughInFloat64"/> (for tests of the dispatch).</summary>
-    internal static long Float64Products => Interlocked.Read(ref _float64Products);
+    internal static long Float64PushThroughSolves => Interlocked.Read(ref _float64PushThroughSolves);
+
+    /// <summary>
+    /// The push-through system in float64: the Cholesky factor of w K + λI and its info, u = (w K + λI)⁻¹ c·1, Kᵢᵢ = ‖Jᵢ‖²
+    /// and the rounding bound's Σᵢ |uᵢ| ‖Jᵢ‖, for the n × n Gram <paramref name="gram"/> in any floating dtype.
+    /// </summary>
+    private (Tensor Factor, Tensor Info, Tensor U, Tensor Diagonal, Tensor WeightedRowSum) SolvePushThroughSystem(Tensor gram, double c, double damping)
+    {
+        const ScalarType f64 = ScalarType.Float64;
+        var system = gram.InDtype(f64).mul(_weight);   // not in place: for a float64 Gram to_type returns the Gram itself
+        system.diagonal().add_(damping);
+        var (factor, info) = linalg.cholesky_ex(system);
+        var u = cholesky_solve(full(gram.size(0), 1, c, dtype: f64), factor).squeeze(1);
+        var kii = gram.diagonal().InDtype(f64);
+        return (factor, info, u, kii, u.abs().dot(kii.clamp_min(0).sqrt()));
+    }
 
     private static long _factorReuses;
 
@@ -369,7 +373,7 @@ public sealed class TengradBlock : ICurvatureBlock
     public Tensor ToDense()
     {
         EnsureUpdated();
-        var j = _general is not null ? _general.Dense() : (_d!.unsqueeze(2) * _a!.unsqueeze(1)).reshape(_d!.Sizes()[0], -1); // tests only: n × p
+        var j = _general is not null ? _general.Dense() : (_d!.unsqueeze(2) * _a!.unsqueeze(1)).reshape(_d!.size(0), -1); // tests only: n × p
         if (_form == MetricForm.Centered) j = j - j.mean(new long[] { 0 }, keepdim: true);
         return j.t().mm(j).mul(_weight);
     }

@@ -64,7 +64,7 @@ internal static class TengradSolve
         Tensor Center(Tensor u) => centered ? u - u.mean() : u;
         Tensor Jv(Tensor v) => Center((d.mm(v) * a).sum(1));
         Tensor JTu(Tensor u) => (d * Center(u).unsqueeze(1)).t().mm(a);
-        long n = a.Sizes()[0];
+        long n = a.size(0);
 
         var k = gram.dtype == f64 ? gram : a.mm(a.t()) * d.mm(d.t());
         if (centered && gram.dtype != f64)

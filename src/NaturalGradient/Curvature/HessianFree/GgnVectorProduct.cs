@@ -63,7 +63,7 @@ public sealed class GgnVectorProduct : IDisposable
     public long Dimension { get; }
 
     /// <summary>m, the number of examples in the metric batch.</summary>
-    public long BatchSize => _output.Sizes()[0];
+    public long BatchSize => _output.size(0);
 
     /// <summary>J_r v (m × o) for a flat v in parameter order.</summary>
     public Tensor JacobianVectorProduct(Tensor v)
@@ -132,7 +132,7 @@ public sealed class GgnVectorProduct : IDisposable
     private void CheckVector(Tensor v)
     {
         ArgumentNullException.ThrowIfNull(v);
-        if (v.dim() != 1 || v.Sizes()[0] != Dimension)
+        if (v.dim() != 1 || v.size(0) != Dimension)
             throw new ArgumentException($"expected a flat vector of length {Dimension}, got [{string.Join(", ", v.Sizes())}]", nameof(v));
     }
 }

@@ -52,7 +52,7 @@ public sealed class ParameterLayout
         {
             var l = _layers[i];
             var m = matrices[i];
-            if (m.dim() != 2 || m.Sizes()[0] != l.OutputDim || m.Sizes()[1] != l.InputDim)
+            if (m.dim() != 2 || m.size(0) != l.OutputDim || m.size(1) != l.InputDim)
                 throw new ArgumentException(
                     $"layer '{l.Name}': expected a {l.OutputDim} × {l.InputDim} W̄ matrix, got [{string.Join(", ", m.Sizes())}]", nameof(matrices));
             parts.AddRange(l.SplitMatrix(m).Select(t => t.flatten()));
@@ -96,7 +96,7 @@ public sealed class ParameterLayout
 
     private void CheckFlat(Tensor flat)
     {
-        if (flat.dim() != 1 || flat.Sizes()[0] != Count)
+        if (flat.dim() != 1 || flat.size(0) != Count)
             throw new ArgumentException($"expected a flat vector of length {Count}, got [{string.Join(", ", flat.Sizes())}]", nameof(flat));
     }
 }

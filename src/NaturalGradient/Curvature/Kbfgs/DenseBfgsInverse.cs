@@ -26,7 +26,7 @@ public sealed class DenseBfgsInverse : IInverseFactor
     /// <summary>An inverse whose H is a copy of <paramref name="h"/> (d × d, symmetric positive definite: a saved state).</summary>
     internal DenseBfgsInverse(Tensor h)
     {
-        Dimension = h.Sizes()[0];
+        Dimension = h.size(0);
         _h = h.detach().clone().DetachFromDisposeScope();
     }
 

@@ -113,7 +113,7 @@ public sealed partial class KbfgsBlock : ICurvatureBlock
         if (_aChanged || _aInverseDamping != damping)
         {
             using var inner = NewDisposeScope();
-            var damped = a + root * eye(a.Sizes()[0], dtype: a.dtype, device: a.device);
+            var damped = a + root * eye(a.size(0), dtype: a.dtype, device: a.device);
             var inverse = cholesky_inverse(SafeCholesky.Factor(damped)).to_type(a.dtype);
             Replace(ref _aInverse, inverse);
             _aInverseDamping = damping;
@@ -149,14 +149,14 @@ public sealed partial class KbfgsBlock : ICurvatureBlock
     private static Tensor MeanActivation(LayerStatistics statistics)
     {
         var a = statistics.Activations.detach();
-        return a.reshape(-1, a.Sizes()[2]).mean(new long[] { 0 });
+        return a.reshape(-1, a.size(2)).mean(new long[] { 0 });
     }
 
     /// <summary>Mean over examples and positions of the loss gradient δ with respect to the pre-activation (first gradient sample).</summary>
     private static Tensor MeanGradient(LayerStatistics statistics)
     {
         var d = statistics.OutputGradients.detach()[0];
-        return d.reshape(-1, d.Sizes()[2]).mean(new long[] { 0 });
+        return d.reshape(-1, d.size(2)).mean(new long[] { 0 });
     }
 
     private static void Replace(ref Tensor? slot, Tensor value)

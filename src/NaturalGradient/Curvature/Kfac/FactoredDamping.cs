@@ -28,7 +28,7 @@ public static class FactoredDamping
     public static double Pi(Tensor a, Tensor g)
     {
         using var scope = NewDisposeScope();
-        return Pi(DiagonalActivation.Trace(a).ToDouble(), a.Sizes()[0], g.trace().ToDouble(), g.Sizes()[0]);
+        return Pi(DiagonalActivation.Trace(a).ToDouble(), a.size(0), g.trace().ToDouble(), g.size(0));
     }
 
     /// <summary>The shifts added to A and to G: (π√λ, √λ/π).</summary>

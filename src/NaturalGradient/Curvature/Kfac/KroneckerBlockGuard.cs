@@ -26,7 +26,7 @@ internal static class KroneckerBlockGuard
     public static void Matrix(ILayerAdapter layer, Tensor v, string name)
     {
         ArgumentNullException.ThrowIfNull(v, name);
-        if (v.dim() != 2 || v.Sizes()[0] != layer.OutputDim || v.Sizes()[1] != layer.InputDim)
+        if (v.dim() != 2 || v.size(0) != layer.OutputDim || v.size(1) != layer.InputDim)
             throw new ArgumentException(
                 $"{name} for layer '{layer.Name}' must be W̄-shaped {layer.OutputDim} × {layer.InputDim}, got [{string.Join(", ", v.Sizes())}]", name);
     }
@@ -36,7 +36,7 @@ internal static class KroneckerBlockGuard
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(g);
         var shapeA = DiagonalActivation.Shape(layer);
-        if (!a.Sizes().SequenceEqual(shapeA) || g.dim() != 2 || g.Sizes()[0] != layer.OutputDim || g.Sizes()[1] != layer.OutputDim)
+        if (!a.Sizes().SequenceEqual(shapeA) || g.dim() != 2 || g.size(0) != layer.OutputDim || g.size(1) != layer.OutputDim)
             throw new ArgumentException(
                 $"factors for layer '{layer.Name}' must be A: {string.Join(" × ", shapeA)} and G: {layer.OutputDim} × {layer.OutputDim}, " +
                 $"got [{string.Join(", ", a.Sizes())}] and [{string.Join(", ", g.Sizes())}]");

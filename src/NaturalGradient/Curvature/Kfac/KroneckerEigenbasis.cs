@@ -39,7 +39,7 @@ internal sealed partial class KroneckerEigenbasis : IDisposable
     /// fresh tensor in the caller's scope: tests and small layers only).
     /// </summary>
     public Tensor ActivationBasis => IsDiagonalActivation
-        ? eye(ActivationEigenvalues.Sizes()[0], dtype: ActivationEigenvalues.dtype, device: ActivationEigenvalues.device)
+        ? eye(ActivationEigenvalues.size(0), dtype: ActivationEigenvalues.dtype, device: ActivationEigenvalues.device)
         : _qa ?? throw NotComputed();
     /// <summary>eᴬ (in'), ascending (for a diagonal A: a itself, in token order).</summary>
     public Tensor ActivationEigenvalues => _ea ?? throw NotComputed();
@@ -183,7 +183,7 @@ internal sealed partial class KroneckerEigenbasis : IDisposable
         }
         var sym = factor.to_type(ScalarType.Float64);
         sym = (sym + sym.t()).mul_(0.5);
-        var (values64, vectors64) = NativeCall.Run($"eigendecomposition (eigh) of a {sym.Sizes()[0]}×{sym.Sizes()[0]} Kronecker factor",
+        var (values64, vectors64) = NativeCall.Run($"eigendecomposition (eigh) of a {sym.size(0)}×{sym.size(0)} Kronecker factor",
             () => linalg.eigh(sym), "the factor holds ∞ or NaN or is too ill-conditioned: scale the inputs, raise the damping or use a float64 model");
         return (values64.clamp_min(0).to_type(factor.dtype), vectors64.to_type(factor.dtype));
     }

@@ -35,11 +35,11 @@ public static class KroneckerSumFactors
         var device = statistics.OutputGradients.device;
         var direct = tensor(Enumerable.Range(0, mask.Count).Where(t => !mask[t]).Select(t => (long)t).ToArray(), ScalarType.Int64).to(device);
         var transposed = tensor(Enumerable.Range(0, mask.Count).Where(t => mask[t]).Select(t => (long)t).ToArray(), ScalarType.Int64).to(device);
-        long m = statistics.BatchSize, t1 = direct.Sizes()[0], t2 = transposed.Sizes()[0];
+        long m = statistics.BatchSize, t1 = direct.size(0), t2 = transposed.size(0);
         var act = statistics.Activations.detach();
         if (act.dim() == 3) act = act.unsqueeze(0);                                  // s × m × T × in'
         var d = statistics.OutputGradients.detach();                                 // s × m × T × R
-        long inputs = act.Sizes()[3], rows = d.Sizes()[3];
+        long inputs = act.size(3), rows = d.size(3);
 
         var a1Rows = act[0].index_select(1, direct).reshape(-1, inputs);            // direct ā does not depend on the sample
         var g1Rows = d.index_select(2, direct).reshape(-1, rows);

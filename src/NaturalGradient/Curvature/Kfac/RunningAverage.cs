@@ -49,8 +49,8 @@ internal sealed partial class RunningAverage : IDisposable
     {
         if (_value is null || left.dtype == ScalarType.Float64 || _value.dtype != left.dtype || _shape!.Length != 2)
             return false;
-        long width = left.Sizes()[1];
-        if (_shape[0] != width || _shape[1] != (ReferenceEquals(left, right) ? width : right.Sizes()[1])) return false;
+        long width = left.size(1);
+        if (_shape[0] != width || _shape[1] != (ReferenceEquals(left, right) ? width : right.size(1))) return false;
         float beta = (float)decay, alpha = (float)((1 - decay) * scale);
         if (precision == KfacFactorPrecision.Bfloat16 && left.dtype == ScalarType.Float32)
             AccumulateBFloat16Product(_value, left, right, beta, alpha);
@@ -74,7 +74,7 @@ internal sealed partial class RunningAverage : IDisposable
     /// </summary>
     internal static void AccumulateSymmetricGram(Tensor x, Tensor rows, float beta, float alpha)
     {
-        long d = rows.Sizes()[1], h = d / 2;
+        long d = rows.size(1), h = d / 2;
         var first = rows.narrow(1, 0, h);
         var second = rows.narrow(1, h, d - h);
         x.narrow(0, 0, h).narrow(1, 0, h).addmm_(first.t(), first, beta: beta, alpha: alpha);

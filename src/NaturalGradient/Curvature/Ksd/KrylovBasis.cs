@@ -35,7 +35,7 @@ public static class KrylovBasis
             if (TryAppend(rows, e.detach().to_type(ScalarType.Float64)))
                 products.Add(apply(rows[^1].to_type(g.dtype)).detach().to_type(ScalarType.Float64));
         if (rows.Count == 0)
-            return (scope.MoveToOuter(zeros(0, g.Sizes()[0], dtype: ScalarType.Float64)), scope.MoveToOuter(zeros(0, 0, dtype: ScalarType.Float64)));
+            return (scope.MoveToOuter(zeros(0, g.size(0), dtype: ScalarType.Float64)), scope.MoveToOuter(zeros(0, 0, dtype: ScalarType.Float64)));
         var v = stack(rows.ToArray());
         var av2 = stack(products.ToArray());
         var projected = v.mm(av2.t());

@@ -63,7 +63,7 @@ public sealed class KrylovSubspaceDescent : IDisposable
     public void RestorePreviousStep(Tensor? step)
     {
         long count = ParameterCount;
-        if (step is not null && (step.dim() != 1 || step.Sizes()[0] != count))
+        if (step is not null && (step.dim() != 1 || step.size(0) != count))
             throw new ArgumentException($"the previous step has shape {ShapeText.Of(step)}, but the model has {count} trainable parameters", nameof(step));
         _previous?.Dispose();
         _previous = step?.detach().clone().DetachFromDisposeScope();
@@ -91,11 +91,11 @@ public sealed class KrylovSubspaceDescent : IDisposable
         Tensor basis, projected;
         using (var product = new GgnVectorProduct(output, _parameters, _likelihood, _names))
             (basis, projected) = KrylovBasis.Build(v => product.Multiply(v, Options.Damping), g, Options.Dimension, extra);
-        if (!double.IsFinite(loss) || basis.Sizes()[0] == 0)
-            return new KsdStepReport(loss, loss, 0, 0, (int)basis.Sizes()[0], Applied: false);
+        if (!double.IsFinite(loss) || basis.size(0) == 0)
+            return new KsdStepReport(loss, loss, 0, 0, (int)basis.size(0), Applied: false);
 
         // BFGS on φ(α) = L_B₂(θ₀ + Vᵀα).
-        long r = basis.Sizes()[0];
+        long r = basis.size(0);
         var alpha = zeros(r, dtype: ScalarType.Float64);
         var (phi, grad) = Evaluate(theta0, basis, alpha, subspaceX, subspaceY);
         double phi0 = phi;
