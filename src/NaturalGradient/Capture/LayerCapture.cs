@@ -1,3 +1,4 @@
+using NaturalGradient.Numerics;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -256,7 +257,7 @@ public sealed class LayerCapture : IDisposable
         }
         var d = stack(differences.ToArray());
         var scale = stack(scales.ToArray());
-        var values = (d / (scale + 1e-12 * scale.max() + 1e-300)).data<double>().ToArray();
+        var values = HostRead.Doubles(d / (scale + 1e-12 * scale.max() + 1e-300));
         if (values.Any(v => !double.IsFinite(v))) return false;
         for (int i = 0; i < values.Length; i++)
             if (values[i] > OutsideUseTolerance)

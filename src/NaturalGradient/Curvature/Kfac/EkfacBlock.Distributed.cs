@@ -1,4 +1,5 @@
 using NaturalGradient.Fisher;
+using NaturalGradient.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -89,7 +90,7 @@ public sealed partial class EkfacBlock : IDistributedKroneckerBlock
     public void ImportInverse(KroneckerInverseState part, IReadOnlyList<Tensor> tensors)
     {
         ThrowIfDisposed();
-        var scalars = tensors[^1].data<double>().ToArray();
+        var scalars = HostRead.Doubles(tensors[^1]);
         _eigen.Import(tensors);
         _pi = scalars[0];
         InverseRefreshCount = (int)scalars[1];

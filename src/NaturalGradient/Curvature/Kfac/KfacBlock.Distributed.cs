@@ -1,3 +1,4 @@
+using NaturalGradient.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -85,7 +86,7 @@ public sealed partial class KfacBlock : IDistributedKroneckerBlock
     public void ImportInverse(KroneckerInverseState part, IReadOnlyList<Tensor> tensors)
     {
         ThrowIfDisposed();
-        var scalars = tensors[^1].data<double>().ToArray();
+        var scalars = HostRead.Doubles(tensors[^1]);
         if (part == KroneckerInverseState.Decomposition)
         {
             _eigen.Import(tensors);
