@@ -31,6 +31,9 @@ internal sealed record LayerShape(long In, long Out)
 /// </list>
 /// The FLOP floor of a method is the SGD step as measured plus the method's extra flops at the measured GEMM rate
 /// (float32; the -bf16 variants are counted as their float32 methods, so their bfloat16 factor GEMMs may run below it).
+/// On the optimizer path the backward pass does not form the weight gradient of a layer whose Δ comes from its rows D
+/// and Ā (TENGraD's push-through solve, K-FAC's and EKFAC's mean-gradient route): those layers' 2m·in'·out are taken
+/// off the extra flops (for EKFAC, on the factor steps only when the route is otherwise dearer than the products with ḡ).
 /// </summary>
 internal static class FlopModel
 {
@@ -41,7 +44,22 @@ internal static class FlopModel
     /// Flops a method adds to an SGD step (per step: factor updates amortised over <paramref name="factorPeriod"/>, inverse
     /// refreshes over <paramref name="inversePeriod"/>).
     /// </summary>
-    public static double Extra(string method, IReadOnlyList<LayerShape> layers, long m, int inversePeriod, int factorPeriod, int cgIterations) => method switch
+    /// <param name="optimizerPath">True for <c>NaturalGradientDescent.Step</c>, whose backward skips the weight gradients the rows replace.</param>
+    public static double Extra(string method, IReadOnlyList<LayerShape> layers, long m, int inversePeriod, int factorPeriod, int cgIterations, bool optimizerPath) =>
+        Products(method, layers, m, inversePeriod, factorPeriod, cgIterations)
+        - (optimizerPath ? layers.Sum(l => RowsFraction(method, l, m, factorPeriod) * 2.0 * m * l.InBar * l.Out) : 0);
+
+    /// <summary>The fraction of steps on which the layer's Δ comes from its rows, so that no weight gradient is formed.</summary>
+    private static double RowsFraction(string method, LayerShape l, long m, int factorPeriod) => method switch
+    {
+        "tengrad" => 1,
+        "kfac" or "kfac-f1" or "kfac-bf16" or "kfac-eigen" or "kfac-bf16inv" => MeanGradientApply(l, m) < Apply2(l) ? 1 : 0,
+        "ekfac" or "ekfac-t10" or "ekfac-f1" or "ekfac-bf16" or "ekfac-bf16inv" =>
+            MeanGradientApply(l, m) < Apply2(l) ? 1 : m < l.Out + l.InBar ? 1.0 / factorPeriod : 0,
+        _ => 0,
+    };
+
+    private static double Products(string method, IReadOnlyList<LayerShape> layers, long m, int inversePeriod, int factorPeriod, int cgIterations) => method switch
     {
         "sgd" or "adam" => 0,
         "diag" => layers.Sum(l => 2.0 * m * l.InBar * l.Out),

@@ -9,20 +9,24 @@ namespace NaturalGradient.Capture;
 /// access: a step whose blocks all form Δ from the statistics (the mean-gradient route) never assembles them.
 /// </summary>
 /// <remarks>
-/// An entry reads .grad when it is first accessed, so .grad must not change while the list is in use. The list owns the
+/// An entry is formed (from .grad, or from the step's statistics) when it is first accessed, so .grad must not change while the list is in use. The list owns the
 /// matrices it forms (they belong to no dispose scope, so an entry first read inside a nested scope outlives it) and
 /// disposes them with itself.
 /// </remarks>
 internal sealed class GradientMatrixList : IReadOnlyList<Tensor>, IDisposable
 {
-    private readonly IReadOnlyList<ILayerAdapter> _layers;
+    private readonly Func<int, Tensor> _form;
     private readonly Tensor?[] _matrices;
 
-    /// <param name="layers">The layers, in the order of the entries.</param>
-    public GradientMatrixList(IReadOnlyList<ILayerAdapter> layers)
+    /// <param name="layers">The layers, in the order of the entries (each read from .grad).</param>
+    public GradientMatrixList(IReadOnlyList<ILayerAdapter> layers) : this(layers.Count, i => layers[i].GradientMatrix()) { }
+
+    /// <param name="count">How many entries.</param>
+    /// <param name="form">Forms entry i (a fresh tensor; the list takes it).</param>
+    public GradientMatrixList(int count, Func<int, Tensor> form)
     {
-        _layers = layers;
-        _matrices = new Tensor?[layers.Count];
+        _form = form;
+        _matrices = new Tensor?[count];
     }
 
     public int Count => _matrices.Length;
@@ -35,7 +39,7 @@ internal sealed class GradientMatrixList : IReadOnlyList<Tensor>, IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_matrices[index] is { } formed) return formed;
             Interlocked.Increment(ref _formedInProcess);
-            return _matrices[index] = _layers[index].GradientMatrix().DetachFromDisposeScope();
+            return _matrices[index] = _form(index).DetachFromDisposeScope();
         }
     }
 

@@ -290,6 +290,51 @@ public sealed class LayerCapture : IDisposable
         return result;
     }
 
+    /// <summary>
+    /// The backward pass of <paramref name="scalar"/> taken only as far as it is needed: its gradients at every recorded
+    /// call's output (returned as <see cref="CallGradients"/> returns them) and at <paramref name="parameters"/>
+    /// (accumulated into their .grad, as <c>backward()</c> does); autograd computes no other parameter's gradient, so
+    /// a layer whose gradient is formed from its statistics costs no weight-gradient product. One pass; the graph is freed.
+    /// </summary>
+    /// <param name="scalar">The loss (a scalar with an autograd graph).</param>
+    /// <param name="layers">The recorded layers, in model order.</param>
+    /// <param name="parameters">The parameters whose .grad the pass fills (each once; those outside the graph keep theirs).</param>
+    internal IReadOnlyList<Tensor?[]> BackwardToCalls(Tensor scalar, IReadOnlyList<CapturedLayer> layers, IReadOnlyList<Parameter> parameters)
+    {
+        var grads = BackwardTo(scalar, layers.SelectMany(l => l.Calls).Select(c => c.Output).ToList(), parameters);
+        var result = new List<Tensor?[]>(layers.Count);
+        int k = 0;
+        foreach (var layer in layers)
+        {
+            var perCall = new Tensor?[layer.CallCount];
+            for (int c = 0; c < perCall.Length; c++, k++) perCall[c] = grads[k];
+            result.Add(perCall);
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// One backward pass of <paramref name="scalar"/> to <paramref name="outputs"/> (their gradients returned, null for
+    /// one outside the graph) and <paramref name="parameters"/> (accumulated into .grad); no other gradient is computed.
+    /// The graph is freed.
+    /// </summary>
+    internal static Tensor?[] BackwardTo(Tensor scalar, IReadOnlyList<Tensor> outputs, IReadOnlyList<Parameter> parameters)
+    {
+        var inputs = new List<Tensor>(outputs.Count + parameters.Count);
+        inputs.AddRange(outputs);
+        inputs.AddRange(parameters);
+        var grads = autograd.grad(new[] { scalar }, inputs, retain_graph: false, allow_unused: true);
+        for (int j = 0; j < parameters.Count; j++)
+        {
+            if (grads[outputs.Count + j] is not { IsInvalid: false } g) continue;
+            if (parameters[j].grad is { } existing) existing.add_(g);
+            else parameters[j].grad = g;
+        }
+        var result = new Tensor?[outputs.Count];
+        for (int i = 0; i < result.Length; i++) result[i] = grads[i] is { IsInvalid: false } g ? g : null;
+        return result;
+    }
+
     public void Dispose()
     {
         foreach (var r in _removers) r();

@@ -17,11 +17,12 @@ public interface ICurvature : IDisposable
     IReadOnlyList<Tensor> Precondition(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients, double damping);
 
     /// <summary>
-    /// Δ = (M + λI)⁻¹ g where each gradient g is known to be the mean gradient of the layer's metric statistics,
-    /// g = w Σᵢ δᵢāᵢᵀ (the empirical Fisher's statistics taken from the backward pass of the same batch's mean loss,
-    /// s = 1), so a method may form Δ from Ā and D instead of g when that is cheaper (same result up to round-off).
-    /// <paramref name="statistics"/> are those of the last <see cref="Update"/>, in the order of <paramref name="layers"/>.
-    /// Defaults to <see cref="Precondition"/>.
+    /// Δ = (M + λI)⁻¹ g where each gradient g is known to be the mean gradient of <paramref name="statistics"/>,
+    /// g = w Σᵢ δᵢāᵢᵀ (s = 1), so a method may form Δ from Ā and D instead of g when that is cheaper (same result up to
+    /// round-off). <paramref name="statistics"/>, in the order of <paramref name="layers"/>, are those of the last
+    /// <see cref="Update"/> (the empirical Fisher taken from the backward pass of the same batch's mean loss) or rows with
+    /// that update's Ā and the loss's own D (beside a Monte-Carlo or exact metric): a method that needs the metric's own
+    /// rows (TENGraD's push-through) checks that they are the same object. Defaults to <see cref="Precondition"/>.
     /// </summary>
     IReadOnlyList<Tensor> PreconditionMeanGradient(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients,
         IReadOnlyList<Fisher.LayerStatistics> statistics, double damping) => Precondition(layers, gradients, damping);

@@ -91,14 +91,23 @@ public sealed class FisherEstimator
     /// </summary>
     /// <param name="layers">The recorded layers, in model order.</param>
     /// <param name="batchSize">m, the number of examples the loss averages over.</param>
-    public static IReadOnlyList<LayerStatistics> CollectFromLossGradients(IReadOnlyList<CapturedLayer> layers, long batchSize)
+    public static IReadOnlyList<LayerStatistics> CollectFromLossGradients(IReadOnlyList<CapturedLayer> layers, long batchSize) =>
+        // .grad of an output from a backward without create_graph has no graph: no detach needed.
+        CollectFromLossGradients(layers, batchSize, layers.Select(l => l.Calls.Select(c => c.Output.grad is { IsInvalid: false } g ? g : null).ToArray()).ToList());
+
+    /// <summary>
+    /// As <see cref="CollectFromLossGradients(IReadOnlyList{CapturedLayer}, long)"/>, from the mean loss's gradients at
+    /// the recorded outputs given explicitly (<paramref name="outputGradients"/>[l][c]: layer l's call c, null for a call
+    /// outside the loss's graph; as <see cref="LayerCapture.CallGradients"/> returns them, without a graph).
+    /// </summary>
+    public static IReadOnlyList<LayerStatistics> CollectFromLossGradients(IReadOnlyList<CapturedLayer> layers, long batchSize,
+        IReadOnlyList<Tensor?[]> outputGradients)
     {
         var result = new List<LayerStatistics>(layers.Count);
-        foreach (var l in layers)
+        for (int l = 0; l < layers.Count; l++)
         {
-            // .grad of an output from a backward without create_graph has no graph: no detach needed.
-            var grads = l.Calls.Select(c => c.Output.grad is { IsInvalid: false } g ? g.mul(batchSize) : null).ToArray();
-            result.Add(l.Statistics(new[] { grads }, 1.0 / batchSize).WithGradientWeight(1.0 / batchSize));
+            var grads = outputGradients[l].Select(g => g?.mul(batchSize)).ToArray();
+            result.Add(layers[l].Statistics(new[] { grads }, 1.0 / batchSize).WithGradientWeight(1.0 / batchSize));
         }
         return result;
     }

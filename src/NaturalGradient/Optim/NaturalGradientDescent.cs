@@ -128,7 +128,10 @@ public sealed partial class NaturalGradientDescent : IDisposable
         _model.zero_grad();
         Preconditioner.Capture.Clear();
         var output = _model.call(x);
-        var lossTensor = Preconditioner.BackwardOfChecked(output, y, metricInputs, metricTargets);   // Step checked the batch
+        // Without weight decay and with one process, gradients are read only through the lazy list below, so the
+        // backward may leave the gradients of layers whose statistics give them (w DᵀĀ) unformed.
+        bool lazyGradients = Options.WeightDecay == 0 && Preconditioner.Reducer is null;
+        var lossTensor = Preconditioner.BackwardOfChecked(output, y, metricInputs, metricTargets, lazyGradients ? _uncovered : null);   // Step checked the batch
         Preconditioner.Reducer?.ReduceGradients(_model.parameters().Where(p => p.grad is not null).Select(p => p.grad!).ToList());
         double lambda = _damping.Current;
         Preconditioner.Damping = lambda;

@@ -7,6 +7,7 @@ using NaturalGradient.Fisher;
 using NaturalGradient.Likelihoods;
 using NaturalGradient.Numerics;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace NaturalGradient.Preconditioning;
@@ -35,8 +36,8 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     private readonly FisherEstimator _estimator;
     private readonly Generator _generator;
     private IReadOnlyList<ILayerAdapter> _layers = Array.Empty<ILayerAdapter>();
-    // The last statistics when they are the empirical Fisher's from the mean loss's own backward (one process), whose
-    // per-layer mean gradient w Σ δāᵀ is then that loss's gradient: see SolveMeanGradient.
+    // Statistics whose per-layer mean gradient w Σ δāᵀ is the mean loss's gradient (one process): the empirical Fisher's
+    // from that loss's own backward, or the loss's rows beside a Monte-Carlo or exact metric (LossGradientRows); see SolveMeanGradient.
     private IReadOnlyList<LayerStatistics>? _meanGradientStatistics;
 
     public NaturalGradientPreconditioner(nn.Module<Tensor, Tensor> model, ILikelihood likelihood, PreconditionerOptions? options = null)
@@ -148,23 +149,33 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     /// <see cref="Backward"/> for a caller that has already checked the preconditioner and the batch
     /// (<see cref="Optim.NaturalGradientDescent.Step"/>): only the output, which that caller computed, is checked.
     /// </summary>
-    internal Tensor BackwardOfChecked(Tensor output, Tensor target, Tensor? metricInputs, Tensor? metricTargets)
+    /// <param name="output">The model output of the step's batch.</param>
+    /// <param name="target">Its targets.</param>
+    /// <param name="metricInputs">Inputs of a separate metric batch, or null.</param>
+    /// <param name="metricTargets">Their targets, or null.</param>
+    /// <param name="plainParameters">When not null, the caller reads gradients only through <see cref="LazyGradientMatrices"/>
+    /// and takes a plain step on these parameters (those outside every covered layer): with the empirical Fisher of the
+    /// step's own batch and one process, the backward pass then stops at the layer outputs for the layers whose gradient
+    /// the statistics give (<see cref="GradientFromStatistics"/>) and fills .grad only of the others and of these.</param>
+    internal Tensor BackwardOfChecked(Tensor output, Tensor target, Tensor? metricInputs, Tensor? metricTargets,
+        IReadOnlyList<Parameter>? plainParameters = null)
     {
         BatchCheck.Output(output, nameof(output));
-        return RunBackward(output, target, metricInputs, metricTargets);
+        return RunBackward(output, target, metricInputs, metricTargets, plainParameters);
     }
 
-    private Tensor RunBackward(Tensor output, Tensor target, Tensor? metricInputs, Tensor? metricTargets) =>
-        NativeCall.Run("the natural-gradient backward pass", () => BackwardCore(output, target, metricInputs, metricTargets));
+    private Tensor RunBackward(Tensor output, Tensor target, Tensor? metricInputs, Tensor? metricTargets, IReadOnlyList<Parameter>? plainParameters = null) =>
+        NativeCall.Run("the natural-gradient backward pass", () => BackwardCore(output, target, metricInputs, metricTargets, plainParameters));
 
     private bool _disposed;
 
     // What the last Precondition wrote into .grad, to refuse preconditioning it twice.
     private PreconditionedGradientProbe _written = null!;
 
-    private Tensor BackwardCore(Tensor output, Tensor target, Tensor? metricInputs, Tensor? metricTargets)
+    private Tensor BackwardCore(Tensor output, Tensor target, Tensor? metricInputs, Tensor? metricTargets, IReadOnlyList<Parameter>? plainParameters)
     {
         _meanGradientStatistics = null;
+        _gradientSources = null;
         var loss = Likelihood.Loss(output, target);
         if (metricInputs is null && Options.Fisher == FisherKind.Empirical)
         {
@@ -174,10 +185,23 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
             var recorded = Capture.Recorded();
             ThrowIfRowsAreNotExamples(recorded, output);
             CheckUsesOnce(loss, recorded);
-            FisherEstimator.RetainOutputGradients(recorded);
-            loss.backward(retain_graph: NeedsGraph);
-            long start = Stopwatch.GetTimestamp();
-            var statistics = FisherEstimator.CollectFromLossGradients(recorded, output.size(0));
+            IReadOnlyList<LayerStatistics> statistics;
+            long start;
+            if (plainParameters is not null && !NeedsGraph && Reducer is null)
+            {
+                var fromStatistics = recorded.Select(GradientFromStatistics).ToArray();
+                var outputGradients = Capture.BackwardToCalls(loss, recorded, ParametersToDifferentiate(recorded, fromStatistics, plainParameters));
+                start = Stopwatch.GetTimestamp();
+                statistics = FisherEstimator.CollectFromLossGradients(recorded, output.size(0), outputGradients);
+                _gradientSources = statistics.Select((st, i) => fromStatistics[i] ? st : null).ToArray();
+            }
+            else
+            {
+                FisherEstimator.RetainOutputGradients(recorded);
+                loss.backward(retain_graph: NeedsGraph);
+                start = Stopwatch.GetTimestamp();
+                statistics = FisherEstimator.CollectFromLossGradients(recorded, output.size(0));
+            }
             // The mean-gradient routes (K-FAC's Δ from D and Ā, TENGraD's push-through without g) take single-call layers only.
             bool singleCalls = recorded.All(l => l.CallCount == 1);
             UpdateCurvature(recorded, statistics, output, start);
@@ -185,8 +209,14 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
         }
         else if (metricInputs is null)
         {
+            // Monte-Carlo or exact Fisher on this batch: the loss's gradient is not the statistics' mean gradient, but
+            // when every layer's gradient is w DᵀĀ with this forward's Ā (LossGradientRows), D is the loss's output gradient.
+            var recorded = Capture.Recorded();   // before CollectMetric clears the capture
+            var rows = plainParameters is not null && !NeedsGraph && Reducer is null && recorded.Count > 0 && recorded.All(GradientFromStatistics)
+                ? recorded.Select(l => l.Calls[0].Output).ToList() : null;
             CollectMetric(output, target);
-            loss.backward(retain_graph: NeedsGraph);
+            if (rows is null) loss.backward(retain_graph: NeedsGraph);
+            else LossGradientRows(loss, rows, plainParameters!, output.size(0));
         }
         else
         {
@@ -209,6 +239,7 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
         BatchCheck.Output(output, nameof(output));
         if (targets is not null) BatchCheck.Target(targets, nameof(targets), output, "the output");
         _meanGradientStatistics = null;
+        _gradientSources = null;
         var sum = output.sum();
         Capture.ThrowIfBypassed(sum);
         long start = Stopwatch.GetTimestamp();
@@ -226,6 +257,7 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     private void UpdateCurvature(IReadOnlyList<CapturedLayer> recorded, IReadOnlyList<LayerStatistics> stats, Tensor output, long start)
     {
         _layers = recorded.Select(l => l.Adapter).ToList();
+        _collected = stats;
         Capture.Clear();
         if (Curvature is IDistributedCurvature distributed)
         {
@@ -254,10 +286,12 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     }
 
     /// <summary>The covered layers' current gradients as W̄-shaped matrices.</summary>
-    public IReadOnlyList<Tensor> GradientMatrices() => _layers.Select(l => l.GradientMatrix()).ToList();
+    /// <exception cref="InvalidOperationException">A layer's gradient was left to its statistics by
+    /// <see cref="Optim.NaturalGradientDescent.Step"/> and that step's dispose scope has ended.</exception>
+    public IReadOnlyList<Tensor> GradientMatrices() => _layers.Select((_, i) => GradientMatrix(i)).ToList();
 
     /// <summary>The same matrices, each formed on first access and owned by the returned list (dispose it).</summary>
-    internal GradientMatrixList LazyGradientMatrices() => new(_layers);
+    internal GradientMatrixList LazyGradientMatrices() => new(_layers.Count, GradientMatrix);
 
     /// <summary>Δ = (M + λI)⁻¹ g for the given W̄-shaped gradients, without touching .grad.</summary>
     public IReadOnlyList<Tensor> Solve(IReadOnlyList<Tensor> gradients, double damping) => Solve(gradients, damping, null);
