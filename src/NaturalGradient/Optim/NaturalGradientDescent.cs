@@ -182,12 +182,13 @@ public sealed partial class NaturalGradientDescent : IDisposable
         bool stepClip = Options.KlClip is not null && Options.KlClipForm == KlClipForm.StepQuadraticForm;
         if (stepClip || lm || Options.ReportPredictedKl || detailed)
         {
-            // uᵀMu and gᵀu of the step u = s · S, read together: the predicted KL ½uᵀMu and the quadratic model q(u) = gᵀu + ½uᵀMu.
-            var quadratic = Preconditioner.Curvature.QuadraticForm(layers, steps);
-            var lin = QuadraticForms.Sum(steps, g);
-            var forms = HostRead.Doubles(stack(new[] { quadratic.to_type(ScalarType.Float64), lin }));
+            // uᵀMu of the step u = s · S (the predicted KL ½uᵀMu) and, for the quadratic model q(u) = gᵀu + ½uᵀMu that
+            // ρ needs, gᵀu, read together; the clip and the report alone need no gradient.
+            var quadratic = Preconditioner.Curvature.QuadraticForm(layers, steps).to_type(ScalarType.Float64);
+            bool model = lm || detailed;
+            var forms = HostRead.Doubles(model ? stack(new[] { quadratic, QuadraticForms.Sum(steps, g) }) : quadratic);
             quad = s * s * forms[0];
-            linear = s * forms[1];
+            if (model) linear = s * forms[1];
         }
         var solveTime = Stopwatch.GetElapsedTime(solveStart);
         if (stepClip && Options.KlClip is { } kappa && 0.5 * quad > kappa)

@@ -68,6 +68,20 @@ public class GradientMatrixListTests
     }
 
     /// <summary>
+    /// TENGraD with a KL clip on the applied step's ½uᵀMu (w‖Ju‖²) forms no gradient matrix: the clip needs no gᵀu (only
+    /// Levenberg–Marquardt's ρ and the detailed report do), and the push-through solve takes Δ from the rows.
+    /// </summary>
+    [Fact]
+    public void TengradStep_WithAStepKlClip_FormsNoGradientMatrix()
+    {
+        Assert.Equal(0, FormedBy(() => new NaturalGradientDescent(Net(), new CategoricalLikelihood(), new NaturalGradientOptions
+        {
+            LearningRate = 0.1, KlClip = 1e-6, KlClipForm = KlClipForm.StepQuadraticForm,
+            Preconditioner = new PreconditionerOptions { Structure = CurvatureStructure.Tengrad, Fisher = FisherKind.Empirical, Damping = 0.03 },
+        }), 3, out _));
+    }
+
+    /// <summary>
     /// The steps are those of the preconditioner path on the same batches (backward, Solve of the eagerly formed
     /// gradient matrices, the same momentum), computed here by hand.
     /// </summary>

@@ -132,7 +132,8 @@ public class StatisticsGradientTests
     }
 
     /// <summary>
-    /// Every structure and Fisher with a KL clip on η²Δᵀg and detailed diagnostics (both read g): three steps give the
+    /// Every structure and Fisher without and with a KL clip (on η²Δᵀg, which reads g, and on ½uᵀMu), with detailed
+    /// diagnostics (which read g): three steps give the
     /// weights of the eager path, where a weight decay of 1e-300 (below float64's resolution of these gradients) fills
     /// every .grad by autograd and the solve takes no mean-gradient route. With the Monte-Carlo and exact Fisher the
     /// gradient's rows are the loss's D beside the metric's Ā.
@@ -142,13 +143,13 @@ public class StatisticsGradientTests
     public void Steps_EqualTheEagerPath(CurvatureStructure structure, FisherKind fisher)
     {
         using var scope = NewDisposeScope();
-        List<Tensor> Run(double weightDecay, double? klClip)
+        List<Tensor> Run(double weightDecay, double? klClip, KlClipForm form)
         {
             var net = new Net(shared: false);
             var (x, y) = Batch();
             using var ngd = new NaturalGradientDescent(net, new CategoricalLikelihood(), new NaturalGradientOptions
             {
-                LearningRate = 0.1, Momentum = 0.9, WeightDecay = weightDecay, KlClip = klClip, KlClipForm = KlClipForm.PreconditionedGradient,
+                LearningRate = 0.1, Momentum = 0.9, WeightDecay = weightDecay, KlClip = klClip, KlClipForm = form,
                 Diagnostics = DiagnosticsLevel.Detailed, Preconditioner = Preconditioner(structure, name => name != "fc1") with { Fisher = fisher },
             });
             for (int i = 0; i < 3; i++)
@@ -158,11 +159,11 @@ public class StatisticsGradientTests
             }
             return net.parameters().Select(p => p.detach().clone()).ToList();
         }
-        foreach (var clip in new double?[] { null, 1e-4 })
+        foreach (var (clip, form) in new (double?, KlClipForm)[] { (null, KlClipForm.PreconditionedGradient), (1e-4, KlClipForm.PreconditionedGradient), (1e-4, KlClipForm.StepQuadraticForm) })
         {
-            var eager = Run(1e-300, clip);
-            var lazy = Run(0, clip);
-            for (int i = 0; i < eager.Count; i++) TensorAssert.Close(eager[i], lazy[i], rtol: 1e-10, label: $"{structure}, {fisher}, KL clip {clip}, parameter {i}");
+            var eager = Run(1e-300, clip, form);
+            var lazy = Run(0, clip, form);
+            for (int i = 0; i < eager.Count; i++) TensorAssert.Close(eager[i], lazy[i], rtol: 1e-10, label: $"{structure}, {fisher}, KL clip {clip} ({form}), parameter {i}");
         }
     }
 
