@@ -97,7 +97,10 @@ public sealed partial class NaturalGradientDescent : IDisposable
     /// <summary>One step on the batch (x, y); the metric may come from other inputs (seed 001 §5).</summary>
     /// <remarks>
     /// Work per step: one forward and one backward pass (the empirical Fisher takes its per-example output gradients
-    /// from that backward), the curvature's update and solve, and one host read that returns the loss together with
+    /// from that backward; without weight decay and with one process the pass stops at the outputs of layers called once
+    /// with one position per example, whose gradient w DᵀĀ is formed from the statistics only if something reads it, so
+    /// those parameters' .grad is left unset — read it with <see cref="NaturalGradientPreconditioner.GradientMatrices"/>
+    /// inside the step's dispose scope), the curvature's update and solve, and one host read that returns the loss together with
     /// the finiteness of every direction (one fused scalar). The predicted KL ½uᵀMu and the quadratic model cost an
     /// extra metric product and are computed only when <see cref="NaturalGradientOptions.KlClip"/>, Levenberg–Marquardt
     /// damping, <see cref="NaturalGradientOptions.ReportPredictedKl"/> or <see cref="DiagnosticsLevel.Detailed"/> asks
