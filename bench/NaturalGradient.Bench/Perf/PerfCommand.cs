@@ -173,7 +173,8 @@ internal static class PerfCommand
         md.AppendLine($"K-FAC inverses every {StepConfigs.InversePeriod} steps, EKFAC's eigenbasis every {KfacOptions.DefaultEigenbasisUpdatePeriod} (ekfac-t10: every {StepConfigs.InversePeriod}), factors every {StepConfigs.DefaultFactorPeriod} (the library's defaults; -f1: every step) (kfac: Cholesky; kfac-eigen: eigh; -bf16: bfloat16 factor GEMMs; -bf16inv: the solve's products in bfloat16, floor counted at the float32 GEMM rate), Hessian-free exactly {StepConfigs.CgIterations} CG iterations. ");
         md.AppendLine("optimizer = `NaturalGradientDescent.Step`; preconditioner = `Backward` + `Precondition` + torch.optim.SGD. ");
         if (args.CpuClock) md.AppendLine("Clock: process CPU time summed over threads (`--clock cpu`), not wall time: step times, GEMM rate and floors are per CPU-second. ");
-        md.AppendLine("FLOP floor = (SGD step as measured + the method's extra flops at the measured GEMM rate) / SGD step (bench/NaturalGradient.Bench/Perf/FlopModel.cs).");
+        md.AppendLine("FLOP floor = (SGD step as measured + the method's extra flops at the measured GEMM rate) / SGD step (bench/NaturalGradient.Bench/Perf/FlopModel.cs); " +
+            "on the optimizer path the extra flops are net of the weight gradients that the rows replace (no backward product for them).");
         md.AppendLine($"MLP inputs: {dataNote}; figure-5 nets: synthetic regression (16 inputs, 1 output).").AppendLine();
         var all = new List<object>();
         var summary = new Dictionary<string, List<(string Problem, StepFigure F)>>();
