@@ -29,6 +29,24 @@ public sealed partial class NaturalGradientPreconditioner
         layer.CallCount == 1 && layer.Adapter.IsKronecker && layer.Adapter is not ITokenLayerAdapter && layer.Adapter is not TiedLayerAdapter
         && layer.Calls[0].Output.dim() == 2;
 
+    // Storage addresses of the model's parameters (built on first use; parameters replaced later are refused by CheckUsable).
+    private HashSet<IntPtr>? _parameterStorages;
+
+    /// <summary>
+    /// <paramref name="statistics"/> as the source of a gradient read later in the step, or after it: the step changes the
+    /// parameters in place, so activations that are a parameter's own storage (a bias-free Linear applied to learned
+    /// queries: Ā is then a view of its input) are copied, or ḡ read after the update would use the new values. Other
+    /// activations are fresh tensors of the forward pass and are kept as they are (one storage lookup per layer).
+    /// </summary>
+    private LayerStatistics GradientSource(LayerStatistics statistics)
+    {
+        _parameterStorages ??= _model.parameters().Select(TensorIdentity.StorageAddress).ToHashSet();
+        var a = statistics.Activations;
+        if (!_parameterStorages.Contains(TensorIdentity.StorageAddress(a))) return statistics;
+        return new LayerStatistics(statistics.Adapter, a.detach().clone(), statistics.OutputGradients, statistics.Weight)
+            { GradientWeight = statistics.GradientWeight };
+    }
+
     /// <summary>The parameters whose .grad the backward must fill: those of layers not formed from statistics, and the plain ones.</summary>
     private static List<Parameter> ParametersToDifferentiate(IReadOnlyList<CapturedLayer> recorded, bool[] fromStatistics, IReadOnlyList<Parameter> plain) =>
         Trainable(recorded.Where((_, i) => !fromStatistics[i]).SelectMany(l => l.Adapter.Parameters).Concat(plain));
@@ -62,7 +80,7 @@ public sealed partial class NaturalGradientPreconditioner
             rows[i] = new LayerStatistics(metric[i].Adapter, metric[i].Activations, metric[i].Adapter.OutputGradients(d).unsqueeze(0), 1.0 / batchSize)
                 { GradientWeight = 1.0 / batchSize };
         }
-        _gradientSources = rows;
+        _gradientSources = rows.Select(GradientSource).ToArray();
         if (!MetricRejected) _meanGradientStatistics = rows;
     }
 

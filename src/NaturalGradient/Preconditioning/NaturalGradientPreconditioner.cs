@@ -193,7 +193,7 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
                 var outputGradients = Capture.BackwardToCalls(loss, recorded, ParametersToDifferentiate(recorded, fromStatistics, plainParameters));
                 start = Stopwatch.GetTimestamp();
                 statistics = FisherEstimator.CollectFromLossGradients(recorded, output.size(0), outputGradients);
-                _gradientSources = statistics.Select((st, i) => fromStatistics[i] ? st : null).ToArray();
+                _gradientSources = statistics.Select((st, i) => fromStatistics[i] ? GradientSource(st) : null).ToArray();
             }
             else
             {
