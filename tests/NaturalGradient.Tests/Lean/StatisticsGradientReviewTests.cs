@@ -156,12 +156,14 @@ public class StatisticsGradientReviewTests
     }
 
     private static NaturalGradientOptions Options(CurvatureStructure structure, FisherKind fisher, double weightDecay,
-        double? klClip = null, KlClipForm form = KlClipForm.StepQuadraticForm) => new()
+        double? klClip = null, KlClipForm form = KlClipForm.StepQuadraticForm, MetricForm metricForm = MetricForm.Uncentered,
+        LayerDamping layerDamping = LayerDamping.Global) => new()
     {
         LearningRate = 0.2, Momentum = 0.5, WeightDecay = weightDecay, DampingSchedule = DampingSchedule.LevenbergMarquardt,
         KlClip = klClip, KlClipForm = form,
         Diagnostics = DiagnosticsLevel.Detailed, ReportPredictedKl = true,
-        Preconditioner = new PreconditionerOptions { Structure = structure, Fisher = fisher, Damping = 0.05 },
+        Preconditioner = new PreconditionerOptions
+            { Structure = structure, Fisher = fisher, Damping = 0.05, Form = metricForm, LayerDamping = layerDamping },
     };
 
     /// <summary>The gradient matrices read inside the step's scope, and the plain parameters' .grad, are autograd's.</summary>
@@ -212,15 +214,27 @@ public class StatisticsGradientReviewTests
     public void Steps_WithABindingKlClip_EqualTheEagerPath(Shape shape, CurvatureStructure structure, FisherKind fisher, KlClipForm form) =>
         AssertLazyEqualsEager(shape, structure, fisher, 1e-5, form, clipMustBind: true);
 
+    /// <summary>As above with the centred metric (TONGA: TENGraD's push-through does not apply) and per-layer relative damping.</summary>
+    [Theory]
+    [InlineData(CurvatureStructure.Tengrad, FisherKind.Empirical, MetricForm.Centered, LayerDamping.Global)]
+    [InlineData(CurvatureStructure.Tengrad, FisherKind.MonteCarlo, MetricForm.Centered, LayerDamping.Relative)]
+    [InlineData(CurvatureStructure.BlockDiagonal, FisherKind.Empirical, MetricForm.Centered, LayerDamping.Relative)]
+    [InlineData(CurvatureStructure.Exact, FisherKind.MonteCarlo, MetricForm.Centered, LayerDamping.Global)]
+    [InlineData(CurvatureStructure.Kfac, FisherKind.Empirical, MetricForm.Uncentered, LayerDamping.Relative)]
+    [InlineData(CurvatureStructure.Ekfac, FisherKind.MonteCarlo, MetricForm.Uncentered, LayerDamping.Relative)]
+    public void Steps_WithTheCentredMetricOrRelativeLayerDamping_EqualTheEagerPath(CurvatureStructure structure, FisherKind fisher,
+        MetricForm metricForm, LayerDamping layerDamping) =>
+        AssertLazyEqualsEager(Shape.PlainParameter, structure, fisher, null, KlClipForm.StepQuadraticForm, metricForm: metricForm, layerDamping: layerDamping);
+
     private static void AssertLazyEqualsEager(Shape shape, CurvatureStructure structure, FisherKind fisher, double? klClip, KlClipForm form,
-        bool clipMustBind = false)
+        bool clipMustBind = false, MetricForm metricForm = MetricForm.Uncentered, LayerDamping layerDamping = LayerDamping.Global)
     {
         using var scope = NewDisposeScope();
         (List<Tensor> Weights, List<StepReport> Reports) Run(double weightDecay)
         {
             var net = new Net(shape);
             var (x, y) = Batch();
-            using var ngd = new NaturalGradientDescent(net, new CategoricalLikelihood(), Options(structure, fisher, weightDecay, klClip, form));
+            using var ngd = new NaturalGradientDescent(net, new CategoricalLikelihood(), Options(structure, fisher, weightDecay, klClip, form, metricForm, layerDamping));
             var reports = new List<StepReport>();
             for (int i = 0; i < 3; i++)
             {
