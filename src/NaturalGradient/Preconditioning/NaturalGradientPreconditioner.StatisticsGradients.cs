@@ -36,10 +36,12 @@ public sealed partial class NaturalGradientPreconditioner
     /// <paramref name="statistics"/> as the source of a gradient read later in the step, or after it: the step changes the
     /// parameters in place, so activations that are a parameter's own storage (a bias-free Linear applied to learned
     /// queries: Ā is then a view of its input) are copied, or ḡ read after the update would use the new values. Other
-    /// activations are fresh tensors of the forward pass and are kept as they are (one storage lookup per layer).
+    /// activations are fresh tensors of the forward pass and are kept as they are: a layer with a bias column has Ā = [a 1],
+    /// a new tensor, so only a bias-free layer's Ā is looked up (one storage lookup).
     /// </summary>
     private LayerStatistics GradientSource(LayerStatistics statistics)
     {
+        if (statistics.Adapter.HasBias) return statistics;
         _parameterStorages ??= _model.parameters().Select(TensorIdentity.StorageAddress).ToHashSet();
         var a = statistics.Activations;
         if (!_parameterStorages.Contains(TensorIdentity.StorageAddress(a))) return statistics;
