@@ -53,6 +53,7 @@ public sealed partial class NaturalGradientPreconditioner
         long rows = output.size(0);
         bool perExample = Options.Structure is CurvatureStructure.Exact or CurvatureStructure.BlockDiagonal
             or CurvatureStructure.Tengrad or CurvatureStructure.Diagonal or CurvatureStructure.Auto;
+        if (perExample) ThrowIfBatchesDiffer(recorded, rows, Options.Structure.ToString().ToLowerInvariant());
         foreach (var layer in recorded)
         {
             if (layer.Input is not { } input || input.Sizes() is not [var batch, ..] || batch == rows) continue;
@@ -69,6 +70,26 @@ public sealed partial class NaturalGradientPreconditioner
                     "use Fisher = FisherKind.MonteCarlo or Empirical (per-example gradients summed over an example's rows), " +
                     "or Structure = CurvatureStructure.HessianFree (exact Gauss-Newton products)");
         }
+    }
+
+    /// <summary>
+    /// The per-example structures need every layer's gradients per example of the same batch (the exact structure stacks
+    /// them into one Jacobian): a layer applied to an input that is not the batch (a constant or a parameter broadcast
+    /// over it) has one row for all the examples, so its per-example gradients are not separated — its block would be
+    /// that of the summed gradient, (Σᵢgᵢ)(Σᵢgᵢ)ᵀ instead of Σᵢ gᵢgᵢᵀ, and the exact structure's stacking fails.
+    /// </summary>
+    private static void ThrowIfBatchesDiffer(IReadOnlyList<CapturedLayer> recorded, long rows, string structure)
+    {
+        var batches = recorded.Where(l => l.Input is not null).Select(l => (Layer: l, Batch: l.Input!.size(0))).ToList();
+        if (batches.Count < 2) return;
+        var reference = batches.FirstOrDefault(b => b.Batch == rows);
+        if (reference.Layer is null) reference = batches[0];
+        if (batches.FirstOrDefault(b => b.Batch != reference.Batch) is not { Layer: not null } other) return;
+        throw new ModelNotSupportedException(
+            $"{structure} needs every layer's gradients per example of the batch, but layer '{other.Layer.Name}' ({other.Layer.Adapter.KindName}) " +
+            $"saw a batch of {other.Batch} rows and layer '{reference.Layer.Name}' ({reference.Layer.Adapter.KindName}) a batch of {reference.Batch}: " +
+            "a layer applied to an input that is not the batch's examples (a constant or a parameter broadcast over the batch?) has no per-example " +
+            $"gradients for those examples; exclude layer '{other.Layer.Name}' with IncludeLayer (it then keeps its plain gradient), or use kfac or ekfac (rows as positions) or HessianFree");
     }
 
     private bool _usesChecked;

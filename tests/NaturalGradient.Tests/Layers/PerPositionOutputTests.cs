@@ -77,6 +77,67 @@ public class PerPositionOutputTests
         }
     }
 
+    /// <summary>x → fc0, plus pos applied to a 1 × 4 constant and broadcast over the batch, → head.</summary>
+    private sealed class Broadcast : Module<Tensor, Tensor>
+    {
+        private readonly Linear fc0, pos, head;
+        private readonly Tensor constant;
+        public Broadcast() : base("broadcast")
+        {
+            manual_seed(54);
+            fc0 = Linear(3, 4, dtype: ScalarType.Float64);
+            pos = Linear(2, 4, dtype: ScalarType.Float64);
+            head = Linear(4, 2, dtype: ScalarType.Float64);
+            constant = randn(1, 2, dtype: ScalarType.Float64);
+            RegisterComponents();
+        }
+        public override Tensor forward(Tensor x) => head.call(tanh(fc0.call(x) + pos.call(constant)));
+    }
+
+    /// <summary>
+    /// A layer on one broadcast row sees a batch of 1 while the others see the m examples: its per-example gradients are
+    /// not separated (the exact structure's Jacobian could not stack them: libtorch's "Sizes of tensors must match"; a
+    /// block per layer was that of the summed gradient). Refused with one line before anything changes, for the
+    /// per-example structures, every Fisher and both entry points; K-FAC and HF take it, and so does the exact structure
+    /// with the layer left out.
+    /// </summary>
+    [Theory]
+    [InlineData(CurvatureStructure.Exact, FisherKind.Empirical)]
+    [InlineData(CurvatureStructure.Exact, FisherKind.MonteCarlo)]
+    [InlineData(CurvatureStructure.BlockDiagonal, FisherKind.Empirical)]
+    [InlineData(CurvatureStructure.Tengrad, FisherKind.MonteCarlo)]
+    [InlineData(CurvatureStructure.Diagonal, FisherKind.Empirical)]
+    [InlineData(CurvatureStructure.Auto, FisherKind.Empirical)]
+    public void LayerOnABroadcastInput_IsRefusedForPerExampleStructures(CurvatureStructure structure, FisherKind fisher)
+    {
+        using var scope = NewDisposeScope();
+        var model = new Broadcast();
+        var x = randn(5, 3, dtype: ScalarType.Float64);
+        var y = randn(5, 2, dtype: ScalarType.Float64);
+        string expected = $"{structure.ToString().ToLowerInvariant()} needs every layer's gradients per example of the batch, but layer 'pos' (Linear) " +
+            "saw a batch of 1 rows and layer 'fc0' (Linear) a batch of 5: a layer applied to an input that is not the batch's examples " +
+            "(a constant or a parameter broadcast over the batch?) has no per-example gradients for those examples; exclude layer 'pos' " +
+            "with IncludeLayer (it then keeps its plain gradient), or use kfac or ekfac (rows as positions) or HessianFree";
+        var options = new PreconditionerOptions { Structure = structure, Fisher = fisher, Damping = 1e-2 };
+        using (var pre = new NaturalGradientPreconditioner(model, new GaussianLikelihood(), options))
+        {
+            Assert.Equal(expected, Assert.Throws<ModelNotSupportedException>(() => pre.Backward(model.call(x), y)).Message);
+            Assert.All(model.parameters(), p => Assert.True(p.grad is null));
+            Assert.Equal(0, pre.StepCount);
+        }
+        var before = model.parameters().Select(p => p.detach().clone()).ToList();
+        using (var ngd = new NaturalGradientDescent(model, new GaussianLikelihood(), new NaturalGradientOptions { LearningRate = 0.1, Preconditioner = options }))
+            Assert.Equal(expected, Assert.Throws<ModelNotSupportedException>(() => ngd.Step(x, y)).Message);
+        foreach (var (p, b) in model.parameters().Zip(before)) TensorAssert.Close(b, p, rtol: 0, label: "no weight moves");
+
+        foreach (var accepted in new[] { options with { Structure = CurvatureStructure.Kfac }, options with { Structure = CurvatureStructure.HessianFree },
+                     options with { IncludeLayer = name => name != "pos" } })
+        {
+            using var ok = new NaturalGradientDescent(model, new GaussianLikelihood(), new NaturalGradientOptions { LearningRate = 0.1, Preconditioner = accepted });
+            Assert.True(ok.Step(x, y).Applied);
+        }
+    }
+
     private static (Tensor Tokens, Tensor Next) Batch()
     {
         manual_seed(51);

@@ -135,8 +135,8 @@ public class StatisticsGradientReviewTests
     /// <summary>
     /// Every shape with K-FAC, EKFAC, TENGraD, Auto, the diagonal (which reads g), K-BFGS (empirical: its secant pass) and
     /// Hessian-free (eager), the empirical and Monte-Carlo Fisher, and the exact Fisher for the Kronecker routes; less the
-    /// combinations the preconditioner refuses before any step (the exact Fisher on a layer that saw one row, K-BFGS on
-    /// elementwise layers, Hessian-free with a parameter outside the output's graph).
+    /// combinations the preconditioner refuses before any step (the exact Fisher, or a per-example structure, on a layer
+    /// that saw one row; K-BFGS on elementwise layers; Hessian-free with a parameter outside the output's graph).
     /// </summary>
     public static TheoryData<Shape, CurvatureStructure, FisherKind> Cases()
     {
@@ -150,6 +150,7 @@ public class StatisticsGradientReviewTests
                     if (structure == CurvatureStructure.Kbfgs && (fisher != FisherKind.Empirical || shape is Shape.LayerNormed or Shape.BatchNormEval)) continue;
                     if (fisher == FisherKind.Exact && (shape == Shape.BatchOfOne || structure is not (CurvatureStructure.Kfac or CurvatureStructure.Ekfac))) continue;
                     if (structure == CurvatureStructure.HessianFree && shape == Shape.UnusedBranch) continue;
+                    if (shape == Shape.BatchOfOne && structure is CurvatureStructure.Tengrad or CurvatureStructure.Auto or CurvatureStructure.Diagonal) continue;
                     data.Add(shape, structure, fisher);
                 }
         return data;
