@@ -73,7 +73,7 @@ public sealed class FisherEstimator
 
     /// <summary>
     /// Prepares the empirical Fisher from the training loss's own backward pass: asks autograd to keep the gradient of
-    /// every recorded layer output. Call before <c>loss.backward()</c>, then <see cref="CollectFromLossGradients"/>.
+    /// every recorded layer output. Call before <c>loss.backward()</c>, then <see cref="CollectFromLossGradients(IReadOnlyList{CapturedLayer}, long)"/>.
     /// </summary>
     public static void RetainOutputGradients(IReadOnlyList<CapturedLayer> layers)
     {

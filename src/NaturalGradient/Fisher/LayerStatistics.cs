@@ -95,7 +95,7 @@ public sealed class LayerStatistics
 
     /// <summary>
     /// c such that the training loss's gradient with respect to W̄ is c · Σᵢ gᵢ = Jᵀ(c·1), when the statistics come from
-    /// that loss's own backward pass (the empirical Fisher of <see cref="FisherEstimator.CollectFromLossGradients"/>:
+    /// that loss's own backward pass (the empirical Fisher of <see cref="FisherEstimator.CollectFromLossGradients(IReadOnlyList{Capture.CapturedLayer}, long)"/>:
     /// c = 1/m); null when the gradient is not a known combination of the rows (Monte-Carlo or exact Fisher, a metric
     /// from another batch). Lets TENGraD solve by the push-through identity without a subtraction.
     /// </summary>
