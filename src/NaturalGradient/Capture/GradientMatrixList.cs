@@ -18,9 +18,6 @@ internal sealed class GradientMatrixList : IReadOnlyList<Tensor>, IDisposable
     private readonly Func<int, Tensor> _form;
     private readonly Tensor?[] _matrices;
 
-    /// <param name="layers">The layers, in the order of the entries (each read from .grad).</param>
-    public GradientMatrixList(IReadOnlyList<ILayerAdapter> layers) : this(layers.Count, i => layers[i].GradientMatrix()) { }
-
     /// <param name="count">How many entries.</param>
     /// <param name="form">Forms entry i (a fresh tensor; the list takes it).</param>
     public GradientMatrixList(int count, Func<int, Tensor> form)

@@ -276,15 +276,22 @@ public sealed class LayerCapture : IDisposable
     /// </summary>
     public IReadOnlyList<Tensor?[]> CallGradients(Tensor scalar, IReadOnlyList<CapturedLayer> layers, bool retainGraph = true)
     {
-        var calls = layers.SelectMany(l => l.Calls).ToList();
-        var grads = autograd.grad(new[] { scalar }, calls.Select(c => c.Output).ToList(), retain_graph: retainGraph, allow_unused: true);
+        var grads = autograd.grad(new[] { scalar }, Outputs(layers), retain_graph: retainGraph, allow_unused: true);
+        return ByLayer(layers, k => grads[k] is { IsInvalid: false } g ? g.detach() : null);
+    }
+
+    /// <summary>Every recorded call's output, layer by layer.</summary>
+    private static List<Tensor> Outputs(IReadOnlyList<CapturedLayer> layers) => layers.SelectMany(l => l.Calls).Select(c => c.Output).ToList();
+
+    /// <summary>Per-call entries k = 0, 1, … (in the order of <see cref="Outputs"/>) grouped by layer, one array per layer.</summary>
+    private static IReadOnlyList<Tensor?[]> ByLayer(IReadOnlyList<CapturedLayer> layers, Func<int, Tensor?> entry)
+    {
         var result = new List<Tensor?[]>(layers.Count);
         int k = 0;
         foreach (var layer in layers)
         {
             var perCall = new Tensor?[layer.CallCount];
-            for (int c = 0; c < perCall.Length; c++, k++)
-                perCall[c] = grads[k] is { IsInvalid: false } g ? g.detach() : null;
+            for (int c = 0; c < perCall.Length; c++, k++) perCall[c] = entry(k);
             result.Add(perCall);
         }
         return result;
@@ -301,16 +308,8 @@ public sealed class LayerCapture : IDisposable
     /// <param name="parameters">The parameters whose .grad the pass fills (each once; those outside the graph keep theirs).</param>
     internal IReadOnlyList<Tensor?[]> BackwardToCalls(Tensor scalar, IReadOnlyList<CapturedLayer> layers, IReadOnlyList<Parameter> parameters)
     {
-        var grads = BackwardTo(scalar, layers.SelectMany(l => l.Calls).Select(c => c.Output).ToList(), parameters);
-        var result = new List<Tensor?[]>(layers.Count);
-        int k = 0;
-        foreach (var layer in layers)
-        {
-            var perCall = new Tensor?[layer.CallCount];
-            for (int c = 0; c < perCall.Length; c++, k++) perCall[c] = grads[k];
-            result.Add(perCall);
-        }
-        return result;
+        var grads = BackwardTo(scalar, Outputs(layers), parameters);
+        return ByLayer(layers, k => grads[k]);
     }
 
     /// <summary>

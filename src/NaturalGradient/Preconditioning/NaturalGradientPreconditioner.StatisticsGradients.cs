@@ -54,12 +54,13 @@ public sealed partial class NaturalGradientPreconditioner
     private static List<Parameter> ParametersToDifferentiate(IReadOnlyList<CapturedLayer> recorded, bool[] fromStatistics, IReadOnlyList<Parameter> plain) =>
         Trainable(recorded.Where((_, i) => !fromStatistics[i]).SelectMany(l => l.Adapter.Parameters).Concat(plain));
 
-    /// <summary>The parameters that require grad, each once (by storage).</summary>
-    private static List<Parameter> Trainable(IEnumerable<Parameter> parameters)
-    {
-        var seen = new HashSet<object>();
-        return parameters.Where(p => p.requires_grad && seen.Add(TensorIdentity.Key(p))).ToList();
-    }
+    /// <summary>
+    /// The parameters that require grad. No tensor appears twice: coverage is per tensor (a tied tensor is one layer),
+    /// and the plain parameters are those outside every layer; the wrappers are the ones the adapters and the optimiser
+    /// hold, so a reference check guards the list without a storage lookup per parameter and step.
+    /// </summary>
+    private static List<Parameter> Trainable(IEnumerable<Parameter> parameters) =>
+        parameters.Where(p => p.requires_grad).Distinct(ReferenceEqualityComparer.Instance).Cast<Parameter>().ToList();
 
     // The statistics of the last metric collection (taken by the curvature or rejected by the guard), in layer order.
     private IReadOnlyList<LayerStatistics>? _collected;

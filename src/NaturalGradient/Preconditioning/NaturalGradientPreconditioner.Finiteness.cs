@@ -1,0 +1,50 @@
+using NaturalGradient.Numerics;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Preconditioning;
+
+/// <summary>The finiteness checks of solves and steps: one fused sum per check, read once, confirmed entry by entry only when it is not finite.</summary>
+public sealed partial class NaturalGradientPreconditioner
+{
+    /// <summary>
+    /// True when every entry of every tensor is finite: one host read of <see cref="FiniteCheck"/>, and a second
+    /// (<see cref="FiniteGuard.AllFinite"/>, entry by entry) only when that sum is not finite, which is also the case when
+    /// finite entries sum beyond the dtype's range.
+    /// </summary>
+    public static bool AllFinite(IEnumerable<Tensor> tensors)
+    {
+        using var scope = NewDisposeScope();
+        var list = tensors as IReadOnlyCollection<Tensor> ?? tensors.ToList();
+        return double.IsFinite(FiniteCheck(list).ToDouble()) || FiniteGuard.AllFinite(list);
+    }
+
+    /// <summary>
+    /// One host read of <paramref name="scalar"/>'s value (in float64) and the <see cref="FiniteCheck"/> sum of
+    /// <paramref name="tensors"/>, added on the host in float64: the per-tensor sums are stacked with the scalar and read
+    /// together (the step's loss and finiteness in one read, with two native results fewer than a FiniteCheck tensor).
+    /// </summary>
+    internal static (double Value, double Sum) ReadWithFiniteSum(Tensor scalar, IEnumerable<Tensor> tensors)
+    {
+        var parts = new List<Tensor> { scalar };
+        parts.AddRange(tensors.Select(t => t.sum()));
+        var read = HostRead.Doubles(FiniteGuard.StackInFloat64(parts));
+        double sum = 0;
+        for (int i = 1; i < read.Length; i++) sum += read[i];
+        return (read[0], sum);
+    }
+
+    /// <summary>
+    /// Σ over all entries of <paramref name="tensors"/>, each tensor summed in its own dtype (one read pass, no
+    /// conversion copy) and the sums added in float64; no host read. Finite when every entry is finite and no tensor's
+    /// sum overflows its dtype: a non-finite value means an entry is NaN or ±∞ or the sum overflowed, which
+    /// <see cref="FiniteGuard.AllFinite"/> tells apart.
+    /// </summary>
+    public static Tensor FiniteCheck(IEnumerable<Tensor> tensors)
+    {
+        var sums = tensors.Select(t => t.sum()).ToList();
+        if (sums.Count == 0) return zeros(1, dtype: ScalarType.Float64).squeeze();
+        // One kernel per tensor: the per-tensor sums are stacked and added in float64.
+        return FiniteGuard.StackInFloat64(sums).sum();
+    }
+}
