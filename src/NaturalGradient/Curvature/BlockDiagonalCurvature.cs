@@ -50,9 +50,14 @@ public sealed partial class BlockDiagonalCurvature : ICurvature
         return layers.Select((l, i) => Block(l.Name).Precondition(gradients[i], lambdas[i])).ToList();
     }
 
-    /// <summary>As <see cref="Precondition"/>, each block taking its mean-gradient route when it has one (<see cref="ICurvatureBlock.PreconditionMeanGradient"/>).</summary>
+    /// <summary>As <see cref="Precondition"/>, each block taking its mean-gradient route when it has one (<see cref="ICurvatureBlock.PreconditionMeanGradient(Fisher.LayerStatistics, double)"/>).</summary>
     public IReadOnlyList<Tensor> PreconditionMeanGradient(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients,
-        IReadOnlyList<Fisher.LayerStatistics> statistics, double damping)
+        IReadOnlyList<Fisher.LayerStatistics> statistics, double damping) =>
+        PreconditionMeanGradient(layers, gradients, statistics, damping, innerProducts: null);
+
+    /// <inheritdoc/>
+    public IReadOnlyList<Tensor> PreconditionMeanGradient(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients,
+        IReadOnlyList<Fisher.LayerStatistics> statistics, double damping, Tensor?[]? innerProducts)
     {
         if (statistics.Count != layers.Count) return Precondition(layers, gradients, damping);
         var lambdas = LayerDampings(layers, damping);
@@ -61,9 +66,12 @@ public sealed partial class BlockDiagonalCurvature : ICurvature
         return layers.Select((l, i) =>
         {
             var block = Block(l.Name);
-            var fromStatistics = ReferenceEquals(statistics[i].Adapter, l) ? block.PreconditionMeanGradient(statistics[i], lambdas[i]) : null;
+            if (!ReferenceEquals(statistics[i].Adapter, l)) return block.Precondition(gradients[i], lambdas[i]);
+            if (block.PreconditionMeanGradient(statistics[i], lambdas[i], innerProducts is not null) is not { } routed)
+                return block.Precondition(gradients[i], lambdas[i]);
+            if (innerProducts is not null) innerProducts[i] = routed.GradientInnerProduct;
             // The gradient's dtype is its parameters': read from them, so a route that needs no gradient forms none.
-            return fromStatistics?.InDtype(l.Parameters[0].dtype) ?? block.Precondition(gradients[i], lambdas[i]);
+            return routed.Direction.InDtype(l.Parameters[0].dtype);
         }).ToList();
     }
 

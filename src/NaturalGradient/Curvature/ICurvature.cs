@@ -27,6 +27,17 @@ public interface ICurvature : IDisposable
     IReadOnlyList<Tensor> PreconditionMeanGradient(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients,
         IReadOnlyList<Fisher.LayerStatistics> statistics, double damping) => Precondition(layers, gradients, damping);
 
+    /// <summary>
+    /// As <see cref="PreconditionMeanGradient(IReadOnlyList{ILayerAdapter}, IReadOnlyList{Tensor}, IReadOnlyList{Fisher.LayerStatistics}, double)"/>,
+    /// and for each layer whose block can form ⟨Δₗ, ḡₗ⟩ from its route's own products more cheaply than ḡₗ itself, that
+    /// inner product (a float64 scalar tensor) in innerProducts[l] (one entry per layer); the other entries stay null, and
+    /// the caller forms those ḡₗ (the KL clip on η²Δᵀg of <see cref="Optim.KlClipForm.PreconditionedGradient"/>).
+    /// Defaults to the method without inner products.
+    /// </summary>
+    IReadOnlyList<Tensor> PreconditionMeanGradient(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients,
+        IReadOnlyList<Fisher.LayerStatistics> statistics, double damping, Tensor?[] innerProducts) =>
+        PreconditionMeanGradient(layers, gradients, statistics, damping);
+
     /// <summary>M v (no damping): for the predicted KL ½ΔᵀMΔ and Levenberg–Marquardt's quadratic model.</summary>
     IReadOnlyList<Tensor> Multiply(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> vectors);
 
@@ -65,6 +76,14 @@ public interface ICurvatureBlock : IDisposable
     /// </summary>
     Tensor? PreconditionMeanGradient(Fisher.LayerStatistics statistics, double damping) => null;
 
+    /// <summary>
+    /// As <see cref="PreconditionMeanGradient(Fisher.LayerStatistics, double)"/>; with <paramref name="innerProduct"/>, also
+    /// ⟨Δ, ḡ⟩ = Σ Δ ∘ ḡ when the route's own products give it more cheaply than forming ḡ (else null: the caller forms ḡ).
+    /// Defaults to the route without the inner product.
+    /// </summary>
+    MeanGradientDirection? PreconditionMeanGradient(Fisher.LayerStatistics statistics, double damping, bool innerProduct) =>
+        PreconditionMeanGradient(statistics, damping) is { } direction ? new MeanGradientDirection(direction, null) : null;
+
     /// <summary>B v for a W̄-shaped v.</summary>
     Tensor Multiply(Tensor v);
 
@@ -77,3 +96,9 @@ public interface ICurvatureBlock : IDisposable
     /// <summary>tr(B) / p, the block's mean eigenvalue (for <see cref="Damping.LayerDamping.Relative"/>). One host read.</summary>
     double MeanCurvature() => ToDense().diagonal().mean().ToDouble();
 }
+
+/// <summary>
+/// A block's Δ = (B + λI)⁻¹ḡ from its mean-gradient route, with ⟨Δ, ḡ⟩ (a float64 scalar tensor) when it was asked for
+/// and the route could form it without ḡ; null otherwise.
+/// </summary>
+public readonly record struct MeanGradientDirection(Tensor Direction, Tensor? GradientInnerProduct);

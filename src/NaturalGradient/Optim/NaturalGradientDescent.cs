@@ -150,13 +150,16 @@ public sealed partial class NaturalGradientDescent : IDisposable
         IReadOnlyList<Tensor> g = lazy is not null ? lazy
             : Preconditioner.GradientMatrices().Select((t, i) => t.add_(layers[i].WeightMatrix(), alpha: Options.WeightDecay)).ToList();
         long solveStart = Stopwatch.GetTimestamp();
-        // Without weight decay and with one process, g is the .grad of the backward that gave the statistics.
+        // Without weight decay and with one process, g is the .grad of the backward that gave the statistics. The KL
+        // clip on η²Δᵀg takes ⟨Δₗ, gₗ⟩ from the blocks that form it without gₗ (the rest form gₗ when read).
+        bool gradientClip = Options.KlClip is not null && Options.KlClipForm == KlClipForm.PreconditionedGradient;
+        var innerProducts = gradientClip && lazy is not null ? new Tensor?[layers.Count] : null;
         var delta = Options.WeightDecay == 0 && Preconditioner.Reducer is null
-            ? Preconditioner.SolveMeanGradient(g, lambda)
+            ? Preconditioner.SolveMeanGradient(g, lambda, innerProducts)
             : Preconditioner.Solve(g, lambda);
         double scale = 1;
-        if (Options.KlClip is { } bound && Options.KlClipForm == KlClipForm.PreconditionedGradient)
-            scale = ClipPreconditionedGradient(delta, g, bound);
+        if (gradientClip && Options.KlClip is { } bound)
+            scale = ClipPreconditionedGradient(delta, g, innerProducts, bound);
         // Candidate momentum buffers: momentum and weights take them only if every step is finite. The step is
         // u = s · S with S the candidates and s = −η (one fused add into the weights, no u tensor); for η > 1 the
         // product −η · S could overflow where S does not, so S is formed as −η · candidate and checked, with s = 1.
@@ -239,12 +242,16 @@ public sealed partial class NaturalGradientDescent : IDisposable
 
     /// <summary>
     /// <see cref="KlClipForm.PreconditionedGradient"/>: scales every Δ_l in place by ν = min(1, √(κ / (η² Σ_l Δ_lᵀ g_l)))
-    /// and returns ν (one host read). A non-finite or non-positive sum leaves Δ alone (the finiteness check after it
-    /// rejects a non-finite Δ).
+    /// and returns ν (one host read). Δ_lᵀ g_l is <paramref name="innerProducts"/>[l] where the block formed it without
+    /// g_l, else the inner product with g_l (formed when read). A non-finite or non-positive sum leaves Δ alone (the
+    /// finiteness check after it rejects a non-finite Δ).
     /// </summary>
-    private double ClipPreconditionedGradient(IReadOnlyList<Tensor> delta, IReadOnlyList<Tensor> g, double kappa)
+    private double ClipPreconditionedGradient(IReadOnlyList<Tensor> delta, IReadOnlyList<Tensor> g, Tensor?[]? innerProducts, double kappa)
     {
-        double vg = LearningRate * LearningRate * QuadraticForms.Sum(delta, g).ToDouble();
+        Tensor total = zeros(1, dtype: ScalarType.Float64).squeeze();
+        for (int i = 0; i < delta.Count; i++)
+            total = total.add_(innerProducts?[i] ?? delta[i].mul(g[i]).sum(ScalarType.Float64));
+        double vg = LearningRate * LearningRate * total.ToDouble();
         if (!(vg > kappa) || !double.IsFinite(vg)) return 1;
         double nu = Math.Sqrt(kappa / vg);
         foreach (var d in delta) d.mul_(nu);

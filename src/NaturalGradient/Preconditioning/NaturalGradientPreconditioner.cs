@@ -297,7 +297,8 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
     public IReadOnlyList<Tensor> Solve(IReadOnlyList<Tensor> gradients, double damping) => Solve(gradients, damping, null);
 
     /// <summary>The checked solve; with <paramref name="meanGradientStatistics"/>, blocks may take their mean-gradient route.</summary>
-    private IReadOnlyList<Tensor> Solve(IReadOnlyList<Tensor> gradients, double damping, IReadOnlyList<LayerStatistics>? meanGradientStatistics)
+    private IReadOnlyList<Tensor> Solve(IReadOnlyList<Tensor> gradients, double damping, IReadOnlyList<LayerStatistics>? meanGradientStatistics,
+        Tensor?[]? innerProducts = null)
     {
         if (_layers.Count == 0) throw new InvalidOperationException("no metric collected yet: call Backward or CollectMetric first");
         if (MetricRejected)
@@ -308,18 +309,21 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
         using var _ = no_grad();
         return NativeCall.Run($"the {Options.Structure} solve", () => meanGradientStatistics is null
             ? Curvature.Precondition(_layers, gradients, damping)
-            : Curvature.PreconditionMeanGradient(_layers, gradients, meanGradientStatistics, damping));
+            : innerProducts is null ? Curvature.PreconditionMeanGradient(_layers, gradients, meanGradientStatistics, damping)
+            : Curvature.PreconditionMeanGradient(_layers, gradients, meanGradientStatistics, damping, innerProducts));
     }
 
     /// <summary>
     /// <see cref="Solve(IReadOnlyList{Tensor}, double)"/> for gradients that are exactly the .grad left by the last <see cref="Backward"/> (empirical
     /// Fisher on the same batch, one process, nothing added since): each layer's gradient is then its statistics' mean
     /// gradient w Σᵢ δᵢāᵢᵀ, and blocks that can form Δ more cheaply from Ā and D do so
-    /// (<see cref="ICurvature.PreconditionMeanGradient"/>; e.g. K-FAC's w (D G⁻¹)ᵀ(Ā A⁻¹) when the batch is small
-    /// against the layer). Otherwise the same as <see cref="Solve(IReadOnlyList{Tensor}, double)"/>.
+    /// (<see cref="ICurvature.PreconditionMeanGradient(IReadOnlyList{ILayerAdapter}, IReadOnlyList{Tensor}, IReadOnlyList{LayerStatistics}, double)"/>; e.g. K-FAC's w (D G⁻¹)ᵀ(Ā A⁻¹) when the batch is small
+    /// against the layer). Otherwise the same as <see cref="Solve(IReadOnlyList{Tensor}, double)"/>. With
+    /// <paramref name="innerProducts"/> (one entry per layer), a block that can form ⟨Δₗ, gₗ⟩ from its route's own
+    /// products without gₗ puts it there (<see cref="ICurvature.PreconditionMeanGradient(IReadOnlyList{ILayerAdapter}, IReadOnlyList{Tensor}, IReadOnlyList{LayerStatistics}, double, Tensor?[])"/>).
     /// </summary>
-    internal IReadOnlyList<Tensor> SolveMeanGradient(IReadOnlyList<Tensor> gradients, double damping) =>
-        Solve(gradients, damping, _meanGradientStatistics);
+    internal IReadOnlyList<Tensor> SolveMeanGradient(IReadOnlyList<Tensor> gradients, double damping, Tensor?[]? innerProducts = null) =>
+        Solve(gradients, damping, _meanGradientStatistics, innerProducts);
 
     /// <summary>
     /// Replaces each covered parameter's .grad by its natural gradient. If the solve produced a non-finite

@@ -56,15 +56,19 @@ public class GradientMatrixListTests
 
     /// <summary>
     /// fc0 (40 × 31) at m = 4 takes K-FAC's route, fc1 (3 × 41) does not: of two layers' matrices one is formed per step.
-    /// With a KL clip on η²Δᵀg both are (the clip reads g).
+    /// A KL clip on η²Δᵀg takes fc0's Δᵀg from the route's m × m Grams and forms no more; with that layer's Grams dearer
+    /// than ḡ (at m = 40: 40·71 &gt; 40·31) it forms fc0's ḡ for the clip too.
     /// </summary>
     [Fact]
     public void KfacStep_FormsOnlyTheGradientMatricesItReads()
     {
         Assert.True(KroneckerFactors.MeanGradientRouteIsCheaper(4, 40, 31));
         Assert.False(KroneckerFactors.MeanGradientRouteIsCheaper(4, 3, 41));
+        Assert.True(KroneckerFactors.GramInnerProductIsCheaper(4, 40, 31));
         Assert.Equal(3, FormedBy(() => Optimizer(Net()), 3, out _));
-        Assert.Equal(6, FormedBy(() => Optimizer(Net(), klClip: 1e6), 3, out _));
+        long innerProducts = KroneckerFactors.MeanGradientInnerProducts;
+        Assert.Equal(3, FormedBy(() => Optimizer(Net(), klClip: 1e6), 3, out _));
+        Assert.Equal(3, KroneckerFactors.MeanGradientInnerProducts - innerProducts);
     }
 
     /// <summary>

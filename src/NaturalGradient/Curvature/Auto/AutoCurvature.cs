@@ -44,6 +44,11 @@ public sealed class AutoCurvature : ICurvature, ICurvatureState
         IReadOnlyList<Fisher.LayerStatistics> statistics, double damping) =>
         _blocks.PreconditionMeanGradient(layers, gradients, statistics, damping);
 
+    /// <inheritdoc/>
+    public IReadOnlyList<Tensor> PreconditionMeanGradient(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients,
+        IReadOnlyList<Fisher.LayerStatistics> statistics, double damping, Tensor?[] innerProducts) =>
+        _blocks.PreconditionMeanGradient(layers, gradients, statistics, damping, innerProducts);
+
     public IReadOnlyList<Tensor> Multiply(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> vectors) =>
         _blocks.Multiply(layers, vectors);
 

@@ -57,6 +57,9 @@ public sealed partial class AutoStructureBlock : ICurvatureBlock
 
     public Tensor? PreconditionMeanGradient(LayerStatistics statistics, double damping) => Inner_.PreconditionMeanGradient(statistics, damping);
 
+    public MeanGradientDirection? PreconditionMeanGradient(LayerStatistics statistics, double damping, bool innerProduct) =>
+        Inner_.PreconditionMeanGradient(statistics, damping, innerProduct);
+
     public Tensor Multiply(Tensor v) => Inner_.Multiply(v);
 
     public Tensor ToDense() => Inner_.ToDense();

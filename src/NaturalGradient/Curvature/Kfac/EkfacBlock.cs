@@ -207,7 +207,15 @@ public sealed partial class EkfacBlock : ICurvatureBlock
     /// 2·out·in'(out + in')), or from D and Ā when S was not updated and that is cheaper; then divided and projected back
     /// as in <see cref="Precondition"/>. Null when neither route is cheaper than the products with ḡ.
     /// </summary>
-    public Tensor? PreconditionMeanGradient(LayerStatistics statistics, double damping)
+    public Tensor? PreconditionMeanGradient(LayerStatistics statistics, double damping) =>
+        PreconditionMeanGradient(statistics, damping, innerProduct: false)?.Direction;
+
+    /// <summary>
+    /// As <see cref="PreconditionMeanGradient(LayerStatistics, double)"/>; with <paramref name="innerProduct"/>, also
+    /// ⟨Δ, ḡ⟩ = Σ Y ∘ Y ∘ E from the divided projection Y = (Q_Gᵀ ḡ Q_A) ⊘ E and the divisor E (element-wise: the bases
+    /// are orthogonal), with no product with ḡ.
+    /// </summary>
+    public MeanGradientDirection? PreconditionMeanGradient(LayerStatistics statistics, double damping, bool innerProduct)
     {
         ThrowIfDisposed();
         KroneckerBlockGuard.Damping(damping);
@@ -223,7 +231,15 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         else
             return null;
         KroneckerFactors.CountMeanGradientSolve();
-        return scope.MoveToOuter(_eigen.Unproject(projected.div_(Denominator(s, damping)), LowPrecision).InDtype(statistics.Dtype));
+        var denominator = Denominator(s, damping);
+        var divided = projected.div_(denominator);
+        Tensor? inner = null;
+        if (innerProduct)
+        {
+            inner = scope.MoveToOuter(KroneckerFactors.EigenbasisInnerProduct(divided, denominator));
+            KroneckerFactors.CountMeanGradientInnerProduct();
+        }
+        return new MeanGradientDirection(scope.MoveToOuter(_eigen.Unproject(divided, LowPrecision).InDtype(statistics.Dtype)), inner);
     }
 
     /// <summary>

@@ -77,20 +77,35 @@ internal sealed partial class FactoredInverse : IDisposable
         Keep(parts[0].clone(), parts[1].clone(), damping);
     }
 
-    /// <summary>(G + √λ/π I)⁻¹ ḡ (A + π√λ I)⁻¹ for ḡ = w DᵀĀ, as w ((D (G + √λ/π I)⁻ᵀ)ᵀ (Ā (A + π√λ I)⁻¹)), from D (m × out) and Ā (m × in').</summary>
-    public Tensor ApplyToMeanGradient(Tensor d, Tensor a, double weight)
+    /// <summary>
+    /// (G + √λ/π I)⁻¹ ḡ (A + π√λ I)⁻¹ for ḡ = w DᵀĀ, as w PᵀQ with P = D (G + √λ/π I)⁻ᵀ (m × out) and
+    /// Q = Ā (A + π√λ I)⁻¹ (m × in'), from D (m × out) and Ā (m × in'). With <paramref name="innerProduct"/>, also
+    /// ⟨Δ, ḡ⟩ = w² Σ (P Dᵀ) ∘ (Q Āᵀ) (two m × m Grams; a float64 scalar tensor), else null.
+    /// </summary>
+    public (Tensor Direction, Tensor? InnerProduct) ApplyToMeanGradient(Tensor d, Tensor a, double weight, bool innerProduct = false)
     {
         if (_aInverse is null || _gInverse is null) throw new InvalidOperationException("the inverses have not been computed yet");
         using var scope = NewDisposeScope();
+        Tensor left, right, direction;
         // A diagonal A (a token layer) is not offered this route (KroneckerFactors.MeanGradientRows): dense A⁻¹ only.
         if (LowPrecision(d) && _aInverse.dim() == 2)
         {
             // The inverses are symmetric: D G⁻ᵀ = D G⁻¹ (the bfloat16 copy of G⁻¹ is used as it is).
-            var left = Bfloat16Product.Of(d, GLow);                                    // m × out
-            var right = Bfloat16Product.Of(a, ALow);                                   // m × in'
-            return scope.MoveToOuter(left.t().mm(right).to_type(d.dtype).mul_(weight));
+            left = Bfloat16Product.Of(d, GLow);                                    // m × out
+            right = Bfloat16Product.Of(a, ALow);                                   // m × in'
+            direction = left.t().mm(right).to_type(d.dtype).mul_(weight);
         }
-        return scope.MoveToOuter(d.mm(_gInverse.t()).t().mm(DiagonalActivation.RightMultiply(a, _aInverse)).mul_(weight));
+        else
+        {
+            left = d.mm(_gInverse.t());
+            right = DiagonalActivation.RightMultiply(a, _aInverse);
+            direction = left.t().mm(right).mul_(weight);
+        }
+        if (!innerProduct) return (scope.MoveToOuter(direction), null);
+        // ⟨PᵀQ, DᵀĀ⟩ = Σⱼₖ (P Dᵀ)ⱼₖ (Q Āᵀ)ⱼₖ, in the operands' dtype (float32 for the bfloat16 products).
+        var grams = left.InDtype(d.dtype).mm(d.t()).mul_(right.InDtype(a.dtype).mm(a.t()));
+        var inner = grams.sum(ScalarType.Float64).mul_(weight * weight);
+        return (scope.MoveToOuter(direction), scope.MoveToOuter(inner));
     }
 
     /// <summary>

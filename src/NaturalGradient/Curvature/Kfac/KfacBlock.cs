@@ -120,7 +120,16 @@ public sealed partial class KfacBlock : ICurvatureBlock
     /// when it costs fewer flops than the products with ḡ (m(out² + in'² + out·in') &lt; out·in'(out + in'), i.e. a batch
     /// small against the layer); null otherwise.
     /// </summary>
-    public Tensor? PreconditionMeanGradient(LayerStatistics statistics, double damping)
+    public Tensor? PreconditionMeanGradient(LayerStatistics statistics, double damping) =>
+        PreconditionMeanGradient(statistics, damping, innerProduct: false)?.Direction;
+
+    /// <summary>
+    /// As <see cref="PreconditionMeanGradient(LayerStatistics, double)"/>; with <paramref name="innerProduct"/>, also
+    /// ⟨Δ, ḡ⟩: with factored damping w² Σ (P Dᵀ) ∘ (Q Āᵀ) from the route's P = D (G + √λ/π I)⁻¹ and Q = Ā (A + π√λ I)⁻¹
+    /// (two m × m Grams, 2m²(out + in') flops, taken when fewer than forming ḡ, 2m·out·in'); with eigenbasis damping
+    /// Σ Y ∘ Y ∘ (eᴳeᴬᵀ + λ) from the divided projection Y (element-wise, always taken).
+    /// </summary>
+    public MeanGradientDirection? PreconditionMeanGradient(LayerStatistics statistics, double damping, bool innerProduct)
     {
         ThrowIfDisposed();
         KroneckerBlockGuard.Damping(damping);
@@ -131,17 +140,23 @@ public sealed partial class KfacBlock : ICurvatureBlock
         if (KroneckerFactors.MeanGradientRows(statistics, a.dtype) is not { } rows) return null;
         var (d, abar) = rows;
         Tensor result;
+        Tensor? inner = null;
         if (Options.DampingMode == KfacDampingMode.Factored)
         {
             EnsureFactoredInverse(a, damping);
-            result = _inverse.ApplyToMeanGradient(d, abar, statistics.Weight);
+            bool grams = innerProduct && KroneckerFactors.GramInnerProductIsCheaper(statistics.BatchSize, Layer.OutputDim, Layer.InputDim);
+            (result, inner) = _inverse.ApplyToMeanGradient(d, abar, statistics.Weight, grams);
         }
         else
         {
-            result = _eigen.Unproject(_eigen.ProjectMeanGradient(d, abar, statistics.Weight, LowPrecision).div_(_eigen.EigenvalueProducts().add_(damping)), LowPrecision);
+            var denominator = _eigen.EigenvalueProducts().add_(damping);
+            var divided = _eigen.ProjectMeanGradient(d, abar, statistics.Weight, LowPrecision).div_(denominator);
+            if (innerProduct) inner = KroneckerFactors.EigenbasisInnerProduct(divided, denominator);
+            result = _eigen.Unproject(divided, LowPrecision);
         }
         KroneckerFactors.CountMeanGradientSolve();
-        return scope.MoveToOuter(result.InDtype(statistics.Dtype));
+        if (inner is not null) KroneckerFactors.CountMeanGradientInnerProduct();
+        return new MeanGradientDirection(scope.MoveToOuter(result.InDtype(statistics.Dtype)), inner is null ? null : scope.MoveToOuter(inner));
     }
 
     /// <summary>

@@ -126,18 +126,38 @@ public static class KroneckerFactors
                 statistics.Activations.detach().reshape(statistics.BatchSize, -1).InDtype(dtype));
     }
 
-    /// <summary>
-    /// True when w (D Lᵀ)ᵀ(Ā R), 2m(out² + in'² + out·in') flops, is cheaper than L ḡ R, 2·out·in'(out + in') flops.
-    /// </summary>
     private static long _meanGradientSolves;
+    private static long _meanGradientInnerProducts;
 
     /// <summary>How many block solves in this process took the mean-gradient route (for tests of the dispatch).</summary>
     internal static long MeanGradientSolves => Interlocked.Read(ref _meanGradientSolves);
 
     internal static void CountMeanGradientSolve() => Interlocked.Increment(ref _meanGradientSolves);
 
+    /// <summary>How many of those solves also gave ⟨Δ, ḡ⟩ without forming ḡ (for tests of the dispatch).</summary>
+    internal static long MeanGradientInnerProducts => Interlocked.Read(ref _meanGradientInnerProducts);
+
+    internal static void CountMeanGradientInnerProduct() => Interlocked.Increment(ref _meanGradientInnerProducts);
+
+    /// <summary>
+    /// True when w (D Lᵀ)ᵀ(Ā R), 2m(out² + in'² + out·in') flops, is cheaper than L ḡ R, 2·out·in'(out + in') flops.
+    /// </summary>
     internal static bool MeanGradientRouteIsCheaper(long m, long outputs, long inputs) =>
         m * (double)(outputs * outputs + inputs * inputs + outputs * inputs) < outputs * (double)inputs * (outputs + inputs);
+
+    /// <summary>
+    /// True when ⟨Δ, ḡ⟩ = w² Σ (P Dᵀ) ∘ (Q Āᵀ) from the route's m × out P and m × in' Q, two m × m Grams of
+    /// 2m²(out + in') flops, is cheaper than forming ḡ = w DᵀĀ, 2m·out·in' flops (plus the inner product's pass).
+    /// </summary>
+    internal static bool GramInnerProductIsCheaper(long m, long outputs, long inputs) =>
+        m * (double)(outputs + inputs) < outputs * (double)inputs;
+
+    /// <summary>
+    /// ⟨Δ, ḡ⟩ in the eigenbasis, where Δ's projection is Y = X ⊘ E (X = Q_Gᵀ ḡ Q_A, E the positive divisor): the bases are
+    /// orthogonal, so ⟨Δ, ḡ⟩ = ⟨Y, X⟩ = Σ Y ∘ Y ∘ E. A float64 scalar tensor; element-wise, no product with ḡ.
+    /// </summary>
+    internal static Tensor EigenbasisInnerProduct(Tensor divided, Tensor divisor) =>
+        divided.square().mul_(divisor.InDtype(divided.dtype)).sum(ScalarType.Float64);
 
     /// <summary>
     /// The dense block G ⊗ A (row-major vec of W̄: rows of W̄ stacked); A may be a diagonal (a length-in' vector). For
