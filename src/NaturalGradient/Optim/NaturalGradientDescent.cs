@@ -145,7 +145,7 @@ public sealed partial class NaturalGradientDescent : IDisposable
                 TimeSpan.Zero, Array.Empty<Tensor>(), null, 1);
         var layers = Preconditioner.Layers;
         // Without weight decay the gradient matrices are formed only if something reads them (a block without a
-        // mean-gradient route, the KL clip, the quadratic model, detailed diagnostics).
+        // mean-gradient route, the KL clip on η²Δᵀg where the block gives no Δᵀg, the quadratic model, detailed diagnostics).
         using var lazy = Options.WeightDecay > 0 ? null : Preconditioner.LazyGradientMatrices();
         IReadOnlyList<Tensor> g = lazy is not null ? lazy
             : Preconditioner.GradientMatrices().Select((t, i) => t.add_(layers[i].WeightMatrix(), alpha: Options.WeightDecay)).ToList();

@@ -12,9 +12,9 @@ namespace NaturalGradient.Preconditioning;
 /// gradient ḡ = w Σᵢ δᵢāᵢᵀ = w DᵀĀ of its statistics, whose D the backward pass must reach anyway. The backward of
 /// <see cref="Optim.NaturalGradientDescent.Step"/> therefore stops at those layers' outputs: their weight-gradient
 /// products (one m-inner GEMM per layer: 0.44–0.48 of forward + backward on MLP 784-512-512-10 at batch 256) are made only
-/// when something reads ḡ — a block without a mean-gradient route, the KL clip, the quadratic model, detailed
-/// diagnostics — and then from D and Ā, by the same product. Beside a Monte-Carlo or exact metric of the same batch the
-/// loss's own output gradients give the rows (<see cref="LossGradientRows"/>).
+/// when something reads ḡ — a block without a mean-gradient route, the KL clip on η²Δᵀg where the route gives no Δᵀg,
+/// the quadratic model, detailed diagnostics — and then from D and Ā, by the same product. Beside a Monte-Carlo or
+/// exact metric of the same batch the loss's own output gradients give the rows (<see cref="LossGradientRows"/>).
 /// </summary>
 public sealed partial class NaturalGradientPreconditioner
 {
