@@ -41,7 +41,7 @@ public sealed class TengradBlock : ICurvatureBlock
     /// <summary>
     /// The damping at which the push-through solve of the current statistics failed its checks (NaN: none). The checks
     /// (the Cholesky's info and the rounding bound on Δ = Jᵀu) depend only on the statistics and λ, so a second attempt
-    /// at the same λ — <see cref="Precondition"/> after <see cref="PreconditionMeanGradient"/> declined — goes straight
+    /// at the same λ — <see cref="Precondition"/> after <see cref="PreconditionMeanGradient(LayerStatistics, double)"/> declined — goes straight
     /// to the other solves instead of factoring w K + λI again.
     /// </summary>
     private double _pushThroughRejectedAt = double.NaN;
@@ -202,7 +202,7 @@ public sealed class TengradBlock : ICurvatureBlock
     /// Not used for TONGA's centred form (centring removes the mean gradient from the row space) or when c is unknown.
     /// </summary>
     private Tensor? PushThroughIfAccurate(Tensor g, double damping) =>
-        _statistics?.GradientWeight is double c && _form != MetricForm.Centered ? PushThrough(c, g, g, damping) : null;
+        _statistics?.GradientWeight is double c && _form != MetricForm.Centered ? PushThrough(c, g, g, damping)?.Delta : null;
 
     /// <summary>
     /// Δ for the mean gradient of the last update's own statistics, g = w Σᵢ gᵢ = Jᵀ(w·1), which the caller guarantees
@@ -211,27 +211,38 @@ public sealed class TengradBlock : ICurvatureBlock
     /// <see cref="Precondition"/>. Null for other statistics, layers that are not rank-one, the centred form, or when the
     /// rounding bound fails (the caller then solves g itself).
     /// </summary>
-    public Tensor? PreconditionMeanGradient(LayerStatistics statistics, double damping)
+    public Tensor? PreconditionMeanGradient(LayerStatistics statistics, double damping) =>
+        PreconditionMeanGradient(statistics, damping, innerProduct: false)?.Direction;
+
+    /// <summary>
+    /// As <see cref="PreconditionMeanGradient(LayerStatistics, double)"/>; with <paramref name="innerProduct"/>, also
+    /// ⟨Δ, ḡ⟩ = ⟨Jᵀu, Jᵀ(w·1)⟩ = w·1ᵀK u from the n × n Gram the solve already has (n² flops, no product with ḡ).
+    /// </summary>
+    public MeanGradientDirection? PreconditionMeanGradient(LayerStatistics statistics, double damping, bool innerProduct)
     {
         EnsureUpdated();
         if (!ReferenceEquals(statistics, _statistics) || _general is not null || _form == MetricForm.Centered || statistics.Samples != 1 || !(damping > 0))
             return null;
-        var delta = PushThrough(statistics.Weight, null, _a!, damping);
-        if (delta is not null) Interlocked.Increment(ref _meanGradientSolves);
-        return delta;
+        if (PushThrough(statistics.Weight, null, _a!, damping) is not { } solved) return null;
+        Interlocked.Increment(ref _meanGradientSolves);
+        var inner = innerProduct ? _gram!.InDtype(ScalarType.Float64).mv(solved.U).sum().mul_(statistics.Weight) : null;
+        return new MeanGradientDirection(solved.Delta, inner);
     }
 
     private static long _meanGradientSolves;
 
-    /// <summary>How many solves in this process took <see cref="PreconditionMeanGradient"/> (for tests of the route).</summary>
+    /// <summary>How many solves in this process took <see cref="PreconditionMeanGradient(LayerStatistics, double)"/> (for tests of the route).</summary>
     internal static long MeanGradientSolves => Interlocked.Read(ref _meanGradientSolves);
 
-    /// <summary>The push-through solve for g = Jᵀ(c·1) + r; with <paramref name="g"/> null, r = 0 is known and not formed.</summary>
+    /// <summary>
+    /// The push-through solve for g = Jᵀ(c·1) + r; with <paramref name="g"/> null, r = 0 is known and not formed. Δ and
+    /// u = (w K + λI)⁻¹ c·1 (float64), or null when a check fails.
+    /// </summary>
     /// <param name="c">The gradient weight of the statistics (1/m for the mean loss).</param>
     /// <param name="g">The W̄-shaped gradient, or null for the statistics' own mean gradient.</param>
     /// <param name="damping">λ &gt; 0.</param>
     /// <param name="like">A tensor of the statistics' dtype (and W̄'s shape for layers that are not rank-one).</param>
-    private Tensor? PushThrough(double c, Tensor? g, Tensor like, double damping)
+    private (Tensor Delta, Tensor U)? PushThrough(double c, Tensor? g, Tensor like, double damping)
     {
         if (_pushThroughRejectedAt == damping) return null;
         Interlocked.Increment(ref _pushThroughFactorizations);
@@ -247,7 +258,7 @@ public sealed class TengradBlock : ICurvatureBlock
             if (read[0] != 0) return Rejected(damping);
             if (!RoundingBoundHolds(n, like.dtype, read[1], read[2])) return Rejected(damping, scope.MoveToOuter(factor));
             Interlocked.Increment(ref _pushThroughSolves);
-            return scope.MoveToOuter(delta);
+            return (scope.MoveToOuter(delta), scope.MoveToOuter(u));
         }
         var rest = g - (_general is not null ? _general.TransposeMultiply(full(n, c, dtype: g.dtype), g) : _d!.t().mm(_a!).mul_(c));
         // One host read: the Cholesky's info, Σᵢ |uᵢ| ‖Jᵢ‖, ‖Δ‖, ‖g‖, ‖r‖ and tr K (one read instead of one per decision).
@@ -263,7 +274,7 @@ public sealed class TengradBlock : ICurvatureBlock
             delta.add_(rest.sub_(JTu(z.InDtype(like.dtype), like)).div_(damping));
         }
         Interlocked.Increment(ref _pushThroughSolves);
-        return scope.MoveToOuter(delta);
+        return (scope.MoveToOuter(delta), scope.MoveToOuter(u));
     }
 
     /// <summary>
@@ -322,7 +333,7 @@ public sealed class TengradBlock : ICurvatureBlock
     /// <summary>How many eq 40 solves in this process reused a rejected push-through solve's factor (for tests).</summary>
     internal static long FactorReuses => Interlocked.Read(ref _factorReuses);
 
-    private Tensor? Rejected(double damping, Tensor? factor = null)
+    private (Tensor Delta, Tensor U)? Rejected(double damping, Tensor? factor = null)
     {
         _pushThroughRejectedAt = damping;
         _rejectedFactor = factor;
