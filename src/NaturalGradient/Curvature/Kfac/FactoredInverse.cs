@@ -102,9 +102,11 @@ internal sealed partial class FactoredInverse : IDisposable
             direction = left.t().mm(right).mul_(weight);
         }
         if (!innerProduct) return (scope.MoveToOuter(direction), null);
-        // ⟨PᵀQ, DᵀĀ⟩ = Σⱼₖ (P Dᵀ)ⱼₖ (Q Āᵀ)ⱼₖ, in the operands' dtype (float32 for the bfloat16 products).
-        var grams = left.InDtype(d.dtype).mm(d.t()).mul_(right.InDtype(a.dtype).mm(a.t()));
-        var inner = grams.sum(ScalarType.Float64).mul_(weight * weight);
+        // ⟨PᵀQ, DᵀĀ⟩ = Σⱼₖ (P Dᵀ)ⱼₖ (Q Āᵀ)ⱼₖ: the Grams in the operands' dtype (float32 for the bfloat16 products), their
+        // element-wise product in float64 (m² entries: cheap), so that the product of two large Gram entries cannot
+        // overflow float32.
+        var grams = left.InDtype(d.dtype).mm(d.t()).to_type(ScalarType.Float64).mul_(right.InDtype(a.dtype).mm(a.t()).to_type(ScalarType.Float64));
+        var inner = grams.sum().mul_(weight * weight);
         return (scope.MoveToOuter(direction), scope.MoveToOuter(inner));
     }
 

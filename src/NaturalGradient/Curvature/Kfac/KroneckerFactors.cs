@@ -154,10 +154,12 @@ public static class KroneckerFactors
 
     /// <summary>
     /// ⟨Δ, ḡ⟩ in the eigenbasis, where Δ's projection is Y = X ⊘ E (X = Q_Gᵀ ḡ Q_A, E the positive divisor): the bases are
-    /// orthogonal, so ⟨Δ, ḡ⟩ = ⟨Y, X⟩ = Σ Y ∘ Y ∘ E. A float64 scalar tensor; element-wise, no product with ḡ.
+    /// orthogonal, so ⟨Δ, ḡ⟩ = ⟨Y, X⟩ = Σ (Y ∘ E) ∘ Y. A float64 scalar tensor; element-wise, no product with ḡ. Formed
+    /// in that order (Y ∘ E = X, then X ∘ Y, summed in float64): the terms are products of a projected gradient entry
+    /// and a projected direction entry, as Σ Δ ∘ ḡ's are, where Y ∘ Y first would square the direction.
     /// </summary>
     internal static Tensor EigenbasisInnerProduct(Tensor divided, Tensor divisor) =>
-        divided.square().mul_(divisor.InDtype(divided.dtype)).sum(ScalarType.Float64);
+        divided.mul(divisor.InDtype(divided.dtype)).mul_(divided).sum(ScalarType.Float64);
 
     /// <summary>
     /// The dense block G ⊗ A (row-major vec of W̄: rows of W̄ stacked); A may be a diagonal (a length-in' vector). For
