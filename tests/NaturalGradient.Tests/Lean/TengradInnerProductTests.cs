@@ -75,4 +75,31 @@ public class TengradInnerProductTests
         foreach (var (pa, pb) in routed.Preconditioner.Layers.Zip(eager.Preconditioner.Layers))
             TensorAssert.Close(pb.WeightMatrix(), pa.WeightMatrix(), rtol: 1e-10, label: pa.Name);
     }
+
+    /// <summary>
+    /// The solves leave in the caller's dispose scope only what they return: Δ, and ⟨Δ, ḡ⟩ when it is asked for. The
+    /// push-through system's u and the inner product's intermediates end with the solve (they are n-vectors per layer
+    /// and call, which a caller's long-lived scope would otherwise accumulate).
+    /// </summary>
+    [Fact]
+    public void Solves_LeaveOnlyTheirResultsInTheCallersScope()
+    {
+        using var outer = NewDisposeScope();
+        var (_, statistics, gradients) = WideAndNarrowLayers(6);
+        var own = statistics[0].WithGradientWeight(1.0 / 6);   // the loss's own statistics: g = Jᵀ(w·1), the push-through applies
+        using var block = new TengradBlock();
+        block.Update(own, 0);
+        long pushed = TengradBlock.PushThroughSolves;
+        using var scope = NewDisposeScope();
+        int Added(Action solve)
+        {
+            int before = scope.DisposablesCount;
+            solve();
+            return scope.DisposablesCount - before;
+        }
+        Assert.Equal(1, Added(() => block.Precondition(gradients[0], Damping)));
+        Assert.Equal(1, Added(() => block.PreconditionMeanGradient(own, Damping, innerProduct: false)));
+        Assert.Equal(2, Added(() => block.PreconditionMeanGradient(own, Damping, innerProduct: true)));
+        Assert.Equal(3, TengradBlock.PushThroughSolves - pushed);
+    }
 }

@@ -201,8 +201,13 @@ public sealed class TengradBlock : ICurvatureBlock
     /// <see cref="TengradSolve"/>'s eigendecomposition.
     /// Not used for TONGA's centred form (centring removes the mean gradient from the row space) or when c is unknown.
     /// </summary>
-    private Tensor? PushThroughIfAccurate(Tensor g, double damping) =>
-        _statistics?.GradientWeight is double c && _form != MetricForm.Centered ? PushThrough(c, g, g, damping)?.Delta : null;
+    private Tensor? PushThroughIfAccurate(Tensor g, double damping)
+    {
+        if (_statistics?.GradientWeight is not double c || _form == MetricForm.Centered || PushThrough(c, g, g, damping) is not { } solved)
+            return null;
+        solved.U.Dispose();   // u is read only by the inner product of the mean-gradient route
+        return solved.Delta;
+    }
 
     /// <summary>
     /// Δ for the mean gradient of the last update's own statistics, g = w Σᵢ gᵢ = Jᵀ(w·1), which the caller guarantees
@@ -225,7 +230,13 @@ public sealed class TengradBlock : ICurvatureBlock
             return null;
         if (PushThrough(statistics.Weight, null, _a!, damping) is not { } solved) return null;
         Interlocked.Increment(ref _meanGradientSolves);
-        var inner = innerProduct ? _gram!.InDtype(ScalarType.Float64).mv(solved.U).sum().mul_(statistics.Weight) : null;
+        Tensor? inner = null;
+        if (innerProduct)
+        {
+            using var scope = NewDisposeScope();
+            inner = scope.MoveToOuter(_gram!.InDtype(ScalarType.Float64).mv(solved.U).sum().mul_(statistics.Weight));
+        }
+        solved.U.Dispose();
         return new MeanGradientDirection(solved.Delta, inner);
     }
 
@@ -236,7 +247,8 @@ public sealed class TengradBlock : ICurvatureBlock
 
     /// <summary>
     /// The push-through solve for g = Jᵀ(c·1) + r; with <paramref name="g"/> null, r = 0 is known and not formed. Δ and
-    /// u = (w K + λI)⁻¹ c·1 (float64), or null when a check fails.
+    /// u = (w K + λI)⁻¹ c·1 (float64), both in the caller's dispose scope (the caller disposes u when done with it), or
+    /// null when a check fails.
     /// </summary>
     /// <param name="c">The gradient weight of the statistics (1/m for the mean loss).</param>
     /// <param name="g">The W̄-shaped gradient, or null for the statistics' own mean gradient.</param>
