@@ -24,10 +24,10 @@ public class GradientMatrixListTests
         return Sequential(("fc0", Linear(30, 40, dtype: ScalarType.Float64)), ("act0", Tanh()), ("fc1", Linear(40, 3, dtype: ScalarType.Float64)));
     }
 
-    private static (Tensor X, Tensor Y) Batch()
+    private static (Tensor X, Tensor Y) Batch(long m = 4)
     {
         manual_seed(4);
-        return (randn(4, 30, dtype: ScalarType.Float64), randint(0, 3, new long[] { 4 }, dtype: ScalarType.Int64));
+        return (randn(m, 30, dtype: ScalarType.Float64), randint(0, 3, new long[] { m }, dtype: ScalarType.Int64));
     }
 
     private static NaturalGradientDescent Optimizer(Module<Tensor, Tensor> net, double? klClip = null, double weightDecay = 0) =>
@@ -38,10 +38,10 @@ public class GradientMatrixListTests
             Preconditioner = new PreconditionerOptions { Structure = CurvatureStructure.Kfac, Fisher = FisherKind.Empirical, Damping = 0.03 },
         });
 
-    private static long FormedBy(Func<NaturalGradientDescent> create, int steps, out List<Tensor> weights)
+    private static long FormedBy(Func<NaturalGradientDescent> create, int steps, out List<Tensor> weights, long m = 4)
     {
         using var scope = NewDisposeScope();
-        var (x, y) = Batch();
+        var (x, y) = Batch(m);
         using var ngd = create();
         long before = GradientMatrixList.FormedInProcess;
         for (int i = 0; i < steps; i++)
@@ -56,8 +56,8 @@ public class GradientMatrixListTests
 
     /// <summary>
     /// fc0 (40 × 31) at m = 4 takes K-FAC's route, fc1 (3 × 41) does not: of two layers' matrices one is formed per step.
-    /// A KL clip on η²Δᵀg takes fc0's Δᵀg from the route's m × m Grams and forms no more; with that layer's Grams dearer
-    /// than ḡ (at m = 40: 40·71 &gt; 40·31) it forms fc0's ḡ for the clip too.
+    /// A KL clip on η²Δᵀg takes fc0's Δᵀg from the route's m × m Grams and forms no more; at m = 20, where fc0 still takes
+    /// the route but its Grams are dearer than ḡ (20·71 &gt; 40·31), it forms fc0's ḡ for the clip too.
     /// </summary>
     [Fact]
     public void KfacStep_FormsOnlyTheGradientMatricesItReads()
@@ -69,6 +69,13 @@ public class GradientMatrixListTests
         long innerProducts = KroneckerFactors.MeanGradientInnerProducts;
         Assert.Equal(3, FormedBy(() => Optimizer(Net(), klClip: 1e6), 3, out _));
         Assert.Equal(3, KroneckerFactors.MeanGradientInnerProducts - innerProducts);
+        Assert.True(KroneckerFactors.MeanGradientRouteIsCheaper(20, 40, 31));
+        Assert.False(KroneckerFactors.GramInnerProductIsCheaper(20, 40, 31));
+        long solves = KroneckerFactors.MeanGradientSolves;
+        innerProducts = KroneckerFactors.MeanGradientInnerProducts;
+        Assert.Equal(6, FormedBy(() => Optimizer(Net(), klClip: 1e6), 3, out _, m: 20));
+        Assert.Equal(3, KroneckerFactors.MeanGradientSolves - solves);
+        Assert.Equal(0, KroneckerFactors.MeanGradientInnerProducts - innerProducts);
     }
 
     /// <summary>

@@ -211,6 +211,11 @@ public class StatisticsGradientReviewTests
     [InlineData(Shape.FrozenWeight, CurvatureStructure.Tengrad, FisherKind.Empirical, KlClipForm.StepQuadraticForm)]
     [InlineData(Shape.FrozenWeight, CurvatureStructure.Tengrad, FisherKind.MonteCarlo, KlClipForm.PreconditionedGradient)]
     [InlineData(Shape.NoBias, CurvatureStructure.Kbfgs, FisherKind.Empirical, KlClipForm.PreconditionedGradient)]
+    [InlineData(Shape.BatchOfOne, CurvatureStructure.Kfac, FisherKind.Empirical, KlClipForm.PreconditionedGradient)]
+    [InlineData(Shape.BatchOfOne, CurvatureStructure.Ekfac, FisherKind.Empirical, KlClipForm.PreconditionedGradient)]
+    [InlineData(Shape.BatchOfOne, CurvatureStructure.Kfac, FisherKind.MonteCarlo, KlClipForm.PreconditionedGradient)]
+    [InlineData(Shape.PlainUpstream, CurvatureStructure.Tengrad, FisherKind.Empirical, KlClipForm.PreconditionedGradient)]
+    [InlineData(Shape.NoBias, CurvatureStructure.Kfac, FisherKind.Empirical, KlClipForm.PreconditionedGradient)]
     [InlineData(Shape.NoBias, CurvatureStructure.Kbfgs, FisherKind.Empirical, KlClipForm.StepQuadraticForm)]
     public void Steps_WithABindingKlClip_EqualTheEagerPath(Shape shape, CurvatureStructure structure, FisherKind fisher, KlClipForm form) =>
         AssertLazyEqualsEager(shape, structure, fisher, 1e-5, form, clipMustBind: true);
