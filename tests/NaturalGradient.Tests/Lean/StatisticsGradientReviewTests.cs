@@ -216,6 +216,9 @@ public class StatisticsGradientReviewTests
     [InlineData(Shape.BatchOfOne, CurvatureStructure.Kfac, FisherKind.MonteCarlo, KlClipForm.PreconditionedGradient)]
     [InlineData(Shape.PlainUpstream, CurvatureStructure.Tengrad, FisherKind.Empirical, KlClipForm.PreconditionedGradient)]
     [InlineData(Shape.NoBias, CurvatureStructure.Kfac, FisherKind.Empirical, KlClipForm.PreconditionedGradient)]
+    [InlineData(Shape.PlainParameter, CurvatureStructure.HessianFree, FisherKind.Empirical, KlClipForm.PreconditionedGradient)]
+    [InlineData(Shape.PlainParameter, CurvatureStructure.Diagonal, FisherKind.MonteCarlo, KlClipForm.PreconditionedGradient)]
+    [InlineData(Shape.Sequence, CurvatureStructure.Auto, FisherKind.Empirical, KlClipForm.PreconditionedGradient)]
     [InlineData(Shape.NoBias, CurvatureStructure.Kbfgs, FisherKind.Empirical, KlClipForm.StepQuadraticForm)]
     public void Steps_WithABindingKlClip_EqualTheEagerPath(Shape shape, CurvatureStructure structure, FisherKind fisher, KlClipForm form) =>
         AssertLazyEqualsEager(shape, structure, fisher, 1e-5, form, clipMustBind: true);
