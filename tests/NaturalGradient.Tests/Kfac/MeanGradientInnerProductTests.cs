@@ -118,8 +118,9 @@ public class MeanGradientInnerProductTests
     }
 
     /// <summary>
-    /// With the bfloat16 solve the inner product comes from the same bfloat16 products as Δ: within their rounding
-    /// (measured below 1e-2 relative here) of Σ Δ ∘ ḡ of the float64 solve.
+    /// With the bfloat16 solve factored K-FAC's inner product comes from the same bfloat16 products as Δ: within their
+    /// rounding (measured below 1e-2 relative here) of Σ Δ ∘ ḡ of the float64 solve. The eigenbasis gives none (the
+    /// caller forms ḡ; <see cref="Bfloat16Solve_InnerProduct_IsThatOfTheReturnedDirection"/>).
     /// </summary>
     [Theory]
     [MemberData(nameof(ConfigurationData))]
@@ -132,8 +133,50 @@ public class MeanGradientInnerProductTests
         reference.Update(statistics[0], 0);
         low.Update(Float32(statistics[0]), 0);
         double expected = Sum(reference.Precondition(gradients[0], Damping).mul(gradients[0]));
-        var inner = low.PreconditionMeanGradient(Float32(statistics[0]), Damping, innerProduct: true)!.Value.GradientInnerProduct!.item<double>();
+        var routed = low.PreconditionMeanGradient(Float32(statistics[0]), Damping, innerProduct: true);
+        Assert.NotNull(routed);
+        if (!configuration.EndsWith("-factored", StringComparison.Ordinal) || !configuration.StartsWith("kfac", StringComparison.Ordinal))
+        {
+            Assert.Null(routed!.Value.GradientInnerProduct);
+            return;
+        }
+        var inner = routed!.Value.GradientInnerProduct!.item<double>();
         Assert.True(Math.Abs(inner - expected) < 3e-2 * Math.Abs(expected), $"{configuration}: {inner} against {expected}");
+    }
+
+    /// <summary>
+    /// With the bfloat16 solve, an inner product the route gives is that of the Δ it returns, Σ Δ ∘ ḡ (float64 sums of
+    /// the returned Δ and autograd's gradient), to 1e-2 (bfloat16's rounding, 2⁻⁸, amplified where the sum cancels);
+    /// otherwise the route gives none and the caller forms ḡ. In the eigenbasis Σ X̃ ∘ (X̃ ⊘ E) would count the bfloat16
+    /// rounding of the projected gradient X̃ twice: an upward bias that grows as λ shrinks (K-FAC's eigenbasis damping at
+    /// λ = 1e-4, m = 2: +10 % against Σ Δ ∘ ḡ; EKFAC's factored damping at λ = 1e-6: +2 %). Factored K-FAC's Grams pair
+    /// the rounded P and Q with the exact D and Ā, and keep theirs.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(ConfigurationData))]
+    public void Bfloat16Solve_InnerProduct_IsThatOfTheReturnedDirection(string configuration)
+    {
+        using var scope = NewDisposeScope();
+        int compared = 0;
+        foreach (long m in new long[] { 2, 4 })
+        {
+            var (layers, statistics, gradients) = WideAndNarrowLayers(m);
+            for (int l = 0; l < layers.Count; l++)
+                foreach (double damping in new[] { 1e-4, 1e-6 })
+                {
+                    using var low = Block(configuration, layers[l], new KfacOptions { FactorDecay = 0.5, InversePrecision = KfacInversePrecision.Bfloat16 });
+                    var rows = Float32(statistics[l]);
+                    low.Update(rows, 0);
+                    if (low.PreconditionMeanGradient(rows, damping, innerProduct: true) is not { GradientInnerProduct: { } inner } routed) continue;
+                    double applied = Sum(routed.Direction.to_type(ScalarType.Float64).mul(gradients[l]));
+                    double given = inner.item<double>();
+                    Assert.True(Math.Abs(given - applied) <= 1e-2 * Math.Abs(applied),
+                        $"{configuration}, m = {m}, layer {l}, λ = {damping}: the route's ⟨Δ, ḡ⟩ {given:G6}, Σ Δ ∘ ḡ of its Δ {applied:G6}");
+                    compared++;
+                }
+        }
+        if (configuration.EndsWith("-factored", StringComparison.Ordinal) && configuration.StartsWith("kfac", StringComparison.Ordinal))
+            Assert.True(compared > 0, $"{configuration}: no inner product from the Grams");
     }
 
     /// <summary>

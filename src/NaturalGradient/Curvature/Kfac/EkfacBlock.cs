@@ -212,8 +212,9 @@ public sealed partial class EkfacBlock : ICurvatureBlock
 
     /// <summary>
     /// As <see cref="PreconditionMeanGradient(LayerStatistics, double)"/>; with <paramref name="innerProduct"/>, also
-    /// ⟨Δ, ḡ⟩ = Σ Y ∘ Y ∘ E from the divided projection Y = (Q_Gᵀ ḡ Q_A) ⊘ E and the divisor E (element-wise: the bases
-    /// are orthogonal), with no product with ḡ.
+    /// ⟨Δ, ḡ⟩ = Σ (Y ∘ E) ∘ Y from the divided projection Y = (Q_Gᵀ ḡ Q_A) ⊘ E and the divisor E (element-wise: the bases
+    /// are orthogonal), with no product with ḡ; except with bfloat16 solves, whose projection X̃ carries bfloat16's
+    /// rounding, which Σ X̃ ∘ (X̃ ⊘ E) would count twice (an upward bias that grows as λ shrinks): the caller forms ḡ.
     /// </summary>
     public MeanGradientDirection? PreconditionMeanGradient(LayerStatistics statistics, double damping, bool innerProduct)
     {
@@ -234,7 +235,7 @@ public sealed partial class EkfacBlock : ICurvatureBlock
         var denominator = Denominator(s, damping);
         var divided = projected.div_(denominator);
         Tensor? inner = null;
-        if (innerProduct)
+        if (innerProduct && !_eigen.ChangesBasisInBfloat16(LowPrecision, s))
         {
             inner = scope.MoveToOuter(KroneckerFactors.EigenbasisInnerProduct(divided, denominator));
             KroneckerFactors.CountMeanGradientInnerProduct();

@@ -127,7 +127,9 @@ public sealed partial class KfacBlock : ICurvatureBlock
     /// As <see cref="PreconditionMeanGradient(LayerStatistics, double)"/>; with <paramref name="innerProduct"/>, also
     /// ⟨Δ, ḡ⟩: with factored damping w² Σ (P Dᵀ) ∘ (Q Āᵀ) from the route's P = D (G + √λ/π I)⁻¹ and Q = Ā (A + π√λ I)⁻¹
     /// (two m × m Grams, 2m²(out + in') flops, taken when fewer than forming ḡ, 2m·out·in'); with eigenbasis damping
-    /// Σ Y ∘ Y ∘ (eᴳeᴬᵀ + λ) from the divided projection Y (element-wise, always taken).
+    /// Σ (Y ∘ (eᴳeᴬᵀ + λ)) ∘ Y from the divided projection Y (element-wise), except with bfloat16 solves: there the
+    /// projection X̃ carries bfloat16's rounding, which Σ X̃ ∘ (X̃ ⊘ E) would count twice (an upward bias of ⟨Δ, ḡ⟩ that
+    /// grows as λ shrinks), and the caller forms ḡ.
     /// </summary>
     public MeanGradientDirection? PreconditionMeanGradient(LayerStatistics statistics, double damping, bool innerProduct)
     {
@@ -151,7 +153,7 @@ public sealed partial class KfacBlock : ICurvatureBlock
         {
             var denominator = _eigen.EigenvalueProducts().add_(damping);
             var divided = _eigen.ProjectMeanGradient(d, abar, statistics.Weight, LowPrecision).div_(denominator);
-            if (innerProduct) inner = KroneckerFactors.EigenbasisInnerProduct(divided, denominator);
+            if (innerProduct && !_eigen.ChangesBasisInBfloat16(LowPrecision, d)) inner = KroneckerFactors.EigenbasisInnerProduct(divided, denominator);
             result = _eigen.Unproject(divided, LowPrecision);
         }
         KroneckerFactors.CountMeanGradientSolve();

@@ -142,6 +142,12 @@ internal sealed partial class KroneckerEigenbasis : IDisposable
         return scope.MoveToOuter(IsDiagonalActivation ? left : left.MatMul(_qa!.t()));
     }
 
+    /// <summary>
+    /// True when a change of basis of <paramref name="operand"/> asked for in low precision runs by bfloat16 GEMMs (a
+    /// float32 operand and basis), so that its result carries bfloat16's rounding.
+    /// </summary>
+    internal bool ChangesBasisInBfloat16(bool low, Tensor operand) => Low(low, operand);
+
     /// <summary>True when a change of basis asked for in low precision applies: a float32 operand and basis.</summary>
     private bool Low(bool low, Tensor operand) =>
         low && operand.dtype == ScalarType.Float32 && OutputGradientBasis.dtype == ScalarType.Float32;

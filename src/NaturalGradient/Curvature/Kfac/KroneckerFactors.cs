@@ -156,7 +156,8 @@ public static class KroneckerFactors
     /// ⟨Δ, ḡ⟩ in the eigenbasis, where Δ's projection is Y = X ⊘ E (X = Q_Gᵀ ḡ Q_A, E the positive divisor): the bases are
     /// orthogonal, so ⟨Δ, ḡ⟩ = ⟨Y, X⟩ = Σ (Y ∘ E) ∘ Y. A float64 scalar tensor; element-wise, no product with ḡ. Formed
     /// in that order (Y ∘ E = X, then X ∘ Y, summed in float64): the terms are products of a projected gradient entry
-    /// and a projected direction entry, as Σ Δ ∘ ḡ's are, where Y ∘ Y first would square the direction.
+    /// and a projected direction entry, as Σ Δ ∘ ḡ's are, where Y ∘ Y first would square the direction. Not for a
+    /// projection by bfloat16 GEMMs, whose rounding of X it would count twice.
     /// </summary>
     internal static Tensor EigenbasisInnerProduct(Tensor divided, Tensor divisor) =>
         divided.mul(divisor.InDtype(divided.dtype)).mul_(divided).sum(ScalarType.Float64);
