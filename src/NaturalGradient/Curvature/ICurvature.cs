@@ -78,7 +78,8 @@ public interface ICurvatureBlock : IDisposable
 
     /// <summary>
     /// As <see cref="PreconditionMeanGradient(Fisher.LayerStatistics, double)"/>; with <paramref name="innerProduct"/>, also
-    /// ⟨Δ, ḡ⟩ = Σ Δ ∘ ḡ when the route's own products give it more cheaply than forming ḡ (else null: the caller forms ḡ).
+    /// ⟨Δ, ḡ⟩ = Σ Δ ∘ ḡ when the route's own products give it more cheaply than forming ḡ and to the accuracy of Δ itself
+    /// (else null: the caller forms ḡ).
     /// Defaults to the route without the inner product.
     /// </summary>
     MeanGradientDirection? PreconditionMeanGradient(Fisher.LayerStatistics statistics, double damping, bool innerProduct) =>
