@@ -38,8 +38,8 @@ public sealed record NaturalGradientOptions
     /// TENGraD form Δ from the rows, Δᵀg comes from the route's own products and g is not formed; with bfloat16 solves,
     /// only from K-FAC's factored damping): natgrad's K-FAC and EKFAC use it (κ = 1e-2, momentum 0; it matched the step
     /// form at κ = 1e-3 on weather, wine and a Fashion-MNIST subset, docs/DEFAULTS.md). With momentum μ it does not
-    /// bound the applied step, which can reach 1/(1 − μ) times the clipped Δ: in the accuracy benchmark (momentum 0.9, κ = 1e-3; docs/PERFORMANCE.md) it suited K-FAC, while
-    /// Hessian-free diverged with it and trained with the step form.
+    /// bound the applied step, which can reach 1/(1 − μ) times the clipped Δ: in the accuracy benchmark (momentum 0.9,
+    /// κ = 1e-3; docs/PERFORMANCE.md) it suited K-FAC, while Hessian-free diverged with it and trained with the step form.
     /// </summary>
     public KlClipForm KlClipForm { get; init; } = KlClipForm.StepQuadraticForm;
 
