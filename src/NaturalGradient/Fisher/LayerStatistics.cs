@@ -149,30 +149,15 @@ public sealed class LayerStatistics
         : Adapter.PerSampleGradients(PairedActivations(), FlatOutputGradients());
 
     /// <summary>Σ over the n samples of the per-sample gradients (W̄-shaped), without forming them for Kronecker and index layers.</summary>
-    public Tensor GradientSum() => GradientSum(1.0);
-
-    /// <summary>
-    /// <paramref name="scale"/> · <see cref="GradientSum()"/>. For Kronecker layers the scale multiplies the smallest of
-    /// the three operands — D (n·T × out), Ā (n·T × in') or the out × in' product — so that it costs no pass over W̄
-    /// when the batch is small against the layer.
-    /// </summary>
-    public Tensor GradientSum(double scale)
+    public Tensor GradientSum()
     {
         var d = FlatOutputGradients();
         if (Tokens is not null)
-            return TokenGradients.TransposeMultiply(PairedTokens()!, d, full(SampleCount, scale, dtype: d.dtype, device: d.device), Adapter.InputDim);
-        if (!Adapter.IsKronecker) return Scaled(PerSampleGradients().sum(new long[] { 0 }), scale);
-        var rows = d.reshape(-1, d.size(2));
+            return TokenGradients.TransposeMultiply(PairedTokens()!, d, ones(SampleCount, dtype: d.dtype, device: d.device), Adapter.InputDim);
+        if (!Adapter.IsKronecker) return PerSampleGradients().sum(new long[] { 0 });
         var a = PairedActivations();
-        var columns = a.reshape(-1, a.size(2));
-        if (scale == 1.0) return rows.t().mm(columns);
-        long n = rows.size(0), outputs = rows.size(1), inputs = columns.size(1);
-        if (n * outputs <= n * inputs && n * outputs <= outputs * inputs) return rows.mul(scale).t().mm(columns);
-        if (n * inputs <= outputs * inputs) return rows.t().mm(columns.mul(scale));
-        return rows.t().mm(columns).mul_(scale);
+        return d.reshape(-1, d.size(2)).t().mm(a.reshape(-1, a.size(2)));
     }
-
-    private static Tensor Scaled(Tensor x, double scale) => scale == 1.0 ? x : x.mul_(scale);
 
     /// <summary>
     /// True when the per-sample gradients are δ āᵀ with one position (T = 1) and ā is W̄'s column space given as a

@@ -96,6 +96,6 @@ public sealed partial class NaturalGradientPreconditioner
             throw new InvalidOperationException(
                 $"the gradient of layer '{_layers[index].Name}' was formed from the statistics of NaturalGradientDescent.Step, whose dispose scope has ended " +
                 "(the step's backward pass does not fill .grad of such layers): read it inside the step's scope, or use Backward for .grad");
-        return statistics.GradientSum(statistics.GradientWeight!.Value);
+        return statistics.GradientSum().mul_(statistics.GradientWeight!.Value);
     }
 }
