@@ -29,13 +29,13 @@ public interface ICurvature : IDisposable
 
     /// <summary>
     /// As <see cref="PreconditionMeanGradient(IReadOnlyList{ILayerAdapter}, IReadOnlyList{Tensor}, IReadOnlyList{Fisher.LayerStatistics}, double)"/>,
-    /// and for each layer whose block can form ⟨Δₗ, ḡₗ⟩ from its route's own products more cheaply than ḡₗ itself, that
-    /// inner product (a float64 scalar tensor) in innerProducts[l] (one entry per layer); the other entries stay null, and
-    /// the caller forms those ḡₗ (the KL clip on η²Δᵀg of <see cref="Optim.KlClipForm.PreconditionedGradient"/>).
-    /// Defaults to the method without inner products.
+    /// and, when innerProducts (one entry per layer) is given, for each layer whose block can form ⟨Δₗ, ḡₗ⟩ from its
+    /// route's own products more cheaply than ḡₗ itself, that inner product (a float64 scalar tensor) in innerProducts[l];
+    /// the other entries stay null, and the caller forms those ḡₗ (the KL clip on η²Δᵀg of
+    /// <see cref="Optim.KlClipForm.PreconditionedGradient"/>). Defaults to the method without inner products.
     /// </summary>
     IReadOnlyList<Tensor> PreconditionMeanGradient(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients,
-        IReadOnlyList<Fisher.LayerStatistics> statistics, double damping, Tensor?[] innerProducts) =>
+        IReadOnlyList<Fisher.LayerStatistics> statistics, double damping, Tensor?[]? innerProducts) =>
         PreconditionMeanGradient(layers, gradients, statistics, damping);
 
     /// <summary>M v (no damping): for the predicted KL ½ΔᵀMΔ and Levenberg–Marquardt's quadratic model.</summary>
@@ -53,10 +53,17 @@ public interface ICurvature : IDisposable
 public static class QuadraticForms
 {
     /// <summary>Σₗ ⟨vₗ, wₗ⟩ in float64, as a scalar tensor.</summary>
-    public static Tensor Sum(IReadOnlyList<Tensor> vectors, IReadOnlyList<Tensor> products)
+    public static Tensor Sum(IReadOnlyList<Tensor> vectors, IReadOnlyList<Tensor> products) => Sum(vectors, products, null);
+
+    /// <summary>
+    /// Σₗ ⟨vₗ, wₗ⟩ in float64, as a scalar tensor, taking ⟨vₗ, wₗ⟩ from <paramref name="known"/>[l] where it is not null
+    /// (then wₗ is not read, so a lazily formed list does not form it).
+    /// </summary>
+    public static Tensor Sum(IReadOnlyList<Tensor> vectors, IReadOnlyList<Tensor> products, IReadOnlyList<Tensor?>? known)
     {
         Tensor total = zeros(1, dtype: ScalarType.Float64).squeeze();
-        for (int i = 0; i < vectors.Count; i++) total = total.add_(vectors[i].mul(products[i]).sum(ScalarType.Float64));
+        for (int i = 0; i < vectors.Count; i++)
+            total = total.add_(known?[i] ?? vectors[i].mul(products[i]).sum(ScalarType.Float64));
         return total;
     }
 }

@@ -153,8 +153,8 @@ public sealed partial class NaturalGradientDescent : IDisposable
         // Without weight decay and with one process, g is the .grad of the backward that gave the statistics. The KL
         // clip on η²Δᵀg takes ⟨Δₗ, gₗ⟩ from the blocks that form it without gₗ (the rest form gₗ when read).
         bool gradientClip = Options.KlClip is not null && Options.KlClipForm == KlClipForm.PreconditionedGradient;
-        var innerProducts = gradientClip && lazy is not null ? new Tensor?[layers.Count] : null;
-        var delta = Options.WeightDecay == 0 && Preconditioner.Reducer is null
+        var innerProducts = gradientClip && lazyGradients ? new Tensor?[layers.Count] : null;
+        var delta = lazyGradients
             ? Preconditioner.SolveMeanGradient(g, lambda, innerProducts)
             : Preconditioner.Solve(g, lambda);
         double scale = 1;
@@ -248,10 +248,7 @@ public sealed partial class NaturalGradientDescent : IDisposable
     /// </summary>
     private double ClipPreconditionedGradient(IReadOnlyList<Tensor> delta, IReadOnlyList<Tensor> g, Tensor?[]? innerProducts, double kappa)
     {
-        Tensor total = zeros(1, dtype: ScalarType.Float64).squeeze();
-        for (int i = 0; i < delta.Count; i++)
-            total = total.add_(innerProducts?[i] ?? delta[i].mul(g[i]).sum(ScalarType.Float64));
-        double vg = LearningRate * LearningRate * total.ToDouble();
+        double vg = LearningRate * LearningRate * QuadraticForms.Sum(delta, g, innerProducts).ToDouble();
         if (!(vg > kappa) || !double.IsFinite(vg)) return 1;
         double nu = Math.Sqrt(kappa / vg);
         foreach (var d in delta) d.mul_(nu);

@@ -309,7 +309,6 @@ public sealed partial class NaturalGradientPreconditioner : IDisposable
         using var _ = no_grad();
         return NativeCall.Run($"the {Options.Structure} solve", () => meanGradientStatistics is null
             ? Curvature.Precondition(_layers, gradients, damping)
-            : innerProducts is null ? Curvature.PreconditionMeanGradient(_layers, gradients, meanGradientStatistics, damping)
             : Curvature.PreconditionMeanGradient(_layers, gradients, meanGradientStatistics, damping, innerProducts));
     }
 

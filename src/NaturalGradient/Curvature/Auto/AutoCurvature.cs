@@ -46,7 +46,7 @@ public sealed class AutoCurvature : ICurvature, ICurvatureState
 
     /// <inheritdoc/>
     public IReadOnlyList<Tensor> PreconditionMeanGradient(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients,
-        IReadOnlyList<Fisher.LayerStatistics> statistics, double damping, Tensor?[] innerProducts) =>
+        IReadOnlyList<Fisher.LayerStatistics> statistics, double damping, Tensor?[]? innerProducts) =>
         _blocks.PreconditionMeanGradient(layers, gradients, statistics, damping, innerProducts);
 
     public IReadOnlyList<Tensor> Multiply(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> vectors) =>
