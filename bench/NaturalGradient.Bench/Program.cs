@@ -29,7 +29,7 @@ try
         _ => Usage(),
     };
 }
-catch (Exception e) when (e is ArgumentException or IOException)
+catch (Exception e) when (e is ArgumentException or IOException or NaturalGradient.Training.Data.DataFormatException)
 {
     Console.Error.WriteLine($"bench: error: {e.Message}");
     return 2;

@@ -69,7 +69,7 @@ internal static class InterleavedSteps
             foreach (var c in configs)
             {
                 var ratios = times[c.Label].Select((t, i) => t / times["sgd"][i]).OrderBy(v => v).ToList();
-                double extra = FlopModel.Extra(c.Method, problem.Layers, problem.Batch, StepConfigs.InversePeriodOf(c.Method), StepConfigs.FactorPeriod(c.Method), StepConfigs.CgIterations, c.Path == "optimizer");
+                double extra = FlopModel.Extra(StepConfigs.Factorized(c.Method), problem.Layers, problem.Batch, StepConfigs.InversePeriodOf(c.Method), StepConfigs.FactorPeriod(c.Method), StepConfigs.CgIterations, c.Path == "optimizer");
                 double? floor = double.IsNaN(extra) ? null : 1 + extra / (rate * 1e9) * 1e3 / sgdMs;
                 figures.Add(new StepFigure(c.Method, c.Path, c.Label, Median(times[c.Label]), Quantile(ratios, 0.5), Quantile(ratios, 0.1), Quantile(ratios, 0.9),
                     floor, extra / 1e9, rounds, tensors[c.Label]));

@@ -31,7 +31,8 @@ internal static class PerfCommand
         bool CpuClock, string[]? StepMethods);
 
     /// <summary>The step part's configuration names: SGD, Adam, the natural-gradient configurations and the lean steps.</summary>
-    private static readonly string[] StepMethodNames = new[] { "sgd", "adam" }.Concat(StepConfigs.NaturalGradientMethods).Concat(new[] { "kfac-lean", "ekfac-lean", "tengrad-lean" }).ToArray();
+    private static readonly string[] StepMethodNames = new[] { "sgd", "adam" }.Concat(StepConfigs.NaturalGradientMethods).Concat(StepConfigs.SerialFactorizationMethods)
+        .Concat(new[] { "kfac-lean", "ekfac-lean", "tengrad-lean" }).ToArray();
 
     private static Args Parse(string[] args)
     {

@@ -63,6 +63,20 @@ internal static class StepConfigs
     public static readonly string[] NaturalGradientMethods = { "diag", "tengrad", "kfac", "kfac-f1", "kfac-bf16", "kfac-eigen", "kfac-bf16inv", "ekfac", "ekfac-t10", "ekfac-f1", "ekfac-bf16", "ekfac-bf16inv", "hf", "auto" };
 
     /// <summary>
+    /// Configurations timed only when <c>--methods</c> names them: K-FAC (Cholesky and eigh) and EKFAC with every
+    /// refresh's factorisations run one after another on the step's threads instead of side by side
+    /// (<see cref="NaturalGradient.Numerics.FactorizationQueue.SideBySide"/> off during their steps).
+    /// </summary>
+    public static readonly string[] SerialFactorizationMethods = { "kfac-serial", "kfac-eigen-serial", "ekfac-serial" };
+
+    /// <summary>The suffix of <see cref="SerialFactorizationMethods"/>.</summary>
+    public const string SerialSuffix = "-serial";
+
+    /// <summary>The configuration a "-serial" one times with its factorisations one after another ("kfac-serial" → "kfac").</summary>
+    public static string Factorized(string method) =>
+        method.EndsWith(SerialSuffix, StringComparison.Ordinal) ? method[..^SerialSuffix.Length] : method;
+
+    /// <summary>
     /// T_inv of a configuration: the EKFAC ones but "ekfac-t10" take the library's EKFAC default
     /// (<see cref="KfacOptions.DefaultEigenbasisUpdatePeriod"/>, 20), the rest <see cref="InversePeriod"/>.
     /// </summary>
@@ -86,7 +100,9 @@ internal static class StepConfigs
     public static string BaseMethod(string method) =>
         method.EndsWith(Bfloat16SolveSuffix, StringComparison.Ordinal) ? method[..^Bfloat16SolveSuffix.Length] : method;
 
-    public static PreconditionerOptions Options(string method) => new()
+    public static PreconditionerOptions Options(string method) => OptionsOf(Factorized(method));
+
+    private static PreconditionerOptions OptionsOf(string method) => new()
     {
         Structure = method switch
         {
@@ -146,12 +162,20 @@ internal static class StepConfigs
             c.Own(net); c.Own(lean);
             configs.Add(c);
         }
-        foreach (var method in NaturalGradientMethods.Where(methods.Contains))
+        foreach (var method in NaturalGradientMethods.Concat(SerialFactorizationMethods).Where(methods.Contains))
         {
+            bool serial = method != Factorized(method);
+            void Factorizing(Action step)
+            {
+                if (!serial) { step(); return; }
+                NaturalGradient.Numerics.FactorizationQueue.SideBySide = false;
+                try { step(); }
+                finally { NaturalGradient.Numerics.FactorizationQueue.SideBySide = true; }
+            }
             {
                 var net = model();
                 var ngd = new NaturalGradientDescent(net, likelihood, new NaturalGradientOptions { LearningRate = lr, Momentum = momentum, Preconditioner = Options(method) });
-                var c = new StepConfig { Method = method, Path = "optimizer", Step = (x, y) => ngd.Step(x, y), Model = net };
+                var c = new StepConfig { Method = method, Path = "optimizer", Step = (x, y) => Factorizing(() => ngd.Step(x, y)), Model = net };
                 c.Own(net); c.Own(ngd);
                 configs.Add(c);
             }
@@ -163,7 +187,7 @@ internal static class StepConfigs
                 var c = new StepConfig
                 {
                     Method = method, Path = "preconditioner",
-                    Step = (x, y) => { sgd.zero_grad(); pre.Backward(net.call(x), y); pre.Precondition(); sgd.step(); },
+                    Step = (x, y) => Factorizing(() => { sgd.zero_grad(); pre.Backward(net.call(x), y); pre.Precondition(); sgd.step(); }),
                 };
                 c.Own(net); c.Own(pre); c.Own(sgd);
                 configs.Add(c);

@@ -37,9 +37,57 @@ public sealed partial class BlockDiagonalCurvature : ICurvature
         return block;
     }
 
+    /// <summary>
+    /// Updates every layer's block. The dense factorisations the blocks need (K-FAC's and EKFAC's eigendecompositions)
+    /// are gathered and run side by side once every block has absorbed its statistics (<see cref="FactorizationQueue"/>).
+    /// When a block throws, the blocks before it still complete their updates.
+    /// </summary>
     public void Update(CurvatureBatch batch)
     {
-        foreach (var stats in batch.Layers) GetOrCreate(stats.Adapter).Update(stats, batch.Step);
+        var queue = new FactorizationQueue();
+        try
+        {
+            foreach (var stats in batch.Layers)
+            {
+                var block = GetOrCreate(stats.Adapter);
+                if (block is IFactorizingBlock factorizing) factorizing.Update(stats, batch.Step, queue);
+                else block.Update(stats, batch.Step);
+            }
+        }
+        catch
+        {
+            RunAfterFailure(queue);
+            throw;
+        }
+        queue.Run();
+    }
+
+    /// <summary>
+    /// Runs, before the solves with λ_l = <paramref name="lambdas"/>[l], the factorisations they need (K-FAC's Cholesky
+    /// inverses when due or when λ changed), side by side.
+    /// </summary>
+    private void PrepareSolves(IReadOnlyList<ILayerAdapter> layers, double[] lambdas)
+    {
+        var queue = new FactorizationQueue();
+        try
+        {
+            for (int i = 0; i < layers.Count; i++)
+                if (_blocks.TryGetValue(layers[i].Name, out var block) && block is IFactorizingBlock factorizing)
+                    factorizing.QueueSolve(lambdas[i], queue);
+        }
+        catch
+        {
+            RunAfterFailure(queue);
+            throw;
+        }
+        queue.Run();
+    }
+
+    /// <summary>Completes what was queued before a failure; the failure is the one reported.</summary>
+    private static void RunAfterFailure(FactorizationQueue queue)
+    {
+        try { queue.Run(); }
+        catch (Exception) { /* the first failure is rethrown by the caller */ }
     }
 
     public IReadOnlyList<Tensor> Precondition(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients, double damping)
@@ -47,6 +95,7 @@ public sealed partial class BlockDiagonalCurvature : ICurvature
         var lambdas = LayerDampings(layers, damping);
         _lastDamping.Clear();
         for (int i = 0; i < layers.Count; i++) _lastDamping[layers[i].Name] = lambdas[i];
+        PrepareSolves(layers, lambdas);
         return layers.Select((l, i) => Block(l.Name).Precondition(gradients[i], lambdas[i])).ToList();
     }
 
@@ -63,6 +112,7 @@ public sealed partial class BlockDiagonalCurvature : ICurvature
         var lambdas = LayerDampings(layers, damping);
         _lastDamping.Clear();
         for (int i = 0; i < layers.Count; i++) _lastDamping[layers[i].Name] = lambdas[i];
+        PrepareSolves(layers, lambdas);
         return layers.Select((l, i) =>
         {
             var block = Block(l.Name);

@@ -1,3 +1,4 @@
+using NaturalGradient.Numerics;
 using NaturalGradient.Capture;
 using NaturalGradient.Curvature.Blocks;
 using NaturalGradient.Curvature.Kfac;
@@ -11,7 +12,7 @@ namespace NaturalGradient.Curvature.Auto;
 /// shapes, asks <see cref="StructureCostModel"/> and becomes a <see cref="TengradBlock"/> or a <see cref="KfacBlock"/>
 /// for the rest of the run (K-FAC's running averages would not survive a switch).
 /// </summary>
-public sealed partial class AutoStructureBlock : ICurvatureBlock
+public sealed partial class AutoStructureBlock : ICurvatureBlock, IFactorizingBlock
 {
     private readonly ILayerAdapter _layer;
     private readonly MetricForm _form;
@@ -37,7 +38,20 @@ public sealed partial class AutoStructureBlock : ICurvatureBlock
     /// <summary>The block in use (null before the first update).</summary>
     public ICurvatureBlock? Inner => _inner;
 
-    public void Update(LayerStatistics statistics, long step)
+    public void Update(LayerStatistics statistics, long step) => Choose(statistics).Update(statistics, step);
+
+    /// <inheritdoc cref="IFactorizingBlock.Update"/>
+    void IFactorizingBlock.Update(LayerStatistics statistics, long step, FactorizationQueue queue)
+    {
+        if (Choose(statistics) is IFactorizingBlock factorizing) factorizing.Update(statistics, step, queue);
+        else _inner!.Update(statistics, step);
+    }
+
+    /// <inheritdoc/>
+    void IFactorizingBlock.QueueSolve(double damping, FactorizationQueue queue) => (_inner as IFactorizingBlock)?.QueueSolve(damping, queue);
+
+    /// <summary>The inner block, chosen on the first call from the statistics' shapes.</summary>
+    private ICurvatureBlock Choose(LayerStatistics statistics)
     {
         if (_inner is null)
         {
@@ -48,7 +62,7 @@ public sealed partial class AutoStructureBlock : ICurvatureBlock
             _inner = Choice.Choice == LayerStructure.Tengrad || !kronecker ? new TengradBlock(_form) : new KfacBlock(_layer, _kfac);
             _chosen?.Invoke(Choice);
         }
-        _inner.Update(statistics, step);
+        return _inner;
     }
 
     private ICurvatureBlock Inner_ => _inner ?? throw new InvalidOperationException($"the block of layer '{_layer.Name}' has no statistics yet: call Update first");

@@ -38,7 +38,7 @@ namespace NaturalGradient.Curvature.Kfac;
 /// by Q_G alone, Q_Gᵀ gᵢₛ, and S[:, k] = w Σₛ Σᵢ (Q_Gᵀ Σ_{t: kᵢₜ = k} δᵢₛₜ)², formed from the sums of the projected δ over
 /// each (example, token) pair that occurs: O(n T out + V out), never n × out × V or V².</para>
 /// </remarks>
-public sealed partial class EkfacBlock : ICurvatureBlock
+public sealed partial class EkfacBlock : ICurvatureBlock, IFactorizingBlock
 {
     private readonly RunningAverage _a = new(), _g = new(), _s = new();
     private readonly KroneckerEigenbasis _eigen;
@@ -98,33 +98,60 @@ public sealed partial class EkfacBlock : ICurvatureBlock
     /// <summary>Absorbs one step's statistics into A, G and S and refreshes the eigenbasis, on their schedules.</summary>
     public void Update(LayerStatistics statistics, long step)
     {
+        var queue = new FactorizationQueue();
+        Absorb(statistics, step, queue);
+        queue.Run();
+    }
+
+    /// <inheritdoc cref="IFactorizingBlock.Update"/>
+    void IFactorizingBlock.Update(LayerStatistics statistics, long step, FactorizationQueue queue) => Absorb(statistics, step, queue);
+
+    /// <summary>EKFAC has no damped inverses: its eigenbasis is refreshed in the update.</summary>
+    void IFactorizingBlock.QueueSolve(double damping, FactorizationQueue queue) { }
+
+    private void Absorb(LayerStatistics statistics, long step, FactorizationQueue queue)
+    {
         ThrowIfDisposed();
         KroneckerBlockGuard.Statistics(Layer, statistics, step);
         bool first = !_s.HasValue, factorsDue = first || Options.FactorsDue(step);
-        using var scope = NewDisposeScope();
         if (factorsDue)
         {
+            using var scope = NewDisposeScope();
             KroneckerFactors.AccumulateActivation(_a, statistics, Options.WeightSharing, Options.FactorDecay, Options.FactorPrecision);
             KroneckerFactors.AccumulateOutputGradient(_g, statistics, Options.WeightSharing, Options.FactorDecay, Options.FactorPrecision);
-        }
-        bool basisChanged = first || Options.InverseDue(step);
-        if (basisChanged)
-        {
-            _eigen.Refresh(_a.Value!, _g.Value!);
-            _pi = FactoredDamping.Pi(_a.Value!, _g.Value!);
-            InverseRefreshCount++;
         }
         // A running average of S across different bases mixes coordinates that no longer correspond: when the
         // basis changes, S restarts from this batch's second moments in the new basis, also on a step whose factors
         // are not due (with T_f = 3 and T_inv = 20 that is two refreshes in three).
-        if (!factorsDue && !basisChanged) return;
-        if (!basisChanged && statistics.IsRankOne)
+        if (first || Options.InverseDue(step))
+        {
+            _eigen.QueueRefresh(_a.Value!, _g.Value!, queue, () =>
+            {
+                using (NewDisposeScope()) _pi = FactoredDamping.Pi(_a.Value!, _g.Value!);
+                InverseRefreshCount++;
+                AbsorbScaling(statistics, restart: true);
+            });
+        }
+        else if (factorsDue)
+        {
+            AbsorbScaling(statistics, restart: false);
+        }
+    }
+
+    /// <summary>
+    /// S from this batch's projected second moments: restarted (a new basis) or absorbed into the running average (with
+    /// one GEMM into S for rank-one statistics).
+    /// </summary>
+    private void AbsorbScaling(LayerStatistics statistics, bool restart)
+    {
+        using var scope = NewDisposeScope();
+        if (!restart && statistics.IsRankOne)
         {
             // S ← βS + (1 − β) w (Σₛ(δQ_G)²)ᵀ (āQ_A)²: one GEMM into the long-lived S.
             var (deltaSquares, actSquares) = ProjectedSquares(statistics);
             if (_s.TryAccumulateGram(deltaSquares, actSquares, statistics.Weight, Options.FactorDecay, Options.FactorPrecision)) return;
         }
-        if (basisChanged) _s.Replace(ProjectedSecondMoments(statistics).InDtype(_a.Value!.dtype));
+        if (restart) _s.Replace(ProjectedSecondMoments(statistics).InDtype(_a.Value!.dtype));
         else _s.Update(ProjectedSecondMoments(statistics).InDtype(_a.Value!.dtype), Options.FactorDecay);
     }
 

@@ -31,10 +31,26 @@ internal sealed partial class FactoredInverse : IDisposable
     /// <summary>Rebuilds both inverses from Cholesky factorisations of the damped factors A, G.</summary>
     public void RefreshCholesky(Tensor a, Tensor g, double damping)
     {
-        using var scope = NewDisposeScope();
-        double pi = FactoredDamping.Pi(a, g);
+        var queue = new FactorizationQueue();
+        QueueCholesky(a, g, damping, queue);
+        queue.Run();
+    }
+
+    /// <summary>
+    /// As <see cref="RefreshCholesky"/>, with the two factorisations added to <paramref name="queue"/> (side by side with
+    /// other blocks'); the inverses are replaced, and then <paramref name="then"/> called, when the queue runs. π is read
+    /// now; A and G must not be written before the queue runs.
+    /// </summary>
+    public void QueueCholesky(Tensor a, Tensor g, double damping, FactorizationQueue queue, Action? then = null)
+    {
+        double pi;
+        using (NewDisposeScope()) pi = FactoredDamping.Pi(a, g);
         var (shiftA, shiftG) = FactoredDamping.Shifts(pi, damping);
-        Keep(CholeskyInverse(a, shiftA), CholeskyInverse(g, shiftG), damping);
+        queue.Add(new (Tensor, Func<Tensor[]>)[] { (a, () => [CholeskyInverse(a, shiftA)]), (g, () => [CholeskyInverse(g, shiftG)]) }, results =>
+        {
+            using (NewDisposeScope()) Keep(results[0][0], results[1][0], damping);
+            then?.Invoke();
+        });
     }
 
     /// <summary>Rebuilds both inverses from the eigendecompositions of A and G (no factorisation: two products each).</summary>

@@ -32,7 +32,7 @@ namespace NaturalGradient.Curvature.Kfac;
 /// ((A + π√λ I)⁻¹ = 1 / (a + π√λ)) and applied as a column scaling, Δ = (G + √λ/π I)⁻¹ g diag(1 / (a + π√λ)); its
 /// eigenbasis is the identity. Memory O(V + out²) beside the gradient, never V².</para>
 /// </remarks>
-public sealed partial class KfacBlock : ICurvatureBlock
+public sealed partial class KfacBlock : ICurvatureBlock, IFactorizingBlock
 {
     private readonly RunningAverage _a = new(), _g = new();
     private readonly KroneckerEigenbasis _eigen;
@@ -72,6 +72,16 @@ public sealed partial class KfacBlock : ICurvatureBlock
     /// <summary>Absorbs one step's statistics into A and G, and refreshes the inverses, on their schedules.</summary>
     public void Update(LayerStatistics statistics, long step)
     {
+        var queue = new FactorizationQueue();
+        Absorb(statistics, step, queue);
+        queue.Run();
+    }
+
+    /// <inheritdoc cref="IFactorizingBlock.Update"/>
+    void IFactorizingBlock.Update(LayerStatistics statistics, long step, FactorizationQueue queue) => Absorb(statistics, step, queue);
+
+    private void Absorb(LayerStatistics statistics, long step, FactorizationQueue queue)
+    {
         ThrowIfDisposed();
         KroneckerBlockGuard.Statistics(Layer, statistics, step);
         bool first = !_a.HasValue;
@@ -84,9 +94,25 @@ public sealed partial class KfacBlock : ICurvatureBlock
         if (!first && !Options.InverseDue(step)) return;
         _inverseDue = true;
         if (Options.InverseMethod == KfacInverseMethod.Cholesky) return;
-        _eigen.Refresh(_a.Value!, _g.Value!);
-        _pi = FactoredDamping.Pi(_a.Value!, _g.Value!);
-        InverseRefreshCount++;
+        _eigen.QueueRefresh(_a.Value!, _g.Value!, queue, () =>
+        {
+            using (NewDisposeScope()) _pi = FactoredDamping.Pi(_a.Value!, _g.Value!);
+            InverseRefreshCount++;
+        });
+    }
+
+    /// <inheritdoc/>
+    void IFactorizingBlock.QueueSolve(double damping, FactorizationQueue queue)
+    {
+        ThrowIfDisposed();
+        if (Options.DampingMode != KfacDampingMode.Factored || Options.InverseMethod != KfacInverseMethod.Cholesky) return;
+        if (!_a.HasValue || _decompositionDue || (!_inverseDue && _inverse.Damping == damping)) return;
+        KroneckerBlockGuard.Damping(damping);
+        _inverse.QueueCholesky(_a.Value!, _g.Value!, damping, queue, () =>
+        {
+            InverseRefreshCount++;
+            _inverseDue = false;
+        });
     }
 
     /// <summary>Δ for the W̄-shaped gradient g under the configured damping (see the class remarks). Returns a fresh tensor.</summary>

@@ -51,17 +51,41 @@ internal sealed partial class KroneckerEigenbasis : IDisposable
     /// <summary>Eigendecomposes both factors (replacing the previous basis); a diagonal A is taken as its own eigenvalues.</summary>
     public void Refresh(Tensor a, Tensor g)
     {
+        var queue = new FactorizationQueue();
+        QueueRefresh(a, g, queue);
+        queue.Run();
+    }
+
+    /// <summary>
+    /// As <see cref="Refresh"/>, with the eigendecompositions added to <paramref name="queue"/> (side by side with other
+    /// blocks'); the basis is replaced, and then <paramref name="then"/> called, when the queue runs. A and G must not be
+    /// written before that.
+    /// </summary>
+    public void QueueRefresh(Tensor a, Tensor g, FactorizationQueue queue, Action? then = null)
+    {
+        var parts = new List<(Tensor, Func<Tensor[]>)>(2);
+        if (!IsDiagonalActivation) parts.Add((a, () => Pair(Decompose(a))));
+        parts.Add((g, () => Pair(Decompose(g))));
+        queue.Add(parts, results =>
+        {
+            Replace(a, results);
+            then?.Invoke();   // in the caller's dispose scope
+        });
+    }
+
+    private void Replace(Tensor a, Tensor[][] results)
+    {
         using var scope = NewDisposeScope();
-        Tensor ea; Tensor? qa = null;
-        if (IsDiagonalActivation) ea = a.clamp_min(0);
-        else (ea, qa) = Decompose(a);
-        var (eg, qg) = Decompose(g);
+        var (ea, qa) = IsDiagonalActivation ? (a.clamp_min(0), (Tensor?)null) : (results[0][0], results[0][1]);
+        var (eg, qg) = (results[^1][0], results[^1][1]);
         Dispose();
         _ea = ea.DetachFromDisposeScope();
         _qa = qa?.DetachFromDisposeScope();
         _eg = eg.DetachFromDisposeScope();
         _qg = qg.DetachFromDisposeScope();
     }
+
+    private static Tensor[] Pair((Tensor Values, Tensor Vectors) d) => new[] { d.Values, d.Vectors };
 
     /// <summary>How many tensors <see cref="Export"/> gives: 4, or 3 for a diagonal A (no Q_A).</summary>
     public int ExportCount => IsDiagonalActivation ? 3 : 4;
