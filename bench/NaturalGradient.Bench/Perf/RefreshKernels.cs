@@ -18,8 +18,9 @@ namespace NaturalGradient.Bench.Perf;
 /// torch thread count of the run and the process's OpenMP wait policy, which LAPACK's speed depends on.
 /// Median of <c>reps</c> timed calls after two warm-up calls; all kernels of a width interleave within each repetition.
 /// Then a whole K-FAC refresh of the MLP's six factors (785, 512, 513, 512, 513, 10): their Cholesky inverses, and
-/// their eigendecompositions, one after another on the run's threads, one after another on one thread, and split
-/// between two threads of one libtorch thread each (what running a refresh's factorisations concurrently would give).
+/// their eigendecompositions, one after another on the run's threads, one after another on one thread, and side by side
+/// as the library runs them (<see cref="NaturalGradient.Numerics.FactorizationQueue"/>: the caller and helper threads of
+/// one torch thread each, largest factor first).
 /// Last, TENGraD's 128 × 128 float64 system: Cholesky against eigh.
 /// </summary>
 internal static class RefreshKernels
@@ -112,7 +113,7 @@ internal static class RefreshKernels
         return times.ToDictionary(t => t.Key, t => t.Value.Order().ElementAt(t.Value.Count / 2));
     }
 
-    /// <summary>The six factors' Cholesky inverses and eigendecompositions: sequential (run's threads, one thread) and on two workers.</summary>
+    /// <summary>The six factors' Cholesky inverses and eigendecompositions: sequential (run's threads, one thread) and side by side.</summary>
     private static object Refresh(int reps, StringBuilder md)
     {
         int threads = get_num_threads();
@@ -123,8 +124,6 @@ internal static class RefreshKernels
             var x = randn(256, w);
             return x.t().mm(x).div_(256).add_(eye(w).mul_(0.01)).DetachFromDisposeScope();
         }).ToArray();
-        // Two workers: the widest factor with the second 512 and the 10, and the other three (≈ equal flops).
-        int[][] halves = { new[] { 0, 3, 5 }, new[] { 1, 2, 4 } };
         static void Decompose(Tensor f, bool eigh)
         {
             using var scope = NewDisposeScope();
@@ -140,43 +139,41 @@ internal static class RefreshKernels
             set_num_threads(threads);
             return ms;
         }
-        double Concurrent(bool eigh)
+        // As the library runs a refresh: one FactorizationQueue, parts on the caller and its helper threads of one torch thread each.
+        double SideBySide(bool eigh)
         {
             var sw = Stopwatch.StartNew();
-            var workers = halves.Select(h => new Thread(() =>
-            {
-                set_num_threads(1);
-                foreach (int i in h) Decompose(factors[i], eigh);
-            })).ToList();
-            foreach (var w in workers) w.Start();
-            foreach (var w in workers) w.Join();
-            double ms = sw.Elapsed.TotalMilliseconds;
-            set_num_threads(threads);   // a worker's set_num_threads also sets the default of threads created later
-            return ms;
+            var queue = new NaturalGradient.Numerics.FactorizationQueue();
+            foreach (var f in factors)
+                queue.Add(new (Tensor, Func<Tensor[]>)[] { (f, () => eigh ? Pair(linalg.eigh(f)) : new[] { cholesky_inverse(linalg.cholesky_ex(f).L) }) },
+                    results => { foreach (var t in results.SelectMany(r => r)) t.Dispose(); });
+            queue.Run();
+            return sw.Elapsed.TotalMilliseconds;
         }
-        var names = new[] { "sequential", "sequential_one_thread", "two_workers" };
+        static Tensor[] Pair((Tensor Values, Tensor Vectors) d) => new[] { d.Values, d.Vectors };
+        var names = new[] { "sequential", "sequential_one_thread", "side_by_side" };
         var times = new Dictionary<(bool, string), List<double>>();
         foreach (bool eigh in new[] { false, true })
             foreach (var n in names) times[(eigh, n)] = new();
         for (int r = -1; r < reps; r++)
             foreach (bool eigh in new[] { false, true })
             {
-                double a = Sequential(eigh, threads), b = Sequential(eigh, 1), c = Concurrent(eigh);
+                double a = Sequential(eigh, threads), b = Sequential(eigh, 1), c = SideBySide(eigh);
                 if (r < 0) continue;
                 times[(eigh, names[0])].Add(a); times[(eigh, names[1])].Add(b); times[(eigh, names[2])].Add(c);
             }
         foreach (var f in factors) f.Dispose();
         double Median(bool eigh, string n) => times[(eigh, n)].Order().ElementAt(times[(eigh, n)].Count / 2);
         md.AppendLine($"## A refresh of the six factors (widths {string.Join(", ", widths)}; median of {reps}, ms)").AppendLine();
-        md.AppendLine($"| kernel | sequential, {threads} torch threads | sequential, 1 thread | two workers of 1 thread |");
+        md.AppendLine($"| kernel | sequential, {threads} torch threads | sequential, 1 thread | side by side ({threads} threads of 1 torch thread: FactorizationQueue) |");
         md.AppendLine("|---|---:|---:|---:|");
         var result = new List<object>();
         foreach (bool eigh in new[] { false, true })
         {
             string kernel = eigh ? "eigh" : "Cholesky + inverse";
             md.AppendLine(string.Create(Inv, $"| {kernel} | {Median(eigh, names[0]):F1} | {Median(eigh, names[1]):F1} | {Median(eigh, names[2]):F1} |"));
-            Console.WriteLine(string.Create(Inv, $"  refresh, {kernel}: sequential {Median(eigh, names[0]):F1} ms ({threads} threads), {Median(eigh, names[1]):F1} ms (1 thread), two workers {Median(eigh, names[2]):F1} ms"));
-            result.Add(new { kernel, sequential_ms = Median(eigh, names[0]), sequential_one_thread_ms = Median(eigh, names[1]), two_workers_ms = Median(eigh, names[2]) });
+            Console.WriteLine(string.Create(Inv, $"  refresh, {kernel}: sequential {Median(eigh, names[0]):F1} ms ({threads} threads), {Median(eigh, names[1]):F1} ms (1 thread), side by side {Median(eigh, names[2]):F1} ms"));
+            result.Add(new { kernel, sequential_ms = Median(eigh, names[0]), sequential_one_thread_ms = Median(eigh, names[1]), side_by_side_ms = Median(eigh, names[2]) });
         }
         md.AppendLine();
         return result;

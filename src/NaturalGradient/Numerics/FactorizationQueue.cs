@@ -14,7 +14,7 @@ namespace NaturalGradient.Numerics;
 /// </summary>
 /// <remarks>
 /// <para><see cref="Run"/> takes the calling thread's torch thread count n. With 2 ≤ n ≤ the number of parts (so that
-/// every thread has a part to take) and CPU matrices, n threads — the caller and n − 1 helper threads of the library,
+/// every thread has a part to take), CPU matrices and a total cost of at least <see cref="MinimumSideBySideCost"/>, n threads — the caller and n − 1 helper threads of the library,
 /// started on first need and kept, whose torch thread count is 1 — each take the largest part not yet taken; the
 /// caller's count is 1 while it computes and n again afterwards. Otherwise the parts run in order on the caller. A part
 /// is then always computed single-threaded when n ≥ 2, so its result does not depend on which thread took it.
@@ -33,6 +33,13 @@ internal sealed class FactorizationQueue
     /// configurations, which measure what running side by side saves). Process-wide; true by default.
     /// </summary>
     internal static bool SideBySide { get; set; } = true;
+
+    /// <summary>
+    /// The least total cost (Σ d³ over the parts) run side by side: 2 · 256³, about a millisecond of LAPACK work on one
+    /// thread. Smaller factorisations (the figure-5 nets' 20-wide factors) take microseconds, less than handing work to
+    /// another thread and switching the caller's thread count.
+    /// </summary>
+    internal const double MinimumSideBySideCost = 2.0 * 256 * 256 * 256;
 
     private readonly List<Part> _parts = new();
     private readonly List<Group> _groups = new();
@@ -65,7 +72,8 @@ internal sealed class FactorizationQueue
         _parts.Clear();
         _groups.Clear();
         int threads = torch.get_num_threads();
-        if (SideBySide && threads >= 2 && parts.Length >= threads && parts.All(p => p.OnCpu)) RunSideBySide(parts, threads);
+        if (SideBySide && threads >= 2 && parts.Length >= threads && parts.Sum(p => p.Cost) >= MinimumSideBySideCost && parts.All(p => p.OnCpu))
+            RunSideBySide(parts, threads);
         else foreach (var part in parts) part.Compute();
         Complete(parts, groups);
     }

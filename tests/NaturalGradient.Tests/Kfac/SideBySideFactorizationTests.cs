@@ -13,15 +13,20 @@ namespace NaturalGradient.Tests.Kfac;
 /// <summary>
 /// <see cref="BlockDiagonalCurvature"/> gathers its K-FAC and EKFAC blocks' factorisations (eigendecompositions in the
 /// update, Cholesky inverses before a solve) and runs them side by side: the directions and refresh counts equal those
-/// of the same blocks updated and solved one at a time, over refreshes, factor periods and a change of λ, and a block
-/// that throws leaves the blocks before it updated.
+/// of the same blocks updated and solved one at a time (whose factorisations, smaller than the side-by-side minimum,
+/// run on the caller with two torch threads: equal to LAPACK's round-off), over refreshes, factor periods and a change
+/// of λ, and a block that throws leaves the blocks before it updated.
 /// </summary>
 [Collection("Torch")]
 public class SideBySideFactorizationTests
 {
-    private const int M = 12;
+    private const int M = 300;
 
-    private static readonly int[] Widths = { 6, 9, 7, 4 };
+    /// <summary>Factors of 257, 200, 201, 180, 181 and 4: Σ d³ above FactorizationQueue.MinimumSideBySideCost, full rank at m = 300.</summary>
+    private static readonly int[] Widths = { 256, 200, 180, 4 };
+
+    private static double FactorCost() =>
+        Enumerable.Range(0, Widths.Length - 1).Sum(l => Math.Pow(Widths[l] + 1, 3) + Math.Pow(Widths[l + 1], 3));
 
     private static IReadOnlyList<LayerStatistics> Batch(Module<Tensor, Tensor> model, long seed, out List<ILayerAdapter> layers)
     {
@@ -36,6 +41,7 @@ public class SideBySideFactorizationTests
     [MemberData(nameof(AllConfigurations))]
     public void Curvature_EqualsBlocksOneAtATime_OverRefreshesAndDampingChanges(string configuration)
     {
+        Assert.True(FactorCost() >= NaturalGradient.Numerics.FactorizationQueue.MinimumSideBySideCost);
         using var scope = NewDisposeScope();
         int before = torch.get_num_threads();
         torch.set_num_threads(2);
@@ -63,9 +69,9 @@ public class SideBySideFactorizationTests
                     for (int i = 0; i < layers.Count; i++)
                     {
                         var block = alone[layers[i].Name];
-                        TensorAssert.Close(block.Precondition(gradients[i], dampings[step]), together[i], rtol: 1e-12, atol: 1e-14, label: $"step {step}, layer {i}");
+                        TensorAssert.Close(block.Precondition(gradients[i], dampings[step]), together[i], rtol: 1e-9, atol: 1e-13, label: $"step {step}, layer {i}");
                         var expected = block.PreconditionMeanGradient(stats[i], dampings[step]) ?? block.Precondition(gradients[i], dampings[step]);
-                        TensorAssert.Close(expected, routed[i], rtol: 1e-12, atol: 1e-14, label: $"route, step {step}, layer {i}");
+                        TensorAssert.Close(expected, routed[i], rtol: 1e-9, atol: 1e-13, label: $"route, step {step}, layer {i}");
                         Assert.Equal(RefreshCount(block), RefreshCount(curvature.Block(layers[i].Name)));
                     }
                 }

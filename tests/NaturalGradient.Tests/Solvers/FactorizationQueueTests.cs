@@ -37,7 +37,7 @@ public class FactorizationQueueTests
     public void SideBySide_ResultsEqualSingleThreadedComputation_BitForBit()
     {
         using var scope = NewDisposeScope();
-        int[] sizes = { 160, 96, 97, 64, 3 };
+        int[] sizes = { 300, 200, 201, 100, 3 };   // Σ d³ above FactorizationQueue.MinimumSideBySideCost
         var matrices = sizes.Select((d, i) => Spd(d, 10 + i)).ToArray();
         Tensor[] inverses = null!, values = null!, vectors = null!;
         WithThreads(1, () =>
@@ -83,7 +83,7 @@ public class FactorizationQueueTests
             var queue = new FactorizationQueue();
             for (int i = 0; i < 6; i++)
             {
-                var m = Spd(8, i);
+                var m = Spd(300, i);   // six of them: Σ d³ above FactorizationQueue.MinimumSideBySideCost
                 queue.Add(new (Tensor, Func<Tensor[]>)[]
                 {
                     (m, () =>
@@ -109,23 +109,26 @@ public class FactorizationQueueTests
         Assert.Contains(seen, s => s.Thread != caller);
     }
 
-    [Fact]
-    public void OneThread_PartsRunInOrderOnTheCaller()
+    /// <summary>One thread, or two with parts too small to be worth handing over (Σ d³ below the minimum): in order on the caller.</summary>
+    [Theory]
+    [InlineData(1, 300)]
+    [InlineData(2, 16)]
+    public void OneThreadOrSmallParts_PartsRunInOrderOnTheCaller(int threads, int size)
     {
         var order = new List<(int Part, int Thread)>();
-        WithThreads(1, () =>
+        WithThreads(threads, () =>
         {
             using var scope = NewDisposeScope();
             var queue = new FactorizationQueue();
-            foreach (int d in new[] { 4, 16, 8 })
+            foreach (int d in new[] { size, size + 2, size + 1 })
             {
                 var m = Spd(d, d);
                 queue.Add(new (Tensor, Func<Tensor[]>)[] { (m, () => { order.Add((d, Environment.CurrentManagedThreadId)); return new[] { m.clone() }; }) }, _ => { });
             }
             queue.Run();
-            Assert.Equal(1, torch.get_num_threads());
+            Assert.Equal(threads, torch.get_num_threads());
         });
-        Assert.Equal(new[] { 4, 16, 8 }, order.Select(o => o.Part));
+        Assert.Equal(new[] { size, size + 2, size + 1 }, order.Select(o => o.Part));
         Assert.All(order, o => Assert.Equal(Environment.CurrentManagedThreadId, o.Thread));
     }
 
@@ -143,7 +146,7 @@ public class FactorizationQueueTests
                 var queue = new FactorizationQueue();
                 for (int g = 0; g < 4; g++)
                 {
-                    var m = Spd(10 + 20 * g, g);   // later groups are larger, so they are computed first
+                    var m = Spd(10 + 150 * g, g);   // later groups are larger, so they are computed first
                     int k = g;
                     queue.Add(new (Tensor, Func<Tensor[]>)[] { (m, () => new[] { CholeskyInverse(m) }) }, results =>
                     {
@@ -171,7 +174,7 @@ public class FactorizationQueueTests
         {
             using var scope = NewDisposeScope();
             var queue = new FactorizationQueue();
-            var m = Spd(12, 1);
+            var m = Spd(300, 1);   // five parts of 300³: Σ d³ above FactorizationQueue.MinimumSideBySideCost
             queue.Add(new (Tensor, Func<Tensor[]>)[] { (m, () => new[] { m.mul(1) }) }, _ => completed.Add(0));
             queue.Add(new (Tensor, Func<Tensor[]>)[]
             {
