@@ -8,9 +8,10 @@ namespace NaturalGradient.Numerics;
 /// <summary>
 /// Independent dense factorisations (the Cholesky inverses and eigendecompositions of Kronecker factors) gathered from
 /// every block of a step and run side by side. LAPACK's potrf/potri and syevd at the widths of layer factors
-/// (10–1000) use a second thread poorly and unevenly: on the 2-core machines of docs/PERFORMANCE.md the six factors of
-/// MLP 784-512-512-10 took 19.5–35 ms of Cholesky inverses and 61–91 ms of eigh one after another with 2 torch threads,
-/// and 20–26 ms and 58–63 ms on two threads of one torch thread each (section "Factorisations side by side").
+/// (10–1000) gain little from a second thread, and unevenly: on the 2-core machines of docs/PERFORMANCE.md the six
+/// factors of MLP 784-512-512-10 took 18.6–29 ms of Cholesky inverses and 64–85 ms of eigh one after another with 2
+/// torch threads, and 16–17 ms and 58–60 ms side by side (<c>perf --part kernels</c>; section "Factorisations side by
+/// side").
 /// </summary>
 /// <remarks>
 /// <para><see cref="Run"/> takes the calling thread's torch thread count n. With 2 ≤ n ≤ the number of parts (so that

@@ -36,7 +36,10 @@ public sealed record KfacOptions
     /// a small share of a step on MLP 784-512-512-10 at batch 256 instead of most of it (docs/PERFORMANCE.md), and
     /// <see cref="DefaultEigenbasisUpdatePeriod"/> (20) for EKFAC, whose re-estimated scaling S keeps a staler
     /// eigenbasis accurate (George et al. 2018 §3.2) and whose eigendecompositions run far below the GEMM rate
-    /// (docs/DEFAULTS.md: 20 as good as 10 on weather, wine and Fashion-MNIST).
+    /// (docs/DEFAULTS.md: 20 as good as 10 on weather, wine and Fashion-MNIST). Under a <see cref="BlockDiagonalCurvature"/>
+    /// (the preconditioner's K-FAC and EKFAC) a refresh's factorisations of every layer run side by side when torch has
+    /// n ≥ 2 threads: on the calling thread and n − 1 background threads of the library, each with one torch thread
+    /// (docs/ARCHITECTURE.md, docs/PERFORMANCE.md "Factorisations side by side").
     /// </summary>
     public int? InverseUpdatePeriod { get; init; }
 
