@@ -82,14 +82,16 @@ internal sealed class FactorizationQueue
     private static void RunSideBySide(Part[] parts, int threads)
     {
         Helpers.Ensure(threads, threads);
-        var order = Enumerable.Range(0, parts.Length).OrderByDescending(i => parts[i].Cost).ToArray();
+        // Largest first. The helpers keep the last work they took until they take more: the parts leave this array
+        // once computed, so that what they hold (factors, blocks) is not kept alive by an idle helper.
+        var pending = parts.OrderByDescending(p => p.Cost).ToArray<Part?>();
         int next = -1;
         using var done = new CountdownEvent(parts.Length);
         void Drain()
         {
-            for (int k = Interlocked.Increment(ref next); k < order.Length; k = Interlocked.Increment(ref next))
+            for (int k = Interlocked.Increment(ref next); k < pending.Length; k = Interlocked.Increment(ref next))
             {
-                parts[order[k]].Compute();
+                pending[k]!.Compute();
                 done.Signal();
             }
         }
@@ -97,6 +99,7 @@ internal sealed class FactorizationQueue
         // A helper still busy with another queue's work (another thread's optimiser) comes to this one later and finds
         // what the others left; one that comes after every part was taken finds none.
         done.Wait();
+        Array.Clear(pending);
     }
 
     private static void Complete(Part[] parts, Group[] groups)

@@ -82,6 +82,35 @@ public class FactorizationQueueThreadTests
         Assert.Equal(2, fresh);
     }
 
+    /// <summary>Idle helpers keep nothing of a queue that ran: what its parts captured can be collected.</summary>
+    [Fact]
+    public void AfterARun_IdleHelpersHoldNothingOfIt()
+    {
+        WeakReference captured = null!;
+        WithThreads(2, () => captured = RunQueueCapturing());
+        for (int i = 0; i < 3 && captured.IsAlive; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+        Assert.False(captured.IsAlive, "an object captured by the queue's parts is still reachable");
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static WeakReference RunQueueCapturing()
+    {
+        using var scope = NewDisposeScope();
+        var held = new byte[1024];
+        var queue = new FactorizationQueue();
+        for (int i = 0; i < 4; i++)
+        {
+            var m = Spd(300, i);   // Σ d³ above FactorizationQueue.MinimumSideBySideCost
+            queue.Add(new (Tensor, Func<Tensor[]>)[] { (m, () => { GC.KeepAlive(held); return new[] { m.mul(2) }; }) }, _ => { });
+        }
+        queue.Run();
+        return new WeakReference(held);
+    }
+
     private static NaturalGradientOptions Options(CurvatureStructure structure, KfacInverseMethod inverse, DampingSchedule schedule, LayerDamping layers) => new()
     {
         LearningRate = 0.2, Momentum = 0.5, DampingSchedule = schedule,
