@@ -111,6 +111,35 @@ public class FactorizationQueueThreadTests
         return new WeakReference(held);
     }
 
+    /// <summary>
+    /// An eigendecomposition that fails on a helper thread reaches the caller as the one computed on the caller would
+    /// (type and message), the other block's basis is replaced, and the failed block keeps the basis it had.
+    /// </summary>
+    [Fact]
+    public void FailingEigendecompositionOnAHelper_ReachesTheCallerAsOnTheCaller_OtherBlocksComplete()
+    {
+        using var scope = NewDisposeScope();
+        var bad = Spd(301, 2).narrow(0, 0, 300);   // not square: libtorch refuses it
+        Exception expected = null!;
+        WithThreads(1, () => expected = Assert.ThrowsAny<Exception>(() => KroneckerEigenbasis.Decompose(bad)));
+        using var good = new KroneckerEigenbasis();
+        using var failing = new KroneckerEigenbasis();
+        failing.Refresh(Spd(300, 3), Spd(300, 4));
+        var before = failing.OutputGradientBasis.clone();
+        Exception got = null!;
+        WithThreads(2, () =>
+        {
+            var queue = new FactorizationQueue();
+            good.QueueRefresh(Spd(300, 5), Spd(300, 6), queue);
+            failing.QueueRefresh(Spd(300, 7), bad, queue);
+            got = Assert.ThrowsAny<Exception>(queue.Run);
+        });
+        Assert.Equal(expected.GetType(), got.GetType());
+        Assert.Equal(expected.Message, got.Message);
+        Assert.True(good.HasValue);
+        Assert.True(before.equal(failing.OutputGradientBasis).all().item<bool>(), "the failed block's basis changed");
+    }
+
     private static NaturalGradientOptions Options(CurvatureStructure structure, KfacInverseMethod inverse, DampingSchedule schedule, LayerDamping layers) => new()
     {
         LearningRate = 0.2, Momentum = 0.5, DampingSchedule = schedule,
