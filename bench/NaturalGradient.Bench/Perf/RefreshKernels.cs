@@ -19,8 +19,8 @@ namespace NaturalGradient.Bench.Perf;
 /// Median of <c>reps</c> timed calls after two warm-up calls; all kernels of a width interleave within each repetition.
 /// Then a whole K-FAC refresh of the MLP's six factors (785, 512, 513, 512, 513, 10): their Cholesky inverses, and
 /// their eigendecompositions, one after another on the run's threads, one after another on one thread, and side by side
-/// as the library runs them (<see cref="NaturalGradient.Numerics.FactorizationQueue"/>: the caller and helper threads of
-/// one torch thread each, largest factor first).
+/// as the library runs them (<see cref="NaturalGradient.Numerics.FactorizationQueue"/>: n helper threads of one torch
+/// thread each while the caller waits, largest factor first).
 /// Last, TENGraD's 128 × 128 float64 system: Cholesky against eigh.
 /// </summary>
 internal static class RefreshKernels
@@ -139,7 +139,7 @@ internal static class RefreshKernels
             set_num_threads(threads);
             return ms;
         }
-        // As the library runs a refresh: one FactorizationQueue, parts on the caller and its helper threads of one torch thread each.
+        // As the library runs a refresh: one FactorizationQueue, parts on n helper threads of one torch thread each.
         double SideBySide(bool eigh)
         {
             var sw = Stopwatch.StartNew();

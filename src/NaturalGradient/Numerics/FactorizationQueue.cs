@@ -15,12 +15,13 @@ namespace NaturalGradient.Numerics;
 /// </summary>
 /// <remarks>
 /// <para><see cref="Run"/> takes the calling thread's torch thread count n. With 2 ≤ n ≤ the number of parts (so that
-/// every thread has a part to take), CPU matrices and a total cost of at least <see cref="MinimumSideBySideCost"/>, n threads — the caller and n − 1 helper threads of the library,
-/// started on first need and kept, whose torch thread count is 1 — each take the largest part not yet taken; the
-/// caller's count is 1 while it computes and n again afterwards. Otherwise the parts run in order on the caller. A part
-/// is then always computed single-threaded when n ≥ 2, so its result does not depend on which thread took it.
-/// <c>torch.set_num_threads</c> also sets the count threads start with on their first torch call: a helper's start sets
-/// it to 1 and the caller sets it back to n at once.</para>
+/// every thread has a part to take), CPU matrices and a total cost of at least <see cref="MinimumSideBySideCost"/>, n
+/// helper threads of the library — started on first need and kept, whose torch thread count is 1 — each take the largest
+/// part not yet taken, while the caller waits. Otherwise the parts run in order on the caller. A part is then always
+/// computed single-threaded when n ≥ 2, so its result does not depend on which thread took it. The caller's thread count
+/// is never changed: <c>torch.set_num_threads</c> also sets the count threads start with on their first torch call, so
+/// that a caller computing parts at one thread would hand one thread to every thread started meanwhile. A helper's start
+/// sets that count to 1, and the caller sets it back to n at once (once per helper, for the life of the process).</para>
 /// <para>A part's computation must only read tensors that nothing writes while the queue runs, and return fresh
 /// tensors. After all parts ran, each group's completion gets its parts' results, in the order the groups were added,
 /// on the calling thread and in its dispose scope, as if computed there; a group one of whose parts threw gets no
@@ -81,25 +82,25 @@ internal sealed class FactorizationQueue
 
     private static void RunSideBySide(Part[] parts, int threads)
     {
-        Helpers.Ensure(threads - 1, threads);
-        var order = Enumerable.Range(0, parts.Length).OrderByDescending(i => parts[i].Cost).ToArray();
+        Helpers.Ensure(threads, threads);
+        // Largest first. The helpers keep the last work they took until they take more: the parts leave this array
+        // once computed, so that what they hold (factors, blocks) is not kept alive by an idle helper.
+        var pending = parts.OrderByDescending(p => p.Cost).ToArray<Part?>();
         int next = -1;
         using var done = new CountdownEvent(parts.Length);
         void Drain()
         {
-            for (int k = Interlocked.Increment(ref next); k < order.Length; k = Interlocked.Increment(ref next))
+            for (int k = Interlocked.Increment(ref next); k < pending.Length; k = Interlocked.Increment(ref next))
             {
-                parts[order[k]].Compute();
+                pending[k]!.Compute();
                 done.Signal();
             }
         }
-        for (int w = 0; w < threads - 1; w++) Helpers.Post(Drain);
-        torch.set_num_threads(1);
-        try { Drain(); }
-        finally { torch.set_num_threads(threads); }
-        // A helper still busy with an earlier queue's work finds no part left when it comes to this one; the caller
-        // waits only for the parts the helpers took.
+        for (int w = 0; w < threads; w++) Helpers.Post(Drain);
+        // A helper still busy with another queue's work (another thread's optimiser) comes to this one later and finds
+        // what the others left; one that comes after every part was taken finds none.
         done.Wait();
+        Array.Clear(pending);
     }
 
     private static void Complete(Part[] parts, Group[] groups)
