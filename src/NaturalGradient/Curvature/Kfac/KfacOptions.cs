@@ -38,7 +38,7 @@ public sealed record KfacOptions
     /// eigenbasis accurate (George et al. 2018 §3.2) and whose eigendecompositions run far below the GEMM rate
     /// (docs/DEFAULTS.md: 20 as good as 10 on weather, wine and Fashion-MNIST). Under a <see cref="BlockDiagonalCurvature"/>
     /// (the preconditioner's K-FAC and EKFAC) a refresh's factorisations of every layer run side by side when torch has
-    /// n ≥ 2 threads: on the calling thread and n − 1 background threads of the library, each with one torch thread
+    /// n ≥ 2 threads: on n background threads of the library, each with one torch thread, while the calling thread waits
     /// (docs/ARCHITECTURE.md, docs/PERFORMANCE.md "Factorisations side by side").
     /// </summary>
     public int? InverseUpdatePeriod { get; init; }
