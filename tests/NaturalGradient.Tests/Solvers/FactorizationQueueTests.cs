@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using NaturalGradient.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
+using static NaturalGradient.Tests.Solvers.FactorizationFixtures;
 
 namespace NaturalGradient.Tests.Solvers;
 
@@ -13,24 +14,6 @@ namespace NaturalGradient.Tests.Solvers;
 [Collection("Torch")]
 public class FactorizationQueueTests
 {
-    private static Tensor Spd(int d, long seed)
-    {
-        manual_seed(seed);
-        var x = randn(2 * d, d, dtype: ScalarType.Float64);
-        var a = x.t().mm(x).div_(2 * d);
-        a.diagonal().add_(0.1);
-        return a;
-    }
-
-    /// <summary>Runs <paramref name="body"/> with the caller's torch thread count at <paramref name="threads"/>, then restores it.</summary>
-    private static void WithThreads(int threads, Action body)
-    {
-        int before = torch.get_num_threads();
-        torch.set_num_threads(threads);
-        try { body(); }
-        finally { torch.set_num_threads(before); }
-    }
-
     private static Tensor CholeskyInverse(Tensor a) => cholesky_inverse(linalg.cholesky(a));
 
     [Fact]

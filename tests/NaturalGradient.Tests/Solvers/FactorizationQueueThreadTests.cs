@@ -8,6 +8,7 @@ using NaturalGradient.Optim;
 using NaturalGradient.Preconditioning;
 using TorchSharp;
 using static TorchSharp.torch;
+using static NaturalGradient.Tests.Solvers.FactorizationFixtures;
 
 namespace NaturalGradient.Tests.Solvers;
 
@@ -21,23 +22,6 @@ public class FactorizationQueueThreadTests
 {
     private static readonly int[] Widths = { 256, 200, 180, 4 };
     private const int Batch = 300;
-
-    private static Tensor Spd(int d, long seed)
-    {
-        manual_seed(seed);
-        var x = randn(2 * d, d, dtype: ScalarType.Float64);
-        var a = x.t().mm(x).div_(2 * d);
-        a.diagonal().add_(0.1);
-        return a;
-    }
-
-    private static void WithThreads(int threads, Action body)
-    {
-        int before = torch.get_num_threads();
-        torch.set_num_threads(threads);
-        try { body(); }
-        finally { torch.set_num_threads(before); }
-    }
 
     /// <summary>
     /// A thread's first torch call takes the count of the last <c>set_num_threads</c>: a thread that starts while the
