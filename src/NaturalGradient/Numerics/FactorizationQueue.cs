@@ -87,7 +87,8 @@ internal sealed class FactorizationQueue
         // once computed, so that what they hold (factors, blocks) is not kept alive by an idle helper.
         var pending = parts.OrderByDescending(p => p.Cost).ToArray<Part?>();
         int next = -1;
-        using var done = new CountdownEvent(parts.Length);
+        // Not disposed: the helper whose Signal ends the count may still be inside Signal when Wait returns.
+        var done = new CountdownEvent(parts.Length);
         void Drain()
         {
             for (int k = Interlocked.Increment(ref next); k < pending.Length; k = Interlocked.Increment(ref next))
