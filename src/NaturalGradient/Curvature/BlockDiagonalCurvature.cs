@@ -42,53 +42,26 @@ public sealed partial class BlockDiagonalCurvature : ICurvature
     /// are gathered and run side by side once every block has absorbed its statistics (<see cref="FactorizationQueue"/>).
     /// When a block throws, the blocks before it still complete their updates.
     /// </summary>
-    public void Update(CurvatureBatch batch)
+    public void Update(CurvatureBatch batch) => FactorizationQueue.Run(queue =>
     {
-        var queue = new FactorizationQueue();
-        try
+        foreach (var stats in batch.Layers)
         {
-            foreach (var stats in batch.Layers)
-            {
-                var block = GetOrCreate(stats.Adapter);
-                if (block is IFactorizingBlock factorizing) factorizing.Update(stats, batch.Step, queue);
-                else block.Update(stats, batch.Step);
-            }
+            var block = GetOrCreate(stats.Adapter);
+            if (block is IFactorizingBlock factorizing) factorizing.Update(stats, batch.Step, queue);
+            else block.Update(stats, batch.Step);
         }
-        catch
-        {
-            RunAfterFailure(queue);
-            throw;
-        }
-        queue.Run();
-    }
+    });
 
     /// <summary>
     /// Runs, before the solves with λ_l = <paramref name="lambdas"/>[l], the factorisations they need (K-FAC's Cholesky
     /// inverses when due or when λ changed), side by side.
     /// </summary>
-    private void PrepareSolves(IReadOnlyList<ILayerAdapter> layers, double[] lambdas)
+    private void PrepareSolves(IReadOnlyList<ILayerAdapter> layers, double[] lambdas) => FactorizationQueue.Run(queue =>
     {
-        var queue = new FactorizationQueue();
-        try
-        {
-            for (int i = 0; i < layers.Count; i++)
-                if (_blocks.TryGetValue(layers[i].Name, out var block) && block is IFactorizingBlock factorizing)
-                    factorizing.QueueSolve(lambdas[i], queue);
-        }
-        catch
-        {
-            RunAfterFailure(queue);
-            throw;
-        }
-        queue.Run();
-    }
-
-    /// <summary>Completes what was queued before a failure; the failure is the one reported.</summary>
-    private static void RunAfterFailure(FactorizationQueue queue)
-    {
-        try { queue.Run(); }
-        catch (Exception) { /* the first failure is rethrown by the caller */ }
-    }
+        for (int i = 0; i < layers.Count; i++)
+            if (_blocks.TryGetValue(layers[i].Name, out var block) && block is IFactorizingBlock factorizing)
+                factorizing.QueueSolve(lambdas[i], queue);
+    });
 
     public IReadOnlyList<Tensor> Precondition(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients, double damping)
     {

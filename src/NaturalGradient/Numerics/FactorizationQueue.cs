@@ -14,7 +14,7 @@ namespace NaturalGradient.Numerics;
 /// side").
 /// </summary>
 /// <remarks>
-/// <para><see cref="Run"/> takes the calling thread's torch thread count n. With 2 ≤ n ≤ the number of parts (so that
+/// <para><see cref="Run()"/> takes the calling thread's torch thread count n. With 2 ≤ n ≤ the number of parts (so that
 /// every thread has a part to take), CPU matrices and a total cost of at least <see cref="MinimumSideBySideCost"/>, n
 /// helper threads of the library — started on first need and kept, whose torch thread count is 1 — each take the largest
 /// part not yet taken, while the caller waits. Otherwise the parts run in order on the caller. A part is then always
@@ -25,7 +25,7 @@ namespace NaturalGradient.Numerics;
 /// <para>A part's computation must only read tensors that nothing writes while the queue runs, and return fresh
 /// tensors. After all parts ran, each group's completion gets its parts' results, in the order the groups were added,
 /// on the calling thread and in its dispose scope, as if computed there; a group one of whose parts threw gets no
-/// completion (its other results are disposed), and <see cref="Run"/> rethrows the first such exception after the other
+/// completion (its other results are disposed), and <see cref="Run()"/> rethrows the first such exception after the other
 /// groups completed.</para>
 /// </remarks>
 internal sealed class FactorizationQueue
@@ -63,6 +63,26 @@ internal sealed class FactorizationQueue
             _parts.Add(new Part(compute, cost, matrix.device_type == DeviceType.CPU));
         }
         _groups.Add(new Group(first, parts.Count, complete));
+    }
+
+    /// <summary>
+    /// Fills a new queue with <paramref name="fill"/> and runs it. When <paramref name="fill"/> throws, what it queued
+    /// before is still run and completed, and its exception is the one thrown (a failure of that run is dropped).
+    /// </summary>
+    public static void Run(Action<FactorizationQueue> fill)
+    {
+        var queue = new FactorizationQueue();
+        try
+        {
+            fill(queue);
+        }
+        catch
+        {
+            try { queue.Run(); }
+            catch (Exception) { /* the first failure is the one reported */ }
+            throw;
+        }
+        queue.Run();
     }
 
     /// <summary>Computes every part and completes every group (see the remarks); the queue is empty afterwards.</summary>

@@ -96,12 +96,7 @@ public sealed partial class EkfacBlock : ICurvatureBlock, IFactorizingBlock
     public Tensor Scaling => Current(_s).alias();
 
     /// <summary>Absorbs one step's statistics into A, G and S and refreshes the eigenbasis, on their schedules.</summary>
-    public void Update(LayerStatistics statistics, long step)
-    {
-        var queue = new FactorizationQueue();
-        Absorb(statistics, step, queue);
-        queue.Run();
-    }
+    public void Update(LayerStatistics statistics, long step) => FactorizationQueue.Run(queue => Absorb(statistics, step, queue));
 
     /// <inheritdoc cref="IFactorizingBlock.Update"/>
     void IFactorizingBlock.Update(LayerStatistics statistics, long step, FactorizationQueue queue) => Absorb(statistics, step, queue);

@@ -29,12 +29,7 @@ internal sealed partial class FactoredInverse : IDisposable
     public double Damping { get; private set; } = double.NaN;
 
     /// <summary>Rebuilds both inverses from Cholesky factorisations of the damped factors A, G.</summary>
-    public void RefreshCholesky(Tensor a, Tensor g, double damping)
-    {
-        var queue = new FactorizationQueue();
-        QueueCholesky(a, g, damping, queue);
-        queue.Run();
-    }
+    public void RefreshCholesky(Tensor a, Tensor g, double damping) => FactorizationQueue.Run(queue => QueueCholesky(a, g, damping, queue));
 
     /// <summary>
     /// As <see cref="RefreshCholesky"/>, with the two factorisations added to <paramref name="queue"/> (side by side with

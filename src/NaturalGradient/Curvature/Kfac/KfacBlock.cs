@@ -70,12 +70,7 @@ public sealed partial class KfacBlock : ICurvatureBlock, IFactorizingBlock
     public Tensor OutputGradientFactor => Current(_g).alias();
 
     /// <summary>Absorbs one step's statistics into A and G, and refreshes the inverses, on their schedules.</summary>
-    public void Update(LayerStatistics statistics, long step)
-    {
-        var queue = new FactorizationQueue();
-        Absorb(statistics, step, queue);
-        queue.Run();
-    }
+    public void Update(LayerStatistics statistics, long step) => FactorizationQueue.Run(queue => Absorb(statistics, step, queue));
 
     /// <inheritdoc cref="IFactorizingBlock.Update"/>
     void IFactorizingBlock.Update(LayerStatistics statistics, long step, FactorizationQueue queue) => Absorb(statistics, step, queue);

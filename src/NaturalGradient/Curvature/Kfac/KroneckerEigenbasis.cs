@@ -49,12 +49,7 @@ internal sealed partial class KroneckerEigenbasis : IDisposable
     public Tensor OutputGradientEigenvalues => _eg ?? throw NotComputed();
 
     /// <summary>Eigendecomposes both factors (replacing the previous basis); a diagonal A is taken as its own eigenvalues.</summary>
-    public void Refresh(Tensor a, Tensor g)
-    {
-        var queue = new FactorizationQueue();
-        QueueRefresh(a, g, queue);
-        queue.Run();
-    }
+    public void Refresh(Tensor a, Tensor g) => FactorizationQueue.Run(queue => QueueRefresh(a, g, queue));
 
     /// <summary>
     /// As <see cref="Refresh"/>, with the eigendecompositions added to <paramref name="queue"/> (side by side with other
