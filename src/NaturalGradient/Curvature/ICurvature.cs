@@ -13,7 +13,11 @@ public interface ICurvature : IDisposable
     /// <summary>Absorbs one step's metric statistics (replace, or a running average, as the method defines).</summary>
     void Update(CurvatureBatch batch);
 
-    /// <summary>Δ = (M + λI)⁻¹ g for each layer's gradient matrix. Returns fresh tensors.</summary>
+    /// <summary>
+    /// Δ = (M + λI)⁻¹ g for each layer's gradient matrix. Returns fresh tensors that the caller owns and may change in
+    /// place (<see cref="Optim.NaturalGradientDescent"/> scales them for the KL clip and adds the momentum into them):
+    /// never the gradients themselves, views of them, or state the curvature keeps.
+    /// </summary>
     IReadOnlyList<Tensor> Precondition(IReadOnlyList<ILayerAdapter> layers, IReadOnlyList<Tensor> gradients, double damping);
 
     /// <summary>
@@ -74,7 +78,7 @@ public interface ICurvatureBlock : IDisposable
     /// <summary>Absorbs this layer's statistics for the step.</summary>
     void Update(Fisher.LayerStatistics statistics, long step);
 
-    /// <summary>(B + λI)⁻¹ g for the layer's W̄-shaped gradient g.</summary>
+    /// <summary>(B + λI)⁻¹ g for the layer's W̄-shaped gradient g, as a fresh tensor the caller owns (see <see cref="ICurvature.Precondition"/>).</summary>
     Tensor Precondition(Tensor gradient, double damping);
 
     /// <summary>
