@@ -5,6 +5,8 @@
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- micro [--quick]        BenchmarkDotNet kernels (in-process)
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- perf [--quick] [--part all|kernels|steps|accuracy] [--methods adam,sgd,kfac,…]
 //        [--problems mlp256,mlp128,figure5] [--threads 2] [--rounds N] [--epochs 5] [--clock wall|cpu] [--kl-clip 1e-3] [--kl-clip-form gradient|step]  [--eval-every 50] [--inverse-period N (default: K-FAC 10, EKFAC 20)] [--factor-period 3]   step ratios to SGD (both paths, FLOP floors) and time to 85/88 % test accuracy
+//   dotnet run -c Release --project bench/NaturalGradient.Bench -- loop --method kfac [--path optimizer|preconditioner|lean] [--steps 1000]
+//        [--threads 2] [--batch 256]   one step configuration of perf on its own (for a profiler): ms per step, minor page faults per step
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- hf-precond --data weather|wine|fashion-mnist [--steps 60] [--every 10]
 //        [--damping 0.01] [--tols 1e-1,1e-2,1e-3] [--variants none,mc-fresh,…]   CG iterations of Hessian-free's solve with and without K-FAC preconditioners
 using NaturalGradient.Bench.Perf;
@@ -25,6 +27,7 @@ try
         "memory" => MemoryFlatness.Run(methods, StepsOption(args)),
         "micro" => Micro.Run(quick),
         "perf" => PerfCommand.Run(args.Skip(1).ToArray()),
+        "loop" => StepLoop.Run(args.Skip(1).ToArray()),
         "hf-precond" => HfPreconditionerStudy.Run(args.Skip(1).ToArray()),
         _ => Usage(),
     };
@@ -44,6 +47,6 @@ static int StepsOption(string[] args)
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: NaturalGradient.Bench steps [--quick] | memory [--methods a,b] [--steps N] | micro [--quick] | perf [--quick] [--part all|kernels|steps|accuracy] [--methods a,b] [--problems mlp256,mlp128,figure5] [--threads N] [--rounds N] [--epochs N] [--clock wall|cpu] [--kl-clip κ] [--kl-clip-form step|gradient] [--eval-every N] [--inverse-period N] [--factor-period N] [--damping λ] [--momentum μ] [--factor-precision model|bfloat16] | hf-precond --data NAME [--steps N] [--every N] [--offset N] [--variants a,b]");
+    Console.Error.WriteLine("usage: NaturalGradient.Bench steps [--quick] | memory [--methods a,b] [--steps N] | micro [--quick] | perf [--quick] [--part all|kernels|steps|accuracy] [--methods a,b] [--problems mlp256,mlp128,figure5] [--threads N] [--rounds N] [--epochs N] [--clock wall|cpu] [--kl-clip κ] [--kl-clip-form step|gradient] [--eval-every N] [--inverse-period N] [--factor-period N] [--damping λ] [--momentum μ] [--factor-precision model|bfloat16] | loop --method M [--path optimizer|preconditioner|lean] [--steps N] [--threads N] [--batch N] | hf-precond --data NAME [--steps N] [--every N] [--offset N] [--variants a,b]");
     return 2;
 }

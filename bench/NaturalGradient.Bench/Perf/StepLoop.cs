@@ -1,0 +1,93 @@
+using NaturalGradient.Likelihoods;
+using NaturalGradient.Training.Models;
+using NaturalGradient.Training.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Bench.Perf;
+
+/// <summary>
+/// One configuration of <c>perf --part steps</c> (MLP 784-512-512-10, ReLU, float32, the first Fashion-MNIST batch,
+/// <see cref="StepConfigs"/>' settings) stepped on its own for a given number of steps, for a profiler such as
+/// <c>perf record</c>: 40 untimed warm-up steps, then the steps, each in its own dispose scope. Prints the mean step time
+/// and the minor page faults per step (<c>/proc/self/stat</c>, the process's first touches of fresh memory).
+/// </summary>
+/// <remarks>
+/// <c>loop --method kfac [--path optimizer|preconditioner|lean] [--steps 1000] [--threads 2] [--batch 256]</c>;
+/// <c>--method sgd</c> and <c>adam</c> take no path. A lone run's time is not a benchmark figure: the machine's speed
+/// drifts between runs, which <c>perf --part steps</c> cancels by interleaving configurations in one process.
+/// </remarks>
+internal static class StepLoop
+{
+    private const int WarmUpSteps = 40;
+
+    public static int Run(string[] args)
+    {
+        string method = Value(args, "--method") ?? throw new ArgumentException("loop needs --method (sgd, adam or one of perf's natural-gradient methods)");
+        bool plain = method is "sgd" or "adam";
+        string path = Value(args, "--path") ?? (plain ? "sgd" : "optimizer");
+        if (plain ? path != "sgd" : path is not ("optimizer" or "preconditioner" or "lean"))
+            throw new ArgumentException($"option --path: expected optimizer, preconditioner or lean for {method}, got '{path}'");
+        if (path == "lean" && method is not ("kfac" or "ekfac" or "tengrad"))
+            throw new ArgumentException($"option --path: lean steps exist for kfac, ekfac and tengrad, not '{method}'");
+        if (!plain && !StepConfigs.NaturalGradientMethods.Concat(StepConfigs.SerialFactorizationMethods).Contains(method))
+            throw new ArgumentException($"option --method: unknown method '{method}'");
+        int steps = Positive(args, "--steps", 1000), threads = Positive(args, "--threads", 2), batch = Positive(args, "--batch", 256);
+
+        var data = DatasetCatalog.Load("fashion-mnist", new DataOptions());
+        if (batch > data.TrainX.size(0)) throw new ArgumentException($"option --batch: {batch} is more than the {data.TrainX.size(0)} training images");
+        torch.set_num_threads(threads);
+        var x = data.TrainX.narrow(0, 0, batch).reshape(batch, -1).to_type(ScalarType.Float32);
+        var y = data.TrainY.narrow(0, 0, batch);
+        static nn.Module<Tensor, Tensor> Mlp()
+        {
+            manual_seed(0);
+            return ModelFactory.Mlp(new long[] { 784 }, 10, new[] { 512, 512 }, Activation.Relu, ScalarType.Float32);
+        }
+        var requested = new[] { path == "lean" ? method + "-lean" : method };
+        var configs = StepConfigs.Build(Mlp, new CategoricalLikelihood(), requested, bothPaths: path == "preconditioner");
+        var config = configs.Single(c => c.Method == method && c.Path == path);
+        foreach (var other in configs.Where(c => !ReferenceEquals(c, config))) other.Dispose();
+
+        for (int i = 0; i < WarmUpSteps; i++)
+        {
+            using var scope = NewDisposeScope();
+            config.Step(x, y);
+        }
+        long faults = MinorFaults();
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (int i = 0; i < steps; i++)
+        {
+            using var scope = NewDisposeScope();
+            config.Step(x, y);
+        }
+        double ms = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds / steps;
+        Console.WriteLine($"{config.Label}, batch {batch}, {threads} threads: {steps} steps, {ms:F2} ms per step, " +
+                          $"{(MinorFaults() - faults) / (double)steps:F0} minor page faults per step");
+        config.Dispose();
+        return 0;
+    }
+
+    /// <summary>The process's minor page faults so far (field 10 of /proc/self/stat); 0 where there is no /proc.</summary>
+    private static long MinorFaults()
+    {
+        try { return long.Parse(File.ReadAllText("/proc/self/stat").Split(')')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[7]); }
+        catch (IOException) { return 0; }
+    }
+
+    private static string? Value(string[] args, string name)
+    {
+        int at = Array.IndexOf(args, name);
+        if (at < 0) return null;
+        return at + 1 < args.Length && !args[at + 1].StartsWith("--", StringComparison.Ordinal)
+            ? args[at + 1]
+            : throw new ArgumentException($"option {name} needs a value");
+    }
+
+    private static int Positive(string[] args, string name, int fallback)
+    {
+        var text = Value(args, name);
+        if (text is null) return fallback;
+        return int.TryParse(text, out int n) && n > 0 ? n : throw new ArgumentException($"option {name}: expected a positive integer, got '{text}'");
+    }
+}
