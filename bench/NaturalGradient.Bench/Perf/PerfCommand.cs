@@ -34,8 +34,22 @@ internal static class PerfCommand
     private static readonly string[] StepMethodNames = new[] { "sgd", "adam" }.Concat(StepConfigs.NaturalGradientMethods).Concat(StepConfigs.SerialFactorizationMethods)
         .Concat(new[] { "kfac-lean", "ekfac-lean", "tengrad-lean" }).ToArray();
 
+    /// <summary>perf's options: every one but <c>--quick</c> takes a value.</summary>
+    private static readonly string[] ValueOptions =
+    {
+        "--part", "--methods", "--problems", "--threads", "--rounds", "--epochs", "--clock", "--kl-clip", "--kl-clip-form",
+        "--eval-every", "--inverse-period", "--factor-period", "--damping", "--momentum", "--factor-precision",
+    };
+
     private static Args Parse(string[] args)
     {
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--quick") continue;
+            if (!ValueOptions.Contains(args[i]))
+                throw new ArgumentException($"unknown option '{args[i]}' (perf takes --quick and {string.Join(", ", ValueOptions)})");
+            i++;   // its value (checked where it is read)
+        }
         string? Value(string name)
         {
             int i = Array.IndexOf(args, name);

@@ -21,8 +21,13 @@ internal static class StepLoop
 {
     private const int WarmUpSteps = 40;
 
+    private static readonly string[] Options = { "--method", "--path", "--steps", "--threads", "--batch" };
+
     public static int Run(string[] args)
     {
+        for (int i = 0; i < args.Length; i += 2)
+            if (!Options.Contains(args[i]))
+                throw new ArgumentException($"unknown option '{args[i]}' (loop takes {string.Join(", ", Options)}, each with a value)");
         string method = Value(args, "--method") ?? throw new ArgumentException("loop needs --method (sgd, adam or one of perf's natural-gradient methods)");
         bool plain = method is "sgd" or "adam";
         string path = Value(args, "--path") ?? (plain ? "sgd" : "optimizer");
