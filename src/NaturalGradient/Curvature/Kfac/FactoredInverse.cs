@@ -98,7 +98,7 @@ internal sealed partial class FactoredInverse : IDisposable
         if (_aInverse is null || _gInverse is null) throw new InvalidOperationException("the inverses have not been computed yet");
         using var scope = NewDisposeScope();
         Tensor left, right, direction;
-        double leftScale;   // the factor of w that P already carries
+        double innerScale;   // what ⟨Δ, ḡ⟩'s Gram sum still needs: w² less the w that P already carries
         // A diagonal A (a token layer) is not offered this route (KroneckerFactors.MeanGradientRows): dense A⁻¹ only.
         if (LowPrecision(d) && _aInverse.dim() == 2)
         {
@@ -106,7 +106,7 @@ internal sealed partial class FactoredInverse : IDisposable
             left = Bfloat16Product.Of(d, GLow);                                    // m × out
             right = Bfloat16Product.Of(a, ALow);                                   // m × in'
             direction = left.t().mm(right).to_type(d.dtype).mul_(weight);
-            leftScale = 1;
+            innerScale = weight * weight;
         }
         else
         {
@@ -114,14 +114,14 @@ internal sealed partial class FactoredInverse : IDisposable
             left = d.mm(_gInverse.t()).mul_(weight);
             right = DiagonalActivation.RightMultiply(a, _aInverse);
             direction = left.t().mm(right);
-            leftScale = weight;
+            innerScale = weight;
         }
         if (!innerProduct) return (scope.MoveToOuter(direction), null);
         // ⟨PᵀQ, DᵀĀ⟩ = Σⱼₖ (P Dᵀ)ⱼₖ (Q Āᵀ)ⱼₖ: the Grams in the operands' dtype (float32 for the bfloat16 products), their
         // element-wise product in float64 (m² entries: cheap), so that the product of two large Gram entries cannot
         // overflow float32.
         var grams = left.InDtype(d.dtype).mm(d.t()).to_type(ScalarType.Float64).mul_(right.InDtype(a.dtype).mm(a.t()).to_type(ScalarType.Float64));
-        var inner = grams.sum().mul_(weight * weight / leftScale);
+        var inner = grams.sum().mul_(innerScale);
         return (scope.MoveToOuter(direction), scope.MoveToOuter(inner));
     }
 
