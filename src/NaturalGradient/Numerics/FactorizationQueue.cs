@@ -102,7 +102,7 @@ internal sealed class FactorizationQueue
 
     private static void RunSideBySide(Part[] parts, int threads)
     {
-        Helpers.Ensure(threads, threads);
+        Helpers.Ensure(threads);
         // Largest first. The helpers keep the last work they took until they take more: the parts leave this array
         // once computed, so that what they hold (factors, blocks) is not kept alive by an idle helper.
         var pending = parts.OrderByDescending(p => p.Cost).ToArray<Part?>();
@@ -196,14 +196,17 @@ internal sealed class FactorizationQueue
         private static readonly object Gate = new();
         private static int _started;
 
-        /// <summary>Starts helpers until <paramref name="count"/> run; the caller's thread count is then set back to <paramref name="threads"/>.</summary>
-        public static void Ensure(int count, int threads)
+        /// <summary>
+        /// Starts helpers until <paramref name="threads"/> run (the caller's torch thread count); the count new threads
+        /// start with is then set back to it.
+        /// </summary>
+        public static void Ensure(int threads)
         {
-            if (Volatile.Read(ref _started) >= count) return;
+            if (Volatile.Read(ref _started) >= threads) return;
             lock (Gate)
             {
-                if (_started >= count) return;
-                while (_started < count)
+                if (_started >= threads) return;
+                while (_started < threads)
                 {
                     using var ready = new ManualResetEventSlim();
                     var thread = new Thread(() => Loop(ready)) { IsBackground = true, Name = "NaturalGradient factorisations" };

@@ -163,9 +163,9 @@ public sealed partial class NaturalGradientDescent : IDisposable
         // Candidate momentum buffers: momentum and weights take them only if every step is finite. The step is
         // u = s · S with S the candidates and s = −η (one fused add into the weights, no u tensor); for η > 1 the
         // product −η · S could overflow where S does not, so S is formed as −η · candidate and checked, with s = 1.
-        var directions = layers.Select((l, i) => OwnedMomentumCandidate(_layerMomentum, l.Name, delta[i])).ToList();
+        var directions = layers.Select((l, i) => MomentumCandidate(_layerMomentum, l.Name, delta[i], owned: true)).ToList();
         var plain = _uncovered.Where(p => p.grad is not null)
-            .Select(p => (Parameter: p, Direction: MomentumCandidate(_plainMomentum, p, PlainDirection(p)))).ToList();
+            .Select(p => (Parameter: p, Direction: MomentumCandidate(_plainMomentum, p, PlainDirection(p), owned: false))).ToList();
         bool formSteps = LearningRate > 1;
         double s = formSteps ? 1 : -LearningRate;
         var steps = formSteps ? directions.Select(d => d.mul(-LearningRate)).ToList() : directions;
@@ -278,17 +278,16 @@ public sealed partial class NaturalGradientDescent : IDisposable
 
     private static double Norm(IReadOnlyList<Tensor> tensors) => Math.Sqrt(tensors.Sum(t => t.square().sum().ToDouble()));
 
-    /// <summary>μ·buf + d (d itself without momentum or before the first step), without touching the buffer.</summary>
-    private Tensor MomentumCandidate<TKey>(Dictionary<TKey, Tensor> buffers, TKey key, Tensor direction) where TKey : notnull =>
-        Options.Momentum != 0 && buffers.TryGetValue(key, out var buf) ? direction.add(buf, alpha: Options.Momentum) : direction;
-
     /// <summary>
-    /// <see cref="MomentumCandidate"/> formed in place in <paramref name="direction"/>, a solve's fresh Δ that the step
-    /// owns (<see cref="ICurvature.Precondition"/>): no new out × in' tensor per layer and step, whose fresh memory costs
-    /// more than the add itself.
+    /// μ·buf + d (d itself without momentum or before the first step), without touching the buffer. With
+    /// <paramref name="owned"/> (a solve's fresh Δ, which the step owns: <see cref="ICurvature.Precondition"/>) it is formed
+    /// in place in d, with no new tensor per layer and step; a plain parameter's .grad is not owned.
     /// </summary>
-    private Tensor OwnedMomentumCandidate<TKey>(Dictionary<TKey, Tensor> buffers, TKey key, Tensor direction) where TKey : notnull =>
-        Options.Momentum != 0 && buffers.TryGetValue(key, out var buf) ? direction.add_(buf, alpha: Options.Momentum) : direction;
+    private Tensor MomentumCandidate<TKey>(Dictionary<TKey, Tensor> buffers, TKey key, Tensor direction, bool owned) where TKey : notnull
+    {
+        if (Options.Momentum == 0 || !buffers.TryGetValue(key, out var buf)) return direction;
+        return owned ? direction.add_(buf, alpha: Options.Momentum) : direction.add(buf, alpha: Options.Momentum);
+    }
 
     /// <summary>buf ← the candidate, in place in the long-lived buffer (the caller checked that it is finite).</summary>
     private void CommitMomentum<TKey>(Dictionary<TKey, Tensor> buffers, TKey key, Tensor candidate) where TKey : notnull

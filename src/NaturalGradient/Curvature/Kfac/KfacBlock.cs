@@ -101,14 +101,21 @@ public sealed partial class KfacBlock : ICurvatureBlock, IFactorizingBlock
     {
         ThrowIfDisposed();
         if (Options.DampingMode != KfacDampingMode.Factored || Options.InverseMethod != KfacInverseMethod.Cholesky) return;
-        if (!_a.HasValue || _decompositionDue || (!_inverseDue && _inverse.Damping == damping)) return;
+        if (!_a.HasValue || InverseCurrent(damping)) return;
         KroneckerBlockGuard.Damping(damping);
+        QueueCholeskyInverse(damping, queue);
+    }
+
+    /// <summary>True when the cached damped inverses were built for <paramref name="damping"/> and are not due.</summary>
+    private bool InverseCurrent(double damping) => !_inverseDue && _inverse.Damping == damping;
+
+    /// <summary>The Cholesky inverses of the damped factors for <paramref name="damping"/>, added to <paramref name="queue"/>.</summary>
+    private void QueueCholeskyInverse(double damping, FactorizationQueue queue) =>
         _inverse.QueueCholesky(_a.Value!, _g.Value!, damping, queue, () =>
         {
             InverseRefreshCount++;
             _inverseDue = false;
         });
-    }
 
     /// <summary>Δ for the W̄-shaped gradient g under the configured damping (see the class remarks). Returns a fresh tensor.</summary>
     public Tensor Precondition(Tensor gradient, double damping)
@@ -124,7 +131,7 @@ public sealed partial class KfacBlock : ICurvatureBlock, IFactorizingBlock
         Tensor result;
         if (Options.DampingMode == KfacDampingMode.Factored)
         {
-            EnsureFactoredInverse(a, damping);
+            EnsureFactoredInverse(damping);
             result = _inverse.Apply(g);
         }
         else
@@ -166,7 +173,7 @@ public sealed partial class KfacBlock : ICurvatureBlock, IFactorizingBlock
         Tensor? inner = null;
         if (Options.DampingMode == KfacDampingMode.Factored)
         {
-            EnsureFactoredInverse(a, damping);
+            EnsureFactoredInverse(damping);
             bool grams = innerProduct && KroneckerFactors.GramInnerProductIsCheaper(statistics.BatchSize, Layer.OutputDim, Layer.InputDim);
             (result, inner) = _inverse.ApplyToMeanGradient(d, abar, statistics.Weight, grams);
         }
@@ -186,18 +193,15 @@ public sealed partial class KfacBlock : ICurvatureBlock, IFactorizingBlock
     /// Both inverse methods end as two cached matrices, applied with two products; they are rebuilt when due and when λ
     /// changes (a Cholesky refactorisation, or two products per factor from the eigenbasis).
     /// </summary>
-    private void EnsureFactoredInverse(Tensor a, double damping)
+    private void EnsureFactoredInverse(double damping)
     {
-        if (!_inverseDue && _inverse.Damping == damping) return;
+        if (InverseCurrent(damping)) return;
         if (Options.InverseMethod == KfacInverseMethod.Cholesky)
         {
-            _inverse.RefreshCholesky(a, _g.Value!, damping);
-            InverseRefreshCount++;
+            FactorizationQueue.Run(queue => QueueCholeskyInverse(damping, queue));
+            return;
         }
-        else
-        {
-            _inverse.RefreshEigen(_eigen, _pi, damping);
-        }
+        _inverse.RefreshEigen(_eigen, _pi, damping);
         _inverseDue = false;
     }
 
