@@ -144,6 +144,13 @@ internal static class PerfCommand
         try { return File.ReadAllText("/proc/loadavg").Trim(); } catch (IOException) { return "n/a"; }
     }
 
+    /// <summary>The step part's MLP 784-512-512-10 (ReLU, float32), the same initial weights on every call (seed 0).</summary>
+    internal static nn.Module<Tensor, Tensor> Mlp()
+    {
+        manual_seed(0);
+        return ModelFactory.Mlp(new long[] { 784 }, 10, new[] { 512, 512 }, Activation.Relu, ScalarType.Float32);
+    }
+
     private static List<StepProblem> Problems(IReadOnlyCollection<string> selected, out Dataset? data, out string dataNote)
     {
         data = null;
@@ -157,7 +164,6 @@ internal static class PerfCommand
         Tensor mx = data is null ? randn(256, 784) : data.TrainX.narrow(0, 0, 256).reshape(256, -1).to_type(ScalarType.Float32);
         Tensor my = data is null ? randint(0, 10, new long[] { 256 }) : data.TrainY.narrow(0, 0, 256);
         var mlp = new[] { new LayerShape(784, 512), new LayerShape(512, 512), new LayerShape(512, 10) };
-        nn.Module<Tensor, Tensor> Mlp() { manual_seed(0); return ModelFactory.Mlp(new long[] { 784 }, 10, new[] { 512, 512 }, Activation.Relu, ScalarType.Float32); }
         var problems = new List<StepProblem>();
         if (selected.Contains("mlp256")) problems.Add(new("MLP 784-512-512-10, batch 256", "mlp", Mlp, mx, my, new CategoricalLikelihood(), mlp));
         if (selected.Contains("mlp128")) problems.Add(new("MLP 784-512-512-10, batch 128", "mlp", Mlp, mx.narrow(0, 0, 128), my.narrow(0, 0, 128), new CategoricalLikelihood(), mlp));

@@ -1,5 +1,4 @@
 using NaturalGradient.Likelihoods;
-using NaturalGradient.Training.Models;
 using NaturalGradient.Training.Data;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -44,13 +43,8 @@ internal static class StepLoop
         torch.set_num_threads(threads);
         var x = data.TrainX.narrow(0, 0, batch).reshape(batch, -1).to_type(ScalarType.Float32);
         var y = data.TrainY.narrow(0, 0, batch);
-        static nn.Module<Tensor, Tensor> Mlp()
-        {
-            manual_seed(0);
-            return ModelFactory.Mlp(new long[] { 784 }, 10, new[] { 512, 512 }, Activation.Relu, ScalarType.Float32);
-        }
         var requested = new[] { path == "lean" ? method + "-lean" : method };
-        var configs = StepConfigs.Build(Mlp, new CategoricalLikelihood(), requested, bothPaths: path == "preconditioner");
+        var configs = StepConfigs.Build(PerfCommand.Mlp, new CategoricalLikelihood(), requested, bothPaths: path == "preconditioner");
         var config = configs.Single(c => c.Method == method && c.Path == path);
         foreach (var other in configs.Where(c => !ReferenceEquals(c, config))) other.Dispose();
 
