@@ -86,11 +86,16 @@ public sealed partial class BlockDiagonalCurvature : ICurvature
         _lastDamping.Clear();
         for (int i = 0; i < layers.Count; i++) _lastDamping[layers[i].Name] = lambdas[i];
         PrepareSolves(layers, lambdas);
+        // TENGraD layers sharing n are solved together (one batched factorisation and one host read); the rest, and any
+        // layer the batch rejected, one by one.
+        var batched = Blocks.TengradBlock.PreconditionMeanGradients(
+            layers.Select((l, i) => ReferenceEquals(statistics[i].Adapter, l) ? Block(l.Name) as Blocks.TengradBlock : null).ToList(),
+            statistics, lambdas, innerProducts is not null);
         return layers.Select((l, i) =>
         {
             var block = Block(l.Name);
             if (!ReferenceEquals(statistics[i].Adapter, l)) return block.Precondition(gradients[i], lambdas[i]);
-            if (block.PreconditionMeanGradient(statistics[i], lambdas[i], innerProducts is not null) is not { } routed)
+            if ((batched[i] ?? block.PreconditionMeanGradient(statistics[i], lambdas[i], innerProducts is not null)) is not { } routed)
                 return block.Precondition(gradients[i], lambdas[i]);
             if (innerProducts is not null) innerProducts[i] = routed.GradientInnerProduct;
             // The gradient's dtype is its parameters': read from them, so a route that needs no gradient forms none.

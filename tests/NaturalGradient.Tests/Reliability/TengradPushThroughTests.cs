@@ -203,7 +203,7 @@ public class TengradPushThroughTests
     private static Tensor[] RouteDeltas(NaturalGradientPreconditioner pre, double damping) =>
         pre.SolveMeanGradient(pre.GradientMatrices(), damping).Select(d => d.detach().clone()).ToArray();
 
-    private static (Module<Tensor, Tensor> Net, NaturalGradientPreconditioner Pre, Tensor X, Tensor Y, GaussianLikelihood Likelihood) DeepNoiseProblem(double damping, int m)
+    internal static (Module<Tensor, Tensor> Net, NaturalGradientPreconditioner Pre, Tensor X, Tensor Y, GaussianLikelihood Likelihood) DeepNoiseProblem(double damping, int m)
     {
         manual_seed(0);
         var x = randn(m, 16);

@@ -69,6 +69,9 @@ public sealed partial class TengradBlock : ICurvatureBlock
         _gram = gram;
     }
 
+    /// <summary>The statistics of the last <see cref="Update"/> (null before it; for tests).</summary>
+    internal LayerStatistics? Statistics => _statistics;
+
     private void EnsureUpdated()
     {
         if (_gram is null) throw new InvalidOperationException("the block has no statistics yet: call Update first");

@@ -1,0 +1,100 @@
+using NaturalGradient.Fisher;
+using NaturalGradient.Numerics;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Curvature.Blocks;
+
+/// <summary>
+/// The mean-gradient push-through solves of several layers at once: their n × n systems stacked into one batched
+/// Cholesky and solve, their checks read with one host read.
+/// </summary>
+public sealed partial class TengradBlock
+{
+    private static long _batchedPushThroughSolves;
+
+    /// <summary>How many layer solves in this process took <see cref="PreconditionMeanGradients"/>'s batched form (for tests of the dispatch).</summary>
+    internal static long BatchedPushThroughSolves => Interlocked.Read(ref _batchedPushThroughSolves);
+
+    /// <summary>
+    /// <see cref="PreconditionMeanGradient(LayerStatistics, double, bool)"/> for every block of <paramref name="blocks"/>
+    /// (null: not a TENGraD block, or statistics of another layer) with the statistics and damping of the same index,
+    /// for the blocks that take the push-through route and share n and the Gram's dtype with at least one other: the
+    /// systems w_l K_l + λ_l I (b × n × n, float64) are factored and solved for u_l = (w_l K_l + λ_l I)⁻¹ c_l·1 by one
+    /// batched Cholesky and solve, Δ_l = J_lᵀ u_l is formed per layer, and the Cholesky infos, the rounding bounds
+    /// √n ε Σᵢ |u_lᵢ| ‖J_lᵢ‖ and the norms ‖Δ_l‖ of all of them are read together, one host read instead of one per layer.
+    /// The same per-layer decisions as the single solve follow from them; a layer whose checks fail is remembered as
+    /// rejected at its λ exactly as there (with its factor for eq 40), so the caller's own solve of that layer goes
+    /// straight to the other solves. Entries are null where the caller solves the layer itself: not batched, or rejected.
+    /// Cost: the single solves' kernels, with b − 1 fewer of each per-system kernel (dispatch matters for small layers:
+    /// the figure-5 nets' 20-unit layers take microseconds per kernel).
+    /// </summary>
+    /// <param name="blocks">Per layer, its block, or null to leave the layer to the caller.</param>
+    /// <param name="statistics">Per layer, the statistics of the last update (the solve applies only to the block's own).</param>
+    /// <param name="dampings">Per layer, λ_l &gt; 0.</param>
+    /// <param name="innerProduct">Also ⟨Δ_l, ḡ_l⟩ = w_l·1ᵀK_l u_l (as the single solve).</param>
+    internal static MeanGradientDirection?[] PreconditionMeanGradients(IReadOnlyList<TengradBlock?> blocks, IReadOnlyList<LayerStatistics> statistics,
+        IReadOnlyList<double> dampings, bool innerProduct)
+    {
+        var results = new MeanGradientDirection?[blocks.Count];
+        var eligible = Enumerable.Range(0, blocks.Count).Where(i => blocks[i] is { } b && b.PushesMeanGradient(statistics[i], dampings[i]));
+        foreach (var group in eligible.GroupBy(i => (blocks[i]!._gram!.size(0), blocks[i]!._gram!.dtype)).Where(g => g.Count() > 1))
+        {
+            var members = group.ToArray();
+            var solved = SolveBatch(members.Select(i => blocks[i]!).ToArray(), members.Select(i => statistics[i].Weight).ToArray(),
+                members.Select(i => dampings[i]).ToArray(), innerProduct);
+            for (int k = 0; k < members.Length; k++) results[members[k]] = solved[k];
+        }
+        return results;
+    }
+
+    /// <summary>Whether the mean-gradient push-through solve applies to <paramref name="statistics"/> at λ (the conditions of <see cref="PreconditionMeanGradient(LayerStatistics, double, bool)"/>).</summary>
+    private bool PushesMeanGradient(LayerStatistics statistics, double damping) =>
+        _gram is not null && ReferenceEquals(statistics, _statistics) && _general is null && _form != MetricForm.Centered
+        && statistics.Samples == 1 && damping > 0 && _pushThroughRejectedAt != damping;
+
+    private static MeanGradientDirection?[] SolveBatch(TengradBlock[] blocks, double[] c, double[] dampings, bool innerProduct)
+    {
+        const ScalarType f64 = ScalarType.Float64;
+        int b = blocks.Length;
+        long n = blocks[0]._gram!.size(0);
+        var results = new MeanGradientDirection?[b];
+        using var scope = NewDisposeScope();
+        foreach (var block in blocks) Interlocked.Increment(ref _pushThroughFactorizations);
+        var grams = stack(blocks.Select(block => block._gram!).ToArray()).InDtype(f64);                              // b × n × n
+        var system = grams.mul(Column(blocks.Select(block => block._weight).ToArray(), 3));
+        system.diagonal(0, -2, -1).add_(Column(dampings, 2));
+        var (factor, info) = linalg.cholesky_ex(system);
+        var u = cholesky_solve(Column(c, 3).expand(b, n, 1), factor).squeeze(2);                                 // b × n
+        var kii = grams.diagonal(0, -2, -1);                                                                      // ‖J_lᵢ‖²
+        var rowBound = u.abs().mul_(kii.clamp_min(0).sqrt()).sum(1);
+        var deltas = new Tensor[b];
+        for (int k = 0; k < b; k++) deltas[k] = blocks[k].JTu(u[k].InDtype(blocks[k]._a!.dtype), blocks[k]._a!);
+        var read = HostRead.Doubles(cat(new[] { info.InDtype(f64), rowBound, stack(deltas.Select(d => d.norm()).ToArray()).InDtype(f64) }));
+        var inner = innerProduct ? grams.bmm(u.unsqueeze(2)).squeeze(2).sum(1).mul_(Column(c, 1)) : null;
+        for (int k = 0; k < b; k++)
+        {
+            var block = blocks[k];
+            if (read[k] != 0) { block.Rejected(dampings[k]); continue; }
+            if (!RoundingBoundHolds(n, block._a!.dtype, read[b + k], read[2 * b + k]))
+            {
+                block.Rejected(dampings[k], scope.MoveToOuter(factor[k]));
+                continue;
+            }
+            Interlocked.Increment(ref _pushThroughSolves);
+            Interlocked.Increment(ref _meanGradientSolves);
+            Interlocked.Increment(ref _batchedPushThroughSolves);
+            results[k] = new MeanGradientDirection(scope.MoveToOuter(deltas[k]), inner is null ? null : scope.MoveToOuter(inner[k]));
+        }
+        return results;
+    }
+
+    /// <summary>The values as a float64 tensor of shape b × 1 × … × 1 (<paramref name="rank"/> dimensions), for broadcasting over a batch.</summary>
+    private static Tensor Column(double[] values, int rank)
+    {
+        var shape = new long[rank];
+        Array.Fill(shape, 1L);
+        shape[0] = values.Length;
+        return tensor(values, dtype: ScalarType.Float64).reshape(shape);
+    }
+}

@@ -1,0 +1,126 @@
+using NaturalGradient.Curvature;
+using NaturalGradient.Curvature.Blocks;
+using NaturalGradient.Fisher;
+using TorchSharp;
+using static TorchSharp.torch;
+using static NaturalGradient.Tests.Kfac.KfacFixtures;
+
+namespace NaturalGradient.Tests.Lean;
+
+/// <summary>
+/// TENGraD's mean-gradient push-through solves of several layers in one batch (<see cref="BlockDiagonalCurvature"/> with
+/// TENGraD blocks that share n): each layer's Δ and ⟨Δ, ḡ⟩ equal the same block's single solve, and the dense solve
+/// (B + λI)⁻¹ḡ in float64; a layer the batch rejects is solved as the single path solves it.
+/// </summary>
+[Collection("Torch")]
+public class TengradBatchedSolveTests
+{
+    private const double Damping = 0.03;
+
+    private static BlockDiagonalCurvature Curvature() => new(_ => new TengradBlock());
+
+    [Fact]
+    public void Float64_EachLayerEqualsItsSingleSolveAndTheDenseSolve()
+    {
+        using var scope = NewDisposeScope();
+        var (layers, statistics, gradients) = WideAndNarrowLayers(6);
+        using var curvature = Curvature();
+        curvature.Update(new CurvatureBatch(statistics, null!, null!, 0));
+        var inner = new Tensor?[layers.Count];
+        long batched = TengradBlock.BatchedPushThroughSolves;
+        var delta = curvature.PreconditionMeanGradient(layers, gradients, statistics, Damping, inner);
+        Assert.Equal(layers.Count, TengradBlock.BatchedPushThroughSolves - batched);
+        for (int l = 0; l < layers.Count; l++)
+        {
+            using var single = new TengradBlock();
+            single.Update(statistics[l], 0);
+            var alone = single.PreconditionMeanGradient(statistics[l], Damping, innerProduct: true)!.Value;
+            TensorAssert.Close(alone.Direction, delta[l], rtol: 1e-13, label: layers[l].Name);
+            Assert.Equal(alone.GradientInnerProduct!.item<double>(), inner[l]!.item<double>(), 1e-13 * Math.Abs(inner[l]!.item<double>()));
+            var dense = single.ToDense();
+            var g = gradients[l].flatten();
+            var expected = linalg.solve(dense + Damping * eye(dense.shape[0], dtype: dense.dtype), g).reshape(gradients[l].shape);
+            TensorAssert.Close(expected, delta[l], rtol: 1e-9, label: layers[l].Name);
+        }
+    }
+
+    [Fact]
+    public void Float32_EachLayerEqualsItsSingleSolve()
+    {
+        using var scope = NewDisposeScope();
+        var (layers, statistics64, gradients64) = WideAndNarrowLayers(6);
+        var statistics = statistics64.Select(Float32).ToList();
+        var gradients = gradients64.Select(g => g.to_type(ScalarType.Float32)).ToList();
+        using var curvature = Curvature();
+        curvature.Update(new CurvatureBatch(statistics, null!, null!, 0));
+        long batched = TengradBlock.BatchedPushThroughSolves;
+        var delta = curvature.PreconditionMeanGradient(layers, gradients, statistics, Damping);
+        Assert.Equal(layers.Count, TengradBlock.BatchedPushThroughSolves - batched);
+        for (int l = 0; l < layers.Count; l++)
+        {
+            using var single = new TengradBlock();
+            single.Update(statistics[l], 0);
+            var alone = single.PreconditionMeanGradient(statistics[l], Damping)!;
+            TensorAssert.Close(alone.to_type(ScalarType.Float64), delta[l].to_type(ScalarType.Float64), rtol: 1e-6, label: layers[l].Name);
+        }
+    }
+
+    /// <summary>
+    /// Layers of different n (statistics of 6 and of 8 examples, one layer each) are not batched with each other: each
+    /// is solved alone, with the same result as its single solve.
+    /// </summary>
+    [Fact]
+    public void LayersOfDifferentN_AreSolvedAlone()
+    {
+        using var scope = NewDisposeScope();
+        var (layers, six, gradients) = WideAndNarrowLayers(6);
+        var (_, eight, _) = WideAndNarrowLayers(8);
+        var statistics = new[] { six[0], Rebind(eight[1], layers[1]) };
+        var gradientPair = new[] { gradients[0], gradients[1] };
+        using var curvature = Curvature();
+        curvature.Update(new CurvatureBatch(statistics, null!, null!, 0));
+        long batched = TengradBlock.BatchedPushThroughSolves, routed = TengradBlock.MeanGradientSolves;
+        var delta = curvature.PreconditionMeanGradient(layers.Take(2).ToList(), gradientPair, statistics, Damping);
+        Assert.Equal(0, TengradBlock.BatchedPushThroughSolves - batched);
+        Assert.Equal(2, TengradBlock.MeanGradientSolves - routed);
+        for (int l = 0; l < 2; l++)
+        {
+            using var single = new TengradBlock();
+            single.Update(statistics[l], 0);
+            TensorAssert.Close(single.PreconditionMeanGradient(statistics[l], Damping)!, delta[l], rtol: 1e-13, label: layers[l].Name);
+        }
+    }
+
+    /// <summary>
+    /// The figure-5 net of depth 16 after 30 TENGraD steps (float32, λ = 1e-2; <see cref="Reliability.TengradPushThroughTests"/>):
+    /// the push-through's rounding bound fails for some layers. The batch leaves them to the caller, which solves them as
+    /// the single path does (eq 40 from the batch's factor), while the other layers keep their batched solve: every
+    /// layer's Δ equals that of a fresh block fed the same statistics and solved alone.
+    /// </summary>
+    [Fact]
+    public void RejectedLayers_AreSolvedAsTheSinglePathSolvesThem()
+    {
+        using var scope = NewDisposeScope();
+        const double damping = 1e-2;
+        var (_, pre, _, _, _) = Reliability.TengradPushThroughTests.DeepNoiseProblem(damping, 128);
+        using var _ = pre;
+        var gradients = pre.GradientMatrices().Select(g => g.detach().clone()).ToList();
+        long batched = TengradBlock.BatchedPushThroughSolves, reuses = TengradBlock.FactorReuses;
+        var delta = pre.SolveMeanGradient(gradients, damping).Select(d => d.detach().clone()).ToList();
+        long taken = TengradBlock.BatchedPushThroughSolves - batched;
+        Assert.True(taken > 0 && taken < pre.Layers.Count, $"the batch takes some layers and rejects others ({taken} of {pre.Layers.Count})");
+        Assert.Equal(pre.Layers.Count - taken, TengradBlock.FactorReuses - reuses);
+        var curvature = (BlockDiagonalCurvature)pre.Curvature;
+        for (int l = 0; l < pre.Layers.Count; l++)
+        {
+            var statistics = ((TengradBlock)curvature.Block(pre.Layers[l].Name)).Statistics!;
+            using var single = new TengradBlock();
+            single.Update(statistics, 0);
+            var expected = single.PreconditionMeanGradient(statistics, damping) ?? single.Precondition(gradients[l], damping);
+            TensorAssert.Close(expected.to_type(ScalarType.Float64), delta[l].to_type(ScalarType.Float64), rtol: 1e-6, label: pre.Layers[l].Name);
+        }
+    }
+
+    private static LayerStatistics Rebind(LayerStatistics s, NaturalGradient.Capture.ILayerAdapter adapter) =>
+        new(adapter, s.Activations, s.OutputGradients, s.Weight);
+}
