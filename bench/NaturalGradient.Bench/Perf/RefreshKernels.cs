@@ -13,7 +13,7 @@ namespace NaturalGradient.Bench.Perf;
 /// <see cref="NaturalGradient.Curvature.Kfac.KfacFactorPrecision.Bfloat16"/> with its relative error on one batch's
 /// factor against float64), the weight-gradient-shaped product DᵀĀ (512 × 256 ·
 /// 256 × width: the diagonal's (δ∘δ)ᵀ(ā∘ā) and SGD's own weight gradient), the solve's product Ā R (256 × width ·
-/// width × width, the mean-gradient route's ĀA⁻¹) in float32 and as <see cref="NaturalGradient.Curvature.Kfac.KfacInversePrecision.Bfloat16"/>
+/// width × width) and its transpose R Āᵀ (width × width · width × 256: the mean-gradient route's A⁻ᵀĀᵀ) in float32, Ā R as <see cref="NaturalGradient.Curvature.Kfac.KfacInversePrecision.Bfloat16"/>
 /// forms it (Ā rounded to bfloat16, R a bfloat16 copy), Cholesky, the inverse from it, and eigh, with the
 /// torch thread count of the run and the process's OpenMP wait policy, which LAPACK's speed depends on.
 /// Median of <c>reps</c> timed calls after two warm-up calls; all kernels of a width interleave within each repetition.
@@ -32,8 +32,8 @@ internal static class RefreshKernels
         var policy = Results.OmpWaitPolicy();
         Console.WriteLine($"kernels: {get_num_threads()} torch threads, OMP_WAIT_POLICY {policy}, median of {reps}");
         md.AppendLine($"## Refresh kernels ({get_num_threads()} torch threads, OMP_WAIT_POLICY {policy}, float32, median of {reps} calls, ms)").AppendLine();
-        md.AppendLine("| width | factor GEMM (addmm) | factor GEMM (symmetric blocks) | factor GEMM (bfloat16) | bfloat16 factor's relative error | DᵀĀ, D 256 × 512 | Ā R (float32) | Ā R (bfloat16) | Cholesky | Cholesky inverse | eigh |");
-        md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        md.AppendLine("| width | factor GEMM (addmm) | factor GEMM (symmetric blocks) | factor GEMM (bfloat16) | bfloat16 factor's relative error | DᵀĀ, D 256 × 512 | Ā R (float32) | R Āᵀ (float32) | Ā R (bfloat16) | Cholesky | Cholesky inverse | eigh |");
+        md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         var rows = new List<object>();
         foreach (int width in new[] { 785, 513, 512 })
         {
@@ -57,6 +57,7 @@ internal static class RefreshKernels
                 ("gemm_bfloat16", () => NaturalGradient.Curvature.Kfac.RunningAverage.AccumulateBFloat16Product(accumulator, x, x, 0.95f, 0.05f / 256)),
                 ("weight_gradient_gemm", () => d.t().mm(x)),
                 ("solve_product", () => x.mm(factor)),
+                ("solve_product_transposed", () => factor.mm(x.t())),
                 ("solve_product_bfloat16", () => x.to_type(ScalarType.BFloat16).mm(factorLow)),
                 ("cholesky", () => linalg.cholesky_ex(factor)),
                 ("cholesky_inverse", () => cholesky_inverse(lower)),
@@ -65,7 +66,7 @@ internal static class RefreshKernels
             var median = MedianTimes(kernels, reps);
             Console.WriteLine($"  width {width}: " + string.Join("  ", median.Select(m => string.Create(Inv, $"{m.Key} {m.Value:F2} ms")))
                 + string.Create(Inv, $"  bfloat16 factor error {bf16Error:E1}"));
-            md.AppendLine(string.Create(Inv, $"| {width} | {median["gemm"]:F2} | {median["gemm_symmetric"]:F2} | {median["gemm_bfloat16"]:F2} | {bf16Error:E1} | {median["weight_gradient_gemm"]:F2} | {median["solve_product"]:F2} | {median["solve_product_bfloat16"]:F2} | {median["cholesky"]:F2} | {median["cholesky_inverse"]:F2} | {median["eigh"]:F2} |"));
+            md.AppendLine(string.Create(Inv, $"| {width} | {median["gemm"]:F2} | {median["gemm_symmetric"]:F2} | {median["gemm_bfloat16"]:F2} | {bf16Error:E1} | {median["weight_gradient_gemm"]:F2} | {median["solve_product"]:F2} | {median["solve_product_transposed"]:F2} | {median["solve_product_bfloat16"]:F2} | {median["cholesky"]:F2} | {median["cholesky_inverse"]:F2} | {median["eigh"]:F2} |"));
             rows.Add(new { width, median_ms = median, bfloat16_factor_relative_error = bf16Error });
         }
         md.AppendLine();

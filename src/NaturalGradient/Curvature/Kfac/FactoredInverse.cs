@@ -108,9 +108,19 @@ internal sealed partial class FactoredInverse : IDisposable
             direction = left.t().mm(right).to_type(d.dtype).mul_(weight);
             innerScale = weight * weight;
         }
+        else if (_aInverse.dim() == 2)
+        {
+            // Formed transposed, Pᵀ = G⁻¹Dᵀ and Qᵀ = A⁻ᵀĀᵀ (square × width × m): MKL splits these over two threads far
+            // better than the m-row products D G⁻ᵀ and Ā A⁻¹ (in' = 785, m = 256: 1.6 against 2.3 ms; the bench's
+            // `perf --part kernels`, R Āᵀ against Ā R). w scales Pᵀ (out × m), the smaller operand, not the product.
+            var leftT = _gInverse.mm(d.t()).mul_(weight);
+            var rightT = _aInverse.t().mm(a.t());
+            direction = leftT.mm(rightT.t());
+            (left, right) = (leftT.t(), rightT.t());
+            innerScale = weight;
+        }
         else
         {
-            // w scales P (m × out), the smaller operand, rather than the out × in' product.
             left = d.mm(_gInverse.t()).mul_(weight);
             right = DiagonalActivation.RightMultiply(a, _aInverse);
             direction = left.t().mm(right);

@@ -132,19 +132,25 @@ internal sealed partial class KroneckerEigenbasis : IDisposable
         using var scope = NewDisposeScope();
         if (Low(low, d))
             return scope.MoveToOuter(ProjectRows(d, output: true, low).t().mm(ProjectRows(a, output: false, low)).to_type(d.dtype).mul_(weight));
-        return scope.MoveToOuter(d.mm(OutputGradientBasis).t().mm(IsDiagonalActivation ? a : a.mm(_qa!)).mul_(weight));
+        // w scales D Q_G (m × out), the smaller operand, rather than the out × in' product.
+        return scope.MoveToOuter(ProjectRows(d, output: true).mul_(weight).t().mm(ProjectRows(a, output: false)));
     }
 
     /// <summary>
     /// Rows projected onto a basis: D Q_G for output-gradient rows D (… × out) when <paramref name="output"/>, else Ā Q_A
     /// (Ā itself for a diagonal A) for activation rows Ā (… × in'). With <paramref name="low"/> and float32 rows, by a
-    /// bfloat16 GEMM and returned in bfloat16 (the caller converts); otherwise in the rows' dtype.
+    /// bfloat16 GEMM and returned in bfloat16 (the caller converts); otherwise in the rows' dtype. A fresh tensor except
+    /// Ā itself (an alias) for a diagonal A. Rows of two dimensions (m × k) come as the transpose of Qᵀ Rowsᵀ (k × m,
+    /// contiguous): MKL splits the square-by-width product over two threads far better than the m-row one (k = 785,
+    /// m = 256: the bench's `perf --part kernels`, R Āᵀ against Ā R), and the products that read the projections
+    /// (Pᵀ Q, the scaling's Gram) take the transposed view as it is.
     /// </summary>
     public Tensor ProjectRows(Tensor rows, bool output, bool low = false)
     {
         if (!output && IsDiagonalActivation) return Low(low, rows) ? Bfloat16Product.Low(rows) : rows.alias();
         if (Low(low, rows)) return Bfloat16Product.Of(rows, output ? OutputGradientBasisLow : ActivationBasisLow);
-        return rows.MatMul(output ? OutputGradientBasis : _qa!);
+        var basis = output ? OutputGradientBasis : _qa!;
+        return rows.dim() == 2 ? basis.t().mm(rows.t()).t() : rows.MatMul(basis);
     }
 
     /// <summary>Q_G X Q_Aᵀ for X of shape out × in' (Q_G X for a diagonal A); <paramref name="low"/>: by bfloat16 GEMMs (see remarks).</summary>
