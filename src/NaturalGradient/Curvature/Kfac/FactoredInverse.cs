@@ -111,7 +111,7 @@ internal sealed partial class FactoredInverse : IDisposable
         else if (_aInverse.dim() == 2)
         {
             // Formed transposed, Pᵀ = G⁻¹Dᵀ and Qᵀ = A⁻ᵀĀᵀ (square × width × m): MKL splits these over two threads far
-            // better than the m-row products D G⁻ᵀ and Ā A⁻¹ (in' = 785, m = 256: 1.6 against 2.3 ms; the bench's
+            // better than the m-row products D G⁻ᵀ and Ā A⁻¹ (in' = 785, m = 256: about 1.7 against 2.3 ms; the bench's
             // `perf --part kernels`, R Āᵀ against Ā R). w scales Pᵀ (out × m), the smaller operand, not the product.
             var leftT = _gInverse.mm(d.t()).mul_(weight);
             var rightT = _aInverse.t().mm(a.t());
