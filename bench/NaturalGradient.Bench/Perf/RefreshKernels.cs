@@ -21,7 +21,7 @@ namespace NaturalGradient.Bench.Perf;
 /// their eigendecompositions, one after another on the run's threads, one after another on one thread, and side by side
 /// as the library runs them (<see cref="NaturalGradient.Numerics.FactorizationQueue"/>: n helper threads of one torch
 /// thread each while the caller waits, largest factor first).
-/// Last, TENGraD's 128 × 128 float64 system: Cholesky against eigh.
+/// Then TENGraD's 128 × 128 float64 system: Cholesky against eigh; last, the statistics guard's reductions: norms against dot products.
 /// </summary>
 internal static class RefreshKernels
 {
@@ -72,7 +72,8 @@ internal static class RefreshKernels
         md.AppendLine();
         var refresh = Refresh(reps, md);
         var gram = GramSolves(reps, md);
-        return new { threads = get_num_threads(), omp_wait_policy = policy, reps, rows, refresh, tengrad_gram = gram };
+        var guard = GuardReductions(reps, md);
+        return new { threads = get_num_threads(), omp_wait_policy = policy, reps, rows, refresh, tengrad_gram = gram, statistics_guard = guard };
     }
 
     /// <summary>
@@ -97,6 +98,29 @@ internal static class RefreshKernels
         md.AppendLine(string.Create(Inv, $"| {median["cholesky"]:F3} | {median["eigh"]:F3} |")).AppendLine();
         Console.WriteLine(string.Create(Inv, $"  TENGraD n = 128 float64: Cholesky {median["cholesky"]:F3} ms, eigh {median["eigh"]:F3} ms"));
         return new { n = 128, cholesky_ms = median["cholesky"], eigh_ms = median["eigh"] };
+    }
+
+    /// <summary>
+    /// The statistics guard's reductions (<see cref="NaturalGradient.Numerics.FiniteGuard.StatisticsBound"/>) on the MLP's
+    /// six statistics at batch 256 (Ā of 785, 513, 513 columns; D of 512, 512, 10): the norm of each, against the dot
+    /// product of each with itself that the guard takes for tensors of at least 32,768 entries.
+    /// </summary>
+    private static object GuardReductions(int reps, StringBuilder md)
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(6);
+        var statistics = new[] { 785, 513, 513, 512, 512, 10 }.Select(w => randn(256, w)).ToArray();
+        var kernels = new (string Name, Action Call)[]
+        {
+            ("norm", () => { foreach (var t in statistics) t.norm(); }),
+            ("dot", () => { foreach (var t in statistics) { var f = t.reshape(-1); f.dot(f); } }),
+        };
+        var median = MedianTimes(kernels, reps);
+        md.AppendLine($"## Statistics guard: the MLP's six statistics at batch 256 (median of {reps}, ms for the six)").AppendLine();
+        md.AppendLine("| norms | dot products |").AppendLine("|---:|---:|");
+        md.AppendLine(string.Create(Inv, $"| {median["norm"]:F3} | {median["dot"]:F3} |")).AppendLine();
+        Console.WriteLine(string.Create(Inv, $"  statistics guard, six MLP statistics: norms {median["norm"]:F3} ms, dot products {median["dot"]:F3} ms"));
+        return new { norm_ms = median["norm"], dot_ms = median["dot"] };
     }
 
     /// <summary>Median wall time (ms) of each kernel over <paramref name="reps"/> calls after two warm-up calls; the kernels interleave within each repetition, each call in its own dispose scope.</summary>

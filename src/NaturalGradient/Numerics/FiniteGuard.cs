@@ -29,7 +29,7 @@ public static class FiniteGuard
 
     /// <summary>
     /// The bound B of the remarks, in float64, from one host read: the 2L squared norms ‖Ā_l‖², ‖D_l‖² (each in its
-    /// statistics' dtype: one reduction per tensor, <see cref="SquaredNorm"/>) and the output's sum are stacked and read
+    /// statistics' dtype: one reduction per tensor, <see cref="AddNorm"/>) and the output's sum are stacked and read
     /// together, and B is formed on the host. A non-finite <paramref name="output"/> or squared norm makes it NaN or +∞.
     /// </summary>
     public static double StatisticsBound(IReadOnlyList<LayerStatistics> statistics, Tensor? output = null)
@@ -37,13 +37,14 @@ public static class FiniteGuard
         if (statistics.Count == 0 && output is null) return 0;
         using var scope = NewDisposeScope();
         var reductions = new List<Tensor>(2 * statistics.Count + 1);
+        var squared = new List<bool>(2 * statistics.Count);
         var tokenRows = new double[statistics.Count];
         for (int i = 0; i < statistics.Count; i++)
         {
             // One-hot rows (an index layer): ‖ā‖² = m · T is known without a reduction.
             if (statistics[i].Tokens is { } tokens) tokenRows[i] = tokens.numel();
-            else reductions.Add(SquaredNorm(statistics[i].Activations));
-            reductions.Add(SquaredNorm(statistics[i].OutputGradients));
+            else AddNorm(reductions, squared, statistics[i].Activations);
+            AddNorm(reductions, squared, statistics[i].OutputGradients);
         }
         if (output is not null)
         {
@@ -55,8 +56,8 @@ public static class FiniteGuard
         int k = 0;
         for (int i = 0; i < statistics.Count; i++)
         {
-            double a = statistics[i].Tokens is null ? values[k++] : tokenRows[i];
-            double d = values[k++];
+            double a = statistics[i].Tokens is null ? Squared(values, squared, k++) : tokenRows[i];
+            double d = Squared(values, squared, k++);
             bound += Math.Max(statistics[i].Weight, 1.0) * a * d + a + d;
         }
         if (output is not null) bound += values[k] * 0.0;   // NaN or ±∞ in the output → NaN
@@ -64,17 +65,31 @@ public static class FiniteGuard
     }
 
     /// <summary>
-    /// ‖x‖² in x's dtype: a dot product of x with itself for float32 and float64 (BLAS, which the norm reduction's serial
-    /// kernel takes about twice as long as for the MLP's statistics: the bench's probes), the squared norm otherwise.
-    /// Overflowing the dtype (+∞) happens only where B exceeds <see cref="Headroom"/> · max(dtype) anyway, so the
-    /// decision is the norm's.
+    /// Adds ‖x‖² (<paramref name="squared"/> true) or ‖x‖ to <paramref name="reductions"/>, in x's dtype: for float32 and
+    /// float64 tensors of at least <see cref="DotMinimum"/> entries a dot product of x with itself (BLAS, about half the
+    /// time of the norm reduction, which runs serially: the bench's `perf --part kernels`, statistics guard), else the norm (one kernel
+    /// where the dot takes two: what counts for the small layers of the figure-5 nets). A squared norm that overflows the
+    /// dtype (+∞) does so only where B exceeds <see cref="Headroom"/> · max(dtype) anyway, so the decision is the norm's.
     /// </summary>
-    private static Tensor SquaredNorm(Tensor x)
+    private static void AddNorm(List<Tensor> reductions, List<bool> squared, Tensor x)
     {
-        if (x.dtype is not (ScalarType.Float32 or ScalarType.Float64)) return x.norm().square();
-        var flat = x.reshape(-1);
-        return flat.dot(flat);
+        bool dot = x.dtype is ScalarType.Float32 or ScalarType.Float64 && x.numel() >= DotMinimum;
+        if (dot)
+        {
+            var flat = x.reshape(-1);
+            reductions.Add(flat.dot(flat));
+        }
+        else
+        {
+            reductions.Add(x.norm());
+        }
+        squared.Add(dot);
     }
+
+    /// <summary>Entries from which <see cref="AddNorm"/> takes a dot product (ATen's grain size: below it the norm runs serially anyway).</summary>
+    private const long DotMinimum = 32768;
+
+    private static double Squared(double[] values, List<bool> squared, int k) => squared[k] ? values[k] : values[k] * values[k];
 
     /// <summary>
     /// Scalar tensors stacked into one float64 vector: one stack in their common dtype and one conversion, or each
