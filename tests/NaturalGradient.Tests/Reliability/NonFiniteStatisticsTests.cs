@@ -151,6 +151,43 @@ public class NonFiniteStatisticsTests
         Assert.Equal("the last metric batch was ignored (its statistics overflow the curvature): skip this step", e.Message);
     }
 
+    /// <summary>
+    /// Statistics wide enough for the guard's dot products (Ā of 256 × 201 entries, D of 256 × 150) beside small ones
+    /// (D of 256 × 3, taken by norm): the bound equals Σ max(w, 1)‖Ā‖²‖D‖² + ‖Ā‖² + ‖D‖² formed in float64, and a float32
+    /// activation of 1e20 (whose square overflows float32) makes it +∞ and rejects the batch.
+    /// </summary>
+    [Fact]
+    public void StatisticsBound_OfWideStatistics_IsTheFloat64BoundAndRejectsAnOverflowingSquare()
+    {
+        using var scope = NewDisposeScope();
+        var model = TestModels.Mlp(new[] { 200, 150, 3 }, seed: 3);
+        model.to(ScalarType.Float32);
+        using var pre = new NaturalGradientPreconditioner(model, new CategoricalLikelihood(),
+            new PreconditionerOptions { Structure = CurvatureStructure.Kfac, Fisher = FisherKind.Empirical, Damping = 1e-3 });
+        manual_seed(5);
+        var x = randn(256, 200, dtype: ScalarType.Float32);
+        var y = randint(0, 3, new long[] { 256 }, dtype: ScalarType.Int64);
+        var output = model.call(x);
+        pre.Capture.ThrowIfBypassed(output.sum());
+        var stats = new FisherEstimator(new CategoricalLikelihood(), FisherKind.Exact).Collect(pre.Capture, pre.Capture.Recorded(), output, y);
+        Assert.Contains(stats, s => s.Activations.numel() >= 32768);
+        Assert.Contains(stats, s => s.OutputGradients.numel() < 32768);
+        double expected = 0;
+        foreach (var s in stats)
+        {
+            double a = s.Activations.to_type(ScalarType.Float64).square().sum().item<double>();
+            double d = s.OutputGradients.to_type(ScalarType.Float64).square().sum().item<double>();
+            expected += a * d * Math.Max(s.Weight, 1) + a + d;
+        }
+        Assert.Equal(expected, FiniteGuard.StatisticsBound(stats, output), expected * 1e-5);
+        var wide = stats.First(s => s.Activations.numel() >= 32768);
+        var poisoned = wide.Activations.clone();
+        poisoned[0, 0] = 1e20f;   // finite in float32; its square is not
+        var overflowing = stats.Select(s => ReferenceEquals(s, wide) ? new LayerStatistics(s.Adapter, poisoned, s.OutputGradients, s.Weight) : s).ToList();
+        Assert.Equal(double.PositiveInfinity, FiniteGuard.StatisticsBound(overflowing, output));
+        Assert.False(FiniteGuard.StatisticsAreSafe(overflowing, output));
+    }
+
     [Fact]
     public void StatisticsBound_IsTheCauchySchwarzBoundOfTheLayerNorms()
     {
