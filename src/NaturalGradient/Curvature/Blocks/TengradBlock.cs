@@ -19,7 +19,8 @@ namespace NaturalGradient.Curvature.Blocks;
 /// J_c = P J with P = I − 11ᵀ/n, so J_cJ_cᵀ = P (J Jᵀ) P, J_c g = P (J g) and J_cᵀu = Jᵀ(P u): still no Jacobian.
 /// Which solve runs, in order: (1) when the statistics come from the gradient's own backward pass (the empirical Fisher
 /// of the default training path), the push-through form Δ = Jᵀ(wK + λI)⁻¹c·1 of <see cref="PushThroughIfAccurate"/>,
-/// with no subtraction; (2) for float32 statistics, eq 40 in float32 when its estimated error (the subtraction's
+/// with no subtraction (for the statistics' own mean gradient, <see cref="BlockDiagonalCurvature"/> solves the layers that
+/// share n as one batch: <see cref="PreconditionMeanGradients"/>); (2) for float32 statistics, eq 40 in float32 when its estimated error (the subtraction's
 /// condition number) is below 1e-3; (3) for float32 statistics of a rank-one layer whose gradient is the statistics'
 /// mean gradient, the push-through form again in float64 (<see cref="PushThroughInFloat64"/>); (4) otherwise
 /// <see cref="TengradSolve"/>: eq 40's subtraction replaced by an eigendecomposition split that keeps its accuracy at
