@@ -66,6 +66,30 @@ public class TengradBatchedSolveTests
     }
 
     /// <summary>
+    /// The batched solve leaves in the caller's dispose scope only what it returns: one Δ per layer, and ⟨Δ, ḡ⟩ per layer
+    /// when asked for (the stacked systems, factors, u and the read's operands end with the solve).
+    /// </summary>
+    [Fact]
+    public void BatchedSolve_LeavesOnlyItsResultsInTheCallersScope()
+    {
+        using var outer = NewDisposeScope();
+        var (layers, statistics, gradients) = WideAndNarrowLayers(6);
+        using var curvature = Curvature();
+        curvature.Update(new CurvatureBatch(statistics, null!, null!, 0));
+        using var scope = NewDisposeScope();
+        int Added(Action solve)
+        {
+            int before = scope.DisposablesCount;
+            solve();
+            return scope.DisposablesCount - before;
+        }
+        long batched = TengradBlock.BatchedPushThroughSolves;
+        Assert.Equal(layers.Count, Added(() => curvature.PreconditionMeanGradient(layers, gradients, statistics, Damping)));
+        Assert.Equal(2 * layers.Count, Added(() => curvature.PreconditionMeanGradient(layers, gradients, statistics, Damping, new Tensor?[layers.Count])));
+        Assert.Equal(2 * layers.Count, TengradBlock.BatchedPushThroughSolves - batched);
+    }
+
+    /// <summary>
     /// Layers of different n (statistics of 6 and of 8 examples, one layer each) are not batched with each other: each
     /// is solved alone, with the same result as its single solve.
     /// </summary>
