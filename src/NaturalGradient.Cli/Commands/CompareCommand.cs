@@ -89,7 +89,7 @@ internal static class CompareCommand
         ComparePlots.Write(outDir, cells, best, batchSizes);
         var report = CompareReport.Render(new CompareReport.Context(
             Data: data.Name, Model: config.Model.ToString(), Epochs: epochs, Seeds: seeds, BatchSizes: batchSizes, Criterion: criterion,
-            BaseSettings: string.Join("; ", methodSettings.Values.Select(v => v.ToString())), Command: "natgrad " + string.Join(' ', parse.Tokens.Select(t => t.Value)),
+            MethodSettings: methodSettings, Command: "natgrad " + string.Join(' ', parse.Tokens.Select(t => t.Value)),
             Grid: grid), cells, best);
         AtomicFile.WriteText(Path.Combine(outDir, "report.md"), report);
         ctx.Out.WriteLine($"compare: {computed} runs computed, {specs.Count - computed} cached; wrote report.md, runs.csv, curves.csv, compare.json and plots to {outDir}");

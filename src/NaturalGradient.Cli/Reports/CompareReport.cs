@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using NaturalGradient.Training;
 using NaturalGradient.Training.Experiments.Compare;
 
 namespace NaturalGradient.Cli.Reports;
@@ -8,7 +9,29 @@ namespace NaturalGradient.Cli.Reports;
 internal static class CompareReport
 {
     public sealed record Context(string Data, string Model, int Epochs, IReadOnlyList<long> Seeds, IReadOnlyList<int> BatchSizes,
-        SelectionCriterion Criterion, string BaseSettings, string Command, IReadOnlyDictionary<string, List<double>> Grid);
+        SelectionCriterion Criterion, IReadOnlyDictionary<string, OptimizerSettings> MethodSettings, string Command,
+        IReadOnlyDictionary<string, List<double>> Grid);
+
+    /// <summary>
+    /// "Momentum = 0.9, Damping = 0.001, …": the settings <paramref name="settings"/>' method reads
+    /// (<see cref="MethodDefaults.Reads"/>; every setting for a method it does not know), in declaration order, without
+    /// the name and the learning rate (the grid gives it); an unset value reads "none".
+    /// </summary>
+    public static string SettingsText(OptimizerSettings settings)
+    {
+        var reads = MethodDefaults.Reads(settings);
+        return string.Join(", ", typeof(OptimizerSettings).GetProperties()
+            .Where(p => p.Name is not (nameof(OptimizerSettings.Name) or nameof(OptimizerSettings.LearningRate)))
+            .Where(p => reads is null || reads.Contains(p.Name))
+            .Select(p => $"{p.Name} = {Value(p.GetValue(settings))}"));
+    }
+
+    private static string Value(object? value) => value switch
+    {
+        null => "none",
+        IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+        _ => value.ToString() ?? "none",
+    };
 
     private static string G(double v, string format = "G4") => double.IsFinite(v) ? v.ToString(format, CultureInfo.InvariantCulture) : "–";
     private static string MeanSd(Stat s, string format = "G4") => s.Count == 0 ? "–" : s.Count == 1 ? G(s.Mean, format) : $"{G(s.Mean, format)} ± {G(s.Sd, "G2")}";
@@ -23,7 +46,11 @@ internal static class CompareReport
         md.AppendLine();
         md.AppendLine($"Command: `{c.Command}`");
         md.AppendLine();
-        md.AppendLine($"Shared settings: `{c.BaseSettings}`");
+        md.AppendLine("Settings of each method (the ones it reads; the learning rate from the grid below):");
+        md.AppendLine();
+        md.AppendLine("| method | settings |");
+        md.AppendLine("|---|---|");
+        foreach (var (method, settings) in c.MethodSettings) md.AppendLine($"| {method} | {SettingsText(settings)} |");
         md.AppendLine();
         foreach (var m in c.BatchSizes)
         {

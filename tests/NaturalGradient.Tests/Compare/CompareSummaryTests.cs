@@ -1,4 +1,5 @@
 using NaturalGradient.Cli.Reports;
+using NaturalGradient.Training;
 using NaturalGradient.Training.Experiments.Compare;
 
 namespace NaturalGradient.Tests.Compare;
@@ -54,8 +55,20 @@ public class CompareSummaryTests
     {
         var cells = CompareSummary.Cells(Results);
         var best = CompareSummary.Best(cells, SelectionCriterion.TrainLoss);
+        var settings = new Dictionary<string, OptimizerSettings>
+        {
+            ["sgd"] = MethodDefaults.For("sgd") with { Momentum = 0.9 },
+            ["kfac"] = MethodDefaults.For("kfac") with { Damping = 0.003 },
+        };
         var md = CompareReport.Render(new CompareReport.Context("tiny", "mlp", 1, new long[] { 0, 1 }, new[] { 128 },
-            SelectionCriterion.TrainLoss, "settings", "natgrad compare ...", new Dictionary<string, List<double>>()), cells, best);
+            SelectionCriterion.TrainLoss, settings, "natgrad compare ...", new Dictionary<string, List<double>>()), cells, best);
+        // Each method's settings: only what it reads, the learning rate left to the grid.
+        var sgdSettings = md.Split('\n').First(l => l.StartsWith("| sgd | "));
+        Assert.Contains("Momentum = 0.9", sgdSettings);
+        Assert.DoesNotContain("Damping", sgdSettings);
+        Assert.DoesNotContain("LearningRate", sgdSettings);
+        Assert.Contains("Damping = 0.003", md.Split('\n').First(l => l.StartsWith("| kfac | ")));
+        Assert.DoesNotContain("OptimizerSettings {", md);
         var kfacRow = md.Split('\n').First(l => l.StartsWith("| kfac | 0.1 |"));   // the results table precedes the grid
         Assert.Contains("| 3.00 |", kfacRow);                        // 6 ms / 2 ms
         Assert.Contains("0.21 ± 0.014", kfacRow);
