@@ -86,8 +86,8 @@ public sealed partial class BlockDiagonalCurvature : ICurvature
         _lastDamping.Clear();
         for (int i = 0; i < layers.Count; i++) _lastDamping[layers[i].Name] = lambdas[i];
         PrepareSolves(layers, lambdas);
-        // TENGraD layers sharing n are solved together (one batched factorisation and one host read); the rest, and any
-        // layer the batch rejected, one by one.
+        // TENGraD's mean-gradient solves, the layers sharing n together (one batched factorisation and one host read); the
+        // other blocks, and any layer the batch declined, one by one.
         var batched = Blocks.TengradBlock.PreconditionMeanGradients(
             layers.Select((l, i) => ReferenceEquals(statistics[i].Adapter, l) ? Block(l.Name) as Blocks.TengradBlock : null).ToList(),
             statistics, lambdas, innerProducts is not null);

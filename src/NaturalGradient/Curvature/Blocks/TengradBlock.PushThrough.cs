@@ -66,10 +66,7 @@ public sealed partial class TengradBlock
     /// </summary>
     private Tensor? PushThroughIfAccurate(Tensor g, double damping)
     {
-        if (_statistics?.GradientWeight is not double c || _form == MetricForm.Centered || PushThrough(c, g, g, damping) is not { } solved)
-            return null;
-        solved.U.Dispose();   // u is read only by the inner product of the mean-gradient route
-        return solved.Delta;
+        return _statistics?.GradientWeight is not double c || _form == MetricForm.Centered ? null : PushThrough(c, g, damping);
     }
 
     /// <summary>
@@ -84,23 +81,13 @@ public sealed partial class TengradBlock
 
     /// <summary>
     /// As <see cref="PreconditionMeanGradient(LayerStatistics, double)"/>; with <paramref name="innerProduct"/>, also
-    /// ⟨Δ, ḡ⟩ = ⟨Jᵀu, Jᵀ(w·1)⟩ = w·1ᵀK u from the n × n Gram the solve already has (n² flops, no product with ḡ).
+    /// ⟨Δ, ḡ⟩ = ⟨Jᵀu, Jᵀ(w·1)⟩ = w·1ᵀK u from the n × n Gram the solve already has (n² flops, no product with ḡ). The
+    /// solve of <see cref="PreconditionMeanGradients"/> for this layer alone.
     /// </summary>
     public MeanGradientDirection? PreconditionMeanGradient(LayerStatistics statistics, double damping, bool innerProduct)
     {
         EnsureUpdated();
-        if (!ReferenceEquals(statistics, _statistics) || _general is not null || _form == MetricForm.Centered || statistics.Samples != 1 || !(damping > 0))
-            return null;
-        if (PushThrough(statistics.Weight, null, _a!, damping) is not { } solved) return null;
-        Interlocked.Increment(ref _meanGradientSolves);
-        Tensor? inner = null;
-        if (innerProduct)
-        {
-            using var scope = NewDisposeScope();
-            inner = scope.MoveToOuter(_gram!.InDtype(ScalarType.Float64).mv(solved.U).sum().mul_(statistics.Weight));
-        }
-        solved.U.Dispose();
-        return new MeanGradientDirection(solved.Delta, inner);
+        return PushesMeanGradient(statistics, damping) ? SolveBatch(new[] { this }, new[] { statistics.Weight }, new[] { damping }, innerProduct)[0] : null;
     }
 
     private static long _meanGradientSolves;
@@ -109,15 +96,13 @@ public sealed partial class TengradBlock
     internal static long MeanGradientSolves => Interlocked.Read(ref _meanGradientSolves);
 
     /// <summary>
-    /// The push-through solve for g = Jᵀ(c·1) + r; with <paramref name="g"/> null, r = 0 is known and not formed. Δ and
-    /// u = (w K + λI)⁻¹ c·1 (float64), both in the caller's dispose scope (the caller disposes u when done with it), or
-    /// null when a check fails.
+    /// The push-through solve for g = Jᵀ(c·1) + r: Δ in the caller's dispose scope, or null when a check fails. (For the
+    /// statistics' own mean gradient, r = 0 is known: <see cref="SolveBatch"/> solves it without forming r.)
     /// </summary>
     /// <param name="c">The gradient weight of the statistics (1/m for the mean loss).</param>
-    /// <param name="g">The W̄-shaped gradient, or null for the statistics' own mean gradient.</param>
+    /// <param name="g">The W̄-shaped gradient, in the statistics' dtype.</param>
     /// <param name="damping">λ &gt; 0.</param>
-    /// <param name="like">A tensor of the statistics' dtype (and W̄'s shape for layers that are not rank-one).</param>
-    private (Tensor Delta, Tensor U)? PushThrough(double c, Tensor? g, Tensor like, double damping)
+    private Tensor? PushThrough(double c, Tensor g, double damping)
     {
         if (_pushThroughRejectedAt == damping) return null;
         Interlocked.Increment(ref _pushThroughFactorizations);
@@ -125,31 +110,22 @@ public sealed partial class TengradBlock
         const ScalarType f64 = ScalarType.Float64;
         long n = _gram!.size(0);
         var (factor, info, u, kii, rowBound) = SolvePushThroughSystem(_gram, c, damping);
-        var delta = JTu(u.InDtype(like.dtype), like);
-        if (g is null)
-        {
-            // r = 0 is known: only the factorisation and the rounding bound decide (one host read of three scalars).
-            var read = HostRead.Doubles(stack(new[] { info.InDtype(f64), rowBound, delta.norm().InDtype(f64) }));
-            if (read[0] != 0) return Rejected(damping);
-            if (!RoundingBoundHolds(n, like.dtype, read[1], read[2])) return Rejected(damping, scope.MoveToOuter(factor));
-            Interlocked.Increment(ref _pushThroughSolves);
-            return (scope.MoveToOuter(delta), scope.MoveToOuter(u));
-        }
+        var delta = JTu(u.InDtype(g.dtype), g);
         var rest = g - (_general is not null ? _general.TransposeMultiply(full(n, c, dtype: g.dtype), g) : _d!.t().mm(_a!).mul_(c));
         // One host read: the Cholesky's info, Σᵢ |uᵢ| ‖Jᵢ‖, ‖Δ‖, ‖g‖, ‖r‖ and tr K (one read instead of one per decision).
         var norms = HostRead.Doubles(stack(new[] { info.InDtype(f64), rowBound, delta.norm().InDtype(f64), g.norm().InDtype(f64), rest.norm().InDtype(f64), kii.sum() }));
         // A failed factorisation means w K + λI is singular to working precision at this λ: a jittered factor would solve
         // another system, so the solves that handle a singular K (eq 40 on its own terms, or the eigendecomposition split) take over.
         if (norms[0] != 0) return Rejected(damping);
-        if (!RoundingBoundHolds(n, like.dtype, norms[1], norms[2])) return Rejected(damping, scope.MoveToOuter(factor));
-        if (!RestIsNegligible(n, like.dtype, norms[3], norms[4], c, norms[5], norms[2], damping))
+        if (!RoundingBoundHolds(n, g.dtype, norms[1], norms[2])) return Rejected(damping, scope.MoveToOuter(factor));
+        if (!RestIsNegligible(n, g.dtype, norms[3], norms[4], c, norms[5], norms[2], damping))
         {
             var jr = Jv(rest).InDtype(f64);
             var z = cholesky_solve(jr.unsqueeze(1), factor).squeeze(1).mul_(_weight);
-            delta.add_(rest.sub_(JTu(z.InDtype(like.dtype), like)).div_(damping));
+            delta.add_(rest.sub_(JTu(z.InDtype(g.dtype), g)).div_(damping));
         }
         Interlocked.Increment(ref _pushThroughSolves);
-        return (scope.MoveToOuter(delta), scope.MoveToOuter(u));
+        return scope.MoveToOuter(delta);
     }
 
     /// <summary>
@@ -208,7 +184,7 @@ public sealed partial class TengradBlock
     /// <summary>How many eq 40 solves in this process reused a rejected push-through solve's factor (for tests).</summary>
     internal static long FactorReuses => Interlocked.Read(ref _factorReuses);
 
-    private (Tensor Delta, Tensor U)? Rejected(double damping, Tensor? factor = null)
+    private Tensor? Rejected(double damping, Tensor? factor = null)
     {
         _pushThroughRejectedAt = damping;
         _rejectedFactor = factor;

@@ -96,11 +96,12 @@ internal sealed partial class FactoredInverse : IDisposable
     public (Tensor Direction, Tensor? InnerProduct) ApplyToMeanGradient(Tensor d, Tensor a, double weight, bool innerProduct = false)
     {
         if (_aInverse is null || _gInverse is null) throw new InvalidOperationException("the inverses have not been computed yet");
+        // A diagonal A (a token layer) is not offered this route (KroneckerFactors.MeanGradientRows): dense A⁻¹ only.
+        if (_aInverse.dim() != 2) throw new InvalidOperationException("the mean-gradient route needs a dense A⁻¹");
         using var scope = NewDisposeScope();
         Tensor left, right, direction;
         double innerScale;   // what ⟨Δ, ḡ⟩'s Gram sum still needs: w² less the w that P already carries
-        // A diagonal A (a token layer) is not offered this route (KroneckerFactors.MeanGradientRows): dense A⁻¹ only.
-        if (LowPrecision(d) && _aInverse.dim() == 2)
+        if (LowPrecision(d))
         {
             // The inverses are symmetric: D G⁻ᵀ = D G⁻¹ (the bfloat16 copy of G⁻¹ is used as it is).
             left = Bfloat16Product.Of(d, GLow);                                    // m × out
@@ -108,7 +109,7 @@ internal sealed partial class FactoredInverse : IDisposable
             direction = left.t().mm(right).to_type(d.dtype).mul_(weight);
             innerScale = weight * weight;
         }
-        else if (_aInverse.dim() == 2)
+        else
         {
             // Formed transposed, Pᵀ = G⁻¹Dᵀ and Qᵀ = A⁻ᵀĀᵀ (square × width × m): MKL splits these over two threads far
             // better than the m-row products D G⁻ᵀ and Ā A⁻¹ (in' = 785, m = 256: about 1.7 against 2.3 ms; the bench's
@@ -117,13 +118,6 @@ internal sealed partial class FactoredInverse : IDisposable
             var rightT = _aInverse.t().mm(a.t());
             direction = leftT.mm(rightT.t());
             (left, right) = (leftT.t(), rightT.t());
-            innerScale = weight;
-        }
-        else
-        {
-            left = d.mm(_gInverse.t()).mul_(weight);
-            right = DiagonalActivation.RightMultiply(a, _aInverse);
-            direction = left.t().mm(right);
             innerScale = weight;
         }
         if (!innerProduct) return (scope.MoveToOuter(direction), null);
