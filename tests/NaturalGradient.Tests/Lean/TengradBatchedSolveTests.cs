@@ -17,15 +17,20 @@ public class TengradBatchedSolveTests
 {
     private const double Damping = 0.03;
 
-    private static BlockDiagonalCurvature Curvature() => new(_ => new TengradBlock());
+    /// <summary>A block-diagonal TENGraD curvature updated with <paramref name="statistics"/>.</summary>
+    private static BlockDiagonalCurvature Updated(IReadOnlyList<LayerStatistics> statistics)
+    {
+        var curvature = new BlockDiagonalCurvature(_ => new TengradBlock());
+        curvature.Update(new CurvatureBatch(statistics, null!, null!, 0));
+        return curvature;
+    }
 
     [Fact]
     public void Float64_EachLayerEqualsItsSingleSolveAndTheDenseSolve()
     {
         using var scope = NewDisposeScope();
         var (layers, statistics, gradients) = WideAndNarrowLayers(6);
-        using var curvature = Curvature();
-        curvature.Update(new CurvatureBatch(statistics, null!, null!, 0));
+        using var curvature = Updated(statistics);
         var inner = new Tensor?[layers.Count];
         long batched = TengradBlock.BatchedPushThroughSolves;
         var delta = curvature.PreconditionMeanGradient(layers, gradients, statistics, Damping, inner);
@@ -51,8 +56,7 @@ public class TengradBatchedSolveTests
         var (layers, statistics64, gradients64) = WideAndNarrowLayers(6);
         var statistics = statistics64.Select(Float32).ToList();
         var gradients = gradients64.Select(g => g.to_type(ScalarType.Float32)).ToList();
-        using var curvature = Curvature();
-        curvature.Update(new CurvatureBatch(statistics, null!, null!, 0));
+        using var curvature = Updated(statistics);
         long batched = TengradBlock.BatchedPushThroughSolves;
         var delta = curvature.PreconditionMeanGradient(layers, gradients, statistics, Damping);
         Assert.Equal(layers.Count, TengradBlock.BatchedPushThroughSolves - batched);
@@ -74,8 +78,7 @@ public class TengradBatchedSolveTests
     {
         using var outer = NewDisposeScope();
         var (layers, statistics, gradients) = WideAndNarrowLayers(6);
-        using var curvature = Curvature();
-        curvature.Update(new CurvatureBatch(statistics, null!, null!, 0));
+        using var curvature = Updated(statistics);
         using var scope = NewDisposeScope();
         int Added(Action solve)
         {
@@ -101,8 +104,7 @@ public class TengradBatchedSolveTests
         var (_, eight, _) = WideAndNarrowLayers(8);
         var statistics = new[] { six[0], Rebind(eight[1], layers[1]) };
         var gradientPair = new[] { gradients[0], gradients[1] };
-        using var curvature = Curvature();
-        curvature.Update(new CurvatureBatch(statistics, null!, null!, 0));
+        using var curvature = Updated(statistics);
         long batched = TengradBlock.BatchedPushThroughSolves, routed = TengradBlock.MeanGradientSolves;
         var delta = curvature.PreconditionMeanGradient(layers.Take(2).ToList(), gradientPair, statistics, Damping);
         Assert.Equal(0, TengradBlock.BatchedPushThroughSolves - batched);
