@@ -13,19 +13,19 @@ public sealed partial class TengradBlock
 {
     private static long _batchedPushThroughSolves;
 
-    /// <summary>How many layer solves in this process took <see cref="PreconditionMeanGradients"/>'s batched form (for tests of the dispatch).</summary>
+    /// <summary>How many layer solves in this process were solved in a batch with other layers (for tests of the dispatch).</summary>
     internal static long BatchedPushThroughSolves => Interlocked.Read(ref _batchedPushThroughSolves);
 
     /// <summary>
     /// <see cref="PreconditionMeanGradient(LayerStatistics, double, bool)"/> for every block of <paramref name="blocks"/>
     /// (null: not a TENGraD block, or statistics of another layer) with the statistics and damping of the same index,
-    /// for the blocks that take the push-through route and share n and the Gram's dtype with at least one other: the
+    /// for the blocks that take the push-through route, grouped by n and the Gram's dtype: each group's
     /// systems w_l K_l + λ_l I (b × n × n, float64) are factored and solved for u_l = (w_l K_l + λ_l I)⁻¹ c_l·1 by one
     /// batched Cholesky and solve, Δ_l = J_lᵀ u_l is formed per layer, and the Cholesky infos, the rounding bounds
     /// √n ε Σᵢ |u_lᵢ| ‖J_lᵢ‖ and the norms ‖Δ_l‖ of all of them are read together, one host read instead of one per layer.
     /// The same per-layer decisions as the single solve follow from them; a layer whose checks fail is remembered as
     /// rejected at its λ exactly as there (with its factor for eq 40), so the caller's own solve of that layer goes
-    /// straight to the other solves. Entries are null where the caller solves the layer itself: not batched, or rejected.
+    /// straight to the other solves. Entries are null where the caller solves the layer itself: not eligible, or rejected.
     /// Cost: the single solves' kernels, with b − 1 fewer of each per-system kernel (dispatch matters for small layers:
     /// the figure-5 nets' 20-unit layers take microseconds per kernel).
     /// </summary>
@@ -38,7 +38,7 @@ public sealed partial class TengradBlock
     {
         var results = new MeanGradientDirection?[blocks.Count];
         var eligible = Enumerable.Range(0, blocks.Count).Where(i => blocks[i] is { } b && b.PushesMeanGradient(statistics[i], dampings[i]));
-        foreach (var group in eligible.GroupBy(i => (blocks[i]!._gram!.size(0), blocks[i]!._gram!.dtype)).Where(g => g.Count() > 1))
+        foreach (var group in eligible.GroupBy(i => (blocks[i]!._gram!.size(0), blocks[i]!._gram!.dtype)))
         {
             var members = group.ToArray();
             var solved = SolveBatch(members.Select(i => blocks[i]!).ToArray(), members.Select(i => statistics[i].Weight).ToArray(),
@@ -53,6 +53,7 @@ public sealed partial class TengradBlock
         _gram is not null && ReferenceEquals(statistics, _statistics) && _general is null && _form != MetricForm.Centered
         && statistics.Samples == 1 && damping > 0 && _pushThroughRejectedAt != damping;
 
+    /// <summary>The push-through solves of <paramref name="blocks"/> (eligible, one n and Gram dtype) for their statistics' mean gradients.</summary>
     private static MeanGradientDirection?[] SolveBatch(TengradBlock[] blocks, double[] c, double[] dampings, bool innerProduct)
     {
         const ScalarType f64 = ScalarType.Float64;
@@ -83,7 +84,7 @@ public sealed partial class TengradBlock
             }
             Interlocked.Increment(ref _pushThroughSolves);
             Interlocked.Increment(ref _meanGradientSolves);
-            Interlocked.Increment(ref _batchedPushThroughSolves);
+            if (b > 1) Interlocked.Increment(ref _batchedPushThroughSolves);
             results[k] = new MeanGradientDirection(scope.MoveToOuter(deltas[k]), inner is null ? null : scope.MoveToOuter(inner[k]));
         }
         return results;
