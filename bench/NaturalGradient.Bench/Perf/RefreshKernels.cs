@@ -14,11 +14,12 @@ namespace NaturalGradient.Bench.Perf;
 /// factor against float64), the weight-gradient-shaped product DᵀĀ (512 × 256 ·
 /// 256 × width: the diagonal's (δ∘δ)ᵀ(ā∘ā) and SGD's own weight gradient), the solve's product Ā R (256 × width ·
 /// width × width) and its transpose R Āᵀ (width × width · width × 256: the mean-gradient route's A⁻ᵀĀᵀ) in float32, Ā R as <see cref="NaturalGradient.Curvature.Kfac.KfacInversePrecision.Bfloat16"/>
-/// forms it (Ā rounded to bfloat16, R a bfloat16 copy), Cholesky, the inverse from it, and eigh, with the
+/// forms it (Ā rounded to bfloat16, R a bfloat16 copy), Cholesky, the inverse from it, and eigh (libtorch's, and as
+/// the library runs it: <see cref="NaturalGradient.Numerics.SymmetricEigh"/>, power-of-two widths one wider), with the
 /// torch thread count of the run and the process's OpenMP wait policy, which LAPACK's speed depends on.
 /// Median of <c>reps</c> timed calls after two warm-up calls; all kernels of a width interleave within each repetition.
 /// Then a whole K-FAC refresh of the MLP's six factors (785, 512, 513, 512, 513, 10): their Cholesky inverses, and
-/// their eigendecompositions, one after another on the run's threads, one after another on one thread, and side by side
+/// their eigendecompositions (<see cref="NaturalGradient.Numerics.SymmetricEigh"/>), one after another on the run's threads, one after another on one thread, and side by side
 /// as the library runs them (<see cref="NaturalGradient.Numerics.FactorizationQueue"/>: n helper threads of one torch
 /// thread each while the caller waits, largest factor first).
 /// Then TENGraD's 128 × 128 float64 system: Cholesky against eigh; last, the statistics guard's reductions: norms against dot products.
@@ -32,8 +33,8 @@ internal static class RefreshKernels
         var policy = Results.OmpWaitPolicy();
         Console.WriteLine($"kernels: {get_num_threads()} torch threads, OMP_WAIT_POLICY {policy}, median of {reps}");
         md.AppendLine($"## Refresh kernels ({get_num_threads()} torch threads, OMP_WAIT_POLICY {policy}, float32, median of {reps} calls, ms)").AppendLine();
-        md.AppendLine("| width | factor GEMM (addmm) | factor GEMM (symmetric blocks) | factor GEMM (bfloat16) | bfloat16 factor's relative error | DᵀĀ, D 256 × 512 | Ā R (float32) | R Āᵀ (float32) | Ā R (bfloat16) | Cholesky | Cholesky inverse | eigh |");
-        md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        md.AppendLine("| width | factor GEMM (addmm) | factor GEMM (symmetric blocks) | factor GEMM (bfloat16) | bfloat16 factor's relative error | DᵀĀ, D 256 × 512 | Ā R (float32) | R Āᵀ (float32) | Ā R (bfloat16) | Cholesky | Cholesky inverse | eigh | eigh as the library runs it (SymmetricEigh) |");
+        md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         var rows = new List<object>();
         foreach (int width in new[] { 785, 513, 512 })
         {
@@ -62,11 +63,12 @@ internal static class RefreshKernels
                 ("cholesky", () => linalg.cholesky_ex(factor)),
                 ("cholesky_inverse", () => cholesky_inverse(lower)),
                 ("eigh", () => linalg.eigh(factor)),
+                ("eigh_library", () => NaturalGradient.Numerics.SymmetricEigh.Of(factor)),
             };
             var median = MedianTimes(kernels, reps);
             Console.WriteLine($"  width {width}: " + string.Join("  ", median.Select(m => string.Create(Inv, $"{m.Key} {m.Value:F2} ms")))
                 + string.Create(Inv, $"  bfloat16 factor error {bf16Error:E1}"));
-            md.AppendLine(string.Create(Inv, $"| {width} | {median["gemm"]:F2} | {median["gemm_symmetric"]:F2} | {median["gemm_bfloat16"]:F2} | {bf16Error:E1} | {median["weight_gradient_gemm"]:F2} | {median["solve_product"]:F2} | {median["solve_product_transposed"]:F2} | {median["solve_product_bfloat16"]:F2} | {median["cholesky"]:F2} | {median["cholesky_inverse"]:F2} | {median["eigh"]:F2} |"));
+            md.AppendLine(string.Create(Inv, $"| {width} | {median["gemm"]:F2} | {median["gemm_symmetric"]:F2} | {median["gemm_bfloat16"]:F2} | {bf16Error:E1} | {median["weight_gradient_gemm"]:F2} | {median["solve_product"]:F2} | {median["solve_product_transposed"]:F2} | {median["solve_product_bfloat16"]:F2} | {median["cholesky"]:F2} | {median["cholesky_inverse"]:F2} | {median["eigh"]:F2} | {median["eigh_library"]:F2} |"));
             rows.Add(new { width, median_ms = median, bfloat16_factor_relative_error = bf16Error });
         }
         md.AppendLine();
@@ -152,7 +154,7 @@ internal static class RefreshKernels
         static void Decompose(Tensor f, bool eigh)
         {
             using var scope = NewDisposeScope();
-            if (eigh) linalg.eigh(f);
+            if (eigh) NaturalGradient.Numerics.SymmetricEigh.Of(f);
             else cholesky_inverse(linalg.cholesky_ex(f).L);
         }
         double Sequential(bool eigh, int t)
@@ -170,7 +172,7 @@ internal static class RefreshKernels
             var sw = Stopwatch.StartNew();
             var queue = new NaturalGradient.Numerics.FactorizationQueue();
             foreach (var f in factors)
-                queue.Add(new (Tensor, Func<Tensor[]>)[] { (f, () => eigh ? Pair(linalg.eigh(f)) : new[] { cholesky_inverse(linalg.cholesky_ex(f).L) }) },
+                queue.Add(new (Tensor, Func<Tensor[]>)[] { (f, () => eigh ? Pair(NaturalGradient.Numerics.SymmetricEigh.Of(f)) : new[] { cholesky_inverse(linalg.cholesky_ex(f).L) }) },
                     results => { foreach (var t in results.SelectMany(r => r)) t.Dispose(); });
             queue.Run();
             return sw.Elapsed.TotalMilliseconds;

@@ -197,8 +197,9 @@ internal sealed partial class KroneckerEigenbasis : IDisposable
     }
 
     /// <summary>
-    /// eigh in the factor's dtype (it reads one triangle); on failure (an exception from the solver or a non-finite
-    /// result, checked with one host read) retried in float64 on the symmetrised factor. Results in the factor's dtype.
+    /// eigh in the factor's dtype (it reads one triangle; power-of-two widths one wider, <see cref="SymmetricEigh"/>); on
+    /// failure (an exception from the solver or a non-finite result, checked with one host read) retried in float64 on the
+    /// symmetrised factor. Results in the factor's dtype.
     /// </summary>
     internal static (Tensor Values, Tensor Vectors) Decompose(Tensor factor)
     {
@@ -206,7 +207,7 @@ internal sealed partial class KroneckerEigenbasis : IDisposable
         {
             try
             {
-                var (values, vectors) = linalg.eigh(factor);
+                var (values, vectors) = SymmetricEigh.Of(factor);
                 if (values.sum(ScalarType.Float64).add_(vectors.sum(ScalarType.Float64)).isfinite().item<bool>())
                     return (values.clamp_min_(0), vectors);
             }
@@ -215,7 +216,7 @@ internal sealed partial class KroneckerEigenbasis : IDisposable
         var sym = factor.to_type(ScalarType.Float64);
         sym = (sym + sym.t()).mul_(0.5);
         var (values64, vectors64) = NativeCall.Run($"eigendecomposition (eigh) of a {sym.size(0)}×{sym.size(0)} Kronecker factor",
-            () => linalg.eigh(sym), "the factor holds ∞ or NaN or is too ill-conditioned: scale the inputs, raise the damping or use a float64 model");
+            () => SymmetricEigh.Of(sym), "the factor holds ∞ or NaN or is too ill-conditioned: scale the inputs, raise the damping or use a float64 model");
         return (values64.clamp_min(0).to_type(factor.dtype), vectors64.to_type(factor.dtype));
     }
 
