@@ -13,7 +13,9 @@ namespace NaturalGradient.Curvature.Kfac;
 /// </summary>
 /// <remarks>
 /// <para>linalg.eigh runs in the factors' dtype (float32 for a float32 model: about half the time of float64) and is
-/// retried in float64 when it fails. Eigenvalues below 0 (round-off of a PSD factor) are clamped to 0.</para>
+/// retried in float64 when it fails; factors of power-of-two width from 256 up are decomposed one row and column wider,
+/// where LAPACK runs faster (<see cref="SymmetricEigh"/>). Eigenvalues below 0 (round-off of a PSD factor) are clamped
+/// to 0.</para>
 /// <para>A diagonal A (an index layer's token counts, a length-in' vector: <see cref="DiagonalActivation"/>) has the
 /// identity as its eigenbasis: no eigh, Q_A is not stored, eᴬ = a, and the change of basis is V ↦ Q_Gᵀ V and back
 /// X ↦ Q_G X.</para>
