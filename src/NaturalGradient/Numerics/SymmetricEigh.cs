@@ -4,10 +4,11 @@ using static TorchSharp.torch;
 namespace NaturalGradient.Numerics;
 
 /// <summary>
-/// <c>linalg.eigh</c> of a symmetric positive semi-definite matrix (a Kronecker factor), with power-of-two widths
-/// decomposed one row and column wider: LAPACK's syevd (MKL, float32) took 19.7 ms at 512 against 16.7 ms at 513 and
-/// 130 against 117 ms at 1024 and 1025 on one thread (11.9 against 10.4 and 70.5 against 62.5 ms on two; docs/PERFORMANCE.md,
-/// "Eigendecompositions at power-of-two widths"): a leading dimension of a power of two costs 10–18 %.
+/// <c>linalg.eigh</c> of a symmetric positive semi-definite matrix (a Kronecker factor), with power-of-two widths of CPU
+/// matrices decomposed one row and column wider: LAPACK's syevd (MKL, float32) took 19.7 ms at 512 against 16.7 ms at
+/// 513 and 130 against 117 ms at 1024 and 1025 on one thread (11.9 against 10.4 and 70.5 against 62.5 ms on two; float64
+/// 38.4 against 33.3 ms at 512 and 513; docs/PERFORMANCE.md, "Eigendecompositions at power-of-two widths"): a leading
+/// dimension of a power of two costs 9–18 %. Other devices' solvers are left as they are.
 /// </summary>
 /// <remarks>
 /// For n × n A with n a power of two ≥ <see cref="MinimumPaddedWidth"/>, the (n + 1) × (n + 1) matrix [[A, 0], [0, c]] with
@@ -29,7 +30,7 @@ internal static class SymmetricEigh
     /// <summary>Decompositions whose pairs came from the padded matrix, process-wide (tests: the padded path is taken).</summary>
     public static long PaddedDecompositions => Interlocked.Read(ref _paddedDecompositions);
 
-    /// <summary>True for the widths <see cref="Of"/> decomposes one row and column wider.</summary>
+    /// <summary>True for the widths <see cref="Of"/> decomposes one row and column wider (CPU matrices).</summary>
     public static bool Pads(long n) => n >= MinimumPaddedWidth && (n & (n - 1)) == 0;
 
     /// <summary>
@@ -41,7 +42,7 @@ internal static class SymmetricEigh
     public static (Tensor Values, Tensor Vectors) Of(Tensor a)
     {
         long n = a.size(-1);
-        if (a.dim() == 2 && Pads(n) && Padded(a, n) is { } pairs) return pairs;
+        if (a.dim() == 2 && a.device_type == DeviceType.CPU && Pads(n) && Padded(a, n) is { } pairs) return pairs;
         return linalg.eigh(a);
     }
 
