@@ -18,7 +18,9 @@ namespace NaturalGradient.Numerics;
 /// rounding c lies below A's spectrum (tr A / n ≥ λ_max(A) / n, far above the rounding of λ_min), so it comes first in
 /// eigh's ascending order and A's pairs are the remaining n, in the same order as eigh of A gives them. |c| ≤ ‖A‖₂ keeps the
 /// solver's error scale that of A. Whether c came first is checked on the result (one host read, together with its
-/// finiteness); if not — A far from semi-definite — A is decomposed as it is.
+/// finiteness); if not — A far from semi-definite — A is decomposed as it is. A caller whose matrix is semi-definite by
+/// construction (TENGraD's Gram, a Hadamard product of two Gram matrices) can leave the check out
+/// (<c>semiDefinite: true</c>) and read nothing from the device.
 /// </remarks>
 internal static class SymmetricEigh
 {
@@ -37,17 +39,20 @@ internal static class SymmetricEigh
     /// Eigenvalues (ascending, length n) and eigenvectors (n × n, as columns, column-major as <c>linalg.eigh</c> returns
     /// them) of the symmetric n × n <paramref name="a"/>, of which eigh reads the lower triangle.
     /// </summary>
+    /// <param name="a">The matrix (CPU matrices of power-of-two width ≥ 256 are padded; others go to eigh as they are).</param>
+    /// <param name="semiDefinite">True when <paramref name="a"/> is positive semi-definite up to rounding by construction:
+    /// the padded result is used without the host read that checks c came first.</param>
     /// <returns>Fresh tensors in <paramref name="a"/>'s dtype. With non-finite entries in <paramref name="a"/> (or a failed
     /// solve) they may hold NaN, as <c>linalg.eigh</c>'s would; native failures propagate as its exceptions.</returns>
-    public static (Tensor Values, Tensor Vectors) Of(Tensor a)
+    public static (Tensor Values, Tensor Vectors) Of(Tensor a, bool semiDefinite = false)
     {
         long n = a.size(-1);
-        if (a.dim() == 2 && a.device_type == DeviceType.CPU && Pads(n) && Padded(a, n) is { } pairs) return pairs;
+        if (a.dim() == 2 && a.device_type == DeviceType.CPU && Pads(n) && Padded(a, n, semiDefinite) is { } pairs) return pairs;
         return linalg.eigh(a);
     }
 
     /// <summary>A's pairs from the padded matrix, or null when c did not come first.</summary>
-    private static (Tensor Values, Tensor Vectors)? Padded(Tensor a, long n)
+    private static (Tensor Values, Tensor Vectors)? Padded(Tensor a, long n, bool semiDefinite)
     {
         using var scope = NewDisposeScope();
         var padded = zeros(n + 1, n + 1, dtype: a.dtype, device: a.device);
@@ -56,8 +61,11 @@ internal static class SymmetricEigh
         var (values, vectors) = linalg.eigh(padded);
         // The eigenvector of c is ±e_{n+1}: its last entry is ±1 where c comes first and 0 where it does not. Non-finite
         // values are returned as they are (the caller's check takes its fallback as for eigh of A).
-        var check = HostRead.Doubles(stack(new[] { vectors[n, 0].abs().to_type(ScalarType.Float64), values.sum(ScalarType.Float64) }));
-        if (double.IsFinite(check[1]) && !(check[0] > 0.5)) return null;
+        if (!semiDefinite)
+        {
+            var check = HostRead.Doubles(stack(new[] { vectors[n, 0].abs().to_type(ScalarType.Float64), values.sum(ScalarType.Float64) }));
+            if (double.IsFinite(check[1]) && !(check[0] > 0.5)) return null;
+        }
         Interlocked.Increment(ref _paddedDecompositions);
         var pairValues = values.narrow(0, 1, n).clone();
         // The same column-major layout as eigh's own result.

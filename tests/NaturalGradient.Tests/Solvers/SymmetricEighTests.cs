@@ -110,4 +110,47 @@ public class SymmetricEighTests
         Assert.Equal(0.0, (values - padValues.clamp_min(0)).abs().max().ToDouble());
         Assert.Equal(0.0, (vectors - padVectors).abs().max().ToDouble());
     }
+
+    /// <summary>For a semi-definite matrix the unchecked path (<c>semiDefinite: true</c>) gives the checked one's result bit for bit.</summary>
+    [Theory]
+    [InlineData(ScalarType.Float64)]
+    [InlineData(ScalarType.Float32)]
+    public void SemiDefinite_WithoutTheCheck_GivesTheSameResult(ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        var a = Factor(256, 40, 1.0, dtype, seed: 11);
+        var (values, vectors) = SymmetricEigh.Of(a);
+        var (unchecked_, uncheckedVectors) = SymmetricEigh.Of(a, semiDefinite: true);
+        Assert.Equal(0.0, (values - unchecked_).abs().max().ToDouble());
+        Assert.Equal(0.0, (vectors - uncheckedVectors).abs().max().ToDouble());
+    }
+
+    /// <summary>
+    /// TENGraD's eigh split (<c>TengradSolve</c>, the solve its block falls back to where the push-through solve would
+    /// lose accuracy) on a batch of 256, whose Gram K = (ĀĀᵀ) ∘ (DDᵀ) is decomposed one wider without the order check,
+    /// equals the dense solve (w JᵀJ + λI)⁻¹ g with J's rows the per-example gradients vec(δᵢāᵢᵀ) (float64; K has rank
+    /// ≤ p = 15, so 241 of its eigenvalues are 0), with and without centring.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void TengradSplit_OnABatchOf256_EqualsTheDenseSolve(bool centered)
+    {
+        using var scope = NewDisposeScope();
+        const int n = 256;
+        const double weight = 1.0 / n, damping = 1e-3;
+        var a = randn(n, 5, dtype: ScalarType.Float64, generator: new Generator(21));
+        var d = randn(n, 3, dtype: ScalarType.Float64, generator: new Generator(22));
+        var g = randn(3, 5, dtype: ScalarType.Float64, generator: new Generator(23));
+        var j = (d.unsqueeze(2) * a.unsqueeze(1)).reshape(n, 15);                // rows vec(δᵢ āᵢᵀ)
+        if (centered) j = j - j.mean(new long[] { 0 }, keepdim: true);
+        var gram = centered ? j.mm(j.t()) : a.mm(a.t()) * d.mm(d.t());
+        long before = SymmetricEigh.PaddedDecompositions;
+        var delta = NaturalGradient.Curvature.Blocks.TengradSolve.Solve(a, d, gram, centered, weight, damping, g);
+        Assert.True(SymmetricEigh.PaddedDecompositions > before, "the Gram was not decomposed one wider");
+        var metric = j.t().mm(j).mul_(weight) + eye(15, dtype: ScalarType.Float64).mul_(damping);
+        var expected = linalg.solve(metric, g.reshape(15)).reshape(3, 5);
+        double error = (delta - expected).norm().ToDouble() / expected.norm().ToDouble();
+        Assert.True(error < 1e-9, $"relative difference {error:E2} from the dense solve");
+    }
 }

@@ -10,9 +10,10 @@ namespace NaturalGradient.Curvature.Blocks;
 /// per-sample gradients of the batch it was measured on).
 /// </summary>
 /// <remarks>
-/// <para>With K = V diag(σ) Vᵀ (eigh, float64) and y = Vᵀ J g, split g = Jᵀc + r with c = V diag(1/σ) y over the
-/// numerically nonzero σ (σ &gt; <see cref="RankTolerance"/>·n·ε·σ_max, ε = 2.2e-16), so that Jᵀc is g's projection on the row
-/// space and r the rest. Then, by the push-through identity (w JᵀJ + λI)⁻¹ Jᵀ = Jᵀ (w JJᵀ + λI)⁻¹:</para>
+/// <para>With K = V diag(σ) Vᵀ (eigh, float64; <see cref="SymmetricEigh"/>: n a power of two ≥ 256 one wider) and
+/// y = Vᵀ J g, split g = Jᵀc + r with c = V diag(1/σ) y over the numerically nonzero σ
+/// (σ &gt; <see cref="RankTolerance"/>·n·ε·σ_max, ε = 2.2e-16), so that Jᵀc is g's projection on the row space and r the
+/// rest. Then, by the push-through identity (w JᵀJ + λI)⁻¹ Jᵀ = Jᵀ (w JJᵀ + λI)⁻¹:</para>
 /// <code>
 ///   Δ = Jᵀ V diag(1 / (σ (wσ + λ))) y  +  (r − Jᵀ V diag(1 / (λ/w + σ)) Vᵀ J r) / λ
 /// </code>
@@ -70,8 +71,10 @@ internal static class TengradSolve
         if (centered && gram.dtype != f64)
             k = k - k.mean(new long[] { 0 }, keepdim: true) - k.mean(new long[] { 1 }, keepdim: true) + k.mean();
         k = (k + k.t()).mul_(0.5);
+        // K is positive semi-definite by construction (the Hadamard product of the Grams ĀĀᵀ and DDᵀ; centred, P K P):
+        // a power-of-two n is decomposed one wider without the order check's host read.
         var (sigma, v) = NativeCall.Run($"eigendecomposition (eigh) of the {n}×{n} TENGraD Gram matrix",
-            () => linalg.eigh(k), "the statistics hold ∞ or NaN or the Gram matrix is too ill-conditioned: raise the damping or use a float64 model");
+            () => SymmetricEigh.Of(k, semiDefinite: true), "the statistics hold ∞ or NaN or the Gram matrix is too ill-conditioned: raise the damping or use a float64 model");
         sigma = sigma.clamp_min(0);
         var keep = sigma.gt(sigma.max() * (RankTolerance * n * eps));
         var safeSigma = sigma.where(keep, ones_like(sigma));
