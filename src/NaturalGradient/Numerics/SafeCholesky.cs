@@ -22,7 +22,11 @@ public sealed class NonFiniteMatrixException : CholeskyFailedException
 /// </summary>
 public static class SafeCholesky
 {
-    /// <summary>Lower Cholesky factor L of the symmetric matrix <paramref name="a"/> (L Lᵀ ≈ a), with fallbacks.</summary>
+    /// <summary>
+    /// Lower Cholesky factor L of the symmetric matrix <paramref name="a"/> (L Lᵀ ≈ a), with fallbacks: in a's dtype when
+    /// the first attempt succeeds, else in float64 (the retry's dtype), so that the caller's solve or inverse keeps what
+    /// the retry gained and converts only its result (a float32 L of a matrix float32 could not factor loses it again).
+    /// </summary>
     /// <remarks>At most <see cref="JitterAttempts"/> jittered retries, each adding 100× the previous jitter, from
     /// 1e-12 to 1e-2 times the largest diagonal entry.</remarks>
     /// <exception cref="NonFiniteMatrixException">The matrix holds ∞ or NaN (checked only after the first attempt failed).</exception>
@@ -43,7 +47,7 @@ public static class SafeCholesky
         for (int attempt = 0; attempt <= JitterAttempts; attempt++)
         {
             var (l64, info64) = linalg.cholesky_ex(a64 + jitter * eye64);
-            if (info64.max().item<int>() == 0 && l64.isfinite().all().item<bool>()) return l64.to_type(a.dtype);
+            if (info64.max().item<int>() == 0 && l64.isfinite().all().item<bool>()) return l64;
             jitter = attempt == 0 ? 1e-12 * scale : jitter * 100;
         }
         throw new CholeskyFailedException($"Cholesky failed for a {a.size(-1)}×{a.size(-1)} matrix even with jitter {1e-2 * scale:E2}; increase the damping");
@@ -68,7 +72,7 @@ public static class SafeCholesky
         return info.ne(0).any().logical_not().logical_and(l.sum(ScalarType.Float64).isfinite()).item<bool>();
     }
 
-    /// <summary>x = a⁻¹ b for symmetric positive definite a (b: n or n × k).</summary>
+    /// <summary>x = a⁻¹ b for symmetric positive definite a (b: n or n × k), in b's dtype; solved in float64 when a's dtype failed.</summary>
     public static Tensor Solve(Tensor a, Tensor b)
     {
         bool vector = b.dim() == 1;
