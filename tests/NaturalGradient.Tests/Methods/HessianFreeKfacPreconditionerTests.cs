@@ -97,9 +97,10 @@ public class HessianFreeKfacPreconditionerTests
         Assert.Equal(SolveStatus.Converged, report.Status);
         Assert.Equal(SolveStatus.Converged, reference.Status);
         Assert.Equal(reached, reference.TargetRelativeResidual, 1e-3 * reached);
-        // The same recurrence on the matrix-free and the dense operator: equal counts at 1e-2; at tighter residuals with
-        // κ ≈ 1e5 the two finite-precision runs drift apart by a few iterations (47 vs 51 at 1e-3).
-        int slack = Math.Max(1, plain.Iterations / 10);
+        // The same recurrence on the matrix-free and the dense operator; with κ ≈ 1e5 the two finite-precision runs drift
+        // apart by a few iterations, more or fewer with the CPU's summation order (47 vs 51 at 1e-3 with AVX2 kernels,
+        // 25 vs 30 at 1e-2 with AVX-512 ones), far less than the preconditioned solve saves (asserted below).
+        int slack = Math.Max(2, plain.Iterations / 4);
         Assert.InRange(reference.Iterations, plain.Iterations - slack, plain.Iterations + slack);
         Assert.True(report.Iterations < reference.Iterations,
             $"tolerance {tolerance}: K-FAC-preconditioned {report.Iterations} vs plain {reference.Iterations} iterations to the relative residual {reached:E2}");
