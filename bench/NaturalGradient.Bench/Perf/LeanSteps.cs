@@ -23,6 +23,8 @@ namespace NaturalGradient.Bench.Perf;
 /// <c>inversePeriod</c> steps (from step 0) the eigendecompositions A = Q_A diag(eᴬ) Q_Aᵀ, G = Q_G diag(eᴳ) Q_Gᵀ (float32 eigh,
 /// eigenvalues clamped at 0) and π; S = (1/m) ((δQ_G)²)ᵀ(ĀQ_A)² restarted on a basis change, else averaged in with β on
 /// factor steps; Δ = Q_G [((δQ_G)ᵀ(ĀQ_A)/m) ⊘ (S + π√λ eᴳ1ᵀ + (√λ/π) 1eᴬᵀ + λ)] Q_Aᵀ.</para>
+/// <para>Diagonal: the layer's weight and bias kept apart, as a hand-written step would (no Ā, no ḡ):
+/// D_W = (1/m) (δ∘δ)ᵀ(a∘a) and D_b = (1/m) Σᵢ δᵢ∘δᵢ, Δ_W = ∇W ⊘ (D_W + λ), Δ_b = ∇b ⊘ (D_b + λ), each with its own momentum buffer.</para>
 /// <para>TENGraD (seed 000 eq 40–43, in the model's dtype): K = (ĀĀᵀ) ∘ (δδᵀ) + λm I, u = K⁻¹ rowsum((δḡ) ∘ Ā) by
 /// Cholesky, Δ = (ḡ − (δ ∘ u)ᵀĀ)/λ.</para>
 /// </remarks>
@@ -32,7 +34,7 @@ internal sealed class LeanStep : IDisposable
     {
         public required Linear Module { get; init; }
         public Tensor? Input, Output;
-        public Tensor? A, G, AInverse, GInverse, Momentum;
+        public Tensor? A, G, AInverse, GInverse, Momentum, BiasMomentum;
         public Tensor? QA, QG, EA, EG, S;
         public double Pi = 1;
     }
@@ -46,15 +48,18 @@ internal sealed class LeanStep : IDisposable
     private readonly int _inversePeriod, _factorPeriod;
     private long _step;
 
+    /// <summary>The methods with a lean step.</summary>
+    public static readonly string[] Methods = { "kfac", "ekfac", "tengrad", "diag" };
+
     /// <param name="method">
-    /// "kfac" (factors every <paramref name="factorPeriod"/> steps, Cholesky inverses every <paramref name="inversePeriod"/>
+    /// "diag" (every step), "kfac" (factors every <paramref name="factorPeriod"/> steps, Cholesky inverses every <paramref name="inversePeriod"/>
     /// steps), "ekfac" (factors and S every <paramref name="factorPeriod"/> steps, eigenbases every <paramref name="inversePeriod"/>)
     /// or "tengrad".
     /// </param>
     public LeanStep(string method, nn.Module<Tensor, Tensor> model, ILikelihood likelihood, double lr, double momentum, double damping,
         int inversePeriod, int factorPeriod = 1, double factorDecay = 0.95)
     {
-        if (method is not ("kfac" or "ekfac" or "tengrad")) throw new ArgumentException($"no lean step for '{method}'");
+        if (!Methods.Contains(method)) throw new ArgumentException($"no lean step for '{method}'");
         _method = method;
         _model = model;
         _likelihood = likelihood;
@@ -84,6 +89,7 @@ internal sealed class LeanStep : IDisposable
         using var _ = no_grad();
         foreach (var l in _layers)
         {
+            if (_method == "diag") { Diagonal(l, m); continue; }
             var a = l.Input!;
             var abar = cat(new[] { a, ones(m, 1, dtype: a.dtype) }, 1);      // m × in'
             var delta = l.Output!.grad!.mul(m);                               // m × out
@@ -101,6 +107,24 @@ internal sealed class LeanStep : IDisposable
             l.Module.bias!.add_(l.Momentum.select(1, inputs), alpha: -_lr);
         }
         _step++;
+    }
+
+    private void Diagonal(Layer l, long m)
+    {
+        var a = l.Input!;
+        var squares = l.Output!.grad!.square().mul_(m);                      // m (∂L/∂z)² = (1/m) δ∘δ: m × out
+        var weightStep = l.Module.weight!.grad!.div_(squares.t().mm(a.square()).add_(_damping));
+        var biasStep = l.Module.bias!.grad!.div_(squares.sum(dim: 0).add_(_damping));
+        Accumulate(ref l.Momentum, weightStep);
+        Accumulate(ref l.BiasMomentum, biasStep);
+        l.Module.weight!.add_(l.Momentum!, alpha: -_lr);
+        l.Module.bias!.add_(l.BiasMomentum!, alpha: -_lr);
+    }
+
+    private void Accumulate(ref Tensor? buffer, Tensor step)
+    {
+        if (buffer is null) buffer = step.clone().DetachFromDisposeScope();
+        else buffer.mul_(_momentum).add_(step);
     }
 
     private Tensor Kfac(Layer l, Tensor abar, Tensor delta, Tensor g, long m)
@@ -190,7 +214,7 @@ internal sealed class LeanStep : IDisposable
         foreach (var remove in _removers) remove();
         foreach (var l in _layers)
         {
-            foreach (var t in new[] { l.A, l.G, l.AInverse, l.GInverse, l.Momentum, l.QA, l.QG, l.EA, l.EG, l.S }) t?.Dispose();
+            foreach (var t in new[] { l.A, l.G, l.AInverse, l.GInverse, l.Momentum, l.BiasMomentum, l.QA, l.QG, l.EA, l.EG, l.S }) t?.Dispose();
         }
     }
 }

@@ -32,7 +32,7 @@ internal static class PerfCommand
 
     /// <summary>The step part's configuration names: SGD, Adam, the natural-gradient configurations and the lean steps.</summary>
     private static readonly string[] StepMethodNames = new[] { "sgd", "adam" }.Concat(StepConfigs.NaturalGradientMethods).Concat(StepConfigs.SerialFactorizationMethods)
-        .Concat(new[] { "kfac-lean", "ekfac-lean", "tengrad-lean" }).ToArray();
+        .Concat(LeanStep.Methods.Select(m => m + "-lean")).ToArray();
 
     /// <summary>perf's options: every one but <c>--quick</c> takes a value.</summary>
     private static readonly string[] ValueOptions =
@@ -203,11 +203,11 @@ internal static class PerfCommand
         foreach (var p in problems)
         {
             var methods = args.StepMethods ?? (p.Group == "mlp"
-                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-f1", "kfac-bf16", "kfac-eigen", "kfac-bf16inv", "ekfac", "ekfac-t10", "ekfac-f1", "ekfac-bf16", "ekfac-bf16inv", "hf", "auto", "kfac-lean", "ekfac-lean", "tengrad-lean" }
+                ? new[] { "adam", "diag", "tengrad", "kfac", "kfac-f1", "kfac-bf16", "kfac-eigen", "kfac-bf16inv", "ekfac", "ekfac-t10", "ekfac-f1", "ekfac-bf16", "ekfac-bf16inv", "hf", "auto", "kfac-lean", "ekfac-lean", "tengrad-lean", "diag-lean" }
                 : new[] { "tengrad", "kfac", "kfac-f1", "auto", "kfac-lean", "tengrad-lean" });
             Console.WriteLine($"{p.Name}:");
             // The lean steps must do the library's math: same weights after LeanCheckSteps steps (float32 round-off).
-            var agreement = new[] { "kfac", "ekfac", "tengrad" }.Where(m => methods.Contains(m) && methods.Contains(m + "-lean"))
+            var agreement = LeanStep.Methods.Where(m => methods.Contains(m) && methods.Contains(m + "-lean"))
                 .ToDictionary(m => m, m => LeanCheck.RelativeDifference(p, m, LeanCheckSteps));
             foreach (var (m, d) in agreement) Console.WriteLine(string.Create(Inv, $"  {m} lean step vs library after {LeanCheckSteps} steps: relative difference {d:E1}"));
             var (figures, rate) = InterleavedSteps.Run(p, methods, bothPaths: true, args.Rounds, StepConfigs.BlockStepsFor(p.Group), Console.WriteLine, args.CpuClock);
@@ -240,7 +240,7 @@ internal static class PerfCommand
                     md.AppendLine(string.Create(Inv, $"- {method}: optimizer path / preconditioner path = {o.RatioToSgd / q.RatioToSgd:F2}"));
             }
             md.AppendLine();
-            foreach (var method in new[] { "kfac", "ekfac", "tengrad" })
+            foreach (var method in LeanStep.Methods)
             {
                 var o = figures.FirstOrDefault(f => f.Method == method && f.Path == "optimizer");
                 var l = figures.FirstOrDefault(f => f.Method == method && f.Path == "lean");

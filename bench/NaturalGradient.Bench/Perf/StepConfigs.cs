@@ -154,7 +154,7 @@ internal static class StepConfigs
             c.Own(net); c.Own(adam);
             configs.Add(c);
         }
-        foreach (var method in new[] { "kfac", "ekfac", "tengrad" }.Where(m => methods.Contains(m + "-lean")))
+        foreach (var method in LeanStep.Methods.Where(m => methods.Contains(m + "-lean")))
         {
             var net = model();
             var lean = new LeanStep(method, net, likelihood, lr, momentum, damping: 1e-2, InversePeriodOf(method), FactorPeriod(method));

@@ -32,8 +32,8 @@ internal static class StepLoop
         string path = Value(args, "--path") ?? (plain ? "sgd" : "optimizer");
         if (plain ? path != "sgd" : path is not ("optimizer" or "preconditioner" or "lean"))
             throw new ArgumentException($"option --path: expected optimizer, preconditioner or lean for {method}, got '{path}'");
-        if (path == "lean" && method is not ("kfac" or "ekfac" or "tengrad"))
-            throw new ArgumentException($"option --path: lean steps exist for kfac, ekfac and tengrad, not '{method}'");
+        if (path == "lean" && !LeanStep.Methods.Contains(method))
+            throw new ArgumentException($"option --path: lean steps exist for {string.Join(", ", LeanStep.Methods)}, not '{method}'");
         if (!plain && !StepConfigs.NaturalGradientMethods.Concat(StepConfigs.SerialFactorizationMethods).Contains(method))
             throw new ArgumentException($"option --method: unknown method '{method}'");
         int steps = Positive(args, "--steps", 1000), threads = Positive(args, "--threads", 2), batch = Positive(args, "--batch", 256);
