@@ -38,6 +38,38 @@ public sealed class DiagonalBlock : ICurvatureBlock
 
     public Tensor Precondition(Tensor gradient, double damping) => gradient / (Diagonal.InDtype(gradient.dtype) + damping);
 
+    /// <summary>
+    /// Δ = ḡ ⊘ (diag + λ) with the mean gradient ḡ = w DᵀĀ formed here as (w D)ᵀĀ (the scale on the m × out rows, not
+    /// on the out × in' product) and divided in place: one GEMM, one m × out scaling, the damped diagonal and one
+    /// division, for layers with one position per example and one sample per example; null otherwise (the caller
+    /// forms ḡ and calls <see cref="Precondition"/>).
+    /// </summary>
+    public Tensor? PreconditionMeanGradient(LayerStatistics statistics, double damping) =>
+        PreconditionMeanGradient(statistics, damping, innerProduct: false)?.Direction;
+
+    /// <summary>
+    /// As <see cref="PreconditionMeanGradient(LayerStatistics, double)"/>; with <paramref name="innerProduct"/>, also
+    /// ⟨Δ, ḡ⟩ = Σ Δ ∘ Δ ∘ (diag + λ) in float64 (ḡ = Δ ∘ (diag + λ)), without forming ḡ again.
+    /// </summary>
+    public MeanGradientDirection? PreconditionMeanGradient(LayerStatistics statistics, double damping, bool innerProduct)
+    {
+        if (!statistics.IsRankOne || statistics.Samples != 1) return null;
+        var diagonal = Diagonal;
+        long m = statistics.BatchSize;
+        var d = statistics.OutputGradients.reshape(m, -1).InDtype(diagonal.dtype);
+        var a = statistics.Activations.reshape(m, -1).InDtype(diagonal.dtype);
+        var damped = diagonal + damping;
+        var direction = d.mul(statistics.Weight).t().mm(a).div_(damped);
+        var inner = innerProduct ? direction.square().mul_(damped).sum(ScalarType.Float64) : null;
+        Interlocked.Increment(ref _meanGradientSolves);
+        return new MeanGradientDirection(direction, inner);
+    }
+
+    private static long _meanGradientSolves;
+
+    /// <summary>How many diagonal solves in this process took the mean-gradient route (for tests of the dispatch).</summary>
+    internal static long MeanGradientSolves => Interlocked.Read(ref _meanGradientSolves);
+
     public Tensor Multiply(Tensor v) => v * Diagonal.InDtype(v.dtype);
 
     public Tensor ToDense() => diag(Diagonal.flatten());

@@ -1,0 +1,109 @@
+using NaturalGradient.Capture;
+using NaturalGradient.Curvature;
+using NaturalGradient.Curvature.Blocks;
+using NaturalGradient.Fisher;
+using NaturalGradient.Likelihoods;
+using NaturalGradient.Optim;
+using NaturalGradient.Preconditioning;
+using NaturalGradient.Tests.Reference;
+using TorchSharp;
+using static TorchSharp.torch;
+using static NaturalGradient.Tests.Kfac.KfacFixtures;
+
+namespace NaturalGradient.Tests.Lean;
+
+/// <summary>
+/// The diagonal block's mean-gradient route, Δ = (w D)ᵀĀ ⊘ (diag + λ): checked in float64 against Δ from per-example
+/// gradients of a backward loop (diag = (1/m) Σᵢ gᵢ ∘ gᵢ, ḡ = (1/m) Σᵢ gᵢ, divided element by element), its ⟨Δ, ḡ⟩
+/// against ḡᵀ(diag + λ)⁻¹ḡ, the route declined where it does not apply, and NaturalGradientDescent's diagonal step
+/// (which takes the route) against the preconditioner path (which solves .grad).
+/// </summary>
+[Collection("Torch")]
+public class DiagonalMeanGradientTests
+{
+    private const double Damping = 0.03;
+
+    [Theory]
+    [InlineData(4)]
+    [InlineData(9)]
+    public void Route_EqualsTheElementwiseSolveOfPerExampleGradients(int m)
+    {
+        using var scope = NewDisposeScope();
+        var model = TestModels.Mlp(new[] { 30, 40, 3 }, seed: 2);
+        var likelihood = new CategoricalLikelihood();
+        var x = TestModels.Inputs(m, 30, seed: 4);
+        var y = Labels(m, 3, seed: 5);
+        var (layers, statistics) = Collect(model, x, y, likelihood);
+        var perExample = BruteForce.PerExampleGradients(model, layers, x,
+            (o, t) => nn.functional.cross_entropy(o, t, reduction: nn.Reduction.None), y);
+        for (int l = 0; l < layers.Count; l++)
+        {
+            var block = new DiagonalBlock();
+            block.Update(statistics[l], 0);
+            var meanGradient = perExample[l].mean(new long[] { 0 });
+            var diagonal = perExample[l].square().mean(new long[] { 0 });
+            var expected = meanGradient / (diagonal + Damping);
+            long before = DiagonalBlock.MeanGradientSolves;
+            var routed = ((ICurvatureBlock)block).PreconditionMeanGradient(statistics[l], Damping, innerProduct: true);
+            Assert.NotNull(routed);
+            Assert.Equal(1, DiagonalBlock.MeanGradientSolves - before);
+            TensorAssert.Close(expected, routed!.Value.Direction, rtol: 1e-10, label: $"layer {l}");
+            double inner = routed.Value.GradientInnerProduct!.item<double>();
+            double quadratic = meanGradient.square().div(diagonal + Damping).sum().item<double>();
+            Assert.Equal(quadratic, inner, 1e-10 * Math.Abs(quadratic));
+            Assert.Null(((ICurvatureBlock)block).PreconditionMeanGradient(statistics[l], Damping, innerProduct: false)!.Value.GradientInnerProduct);
+        }
+    }
+
+    /// <summary>Monte-Carlo statistics with two samples per example and a conv layer's positions: no route (the caller solves ḡ).</summary>
+    [Fact]
+    public void Route_IsDeclined_ForSeveralSamplesOrPositions()
+    {
+        using var scope = NewDisposeScope();
+        var model = TestModels.Mlp(new[] { 30, 40, 3 }, seed: 2);
+        var likelihood = new CategoricalLikelihood();
+        var x = TestModels.Inputs(6, 30, seed: 4);
+        var (_, sampled) = Collect(model, x, null, likelihood, FisherKind.MonteCarlo, samples: 2);
+        var block = new DiagonalBlock();
+        block.Update(sampled[0], 0);
+        Assert.Null(block.PreconditionMeanGradient(sampled[0], Damping));
+
+        var net = CreateConvNet(new ConvShape(2, 3, 3, 1, 1, 1, true, 5));
+        var (_, convStatistics) = Collect(net.Model, Images(4, net.Shape), Labels(4, 3), likelihood);
+        var convBlock = new DiagonalBlock();
+        convBlock.Update(convStatistics[0], 0);
+        Assert.Null(convBlock.PreconditionMeanGradient(convStatistics[0], Damping));
+    }
+
+    /// <summary>
+    /// NaturalGradientDescent with the diagonal (empirical Fisher of its own backward, no weight decay, one process) takes
+    /// the route on every layer and steps as the preconditioner path, which solves .grad, with momentum.
+    /// </summary>
+    [Fact]
+    public void NaturalGradientDescent_TakesTheRoute_AndStepsAsThePreconditionerPath()
+    {
+        using var scope = NewDisposeScope();
+        var likelihood = new CategoricalLikelihood();
+        var options = new PreconditionerOptions { Structure = CurvatureStructure.Diagonal, Fisher = FisherKind.Empirical, Damping = 1e-3 };
+        var a = TestModels.Mlp(new[] { 30, 40, 3 }, seed: 9);
+        var b = TestModels.Mlp(new[] { 30, 40, 3 }, seed: 9);
+        using var ngd = new NaturalGradientDescent(a, likelihood, new NaturalGradientOptions { LearningRate = 0.1, Momentum = 0.9, Preconditioner = options });
+        using var pre = new NaturalGradientPreconditioner(b, likelihood, options);
+        var sgd = optim.SGD(b.parameters(), 0.1, momentum: 0.9);
+        long before = DiagonalBlock.MeanGradientSolves;
+        for (int s = 0; s < 3; s++)
+        {
+            using var step = NewDisposeScope();
+            var x = TestModels.Inputs(8, 30, seed: 20 + s);
+            var y = Labels(8, 3, seed: 30 + s);
+            Assert.True(ngd.Step(x, y).Applied);
+            sgd.zero_grad();
+            pre.Backward(b.call(x), y);
+            Assert.True(pre.Precondition().Applied);
+            sgd.step();
+        }
+        Assert.Equal(3 * 2, DiagonalBlock.MeanGradientSolves - before);
+        foreach (var (pa, pb) in a.parameters().Zip(b.parameters()))
+            TensorAssert.Close(pb, pa, rtol: 1e-10, label: "diagonal");
+    }
+}
