@@ -80,7 +80,14 @@ public abstract class LayerAdapterBase : ILayerAdapter
             return ones(shape, dtype: a.dtype, device: a.device);
         }
         if (Bias is null) return a;
-        return functional.pad(a, new long[] { 0, 1 }, PaddingModes.Constant, 1.0);   // [a 1]: one kernel, no ones tensor
+        // [a 1] as one copy of a and a fill of the last column (a constant pad fills the whole output first).
+        var size = a.Sizes();
+        long features = size[^1];
+        size[^1] = features + 1;
+        var abar = empty(size, dtype: a.dtype, device: a.device);
+        abar.narrow(-1, 0, features).copy_(a);
+        abar.narrow(-1, features, 1).fill_(1.0);
+        return abar;
     }
 
     public virtual IReadOnlyList<Tensor> SplitMatrix(Tensor matrix)
