@@ -40,6 +40,7 @@ foreach (bool natural in new[] { true, false })
         : null;
     using var order = new Generator(3);
     var losses = new List<double>();
+    int skipped = 0;
     for (int step = 0; step <= Steps; step++)
     {
         using var scope = torch.NewDisposeScope();
@@ -51,16 +52,22 @@ foreach (bool natural in new[] { true, false })
         var (x, y) = (trainX.index_select(0, index), trainY.index_select(0, index));
         sgd.zero_grad();
         var output = model.call(x);            // call(): the preconditioner's hooks see every layer
+        bool finite;
         if (kfac is not null)
         {
             kfac.Backward(output, y);          // mean cross-entropy, backward, K-FAC statistics
-            kfac.Precondition();               // .grad ← (A ⊗ G + damping)⁻¹ .grad per layer
+            // .grad ← (A ⊗ G + damping)⁻¹ .grad per layer; not applied when the statistics or the solve are not finite
+            finite = kfac.Precondition().Applied;
         }
         else
         {
             likelihood.Loss(output, y).backward();
+            finite = model.parameters().All(p => p.grad is null || p.grad.isfinite().all().item<bool>());
         }
-        sgd.step();
+        // A step with a non-finite gradient is skipped, as NaturalGradientDescent.Step skips it: libtorch's CPU
+        // Conv2d input gradient has been seen to come back with NaN entries now and then (docs/TORCHSHARP-ON-LINUX.md, "Conv2d input gradients").
+        if (finite) sgd.step();
+        else skipped++;
     }
     using (torch.no_grad())
     {
@@ -68,5 +75,6 @@ foreach (bool natural in new[] { true, false })
         string name = natural ? $"K-FAC + SGD(lr {lr}, mom 0.9)" : $"SGD(lr {lr}, mom 0.9)";
         Console.WriteLine($"{name,-30} " + string.Join(" ", losses.Select(l => $"{l,9:F4}"))
             + $"  {likelihood.Loss(output, testY).ToDouble(),9:F4}  {likelihood.Accuracy(output, testY)!.Value,13:F3}");
+        if (skipped > 0) Console.WriteLine($"  ({name}: {skipped} of {Steps} steps skipped, non-finite gradient)");
     }
 }

@@ -1,0 +1,77 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
+using System.Text;
+
+namespace NaturalGradient.Numerics;
+
+/// <summary>
+/// Caps oneDNN, which libtorch uses for CPU convolutions, at AVX2 on AMD processors with AVX-512, unless the process
+/// already chose its instruction set (ONEDNN_MAX_CPU_ISA or DNNL_MAX_CPU_ISA set, to any value).
+/// </summary>
+/// <remarks>
+/// <para>On an AMD EPYC with AVX-512 (libtorch 2.10 CPU, TorchSharp 0.107), the input gradient of Conv2d came back with
+/// NaN entries, or with different finite values, from one run of the same seeded program to the next: in
+/// samples/ConvNet, plain SGD hit a NaN input gradient of its second convolution in 0 to 89 of 150 steps per run and
+/// K-FAC in 0 or 1, with oneDNN allowed AVX-512 (its default there) or capped at AVX512_CORE or AVX512_CORE_BF16;
+/// capped at AVX2, six runs out of six gave the same numbers and no NaN (docs/TORCHSHARP-ON-LINUX.md). The variable is
+/// read by oneDNN once, when it first dispatches, so the cap takes effect only when this assembly is loaded before the
+/// process runs its first convolution: set ONEDNN_MAX_CPU_ISA yourself otherwise (AVX2 for the cap, DEFAULT for oneDNN's
+/// own choice, which this class then leaves alone).</para>
+/// <para>Linear layers and matrix products in float32 go to MKL, not oneDNN: the cap does not change their speed.</para>
+/// </remarks>
+internal static class OneDnnIsaCap
+{
+    /// <summary>The value set, or null when nothing was set (another CPU, or the process chose already).</summary>
+    internal static string? Applied { get; private set; }
+
+    [ModuleInitializer]
+    [SuppressMessage("Usage", "CA2255", Justification = "oneDNN reads its ISA variable once, on its first dispatch: the assembly's load is the earliest point the library is given.")]
+    internal static void Initialize()
+    {
+        try
+        {
+            if (!ShouldCap(Vendor(), Avx512F.IsSupported, Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA"),
+                    Environment.GetEnvironmentVariable("DNNL_MAX_CPU_ISA")))
+                return;
+            if (OperatingSystem.IsLinux() || OperatingSystem.IsFreeBSD())
+            {
+                // .NET keeps its own copy of the environment on Unix: native getenv sees only what setenv wrote.
+                if (SetEnv("ONEDNN_MAX_CPU_ISA", "AVX2", 0) != 0) return;
+            }
+            Environment.SetEnvironmentVariable("ONEDNN_MAX_CPU_ISA", "AVX2");
+            Applied = "AVX2";
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or PlatformNotSupportedException)
+        {
+            // No libc setenv here: leave oneDNN's choice.
+        }
+    }
+
+    /// <summary>True for an AMD x86 processor with AVX-512 when neither variable is set (null or empty).</summary>
+    internal static bool ShouldCap(string? vendor, bool avx512, string? onednn, string? dnnl) =>
+        vendor == "AuthenticAMD" && avx512 && string.IsNullOrEmpty(onednn) && string.IsNullOrEmpty(dnnl);
+
+    /// <summary>The x86 vendor string of CPUID leaf 0 ("AuthenticAMD", "GenuineIntel"), or null on another architecture.</summary>
+    internal static string? Vendor()
+    {
+        if (!X86Base.IsSupported) return null;
+        var (_, ebx, ecx, edx) = X86Base.CpuId(0, 0);
+        var bytes = new byte[12];
+        BitConverter.TryWriteBytes(bytes.AsSpan(0, 4), ebx);
+        BitConverter.TryWriteBytes(bytes.AsSpan(4, 4), edx);
+        BitConverter.TryWriteBytes(bytes.AsSpan(8, 4), ecx);
+        return Encoding.ASCII.GetString(bytes);
+    }
+
+    /// <summary>The process environment as native code reads it (libc getenv), for tests.</summary>
+    internal static string? NativeValue(string name) =>
+        OperatingSystem.IsLinux() ? Marshal.PtrToStringUTF8(GetEnv(name)) : Environment.GetEnvironmentVariable(name);
+
+    [DllImport("libc", EntryPoint = "setenv")]
+    private static extern int SetEnv([MarshalAs(UnmanagedType.LPUTF8Str)] string name, [MarshalAs(UnmanagedType.LPUTF8Str)] string value, int overwrite);
+
+    [DllImport("libc", EntryPoint = "getenv")]
+    private static extern IntPtr GetEnv([MarshalAs(UnmanagedType.LPUTF8Str)] string name);
+}
