@@ -24,6 +24,7 @@ public sealed class Conv2dAdapter : LayerAdapterBase
             throw new NotSupportedException($"layer '{name}' (Conv2d) uses '{module.padding_mode}' padding; only zero padding is supported");
         _conv = module;
         _padding = ZeroPadding(name, module);
+        Numerics.OneDnnIsaCap.ForConvolutions();   // libtorch's Conv2d input gradient on AMD AVX-512 (the class's remarks)
     }
 
     /// <summary>

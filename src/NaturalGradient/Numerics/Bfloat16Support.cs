@@ -9,8 +9,9 @@ internal static class Bfloat16Support
 {
     private static readonly Lazy<bool?> NativeValue = new(() => Read("/proc/cpuinfo"));
 
-    /// <summary>True or false on Linux with a readable /proc/cpuinfo; null where it cannot be told (other systems).</summary>
-    public static bool? Native => NativeValue.Value;
+    /// <summary>True or false on Linux with a readable /proc/cpuinfo; null where it cannot be told (other systems). False
+    /// once <see cref="OneDnnIsaCap"/> has capped oneDNN at AVX2, which leaves bfloat16 products emulated.</summary>
+    public static bool? Native => OneDnnIsaCap.Applied is not null ? false : NativeValue.Value;
 
     /// <summary><see cref="FromCpuInfo"/> of the file at <paramref name="path"/>; null on another system or when it cannot be read.</summary>
     internal static bool? Read(string path)

@@ -1,5 +1,3 @@
-using System.Diagnostics.CodeAnalysis;
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 using System.Text;
@@ -7,45 +5,53 @@ using System.Text;
 namespace NaturalGradient.Numerics;
 
 /// <summary>
-/// Caps oneDNN, which libtorch uses for CPU convolutions, at AVX2 on AMD processors with AVX-512, unless the process
-/// already chose its instruction set (ONEDNN_MAX_CPU_ISA or DNNL_MAX_CPU_ISA set, to any value).
+/// Caps oneDNN, which libtorch uses for CPU convolutions, at AVX2 on AMD processors with AVX-512 when the library first
+/// covers a Conv2d layer, unless the process already chose its instruction set (ONEDNN_MAX_CPU_ISA or DNNL_MAX_CPU_ISA
+/// set, to any value).
 /// </summary>
 /// <remarks>
 /// <para>On an AMD EPYC with AVX-512 (libtorch 2.10 CPU, TorchSharp 0.107), the input gradient of Conv2d came back with
 /// NaN entries, or with different finite values, from one run of the same seeded program to the next: in
 /// samples/ConvNet, plain SGD hit a NaN input gradient of its second convolution in 0 to 89 of 150 steps per run and
 /// K-FAC in 0 or 1, with oneDNN allowed AVX-512 (its default there) or capped at AVX512_CORE or AVX512_CORE_BF16;
-/// capped at AVX2, six runs out of six gave the same numbers and no NaN (docs/TORCHSHARP-ON-LINUX.md). The variable is
-/// read by oneDNN once, when it first dispatches, so the cap takes effect only when this assembly is loaded before the
-/// process runs its first convolution: set ONEDNN_MAX_CPU_ISA yourself otherwise (AVX2 for the cap, DEFAULT for oneDNN's
-/// own choice, which this class then leaves alone).</para>
-/// <para>Linear layers and matrix products in float32 go to MKL, not oneDNN: the cap does not change their speed.</para>
+/// capped at AVX2, six runs out of six gave the same numbers and no NaN (docs/TORCHSHARP-ON-LINUX.md).</para>
+/// <para>The cap also takes oneDNN's bfloat16 instructions away: the bfloat16 K-FAC solve then runs emulated (MLP
+/// 784-512-512-10, batch 256: 11.2 SGD steps per step against 1.8 uncapped). So it is applied only for models with a
+/// covered Conv2d layer, where it protects the gradients, and <see cref="Bfloat16Support.Native"/> reports false once
+/// it is applied. oneDNN reads the variable once, at its first dispatch: the cap takes effect when the optimiser or
+/// preconditioner is built before the process runs its first convolution (or bfloat16 product), as in the usual order
+/// (model, optimiser, training loop). Set ONEDNN_MAX_CPU_ISA yourself otherwise (AVX2 for the cap, DEFAULT for
+/// oneDNN's own choice, which this class then leaves alone).</para>
 /// </remarks>
 internal static class OneDnnIsaCap
 {
     /// <summary>The value set, or null when nothing was set (another CPU, or the process chose already).</summary>
     internal static string? Applied { get; private set; }
 
-    [ModuleInitializer]
-    [SuppressMessage("Usage", "CA2255", Justification = "oneDNN reads its ISA variable once, on its first dispatch: the assembly's load is the earliest point the library is given.")]
-    internal static void Initialize()
+    private static readonly object Gate = new();
+    private static bool _decided;
+
+    /// <summary>Applies the cap once per process if this CPU and environment call for it (later calls do nothing).</summary>
+    internal static void ForConvolutions()
     {
-        try
+        lock (Gate)
         {
-            if (!ShouldCap(Vendor(), Avx512F.IsSupported, Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA"),
-                    Environment.GetEnvironmentVariable("DNNL_MAX_CPU_ISA")))
-                return;
-            if (OperatingSystem.IsLinux() || OperatingSystem.IsFreeBSD())
+            if (_decided) return;
+            _decided = true;
+            try
             {
+                if (!ShouldCap(Vendor(), Avx512F.IsSupported, Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA"),
+                        Environment.GetEnvironmentVariable("DNNL_MAX_CPU_ISA")))
+                    return;
                 // .NET keeps its own copy of the environment on Unix: native getenv sees only what setenv wrote.
-                if (SetEnv("ONEDNN_MAX_CPU_ISA", "AVX2", 0) != 0) return;
+                if ((OperatingSystem.IsLinux() || OperatingSystem.IsFreeBSD()) && SetEnv("ONEDNN_MAX_CPU_ISA", "AVX2", 0) != 0) return;
+                Environment.SetEnvironmentVariable("ONEDNN_MAX_CPU_ISA", "AVX2");
+                Applied = "AVX2";
             }
-            Environment.SetEnvironmentVariable("ONEDNN_MAX_CPU_ISA", "AVX2");
-            Applied = "AVX2";
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or PlatformNotSupportedException)
-        {
-            // No libc setenv here: leave oneDNN's choice.
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or PlatformNotSupportedException)
+            {
+                // No libc setenv here: leave oneDNN's choice.
+            }
         }
     }
 

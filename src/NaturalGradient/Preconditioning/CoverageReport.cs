@@ -119,6 +119,8 @@ public sealed class CoverageReport
         if (o.Structure == CurvatureStructure.Kfac && a is TiedLayerAdapter { KroneckerFactored: false })
             return $", solve in {own} (InversePrecision Bfloat16 does not apply to a Kronecker sum)";
         if (dtype != ScalarType.Float32) return $", solve in {own} (InversePrecision Bfloat16 applies to float32 models)";
+        if (Numerics.OneDnnIsaCap.Applied is { } cap)
+            return $", solve in bfloat16 (emulated: oneDNN is capped at {cap} for this model's Conv2d layers, so it may be slower than float32)";
         return Numerics.Bfloat16Support.Native == false
             ? ", solve in bfloat16 (emulated: this CPU has no bfloat16 instructions, so it may be slower than float32)"
             : ", solve in bfloat16";

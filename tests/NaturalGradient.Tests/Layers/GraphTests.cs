@@ -110,6 +110,11 @@ public class GraphTests
     public void RegistrationReport_SaysWhatTheBfloat16SolveReaches(ScalarType dtype, string solve)
     {
         using var scope = NewDisposeScope();
+        // Once a test in this process has covered a Conv2d layer on an AMD AVX-512 machine, oneDNN is capped at AVX2.
+        if (dtype == ScalarType.Float32 && NaturalGradient.Numerics.OneDnnIsaCap.Applied is { } cap)
+            solve = $", solve in bfloat16 (emulated: oneDNN is capped at {cap} for this model's Conv2d layers, so it may be slower than float32)";
+        else if (dtype == ScalarType.Float32 && NaturalGradient.Numerics.Bfloat16Support.Native == false)
+            solve = ", solve in bfloat16 (emulated: this CPU has no bfloat16 instructions, so it may be slower than float32)";
         var model = new ReportModel();
         model.to(dtype);
         foreach (var structure in new[] { CurvatureStructure.Kfac, CurvatureStructure.Ekfac })

@@ -4,9 +4,10 @@ using NaturalGradient.Numerics;
 namespace NaturalGradient.Tests.Reliability;
 
 /// <summary>
-/// The oneDNN instruction-set cap (<see cref="OneDnnIsaCap"/>): set to AVX2 only on AMD processors with AVX-512 and only
-/// when the process has not chosen, and visible to native code (libc getenv), which is where oneDNN reads it.
+/// The oneDNN instruction-set cap (<see cref="OneDnnIsaCap"/>): set to AVX2 only on AMD processors with AVX-512, only
+/// when a Conv2d layer is covered and the process has not chosen, and visible to native code (libc getenv), which is where oneDNN reads it.
 /// </summary>
+[Collection("Torch")]
 public class OneDnnIsaCapTests
 {
     [Theory]
@@ -31,22 +32,28 @@ public class OneDnnIsaCapTests
             Assert.Contains($"vendor_id\t: {vendor}", File.ReadAllText("/proc/cpuinfo"));
     }
 
-    /// <summary>In this process: when the cap was applied, native code reads AVX2; on an AMD AVX-512 machine it was
-    /// applied unless the variable was set before the process started.</summary>
+    /// <summary>
+    /// Covering a Conv2d layer decides the cap for the process: on an AMD AVX-512 machine whose environment chose no oneDNN
+    /// ISA it is applied, native code reads AVX2 and bfloat16 counts as emulated; elsewhere nothing is set.
+    /// </summary>
     [Fact]
-    public void InThisProcess_TheCapIsWhatNativeCodeReads()
+    public void CoveringAConv2dLayer_AppliesTheCapWhereTheCpuCallsForIt()
     {
-        _ = OneDnnIsaCap.Applied;   // the assembly is loaded: its initializer has run
+        string? before = OneDnnIsaCap.Applied is null ? OneDnnIsaCap.NativeValue("ONEDNN_MAX_CPU_ISA") : null;
+        string? dnnl = OneDnnIsaCap.NativeValue("DNNL_MAX_CPU_ISA");
+        using var conv = TorchSharp.torch.nn.Conv2d(1, 2, 3);
+        _ = new NaturalGradient.Capture.Conv2dAdapter("conv", conv);
+        bool amdAvx512 = OneDnnIsaCap.Vendor() == "AuthenticAMD" && Avx512F.IsSupported;
         if (OneDnnIsaCap.Applied is { } value)
         {
+            Assert.True(amdAvx512);
             Assert.Equal("AVX2", value);
             Assert.Equal("AVX2", OneDnnIsaCap.NativeValue("ONEDNN_MAX_CPU_ISA"));
-            Assert.Equal("AuthenticAMD", OneDnnIsaCap.Vendor());
-            Assert.True(Avx512F.IsSupported);
+            Assert.False(Bfloat16Support.Native);
         }
-        else if (OneDnnIsaCap.Vendor() == "AuthenticAMD" && Avx512F.IsSupported)
+        else
         {
-            Assert.False(string.IsNullOrEmpty(OneDnnIsaCap.NativeValue("ONEDNN_MAX_CPU_ISA")) && string.IsNullOrEmpty(OneDnnIsaCap.NativeValue("DNNL_MAX_CPU_ISA")),
+            Assert.False(amdAvx512 && string.IsNullOrEmpty(before) && string.IsNullOrEmpty(dnnl),
                 "an AMD AVX-512 process without a chosen oneDNN ISA should have been capped");
         }
     }
