@@ -77,6 +77,8 @@ public static class ModelFactory
         if (!IsImageShape(inputShape))
             throw new ArgumentOutOfRangeException(nameof(inputShape), $"conv net needs a c×h×w input shape with h, w ≥ 4, got [{string.Join(", ", inputShape)}]");
         if (outputs < 1) throw new ArgumentOutOfRangeException(nameof(outputs), outputs, $"outputs must be ≥ 1, got {outputs}");
+        // Before any convolution runs, whatever optimiser trains the net (compare runs SGD and Adam in the same process).
+        NaturalGradient.Numerics.OneDnnIsaCap.ForConvolutions();
         long c = inputShape[0], h = inputShape[1] / 2 / 2, w = inputShape[2] / 2 / 2;
         var (c1, c2) = ConvChannels;
         return Sequential(new (string, Module<Tensor, Tensor>)[]

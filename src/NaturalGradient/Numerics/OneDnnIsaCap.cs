@@ -23,16 +23,21 @@ namespace NaturalGradient.Numerics;
 /// (model, optimiser, training loop). Set ONEDNN_MAX_CPU_ISA yourself otherwise (AVX2 for the cap, DEFAULT for
 /// oneDNN's own choice, which this class then leaves alone).</para>
 /// </remarks>
-internal static class OneDnnIsaCap
+public static class OneDnnIsaCap
 {
-    /// <summary>The value set, or null when nothing was set (another CPU, or the process chose already).</summary>
-    internal static string? Applied { get; private set; }
+    /// <summary>The value set ("AVX2"), or null when nothing was set (another CPU, the process chose already, or no
+    /// Conv2d layer has been covered yet).</summary>
+    public static string? Applied { get; private set; }
 
     private static readonly object Gate = new();
     private static bool _decided;
 
-    /// <summary>Applies the cap once per process if this CPU and environment call for it (later calls do nothing).</summary>
-    internal static void ForConvolutions()
+    /// <summary>
+    /// Applies the cap once per process if this CPU and environment call for it (later calls do nothing). The library
+    /// calls it when it first covers a Conv2d layer; call it yourself before the first convolution when a process runs
+    /// convolutions before it builds a natural-gradient optimiser (an SGD baseline first, say). Thread-safe.
+    /// </summary>
+    public static void ForConvolutions()
     {
         lock (Gate)
         {
