@@ -49,6 +49,44 @@ public class TengradBatchedSolveTests
         }
     }
 
+    /// <summary>
+    /// The stacked Grams and systems live in buffers the group's first block keeps: a second step on new statistics of the
+    /// same shapes writes into the same buffer (no b × n × n float64 tensors made per step) and still equals the single
+    /// solves; a batch of another n gets buffers of its shape; Dispose releases them.
+    /// </summary>
+    [Fact]
+    public void BatchBuffers_AreKeptAcrossSteps_AndTheSolvesStillEqualTheSingleOnes()
+    {
+        using var scope = NewDisposeScope();
+        var first = WideAndNarrowLayers(6);
+        var curvature = new BlockDiagonalCurvature(_ => new TengradBlock());
+        curvature.Update(new CurvatureBatch(first.Statistics, null!, null!, 0));
+        curvature.PreconditionMeanGradient(first.Layers, first.Gradients, first.Statistics, Damping);
+        var head = (TengradBlock)curvature.Block(first.Layers[0].Name);
+        var buffer = head.BatchGramBuffer!;
+        Assert.Equal(new long[] { first.Layers.Count, 6, 6 }, buffer.shape);
+
+        var second = WideAndNarrowLayers(6);
+        var statistics = second.Statistics.Select(s => new LayerStatistics(s.Adapter, s.Activations.mul(1.5), s.OutputGradients.mul(0.5), s.Weight)
+            { GradientWeight = s.GradientWeight }).ToList();
+        curvature.Update(new CurvatureBatch(statistics, null!, null!, 1));
+        var delta = curvature.PreconditionMeanGradient(second.Layers, second.Gradients.Select(g => g.mul(0.75)).ToList(), statistics, Damping);
+        Assert.Same(buffer, head.BatchGramBuffer);
+        for (int l = 0; l < second.Layers.Count; l++)
+        {
+            using var single = new TengradBlock();
+            single.Update(statistics[l], 0);
+            TensorAssert.Close(single.PreconditionMeanGradient(statistics[l], Damping)!, delta[l], rtol: 1e-13, label: second.Layers[l].Name);
+        }
+
+        var third = WideAndNarrowLayers(9);
+        curvature.Update(new CurvatureBatch(third.Statistics, null!, null!, 2));
+        curvature.PreconditionMeanGradient(third.Layers, third.Gradients, third.Statistics, Damping);
+        Assert.Equal(new long[] { third.Layers.Count, 9, 9 }, head.BatchGramBuffer!.shape);
+        curvature.Dispose();
+        Assert.Null(head.BatchGramBuffer);
+    }
+
     [Fact]
     public void Float32_EachLayerEqualsItsSingleSolve()
     {

@@ -184,6 +184,7 @@ public sealed partial class TengradBlock : ICurvatureBlock
 
     public void Dispose()
     {
+        DisposeBatchWorkspace();
         _a = _d = _gram = null;
         _general = null;
         _statistics = null;
