@@ -20,8 +20,9 @@ namespace NaturalGradient.Numerics;
 /// covered Conv2d layer, where it protects the gradients, and <see cref="Bfloat16Support.Native"/> reports false once
 /// it is applied. oneDNN reads the variable once, at its first dispatch: the cap takes effect when the optimiser or
 /// preconditioner is built before the process runs its first convolution (or bfloat16 product), as in the usual order
-/// (model, optimiser, training loop). Set ONEDNN_MAX_CPU_ISA yourself otherwise (AVX2 for the cap, DEFAULT for
-/// oneDNN's own choice, which this class then leaves alone).</para>
+/// (model, optimiser, training loop). Otherwise call <see cref="ForConvolutions"/> before the first convolution, or start
+/// the process with ONEDNN_MAX_CPU_ISA set (AVX2 for the cap, DEFAULT for oneDNN's own choice, which this class then
+/// leaves alone): a variable set from .NET on Unix does not reach native code.</para>
 /// </remarks>
 public static class OneDnnIsaCap
 {
