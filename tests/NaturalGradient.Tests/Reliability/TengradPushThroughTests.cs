@@ -369,28 +369,9 @@ public class TengradPushThroughTests
     public void NaturalGradientDescent_TakesTheMeanGradientRoute_AndStepsAsThePreconditionerPath(CurvatureStructure structure)
     {
         using var scope = NewDisposeScope();
-        var likelihood = new CategoricalLikelihood();
         var options = new PreconditionerOptions { Structure = structure, Fisher = FisherKind.Empirical, Damping = 1e-3 };
-        var a = TestModels.Mlp(new[] { 30, 40, 3 }, seed: 9);
-        var b = TestModels.Mlp(new[] { 30, 40, 3 }, seed: 9);
-        using var ngd = new NaturalGradient.Optim.NaturalGradientDescent(a, likelihood, new NaturalGradient.Optim.NaturalGradientOptions { LearningRate = 0.1, Momentum = 0, Preconditioner = options });
-        using var pre = new NaturalGradientPreconditioner(b, likelihood, options);
-        var sgd = optim.SGD(b.parameters(), 0.1);
         long before = TengradBlock.MeanGradientSolves;
-        for (int s = 0; s < 3; s++)
-        {
-            using var step = NewDisposeScope();
-            var x = TestModels.Inputs(8, 30, seed: 20 + s);
-            manual_seed(30 + s);
-            var y = randint(0, 3, 8);
-            Assert.True(ngd.Step(x, y).Applied);
-            sgd.zero_grad();
-            pre.Backward(b.call(x), y);
-            Assert.True(pre.Precondition().Applied);
-            sgd.step();
-        }
+        PathTwins.AssertOptimizerStepsAsPreconditionerPath(options, momentum: 0, label: structure.ToString());
         Assert.Equal(3 * 2, TengradBlock.MeanGradientSolves - before);
-        foreach (var (pa, pb) in a.parameters().Zip(b.parameters()))
-            TensorAssert.Close(pb, pa, rtol: 1e-10, label: structure.ToString());
     }
 }

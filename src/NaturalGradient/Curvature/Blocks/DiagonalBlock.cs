@@ -53,11 +53,8 @@ public sealed class DiagonalBlock : ICurvatureBlock
     /// </summary>
     public MeanGradientDirection? PreconditionMeanGradient(LayerStatistics statistics, double damping, bool innerProduct)
     {
-        if (!statistics.IsRankOne || statistics.Samples != 1) return null;
         var diagonal = Diagonal;
-        long m = statistics.BatchSize;
-        var d = statistics.OutputGradients.reshape(m, -1).InDtype(diagonal.dtype);
-        var a = statistics.Activations.reshape(m, -1).InDtype(diagonal.dtype);
+        if (Kfac.KroneckerFactors.MeanGradientRows(statistics, diagonal.dtype) is not var (d, a)) return null;   // m × out, m × in'
         var damped = diagonal + damping;
         var direction = d.mul(statistics.Weight).t().mm(a).div_(damped);
         var inner = innerProduct ? direction.square().mul_(damped).sum(ScalarType.Float64) : null;
