@@ -9,8 +9,20 @@
 //        [--threads 2] [--batch 256]   one step configuration of perf on its own (for a profiler): ms per step, minor page faults per step
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- hf-precond --data weather|wine|fashion-mnist [--steps 60] [--every 10]
 //        [--damping 0.01] [--tols 1e-1,1e-2,1e-3] [--variants none,mc-fresh,…]   CG iterations of Hessian-free's solve with and without K-FAC preconditioners
+// Every mode takes --allocator retain|default: glibc keeps freed memory as natgrad sets it (NativeAllocator, the default)
+// or runs with glibc's own thresholds.
 using NaturalGradient.Bench.Perf;
 using NaturalGradient.Bench;
+
+int allocatorAt = Array.IndexOf(args, "--allocator");
+string allocator = allocatorAt < 0 ? "retain" : allocatorAt + 1 < args.Length ? args[allocatorAt + 1] : "";
+if (allocator is not ("retain" or "default"))
+{
+    Console.Error.WriteLine($"bench: error: option --allocator: expected retain or default, got '{allocator}'");
+    return 2;
+}
+if (allocatorAt >= 0) args = args.Where((_, i) => i != allocatorAt && i != allocatorAt + 1).ToArray();
+if (allocator == "retain") NaturalGradient.Numerics.NativeAllocator.RetainFreedMemory();   // as natgrad does, before the first tensor
 
 var mode = args.FirstOrDefault() ?? "steps";
 bool quick = args.Contains("--quick");
@@ -47,6 +59,6 @@ static int StepsOption(string[] args)
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: NaturalGradient.Bench steps [--quick] | memory [--methods a,b] [--steps N] | micro [--quick] | perf [--quick] [--part all|kernels|steps|accuracy] [--methods a,b] [--problems mlp256,mlp128,figure5] [--threads N] [--rounds N] [--epochs N] [--clock wall|cpu] [--kl-clip κ] [--kl-clip-form step|gradient] [--eval-every N] [--inverse-period N] [--factor-period N] [--damping λ] [--momentum μ] [--factor-precision model|bfloat16] | loop --method M [--path optimizer|preconditioner|lean] [--steps N] [--threads N] [--batch N] | hf-precond --data NAME [--steps N] [--every N] [--offset N] [--variants a,b]");
+    Console.Error.WriteLine("usage: NaturalGradient.Bench steps [--quick] | memory [--methods a,b] [--steps N] | micro [--quick] | perf [--quick] [--part all|kernels|steps|accuracy] [--methods a,b] [--problems mlp256,mlp128,figure5] [--threads N] [--rounds N] [--epochs N] [--clock wall|cpu] [--kl-clip κ] [--kl-clip-form step|gradient] [--eval-every N] [--inverse-period N] [--factor-period N] [--damping λ] [--momentum μ] [--factor-precision model|bfloat16] | loop --method M [--path optimizer|preconditioner|lean] [--steps N] [--threads N] [--batch N] [--depth D] | hf-precond --data NAME [--steps N] [--every N] [--offset N] [--variants a,b]; every mode: [--allocator retain|default]");
     return 2;
 }

@@ -63,13 +63,14 @@ internal static class Results
         dotnet = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription,
         load_average = LoadAverage(),
         omp_wait_policy = OmpWaitPolicy(),
+        allocator = Allocator(),
         utc = DateTime.UtcNow.ToString("O"),
     };
 
     public static string MachineLine()
     {
         var load = LoadAverage();
-        return $"{CpuModel() ?? "unknown CPU"}, {Environment.ProcessorCount} logical processors, {TorchSharp.torch.get_num_threads()} torch thread(s), OMP_WAIT_POLICY {OmpWaitPolicy()}, " +
+        return $"{CpuModel() ?? "unknown CPU"}, {Environment.ProcessorCount} logical processors, {TorchSharp.torch.get_num_threads()} torch thread(s), OMP_WAIT_POLICY {OmpWaitPolicy()}, allocator {Allocator()}, " +
                $"{System.Runtime.InteropServices.RuntimeInformation.OSDescription}; load average at the start {load ?? "n/a"} (shared machine)";
     }
 
@@ -88,6 +89,15 @@ internal static class Results
     /// threads sleep between parallel regions and the many small regions of a Cholesky inverse or eigendecomposition
     /// of a 500–800 wide matrix pay a wake-up each (docs/PERFORMANCE.md, "Thread wait policy").
     /// </summary>
+    /// <summary>
+    /// How glibc's allocator runs: "freed memory retained" when the bench set the thresholds natgrad sets
+    /// (<see cref="NaturalGradient.Numerics.NativeAllocator"/>), else "glibc defaults" (<c>--allocator default</c>, or the
+    /// environment chose its own settings, or not glibc).
+    /// </summary>
+    public static string Allocator() => NaturalGradient.Numerics.NativeAllocator.Applied
+        ? $"freed memory retained (mmap threshold {NaturalGradient.Numerics.NativeAllocator.MmapThreshold >> 20} MiB, trim threshold {NaturalGradient.Numerics.NativeAllocator.TrimThreshold >> 20} MiB, as natgrad)"
+        : "glibc defaults";
+
     public static string OmpWaitPolicy() => Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is { Length: > 0 } p ? p : "default";
 
     private static string? LoadAverage()

@@ -10,10 +10,14 @@ public static class Program
     /// <summary>
     /// Runs natgrad on the process's console; Ctrl+C (SIGINT) or SIGTERM stops training between steps, after which a
     /// checkpoint is written and natgrad exits with <see cref="ExitCodes.Interrupted"/>. A second Ctrl+C, a second or more
-    /// after the first, ends the process (<see cref="Commands.InterruptPolicy"/>).
+    /// after the first, ends the process (<see cref="Commands.InterruptPolicy"/>). Sets glibc's allocator to keep freed
+    /// memory first (<see cref="NaturalGradient.Numerics.NativeAllocator.RetainFreedMemory"/>).
     /// </summary>
     public static int Main(string[] args)
     {
+        // Before the first tensor: glibc keeps freed memory for the next step's tensors (no process-wide change when the
+        // environment sets the allocator itself; docs/PERFORMANCE.md, "The allocator's thresholds").
+        NaturalGradient.Numerics.NativeAllocator.RetainFreedMemory();
         // Not disposed: a Ctrl+C can arrive after Run returns, while the process ends, and the handler must still find it.
         var cancel = new CancellationTokenSource();
         var interrupts = new Commands.InterruptPolicy();

@@ -176,11 +176,16 @@ internal static class PerfCommand
             for (int i = 1; i < depth; i++) shapes.Add(new(20, 20));
             shapes.Add(new(20, 1));
             int d = depth;
-            problems.Add(new($"figure 5: depth {depth} × 20, batch 128", "figure5",
-                () => { manual_seed(0); return ModelFactory.Mlp(new long[] { 16 }, 1, Enumerable.Repeat(20, d).ToArray(), Activation.Tanh, ScalarType.Float32); },
-                fx, fy, new GaussianLikelihood(), shapes));
+            problems.Add(new($"figure 5: depth {depth} × 20, batch 128", "figure5", () => Figure5Net(d), fx, fy, new GaussianLikelihood(), shapes));
         }
         return problems;
+    }
+
+    /// <summary>The step part's figure-5 net: a tanh MLP of <paramref name="depth"/> hidden layers of 20 units, 16 inputs, 1 output (float32, seed 0).</summary>
+    internal static nn.Module<Tensor, Tensor> Figure5Net(int depth)
+    {
+        manual_seed(0);
+        return ModelFactory.Mlp(new long[] { 16 }, 1, Enumerable.Repeat(20, depth).ToArray(), Activation.Tanh, ScalarType.Float32);
     }
 
     private static object StepPart(Args args, StringBuilder md, Action<object> savePartial)

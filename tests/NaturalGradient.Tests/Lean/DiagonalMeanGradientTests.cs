@@ -54,6 +54,40 @@ public class DiagonalMeanGradientTests
         }
     }
 
+    /// <summary>
+    /// A rank-one layer's diagonal and the damped diagonal are written into storage kept from one update to the next
+    /// (no out × in' tensor made per step), and the second batch's route and diagonal still equal those of a fresh block,
+    /// which equal the brute-force solve of the first test.
+    /// </summary>
+    [Fact]
+    public void Buffers_AreKeptAcrossUpdates_AndTheSecondBatchEqualsAFreshBlock()
+    {
+        using var scope = NewDisposeScope();
+        var model = TestModels.Mlp(new[] { 30, 40, 3 }, seed: 2);
+        var likelihood = new CategoricalLikelihood();
+        var (_, first) = Collect(model, TestModels.Inputs(7, 30, seed: 4), Labels(7, 3, seed: 5), likelihood);
+        var (_, second) = Collect(model, TestModels.Inputs(7, 30, seed: 6), Labels(7, 3, seed: 7), likelihood);
+        using var block = new DiagonalBlock();
+        block.Update(first[0], 0);
+        block.PreconditionMeanGradient(first[0], Damping);
+        var (diagonal, damped) = (block.DiagonalBuffer!, block.DampedBuffer!);
+        Assert.Equal(new long[] { 40, 31 }, diagonal.shape);
+
+        block.Update(second[0], 1);
+        var routed = block.PreconditionMeanGradient(second[0], Damping)!;
+        Assert.Same(diagonal, block.DiagonalBuffer);
+        Assert.Same(damped, block.DampedBuffer);
+        using var fresh = new DiagonalBlock();
+        fresh.Update(second[0], 0);
+        TensorAssert.Close(fresh.PreconditionMeanGradient(second[0], Damping)!, routed, rtol: 1e-14, label: "route");
+        var ones = torch.ones(40, 31, dtype: ScalarType.Float64);
+        TensorAssert.Close(fresh.Multiply(ones), block.Multiply(ones), rtol: 1e-14, label: "diagonal");
+
+        block.Dispose();
+        Assert.Null(block.DiagonalBuffer);
+        Assert.Null(block.DampedBuffer);
+    }
+
     /// <summary>Monte-Carlo statistics with two samples per example and a conv layer's positions: no route (the caller solves ḡ).</summary>
     [Fact]
     public void Route_IsDeclined_ForSeveralSamplesOrPositions()

@@ -9,11 +9,13 @@ namespace NaturalGradient.Curvature.Blocks;
 /// The diagonal of a layer's metric, diag(M_l) = w Σ gᵢ ∘ gᵢ, and the solve g / (diag + λ).
 /// For rank-one layers (Linear, T = 1) it is w (δ∘δ)ᵀ(ā∘ā) without forming per-sample gradients; for index layers
 /// (Embedding) it comes from the token indices (<see cref="TokenGradients.SquaredSum"/>, memory O(n T out + p_l)).
-/// Other layers form the per-sample gradients: cost O(n p_l); memory O(n p_l).
+/// Other layers form the per-sample gradients: cost O(n p_l); memory O(n p_l). For rank-one layers the diagonal and
+/// the damped diagonal of the mean-gradient solve are written into two out × in' buffers kept across steps.
 /// </summary>
 public sealed class DiagonalBlock : ICurvatureBlock
 {
     private Tensor? _diagonal; // out × in'
+    private readonly KeptBuffer _rankOneDiagonal = new(), _damped = new();
 
     public void Update(LayerStatistics statistics, long step)
     {
@@ -21,8 +23,10 @@ public sealed class DiagonalBlock : ICurvatureBlock
         {
             var a = statistics.PairedActivations().squeeze(1);
             var d = statistics.FlatOutputGradients().squeeze(1);
-            // w folded into the m × out squares, the smaller operand: no pass over the out × in' product.
-            _diagonal = d.square().mul_(statistics.Weight).t().mm(a.square());
+            // w folded into the m × out squares, the smaller operand: no pass over the out × in' product; β = 0 ignores
+            // the buffer's old contents.
+            var buffer = _rankOneDiagonal.Get(stackalloc long[] { statistics.OutputWidth, statistics.InputWidth }, a.dtype, a.device);
+            _diagonal = buffer.addmm_(d.square().mul_(statistics.Weight).t(), a.square(), beta: 0);
         }
         else if (statistics.PairedTokens() is { } tokens)
         {
@@ -42,7 +46,7 @@ public sealed class DiagonalBlock : ICurvatureBlock
     /// Δ = ḡ ⊘ (diag + λ) with the mean gradient ḡ = w DᵀĀ formed here as (w D)ᵀĀ (the scale on the m × out rows, not
     /// on the out × in' product) and divided in place: one GEMM, one m × out scaling, the damped diagonal and one
     /// division, for layers with one position per example and one sample per example; null otherwise (the caller
-    /// forms ḡ and calls <see cref="Precondition"/>).
+    /// forms ḡ and calls <see cref="Precondition"/>). The damped diagonal is formed in a buffer kept across steps.
     /// </summary>
     public Tensor? PreconditionMeanGradient(LayerStatistics statistics, double damping) =>
         PreconditionMeanGradient(statistics, damping, innerProduct: false)?.Direction;
@@ -55,7 +59,8 @@ public sealed class DiagonalBlock : ICurvatureBlock
     {
         var diagonal = Diagonal;
         if (Kfac.KroneckerFactors.MeanGradientRows(statistics, diagonal.dtype) is not var (d, a)) return null;   // m × out, m × in'
-        var damped = diagonal + damping;
+        var damped = _damped.Get(stackalloc long[] { statistics.OutputWidth, statistics.InputWidth }, diagonal.dtype, diagonal.device)
+            .copy_(diagonal).add_(damping);
         var direction = d.mul(statistics.Weight).t().mm(a).div_(damped);
         var inner = innerProduct ? direction.square().mul_(damped).sum(ScalarType.Float64) : null;
         Interlocked.Increment(ref _meanGradientSolves);
@@ -63,6 +68,12 @@ public sealed class DiagonalBlock : ICurvatureBlock
     }
 
     private static long _meanGradientSolves;
+
+    /// <summary>The kept diagonal and damped-diagonal buffers of a rank-one layer, or null (for tests of their reuse).</summary>
+    internal Tensor? DiagonalBuffer => _rankOneDiagonal.Current;
+
+    /// <inheritdoc cref="DiagonalBuffer"/>
+    internal Tensor? DampedBuffer => _damped.Current;
 
     /// <summary>How many diagonal solves in this process took the mean-gradient route (for tests of the dispatch).</summary>
     internal static long MeanGradientSolves => Interlocked.Read(ref _meanGradientSolves);
@@ -73,5 +84,10 @@ public sealed class DiagonalBlock : ICurvatureBlock
 
     public double MeanCurvature() => Diagonal.mean().ToDouble();
 
-    public void Dispose() => _diagonal = null;
+    public void Dispose()
+    {
+        _diagonal = null;
+        _rankOneDiagonal.Dispose();
+        _damped.Dispose();
+    }
 }

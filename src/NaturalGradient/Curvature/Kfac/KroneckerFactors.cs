@@ -122,8 +122,8 @@ public static class KroneckerFactors
     internal static (Tensor D, Tensor A)? MeanGradientRows(LayerStatistics statistics, ScalarType dtype)
     {
         if (!statistics.IsRankOne || statistics.Samples != 1 || statistics.Tokens is not null) return null;
-        return (statistics.OutputGradients.detach().reshape(statistics.BatchSize, -1).InDtype(dtype),
-                statistics.Activations.detach().reshape(statistics.BatchSize, -1).InDtype(dtype));
+        return (statistics.OutputGradients.NoGraph().reshape(statistics.BatchSize, -1).InDtype(dtype),
+                statistics.Activations.NoGraph().reshape(statistics.BatchSize, -1).InDtype(dtype));
     }
 
     private static long _meanGradientSolves;
