@@ -61,7 +61,7 @@ internal static class MemoryFlatness
         return new Outcome(probe.At(100), probe.At(1000), probe.At(Steps), error, probe);
     }
 
-    private static string Pct(double v) => double.IsFinite(v) ? v.ToString("+0.0;-0.0", Inv) + "%" : "n/a";
+    private static string Pct(double v) => double.IsFinite(v) ? Math.Round(v, 1).ToString("+0.0;-0.0;+0.0", Inv) + "%" : "n/a";
 
     /// <param name="methods">Catalog names, and kfac-bf16inv / ekfac-bf16inv (the solve in bfloat16).</param>
     /// <param name="steps">Steps per run (≥ 2,000; the check uses 10,000): RSS is compared at 1,000 and at the end.</param>

@@ -19,6 +19,8 @@ internal static class EnvironmentInfo
         ["architecture"] = RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant(),
         ["processor_count"] = Environment.ProcessorCount,
         ["cpu_model"] = CpuModel(),
+        // True when glibc keeps freed memory (natgrad's start-up setting; false when the environment set the allocator).
+        ["allocator_retains_freed_memory"] = NaturalGradient.Numerics.NativeAllocator.Applied,
     };
 
     /// <summary>The processor's name from /proc/cpuinfo ("model name"), or null where there is none (non-Linux).</summary>
