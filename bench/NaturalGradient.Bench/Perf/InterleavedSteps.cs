@@ -21,7 +21,10 @@ internal sealed record StepFigure(string Method, string Path, string Label, doub
 /// Interleaved timing: in each round every configuration takes a block of <c>block</c> consecutive steps (a whole
 /// inverse period, so refreshes are amortised as in training), timed as one, and a GEMM of the problem's first-layer
 /// shape is timed too. A configuration's ratio is the median over rounds of (its block time / SGD's block time in
-/// the same round): load changes between rounds cancel. One warm-up round is not timed; in it the tensors each
+/// the same round): load changes between rounds cancel. A block is lengthened to a whole multiple of <c>block</c> for
+/// which SGD's block lasts at least <see cref="MinimumBlockMs"/> (timed once after the warm-up round): a step of a
+/// fraction of a millisecond (the depth-1 figure-5 net's) would otherwise make blocks of a few milliseconds, which one
+/// scheduling hiccup of a shared machine doubles. One warm-up round is not timed; in it the tensors each
 /// configuration creates per step are counted (TorchSharp's per-thread dispose-scope statistics: one per native result,
 /// views and aliases included), a measure of its fixed per-step work that does not depend on the machine's load.
 /// With <c>cpuClock</c> the times are the process's CPU time (all threads, CLOCK_PROCESS_CPUTIME_ID) instead of wall
@@ -31,7 +34,10 @@ internal sealed record StepFigure(string Method, string Path, string Label, doub
 /// </summary>
 internal static class InterleavedSteps
 {
-    public static (List<StepFigure> Figures, double GemmGflops) Run(StepProblem problem, IReadOnlyList<string> methods, bool bothPaths, int rounds, int block,
+    /// <summary>The shortest SGD block, in ms, that a block's length is chosen for.</summary>
+    public const double MinimumBlockMs = 100;
+
+    public static (List<StepFigure> Figures, double GemmGflops, int BlockSteps) Run(StepProblem problem, IReadOnlyList<string> methods, bool bothPaths, int rounds, int block,
         Action<string> log, bool cpuClock = false)
     {
         var configs = StepConfigs.Build(problem.Model, problem.Likelihood, methods, bothPaths);
@@ -59,7 +65,11 @@ internal static class InterleavedSteps
                     else tensors[c.Label] = (Created() - created) / (double)block;
                 }
                 double rate0 = GemmGflops(a, b, cpuClock);
-                if (r == 0) continue;                                    // the warm-up round counts for neither steps nor GEMM
+                if (r == 0)                                              // the warm-up round counts for neither steps nor GEMM
+                {
+                    block *= BlockMultiple(configs.Single(c => c.Label == "sgd"), problem, block, cpuClock);
+                    continue;
+                }
                 gemm.Add(rate0);
                 log($"  round {r}/{rounds}: sgd {times["sgd"][^1]:F2} ms/step, GEMM {gemm[^1]:F1} GFLOP/s");
             }
@@ -74,12 +84,26 @@ internal static class InterleavedSteps
                 figures.Add(new StepFigure(c.Method, c.Path, c.Label, Median(times[c.Label]), Quantile(ratios, 0.5), Quantile(ratios, 0.1), Quantile(ratios, 0.9),
                     floor, extra / 1e9, rounds, tensors[c.Label]));
             }
-            return (figures, rate);
+            return (figures, rate, block);
         }
         finally
         {
             foreach (var c in configs) c.Dispose();
         }
+    }
+
+    /// <summary>The smallest k ≥ 1 for which k blocks of SGD steps last at least <see cref="MinimumBlockMs"/>, from one timed block.</summary>
+    private static int BlockMultiple(StepConfig sgd, StepProblem problem, int block, bool cpuClock)
+    {
+        GC.Collect();
+        double start = Clock.Milliseconds(cpuClock);
+        for (int s = 0; s < block; s++)
+        {
+            using var scope = NewDisposeScope();
+            sgd.Step(problem.X, problem.Y);
+        }
+        double ms = Clock.Milliseconds(cpuClock) - start;
+        return ms >= MinimumBlockMs || ms <= 0 ? 1 : (int)Math.Ceiling(MinimumBlockMs / ms);
     }
 
     /// <summary>Tensors created so far on this thread, inside and outside dispose scopes.</summary>

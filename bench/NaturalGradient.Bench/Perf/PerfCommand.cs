@@ -193,7 +193,7 @@ internal static class PerfCommand
         var problems = Problems(args.Problems, out var data, out var dataNote);
         using var _ = data;
         md.AppendLine("## Step time over an SGD step").AppendLine();
-        md.AppendLine(string.Create(Inv, $"Interleaved rounds in one process: each round, every configuration takes a block of {StepConfigs.BlockSteps} steps on the MLP (one EKFAC eigenbasis period, two K-FAC inverse periods) and of {StepConfigs.SmallNetBlockSteps} on the figure-5 nets (a whole number of factor, inverse and eigenbasis periods), and a GEMM of the first layer's shape is timed; "));
+        md.AppendLine(string.Create(Inv, $"Interleaved rounds in one process: each round, every configuration takes a block of {StepConfigs.BlockSteps} steps on the MLP (one EKFAC eigenbasis period, two K-FAC inverse periods) and of {StepConfigs.SmallNetBlockSteps} on the figure-5 nets (a whole number of factor, inverse and eigenbasis periods), lengthened to a whole multiple of that for which SGD's block lasts at least {InterleavedSteps.MinimumBlockMs:F0} ms (each problem's heading gives the length), and a GEMM of the first layer's shape is timed; "));
         md.AppendLine(string.Create(Inv, $"ratio = median over {args.Rounds} rounds of (block time / SGD's block time in that round), p10–p90 in brackets; one untimed warm-up round. "));
         md.AppendLine("SGD: torch.optim.SGD, momentum 0.9. Natural-gradient settings: momentum 0.9, constant damping 0.01, empirical Fisher, no KL clip, ");
         md.AppendLine($"K-FAC inverses every {StepConfigs.InversePeriod} steps, EKFAC's eigenbasis every {KfacOptions.DefaultEigenbasisUpdatePeriod} (ekfac-t10: every {StepConfigs.InversePeriod}), factors every {StepConfigs.DefaultFactorPeriod} (the library's defaults; -f1: every step) (kfac: Cholesky; kfac-eigen: eigh; -bf16: bfloat16 factor GEMMs; -bf16inv: the solve's products in bfloat16, floor counted at the float32 GEMM rate), Hessian-free exactly {StepConfigs.CgIterations} CG iterations. ");
@@ -215,10 +215,11 @@ internal static class PerfCommand
             var agreement = LeanStep.Methods.Where(m => methods.Contains(m) && methods.Contains(m + "-lean"))
                 .ToDictionary(m => m, m => LeanCheck.RelativeDifference(p, m, LeanCheckSteps));
             foreach (var (m, d) in agreement) Console.WriteLine(string.Create(Inv, $"  {m} lean step vs library after {LeanCheckSteps} steps: relative difference {d:E1}"));
-            var (figures, rate) = InterleavedSteps.Run(p, methods, bothPaths: true, args.Rounds, StepConfigs.BlockStepsFor(p.Group), Console.WriteLine, args.CpuClock);
+            var (figures, rate, blockSteps) = InterleavedSteps.Run(p, methods, bothPaths: true, args.Rounds, StepConfigs.BlockStepsFor(p.Group), Console.WriteLine, args.CpuClock);
             double sgdMs = figures.First(f => f.Method == "sgd").MedianMs;
+            Console.WriteLine(string.Create(Inv, $"  blocks of {blockSteps} steps"));
             md.AppendLine(string.Create(Inv, $"### {p.Name}")).AppendLine();
-            md.AppendLine(string.Create(Inv, $"SGD step {sgdMs:F2} ms (median over rounds); GEMM rate {rate:F1} GFLOP/s (float32, {p.Batch} × {p.Layers[0].InBar} · {p.Layers[0].InBar} × {p.Layers[0].Out}).")).AppendLine();
+            md.AppendLine(string.Create(Inv, $"SGD step {sgdMs:F2} ms (median over rounds); GEMM rate {rate:F1} GFLOP/s (float32, {p.Batch} × {p.Layers[0].InBar} · {p.Layers[0].InBar} × {p.Layers[0].Out}); blocks of {blockSteps} steps.")).AppendLine();
             md.AppendLine("| method | path | step (ms) | step / SGD step [p10–p90] | FLOP floor | ratio / floor | extra GFLOP per step | tensors per step |");
             md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|");
             foreach (var f in figures)

@@ -52,8 +52,9 @@ internal static class StepConfigs
 
     /// <summary>
     /// Steps per timed block on the figure-5 nets (0.2–10 ms steps): 60, a whole number of factor periods (3), K-FAC
-    /// inverse periods (10) and EKFAC eigenbasis periods (20), so every block holds the same mix of steps, and long
-    /// enough that one scheduling hiccup of a shared machine moves a block by little.
+    /// inverse periods (10) and EKFAC eigenbasis periods (20), so every block holds the same mix of steps;
+    /// <see cref="InterleavedSteps"/> takes a whole multiple of it where SGD's block would last less than
+    /// <see cref="InterleavedSteps.MinimumBlockMs"/>.
     /// </summary>
     public const int SmallNetBlockSteps = 60;
 
