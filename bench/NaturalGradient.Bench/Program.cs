@@ -6,7 +6,7 @@
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- perf [--quick] [--part all|kernels|steps|accuracy] [--methods adam,sgd,kfac,…]
 //        [--problems mlp256,mlp128,figure5] [--threads 2] [--rounds N] [--epochs 5] [--clock wall|cpu] [--kl-clip 1e-3] [--kl-clip-form gradient|step]  [--eval-every 50] [--inverse-period N (default: K-FAC 10, EKFAC 20)] [--factor-period 3]   step ratios to SGD (both paths, FLOP floors) and time to 85/88 % test accuracy
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- loop --method kfac [--path optimizer|preconditioner|lean] [--steps 1000]
-//        [--threads 2] [--batch 256]   one step configuration of perf on its own (for a profiler): ms per step, minor page faults per step
+//        [--threads 2] [--batch 256] [--depth D (a figure-5 net)]   one step configuration of perf on its own (for a profiler): ms per step, minor page faults per step
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- hf-precond --data weather|wine|fashion-mnist [--steps 60] [--every 10]
 //        [--damping 0.01] [--tols 1e-1,1e-2,1e-3] [--variants none,mc-fresh,…]   CG iterations of Hessian-free's solve with and without K-FAC preconditioners
 // Every mode takes --allocator retain|default: glibc keeps freed memory as natgrad sets it (NativeAllocator, the default)

@@ -89,16 +89,17 @@ internal static class Results
     /// threads sleep between parallel regions and the many small regions of a Cholesky inverse or eigendecomposition
     /// of a 500–800 wide matrix pay a wake-up each (docs/PERFORMANCE.md, "Thread wait policy").
     /// </summary>
+    public static string OmpWaitPolicy() => Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is { Length: > 0 } p ? p : "default";
+
     /// <summary>
     /// How glibc's allocator runs: "freed memory retained" when the bench set the thresholds natgrad sets
-    /// (<see cref="NaturalGradient.Numerics.NativeAllocator"/>), else "glibc defaults" (<c>--allocator default</c>, or the
-    /// environment chose its own settings, or not glibc).
+    /// (<see cref="NaturalGradient.Numerics.NativeAllocator"/>), "thresholds set by the environment" when the process
+    /// started with its own, else "glibc defaults" (<c>--allocator default</c>, or not glibc).
     /// </summary>
-    public static string Allocator() => NaturalGradient.Numerics.NativeAllocator.Applied
-        ? $"freed memory retained (mmap threshold {NaturalGradient.Numerics.NativeAllocator.MmapThreshold >> 20} MiB, trim threshold {NaturalGradient.Numerics.NativeAllocator.TrimThreshold >> 20} MiB, as natgrad)"
-        : "glibc defaults";
-
-    public static string OmpWaitPolicy() => Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is { Length: > 0 } p ? p : "default";
+    public static string Allocator() =>
+        NaturalGradient.Numerics.NativeAllocator.Applied
+            ? $"freed memory retained (mmap threshold {NaturalGradient.Numerics.NativeAllocator.MmapThreshold >> 20} MiB, trim threshold {NaturalGradient.Numerics.NativeAllocator.TrimThreshold >> 20} MiB, as natgrad)"
+            : NaturalGradient.Numerics.NativeAllocator.EnvironmentSetsThresholds ? "thresholds set by the environment" : "glibc defaults";
 
     private static string? LoadAverage()
     {

@@ -3,8 +3,8 @@ using NaturalGradient.Numerics;
 namespace NaturalGradient.Tests.Reliability;
 
 /// <summary>
-/// glibc's thresholds set by <see cref="NativeAllocator.RetainFreedMemory"/>: left alone when the environment sets the
-/// allocator, set on Linux with glibc otherwise.
+/// glibc's thresholds set by <see cref="NativeAllocator.RetainFreedMemory"/>: left alone when the environment sets a
+/// threshold, set on Linux with glibc otherwise.
 /// </summary>
 [Collection("Torch")]
 public class NativeAllocatorTests
@@ -15,9 +15,12 @@ public class NativeAllocatorTests
     [InlineData("131072", null, null, null, true)]
     [InlineData(null, "65536", null, null, true)]
     [InlineData(null, null, "0", null, true)]
-    [InlineData(null, null, null, "glibc.malloc.arena_max=1", true)]
+    [InlineData(null, null, null, "glibc.malloc.trim_threshold=131072", true)]
+    [InlineData(null, null, null, "glibc.pthread.rseq=0:glibc.malloc.mmap_threshold=65536", true)]
+    [InlineData(null, null, null, "glibc.malloc.top_pad=0", true)]
+    [InlineData(null, null, null, "glibc.malloc.arena_max=1", false)]
     [InlineData(null, null, null, "glibc.pthread.rseq=0", false)]
-    public void Environment_ChoosesTheAllocator_WhenAVariableIsSet(string? trim, string? mmap, string? topPad, string? tunables, bool expected)
+    public void Environment_ChoosesTheThresholds_WhenAThresholdVariableOrTunableIsSet(string? trim, string? mmap, string? topPad, string? tunables, bool expected)
     {
         var variables = new Dictionary<string, string?>
         {
