@@ -16,7 +16,7 @@ public static class Program
     public static int Main(string[] args)
     {
         // Before the first tensor: glibc keeps freed memory for the next step's tensors (no process-wide change when the
-        // environment sets the allocator itself; docs/PERFORMANCE.md, "The allocator's thresholds").
+        // environment sets the thresholds itself; docs/PERFORMANCE.md, "The allocator's thresholds").
         NaturalGradient.Numerics.NativeAllocator.RetainFreedMemory();
         // Not disposed: a Ctrl+C can arrive after Run returns, while the process ends, and the handler must still find it.
         var cancel = new CancellationTokenSource();

@@ -7,7 +7,7 @@ namespace NaturalGradient.Bench.Perf;
 
 /// <summary>
 /// One configuration of <c>perf --part steps</c> (MLP 784-512-512-10, ReLU, float32, the first Fashion-MNIST batch, or
-/// with <c>--depth</c> a figure-5 net on the step part's synthetic batch of 128; <see cref="StepConfigs"/>' settings) stepped on its own for a given number of steps, for a profiler such as
+/// with <c>--depth</c> a figure-5 net on a synthetic batch of 128 drawn with seed 0; <see cref="StepConfigs"/>' settings) stepped on its own for a given number of steps, for a profiler such as
 /// <c>perf record</c>: 40 untimed warm-up steps, then the steps, each in its own dispose scope. Prints the mean step time
 /// and the minor page faults per step (<c>/proc/self/stat</c>, the process's first touches of fresh memory).
 /// </summary>
@@ -46,7 +46,7 @@ internal static class StepLoop
         if (depth is { } d)
         {
             // As the step part's figure-5 problems: 128 synthetic rows (here drawn with seed 0), a Gaussian likelihood.
-            if (Value(args, "--batch") is not null) throw new ArgumentException("option --batch: the figure-5 nets (--depth) take the step part's batch of 128");
+            if (Value(args, "--batch") is not null) throw new ArgumentException("option --batch: the figure-5 nets (--depth) take a batch of 128");
             batch = 128;
             manual_seed(0);
             (x, y) = (randn(batch, 16), randn(batch, 1));

@@ -19,7 +19,7 @@ internal static class EnvironmentInfo
         ["architecture"] = RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant(),
         ["processor_count"] = Environment.ProcessorCount,
         ["cpu_model"] = CpuModel(),
-        // True when glibc keeps freed memory (natgrad's start-up setting; false when the environment set the allocator).
+        // True when glibc keeps freed memory (natgrad's start-up setting; false when the environment set the thresholds itself).
         ["allocator_retains_freed_memory"] = NaturalGradient.Numerics.NativeAllocator.Applied,
     };
 

@@ -13,17 +13,21 @@ namespace NaturalGradient.Numerics;
 internal sealed class KeptBuffer : IDisposable
 {
     private Tensor? _tensor;
-    private long[] _shape = Array.Empty<long>();   // read once: a tensor's shape is a native call
+    // What the tensor was made with, kept here: reading a tensor's shape, dtype or device is a native call each.
+    private long[] _shape = Array.Empty<long>();
+    private ScalarType _dtype;
+    private DeviceType _deviceType;
+    private int _deviceIndex;
 
     /// <summary>The kept tensor of <paramref name="shape"/>, <paramref name="dtype"/> and <paramref name="device"/>; its
     /// contents are whatever the last writer left (uninitialised when new).</summary>
     public Tensor Get(ReadOnlySpan<long> shape, ScalarType dtype, Device device)
     {
-        if (_tensor is { IsInvalid: false } t && t.dtype == dtype && shape.SequenceEqual(_shape)
-            && t.device_type == device.type && t.device_index == device.index)
+        if (_tensor is { IsInvalid: false } t && _dtype == dtype && _deviceType == device.type && _deviceIndex == device.index
+            && shape.SequenceEqual(_shape))
             return t;
         _tensor?.Dispose();
-        _shape = shape.ToArray();
+        (_shape, _dtype, _deviceType, _deviceIndex) = (shape.ToArray(), dtype, device.type, device.index);
         _tensor = empty(_shape, dtype: dtype, device: device).DetachFromDisposeScope();
         return _tensor;
     }

@@ -46,7 +46,7 @@ public static class NativeAllocator
         lock (Gate)
         {
             if (Applied) return true;
-            if (!OperatingSystem.IsLinux() || EnvironmentChoosesAllocator(Environment.GetEnvironmentVariable)) return false;
+            if (!OperatingSystem.IsLinux() || EnvironmentSetsThresholds) return false;
             try
             {
                 if (GnuLibcVersion() == IntPtr.Zero) return false;
@@ -62,15 +62,15 @@ public static class NativeAllocator
     }
 
     /// <summary>True when the process started with its own thresholds (see <see cref="RetainFreedMemory"/>'s remarks); then nothing is set.</summary>
-    public static bool EnvironmentSetsThresholds => EnvironmentChoosesAllocator(Environment.GetEnvironmentVariable);
+    public static bool EnvironmentSetsThresholds => SetsThresholds(Environment.GetEnvironmentVariable);
 
     /// <summary>
-    /// True when the environment sets one of the thresholds this class would set, or the top pad that trimming keeps:
+    /// True when <paramref name="variable"/> (an environment) sets one of the thresholds this class would set, or the top pad that trimming keeps:
     /// MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_THRESHOLD_ or MALLOC_TOP_PAD_ non-empty, or GLIBC_TUNABLES naming
     /// glibc.malloc.trim_threshold, glibc.malloc.mmap_threshold or glibc.malloc.top_pad. Other allocator settings
     /// (MALLOC_ARENA_MAX, glibc.malloc.arena_max, …) do not touch these thresholds and are kept alongside them.
     /// </summary>
-    internal static bool EnvironmentChoosesAllocator(Func<string, string?> variable) =>
+    internal static bool SetsThresholds(Func<string, string?> variable) =>
         ThresholdVariables.Any(v => !string.IsNullOrEmpty(variable(v)))
         || (variable("GLIBC_TUNABLES") ?? "").Split(':').Any(t => ThresholdTunables.Any(n => t.StartsWith(n + "=", StringComparison.Ordinal)));
 

@@ -26,7 +26,7 @@ public class NativeAllocatorTests
         {
             ["MALLOC_TRIM_THRESHOLD_"] = trim, ["MALLOC_MMAP_THRESHOLD_"] = mmap, ["MALLOC_TOP_PAD_"] = topPad, ["GLIBC_TUNABLES"] = tunables,
         };
-        Assert.Equal(expected, NativeAllocator.EnvironmentChoosesAllocator(name => variables.GetValueOrDefault(name)));
+        Assert.Equal(expected, NativeAllocator.SetsThresholds(name => variables.GetValueOrDefault(name)));
     }
 
     /// <summary>
@@ -40,7 +40,7 @@ public class NativeAllocatorTests
     {
         bool applied = NativeAllocator.RetainFreedMemory();
         bool glibc = OperatingSystem.IsLinux() && GlibcPresent()
-                     && !NativeAllocator.EnvironmentChoosesAllocator(Environment.GetEnvironmentVariable);
+                     && !NativeAllocator.EnvironmentSetsThresholds;
         Assert.Equal(glibc, applied);
         Assert.Equal(applied, NativeAllocator.Applied);
         Assert.Equal(applied, NativeAllocator.RetainFreedMemory());   // idempotent

@@ -93,35 +93,23 @@ public sealed partial class TengradBlock
         return results;
     }
 
-    private Tensor? _batchGrams, _batchSystem;
+    private readonly KeptBuffer _batchGrams = new(), _batchSystem = new();
 
     /// <summary>
     /// Two b × n × n float64 buffers for <see cref="SolveBatch"/> when this block heads a group (the Grams and the
-    /// systems), kept across steps and made again only when b, n or the device change. Outside every dispose scope;
-    /// released by <see cref="Dispose"/>.
+    /// systems), kept across steps and made again only when b, n or the device change (<see cref="KeptBuffer"/>).
+    /// Released by <see cref="Dispose"/>.
     /// </summary>
     private (Tensor Grams, Tensor System) BatchWorkspace(long b, long n)
     {
-        var gram = _gram!;
-        if (_batchGrams is not { IsInvalid: false } grams || _batchSystem is not { IsInvalid: false } system
-            || grams.size(0) != b || grams.size(1) != n || grams.device_type != gram.device_type || grams.device_index != gram.device_index)
-        {
-            DisposeBatchWorkspace();
-            _batchGrams = grams = empty(new[] { b, n, n }, dtype: ScalarType.Float64, device: gram.device).DetachFromDisposeScope();
-            _batchSystem = system = empty(new[] { b, n, n }, dtype: ScalarType.Float64, device: gram.device).DetachFromDisposeScope();
-        }
-        return (grams, system);
+        var device = _gram!.device;
+        ReadOnlySpan<long> shape = stackalloc long[] { b, n, n };
+        return (_batchGrams.Get(shape, ScalarType.Float64, device), _batchSystem.Get(shape, ScalarType.Float64, device));
     }
 
     /// <summary>The Gram buffer of <see cref="BatchWorkspace"/>, or null (for tests of its reuse).</summary>
-    internal Tensor? BatchGramBuffer => _batchGrams;
+    internal Tensor? BatchGramBuffer => _batchGrams.Current;
 
-    private void DisposeBatchWorkspace()
-    {
-        _batchGrams?.Dispose();
-        _batchSystem?.Dispose();
-        _batchGrams = _batchSystem = null;
-    }
 
     /// <summary>The values as a float64 tensor of shape b × 1 × … × 1 (<paramref name="rank"/> dimensions), for broadcasting over a batch.</summary>
     private static Tensor Column(double[] values, int rank)

@@ -184,7 +184,8 @@ public sealed partial class TengradBlock : ICurvatureBlock
 
     public void Dispose()
     {
-        DisposeBatchWorkspace();
+        _batchGrams.Dispose();
+        _batchSystem.Dispose();
         _a = _d = _gram = null;
         _general = null;
         _statistics = null;
