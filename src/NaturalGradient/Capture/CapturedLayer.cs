@@ -73,6 +73,12 @@ public sealed class CapturedLayer
         CheckBatch(used.Select(c => _calls[c].Output).ToArray());
         if (Adapter is TiedLayerAdapter tied) return tied.Statistics(_calls, passes, used, weight);
         Tensor Delta(Tensor?[] pass, int c) => Adapter.OutputGradients(pass[c] ?? zeros_like(_calls[c].Output).detach());
+        if (passes.Count == 1 && used.Count == 1 && Adapter is LinearAdapter linear)
+        {
+            // One sample of one call of a Linear layer: Ā and D built as rows, kept beside their views.
+            int call = used[0];
+            return linear.CallStatistics(_calls[call].Input, passes[0][call] ?? zeros_like(_calls[call].Output).detach(), weight);
+        }
         var perPass = passes.Select(p =>
         {
             var parts = used.Select(c => Delta(p, c)).ToArray();

@@ -80,7 +80,9 @@ public abstract class LayerAdapterBase : ILayerAdapter
             return ones(shape, dtype: a.dtype, device: a.device);
         }
         if (Bias is null) return a;
-        // [a 1] as one copy of a and a fill of the last column (a constant pad fills the whole output first).
+        // [a 1]: a small Ā by one constant pad (one native result); a large one as one copy of a and a fill of the last
+        // column, since the pad writes the whole output with ones before copying a into it (an extra pass over Ā).
+        if (a.numel() < PadMaximum) return functional.pad(a, new long[] { 0, 1 }, PaddingModes.Constant, 1.0);
         var size = a.Sizes();
         long features = size[^1];
         size[^1] = features + 1;
@@ -89,6 +91,13 @@ public abstract class LayerAdapterBase : ILayerAdapter
         abar.narrow(-1, features, 1).fill_(1.0);
         return abar;
     }
+
+    /// <summary>
+    /// Inputs below this many entries are assembled into Ā by a constant pad (one native call, one result) instead of an
+    /// uninitialised Ā, a copy and a fill (three native results): at that size a native result costs more than the pad's
+    /// extra pass. ATen's grain size, below which element-wise kernels run on one thread.
+    /// </summary>
+    internal const long PadMaximum = 32768;
 
     public virtual IReadOnlyList<Tensor> SplitMatrix(Tensor matrix)
     {

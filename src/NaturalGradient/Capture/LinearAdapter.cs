@@ -1,3 +1,4 @@
+using NaturalGradient.Fisher;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -24,5 +25,24 @@ public sealed class LinearAdapter : LayerAdapterBase
     {
         var shape = gradOutput.Sizes();
         return gradOutput.reshape(shape[0], -1, shape[^1]);
+    }
+
+    /// <summary>
+    /// The statistics of one call from its input (m × … × d) and the gradient at its output (m × … × out, already scaled
+    /// as δ): Ā assembled as (m·T) × in' rows and D taken as (m·T) × out rows, which the statistics keep beside their
+    /// m × T × in' and 1 × m × T × out views (<see cref="LayerStatistics.KeptRows"/>). The same native results as
+    /// <see cref="Activations"/> and <see cref="OutputGradients"/> with a sample dimension (for 2-D inputs none is a
+    /// reshape to the shape a tensor already has), and the K-FAC, TENGraD and diagonal blocks take the rows without
+    /// another view.
+    /// </summary>
+    internal LayerStatistics CallStatistics(Tensor input, Tensor outputGradient, double weight)
+    {
+        var shape = InputShape(input, 2);
+        var activationRows = Assemble(shape.Length == 2 ? input : input.reshape(-1, shape[^1]));
+        var gradientShape = outputGradient.Sizes();
+        var gradientRows = gradientShape.Length == 2 ? outputGradient : outputGradient.reshape(-1, gradientShape[^1]);
+        long batch = shape[0];
+        return new LayerStatistics(this, activationRows.reshape(batch, -1, activationRows.size(1)),
+            gradientRows.reshape(1, batch, -1, gradientShape[^1]), weight) { KeptRows = (activationRows, gradientRows) };
     }
 }

@@ -103,8 +103,27 @@ public sealed class LayerStatistics
 
     /// <summary>The same statistics (same tensors) with <see cref="GradientWeight"/> = <paramref name="c"/>.</summary>
     public LayerStatistics WithGradientWeight(double? c) => _activations is { } a
-        ? new LayerStatistics(Adapter, a, OutputGradients, Weight) { Tokens = Tokens, TransposedPositions = TransposedPositions, GradientWeight = c }
+        ? new LayerStatistics(Adapter, a, OutputGradients, Weight)
+            { Tokens = Tokens, TransposedPositions = TransposedPositions, GradientWeight = c, KeptRows = KeptRows }
         : new LayerStatistics(Adapter, Tokens!, OutputGradients, Weight, true) { GradientWeight = c };
+
+    /// <summary>
+    /// The 2-D tensors that <see cref="Activations"/> and <see cref="OutputGradients"/> are views of, when the statistics
+    /// were built from them (<see cref="Capture.LinearAdapter"/>: Ā as (m·T) × in', D as (m·T) × out, one sample): the
+    /// row accessors return them instead of a new view. Null otherwise.
+    /// </summary>
+    internal (Tensor Activations, Tensor OutputGradients)? KeptRows { get; init; }
+
+    /// <summary>Ā as rows, (m·T) × in' ((s·m·T) × in' for activations per sample): the kept rows or a view.</summary>
+    internal Tensor ActivationRows() => KeptRows is { } kept ? kept.Activations : Activations.reshape(-1, InputWidth);
+
+    /// <summary>D as rows, (s·m·T) × out, in the order of <see cref="FlatOutputGradients"/>: the kept rows or a view.</summary>
+    internal Tensor OutputGradientRows() => KeptRows is { } kept ? kept.OutputGradients : OutputGradients.reshape(-1, OutputWidth);
+
+    /// <summary>ā as rows paired with <see cref="OutputGradientRows"/>, (n·T) × in' (<see cref="PairedActivations"/> as rows).</summary>
+    internal Tensor PairedActivationRows() => Samples == 1 || SampleDependentActivations
+        ? ActivationRows()
+        : PairedActivations().reshape(-1, InputWidth);
 
     /// <summary>The statistics' floating-point type.</summary>
     public ScalarType Dtype => OutputGradients.dtype;
@@ -151,6 +170,8 @@ public sealed class LayerStatistics
     /// <summary>Σ over the n samples of the per-sample gradients (W̄-shaped), without forming them for Kronecker and index layers.</summary>
     public Tensor GradientSum()
     {
+        // Kronecker layers: Dᵀ Ā over the n·T rows (the kept rows where there are, not views of n × T × width tensors).
+        if (Tokens is null && Adapter.IsKronecker) return OutputGradientRows().t().mm(PairedActivationRows());
         var d = FlatOutputGradients();
         if (Tokens is not null)
             return TokenGradients.TransposeMultiply(PairedTokens()!, d, ones(SampleCount, dtype: d.dtype, device: d.device), Adapter.InputDim);

@@ -15,8 +15,8 @@ namespace NaturalGradient.Numerics;
 /// B = Σ_l (max(w, 1) ‖Ā_l‖²‖D_l‖² + ‖Ā_l‖² + ‖D_l‖²) decides for all of them: the batch may enter long-lived state
 /// (running averages, eigenbases, scalings) only when B is finite and at most <see cref="Headroom"/> times the largest
 /// number of the statistics' dtype. A batch with a finite loss but an overflowing ĀĀᵀ (a feature of 1e20 in float32)
-/// fails this check before any factor is formed. The 2L norms (and the output's sum) are read together and B is formed
-/// on the host in float64.</para>
+/// fails this check before any factor is formed. The 2L norms (and the output's sum) are read together, in their dtype
+/// (widened exactly on the host), and B is formed on the host in float64.</para>
 /// <para><b>Directions.</b> <see cref="AllFinite"/> checks a list of tensors entry by entry with one reduction of
 /// per-tensor isfinite().all() flags; the step itself reads the cheaper sum of
 /// <see cref="Preconditioning.NaturalGradientPreconditioner.FiniteCheck"/> first and calls it only when that sum is not
@@ -51,7 +51,7 @@ public static class FiniteGuard
             using var _ = no_grad();
             reductions.Add(output.sum());
         }
-        var values = HostRead.Doubles(StackInFloat64(reductions));
+        var values = HostRead.Doubles(StackForRead(reductions));
         double bound = 0;
         int k = 0;
         for (int i = 0; i < statistics.Count; i++)
@@ -92,15 +92,30 @@ public static class FiniteGuard
     private static double Squared(double[] values, List<bool> squared, int k) => squared[k] ? values[k] : values[k] * values[k];
 
     /// <summary>
-    /// Scalar tensors stacked into one float64 vector: one stack in their common dtype and one conversion, or each
-    /// converted first when their dtypes differ. For reading several reductions with one host read.
+    /// Scalar tensors stacked into one vector for <see cref="HostRead.Doubles"/>, which widens float32 to float64 on the
+    /// host: one stack when they share the dtype float32 or float64 (no conversion), else each converted to float64 first.
+    /// For reading several reductions with one host read.
     /// </summary>
-    internal static Tensor StackInFloat64(IReadOnlyList<Tensor> scalars)
+    internal static Tensor StackForRead(IReadOnlyList<Tensor> scalars)
     {
         var dtype = scalars[0].dtype;
-        return scalars.All(t => t.dtype == dtype)
-            ? stack(scalars).InDtype(ScalarType.Float64)
+        bool common = true;
+        for (int i = 1; i < scalars.Count && common; i++) common = scalars[i].dtype == dtype;
+        return common && dtype is (ScalarType.Float32 or ScalarType.Float64)
+            ? stack(scalars)
             : stack(scalars.Select(t => t.InDtype(ScalarType.Float64)).ToArray());
+    }
+
+    /// <summary>
+    /// Scalar tensors added in float64 (no host read): one stack in their common dtype, one conversion and one sum, or
+    /// each converted first when their dtypes differ.
+    /// </summary>
+    internal static Tensor SumInFloat64(IReadOnlyList<Tensor> scalars)
+    {
+        var dtype = scalars[0].dtype;
+        return (scalars.All(t => t.dtype == dtype)
+            ? stack(scalars).InDtype(ScalarType.Float64)
+            : stack(scalars.Select(t => t.InDtype(ScalarType.Float64)).ToArray())).sum();
     }
 
     /// <summary>

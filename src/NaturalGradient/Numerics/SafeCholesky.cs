@@ -65,11 +65,15 @@ public static class SafeCholesky
                 "(scale the inputs, or use a float64 model)");
     }
 
-    /// <summary>info = 0 and a finite factor, decided by one host read.</summary>
+    /// <summary>
+    /// info = 0 and a finite factor: info read directly (one matrix) or through any() (a batch), then, only when it is 0,
+    /// the factor's float64 sum (one native result and one read: fewer native results than fusing both into one read).
+    /// </summary>
     private static bool Succeeded(Tensor l, Tensor info)
     {
         using var scope = NewDisposeScope();
-        return info.ne(0).any().logical_not().logical_and(l.sum(ScalarType.Float64).isfinite()).item<bool>();
+        bool factored = info.dim() == 0 ? info.item<int>() == 0 : !info.ne(0).any().item<bool>();
+        return factored && double.IsFinite(l.sum(ScalarType.Float64).ToDouble());
     }
 
     /// <summary>x = a⁻¹ b for symmetric positive definite a (b: n or n × k), in b's dtype; solved in float64 when a's dtype failed.</summary>

@@ -28,7 +28,7 @@ public sealed partial class NaturalGradientPreconditioner
     {
         var parts = new List<Tensor> { scalar };
         parts.AddRange(tensors.Select(t => t.sum()));
-        var read = HostRead.Doubles(FiniteGuard.StackInFloat64(parts));
+        var read = HostRead.Doubles(FiniteGuard.StackForRead(parts));
         double sum = 0;
         for (int i = 1; i < read.Length; i++) sum += read[i];
         return (read[0], sum);
@@ -45,6 +45,6 @@ public sealed partial class NaturalGradientPreconditioner
         var sums = tensors.Select(t => t.sum()).ToList();
         if (sums.Count == 0) return zeros(1, dtype: ScalarType.Float64).squeeze();
         // One kernel per tensor: the per-tensor sums are stacked and added in float64.
-        return FiniteGuard.StackInFloat64(sums).sum();
+        return FiniteGuard.SumInFloat64(sums);
     }
 }

@@ -21,12 +21,25 @@ public class HostReadTests
         Assert.Empty(HostRead.Doubles(zeros(0, dtype: ScalarType.Float64)));
     }
 
+    /// <summary>float32 values widened on the host equal libtorch's float64 conversion of them, bit for bit (extremes included).</summary>
+    [Fact]
+    public void Doubles_OfFloat32_EqualTheFloat64Conversion()
+    {
+        using var scope = NewDisposeScope();
+        var t = tensor(new[] { 0.1f, -3.4e38f, float.Epsilon, 1e-30f, float.PositiveInfinity, float.NaN, 7f });
+        var expected = t.to_type(ScalarType.Float64).data<double>().ToArray();
+        var read = HostRead.Doubles(t);
+        Assert.Equal(expected.Select(BitConverter.DoubleToInt64Bits), read.Select(BitConverter.DoubleToInt64Bits));
+        Assert.Equal(new[] { 1.0, 4.0, 2.0, 5.0 }, HostRead.Doubles(tensor(new[] { 1f, 2f, 4f, 5f }).reshape(2, 2).t()));
+    }
+
     [Fact]
     public void Doubles_RefusesOtherDtypes()
     {
         using var scope = NewDisposeScope();
-        var e = Assert.Throws<ArgumentException>(() => HostRead.Doubles(ones(2)));
-        Assert.StartsWith("expected a float64 tensor, got Float32", e.Message);
+        var e = Assert.Throws<ArgumentException>(() => HostRead.Doubles(ones(2, dtype: ScalarType.BFloat16)));
+        Assert.Equal("expected a float64 or float32 tensor, got BFloat16 (Parameter 'values')", e.Message);
+        Assert.Throws<ArgumentException>(() => HostRead.Doubles(ones(2, dtype: ScalarType.Int32)));
     }
 
     /// <summary>The loss and Σ of every entry, against sums formed here in float64; an infinite entry makes the sum infinite.</summary>

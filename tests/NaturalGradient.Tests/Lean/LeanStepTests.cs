@@ -205,6 +205,33 @@ public class LeanStepTests
         TensorAssert.Close(linalg.solve(a64, b), x.to_type(ScalarType.Float64), rtol: 6e-2);
     }
 
+    /// <summary>
+    /// A batch of matrices is one attempt: factored in float32 when every matrix factors (info read through any()), else
+    /// all retried in float64; a NaN ends in NonFiniteMatrixException, whether Cholesky flags it or the factor's sum shows it.
+    /// </summary>
+    [Fact]
+    public void SafeCholesky_Batch_IsRetriedInFloat64WhenOneMatrixFails()
+    {
+        using var scope = NewDisposeScope();
+        var good = tensor(new[] { 4.0, 2.0, 2.0, 3.0 }, 2, 2);
+        var passing = stack(new[] { good, good.mul(2) }).to_type(ScalarType.Float32);
+        var l = SafeCholesky.Factor(passing);
+        Assert.Equal(ScalarType.Float32, l.dtype);
+        TensorAssert.Close(passing.to_type(ScalarType.Float64), l.matmul(l.transpose(-2, -1)).to_type(ScalarType.Float64), rtol: 1e-6);
+
+        var a64 = stack(new[] { good, IllConditioned(2000) });
+        var failing = a64.to_type(ScalarType.Float32);
+        Assert.NotEqual(0, linalg.cholesky_ex(failing).info.ne(0).sum().item<long>());    // float32 fails on the second
+        var retried = SafeCholesky.Factor(failing);
+        Assert.Equal(ScalarType.Float64, retried.dtype);
+        TensorAssert.Close(linalg.cholesky(a64), retried, rtol: 1e-9);
+
+        var nan = eye(3, dtype: ScalarType.Float32);
+        nan[2, 0] = tensor(float.NaN);
+        nan[0, 2] = tensor(float.NaN);
+        Assert.Throws<NonFiniteMatrixException>(() => SafeCholesky.Factor(nan));
+    }
+
     [Fact]
     public void Float32Kfac_Eigen_MatchesTheFloat64Block()
     {

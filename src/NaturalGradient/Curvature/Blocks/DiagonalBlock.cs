@@ -21,8 +21,8 @@ public sealed class DiagonalBlock : ICurvatureBlock
     {
         if (statistics.IsRankOne)
         {
-            var a = statistics.PairedActivations().squeeze(1);
-            var d = statistics.FlatOutputGradients().squeeze(1);
+            var a = statistics.PairedActivationRows();   // n × in'
+            var d = statistics.OutputGradientRows();     // n × out
             // w folded into the m × out squares, the smaller operand: no pass over the out × in' product; β = 0 ignores
             // the buffer's old contents.
             var buffer = _rankOneDiagonal.Get(stackalloc long[] { statistics.OutputWidth, statistics.InputWidth }, a.dtype, a.device);

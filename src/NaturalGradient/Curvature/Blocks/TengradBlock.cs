@@ -55,8 +55,8 @@ public sealed partial class TengradBlock : ICurvatureBlock
         if (statistics.IsRankOne)
         {
             _general = null;
-            _a = statistics.PairedActivations().squeeze(1);   // n × in'
-            _d = statistics.FlatOutputGradients().squeeze(1); // n × out
+            _a = statistics.PairedActivationRows();   // n × in'
+            _d = statistics.OutputGradientRows();     // n × out
             gram = _a.mm(_a.t()) * _d.mm(_d.t());              // eq 41
         }
         else

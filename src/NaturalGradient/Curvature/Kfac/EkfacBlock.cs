@@ -164,7 +164,7 @@ public sealed partial class EkfacBlock : ICurvatureBlock, IFactorizingBlock
             // D Q_G and Ā Q_A are kept for this step's PreconditionMeanGradient: Q_Gᵀ ḡ Q_A = w (D Q_G)ᵀ(Ā Q_A).
             // With bfloat16 solves they are bfloat16 products, kept in bfloat16 for that product and squared in float32.
             var deltaProjected = _eigen.ProjectRows(delta.squeeze(0), output: true, LowPrecision);                             // m × out
-            var actProjected = _eigen.ProjectRows(statistics.Activations.NoGraph().squeeze(1).InDtype(qa.dtype), output: false, LowPrecision); // m × in'
+            var actProjected = _eigen.ProjectRows(statistics.ActivationRows().NoGraph().InDtype(qa.dtype), output: false, LowPrecision); // m × in'
             // They live in the caller's dispose scope (the step's), not in the block: used only while still valid.
             _projections = new StepProjections(statistics, deltaProjected.alias().MoveToOuterDisposeScope(), actProjected.alias().MoveToOuterDisposeScope());
             return (deltaProjected.InDtype(qg.dtype).square(), actProjected.InDtype(qa.dtype).square());

@@ -55,18 +55,19 @@ public static class KroneckerFactors
     /// <summary>Ā as (m·T) × in' rows (Reduce: m × in', the mean over positions), so that A = (1/m) ĀᵀĀ.</summary>
     private static Tensor ActivationRows(LayerStatistics statistics, KfacWeightSharing sharing)
     {
-        var a = statistics.Activations.NoGraph();
-        if (sharing == KfacWeightSharing.Reduce && statistics.Positions > 1) a = a.mean(new long[] { 1 }, keepdim: true);
-        return a.reshape(-1, statistics.InputWidth);   // in', the last dimension of m × T × in' (and of s × m × T × in')
+        if (sharing == KfacWeightSharing.Reduce && statistics.Positions > 1)
+            return statistics.Activations.NoGraph().mean(new long[] { 1 }, keepdim: true).reshape(-1, statistics.InputWidth);
+        return statistics.ActivationRows().NoGraph();   // in', the last dimension of m × T × in' (and of s × m × T × in')
     }
 
     /// <summary>D as (s·m·T) × out rows (Reduce: summed over positions) and the scale c with G = c DᵀD.</summary>
     private static (Tensor Rows, double Scale) OutputGradientRows(LayerStatistics statistics, KfacWeightSharing sharing)
     {
-        var d = statistics.OutputGradients.NoGraph();
         bool reduce = sharing == KfacWeightSharing.Reduce && statistics.Positions > 1 && !DiagonalActivation.Applies(statistics.Adapter);
-        if (reduce) d = d.sum(new long[] { 2 }, keepdim: true);
-        return (d.reshape(-1, statistics.OutputWidth), reduce ? statistics.Weight : statistics.Weight / statistics.Positions);
+        var rows = reduce
+            ? statistics.OutputGradients.NoGraph().sum(new long[] { 2 }, keepdim: true).reshape(-1, statistics.OutputWidth)
+            : statistics.OutputGradientRows().NoGraph();
+        return (rows, reduce ? statistics.Weight : statistics.Weight / statistics.Positions);
     }
 
     /// <summary>
@@ -122,8 +123,7 @@ public static class KroneckerFactors
     internal static (Tensor D, Tensor A)? MeanGradientRows(LayerStatistics statistics, ScalarType dtype)
     {
         if (!statistics.IsRankOne || statistics.Samples != 1 || statistics.Tokens is not null) return null;
-        return (statistics.OutputGradients.NoGraph().reshape(statistics.BatchSize, -1).InDtype(dtype),
-                statistics.Activations.NoGraph().reshape(statistics.BatchSize, -1).InDtype(dtype));
+        return (statistics.OutputGradientRows().NoGraph().InDtype(dtype), statistics.ActivationRows().NoGraph().InDtype(dtype));
     }
 
     private static long _meanGradientSolves;
