@@ -66,14 +66,28 @@ public sealed partial class TengradBlock
         // every step made the allocator return and map pages each step (the depth-8 figure-5 net's step 2.5× longer).
         var (grams, system) = blocks[0].BatchWorkspace(b, n);                                                     // b × n × n
         for (int k = 0; k < b; k++) grams[k].copy_(blocks[k]._gram!);                                              // into float64
-        system.copy_(grams).mul_(Column(blocks.Select(block => block._weight).ToArray(), 3));
-        system.diagonal(0, -2, -1).add_(Column(dampings, 2));
+        var weights = blocks.Select(block => block._weight).ToArray();
+        // One w, λ and c for the whole group (global damping, one likelihood: the usual case) as scalars, no tensor of
+        // them; the same float64 products either way.
+        bool uniform = weights.All(w => w == weights[0]) && dampings.All(l => l == dampings[0]) && c.All(x => x == c[0]);
+        system.copy_(grams);
+        if (uniform)
+        {
+            system.mul_(weights[0]).diagonal(0, -2, -1).add_(dampings[0]);
+        }
+        else
+        {
+            system.mul_(Column(weights, 3));
+            system.diagonal(0, -2, -1).add_(Column(dampings, 2));
+        }
         var (factor, info) = linalg.cholesky_ex(system);
-        var u = cholesky_solve(Column(c, 3).expand(b, n, 1), factor).squeeze(2);                                 // b × n
+        var rhs = uniform ? full(new long[] { b, n, 1 }, c[0], dtype: f64, device: system.device) : Column(c, 3).expand(b, n, 1);
+        var u = cholesky_solve(rhs, factor).squeeze(2);                                                           // b × n
         var kii = grams.diagonal(0, -2, -1);                                                                      // ‖J_lᵢ‖²
-        var rowBound = u.abs().mul_(kii.clamp_min(0).sqrt()).sum(1);
+        var rowBound = u.abs().mul_(kii.clamp_min(0).sqrt_()).sum(1);
         var deltas = new Tensor[b];
-        for (int k = 0; k < b; k++) deltas[k] = blocks[k].JTu(u[k].InDtype(blocks[k]._a!.dtype), blocks[k]._a!);
+        var uRows = u.InDtype(blocks[0]._a!.dtype);   // the group shares the Gram's dtype, and with it the rows'
+        for (int k = 0; k < b; k++) deltas[k] = blocks[k].JTu(uRows[k], blocks[k]._a!);
         var read = HostRead.Doubles(cat(new[] { info.InDtype(f64), rowBound, stack(deltas.Select(d => d.norm()).ToArray()).InDtype(f64) }));
         var inner = innerProduct ? grams.bmm(u.unsqueeze(2)).squeeze(2).sum(1).mul_(Column(c, 1)) : null;
         for (int k = 0; k < b; k++)

@@ -57,7 +57,7 @@ public sealed partial class TengradBlock : ICurvatureBlock
             _general = null;
             _a = statistics.PairedActivationRows();   // n × in'
             _d = statistics.OutputGradientRows();     // n × out
-            gram = _a.mm(_a.t()) * _d.mm(_d.t());              // eq 41
+            gram = _a.mm(_a.t()).mul_(_d.mm(_d.t()));          // eq 41
         }
         else
         {
@@ -83,7 +83,7 @@ public sealed partial class TengradBlock : ICurvatureBlock
 
     /// <summary>Jᵀ u for u of length n (eq 43): W̄-shaped.</summary>
     private Tensor JTu(Tensor u, Tensor like) =>
-        _general is not null ? _general.TransposeMultiply(Center(u), like) : (_d! * Center(u).unsqueeze(1)).t().mm(_a!);
+        _general is not null ? _general.TransposeMultiply(Center(u), like) : _d!.t().mul(Center(u)).mm(_a!);   // (D ∘ u1ᵀ)ᵀĀ
 
     public Tensor Precondition(Tensor gradient, double damping)
     {
