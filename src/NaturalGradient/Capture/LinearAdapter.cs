@@ -18,8 +18,12 @@ public sealed class LinearAdapter : LayerAdapterBase
     public override Tensor Activations(Tensor input)
     {
         var shape = InputShape(input, 2);
-        return Assemble(input.reshape(shape[0], -1, shape[^1]));
+        var rows = Assemble(Rows(input, shape));
+        return rows.reshape(shape[0], -1, rows.size(1));
     }
+
+    /// <summary>A tensor of shape <paramref name="shape"/> (m × … × width) as (m·T) × width rows: itself when 2-D, else a view.</summary>
+    private static Tensor Rows(Tensor t, long[] shape) => shape.Length == 2 ? t : t.reshape(-1, shape[^1]);
 
     public override Tensor OutputGradients(Tensor gradOutput)
     {
@@ -38,9 +42,9 @@ public sealed class LinearAdapter : LayerAdapterBase
     internal LayerStatistics CallStatistics(Tensor input, Tensor outputGradient, double weight)
     {
         var shape = InputShape(input, 2);
-        var activationRows = Assemble(shape.Length == 2 ? input : input.reshape(-1, shape[^1]));
+        var activationRows = Assemble(Rows(input, shape));
         var gradientShape = outputGradient.Sizes();
-        var gradientRows = gradientShape.Length == 2 ? outputGradient : outputGradient.reshape(-1, gradientShape[^1]);
+        var gradientRows = Rows(outputGradient, gradientShape);
         long batch = shape[0];
         return new LayerStatistics(this, activationRows.reshape(batch, -1, activationRows.size(1)),
             gradientRows.reshape(1, batch, -1, gradientShape[^1]), weight) { KeptRows = (activationRows, gradientRows) };

@@ -92,8 +92,9 @@ public static class FiniteGuard
     private static double Squared(double[] values, List<bool> squared, int k) => squared[k] ? values[k] : values[k] * values[k];
 
     /// <summary>
-    /// Scalar tensors stacked into one vector for <see cref="HostRead.Doubles"/>, which widens float32 to float64 on the
-    /// host: one stack when they share the dtype float32 or float64 (no conversion), else each converted to float64 first.
+    /// Scalar tensors stacked into one float32 or float64 vector for <see cref="HostRead.Doubles"/>, which widens float32
+    /// to float64 on the host: one stack when they share the dtype float32 or float64 (no conversion); one stack and one
+    /// conversion to float64 when they share another dtype; each converted to float64 first when their dtypes differ.
     /// For reading several reductions with one host read.
     /// </summary>
     internal static Tensor StackForRead(IReadOnlyList<Tensor> scalars)
@@ -101,21 +102,9 @@ public static class FiniteGuard
         var dtype = scalars[0].dtype;
         bool common = true;
         for (int i = 1; i < scalars.Count && common; i++) common = scalars[i].dtype == dtype;
-        return common && dtype is (ScalarType.Float32 or ScalarType.Float64)
-            ? stack(scalars)
-            : stack(scalars.Select(t => t.InDtype(ScalarType.Float64)).ToArray());
-    }
-
-    /// <summary>
-    /// Scalar tensors added in float64 (no host read): one stack in their common dtype, one conversion and one sum, or
-    /// each converted first when their dtypes differ.
-    /// </summary>
-    internal static Tensor SumInFloat64(IReadOnlyList<Tensor> scalars)
-    {
-        var dtype = scalars[0].dtype;
-        return (scalars.All(t => t.dtype == dtype)
-            ? stack(scalars).InDtype(ScalarType.Float64)
-            : stack(scalars.Select(t => t.InDtype(ScalarType.Float64)).ToArray())).sum();
+        if (!common) return stack(scalars.Select(t => t.InDtype(ScalarType.Float64)).ToArray());
+        var stacked = stack(scalars);
+        return dtype is ScalarType.Float32 or ScalarType.Float64 ? stacked : stacked.to_type(ScalarType.Float64);
     }
 
     /// <summary>

@@ -44,7 +44,7 @@ public sealed partial class NaturalGradientPreconditioner
     {
         var sums = tensors.Select(t => t.sum()).ToList();
         if (sums.Count == 0) return zeros(1, dtype: ScalarType.Float64).squeeze();
-        // One kernel per tensor: the per-tensor sums are stacked and added in float64.
-        return FiniteGuard.SumInFloat64(sums);
+        // One kernel per tensor: the per-tensor sums are stacked and added in float64 (the sum widens as it reads).
+        return FiniteGuard.StackForRead(sums).sum(ScalarType.Float64);
     }
 }
