@@ -26,7 +26,9 @@ namespace NaturalGradient.Bench.Perf;
 /// <para>Diagonal: the layer's weight and bias kept apart, as a hand-written step would (no Ā, no ḡ):
 /// D_W = (1/m) (δ∘δ)ᵀ(a∘a) and D_b = (1/m) Σᵢ δᵢ∘δᵢ, Δ_W = ∇W ⊘ (D_W + λ), Δ_b = ∇b ⊘ (D_b + λ), each with its own momentum buffer.</para>
 /// <para>TENGraD (seed 000 eq 40–43, in the model's dtype): K = (ĀĀᵀ) ∘ (δδᵀ) + λm I, u = K⁻¹ rowsum((δḡ) ∘ Ā) by
-/// Cholesky, Δ = (ḡ − (δ ∘ u)ᵀĀ)/λ.</para>
+/// Cholesky, Δ = (ḡ − (δ ∘ u)ᵀĀ)/λ; for a layer whose parameter side costs fewer multiply-adds (the library's rule,
+/// <c>StructureCostModel.TengradParameterSpaceFlops</c>: the figure-5 nets' 21 × 1 head), J = rows δᵢ ⊗ āᵢ (m × p) and
+/// Δ = (JᵀJ/m + λI)⁻¹ ḡ by a p × p Cholesky, as the library does.</para>
 /// </remarks>
 internal sealed class LeanStep : IDisposable
 {
@@ -202,6 +204,14 @@ internal sealed class LeanStep : IDisposable
 
     private Tensor Tengrad(Tensor abar, Tensor delta, Tensor g, long m)
     {
+        if (NaturalGradient.Curvature.Auto.StructureCostModel.TengradParameterSpaceFlops(m, 1, abar.shape[1], delta.shape[1])
+            < NaturalGradient.Curvature.Auto.StructureCostModel.TengradGramFlops(m, 1, abar.shape[1], delta.shape[1]))
+        {
+            var j = delta.unsqueeze(2).mul(abar.unsqueeze(1)).reshape(m, -1);        // m × p
+            var system = j.t().mm(j).div_(m);
+            system.diagonal().add_(_damping);
+            return cholesky_solve(g.reshape(-1, 1), linalg.cholesky(system)).reshape(g.shape);
+        }
         var k = abar.mm(abar.t()).mul_(delta.mm(delta.t()));
         k.diagonal().add_(_damping * m);                                      // λ/w with w = 1/m
         var jg = delta.mm(g).mul_(abar).sum(1, keepdim: true);               // J ḡ: m × 1

@@ -24,7 +24,11 @@ public class AutoStructureTests
     {
         Assert.Equal(Tengrad(64, 301, 10), StructureCostModel.TengradFlops(64, 1, 301, 10), 6);
         Assert.Equal(Kfac(64, 64, 1, 301, 10), StructureCostModel.KfacFlops(64, 64, 1, 301, 10), 6);
-        Assert.Equal(128.0 * 128 * 14 + 8.0 * 8 * 8 / 3 + 2 * 128.0 * 4 * 10, StructureCostModel.TengradFlops(8, 16, 10, 4), 6);   // T = 16 positions
+        Assert.Equal(128.0 * 128 * 14 + 8.0 * 8 * 8 / 3 + 2 * 128.0 * 4 * 10, StructureCostModel.TengradGramFlops(8, 16, 10, 4), 6);   // T = 16 positions
+        // The parameter side, p = 40: nT·p + n p² + p³/3, fewer here, so it is TENGraD's price.
+        double parameterSide = 8.0 * 16 * 40 + 8.0 * 40 * 40 + 40.0 * 40 * 40 / 3;
+        Assert.Equal(parameterSide, StructureCostModel.TengradParameterSpaceFlops(8, 16, 10, 4), 6);
+        Assert.Equal(parameterSide, StructureCostModel.TengradFlops(8, 16, 10, 4), 6);
         Assert.Equal(LayerStructure.Kfac, StructureCostModel.Choose("conv", 8, 8, 16, 10, 4).Choice);
         // Cholesky inverses every 10 steps: c = 1, divided by 10.
         double cholesky = 64 * 301.0 * 301 + 64 * 100.0 + (301.0 * 301 * 301 + 1000) / 10 + 2 * (100.0 * 301 + 10 * 301.0 * 301);

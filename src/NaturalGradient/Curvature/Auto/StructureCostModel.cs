@@ -35,6 +35,8 @@ public sealed record LayerStructureChoice(string Layer, long Samples, long Posit
 ///   TENGraD  = (nT)²(in' + out)         Gram (ĀĀᵀ) ∘ (DDᵀ), summed over position pairs   seed 000 eq 41
 ///            + n³/3                     Cholesky of the n × n system
 ///            + 2 n T · out · in'        two J-products (push-through: Jᵀ1 and Jᵀu)      eq 42–43
+///          or, when fewer (a layer with few parameters p = out · in' against n: a small output head),
+///            n T · p + n p² + p³/3      J, JᵀJ and the Cholesky of the p × p system (parameter space)
 ///   K-FAC    = m T in'² + n T out²      factors A and G
 ///            + c (in'³ + out³) / T_inv  eigendecompositions (c = 9) or Cholesky inverses (c = 1), every T_inv steps
 ///            + 2 (out² in' + out in'²)  G⁻¹ g A⁻¹ (or the projections into and out of the eigenbasis)
@@ -55,7 +57,24 @@ public static class StructureCostModel
     {
         double n = samples, t = positions, i = inputDim, o = outputDim;
         if (indexLayer) return n * t * n * t * (1 + o) + n * n * n / 3 + 2 * n * t * o;
+        return Math.Min(TengradGramFlops(samples, positions, inputDim, outputDim), TengradParameterSpaceFlops(samples, positions, inputDim, outputDim));
+    }
+
+    /// <summary>TENGraD's n × n Gram side for a dense layer: (nT)²(in' + out) + n³/3 + 2nT·out·in'.</summary>
+    public static double TengradGramFlops(long samples, long positions, long inputDim, long outputDim)
+    {
+        double n = samples, t = positions, i = inputDim, o = outputDim;
         return n * t * n * t * (i + o) + n * n * n / 3 + 2 * n * t * o * i;
+    }
+
+    /// <summary>
+    /// TENGraD's parameter side for a dense layer with p = out · in' parameters: nT·p (the per-sample gradients J),
+    /// n p² (JᵀJ) and p³/3 (the Cholesky of the p × p system).
+    /// </summary>
+    public static double TengradParameterSpaceFlops(long samples, long positions, long inputDim, long outputDim)
+    {
+        double n = samples, t = positions, p = (double)inputDim * outputDim;
+        return n * t * p + n * p * p + p * p * p / 3;
     }
 
     /// <summary>

@@ -87,6 +87,9 @@ public sealed partial class TengradBlock
     public MeanGradientDirection? PreconditionMeanGradient(LayerStatistics statistics, double damping, bool innerProduct)
     {
         EnsureUpdated();
+        if (_parameterMatrix is not null)
+            return ReferenceEquals(statistics, _statistics) && statistics.Samples == 1 && damping > 0
+                ? ParameterSpaceMeanGradient(statistics, damping, innerProduct) : null;
         return PushesMeanGradient(statistics, damping) ? SolveBatch(new[] { this }, new[] { statistics.Weight }, new[] { damping }, innerProduct)[0] : null;
     }
 

@@ -17,7 +17,9 @@ namespace NaturalGradient.Curvature.Blocks;
 /// with Ā (n × in') the activations and D (n × out) the output gradients of the n gradient samples.
 /// With <see cref="MetricForm.Centered"/> (TONGA's covariance, seed 001 eq 12) the rows of J are centred,
 /// J_c = P J with P = I − 11ᵀ/n, so J_cJ_cᵀ = P (J Jᵀ) P, J_c g = P (J g) and J_cᵀu = Jᵀ(P u): still no Jacobian.
-/// Which solve runs, in order: (1) when the statistics come from the gradient's own backward pass (the empirical Fisher
+/// A layer with fewer parameters than gradient samples (p_l &lt; n: a small output head) is solved in parameter space
+/// instead, by a p_l × p_l Cholesky of the same damped block (<see cref="SolvesInParameterSpace"/>); for the others,
+/// which solve runs, in order: (1) when the statistics come from the gradient's own backward pass (the empirical Fisher
 /// of the default training path), the push-through form Δ = Jᵀ(wK + λI)⁻¹c·1 of <see cref="PushThroughIfAccurate"/>,
 /// with no subtraction (for the statistics' own mean gradient, <see cref="BlockDiagonalCurvature"/> solves the layers that
 /// share n as one batch: <see cref="PreconditionMeanGradients"/>); (2) for float32 statistics, eq 40 in float32 when its estimated error (the subtraction's
@@ -51,6 +53,14 @@ public sealed partial class TengradBlock : ICurvatureBlock
         _weight = statistics.Weight;
         _statistics = statistics;
         _parameterCount = statistics.Adapter.ParameterCount;
+        _parameterMatrix = _meanGradient = null;
+        if (SolvesInParameterSpace(statistics))
+        {
+            _general = null;
+            _a = _d = _gram = null;
+            UpdateParameterSpace(statistics);
+            return;
+        }
         Tensor gram;
         if (statistics.IsRankOne)
         {
@@ -75,7 +85,7 @@ public sealed partial class TengradBlock : ICurvatureBlock
 
     private void EnsureUpdated()
     {
-        if (_gram is null) throw new InvalidOperationException("the block has no statistics yet: call Update first");
+        if (_gram is null && _parameterMatrix is null) throw new InvalidOperationException("the block has no statistics yet: call Update first");
     }
 
     /// <summary>J g for a W̄-shaped g (eq 42): n.</summary>
@@ -90,6 +100,7 @@ public sealed partial class TengradBlock : ICurvatureBlock
         EnsureUpdated();
         if (!(damping > 0))
             throw new ArgumentOutOfRangeException(nameof(damping), damping, "TENGraD needs damping > 0 (its Woodbury form divides by λ)");
+        if (_parameterMatrix is not null) return PreconditionInParameterSpace(gradient, damping);
         var g = gradient.InDtype(_gram!.dtype);
         var pushed = PushThroughIfAccurate(g, damping);
         if (pushed is not null) return pushed.InDtype(gradient.dtype);
@@ -156,6 +167,7 @@ public sealed partial class TengradBlock : ICurvatureBlock
     public Tensor Multiply(Tensor v)
     {
         EnsureUpdated();
+        if (_parameterMatrix is not null) return _parameterMatrix.mv(v.flatten().to_type(ScalarType.Float64)).reshape(v.Sizes()).to_type(v.dtype);
         var x = v.InDtype(_gram!.dtype);
         return JTu(Jv(x), x).mul(_weight).InDtype(v.dtype);
     }
@@ -164,6 +176,7 @@ public sealed partial class TengradBlock : ICurvatureBlock
     public double MeanCurvature()
     {
         EnsureUpdated();
+        if (_parameterMatrix is not null) return _parameterMatrix.diagonal().sum().ToDouble() / _parameterCount;
         return _gram!.diagonal().sum().ToDouble() * _weight / _parameterCount;
     }
 
@@ -171,12 +184,18 @@ public sealed partial class TengradBlock : ICurvatureBlock
     public Tensor QuadraticForm(Tensor v)
     {
         EnsureUpdated();
+        if (_parameterMatrix is not null)
+        {
+            var x = v.flatten().to_type(ScalarType.Float64);
+            return x.dot(_parameterMatrix.mv(x));
+        }
         return Jv(v.InDtype(_gram!.dtype)).square().sum(ScalarType.Float64).mul(_weight);
     }
 
     public Tensor ToDense()
     {
         EnsureUpdated();
+        if (_parameterMatrix is not null) return _parameterMatrix.to_type(_statistics!.Dtype);
         var j = _general is not null ? _general.Dense() : (_d!.unsqueeze(2) * _a!.unsqueeze(1)).reshape(_d!.size(0), -1); // tests only: n × p
         if (_form == MetricForm.Centered) j = j - j.mean(new long[] { 0 }, keepdim: true);
         return j.t().mm(j).mul(_weight);
@@ -187,6 +206,9 @@ public sealed partial class TengradBlock : ICurvatureBlock
         _batchGrams.Dispose();
         _batchSystem.Dispose();
         _a = _d = _gram = null;
+        _parameterMatrix = _meanGradient = null;
+        _identity?.Dispose();
+        _identity = null;
         _general = null;
         _statistics = null;
     }
