@@ -17,8 +17,8 @@ namespace NaturalGradient.Curvature.Blocks;
 /// with Ā (n × in') the activations and D (n × out) the output gradients of the n gradient samples.
 /// With <see cref="MetricForm.Centered"/> (TONGA's covariance, seed 001 eq 12) the rows of J are centred,
 /// J_c = P J with P = I − 11ᵀ/n, so J_cJ_cᵀ = P (J Jᵀ) P, J_c g = P (J g) and J_cᵀu = Jᵀ(P u): still no Jacobian.
-/// A layer with fewer parameters than gradient samples (p_l &lt; n: a small output head) is solved in parameter space
-/// instead, by a p_l × p_l Cholesky of the same damped block (<see cref="SolvesInParameterSpace"/>); for the others,
+/// A dense layer whose p_l × p_l system costs fewer multiply-adds than the n × n one (a small output head) is solved in
+/// parameter space instead, by a p_l × p_l Cholesky of the same damped block (<see cref="SolvesInParameterSpace"/>); for the others,
 /// which solve runs, in order: (1) when the statistics come from the gradient's own backward pass (the empirical Fisher
 /// of the default training path), the push-through form Δ = Jᵀ(wK + λI)⁻¹c·1 of <see cref="PushThroughIfAccurate"/>,
 /// with no subtraction (for the statistics' own mean gradient, <see cref="BlockDiagonalCurvature"/> solves the layers that
