@@ -33,11 +33,10 @@ public sealed class LinearAdapter : LayerAdapterBase
 
     /// <summary>
     /// The statistics of one call from its input (m × … × d) and the gradient at its output (m × … × out, already scaled
-    /// as δ): Ā assembled as (m·T) × in' rows and D taken as (m·T) × out rows, which the statistics keep beside their
-    /// m × T × in' and 1 × m × T × out views (<see cref="LayerStatistics.KeptRows"/>). The same native results as
-    /// <see cref="Activations"/> and <see cref="OutputGradients"/> with a sample dimension (for 2-D inputs none is a
-    /// reshape to the shape a tensor already has), and the K-FAC, TENGraD and diagonal blocks take the rows without
-    /// another view.
+    /// as δ): Ā assembled as (m·T) × in' rows and D taken as (m·T) × out rows, kept as rows only
+    /// (<see cref="LayerStatistics.KeptRows"/>; the m × T × in' and 1 × m × T × out tensors are views made when read).
+    /// The same values as <see cref="Activations"/> and <see cref="OutputGradients"/> with a sample dimension, and the
+    /// K-FAC, TENGraD and diagonal blocks take the rows without a view.
     /// </summary>
     internal LayerStatistics CallStatistics(Tensor input, Tensor outputGradient, double weight)
     {
@@ -45,8 +44,6 @@ public sealed class LinearAdapter : LayerAdapterBase
         var activationRows = Assemble(Rows(input, shape));
         var gradientShape = outputGradient.Sizes();
         var gradientRows = Rows(outputGradient, gradientShape);
-        long batch = shape[0];
-        return new LayerStatistics(this, activationRows.reshape(batch, -1, activationRows.size(1)),
-            gradientRows.reshape(1, batch, -1, gradientShape[^1]), weight) { KeptRows = (activationRows, gradientRows) };
+        return new LayerStatistics(this, activationRows, gradientRows, shape[0], weight);
     }
 }

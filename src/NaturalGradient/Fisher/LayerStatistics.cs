@@ -21,7 +21,8 @@ namespace NaturalGradient.Fisher;
 /// </remarks>
 public sealed class LayerStatistics
 {
-    private readonly Tensor? _activations;
+    private readonly Tensor? _activations, _outputGradients;
+    private readonly ScalarType _dtype;
     // Shapes read once: a tensor's shape is a native call, and the blocks ask for m, T, s and in' many times per step.
     private readonly long[] _outputGradientShape;
     private readonly long[]? _activationShape;
@@ -40,7 +41,8 @@ public sealed class LayerStatistics
         if (_outputGradientShape.Length != 4) throw new ArgumentException("output gradients must be s × m × T × out", nameof(outputGradients));
         Adapter = adapter;
         _activations = activations;
-        OutputGradients = outputGradients;
+        _outputGradients = outputGradients;
+        _dtype = outputGradients.dtype;
         Weight = weight;
     }
 
@@ -49,8 +51,26 @@ public sealed class LayerStatistics
         _outputGradientShape = outputGradients.Sizes();
         Adapter = adapter;
         Tokens = tokens;
-        OutputGradients = outputGradients;
+        _outputGradients = outputGradients;
+        _dtype = outputGradients.dtype;
         Weight = weight;
+    }
+
+    /// <summary>
+    /// Statistics of one sample per example kept as rows only (<see cref="KeptRows"/>): Ā as (m·T) × in' and D as
+    /// (m·T) × out, for <paramref name="batch"/> = m examples. <see cref="Activations"/> (m × T × in') and
+    /// <see cref="OutputGradients"/> (1 × m × T × out) are views of the rows made on each access, so a step whose blocks
+    /// read only the rows makes no view.
+    /// </summary>
+    internal LayerStatistics(ILayerAdapter adapter, Tensor activationRows, Tensor gradientRows, long batch, double weight)
+    {
+        long rows = gradientRows.size(0);
+        _activationShape = new[] { batch, rows / batch, activationRows.size(1) };
+        _outputGradientShape = new[] { 1, batch, rows / batch, gradientRows.size(1) };
+        Adapter = adapter;
+        _dtype = gradientRows.dtype;
+        Weight = weight;
+        KeptRows = (activationRows, gradientRows);
     }
 
     /// <summary>
@@ -75,7 +95,8 @@ public sealed class LayerStatistics
     /// (m × T × features) for elementwise layers. For index layers built by <see cref="FromTokens"/>, the one-hot rows
     /// (m × T × V), formed on every access: methods that can use <see cref="Tokens"/> do.
     /// </summary>
-    public Tensor Activations => _activations ?? nn.functional.one_hot(Tokens!, Adapter.InputDim).to_type(OutputGradients.dtype);
+    public Tensor Activations => _activations
+        ?? (Tokens is null ? KeptRows!.Value.Activations.reshape(_activationShape!) : nn.functional.one_hot(Tokens, Adapter.InputDim).to_type(_dtype));
 
     /// <summary>True when the activations carry a gradient-sample dimension (s × m × T × in').</summary>
     public bool SampleDependentActivations => _activationShape is { Length: 4 };
@@ -90,7 +111,11 @@ public sealed class LayerStatistics
     /// </summary>
     public IReadOnlyList<bool>? TransposedPositions { get; init; }
 
-    public Tensor OutputGradients { get; }
+    /// <summary>δ: s × m × T × out (for statistics kept as rows only, a view of the rows made on each access).</summary>
+    public Tensor OutputGradients => _outputGradients ?? KeptRows!.Value.OutputGradients.reshape(_outputGradientShape);
+
+    /// <summary>True when the statistics' tensors were disposed (the dispose scope of the step that made them has ended).</summary>
+    internal bool IsDisposed => (_outputGradients ?? KeptRows!.Value.OutputGradients).IsInvalid;
     public double Weight { get; }
 
     /// <summary>
@@ -103,9 +128,12 @@ public sealed class LayerStatistics
 
     /// <summary>The same statistics (same tensors) with <see cref="GradientWeight"/> = <paramref name="c"/>.</summary>
     public LayerStatistics WithGradientWeight(double? c) => _activations is { } a
-        ? new LayerStatistics(Adapter, a, OutputGradients, Weight)
+        ? new LayerStatistics(Adapter, a, _outputGradients!, Weight)
             { Tokens = Tokens, TransposedPositions = TransposedPositions, GradientWeight = c, KeptRows = KeptRows }
-        : new LayerStatistics(Adapter, Tokens!, OutputGradients, Weight, true) { GradientWeight = c };
+        : Tokens is null
+            ? new LayerStatistics(Adapter, KeptRows!.Value.Activations, KeptRows.Value.OutputGradients, BatchSize, Weight)
+                { TransposedPositions = TransposedPositions, GradientWeight = c }
+            : new LayerStatistics(Adapter, Tokens, _outputGradients!, Weight, true) { GradientWeight = c };
 
     /// <summary>
     /// The 2-D tensors that <see cref="Activations"/> and <see cref="OutputGradients"/> are views of, when the statistics
@@ -126,7 +154,7 @@ public sealed class LayerStatistics
         : PairedActivations().reshape(-1, InputWidth);
 
     /// <summary>The statistics' floating-point type.</summary>
-    public ScalarType Dtype => OutputGradients.dtype;
+    public ScalarType Dtype => _dtype;
 
     public long BatchSize => _outputGradientShape[1];
     public long Positions => _outputGradientShape[2];

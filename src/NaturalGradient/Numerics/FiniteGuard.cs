@@ -43,8 +43,8 @@ public static class FiniteGuard
         {
             // One-hot rows (an index layer): ‖ā‖² = m · T is known without a reduction.
             if (statistics[i].Tokens is { } tokens) tokenRows[i] = tokens.numel();
-            else AddNorm(reductions, squared, statistics[i].Activations);
-            AddNorm(reductions, squared, statistics[i].OutputGradients);
+            else AddNorm(reductions, squared, statistics[i].KeptRows is { } rows ? rows.Activations : statistics[i].Activations);
+            AddNorm(reductions, squared, statistics[i].KeptRows is { } kept ? kept.OutputGradients : statistics[i].OutputGradients);
         }
         if (output is not null)
         {

@@ -92,7 +92,7 @@ public sealed partial class NaturalGradientPreconditioner
     private Tensor GradientMatrix(int index)
     {
         if (_gradientSources?[index] is not { } statistics) return _layers[index].GradientMatrix();
-        if (statistics.OutputGradients.IsInvalid)
+        if (statistics.IsDisposed)
             throw new InvalidOperationException(
                 $"the gradient of layer '{_layers[index].Name}' was formed from the statistics of NaturalGradientDescent.Step, whose dispose scope has ended " +
                 "(the step's backward pass does not fill .grad of such layers): read it inside the step's scope, or use Backward for .grad");

@@ -7,8 +7,8 @@ using static TorchSharp.torch;
 namespace NaturalGradient.Tests.Lean;
 
 /// <summary>
-/// A Linear layer's statistics are built as rows — Ā as (m·T) × in', D as (m·T) × out — and kept beside their m × T × in'
-/// and 1 × m × T × out views, so that the blocks read the rows without another view. Checked against Ā and D built
+/// A Linear layer's statistics are built as rows — Ā as (m·T) × in', D as (m·T) × out — and kept as rows, the m × T × in'
+/// and 1 × m × T × out tensors being views made when read, so that the blocks read the rows without a view. Checked against Ā and D built
 /// here by hand (a concatenated column of ones, a reshape), and the row consumers against the per-sample gradients.
 /// </summary>
 [Collection("Torch")]
@@ -62,6 +62,40 @@ public class StatisticsRowsTests
         // A gradient weight keeps the rows.
         Assert.Same(activationRows, statistics.WithGradientWeight(0.5).ActivationRows());
     }
+
+    /// <summary>
+    /// The statistics hold the rows only: building them from a 2-D input makes one tensor (Ā's pad; D's rows are the
+    /// gradient itself), each read of the m × T × in' or 1 × m × T × out tensors makes one view, the dtype is read
+    /// without one, a gradient weight keeps the rows, and after the rows' dispose scope ends the statistics say so.
+    /// </summary>
+    [Fact]
+    public void CallStatistics_MakeNoViewUntilOneIsRead_AndKnowWhenTheirRowsAreDisposed()
+    {
+        using var outer = NewDisposeScope();
+        var adapter = new LinearAdapter("fc", nn.Linear(5, 3, dtype: ScalarType.Float32));
+        LayerStatistics statistics;
+        using (var step = NewDisposeScope())
+        {
+            var input = randn(6, 5);
+            var gradient = randn(6, 3);
+            long before = Created();
+            statistics = adapter.CallStatistics(input, gradient, weight: 1.0 / 6);
+            Assert.Equal(1, Created() - before);
+            Assert.Equal(ScalarType.Float32, statistics.Dtype);
+            Assert.Equal(1, Created() - before);
+            Assert.Equal(new long[] { 6, 1, 6 }, statistics.Activations.shape);
+            Assert.Equal(new long[] { 1, 6, 1, 3 }, statistics.OutputGradients.shape);
+            Assert.Equal(3, Created() - before);
+            var weighted = statistics.WithGradientWeight(1.0 / 6);
+            Assert.Equal(1.0 / 6, weighted.GradientWeight);
+            Assert.Same(statistics.OutputGradientRows(), weighted.OutputGradientRows());
+            Assert.Equal(6, weighted.BatchSize);
+            Assert.False(statistics.IsDisposed);
+        }
+        Assert.True(statistics.IsDisposed);
+    }
+
+    private static long Created() => DisposeScopeManager.Statistics.CreatedInScopeCount + DisposeScopeManager.Statistics.CreatedOutsideScopeCount;
 
     /// <summary>Ā = [a 1] by a constant pad below <see cref="LayerAdapterBase.PadMaximum"/> entries and by a copy and a fill above.</summary>
     [Theory]
