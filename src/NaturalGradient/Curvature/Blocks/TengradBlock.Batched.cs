@@ -81,14 +81,15 @@ public sealed partial class TengradBlock
             system.diagonal(0, -2, -1).add_(Column(dampings, 2));
         }
         var (factor, info) = linalg.cholesky_ex(system);
-        var rhs = uniform ? full(new long[] { b, n, 1 }, c[0], dtype: f64, device: system.device) : Column(c, 3).expand(b, n, 1);
+        var rhs = uniform ? blocks[0].BatchRightHandSide(b, n).fill_(c[0]) : Column(c, 3).expand(b, n, 1);
         var u = cholesky_solve(rhs, factor).squeeze(2);                                                           // b × n
         var kii = grams.diagonal(0, -2, -1);                                                                      // ‖J_lᵢ‖²
         var rowBound = u.abs().mul_(kii.clamp_min(0).sqrt_()).sum(1);
         var deltas = new Tensor[b];
         var uRows = u.InDtype(blocks[0]._a!.dtype);   // the group shares the Gram's dtype, and with it the rows'
         for (int k = 0; k < b; k++) deltas[k] = blocks[k].JTu(uRows[k], blocks[k]._a!);
-        var read = HostRead.Doubles(cat(new[] { info.InDtype(f64), rowBound, stack(deltas.Select(d => d.norm()).ToArray()).InDtype(f64) }));
+        // cat promotes the int32 infos and the norms (the rows' dtype) to float64 with the bounds: no conversions of its own.
+        var read = HostRead.Doubles(cat(new[] { info, rowBound, stack(deltas.Select(d => d.norm()).ToArray()) }));
         var inner = innerProduct ? grams.bmm(u.unsqueeze(2)).squeeze(2).sum(1).mul_(Column(c, 1)) : null;
         for (int k = 0; k < b; k++)
         {
@@ -107,7 +108,14 @@ public sealed partial class TengradBlock
         return results;
     }
 
-    private readonly KeptBuffer _batchGrams = new(), _batchSystem = new();
+    private readonly KeptBuffer _batchGrams = new(), _batchSystem = new(), _batchRightHandSide = new();
+
+    /// <summary>A b × n × 1 float64 buffer for <see cref="SolveBatch"/>'s uniform right-hand side c·1 (filled by the caller), kept as the workspace is.</summary>
+    private Tensor BatchRightHandSide(long b, long n)
+    {
+        ReadOnlySpan<long> shape = stackalloc long[] { b, n, 1 };
+        return _batchRightHandSide.Get(shape, ScalarType.Float64, _gram!.device);
+    }
 
     /// <summary>
     /// Two b × n × n float64 buffers for <see cref="SolveBatch"/> when this block heads a group (the Grams and the

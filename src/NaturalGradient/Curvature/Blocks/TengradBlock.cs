@@ -205,6 +205,7 @@ public sealed partial class TengradBlock : ICurvatureBlock
     {
         _batchGrams.Dispose();
         _batchSystem.Dispose();
+        _batchRightHandSide.Dispose();
         _a = _d = _gram = null;
         _parameterMatrix = _meanGradient = null;
         _identity?.Dispose();
