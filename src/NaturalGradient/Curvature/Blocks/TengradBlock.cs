@@ -36,6 +36,8 @@ public sealed partial class TengradBlock : ICurvatureBlock
 {
     private readonly MetricForm _form;
     private Tensor? _a, _d, _gram;
+    /// <summary>Dᵀ (out × n), the view the Gram's DDᵀ makes, kept for Jᵀu of the same step (one view fewer per solve).</summary>
+    private Tensor? _dT;
     private LayerJacobian? _general;
     private LayerStatistics? _statistics;
     private double _weight;
@@ -57,7 +59,7 @@ public sealed partial class TengradBlock : ICurvatureBlock
         if (SolvesInParameterSpace(statistics))
         {
             _general = null;
-            _a = _d = _gram = null;
+            _a = _d = _dT = _gram = null;
             UpdateParameterSpace(statistics);
             return;
         }
@@ -67,12 +69,13 @@ public sealed partial class TengradBlock : ICurvatureBlock
             _general = null;
             _a = statistics.PairedActivationRows();   // n × in'
             _d = statistics.OutputGradientRows();     // n × out
-            gram = _a.mm(_a.t()).mul_(_d.mm(_d.t()));          // eq 41
+            _dT = _d.t();
+            gram = _a.mm(_a.t()).mul_(_d.mm(_dT));             // eq 41
         }
         else
         {
             _general = new LayerJacobian(statistics);
-            _a = _d = null;
+            _a = _d = _dT = null;
             gram = _general.Gram;
         }
         if (_form == MetricForm.Centered)
@@ -93,7 +96,7 @@ public sealed partial class TengradBlock : ICurvatureBlock
 
     /// <summary>Jᵀ u for u of length n (eq 43): W̄-shaped.</summary>
     private Tensor JTu(Tensor u, Tensor like) =>
-        _general is not null ? _general.TransposeMultiply(Center(u), like) : _d!.t().mul(Center(u)).mm(_a!);   // (D ∘ u1ᵀ)ᵀĀ
+        _general is not null ? _general.TransposeMultiply(Center(u), like) : _dT!.mul(Center(u)).mm(_a!);   // (D ∘ u1ᵀ)ᵀĀ
 
     public Tensor Precondition(Tensor gradient, double damping)
     {
@@ -206,7 +209,7 @@ public sealed partial class TengradBlock : ICurvatureBlock
         _batchGrams.Dispose();
         _batchSystem.Dispose();
         _batchRightHandSide.Dispose();
-        _a = _d = _gram = null;
+        _a = _d = _dT = _gram = null;
         _parameterMatrix = _meanGradient = null;
         _identity?.Dispose();
         _identity = null;
