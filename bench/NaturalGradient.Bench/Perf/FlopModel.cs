@@ -13,8 +13,7 @@ internal sealed record LayerShape(long In, long Out)
 /// <item>SGD: forward 2m·in'·out, weight gradient 2m·in'·out, input gradient 2m·in·out (not for the first layer).</item>
 /// <item>diagonal: (δ∘δ)ᵀ(ā∘ā), 2m·in'·out.</item>
 /// <item>TENGraD: Gram matrices ĀĀᵀ and DDᵀ, 2m²(in' + out); J g and Jᵀu, 4m·out·in'; Cholesky of m × m, m³/3; or, for a
-/// layer the library solves in parameter space (its rule: StructureCostModel.TengradParameterSpaceFlops below the Gram
-/// side), J, 2m·p, JᵀJ, 2m·p², and the Cholesky of p × p, p³/3, with p = out·in'.</item>
+/// layer the library solves in parameter space (StructureCostModel.TengradPrefersParameterSpace), J, 2m·p, JᵀJ, 2m·p², and the Cholesky of p × p, p³/3, with p = out·in'.</item>
 /// <item>K-FAC: factors ĀᵀĀ and DᵀD, 2m(in'² + out²) (counted as full GEMMs: a symmetric rank-m update needs about
 /// half, and the library's 2 × 2 block accumulation of factors from width 384 on does 3/4), amortised over the factor
 /// period T_f (a configuration's factors are accumulated every T_f steps; "-f1" configurations every step); G⁻¹VA⁻¹,
@@ -65,7 +64,7 @@ internal static class FlopModel
     {
         "sgd" or "adam" => 0,
         "diag" => layers.Sum(l => 2.0 * m * l.InBar * l.Out),
-        "tengrad" => layers.Sum(l => TengradParameterSpace(l, m)
+        "tengrad" => layers.Sum(l => NaturalGradient.Curvature.Auto.StructureCostModel.TengradPrefersParameterSpace(m, 1, l.InBar, l.Out)
             ? 2.0 * m * l.Out * l.InBar + 2.0 * m * Sq(l.Out * l.InBar) + Cube(l.Out * l.InBar) / 3
             : 2.0 * m * m * (l.InBar + l.Out) + 4.0 * m * l.Out * l.InBar + m * (double)m * m / 3),
         "kfac" or "kfac-f1" or "kfac-bf16" or "kfac-bf16inv" => layers.Sum(l => Factors(l, m) / factorPeriod + Math.Min(Apply2(l), MeanGradientApply(l, m))
@@ -78,11 +77,6 @@ internal static class FlopModel
         "hf" => (4.0 + 8.0 * cgIterations) * m * layers.Sum(l => (double)l.InBar * l.Out),
         _ => double.NaN,
     };
-
-    /// <summary>Whether the library's TENGraD block solves the layer in parameter space (its cost rule).</summary>
-    private static bool TengradParameterSpace(LayerShape l, long m) =>
-        NaturalGradient.Curvature.Auto.StructureCostModel.TengradParameterSpaceFlops(m, 1, l.InBar, l.Out)
-        < NaturalGradient.Curvature.Auto.StructureCostModel.TengradGramFlops(m, 1, l.InBar, l.Out);
 
     private static double Factors(LayerShape l, long m) => 2.0 * m * (Sq(l.InBar) + Sq(l.Out));
     /// <summary>Flops of eigh per d³ (syevd: 4/3 + 4/3 + 2).</summary>

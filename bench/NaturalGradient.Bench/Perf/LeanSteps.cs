@@ -27,7 +27,7 @@ namespace NaturalGradient.Bench.Perf;
 /// D_W = (1/m) (δ∘δ)ᵀ(a∘a) and D_b = (1/m) Σᵢ δᵢ∘δᵢ, Δ_W = ∇W ⊘ (D_W + λ), Δ_b = ∇b ⊘ (D_b + λ), each with its own momentum buffer.</para>
 /// <para>TENGraD (seed 000 eq 40–43, in the model's dtype): K = (ĀĀᵀ) ∘ (δδᵀ) + λm I, u = K⁻¹ rowsum((δḡ) ∘ Ā) by
 /// Cholesky, Δ = (ḡ − (δ ∘ u)ᵀĀ)/λ; for a layer whose parameter side costs fewer multiply-adds (the library's rule,
-/// <c>StructureCostModel.TengradParameterSpaceFlops</c>: the figure-5 nets' 21 × 1 head), J = rows δᵢ ⊗ āᵢ (m × p) and
+/// <c>StructureCostModel.TengradPrefersParameterSpace</c>: the figure-5 nets' 21 × 1 head), J = rows δᵢ ⊗ āᵢ (m × p) and
 /// Δ = (JᵀJ/m + λI)⁻¹ ḡ by a p × p Cholesky, as the library does.</para>
 /// </remarks>
 internal sealed class LeanStep : IDisposable
@@ -204,8 +204,7 @@ internal sealed class LeanStep : IDisposable
 
     private Tensor Tengrad(Tensor abar, Tensor delta, Tensor g, long m)
     {
-        if (NaturalGradient.Curvature.Auto.StructureCostModel.TengradParameterSpaceFlops(m, 1, abar.shape[1], delta.shape[1])
-            < NaturalGradient.Curvature.Auto.StructureCostModel.TengradGramFlops(m, 1, abar.shape[1], delta.shape[1]))
+        if (NaturalGradient.Curvature.Auto.StructureCostModel.TengradPrefersParameterSpace(m, 1, abar.shape[1], delta.shape[1]))
         {
             var j = delta.unsqueeze(2).mul(abar.unsqueeze(1)).reshape(m, -1);        // m × p
             var system = j.t().mm(j).div_(m);

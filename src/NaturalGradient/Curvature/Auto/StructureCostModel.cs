@@ -60,6 +60,13 @@ public static class StructureCostModel
         return Math.Min(TengradGramFlops(samples, positions, inputDim, outputDim), TengradParameterSpaceFlops(samples, positions, inputDim, outputDim));
     }
 
+    /// <summary>
+    /// True when TENGraD solves a dense layer in parameter space: its parameter side costs fewer multiply-adds than its
+    /// Gram side (<see cref="TengradParameterSpaceFlops"/> &lt; <see cref="TengradGramFlops"/>; a small output head).
+    /// </summary>
+    public static bool TengradPrefersParameterSpace(long samples, long positions, long inputDim, long outputDim) =>
+        TengradParameterSpaceFlops(samples, positions, inputDim, outputDim) < TengradGramFlops(samples, positions, inputDim, outputDim);
+
     /// <summary>TENGraD's n × n Gram side for a dense layer: (nT)²(in' + out) + n³/3 + 2nT·out·in'.</summary>
     public static double TengradGramFlops(long samples, long positions, long inputDim, long outputDim)
     {

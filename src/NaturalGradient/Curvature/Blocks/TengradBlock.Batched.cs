@@ -50,8 +50,12 @@ public sealed partial class TengradBlock
 
     /// <summary>Whether the mean-gradient push-through solve applies to <paramref name="statistics"/> at λ (the conditions of <see cref="PreconditionMeanGradient(LayerStatistics, double, bool)"/>).</summary>
     private bool PushesMeanGradient(LayerStatistics statistics, double damping) =>
-        _gram is not null && ReferenceEquals(statistics, _statistics) && _general is null && _form != MetricForm.Centered
-        && statistics.Samples == 1 && damping > 0 && _pushThroughRejectedAt != damping;
+        _gram is not null && RoutesMeanGradient(statistics, damping) && _general is null && _form != MetricForm.Centered
+        && _pushThroughRejectedAt != damping;
+
+    /// <summary>Whether the mean-gradient route applies at all: <paramref name="statistics"/> are the last update's own, with one sample per example, and λ &gt; 0.</summary>
+    private bool RoutesMeanGradient(LayerStatistics statistics, double damping) =>
+        ReferenceEquals(statistics, _statistics) && statistics.Samples == 1 && damping > 0;
 
     /// <summary>The push-through solves of <paramref name="blocks"/> (eligible, one n and Gram dtype) for their statistics' mean gradients.</summary>
     private static MeanGradientDirection?[] SolveBatch(TengradBlock[] blocks, double[] c, double[] dampings, bool innerProduct)

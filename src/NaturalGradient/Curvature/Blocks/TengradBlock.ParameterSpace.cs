@@ -40,8 +40,7 @@ public sealed partial class TengradBlock
     /// </summary>
     public static bool SolvesInParameterSpace(LayerStatistics statistics) =>
         statistics.Adapter.IsKronecker && statistics.Tokens is null
-        && Auto.StructureCostModel.TengradParameterSpaceFlops(statistics.SampleCount, statistics.Positions, statistics.InputWidth, statistics.OutputWidth)
-           < Auto.StructureCostModel.TengradGramFlops(statistics.SampleCount, statistics.Positions, statistics.InputWidth, statistics.OutputWidth);
+        && Auto.StructureCostModel.TengradPrefersParameterSpace(statistics.SampleCount, statistics.Positions, statistics.InputWidth, statistics.OutputWidth);
 
     /// <summary>Forms J (n × p_l, float64), ḡ = w Jᵀ1 and M_l = w J_cᵀJ_c for <see cref="SolvesInParameterSpace"/>.</summary>
     private void UpdateParameterSpace(LayerStatistics statistics)
@@ -53,7 +52,7 @@ public sealed partial class TengradBlock
             var d = statistics.OutputGradientRows().to_type(f64);     // n × out
             var a = statistics.PairedActivationRows().to_type(f64);   // n × in'
             _parameterShape = new[] { d.size(1), a.size(1) };
-            // Rows vec(dᵢ āᵢᵀ), row-major as W̄: one broadcast product (an einsum takes a batched matmul here, 3× longer).
+            // Rows vec(dᵢ āᵢᵀ), row-major as W̄, by one broadcast product (an einsum would take a batched matmul).
             j = d.size(1) == 1 ? a.mul(d) : d.unsqueeze(2).mul(a.unsqueeze(1)).reshape(d.size(0), -1);
         }
         else

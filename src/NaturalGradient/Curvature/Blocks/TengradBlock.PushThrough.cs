@@ -88,8 +88,7 @@ public sealed partial class TengradBlock
     {
         EnsureUpdated();
         if (_parameterMatrix is not null)
-            return ReferenceEquals(statistics, _statistics) && statistics.Samples == 1 && damping > 0
-                ? ParameterSpaceMeanGradient(statistics, damping, innerProduct) : null;
+            return RoutesMeanGradient(statistics, damping) ? ParameterSpaceMeanGradient(statistics, damping, innerProduct) : null;
         return PushesMeanGradient(statistics, damping) ? SolveBatch(new[] { this }, new[] { statistics.Weight }, new[] { damping }, innerProduct)[0] : null;
     }
 
