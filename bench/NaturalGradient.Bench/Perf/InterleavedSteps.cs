@@ -20,8 +20,9 @@ internal sealed record StepFigure(string Method, string Path, string Label, doub
 /// <summary>
 /// Interleaved timing: in each round every configuration takes a block of <c>block</c> consecutive steps (a whole
 /// inverse period, so refreshes are amortised as in training), timed as one, and a GEMM of the problem's first-layer
-/// shape is timed too. A configuration's ratio is the median over rounds of (its block time / SGD's block time in
-/// the same round): load changes between rounds cancel. A block is lengthened to a whole multiple of <c>block</c> for
+/// shape is timed too. SGD takes a second block at the end of each round, and its time in the round is the mean of its
+/// two blocks. A configuration's ratio is the median over rounds of (its block time / SGD's time in the same round):
+/// load changes between rounds cancel, and a load that drifts within a round cancels to first order. A block is lengthened to a whole multiple of <c>block</c> for
 /// which SGD's block lasts at least <see cref="MinimumBlockMs"/> (timed once after the warm-up round): a step of a
 /// fraction of a millisecond (the depth-1 figure-5 net's) would otherwise make blocks of a few milliseconds, which one
 /// scheduling hiccup of a shared machine doubles. One warm-up round is not timed; in it the tensors each
@@ -48,26 +49,24 @@ internal static class InterleavedSteps
             var gemm = new List<double>();
             var a = randn(problem.Batch, problem.Layers[0].InBar);
             var b = randn(problem.Layers[0].InBar, problem.Layers[0].Out);
+            var sgd = configs.Single(c => c.Label == "sgd");
             for (int r = 0; r <= rounds; r++)
             {
                 foreach (var c in configs)
                 {
-                    GC.Collect();
                     long created = Created();
-                    double start = Clock.Milliseconds(cpuClock);
-                    for (int s = 0; s < block; s++)
-                    {
-                        using var scope = NewDisposeScope();
-                        c.Step(problem.X, problem.Y);
-                    }
-                    double elapsed = Clock.Milliseconds(cpuClock) - start;
+                    double elapsed = TimeBlock(c, problem, block, cpuClock);
                     if (r > 0) times[c.Label].Add(elapsed / block);
                     else tensors[c.Label] = (Created() - created) / (double)block;
                 }
+                // SGD's reference in a round is the mean of a block at its start and one at its end: a load that
+                // drifts within the round cancels to first order, and the one number every ratio of the round is
+                // divided by has half the variance of a single block's.
+                if (r > 0) times["sgd"][^1] = 0.5 * (times["sgd"][^1] + TimeBlock(sgd, problem, block, cpuClock) / block);
                 double rate0 = GemmGflops(a, b, cpuClock);
                 if (r == 0)                                              // the warm-up round counts for neither steps nor GEMM
                 {
-                    block *= BlockMultiple(configs.Single(c => c.Label == "sgd"), problem, block, cpuClock);
+                    block *= BlockMultiple(sgd, problem, block, cpuClock);
                     continue;
                 }
                 gemm.Add(rate0);
@@ -92,17 +91,23 @@ internal static class InterleavedSteps
         }
     }
 
-    /// <summary>The smallest k ≥ 1 for which k blocks of SGD steps last at least <see cref="MinimumBlockMs"/>, from one timed block.</summary>
-    private static int BlockMultiple(StepConfig sgd, StepProblem problem, int block, bool cpuClock)
+    /// <summary>Wall (or CPU) milliseconds of <paramref name="steps"/> consecutive steps of one configuration, after a GC.</summary>
+    private static double TimeBlock(StepConfig config, StepProblem problem, int steps, bool cpuClock)
     {
         GC.Collect();
         double start = Clock.Milliseconds(cpuClock);
-        for (int s = 0; s < block; s++)
+        for (int s = 0; s < steps; s++)
         {
             using var scope = NewDisposeScope();
-            sgd.Step(problem.X, problem.Y);
+            config.Step(problem.X, problem.Y);
         }
-        double ms = Clock.Milliseconds(cpuClock) - start;
+        return Clock.Milliseconds(cpuClock) - start;
+    }
+
+    /// <summary>The smallest k ≥ 1 for which k blocks of SGD steps last at least <see cref="MinimumBlockMs"/>, from one timed block.</summary>
+    private static int BlockMultiple(StepConfig sgd, StepProblem problem, int block, bool cpuClock)
+    {
+        double ms = TimeBlock(sgd, problem, block, cpuClock);
         return ms >= MinimumBlockMs || ms <= 0 ? 1 : (int)Math.Ceiling(MinimumBlockMs / ms);
     }
 
