@@ -62,7 +62,8 @@ internal static class InterleavedSteps
                 // SGD's reference in a round is the mean of a block at its start and one at its end: a load that
                 // drifts within the round cancels to first order, and the one number every ratio of the round is
                 // divided by has half the variance of a single block's.
-                if (r > 0) times["sgd"][^1] = 0.5 * (times["sgd"][^1] + TimeBlock(sgd, problem, block, cpuClock) / block);
+                double sgdStart = r > 0 ? times["sgd"][^1] : 0, sgdEnd = r > 0 ? TimeBlock(sgd, problem, block, cpuClock) / block : 0;
+                if (r > 0) times["sgd"][^1] = 0.5 * (sgdStart + sgdEnd);
                 double rate0 = GemmGflops(a, b, cpuClock);
                 if (r == 0)                                              // the warm-up round counts for neither steps nor GEMM
                 {
@@ -70,7 +71,7 @@ internal static class InterleavedSteps
                     continue;
                 }
                 gemm.Add(rate0);
-                log($"  round {r}/{rounds}: sgd {times["sgd"][^1]:F2} ms/step, GEMM {gemm[^1]:F1} GFLOP/s");
+                log($"  round {r}/{rounds}: sgd {times["sgd"][^1]:F2} ms/step (start {sgdStart:F2}, end {sgdEnd:F2}), GEMM {gemm[^1]:F1} GFLOP/s");
             }
             double rate = Median(gemm);
             double sgdMs = Median(times["sgd"]);
