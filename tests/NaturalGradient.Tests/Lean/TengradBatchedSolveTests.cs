@@ -50,6 +50,46 @@ public class TengradBatchedSolveTests
     }
 
     /// <summary>
+    /// Layers whose rows share a shape take one batched product Jᵀu and one batched norm; the others their own. Each
+    /// layer's Δ and ⟨Δ, ḡ⟩ still equal its single solve and the dense solve (B + λI)⁻¹ḡ in float64, whether the layers
+    /// of one shape are all the batch's (8-8-8-8), a run of it (8-8-8-3) or scattered through it with layers of other
+    /// shapes between them (8-8-8-5-8-8-3: the 9 × 8 rows at positions 0, 1 and 4).
+    /// </summary>
+    [Theory]
+    [InlineData(new[] { 8, 8, 8, 8 })]
+    [InlineData(new[] { 8, 8, 8, 3 })]
+    [InlineData(new[] { 8, 8, 8, 5, 8, 8, 3 })]
+    public void LayersOfOneShape_TakeOneBatchedProduct_AndEachEqualsItsSingleAndDenseSolve(int[] sizes)
+    {
+        using var scope = NewDisposeScope();
+        const long m = 6;
+        var model = TestModels.Mlp(sizes);
+        var likelihood = new NaturalGradient.Likelihoods.CategoricalLikelihood();
+        var x = TestModels.Inputs(m, sizes[0], seed: 7);
+        var y = Labels(m, sizes[^1], seed: 8);
+        var (layers, statistics) = Collect(model, x, y, likelihood);
+        model.zero_grad();
+        likelihood.Loss(model.call(x), y).backward();
+        var gradients = layers.Select(l => l.GradientMatrix()).ToList();
+        using var curvature = Updated(statistics);
+        var inner = new Tensor?[layers.Count];
+        long batched = TengradBlock.BatchedPushThroughSolves;
+        var delta = curvature.PreconditionMeanGradient(layers, gradients, statistics, Damping, inner);
+        Assert.Equal(layers.Count, TengradBlock.BatchedPushThroughSolves - batched);
+        for (int l = 0; l < layers.Count; l++)
+        {
+            using var single = new TengradBlock();
+            single.Update(statistics[l], 0);
+            var alone = single.PreconditionMeanGradient(statistics[l], Damping, innerProduct: true)!.Value;
+            TensorAssert.Close(alone.Direction, delta[l], rtol: 1e-12, label: layers[l].Name);
+            Assert.Equal(alone.GradientInnerProduct!.item<double>(), inner[l]!.item<double>(), 1e-12 * Math.Abs(inner[l]!.item<double>()));
+            var dense = single.ToDense();
+            var expected = linalg.solve(dense + Damping * eye(dense.shape[0], dtype: dense.dtype), gradients[l].flatten()).reshape(gradients[l].shape);
+            TensorAssert.Close(expected, delta[l], rtol: 1e-9, label: layers[l].Name);
+        }
+    }
+
+    /// <summary>
     /// The stacked Grams and systems live in buffers the group's first block keeps: a second step on new statistics of the
     /// same shapes writes into the same buffer (no b × n × n float64 tensors made per step) and still equals the single
     /// solves; a batch of another n gets buffers of its shape; Dispose releases them.

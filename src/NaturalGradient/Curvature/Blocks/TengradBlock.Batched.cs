@@ -89,17 +89,16 @@ public sealed partial class TengradBlock
         var u = cholesky_solve(rhs, factor).squeeze(2);                                                           // b × n
         var kii = grams.diagonal(0, -2, -1);                                                                      // ‖J_lᵢ‖²
         var rowBound = u.abs().mul_(kii.clamp_min(0).sqrt_()).sum(1);
-        var deltas = new Tensor[b];
         var uRows = u.InDtype(blocks[0]._a!.dtype);   // the group shares the Gram's dtype, and with it the rows'
-        for (int k = 0; k < b; k++) deltas[k] = blocks[k].JTu(uRows[k], blocks[k]._a!);
+        var (deltas, norms, normAt) = TransposeProducts(blocks, uRows);
         // cat promotes the int32 infos and the norms (the rows' dtype) to float64 with the bounds: no conversions of its own.
-        var read = HostRead.Doubles(cat(new[] { info, rowBound, stack(deltas.Select(d => d.norm()).ToArray()) }));
+        var read = HostRead.Doubles(cat(new[] { info, rowBound }.Concat(norms).ToArray()));
         var inner = innerProduct ? grams.bmm(u.unsqueeze(2)).squeeze(2).sum(1).mul_(Column(c, 1)) : null;
         for (int k = 0; k < b; k++)
         {
             var block = blocks[k];
             if (read[k] != 0) { block.Rejected(dampings[k]); continue; }
-            if (!RoundingBoundHolds(n, block._a!.dtype, read[b + k], read[2 * b + k]))
+            if (!RoundingBoundHolds(n, block._a!.dtype, read[b + k], read[2 * b + normAt[k]]))
             {
                 block.Rejected(dampings[k], scope.MoveToOuter(factor[k]));
                 continue;
@@ -110,6 +109,56 @@ public sealed partial class TengradBlock
             results[k] = new MeanGradientDirection(scope.MoveToOuter(deltas[k]), inner is null ? null : scope.MoveToOuter(inner[k]));
         }
         return results;
+    }
+
+    /// <summary>
+    /// Δ_k = J_kᵀu_k = (D_k ∘ u_k1ᵀ)ᵀĀ_k (eq 43) for every block of a batch, and ‖Δ_k‖: the blocks whose rows have one
+    /// shape (in', out) take one batched product, (Dᵀ ∘ u)·Ā over the stacked rows, and one batched norm; a block of a
+    /// shape of its own takes its own product and norm, as in the single solve. The deep figure-5 nets' hidden layers
+    /// share one shape: three kernels and a copy of the rows instead of three kernels a layer.
+    /// </summary>
+    /// <returns>The Δ_k (b × out × in' views for the batched shapes); the norms as tensors to concatenate, and for each
+    /// block k the position of ‖Δ_k‖ in that concatenation.</returns>
+    private static (Tensor[] Deltas, List<Tensor> Norms, int[] NormAt) TransposeProducts(TengradBlock[] blocks, Tensor uRows)
+    {
+        int b = blocks.Length;
+        var deltas = new Tensor[b];
+        var norms = new List<Tensor>();
+        var normAt = new int[b];
+        var single = new List<Tensor>();
+        var singleAt = new List<int>();
+        int next = 0;
+        foreach (var shape in Enumerable.Range(0, b).GroupBy(k => (blocks[k]._a!.size(1), blocks[k]._d!.size(1))))
+        {
+            var members = shape.ToArray();
+            if (members.Length == 1)
+            {
+                int k = members[0];
+                deltas[k] = blocks[k].JTu(uRows[k], blocks[k]._a!);
+                single.Add(deltas[k].norm());
+                singleAt.Add(k);
+                continue;
+            }
+            bool contiguous = members[^1] - members[0] == members.Length - 1;
+            var u = members.Length == b ? uRows
+                : contiguous ? uRows.narrow(0, members[0], members.Length)
+                : uRows.index_select(0, tensor(members.Select(k => (long)k).ToArray(), device: uRows.device));
+            var products = stack(members.Select(k => blocks[k]._dT!).ToArray()).mul_(u.unsqueeze(1))   // b' × out × n
+                .bmm(stack(members.Select(k => blocks[k]._a!).ToArray()));                                // b' × out × in'
+            norms.Add(linalg.vector_norm(products.flatten(1), dims: new long[] { 1 }));
+            for (int j = 0; j < members.Length; j++)
+            {
+                deltas[members[j]] = products[j];
+                normAt[members[j]] = next + j;
+            }
+            next += members.Length;
+        }
+        if (single.Count > 0)
+        {
+            norms.Add(stack(single.ToArray()));
+            for (int j = 0; j < singleAt.Count; j++) normAt[singleAt[j]] = next + j;
+        }
+        return (deltas, norms, normAt);
     }
 
     private readonly KeptBuffer _batchGrams = new(), _batchSystem = new(), _batchRightHandSide = new();
