@@ -39,16 +39,27 @@ public sealed partial class BlockDiagonalCurvature : ICurvature
 
     /// <summary>
     /// Updates every layer's block. The dense factorisations the blocks need (K-FAC's and EKFAC's eigendecompositions)
-    /// are gathered and run side by side once every block has absorbed its statistics (<see cref="FactorizationQueue"/>).
-    /// When a block throws, the blocks before it still complete their updates.
+    /// are gathered and run side by side once every block has absorbed its statistics (<see cref="FactorizationQueue"/>);
+    /// TENGraD's Grams are formed once all layers' rows are in, those of layers of one shape together
+    /// (<see cref="Blocks.TengradBlock.UpdateAll"/>). When a block throws, the blocks before it still complete their updates.
     /// </summary>
     public void Update(CurvatureBatch batch) => FactorizationQueue.Run(queue =>
     {
-        foreach (var stats in batch.Layers)
+        var tengrad = new List<(Blocks.TengradBlock, Fisher.LayerStatistics)>();
+        try
         {
-            var block = GetOrCreate(stats.Adapter);
-            if (block is IFactorizingBlock factorizing) factorizing.Update(stats, batch.Step, queue);
-            else block.Update(stats, batch.Step);
+            foreach (var stats in batch.Layers)
+            {
+                var block = GetOrCreate(stats.Adapter);
+                if (block is Blocks.TengradBlock gram) tengrad.Add((gram, stats));
+                else if (block is IFactorizingBlock factorizing) factorizing.Update(stats, batch.Step, queue);
+                else block.Update(stats, batch.Step);
+            }
+        }
+        finally
+        {
+            // TENGraD's Grams after all rows are in: the layers of one shape form theirs together.
+            Blocks.TengradBlock.UpdateAll(tengrad);
         }
     });
 

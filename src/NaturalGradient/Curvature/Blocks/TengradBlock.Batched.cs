@@ -69,7 +69,19 @@ public sealed partial class TengradBlock
         // The Grams and the systems go into buffers the group's first block keeps: b × n × n float64 tensors made anew on
         // every step made the allocator return and map pages each step (the depth-8 figure-5 net's step 2.5× longer).
         var (grams, system) = blocks[0].BatchWorkspace(b, n);                                                     // b × n × n
-        for (int k = 0; k < b; k++) grams[k].copy_(blocks[k]._gram!);                                              // into float64
+        for (int k = 0; k < b;)                                                                                    // into float64
+        {
+            if (BatchAt(blocks, k) is { } formed)
+            {
+                grams.narrow(0, k, formed.Members.Length).copy_(formed.Grams);   // the Grams formed together: one copy
+                k += formed.Members.Length;
+            }
+            else
+            {
+                grams[k].copy_(blocks[k]._gram!);
+                k++;
+            }
+        }
         var weights = blocks.Select(block => block._weight).ToArray();
         // One w, λ and c for the whole group (global damping, one likelihood: the usual case) as scalars, no tensor of
         // them; the same float64 products either way.
@@ -143,8 +155,12 @@ public sealed partial class TengradBlock
             var u = members.Length == b ? uRows
                 : contiguous ? uRows.narrow(0, members[0], members.Length)
                 : uRows.index_select(0, tensor(members.Select(k => (long)k).ToArray(), device: uRows.device));
-            var products = stack(members.Select(k => blocks[k]._dT!).ToArray()).mul_(u.unsqueeze(1))   // b' × out × n
-                .bmm(stack(members.Select(k => blocks[k]._a!).ToArray()));                                // b' × out × in'
+            // The rows as the Grams' batch stacked them, when these blocks are that batch; stacked here otherwise.
+            var formed = contiguous && BatchAt(blocks, members[0]) is { } batch && batch.Members.Length == members.Length ? batch : null;
+            var products = (formed is not null
+                    ? formed.OutputGradients.transpose(1, 2).mul(u.unsqueeze(1))
+                    : stack(members.Select(k => blocks[k]._dT!).ToArray()).mul_(u.unsqueeze(1)))                // b' × out × n
+                .bmm(formed?.Activations ?? stack(members.Select(k => blocks[k]._a!).ToArray()));               // b' × out × in'
             norms.Add(linalg.vector_norm(products.flatten(1), dims: new long[] { 1 }));
             for (int j = 0; j < members.Length; j++)
             {

@@ -50,6 +50,17 @@ public sealed partial class TengradBlock : ICurvatureBlock
 
     public void Update(LayerStatistics statistics, long step)
     {
+        UpdateRows(statistics);
+        if (_a is not null) FormOwnGram();
+    }
+
+    /// <summary>
+    /// <see cref="Update"/> without forming a rank-one layer's Gram: the caller forms it, for this block alone
+    /// (<see cref="FormOwnGram"/>) or batched with other layers of its shape (<see cref="FormGrams"/>), before any solve.
+    /// </summary>
+    private void UpdateRows(LayerStatistics statistics)
+    {
+        _gramBatch = null;
         _pushThroughRejectedAt = double.NaN;
         _rejectedFactor = null;
         _weight = statistics.Weight;
@@ -63,21 +74,28 @@ public sealed partial class TengradBlock : ICurvatureBlock
             UpdateParameterSpace(statistics);
             return;
         }
-        Tensor gram;
+        _gram = null;
         if (statistics.IsRankOne)
         {
             _general = null;
             _a = statistics.PairedActivationRows();   // n × in'
             _d = statistics.OutputGradientRows();     // n × out
             _dT = _d.t();
-            gram = _a.mm(_a.t()).mul_(_d.mm(_dT));             // eq 41
         }
         else
         {
             _general = new LayerJacobian(statistics);
             _a = _d = _dT = null;
-            gram = _general.Gram;
+            SetGram(_general.Gram);
         }
+    }
+
+    /// <summary>The rank-one layer's Gram K = (ĀĀᵀ) ∘ (DDᵀ) (eq 41), n × n, formed for this block alone.</summary>
+    private void FormOwnGram() => SetGram(_a!.mm(_a!.t()).mul_(_d!.mm(_dT!)));
+
+    /// <summary>Keeps <paramref name="gram"/> (J Jᵀ) as the block's Gram, centred for <see cref="MetricForm.Centered"/> (P J Jᵀ P).</summary>
+    private void SetGram(Tensor gram)
+    {
         if (_form == MetricForm.Centered)
             gram = gram - gram.mean(new long[] { 0 }, keepdim: true) - gram.mean(new long[] { 1 }, keepdim: true) + gram.mean();
         _gram = gram;
@@ -88,7 +106,8 @@ public sealed partial class TengradBlock : ICurvatureBlock
 
     private void EnsureUpdated()
     {
-        if (_gram is null && _parameterMatrix is null) throw new InvalidOperationException("the block has no statistics yet: call Update first");
+        if (_gram is null && _parameterMatrix is null)
+            throw new InvalidOperationException(_a is null ? "the block has no statistics yet: call Update first" : "the block's Gram was not formed after its update");
     }
 
     /// <summary>J g for a W̄-shaped g (eq 42): n.</summary>
@@ -210,6 +229,7 @@ public sealed partial class TengradBlock : ICurvatureBlock
         _batchSystem.Dispose();
         _batchRightHandSide.Dispose();
         _a = _d = _dT = _gram = null;
+        _gramBatch = null;
         _parameterMatrix = _meanGradient = null;
         _identity?.Dispose();
         _identity = null;
