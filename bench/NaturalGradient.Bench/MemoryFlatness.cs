@@ -8,7 +8,7 @@ using NaturalGradient.Training;
 namespace NaturalGradient.Bench;
 
 /// <summary>
-/// <c>memory</c>: per method, a training run of at least 2,000 steps (weather, MLP [32,16], batch 32, exact Fisher; K-BFGS, which needs them, the empirical one)
+/// <c>memory</c>: per method, a training run of at least 2,000 steps (weather, an MLP of hidden widths [32,16] unless <c>--hidden</c> names others, batch 32, exact Fisher; K-BFGS, which needs them, the empirical one)
 /// printing the resident set size at step 100 and at step 2,000 and the growth between them; exit code 1 when a
 /// growth reaches 5% (a leak of native tensors or of their managed wrappers).
 /// </summary>
@@ -44,13 +44,13 @@ internal static class MemoryFlatness
         public double SecondHalf => Rss1000 is { } a && Rss2000 is { } b ? 100 * (b - a) / a : double.NaN;
     }
 
-    private static Outcome Train(Dataset data, string method, int epochs)
+    private static Outcome Train(Dataset data, string method, int epochs, int[] hidden)
     {
         var probe = new RssProbe();
         string? error = null;
         try
         {
-            new Trainer(new ModelSpec { Hidden = new[] { 32, 16 } },
+            new Trainer(new ModelSpec { Hidden = hidden },
                 new OptimizerSettings { Name = Perf.StepConfigs.BaseMethod(method), KfacInversePrecision = Perf.StepConfigs.InversePrecisionOf(method), LearningRate = 0.05, Momentum = 0, Damping = 1e-2, Fisher = method == "kbfgs" ? FisherKind.Empirical : FisherKind.Exact, HfMaxIterations = 10 },
                 new TrainerOptions { Epochs = epochs, BatchSize = Batch, Seed = 0, Threads = 1 }).Run(data, probe);
         }
@@ -65,18 +65,22 @@ internal static class MemoryFlatness
 
     /// <param name="methods">Catalog names, and kfac-bf16inv / ekfac-bf16inv (the solve in bfloat16).</param>
     /// <param name="steps">Steps per run (≥ 2,000; the issue's check uses 10,000): RSS is compared at 1,000 and at the end.</param>
-    public static int Run(IReadOnlyList<string> methods, int steps = 2000)
+    /// <param name="hidden">The MLP's hidden widths (null: [32,16]); equal widths give layers of one shape, whose TENGraD Grams are formed together.</param>
+    public static int Run(IReadOnlyList<string> methods, int steps = 2000, int[]? hidden = null)
     {
+        hidden ??= new[] { 32, 16 };
+        var net = $"MLP [{string.Join(",", hidden)}]";
+        bool defaultNet = hidden.SequenceEqual(new[] { 32, 16 });
         if (steps < 2000 || steps % 50 != 0) throw new ArgumentException($"option --steps: a multiple of 50 and at least 2000, got {steps}");
         Steps = steps;
         using var data = DatasetCatalog.Load("weather", new DataOptions());
         int stepsPerEpoch = (int)Math.Ceiling(data.TrainCount / (double)Batch);
         int epochs = (int)Math.Ceiling(Steps / (double)stepsPerEpoch);
         var machine = Results.MachineLine();
-        Console.WriteLine($"memory: weather, MLP [32,16], batch {Batch}, {epochs} epochs × {stepsPerEpoch} steps, twice per method; {machine}");
+        Console.WriteLine($"memory: weather, {net}, batch {Batch}, {epochs} epochs × {stepsPerEpoch} steps, twice per method; {machine}");
         var md = new StringBuilder(string.Create(Inv, $"# Resident memory over {Steps:N0} steps\n\n"));
-        md.AppendLine(string.Create(Inv, $"`dotnet run -c Release --project bench/NaturalGradient.Bench -- memory{(methods.SequenceEqual(new[] { "tengrad", "kfac" }) ? "" : " --methods " + string.Join(",", methods))}{(Steps == 2000 ? "" : $" --steps {Steps}")}`, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.  "));
-        md.AppendLine(string.Create(Inv, $"weather, MLP [32,16] tanh, batch {Batch}, {epochs} epochs ({epochs * stepsPerEpoch} steps), exact Fisher (kbfgs: empirical), lr 0.05, damping 0.01, no momentum, 1 torch thread.  "));
+        md.AppendLine(string.Create(Inv, $"`dotnet run -c Release --project bench/NaturalGradient.Bench -- memory{(methods.SequenceEqual(new[] { "tengrad", "kfac" }) ? "" : " --methods " + string.Join(",", methods))}{(Steps == 2000 ? "" : $" --steps {Steps}")}{(defaultNet ? "" : $" --hidden {string.Join(",", hidden)}")}`, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.  "));
+        md.AppendLine(string.Create(Inv, $"weather, {net} tanh, batch {Batch}, {epochs} epochs ({epochs * stepsPerEpoch} steps), exact Fisher (kbfgs: empirical), lr 0.05, damping 0.01, no momentum, 1 torch thread.  "));
         md.AppendLine($"RSS as the trainer samples it (every 50 steps). Each method is trained twice in one process: the first run starts cold (the runtime's");
         md.AppendLine($"tier-1 JIT re-compilation adds native memory once, between steps 100 and ~1,000); the second run is checked: growth from step 100 to");
         md.AppendLine($"step {Steps:N0} must stay below {Limit}%.  ");
@@ -89,7 +93,7 @@ internal static class MemoryFlatness
         {
             foreach (var run in new[] { "cold", "checked" })
             {
-                var o = Train(data, method, epochs);
+                var o = Train(data, method, epochs, hidden);
                 bool checkedRun = run == "checked";
                 bool pass = o.Error is null && o.Growth < Limit;
                 if (checkedRun) ok &= pass;
@@ -108,7 +112,7 @@ internal static class MemoryFlatness
                 });
             }
         }
-        Results.Save("memory", new { mode = "memory", steps = Steps, batch = Batch, epochs, limit_percent = Limit, machine = Results.Machine(), rows }, md.ToString());
+        Results.Save("memory", new { mode = "memory", steps = Steps, hidden, batch = Batch, epochs, limit_percent = Limit, machine = Results.Machine(), rows }, md.ToString());
         Console.WriteLine(ok ? $"memory: every checked growth < {Limit}%" : $"memory: FAILED (a checked growth ≥ {Limit}%, or a failed run)");
         return ok ? 0 : 1;
     }
