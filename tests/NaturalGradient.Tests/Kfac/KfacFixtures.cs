@@ -51,6 +51,23 @@ public static class KfacFixtures
         return (recorded.Select(l => l.Adapter).ToList(), statistics);
     }
 
+    /// <summary>
+    /// A classifier MLP of <paramref name="sizes"/> (<see cref="TestModels.Mlp"/>) on m seeded inputs and labels: its
+    /// layers, their empirical-Fisher statistics and the mean loss's gradient matrices (W̄-shaped, from a backward pass of its own).
+    /// </summary>
+    public static (List<ILayerAdapter> Layers, IReadOnlyList<LayerStatistics> Statistics, List<Tensor> Gradients) MlpProblem(
+        int[] sizes, long m, long inputSeed, long labelSeed)
+    {
+        var model = TestModels.Mlp(sizes);
+        var likelihood = new CategoricalLikelihood();
+        var x = TestModels.Inputs(m, sizes[0], seed: inputSeed);
+        var y = Labels(m, sizes[^1], seed: labelSeed);
+        var (layers, statistics) = Collect(model, x, y, likelihood);
+        model.zero_grad();
+        likelihood.Loss(model.call(x), y).backward();
+        return (layers, statistics, layers.Select(l => l.GradientMatrix()).ToList());
+    }
+
     /// <summary>The layer's empirical-Fisher block (1/m) Σ gᵢgᵢᵀ from per-example gradients (m × out × in').</summary>
     public static Tensor EmpiricalBlock(Tensor perExample)
     {

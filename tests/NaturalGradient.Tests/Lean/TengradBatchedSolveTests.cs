@@ -71,15 +71,7 @@ public class TengradBatchedSolveTests
     public void LayersOfOneShape_TakeOneBatchedProduct_AndEachEqualsItsSingleAndDenseSolve(int[] sizes)
     {
         using var scope = NewDisposeScope();
-        const long m = 6;
-        var model = TestModels.Mlp(sizes);
-        var likelihood = new NaturalGradient.Likelihoods.CategoricalLikelihood();
-        var x = TestModels.Inputs(m, sizes[0], seed: 7);
-        var y = Labels(m, sizes[^1], seed: 8);
-        var (layers, statistics) = Collect(model, x, y, likelihood);
-        model.zero_grad();
-        likelihood.Loss(model.call(x), y).backward();
-        var gradients = layers.Select(l => l.GradientMatrix()).ToList();
+        var (layers, statistics, gradients) = MlpProblem(sizes, m: 6, inputSeed: 7, labelSeed: 8);
         using var curvature = Updated(statistics);
         BatchedSolveEqualsSingleAndDenseSolves(curvature, layers, statistics, gradients, singleRtol: 1e-12);
     }

@@ -32,15 +32,7 @@ public class TengradGramBatchTests
         foreach (var form in new[] { MetricForm.Uncentered, MetricForm.Centered })
         {
             using var scope = NewDisposeScope();
-            const long m = 6;
-            var model = TestModels.Mlp(sizes);
-            var likelihood = new NaturalGradient.Likelihoods.CategoricalLikelihood();
-            var x = TestModels.Inputs(m, sizes[0], seed: 11);
-            var y = Labels(m, sizes[^1], seed: 12);
-            var (layers, statistics) = Collect(model, x, y, likelihood);
-            model.zero_grad();
-            likelihood.Loss(model.call(x), y).backward();
-            var gradients = layers.Select(l => l.GradientMatrix()).ToList();
+            var (layers, statistics, gradients) = MlpProblem(sizes, m: 6, inputSeed: 11, labelSeed: 12);
 
             long before = TengradBlock.BatchedGrams;
             using var curvature = new BlockDiagonalCurvature(_ => new TengradBlock(form));
