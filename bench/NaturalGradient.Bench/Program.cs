@@ -1,5 +1,5 @@
 // NaturalGradient benchmarks (run in Release). Figures are printed, the raw JSON goes to results/bench/<mode>.json and a
-// Markdown summary to bench/results/<mode>.md.
+// Markdown summary to results/bench/<mode>.md (not committed; bench/results/ holds the copies the docs quote).
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- steps [--quick]        every method's step time as a ratio to SGD's
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- memory [--methods a,b] [--steps 2000] [--hidden 32,16]  RSS at steps 100, 1,000 and the last (exit 1 if growth ≥ 5%)
 //   dotnet run -c Release --project bench/NaturalGradient.Bench -- micro [--quick]        BenchmarkDotNet kernels (in-process)

@@ -4,9 +4,9 @@ using System.Text.Json.Serialization;
 namespace NaturalGradient.Bench;
 
 /// <summary>
-/// Where a benchmark's figures go: the raw JSON to <c>results/bench/&lt;name&gt;.json</c> (repository root, not committed)
-/// and a Markdown summary to <c>bench/results/&lt;name&gt;.md</c> (committed next to the harness); each through a
-/// temporary file and a rename.
+/// Where a benchmark's figures go: the raw JSON to <c>results/bench/&lt;name&gt;.json</c> and a Markdown summary to
+/// <c>results/bench/&lt;name&gt;.md</c> (repository root; git ignores the folder, so a run leaves the checkout as it was),
+/// each through a temporary file and a rename. The runs the docs quote are copies under <c>bench/results/</c>.
 /// </summary>
 internal static class Results
 {
@@ -33,12 +33,10 @@ internal static class Results
     /// <param name="quiet">True for the partial saves of a run still going: no "saved" line.</param>
     public static void Save(string name, object data, string markdown, bool quiet = false)
     {
-        var jsonDir = Path.Combine(Root, "results", "bench");
-        var mdDir = Path.Combine(Root, "bench", "results");
-        Directory.CreateDirectory(jsonDir);
-        Directory.CreateDirectory(mdDir);
-        var json = Path.Combine(jsonDir, name + ".json");
-        var md = Path.Combine(mdDir, name + ".md");
+        var dir = Path.Combine(Root, "results", "bench");
+        Directory.CreateDirectory(dir);
+        var json = Path.Combine(dir, name + ".json");
+        var md = Path.Combine(dir, name + ".md");
         Write(json, JsonSerializer.Serialize(data, Json) + "\n");
         Write(md, markdown);
         if (!quiet) Console.WriteLine($"saved {Path.GetRelativePath(Root, json)} and {Path.GetRelativePath(Root, md)}");

@@ -60,7 +60,6 @@ public sealed partial class TengradBlock
     /// <summary>The push-through solves of <paramref name="blocks"/> (eligible, one n and Gram dtype) for their statistics' mean gradients.</summary>
     private static MeanGradientDirection?[] SolveBatch(TengradBlock[] blocks, double[] c, double[] dampings, bool innerProduct)
     {
-        const ScalarType f64 = ScalarType.Float64;
         int b = blocks.Length;
         long n = blocks[0]._gram!.size(0);
         var results = new MeanGradientDirection?[b];
