@@ -22,7 +22,7 @@ namespace NaturalGradient.Bench.Perf;
 /// their eigendecompositions (<see cref="NaturalGradient.Numerics.SymmetricEigh"/>), one after another on the run's threads, one after another on one thread, and side by side
 /// as the library runs them (<see cref="NaturalGradient.Numerics.FactorizationQueue"/>: n helper threads of one torch
 /// thread each while the caller waits, largest factor first).
-/// Then TENGraD's 128 × 128 float64 system: Cholesky against eigh; last, the statistics guard's reductions: norms against dot products.
+/// Then TENGraD's 128 × 128 float64 system: Cholesky against eigh; its batched push-through solve with cholesky_solve and with triangular solves; last, the statistics guard's reductions: norms against dot products.
 /// </summary>
 internal static class RefreshKernels
 {
@@ -74,8 +74,48 @@ internal static class RefreshKernels
         md.AppendLine();
         var refresh = Refresh(reps, md);
         var gram = GramSolves(reps, md);
+        var pushThrough = PushThroughSolves(reps, md);
         var guard = GuardReductions(reps, md);
-        return new { threads = get_num_threads(), omp_wait_policy = policy, reps, rows, refresh, tengrad_gram = gram, statistics_guard = guard };
+        return new { threads = get_num_threads(), omp_wait_policy = policy, reps, rows, refresh, tengrad_gram = gram, push_through = pushThrough, statistics_guard = guard };
+    }
+
+    /// <summary>
+    /// TENGraD's batched push-through solve: b float64 systems w K + λI of width n (K = (ĀĀᵀ) ∘ (DDᵀ) of 21 and 20
+    /// columns at n = 128, the figure-5 nets' layers; of 257 and 256 at n = 256, the MLP's at batch 256), each with one
+    /// right-hand side: one batched <c>cholesky_ex</c>, then from its factors <c>cholesky_solve</c> or the two triangular
+    /// solves the library takes (<see cref="NaturalGradient.Numerics.CholeskySolve.Apply"/>). b = 2 and 15 at n = 128 are
+    /// the depth-1 and depth-16 figure-5 nets, b = 3 at n = 256 the MLP at batch 256.
+    /// </summary>
+    private static object PushThroughSolves(int reps, StringBuilder md)
+    {
+        md.AppendLine($"## The push-through solve: b float64 systems of width n, one right-hand side each (median of {reps}, ms)").AppendLine();
+        md.AppendLine("| b × n | batched Cholesky (cholesky_ex) | then cholesky_solve | then two triangular solves (CholeskySolve) |");
+        md.AppendLine("|---|---:|---:|---:|");
+        var rows = new List<object>();
+        foreach (var (b, n) in new[] { (2, 128), (15, 128), (3, 256) })
+        {
+            using var scope = NewDisposeScope();
+            manual_seed(b * n);
+            int columns = n == 128 ? 21 : 257;
+            var a = randn(b, n, columns, dtype: ScalarType.Float64);
+            var d = randn(b, n, columns - 1, dtype: ScalarType.Float64);
+            var system = a.bmm(a.mT).mul_(d.bmm(d.mT)).mul_(1.0 / n);
+            system.diagonal(0, -2, -1).add_(0.01);
+            var rhs = full(b, n, 1, 1.0 / n, dtype: ScalarType.Float64);
+            var lower = linalg.cholesky_ex(system).L;
+            var kernels = new (string Name, Action Call)[]
+            {
+                ("cholesky", () => linalg.cholesky_ex(system)),
+                ("cholesky_solve", () => cholesky_solve(rhs, lower)),
+                ("triangular", () => NaturalGradient.Numerics.CholeskySolve.Apply(lower, rhs)),
+            };
+            var median = MedianTimes(kernels, reps);
+            md.AppendLine(string.Create(Inv, $"| {b} × {n} | {median["cholesky"]:F3} | {median["cholesky_solve"]:F3} | {median["triangular"]:F3} |"));
+            Console.WriteLine(string.Create(Inv, $"  push-through solve {b} × {n}: Cholesky {median["cholesky"]:F3} ms, then cholesky_solve {median["cholesky_solve"]:F3} ms or triangular solves {median["triangular"]:F3} ms"));
+            rows.Add(new { b, n, median_ms = median });
+        }
+        md.AppendLine();
+        return rows;
     }
 
     /// <summary>

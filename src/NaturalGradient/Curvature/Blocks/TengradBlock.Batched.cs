@@ -95,9 +95,9 @@ public sealed partial class TengradBlock
             system.mul_(Column(weights, 3));
             system.diagonal(0, -2, -1).add_(Column(dampings, 2));
         }
-        var (factor, info) = linalg.cholesky_ex(system);
         var rhs = uniform ? blocks[0].BatchRightHandSide(b, n).fill_(c[0]) : Column(c, 3).expand(b, n, 1);
-        var u = cholesky_solve(rhs, factor).squeeze(2);                                                           // b × n
+        var (factor, info) = linalg.cholesky_ex(system);
+        var u = CholeskySolve.Apply(factor, rhs).squeeze(2);                                                      // b × n
         var kii = grams.diagonal(0, -2, -1);                                                                      // ‖J_lᵢ‖²
         var rowBound = u.abs().mul_(kii.clamp_min(0).sqrt_()).sum(1);
         var uRows = u.InDtype(blocks[0]._a!.dtype);   // the group shares the Gram's dtype, and with it the rows'

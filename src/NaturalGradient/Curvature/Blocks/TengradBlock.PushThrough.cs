@@ -123,7 +123,7 @@ public sealed partial class TengradBlock
         if (!RestIsNegligible(n, g.dtype, norms[3], norms[4], c, norms[5], norms[2], damping))
         {
             var jr = Jv(rest).InDtype(f64);
-            var z = cholesky_solve(jr.unsqueeze(1), factor).squeeze(1).mul_(_weight);
+            var z = CholeskySolve.Apply(factor, jr.unsqueeze(1)).squeeze(1).mul_(_weight);
             delta.add_(rest.sub_(JTu(z.InDtype(g.dtype), g)).div_(damping));
         }
         Interlocked.Increment(ref _pushThroughSolves);
@@ -176,7 +176,7 @@ public sealed partial class TengradBlock
         var system = gram.InDtype(f64).mul(_weight);   // not in place: for a float64 Gram to_type returns the Gram itself
         system.diagonal().add_(damping);
         var (factor, info) = linalg.cholesky_ex(system);
-        var u = cholesky_solve(full(gram.size(0), 1, c, dtype: f64), factor).squeeze(1);
+        var u = CholeskySolve.Apply(factor, full(gram.size(0), 1, c, dtype: f64)).squeeze(1);
         var kii = gram.diagonal().InDtype(f64);
         return (factor, info, u, kii, u.abs().dot(kii.clamp_min(0).sqrt()));
     }

@@ -167,7 +167,7 @@ public sealed partial class TengradBlock : ICurvatureBlock
         if (_pushThroughRejectedAt == damping && _rejectedFactor is { IsInvalid: false } factor)
         {
             Interlocked.Increment(ref _factorReuses);   // (K + λ/w I)⁻¹ J g = w (w K + λI)⁻¹ J g, in float64
-            u = cholesky_solve(Jv(g).to_type(ScalarType.Float64).unsqueeze(1), factor).squeeze(1).mul_(_weight).InDtype(g.dtype);
+            u = CholeskySolve.Apply(factor, Jv(g).to_type(ScalarType.Float64).unsqueeze(1)).squeeze(1).mul_(_weight).InDtype(g.dtype);
         }
         else
         {
