@@ -3,8 +3,8 @@ using static TorchSharp.torch;
 namespace NaturalGradient.Numerics;
 
 /// <summary>
-/// Solves of symmetric positive definite systems from their Cholesky factors, as TENGraD's push-through solves take
-/// them (a batch of n × n float64 systems with one right-hand side each).
+/// Solves of symmetric positive definite systems from their Cholesky factors: TENGraD's push-through and
+/// parameter-space solves (a batch of n × n float64 systems with one right-hand side each) and <see cref="SafeCholesky.Solve"/>.
 /// </summary>
 internal static class CholeskySolve
 {

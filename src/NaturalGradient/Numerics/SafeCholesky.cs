@@ -85,7 +85,7 @@ public static class SafeCholesky
         try
         {
             var l = Factor(a);
-            x = cholesky_solve(rhs.to_type(l.dtype), l).to_type(b.dtype);
+            x = CholeskySolve.Apply(l, rhs.to_type(l.dtype)).to_type(b.dtype);
         }
         catch (CholeskyFailedException e) when (e is not NonFiniteMatrixException)
         {

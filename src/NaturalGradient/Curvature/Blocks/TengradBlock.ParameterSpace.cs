@@ -102,6 +102,6 @@ public sealed partial class TengradBlock
         }
         var system = m.add(_identity, alpha: damping);
         var (factor, info) = linalg.cholesky_ex(system);
-        return info.item<int>() == 0 ? cholesky_solve(b, factor) : SafeCholesky.Solve(system, b);
+        return info.item<int>() == 0 ? CholeskySolve.Apply(factor, b) : SafeCholesky.Solve(system, b);
     }
 }
