@@ -12,8 +12,8 @@ internal static class CholeskySolve
     /// x = (L Lᵀ)⁻¹ B for <paramref name="lower"/> L (… × n × n, only the lower triangle read, as
     /// <c>linalg.cholesky_ex</c> returns it) and <paramref name="rhs"/> B (… × n × k, batch dimensions broadcast), by two
     /// triangular solves, L y = B then Lᵀ x = y: the computation of <c>torch.cholesky_solve</c> (LAPACK potrs is these two
-    /// trsm), which on CPU costs up to five times more for one right-hand side (<c>perf --part kernels</c>, "The
-    /// push-through solve"). A fresh tensor in L's dtype.
+    /// trsm), which on CPU took 1.1–3.6 times as long for one right-hand side (<c>perf --part kernels</c>, table "The
+    /// push-through solve"; docs/PERFORMANCE.md). A fresh tensor in L's dtype.
     /// </summary>
     public static Tensor Apply(Tensor lower, Tensor rhs)
     {
