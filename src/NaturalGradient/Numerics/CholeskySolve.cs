@@ -3,8 +3,9 @@ using static TorchSharp.torch;
 namespace NaturalGradient.Numerics;
 
 /// <summary>
-/// Solves of symmetric positive definite systems from their Cholesky factors: TENGraD's push-through and
-/// parameter-space solves (a batch of n × n float64 systems with one right-hand side each) and <see cref="SafeCholesky.Solve"/>.
+/// Solves of symmetric positive definite systems from their Cholesky factors: TENGraD's push-through solves (a batch
+/// of n × n float64 systems with one right-hand side each), its p_l × p_l parameter-space solve, and
+/// <see cref="SafeCholesky.Solve"/>.
 /// </summary>
 internal static class CholeskySolve
 {
