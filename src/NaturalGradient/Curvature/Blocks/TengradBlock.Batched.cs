@@ -96,7 +96,7 @@ public sealed partial class TengradBlock
             system.diagonal(0, -2, -1).add_(Column(dampings, 2));
         }
         var rhs = uniform ? blocks[0].BatchRightHandSide(b, n).fill_(c[0]) : Column(c, 3).expand(b, n, 1);
-        var (factor, info) = linalg.cholesky_ex(system);
+        var (factor, info) = SmallCholesky.Factor(system);
         var u = CholeskySolve.Apply(factor, rhs).squeeze(2);                                                      // b × n
         var kii = grams.diagonal(0, -2, -1);                                                                      // ‖J_lᵢ‖²
         var rowBound = u.abs().mul_(kii.clamp_min(0).sqrt_()).sum(1);

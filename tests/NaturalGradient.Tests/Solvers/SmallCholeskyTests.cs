@@ -1,0 +1,117 @@
+using NaturalGradient.Numerics;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NaturalGradient.Tests.Solvers;
+
+/// <summary>
+/// <see cref="SmallCholesky.Factor"/> against LAPACK's factor (<c>linalg.cholesky</c>) and against the matrix it factors
+/// (L Lᵀ = A), float64, for orders on either side of the SIMD width and of the four-row blocks, batches of any shape,
+/// an input whose upper triangle holds garbage, and matrices that are not positive definite (LAPACK's info).
+/// </summary>
+[Collection("Torch")]
+public class SmallCholeskyTests
+{
+    /// <summary>b SPD matrices n × n, w K + λI with K = (ĀĀᵀ) ∘ (DDᵀ) as TENGraD forms it, float64.</summary>
+    private static Tensor Systems(long b, long n, int seed)
+    {
+        manual_seed(seed);
+        var a = randn(b, n, 5, dtype: ScalarType.Float64);
+        var d = randn(b, n, 4, dtype: ScalarType.Float64);
+        var k = a.bmm(a.mT).mul_(d.bmm(d.mT)).mul_(1.0 / n);
+        k.diagonal(0, -2, -1).add_(0.01);
+        return k;
+    }
+
+    private static double MaxAbs(Tensor t) => t.abs().max().item<double>();
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 3)]
+    [InlineData(3, 4)]
+    [InlineData(2, 5)]
+    [InlineData(2, 8)]
+    [InlineData(2, 9)]
+    [InlineData(3, 37)]
+    [InlineData(2, 128)]
+    [InlineData(1, 203)]
+    [InlineData(1, 512)]
+    public void Factor_EqualsLapack_AndReproducesTheMatrix(long b, long n)
+    {
+        using var scope = NewDisposeScope();
+        var systems = Systems(b, n, (int)(b * 1000 + n));
+        var (factor, info) = SmallCholesky.Factor(systems);
+        Assert.Equal(new[] { b, n, n }, factor.shape);
+        Assert.Equal(ScalarType.Int32, info.dtype);
+        Assert.Equal(new[] { b }, info.shape);
+        Assert.Equal(0, MaxAbs(info.to_type(ScalarType.Float64)), 0);
+        double scale = MaxAbs(systems);
+        Assert.True(MaxAbs(factor - linalg.cholesky(systems)) <= 1e-12 * Math.Sqrt(scale) * n);
+        Assert.True(MaxAbs(factor.bmm(factor.mT) - systems) <= 1e-13 * scale * n);
+        Assert.Equal(0, MaxAbs(factor.triu(1)), 0);
+        Assert.Equal(0, MaxAbs(systems - Systems(b, n, (int)(b * 1000 + n))), 0);   // the input is not changed
+    }
+
+    [Fact]
+    public void Factor_ReadsOnlyTheLowerTriangle_AndKeepsBatchShapes()
+    {
+        using var scope = NewDisposeScope();
+        var systems = Systems(6, 19, 7).reshape(2, 3, 19, 19);
+        var upperGarbage = systems.tril() + full_like(systems, 1e30).triu(1);   // the upper triangle is not read
+        var (factor, info) = SmallCholesky.Factor(upperGarbage);
+        Assert.Equal(new long[] { 2, 3 }, info.shape);
+        Assert.Equal(new long[] { 2, 3, 19, 19 }, factor.shape);
+        Assert.Equal(0, MaxAbs(info.to_type(ScalarType.Float64)), 0);
+        Assert.True(MaxAbs(factor - linalg.cholesky(systems)) <= 1e-12 * Math.Sqrt(MaxAbs(systems)) * 19);
+        // A transposed (non-contiguous) view: the same factor, A being symmetric.
+        var (fromView, _) = SmallCholesky.Factor(systems.mT);
+        Assert.True(MaxAbs(fromView - linalg.cholesky(systems)) <= 1e-12 * Math.Sqrt(MaxAbs(systems)) * 19);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(6)]
+    [InlineData(17)]
+    public void Factor_NotPositiveDefinite_GivesLapacksInfo(int failing)
+    {
+        using var scope = NewDisposeScope();
+        // A = diag(1, …, 1, −1, 1, …) with the negative pivot at 1-based order `failing`, rotated by a lower-triangular
+        // change of basis so that the failure shows only after the rows before it: A = M D Mᵀ, M unit lower triangular.
+        long n = 24;
+        manual_seed(failing);
+        var m = randn(n, n, dtype: ScalarType.Float64).tril(-1).mul_(0.3) + eye(n, dtype: ScalarType.Float64);
+        var d = ones(n, dtype: ScalarType.Float64);
+        d[failing - 1] = -1.0;
+        var a = m.mm(diag(d)).mm(m.T);
+        var good = Systems(1, n, 3)[0];
+        var (_, info) = SmallCholesky.Factor(stack(new[] { good, a }));
+        var (_, lapackInfo) = linalg.cholesky_ex(a);
+        Assert.Equal(0, info[0].item<int>());
+        Assert.Equal(failing, info[1].item<int>());
+        Assert.Equal(lapackInfo.item<int>(), info[1].item<int>());
+    }
+
+    [Fact]
+    public void Factor_NaN_IsReportedAsAFailure()
+    {
+        using var scope = NewDisposeScope();
+        var a = Systems(1, 12, 5);
+        a[0, 7, 3] = double.NaN;
+        var (_, info) = SmallCholesky.Factor(a);
+        Assert.Equal(8, info[0].item<int>());   // row 8 reads the NaN below the diagonal: its pivot is NaN
+    }
+
+    [Fact]
+    public void Factor_OtherInputs_GoToLapack()
+    {
+        using var scope = NewDisposeScope();
+        var single = Systems(2, 10, 9).to_type(ScalarType.Float32);
+        var (factor, info) = SmallCholesky.Factor(single);
+        Assert.Equal(ScalarType.Float32, factor.dtype);
+        Assert.Equal(0, MaxAbs((factor - linalg.cholesky(single)).to_type(ScalarType.Float64)), 0);
+        Assert.Equal(new long[] { 2 }, info.shape);
+        var large = Systems(1, SmallCholesky.MaxOrder + 1, 2);
+        var (largeFactor, _) = SmallCholesky.Factor(large);
+        Assert.Equal(0, MaxAbs(largeFactor - linalg.cholesky(large)), 0);
+    }
+}
