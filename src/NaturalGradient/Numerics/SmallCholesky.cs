@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -6,103 +7,125 @@ namespace NaturalGradient.Numerics;
 
 /// <summary>
 /// Cholesky factors of a batch of small float64 symmetric positive definite matrices (n ≤ <see cref="MaxOrder"/>) on
-/// the CPU, computed on the calling thread row by row (Cholesky–Banachiewicz: L_ij = (A_ij − Σ_k&lt;j L_ik L_jk) / L_jj,
-/// L_ii = √(A_ii − Σ_k&lt;i L_ik²)), the sums as SIMD dot products of contiguous row prefixes, four rows j at a time.
+/// the CPU, computed on the calling thread: the right-looking algorithm for A = UᵀU on Aᵀ stored by rows (U = Lᵀ), four
+/// rows of U at a time. Row j of U is √(A_jj − …) and the rest of the row over it; each later row i then subtracts
+/// U_ji · (row j of U) from its part right of the diagonal. The four rows of a panel are finished among themselves, and
+/// every later row takes their four updates in one contiguous SIMD pass.
 /// </summary>
 /// <remarks>
 /// TENGraD's push-through systems (w K + λI, n = the batch size: 128 × 128 on the figure-5 nets, 256 × 256 on the MLP at
 /// batch 256) are this small. LAPACK's potrf, which <c>linalg.cholesky_ex</c> calls once per matrix, factors them
-/// unblocked and through the process's OpenMP threads; on this machine kind it took 0.1–0.4 ms per 128 × 128 matrix
-/// (about 2–7 GFLOP/s, varying with the load of the second core), this loop about 0.1 ms
-/// (<c>perf --part kernels</c>, table "The push-through solve"; docs/PERFORMANCE.md). Larger, non-CPU or non-float64
-/// inputs go to <c>linalg.cholesky_ex</c>.
+/// through the process's OpenMP threads at a few GFLOP/s, and its time varies with the load of the other core; this loop
+/// took about half as long for 128 × 128 matrices and about as long for 256 × 256 (<c>perf --part kernels</c>, table "The push-through
+/// solve"; docs/PERFORMANCE.md). Larger, non-CPU or non-float64 inputs go to <c>linalg.cholesky_ex</c>.
 /// </remarks>
 internal static class SmallCholesky
 {
-    /// <summary>Largest order factored here; larger matrices go to LAPACK, whose blocked potrf is faster there.</summary>
-    public const int MaxOrder = 512;
+    /// <summary>
+    /// Largest order factored here: at 256 this loop and LAPACK took about the same time in <c>perf --part kernels</c>, and
+    /// LAPACK's blocked potrf gains with the order.
+    /// </summary>
+    public const int MaxOrder = 256;
 
     /// <summary>
-    /// (L, info) as <c>linalg.cholesky_ex(a)</c>: L (… × n × n, a fresh tensor) holds the lower factor with zeros above the
-    /// diagonal, and info (…, int32) is 0 where the factorisation succeeded and otherwise the 1-based order of the first
-    /// leading minor found not positive definite (a pivot ≤ 0 or NaN), LAPACK's convention; that matrix's factor is then
-    /// incomplete. Only the lower triangle of <paramref name="a"/> is read.
+    /// (L, info) as <c>linalg.cholesky_ex(a)</c>: L (… × n × n, a fresh tensor laid out by columns, as LAPACK's) holds
+    /// the lower factor with zeros above the diagonal, and info (…, int32) is 0 where the factorisation succeeded and
+    /// otherwise the 1-based order of the first leading minor found not positive definite (a pivot ≤ 0 or NaN), LAPACK's
+    /// convention; that matrix's factor is then incomplete. Only the lower triangle of <paramref name="a"/> is read.
     /// </summary>
     public static (Tensor Factor, Tensor Info) Factor(Tensor a)
     {
         long n = a.size(-1);
         if (a.device_type != DeviceType.CPU || a.dtype != ScalarType.Float64 || a.dim() < 2 || n > MaxOrder || n == 0 || a.size(-2) != n)
             return linalg.cholesky_ex(a);
-        var factor = a.contiguous().clone();
-        var batchShape = a.shape[..^2];
-        long count = factor.numel() / (n * n);
+        var source = a.contiguous();
+        var upper = empty(a.shape, dtype: ScalarType.Float64);
+        long count = upper.numel() / (n * n);
         var info = new int[count];
-        using (var storage = factor.storage<double>())
+        using (var from = source.storage<double>())
+        using (var to = upper.storage<double>())
         {
             unsafe
             {
-                double* start = (double*)storage.data_ptr() + factor.storage_offset();
-                for (long b = 0; b < count; b++) info[b] = FactorInPlace(start + b * n * n, (int)n);
+                double* a0 = (double*)from.data_ptr() + source.storage_offset();
+                double* f0 = (double*)to.data_ptr() + upper.storage_offset();
+                for (long b = 0; b < count; b++)
+                {
+                    double* f = f0 + b * n * n;
+                    TransposeLower(a0 + b * n * n, f, (int)n);
+                    info[b] = FactorInPlace(f, (int)n);
+                    for (int i = 1; i < n; i++) new Span<double>(f + i * n, i).Clear();   // zeros below the diagonal
+                }
             }
         }
-        return (factor, tensor(info).reshape(batchShape));
+        return (upper.mT, tensor(info).reshape(a.shape[..^2]));
     }
 
-    /// <summary>Factors the row-major n × n matrix at <paramref name="a"/> in place; returns LAPACK's info.</summary>
-    private static unsafe int FactorInPlace(double* a, int n)
+    /// <summary>
+    /// Overwrites the upper triangle of the row-major n × n matrix at <paramref name="f"/> (Aᵀ; nothing below the
+    /// diagonal is read) with U, A = UᵀU; returns LAPACK's info.
+    /// </summary>
+    /// <summary>Row i of <paramref name="f"/> from the diagonal on ← column i of the row-major <paramref name="a"/> from the diagonal down.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void TransposeLower(double* a, double* f, int n)
+    {
+        for (int i = 0; i < n; i++)
+            for (int k = i; k < n; k++)
+                f[(long)i * n + k] = a[(long)k * n + i];
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // optimised from the first call: the loops need SIMD
+    private static unsafe int FactorInPlace(double* f, int n)
     {
         int width = Vector<double>.Count;
-        for (int i = 0; i < n; i++)
+        int j0 = 0;
+        for (; j0 + 4 <= n; j0 += 4)
         {
-            double* ri = a + (long)i * n;
-            int j = 0;
-            for (; j + 4 <= i; j += 4)
+            for (int j = j0; j < j0 + 4; j++)
+                if (FinishRow(f, n, j, j0 + 4) is var failed and > 0) return failed;
+            double* r0 = f + (long)j0 * n, r1 = r0 + n, r2 = r1 + n, r3 = r2 + n;
+            for (int i = j0 + 4; i < n; i++)
             {
-                double* r0 = a + (long)j * n, r1 = r0 + n, r2 = r1 + n, r3 = r2 + n;
-                var s0 = Vector<double>.Zero;
-                var s1 = s0;
-                var s2 = s0;
-                var s3 = s0;
-                int k = 0;
-                for (; k + width <= j; k += width)
+                double* ri = f + (long)i * n;
+                double u0 = r0[i], u1 = r1[i], u2 = r2[i], u3 = r3[i];
+                Vector<double> c0 = new(u0), c1 = new(u1), c2 = new(u2), c3 = new(u3);
+                int k = i;
+                for (; k + width <= n; k += width)
                 {
-                    var x = Vector.Load(ri + k);
-                    s0 = Vector.FusedMultiplyAdd(x, Vector.Load(r0 + k), s0);
-                    s1 = Vector.FusedMultiplyAdd(x, Vector.Load(r1 + k), s1);
-                    s2 = Vector.FusedMultiplyAdd(x, Vector.Load(r2 + k), s2);
-                    s3 = Vector.FusedMultiplyAdd(x, Vector.Load(r3 + k), s3);
+                    var y = Vector.Load(ri + k);
+                    y -= c0 * Vector.Load(r0 + k);
+                    y -= c1 * Vector.Load(r1 + k);
+                    y -= c2 * Vector.Load(r2 + k);
+                    y -= c3 * Vector.Load(r3 + k);
+                    Vector.Store(y, ri + k);
                 }
-                double d0 = Vector.Sum(s0), d1 = Vector.Sum(s1), d2 = Vector.Sum(s2), d3 = Vector.Sum(s3);
-                for (; k < j; k++)
-                {
-                    double x = ri[k];
-                    d0 += x * r0[k];
-                    d1 += x * r1[k];
-                    d2 += x * r2[k];
-                    d3 += x * r3[k];
-                }
-                // Columns j … j+3 of row i depend on each other through the triangle of rows j … j+3.
-                double l0 = (ri[j] - d0) / r0[j];
-                ri[j] = l0;
-                double l1 = (ri[j + 1] - d1 - l0 * r1[j]) / r1[j + 1];
-                ri[j + 1] = l1;
-                double l2 = (ri[j + 2] - d2 - l0 * r2[j] - l1 * r2[j + 1]) / r2[j + 2];
-                ri[j + 2] = l2;
-                ri[j + 3] = (ri[j + 3] - d3 - l0 * r3[j] - l1 * r3[j + 1] - l2 * r3[j + 2]) / r3[j + 3];
+                for (; k < n; k++) ri[k] -= u0 * r0[k] + u1 * r1[k] + u2 * r2[k] + u3 * r3[k];
             }
-            for (; j < i; j++)
-            {
-                double* rj = a + (long)j * n;
-                double d = 0;
-                for (int k = 0; k < j; k++) d += ri[k] * rj[k];
-                ri[j] = (ri[j] - d) / rj[j];
-            }
-            double s = 0;
-            for (int k = 0; k < i; k++) s += ri[k] * ri[k];
-            double pivot = ri[i] - s;
-            if (!(pivot > 0)) return i + 1;
-            ri[i] = Math.Sqrt(pivot);
-            for (int k = i + 1; k < n; k++) ri[k] = 0;
+        }
+        for (int j = j0; j < n; j++)
+            if (FinishRow(f, n, j, n) is var failed and > 0) return failed;
+        return 0;
+    }
+
+    /// <summary>
+    /// Row j of U from its updated row (pivot, then the row right of it divided by the root), and its update of rows
+    /// j + 1 … <paramref name="through"/> − 1; returns j + 1 if the pivot is not positive, else 0.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe int FinishRow(double* f, int n, int j, int through)
+    {
+        double* rj = f + (long)j * n;
+        double pivot = rj[j];
+        if (!(pivot > 0)) return j + 1;
+        double root = Math.Sqrt(pivot);
+        rj[j] = root;
+        double inverse = 1.0 / root;
+        for (int k = j + 1; k < n; k++) rj[k] *= inverse;
+        for (int i = j + 1; i < through; i++)
+        {
+            double* ri = f + (long)i * n;
+            double u = rj[i];
+            for (int k = i; k < n; k++) ri[k] -= u * rj[k];
         }
         return 0;
     }
