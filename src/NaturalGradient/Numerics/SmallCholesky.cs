@@ -8,16 +8,17 @@ namespace NaturalGradient.Numerics;
 /// <summary>
 /// Cholesky factors of a batch of small float64 symmetric positive definite matrices (n ≤ <see cref="MaxOrder"/>) on
 /// the CPU, computed on the calling thread: the right-looking algorithm for A = UᵀU on Aᵀ stored by rows (U = Lᵀ), four
-/// rows of U at a time. Row j of U is √(A_jj − …) and the rest of the row over it; each later row i then subtracts
-/// U_ji · (row j of U) from its part right of the diagonal. The four rows of a panel are finished among themselves, and
-/// every later row takes their four updates in one contiguous SIMD pass.
+/// rows of U at a time. Row j of U is row j as the rows before it left it, divided by the square root of its diagonal
+/// entry (the pivot); each later row i then subtracts U_ji · (row j of U) from its part right of the diagonal. The four
+/// rows of a panel are finished among themselves, and every later row takes their four updates in one contiguous SIMD
+/// pass.
 /// </summary>
 /// <remarks>
 /// TENGraD's push-through systems (w K + λI, n = the batch size: 128 × 128 on the figure-5 nets, 256 × 256 on the MLP at
 /// batch 256) are this small. LAPACK's potrf, which <c>linalg.cholesky_ex</c> calls once per matrix, factors them
-/// through the process's OpenMP threads at a few GFLOP/s, and its time varies with the load of the other core; this loop
-/// took about half as long for 128 × 128 matrices and about as long for 256 × 256 (<c>perf --part kernels</c>, table "The push-through
-/// solve"; docs/PERFORMANCE.md). Larger, non-CPU or non-float64 inputs go to <c>linalg.cholesky_ex</c>.
+/// unblocked (matrix-vector products) at a few GFLOP/s; this loop took about half as long for 128 × 128 matrices and
+/// about as long for 256 × 256 (<c>perf --part kernels</c>, table "The push-through solve"; docs/PERFORMANCE.md).
+/// Larger, non-CPU or non-float64 inputs go to <c>linalg.cholesky_ex</c>.
 /// </remarks>
 internal static class SmallCholesky
 {
