@@ -62,10 +62,6 @@ internal static class SmallCholesky
         return (upper.mT, tensor(info).reshape(a.shape[..^2]));
     }
 
-    /// <summary>
-    /// Overwrites the upper triangle of the row-major n × n matrix at <paramref name="f"/> (Aᵀ; nothing below the
-    /// diagonal is read) with U, A = UᵀU; returns LAPACK's info.
-    /// </summary>
     /// <summary>Row i of <paramref name="f"/> from the diagonal on ← column i of the row-major <paramref name="a"/> from the diagonal down.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void TransposeLower(double* a, double* f, int n)
@@ -75,6 +71,10 @@ internal static class SmallCholesky
                 f[(long)i * n + k] = a[(long)k * n + i];
     }
 
+    /// <summary>
+    /// Overwrites the upper triangle of the row-major n × n matrix at <paramref name="f"/> (Aᵀ; nothing below the
+    /// diagonal is read) with U, A = UᵀU; returns LAPACK's info.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // optimised from the first call: the loops need SIMD
     private static unsafe int FactorInPlace(double* f, int n)
     {
