@@ -7,7 +7,7 @@ namespace NaturalGradient.Tests.Solvers;
 /// <summary>
 /// <see cref="SmallCholesky.Factor"/> against LAPACK's factor (<c>linalg.cholesky</c>) and against the matrix it factors
 /// (L Lᵀ = A), float64, for orders on either side of the SIMD width and of the four-row blocks, batches of any shape,
-/// an input whose upper triangle holds garbage, and matrices that are not positive definite (LAPACK's info).
+/// an input whose lower triangle holds garbage (the upper one is read, as LAPACK's uplo = 'U'), and matrices that are not positive definite (LAPACK's info).
 /// </summary>
 [Collection("Torch")]
 public class SmallCholeskyTests
@@ -53,12 +53,12 @@ public class SmallCholeskyTests
     }
 
     [Fact]
-    public void Factor_ReadsOnlyTheLowerTriangle_AndKeepsBatchShapes()
+    public void Factor_ReadsOnlyTheUpperTriangle_AndKeepsBatchShapes()
     {
         using var scope = NewDisposeScope();
         var systems = Systems(6, 19, 7).reshape(2, 3, 19, 19);
-        var upperGarbage = systems.tril() + full_like(systems, 1e30).triu(1);   // the upper triangle is not read
-        var (factor, info) = SmallCholesky.Factor(upperGarbage);
+        var lowerGarbage = systems.triu() + full_like(systems, 1e30).tril(-1);   // the lower triangle is not read
+        var (factor, info) = SmallCholesky.Factor(lowerGarbage);
         Assert.Equal(new long[] { 2, 3 }, info.shape);
         Assert.Equal(new long[] { 2, 3, 19, 19 }, factor.shape);
         Assert.Equal(0, MaxAbs(info.to_type(ScalarType.Float64)), 0);
@@ -96,9 +96,9 @@ public class SmallCholeskyTests
     {
         using var scope = NewDisposeScope();
         var a = Systems(1, 12, 5);
-        a[0, 7, 3] = double.NaN;
+        a[0, 3, 7] = double.NaN;
         var (_, info) = SmallCholesky.Factor(a);
-        Assert.Equal(8, info[0].item<int>());   // row 8 reads the NaN below the diagonal: its pivot is NaN
+        Assert.Equal(8, info[0].item<int>());   // U_37 is NaN, so row 7's pivot is: the 8th leading minor fails
     }
 
     [Fact]
