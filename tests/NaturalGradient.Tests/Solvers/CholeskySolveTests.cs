@@ -13,7 +13,7 @@ namespace NaturalGradient.Tests.Solvers;
 public class CholeskySolveTests
 {
     /// <summary>b SPD matrices n × n, w K + λI with K = (ĀĀᵀ) ∘ (DDᵀ) as TENGraD forms it, float64.</summary>
-    private static Tensor Systems(long b, long n, int seed)
+    internal static Tensor Systems(long b, long n, int seed)
     {
         manual_seed(seed);
         var a = randn(b, n, 5, dtype: ScalarType.Float64);

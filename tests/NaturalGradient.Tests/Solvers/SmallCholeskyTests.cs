@@ -12,16 +12,7 @@ namespace NaturalGradient.Tests.Solvers;
 [Collection("Torch")]
 public class SmallCholeskyTests
 {
-    /// <summary>b SPD matrices n × n, w K + λI with K = (ĀĀᵀ) ∘ (DDᵀ) as TENGraD forms it, float64.</summary>
-    private static Tensor Systems(long b, long n, int seed)
-    {
-        manual_seed(seed);
-        var a = randn(b, n, 5, dtype: ScalarType.Float64);
-        var d = randn(b, n, 4, dtype: ScalarType.Float64);
-        var k = a.bmm(a.mT).mul_(d.bmm(d.mT)).mul_(1.0 / n);
-        k.diagonal(0, -2, -1).add_(0.01);
-        return k;
-    }
+    private static Tensor Systems(long b, long n, int seed) => CholeskySolveTests.Systems(b, n, seed);
 
     private static double MaxAbs(Tensor t) => t.abs().max().item<double>();
 
