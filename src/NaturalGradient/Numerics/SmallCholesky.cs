@@ -17,14 +17,14 @@ namespace NaturalGradient.Numerics;
 /// TENGraD's push-through systems (w K + λI, n = the batch size: 128 × 128 on the figure-5 nets, 256 × 256 on the MLP at
 /// batch 256) are this small. LAPACK's potrf, which <c>linalg.cholesky_ex</c> calls once per matrix, factors them
 /// unblocked (matrix-vector products) at a few GFLOP/s; this loop took about half as long for 128 × 128 matrices and
-/// about as long for 256 × 256 (<c>perf --part kernels</c>, table "The push-through solve"; docs/PERFORMANCE.md).
+/// 0.7–0.8 as long for 256 × 256 (<c>perf --part kernels</c>, table "The push-through solve"; docs/PERFORMANCE.md).
 /// Larger, non-CPU or non-float64 inputs go to <c>linalg.cholesky_ex</c>.
 /// </remarks>
 internal static class SmallCholesky
 {
     /// <summary>
-    /// Largest order factored here: at 256 this loop and LAPACK took about the same time in <c>perf --part kernels</c>, and
-    /// LAPACK's blocked potrf gains with the order.
+    /// Largest order factored here: at 256 this loop took 0.7–0.8 of LAPACK's time in <c>perf --part kernels</c>, against
+    /// about half at 128, and LAPACK's blocked potrf gains with the order.
     /// </summary>
     public const int MaxOrder = 256;
 
@@ -39,8 +39,8 @@ internal static class SmallCholesky
     /// </summary>
     public static (Tensor Factor, Tensor Info) Factor(Tensor a)
     {
-        long n = a.size(-1);
-        if (a.device_type != DeviceType.CPU || a.dtype != ScalarType.Float64 || a.dim() < 2 || n > MaxOrder || n == 0 || a.size(-2) != n)
+        if (a.device_type != DeviceType.CPU || a.dtype != ScalarType.Float64 || a.dim() < 2
+            || a.size(-1) is var n && (n > MaxOrder || n == 0 || a.size(-2) != n))
             return linalg.cholesky_ex(a);
         // A by rows: for symmetric A its upper triangle, read here, is Aᵀ's, whose rows are the rows of U.
         var upper = empty(a.shape, dtype: ScalarType.Float64).copy_(a);
