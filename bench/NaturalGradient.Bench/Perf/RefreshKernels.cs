@@ -82,7 +82,7 @@ internal static class RefreshKernels
     /// <summary>
     /// TENGraD's batched push-through solve: b float64 systems w K + λI of width n (K = (ĀĀᵀ) ∘ (DDᵀ) of 21 and 20
     /// columns at n = 128, the figure-5 nets' layers; of 257 and 256 at n = 256, the MLP's at batch 256), each with one
-    /// right-hand side: the factors by one batched <c>cholesky_ex</c> (LAPACK potrf per matrix) or by the row-by-row loop
+    /// right-hand side: the factors by one batched <c>cholesky_ex</c> (LAPACK potrf per matrix) or by the right-looking loop
     /// the library takes (<see cref="NaturalGradient.Numerics.SmallCholesky.Factor"/>), then from them <c>cholesky_solve</c> or
     /// the two triangular solves the library takes (<see cref="NaturalGradient.Numerics.CholeskySolve.Apply"/>). b = 2 and 15 at n = 128 are
     /// the depth-1 and depth-16 figure-5 nets, b = 3 at n = 256 the MLP at batch 256.
