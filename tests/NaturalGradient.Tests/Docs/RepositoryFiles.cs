@@ -17,4 +17,12 @@ internal static class RepositoryFiles
     public static string Path(params string[] parts) => System.IO.Path.Combine(new[] { Root }.Concat(parts).ToArray());
 
     public static string Read(params string[] parts) => File.ReadAllText(Path(parts)).Replace("\r\n", "\n");
+
+    /// <summary>The value of the MSBuild property <paramref name="name"/> as Directory.Build.props sets it.</summary>
+    public static string BuildProperty(string name)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(Read("Directory.Build.props"), $"<{name}>([^<]+)</{name}>");
+        Xunit.Assert.True(m.Success, $"Directory.Build.props has no <{name}>");
+        return m.Groups[1].Value;
+    }
 }

@@ -24,12 +24,7 @@ public sealed class PackagingTests
         : RuntimeInformation.IsOSPlatform(OSPlatform.OSX) ? "libtorch-cpu-osx-arm64"
         : "libtorch-cpu-linux-x64";
 
-    private static string Property(string name)
-    {
-        var m = Regex.Match(RepositoryFiles.Read("Directory.Build.props"), $"<{name}>([^<]+)</{name}>");
-        Assert.True(m.Success, $"Directory.Build.props has no <{name}>");
-        return m.Groups[1].Value;
-    }
+    private static string Property(string name) => RepositoryFiles.BuildProperty(name);
 
     /// <summary>The single .nupkg of <paramref name="id"/> in the feed (case-insensitive, symbols excluded).</summary>
     private static string Package(string id)
