@@ -23,6 +23,8 @@ public class SmallCholeskyTests
     [InlineData(2, 5)]
     [InlineData(2, 8)]
     [InlineData(2, 9)]
+    [InlineData(2, 14)]
+    [InlineData(2, 15)]
     [InlineData(3, 37)]
     [InlineData(2, 128)]
     [InlineData(1, 203)]
@@ -57,6 +59,27 @@ public class SmallCholeskyTests
         // A transposed (non-contiguous) view: the same factor, A being symmetric.
         var (fromView, _) = SmallCholesky.Factor(systems.mT);
         Assert.True(MaxAbs(fromView - linalg.cholesky(systems)) <= 1e-12 * Math.Sqrt(MaxAbs(systems)) * 19);
+    }
+
+    [Fact]
+    public void Factor_Overwriting_FactorsTheInputsOwnStorage()
+    {
+        using var scope = NewDisposeScope();
+        var systems = Systems(3, 41, 11);
+        var scratch = systems.clone();
+        var (factor, info) = SmallCholesky.Factor(scratch, overwrite: true);
+        Assert.Equal(0, MaxAbs(info.to_type(ScalarType.Float64)), 0);
+        Assert.True(MaxAbs(factor - linalg.cholesky(systems)) <= 1e-12 * Math.Sqrt(MaxAbs(systems)) * 41);
+        Assert.Equal(0, MaxAbs(scratch - factor.mT), 0);   // the input now holds Lᵀ by rows: no copy was made
+
+        // A view that is not contiguous, or a dtype that goes to LAPACK: a fresh factor, the input unchanged.
+        var view = systems.clone().mT;
+        var (fromView, _) = SmallCholesky.Factor(view, overwrite: true);
+        Assert.Equal(0, MaxAbs(view - systems), 0);
+        Assert.True(MaxAbs(fromView - linalg.cholesky(systems)) <= 1e-12 * Math.Sqrt(MaxAbs(systems)) * 41);
+        var single = systems.to_type(ScalarType.Float32);
+        SmallCholesky.Factor(single, overwrite: true);
+        Assert.Equal(0, MaxAbs((single - systems.to_type(ScalarType.Float32)).to_type(ScalarType.Float64)), 0);
     }
 
     [Theory]

@@ -96,7 +96,7 @@ public sealed partial class TengradBlock
             system.diagonal(0, -2, -1).add_(Column(dampings, 2));
         }
         var rhs = uniform ? blocks[0].BatchRightHandSide(b, n).fill_(c[0]) : Column(c, 3).expand(b, n, 1);
-        var (factor, info) = SmallCholesky.Factor(system);
+        var (factor, info) = SmallCholesky.Factor(system, overwrite: true);   // the kept system buffer: a rejected factor is cloned
         var u = CholeskySolve.Apply(factor, rhs).squeeze(2);                                                      // b × n
         var kii = grams.diagonal(0, -2, -1);                                                                      // ‖J_lᵢ‖²
         var rowBound = u.abs().mul_(kii.clamp_min(0).sqrt_()).sum(1);
@@ -111,7 +111,7 @@ public sealed partial class TengradBlock
             if (read[k] != 0) { block.Rejected(dampings[k]); continue; }
             if (!RoundingBoundHolds(n, block._a!.dtype, read[b + k], read[2 * b + normAt[k]]))
             {
-                block.Rejected(dampings[k], scope.MoveToOuter(factor[k]));
+                block.Rejected(dampings[k], scope.MoveToOuter(factor[k].clone()));
                 continue;
             }
             Interlocked.Increment(ref _pushThroughSolves);

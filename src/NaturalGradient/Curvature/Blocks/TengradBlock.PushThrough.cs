@@ -175,7 +175,7 @@ public sealed partial class TengradBlock
         const ScalarType f64 = ScalarType.Float64;
         var system = gram.InDtype(f64).mul(_weight);   // not in place: for a float64 Gram to_type returns the Gram itself
         system.diagonal().add_(damping);
-        var (factor, info) = SmallCholesky.Factor(system);
+        var (factor, info) = SmallCholesky.Factor(system, overwrite: true);
         var u = CholeskySolve.Apply(factor, full(gram.size(0), 1, c, dtype: f64)).squeeze(1);
         var kii = gram.diagonal().InDtype(f64);
         return (factor, info, u, kii, u.abs().dot(kii.clamp_min(0).sqrt()));
