@@ -74,7 +74,7 @@ internal static class SmallCholesky
     /// read) with U, A = UᵀU; returns LAPACK's info.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // optimised from the first call: the loops need SIMD
-    private static unsafe int FactorRows(double* f, int n)
+    internal static unsafe int FactorRows(double* f, int n)
     {
         int j0 = 0;
         for (; j0 + 4 <= n; j0 += 4)
@@ -162,6 +162,38 @@ internal static class SmallCholesky
             Vector.Store(y, ri + k);
         }
         for (; k < n; k++) ri[k] -= u0 * r0[k] + u1 * r1[k] + u2 * r2[k] + u3 * r3[k];
+    }
+
+    /// <summary>
+    /// x ← (UᵀU)⁻¹ x for the factor U that <see cref="FactorRows"/> left in the upper triangle of the row-major n × n
+    /// matrix at <paramref name="f"/>: Uᵀy = x by rows (each solved entry subtracts its multiple of row j of U from the
+    /// entries after it, one contiguous pass), then U x = y by dot products of U's rows with the entries already solved.
+    /// The computation of LAPACK's potrs with uplo = 'U' for one right-hand side.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void SolveRows(double* f, int n, double* x)
+    {
+        int width = Vector<double>.Count;
+        for (int j = 0; j < n; j++)
+        {
+            double* rj = f + (long)j * n;
+            double yj = x[j] / rj[j];
+            x[j] = yj;
+            var c = new Vector<double>(-yj);
+            int k = j + 1;
+            for (; k + width <= n; k += width) Vector.Store(Vector.FusedMultiplyAdd(c, Vector.Load(rj + k), Vector.Load(x + k)), x + k);
+            for (; k < n; k++) x[k] -= yj * rj[k];
+        }
+        for (int i = n - 1; i >= 0; i--)
+        {
+            double* ri = f + (long)i * n;
+            var sum = Vector<double>.Zero;
+            int k = i + 1;
+            for (; k + width <= n; k += width) sum = Vector.FusedMultiplyAdd(Vector.Load(ri + k), Vector.Load(x + k), sum);
+            double dot = Vector.Sum(sum);
+            for (; k < n; k++) dot += ri[k] * x[k];
+            x[i] = (x[i] - dot) / ri[i];
+        }
     }
 
     /// <summary>

@@ -90,15 +90,16 @@ public class TengradBatchedSolveTests
         curvature.Update(new CurvatureBatch(first.Statistics, null!, null!, 0));
         curvature.PreconditionMeanGradient(first.Layers, first.Gradients, first.Statistics, Damping);
         var head = (TengradBlock)curvature.Block(first.Layers[0].Name);
-        var buffer = head.BatchGramBuffer!;
+        var buffer = head.BatchSystemBuffer!;
         Assert.Equal(new long[] { first.Layers.Count, 6, 6 }, buffer.shape);
+        Assert.Null(head.BatchGramBuffer);   // on the CPU each system is formed from its Gram directly (DampedGramSystems)
 
         var second = WideAndNarrowLayers(6);
         var statistics = second.Statistics.Select(s => new LayerStatistics(s.Adapter, s.Activations.mul(1.5), s.OutputGradients.mul(0.5), s.Weight)
             { GradientWeight = s.GradientWeight }).ToList();
         curvature.Update(new CurvatureBatch(statistics, null!, null!, 1));
         var delta = curvature.PreconditionMeanGradient(second.Layers, second.Gradients.Select(g => g.mul(0.75)).ToList(), statistics, Damping);
-        Assert.Same(buffer, head.BatchGramBuffer);
+        Assert.Same(buffer, head.BatchSystemBuffer);
         for (int l = 0; l < second.Layers.Count; l++)
         {
             using var single = new TengradBlock();
@@ -109,9 +110,25 @@ public class TengradBatchedSolveTests
         var third = WideAndNarrowLayers(9);
         curvature.Update(new CurvatureBatch(third.Statistics, null!, null!, 2));
         curvature.PreconditionMeanGradient(third.Layers, third.Gradients, third.Statistics, Damping);
-        Assert.Equal(new long[] { third.Layers.Count, 9, 9 }, head.BatchGramBuffer!.shape);
+        Assert.Equal(new long[] { third.Layers.Count, 9, 9 }, head.BatchSystemBuffer!.shape);
         curvature.Dispose();
-        Assert.Null(head.BatchGramBuffer);
+        Assert.Null(head.BatchSystemBuffer);
+    }
+
+    /// <summary>
+    /// A batch of n above <see cref="NaturalGradient.Numerics.SmallCholesky.MaxOrder"/> (n = 260 examples, layers of 420
+    /// parameters) is solved by tensor operations in the kept Gram and system buffers; each layer still equals its single
+    /// solve (LAPACK's Cholesky at this order) and the dense solve.
+    /// </summary>
+    [Fact]
+    public void BatchAboveTheSmallCholeskyOrder_TakesTheTensorOperations_AndEachEqualsItsSingleAndDenseSolve()
+    {
+        using var scope = NewDisposeScope();
+        var (layers, statistics, gradients) = MlpProblem(new[] { 20, 20, 20, 20 }, m: NaturalGradient.Numerics.SmallCholesky.MaxOrder + 4, inputSeed: 3, labelSeed: 4);
+        using var curvature = Updated(statistics);
+        BatchedSolveEqualsSingleAndDenseSolves(curvature, layers, statistics, gradients, singleRtol: 1e-11);
+        var head = (TengradBlock)curvature.Block(layers[0].Name);
+        Assert.Equal(new long[] { layers.Count, 260, 260 }, head.BatchGramBuffer!.shape);
     }
 
     [Fact]

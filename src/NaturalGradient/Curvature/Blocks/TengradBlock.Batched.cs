@@ -65,6 +65,71 @@ public sealed partial class TengradBlock
         var results = new MeanGradientDirection?[b];
         using var scope = NewDisposeScope();
         foreach (var block in blocks) Interlocked.Increment(ref _pushThroughFactorizations);
+        var weights = blocks.Select(block => block._weight).ToArray();
+        var gramsInOrder = GramsOf(blocks);
+        Tensor factor, info, u, rowBound;
+        Tensor? inner;
+        if (DampedGramSystems.Applies(gramsInOrder))
+        {
+            // On the CPU: each system formed from its Gram, factored and solved in one pass while it is in cache.
+            var system = blocks[0].BatchSystem(b, n);
+            (info, u, rowBound, var onesKu) = DampedGramSystems.Solve(gramsInOrder, weights, dampings, c, system);
+            factor = system.mT;
+            inner = innerProduct ? onesKu.mul_(tensor(c)) : null;
+        }
+        else
+            (factor, info, u, rowBound, inner) = SolveWithTensors(blocks, gramsInOrder, weights, dampings, c, innerProduct);
+        var uRows = u.InDtype(blocks[0]._a!.dtype);   // the group shares the Gram's dtype, and with it the rows'
+        var (deltas, norms, normAt) = TransposeProducts(blocks, uRows);
+        // cat promotes the int32 infos and the norms (the rows' dtype) to float64 with the bounds: no conversions of its own.
+        var read = HostRead.Doubles(cat(new[] { info, rowBound }.Concat(norms).ToArray()));
+        for (int k = 0; k < b; k++)
+        {
+            var block = blocks[k];
+            if (read[k] != 0) { block.Rejected(dampings[k]); continue; }
+            if (!RoundingBoundHolds(n, block._a!.dtype, read[b + k], read[2 * b + normAt[k]]))
+            {
+                block.Rejected(dampings[k], scope.MoveToOuter(factor[k].clone()));   // factor is a view of a kept buffer
+                continue;
+            }
+            Interlocked.Increment(ref _pushThroughSolves);
+            Interlocked.Increment(ref _meanGradientSolves);
+            if (b > 1) Interlocked.Increment(ref _batchedPushThroughSolves);
+            results[k] = new MeanGradientDirection(scope.MoveToOuter(deltas[k]), inner is null ? null : scope.MoveToOuter(inner[k]));
+        }
+        return results;
+    }
+
+    /// <summary>The Grams of <paramref name="blocks"/> in order: views of the Grams of a batch formed together, or each block's own.</summary>
+    private static Tensor[] GramsOf(TengradBlock[] blocks)
+    {
+        var grams = new Tensor[blocks.Length];
+        for (int k = 0; k < blocks.Length;)
+        {
+            if (BatchAt(blocks, k) is { } formed)
+            {
+                for (int j = 0; j < formed.Members.Length; j++) grams[k + j] = formed.Grams[j];
+                k += formed.Members.Length;
+            }
+            else
+            {
+                grams[k] = blocks[k]._gram!;
+                k++;
+            }
+        }
+        return grams;
+    }
+
+    /// <summary>
+    /// The batch's systems w_k K_k + λ_k I by tensor operations, for Grams that <see cref="DampedGramSystems"/> does not
+    /// take (another device, or n above <see cref="SmallCholesky.MaxOrder"/>): formed in float64 in the kept workspace,
+    /// factored, solved for c_k·1, with Σᵢ |u_ki| ‖J_ki‖ and, if asked, 1ᵀK_k u_k · c_k.
+    /// </summary>
+    private static (Tensor Factor, Tensor Info, Tensor U, Tensor RowBound, Tensor? Inner) SolveWithTensors(TengradBlock[] blocks,
+        Tensor[] gramsInOrder, double[] weights, double[] dampings, double[] c, bool innerProduct)
+    {
+        int b = blocks.Length;
+        long n = gramsInOrder[0].size(0);
         // The Grams and the systems go into buffers the group's first block keeps: b × n × n float64 tensors made anew on
         // every step made the allocator return and map pages each step (the depth-8 figure-5 net's step 2.5× longer).
         var (grams, system) = blocks[0].BatchWorkspace(b, n);                                                     // b × n × n
@@ -77,11 +142,10 @@ public sealed partial class TengradBlock
             }
             else
             {
-                grams[k].copy_(blocks[k]._gram!);
+                grams[k].copy_(gramsInOrder[k]);
                 k++;
             }
         }
-        var weights = blocks.Select(block => block._weight).ToArray();
         // One w, λ and c for the whole group (global damping, one likelihood: the usual case) as scalars, no tensor of
         // them; the same float64 products either way.
         bool uniform = weights.All(w => w == weights[0]) && dampings.All(l => l == dampings[0]) && c.All(x => x == c[0]);
@@ -96,30 +160,12 @@ public sealed partial class TengradBlock
             system.diagonal(0, -2, -1).add_(Column(dampings, 2));
         }
         var rhs = uniform ? blocks[0].BatchRightHandSide(b, n).fill_(c[0]) : Column(c, 3).expand(b, n, 1);
-        var (factor, info) = SmallCholesky.Factor(system, overwrite: true);   // the kept system buffer: a rejected factor is cloned
+        var (factor, info) = SmallCholesky.Factor(system, overwrite: true);
         var u = CholeskySolve.Apply(factor, rhs).squeeze(2);                                                      // b × n
         var kii = grams.diagonal(0, -2, -1);                                                                      // ‖J_lᵢ‖²
         var rowBound = u.abs().mul_(kii.clamp_min(0).sqrt_()).sum(1);
-        var uRows = u.InDtype(blocks[0]._a!.dtype);   // the group shares the Gram's dtype, and with it the rows'
-        var (deltas, norms, normAt) = TransposeProducts(blocks, uRows);
-        // cat promotes the int32 infos and the norms (the rows' dtype) to float64 with the bounds: no conversions of its own.
-        var read = HostRead.Doubles(cat(new[] { info, rowBound }.Concat(norms).ToArray()));
         var inner = innerProduct ? grams.bmm(u.unsqueeze(2)).squeeze(2).sum(1).mul_(Column(c, 1)) : null;
-        for (int k = 0; k < b; k++)
-        {
-            var block = blocks[k];
-            if (read[k] != 0) { block.Rejected(dampings[k]); continue; }
-            if (!RoundingBoundHolds(n, block._a!.dtype, read[b + k], read[2 * b + normAt[k]]))
-            {
-                block.Rejected(dampings[k], scope.MoveToOuter(factor[k].clone()));
-                continue;
-            }
-            Interlocked.Increment(ref _pushThroughSolves);
-            Interlocked.Increment(ref _meanGradientSolves);
-            if (b > 1) Interlocked.Increment(ref _batchedPushThroughSolves);
-            results[k] = new MeanGradientDirection(scope.MoveToOuter(deltas[k]), inner is null ? null : scope.MoveToOuter(inner[k]));
-        }
-        return results;
+        return (factor, info, u, rowBound, inner);
     }
 
     /// <summary>
@@ -197,8 +243,18 @@ public sealed partial class TengradBlock
         return (_batchGrams.Get(shape, ScalarType.Float64, device), _batchSystem.Get(shape, ScalarType.Float64, device));
     }
 
-    /// <summary>The Gram buffer of <see cref="BatchWorkspace"/>, or null (for tests of its reuse).</summary>
+    /// <summary>The b × n × n float64 system buffer of <see cref="BatchWorkspace"/> alone, for <see cref="DampedGramSystems.Solve"/>.</summary>
+    private Tensor BatchSystem(long b, long n)
+    {
+        ReadOnlySpan<long> shape = stackalloc long[] { b, n, n };
+        return _batchSystem.Get(shape, ScalarType.Float64, _gram!.device);
+    }
+
+    /// <summary>The Gram buffer of <see cref="BatchWorkspace"/> (kept only by batches that <see cref="DampedGramSystems"/> does not take), or null (for tests).</summary>
     internal Tensor? BatchGramBuffer => _batchGrams.Current;
+
+    /// <summary>The system buffer that both <see cref="BatchSystem"/> and <see cref="BatchWorkspace"/> keep, or null (for tests of its reuse).</summary>
+    internal Tensor? BatchSystemBuffer => _batchSystem.Current;
 
 
     /// <summary>The values as a float64 tensor of shape b × 1 × … × 1 (<paramref name="rank"/> dimensions), for broadcasting over a batch.</summary>
