@@ -20,8 +20,9 @@ public sealed partial class TengradBlock
     /// <see cref="PreconditionMeanGradient(LayerStatistics, double, bool)"/> for every block of <paramref name="blocks"/>
     /// (null: not a TENGraD block, or statistics of another layer) with the statistics and damping of the same index,
     /// for the blocks that take the push-through route, grouped by n and the Gram's dtype: each group's
-    /// systems w_l K_l + λ_l I (b × n × n, float64) are factored and solved for u_l = (w_l K_l + λ_l I)⁻¹ c_l·1 by one
-    /// batched Cholesky and solve, Δ_l = J_lᵀ u_l is formed per layer, and the Cholesky infos, the rounding bounds
+    /// systems w_l K_l + λ_l I (b × n × n, float64) are factored and solved for u_l = (w_l K_l + λ_l I)⁻¹ c_l·1 (on the
+    /// CPU for n ≤ 256 one system at a time while it is in cache, <see cref="DampedGramSystems"/>; otherwise by one
+    /// batched Cholesky and solve), Δ_l = J_lᵀ u_l is formed per layer, and the Cholesky infos, the rounding bounds
     /// √n ε Σᵢ |u_lᵢ| ‖J_lᵢ‖ and the norms ‖Δ_l‖ of all of them are read together, one host read instead of one per layer.
     /// The same per-layer decisions as the single solve follow from them; a layer whose checks fail is remembered as
     /// rejected at its λ exactly as there (with its factor for eq 40), so the caller's own solve of that layer goes
