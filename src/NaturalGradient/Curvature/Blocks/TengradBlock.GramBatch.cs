@@ -7,10 +7,11 @@ namespace NaturalGradient.Curvature.Blocks;
 /// <summary>
 /// The Grams of rank-one layers whose rows share one shape (n, in', out), formed together: the rows stacked once,
 /// K_k = (Ā_kĀ_kᵀ) ∘ (D_kD_kᵀ) (seed 000 eq 41) for all of them by two batched products and one product in place, and
-/// the stacked rows kept for the same step's batched Jᵀu (<see cref="TransposeProducts"/>) and the Grams' batched copy
-/// into the push-through system (<see cref="SolveBatch"/>). The deep figure-5 nets' hidden layers share one shape:
-/// their Grams take five kernels (two stacks, two batched products, one product in place) instead of three a layer,
-/// the batched Jᵀu stacks no rows of its own, and the Grams' copy into float64 is one kernel instead of one a layer.
+/// the stacked rows kept for the same step's batched Jᵀu (<see cref="TransposeProducts"/>) and the Grams read by the
+/// push-through solve (<see cref="SolveBatch"/>). The deep figure-5 nets' hidden layers share one shape: their Grams
+/// take five kernels (two stacks, two batched products, one product in place) instead of three a layer, the batched
+/// Jᵀu stacks no rows of its own, and where the solve uses tensor operations the Grams' copy into float64 is one
+/// kernel instead of one a layer.
 /// </summary>
 public sealed partial class TengradBlock
 {
