@@ -113,42 +113,26 @@ internal static class DampedGramSystems
 
     /// <summary>
     /// Writes w K + λI into the upper triangle of the row-major n × n float64 matrix at <paramref name="f"/> from the
-    /// upper triangle of K at <paramref name="k"/> (row-major, float32), and K's diagonal and row sums (K symmetric:
-    /// an entry right of the diagonal counts for its row and its column) into <paramref name="diagonal"/> and
-    /// <paramref name="rowSums"/> (which start at zero).
+    /// upper triangle of K at <paramref name="k"/> (row-major, float32): each row's part is widened into its place in
+    /// <paramref name="f"/>, then formed there as a float64 K's row (<see cref="FormRow"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Form(float* k, double* f, int n, double w, double damping, double* rowSums, double* diagonal)
     {
         int width = Vector<double>.Count, pair = Vector<float>.Count;
-        var scale = new Vector<double>(w);
         for (int i = 0; i < n; i++)
         {
             float* ki = k + (long)i * n;
             double* fi = f + (long)i * n;
-            var total = Vector<double>.Zero;
             int m = i;
             for (; m + pair <= n; m += pair)
             {
                 Vector.Widen(Vector.Load(ki + m), out Vector<double> low, out Vector<double> high);
-                Vector.Store(low * scale, fi + m);
-                Vector.Store(high * scale, fi + m + width);
-                Vector.Store(Vector.Load(rowSums + m) + low, rowSums + m);
-                Vector.Store(Vector.Load(rowSums + m + width) + high, rowSums + m + width);
-                total += low + high;
+                Vector.Store(low, fi + m);
+                Vector.Store(high, fi + m + width);
             }
-            double sum = Vector.Sum(total);
-            for (; m < n; m++)
-            {
-                double v = ki[m];
-                fi[m] = w * v;
-                rowSums[m] += v;
-                sum += v;
-            }
-            double d = ki[i];
-            diagonal[i] = d;
-            fi[i] += damping;
-            rowSums[i] += sum - d;   // the loop gave K_ii to row i already; the rest of the row is its entries right of i
+            for (; m < n; m++) fi[m] = ki[m];
+            FormRow(fi, fi, i, n, w, damping, rowSums, diagonal);
         }
     }
 
@@ -156,33 +140,40 @@ internal static class DampedGramSystems
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Form(double* k, double* f, int n, double w, double damping, double* rowSums, double* diagonal)
     {
+        for (int i = 0; i < n; i++) FormRow(k + (long)i * n, f + (long)i * n, i, n, w, damping, rowSums, diagonal);
+    }
+
+    /// <summary>
+    /// Row i of w K + λI right of the diagonal, written to <paramref name="target"/> from K's row at
+    /// <paramref name="source"/> (the two may be the same row), with K_ii into <paramref name="diagonal"/> and the row's
+    /// entries added to K's row sums (K symmetric: an entry right of the diagonal counts for its row and its column;
+    /// the sums start at zero).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void FormRow(double* source, double* target, int i, int n, double w, double damping, double* rowSums, double* diagonal)
+    {
         int width = Vector<double>.Count;
         var scale = new Vector<double>(w);
-        for (int i = 0; i < n; i++)
+        var total = Vector<double>.Zero;
+        double d = source[i];
+        int m = i;
+        for (; m + width <= n; m += width)
         {
-            double* ki = k + (long)i * n;
-            double* fi = f + (long)i * n;
-            var total = Vector<double>.Zero;
-            int m = i;
-            for (; m + width <= n; m += width)
-            {
-                var v = Vector.Load(ki + m);
-                Vector.Store(v * scale, fi + m);
-                Vector.Store(Vector.Load(rowSums + m) + v, rowSums + m);
-                total += v;
-            }
-            double sum = Vector.Sum(total);
-            for (; m < n; m++)
-            {
-                double v = ki[m];
-                fi[m] = w * v;
-                rowSums[m] += v;
-                sum += v;
-            }
-            double d = ki[i];
-            diagonal[i] = d;
-            fi[i] += damping;
-            rowSums[i] += sum - d;
+            var v = Vector.Load(source + m);
+            Vector.Store(v * scale, target + m);
+            Vector.Store(Vector.Load(rowSums + m) + v, rowSums + m);
+            total += v;
         }
+        double sum = Vector.Sum(total);
+        for (; m < n; m++)
+        {
+            double v = source[m];
+            target[m] = w * v;
+            rowSums[m] += v;
+            sum += v;
+        }
+        diagonal[i] = d;
+        target[i] += damping;
+        rowSums[i] += sum - d;   // the loop gave K_ii to row i already; the rest of the row is its entries right of i
     }
 }
