@@ -85,13 +85,17 @@ internal static class RefreshKernels
     /// right-hand side: the factors by one batched <c>cholesky_ex</c> (LAPACK potrf per matrix) or by the right-looking loop
     /// the library takes (<see cref="NaturalGradient.Numerics.SmallCholesky.Factor"/>), then from them <c>cholesky_solve</c> or
     /// the two triangular solves the library takes (<see cref="NaturalGradient.Numerics.CholeskySolve.Apply"/>). b = 2 and 15 at n = 128 are
-    /// the depth-1 and depth-16 figure-5 nets, b = 3 at n = 256 the MLP at batch 256.
+    /// the depth-1 and depth-16 figure-5 nets, b = 3 at n = 256 the MLP at batch 256. The last two columns time the whole
+    /// solve from float32 Grams: by tensor operations over the batch (the Grams converted into a float64 buffer, the
+    /// system formed from it, factored in place, solved, the rounding bound's sum), as the library takes it on other
+    /// devices and above n = 256, and by <see cref="NaturalGradient.Numerics.DampedGramSystems.Solve"/>, one system at a
+    /// time, as it takes it on the CPU.
     /// </summary>
     private static object PushThroughSolves(int reps, StringBuilder md)
     {
         md.AppendLine($"## The push-through solve: b float64 systems of width n, one right-hand side each (median of {reps}, ms)").AppendLine();
-        md.AppendLine("| b × n | batched Cholesky (cholesky_ex) | Cholesky by SmallCholesky | then cholesky_solve | then two triangular solves (CholeskySolve) |");
-        md.AppendLine("|---|---:|---:|---:|---:|");
+        md.AppendLine("| b × n | batched Cholesky (cholesky_ex) | Cholesky by SmallCholesky | then cholesky_solve | then two triangular solves (CholeskySolve) | whole solve, tensor operations | whole solve, DampedGramSystems |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
         var rows = new List<object>();
         foreach (var (b, n) in new[] { (2, 128), (15, 128), (3, 256) })
         {
@@ -104,16 +108,33 @@ internal static class RefreshKernels
             system.diagonal(0, -2, -1).add_(0.01);
             var rhs = full(b, n, 1, 1.0 / n, dtype: ScalarType.Float64);
             var lower = linalg.cholesky_ex(system).L;
+            var a32 = a.to_type(ScalarType.Float32);
+            var d32 = d.to_type(ScalarType.Float32);
+            var grams32 = a32.bmm(a32.mT).mul_(d32.bmm(d32.mT));
+            var gramList = grams32.unbind(0);
+            var grams64 = empty(b, n, n, dtype: ScalarType.Float64);
+            var scratch = empty(b, n, n, dtype: ScalarType.Float64);
+            double[] weights = Enumerable.Repeat(1.0 / n, b).ToArray(), dampings = Enumerable.Repeat(0.01, b).ToArray(), c = Enumerable.Repeat(1.0 / n, b).ToArray();
             var kernels = new (string Name, Action Call)[]
             {
                 ("cholesky", () => linalg.cholesky_ex(system)),
                 ("small_cholesky", () => NaturalGradient.Numerics.SmallCholesky.Factor(system)),
                 ("cholesky_solve", () => cholesky_solve(rhs, lower)),
                 ("triangular", () => NaturalGradient.Numerics.CholeskySolve.Apply(lower, rhs)),
+                ("tensor_path", () =>
+                {
+                    using var inner = NewDisposeScope();
+                    grams64.copy_(grams32);
+                    scratch.copy_(grams64).mul_(1.0 / n).diagonal(0, -2, -1).add_(0.01);
+                    var (factor, _) = NaturalGradient.Numerics.SmallCholesky.Factor(scratch, overwrite: true);
+                    var u = NaturalGradient.Numerics.CholeskySolve.Apply(factor, rhs).squeeze(2);
+                    u.abs().mul_(grams64.diagonal(0, -2, -1).clamp_min(0).sqrt_()).sum(1);
+                }),
+                ("damped_gram_systems", () => NaturalGradient.Numerics.DampedGramSystems.Solve(gramList, weights, dampings, c, scratch)),
             };
             var median = MedianTimes(kernels, reps);
-            md.AppendLine(string.Create(Inv, $"| {b} × {n} | {median["cholesky"]:F3} | {median["small_cholesky"]:F3} | {median["cholesky_solve"]:F3} | {median["triangular"]:F3} |"));
-            Console.WriteLine(string.Create(Inv, $"  push-through solve {b} × {n}: Cholesky {median["cholesky"]:F3} ms (SmallCholesky {median["small_cholesky"]:F3} ms), then cholesky_solve {median["cholesky_solve"]:F3} ms or triangular solves {median["triangular"]:F3} ms"));
+            md.AppendLine(string.Create(Inv, $"| {b} × {n} | {median["cholesky"]:F3} | {median["small_cholesky"]:F3} | {median["cholesky_solve"]:F3} | {median["triangular"]:F3} | {median["tensor_path"]:F3} | {median["damped_gram_systems"]:F3} |"));
+            Console.WriteLine(string.Create(Inv, $"  push-through solve {b} × {n}: Cholesky {median["cholesky"]:F3} ms (SmallCholesky {median["small_cholesky"]:F3} ms), then cholesky_solve {median["cholesky_solve"]:F3} ms or triangular solves {median["triangular"]:F3} ms; whole solve from float32 Grams: tensor operations {median["tensor_path"]:F3} ms, DampedGramSystems {median["damped_gram_systems"]:F3} ms"));
             rows.Add(new { b, n, median_ms = median });
         }
         md.AppendLine();
