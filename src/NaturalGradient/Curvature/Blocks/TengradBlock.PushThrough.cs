@@ -168,11 +168,21 @@ public sealed partial class TengradBlock
 
     /// <summary>
     /// The push-through system in float64: the Cholesky factor of w K + λI and its info, u = (w K + λI)⁻¹ c·1, Kᵢᵢ = ‖Jᵢ‖²
-    /// and the rounding bound's Σᵢ |uᵢ| ‖Jᵢ‖, for the n × n Gram <paramref name="gram"/> in any floating dtype.
+    /// and the rounding bound's Σᵢ |uᵢ| ‖Jᵢ‖, for the n × n Gram <paramref name="gram"/> in any floating dtype: by
+    /// <see cref="DampedGramSystems"/> where it applies (the CPU, n ≤ 256: the batched solve's arithmetic, as a batch of
+    /// one), otherwise by tensor operations.
     /// </summary>
     private (Tensor Factor, Tensor Info, Tensor U, Tensor Diagonal, Tensor WeightedRowSum) SolvePushThroughSystem(Tensor gram, double c, double damping)
     {
         const ScalarType f64 = ScalarType.Float64;
+        var grams = new[] { gram };
+        if (DampedGramSystems.Applies(grams))
+        {
+            long order = gram.size(0);
+            var factors = empty(1, order, order, dtype: f64);
+            var (infos, us, weighted, _) = DampedGramSystems.Solve(grams, new[] { _weight }, new[] { damping }, new[] { c }, factors);
+            return (factors[0].mT, infos[0], us[0], gram.diagonal().InDtype(f64), weighted[0]);
+        }
         var system = gram.InDtype(f64).mul(_weight);   // not in place: for a float64 Gram to_type returns the Gram itself
         system.diagonal().add_(damping);
         var (factor, info) = SmallCholesky.Factor(system, overwrite: true);
