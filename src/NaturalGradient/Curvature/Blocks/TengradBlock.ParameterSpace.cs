@@ -11,9 +11,11 @@ namespace NaturalGradient.Curvature.Blocks;
 /// through the n × n Gram (eq 40–43). Both sides of the push-through identity (w JᵀJ + λI)⁻¹ Jᵀ = Jᵀ (w JJᵀ + λI)⁻¹
 /// give the same Δ; the block takes this side when its multiply-adds are fewer
 /// (<see cref="Auto.StructureCostModel.TengradParameterSpaceFlops"/> against <see cref="Auto.StructureCostModel.TengradGramFlops"/>:
-/// a regression head of 21 × 1 parameters at n = 128 costs 0.06 M against 1.1 M). J (n × p_l) is formed explicitly in
-/// float64 (fewer entries than the Gram whenever this side is taken) and M_l with it, so the solve needs no rounding
-/// checks beyond the Cholesky's own (<see cref="SafeCholesky"/>).
+/// a regression head of 21 × 1 parameters at n = 128 costs 0.06 M against 1.1 M). M_l is formed in float64 (J has fewer
+/// entries than the Gram whenever this side is taken), so the solve needs no rounding checks beyond the Cholesky's own
+/// (<see cref="SafeCholesky"/>). A small rank-one layer on the CPU is formed and solved on the calling thread by
+/// <see cref="RankOneParameterSystem"/> (a few operator calls instead of about eighteen); other layers, TONGA's centred
+/// form and other devices form J explicitly by tensor operations.
 /// </summary>
 public sealed partial class TengradBlock
 {
@@ -47,6 +49,14 @@ public sealed partial class TengradBlock
     {
         const ScalarType f64 = ScalarType.Float64;
         Tensor j;
+        if (statistics.IsRankOne && _form != MetricForm.Centered
+            && RankOneParameterSystem.Applies(statistics.OutputGradientRows(), statistics.PairedActivationRows()))
+        {
+            var (rowsD, rowsA) = (statistics.OutputGradientRows(), statistics.PairedActivationRows());
+            _parameterShape = new[] { rowsD.size(1), rowsA.size(1) };
+            (_parameterMatrix, _meanGradient) = RankOneParameterSystem.Form(rowsD.NoGraph(), rowsA.NoGraph(), statistics.Weight);
+            return;
+        }
         if (statistics.IsRankOne)
         {
             var d = statistics.OutputGradientRows().to_type(f64);     // n × out
@@ -87,13 +97,16 @@ public sealed partial class TengradBlock
     }
 
     /// <summary>
-    /// (M_l + λI)⁻¹ B for float64 B (p_l × k): the Cholesky factor of M_l + λI and a triangular solve, with the factor's
-    /// info read once; a failed factorisation (M_l + λI singular to float64 precision at a tiny λ) goes to
-    /// <see cref="SafeCholesky.Solve"/>'s fallbacks (jitter, then an eigendecomposition).
+    /// (M_l + λI)⁻¹ B for float64 B (p_l × k): the Cholesky factor of M_l + λI and two triangular solves, on the calling
+    /// thread by <see cref="RankOneParameterSystem.Solve"/> for CPU blocks of p_l ≤ <see cref="SmallCholesky.MaxOrder"/>,
+    /// else by tensor operations with the factor's info read once. A failed factorisation (M_l + λI singular to float64
+    /// precision at a tiny λ) goes to <see cref="SafeCholesky.Solve"/>'s fallbacks (jitter, then an eigendecomposition).
     /// </summary>
     private Tensor SolveParameterSpace(Tensor b, double damping)
     {
         var m = _parameterMatrix!;
+        bool small = RankOneParameterSystem.SolveApplies(m);
+        if (small && RankOneParameterSystem.Solve(m, damping, b) is { } solved) return solved;
         long p = m.size(0);
         if (_identity is null || _identity.size(0) != p || _identity.device_type != m.device_type || _identity.device_index != m.device_index)
         {
@@ -101,6 +114,7 @@ public sealed partial class TengradBlock
             _identity = eye(p, dtype: ScalarType.Float64, device: m.device).DetachFromDisposeScope();
         }
         var system = m.add(_identity, alpha: damping);
+        if (small) return SafeCholesky.Solve(system, b);
         var (factor, info) = linalg.cholesky_ex(system);
         return info.item<int>() == 0 ? CholeskySolve.Apply(factor, b) : SafeCholesky.Solve(system, b);
     }
