@@ -22,10 +22,14 @@ public class DiagonalMeanGradientTests
 {
     private const double Damping = 0.03;
 
+    /// <param name="m">Batch size.</param>
+    /// <param name="diagonalFirst">Read the undamped diagonal before the route (as per-layer damping does), so that the
+    /// damped diagonal is copied from it rather than formed from the rows.</param>
     [Theory]
-    [InlineData(4)]
-    [InlineData(9)]
-    public void Route_EqualsTheElementwiseSolveOfPerExampleGradients(int m)
+    [InlineData(4, false)]
+    [InlineData(9, false)]
+    [InlineData(9, true)]
+    public void Route_EqualsTheElementwiseSolveOfPerExampleGradients(int m, bool diagonalFirst)
     {
         using var scope = NewDisposeScope();
         var model = TestModels.Mlp(new[] { 30, 40, 3 }, seed: 2);
@@ -42,6 +46,7 @@ public class DiagonalMeanGradientTests
             var meanGradient = perExample[l].mean(new long[] { 0 });
             var diagonal = perExample[l].square().mean(new long[] { 0 });
             var expected = meanGradient / (diagonal + Damping);
+            if (diagonalFirst) Assert.Equal(diagonal.mean().item<double>(), block.MeanCurvature(), 1e-12);
             long before = DiagonalBlock.MeanGradientSolves;
             var routed = ((ICurvatureBlock)block).PreconditionMeanGradient(statistics[l], Damping, innerProduct: true);
             Assert.NotNull(routed);
@@ -51,13 +56,14 @@ public class DiagonalMeanGradientTests
             double quadratic = meanGradient.square().div(diagonal + Damping).sum().item<double>();
             Assert.Equal(quadratic, inner, 1e-10 * Math.Abs(quadratic));
             Assert.Null(((ICurvatureBlock)block).PreconditionMeanGradient(statistics[l], Damping, innerProduct: false)!.Value.GradientInnerProduct);
+            TensorAssert.Close(diagonal, block.Multiply(torch.ones_like(diagonal)), rtol: 1e-12, label: $"diagonal of layer {l}");
         }
     }
 
     /// <summary>
-    /// A rank-one layer's diagonal and the damped diagonal are written into storage kept from one update to the next
-    /// (no out × in' tensor made per step), and the second batch's route and diagonal still equal those of a fresh block,
-    /// which equal the brute-force solve of the first test.
+    /// A rank-one layer's damped diagonal is written into storage kept from one update to the next (no out × in' tensor
+    /// made per step), and the undamped diagonal is formed only when read, into storage kept too; the second batch's
+    /// route and diagonal still equal those of a fresh block, which equal the brute-force solve of the first test.
     /// </summary>
     [Fact]
     public void Buffers_AreKeptAcrossUpdates_AndTheSecondBatchEqualsAFreshBlock()
@@ -70,18 +76,22 @@ public class DiagonalMeanGradientTests
         using var block = new DiagonalBlock();
         block.Update(first[0], 0);
         block.PreconditionMeanGradient(first[0], Damping);
-        var (diagonal, damped) = (block.DiagonalBuffer!, block.DampedBuffer!);
+        Assert.Null(block.DiagonalBuffer);   // the route formed diag + λ alone
+        var damped = block.DampedBuffer!;
+        Assert.Equal(new long[] { 40, 31 }, damped.shape);
+        block.MeanCurvature();
+        var diagonal = block.DiagonalBuffer!;
         Assert.Equal(new long[] { 40, 31 }, diagonal.shape);
 
         block.Update(second[0], 1);
         var routed = block.PreconditionMeanGradient(second[0], Damping)!;
-        Assert.Same(diagonal, block.DiagonalBuffer);
         Assert.Same(damped, block.DampedBuffer);
         using var fresh = new DiagonalBlock();
         fresh.Update(second[0], 0);
         TensorAssert.Close(fresh.PreconditionMeanGradient(second[0], Damping)!, routed, rtol: 1e-14, label: "route");
         var ones = torch.ones(40, 31, dtype: ScalarType.Float64);
         TensorAssert.Close(fresh.Multiply(ones), block.Multiply(ones), rtol: 1e-14, label: "diagonal");
+        Assert.Same(diagonal, block.DiagonalBuffer);
 
         block.Dispose();
         Assert.Null(block.DiagonalBuffer);

@@ -9,24 +9,24 @@ namespace NaturalGradient.Curvature.Blocks;
 /// The diagonal of a layer's metric, diag(M_l) = w Σ gᵢ ∘ gᵢ, and the solve g / (diag + λ).
 /// For rank-one layers (Linear, T = 1) it is w (δ∘δ)ᵀ(ā∘ā) without forming per-sample gradients; for index layers
 /// (Embedding) it comes from the token indices (<see cref="TokenGradients.SquaredSum"/>, memory O(n T out + p_l)).
-/// Other layers form the per-sample gradients: cost O(n p_l); memory O(n p_l). For rank-one layers the diagonal and
-/// the damped diagonal of the mean-gradient solve are written into two out × in' buffers kept across steps.
+/// Other layers form the per-sample gradients: cost O(n p_l); memory O(n p_l). For rank-one layers the product is
+/// formed when first needed after an update, into out × in' buffers kept across steps: the mean-gradient solve writes
+/// diag + λ directly (λ, then the product added by the GEMM), and the undamped diagonal is formed only if something
+/// reads it (<see cref="Multiply"/>, <see cref="ToDense"/>, <see cref="MeanCurvature"/>, <see cref="Precondition"/>).
 /// </summary>
 public sealed class DiagonalBlock : ICurvatureBlock
 {
     private Tensor? _diagonal; // out × in'
+    private LayerStatistics? _rankOne; // a rank-one layer's statistics whose diagonal is not formed yet
     private readonly KeptBuffer _rankOneDiagonal = new(), _damped = new();
 
     public void Update(LayerStatistics statistics, long step)
     {
+        _diagonal = null;
+        _rankOne = null;
         if (statistics.IsRankOne)
         {
-            var a = statistics.PairedActivationRows();   // n × in'
-            var d = statistics.OutputGradientRows();     // n × out
-            // w folded into the m × out squares, the smaller operand: no pass over the out × in' product; β = 0 ignores
-            // the buffer's old contents.
-            var buffer = _rankOneDiagonal.Get(stackalloc long[] { statistics.OutputWidth, statistics.InputWidth }, a.dtype, a.device);
-            _diagonal = buffer.addmm_(d.square().mul_(statistics.Weight).t(), a.square(), beta: 0);
+            _rankOne = statistics;
         }
         else if (statistics.PairedTokens() is { } tokens)
         {
@@ -38,7 +38,32 @@ public sealed class DiagonalBlock : ICurvatureBlock
         }
     }
 
-    private Tensor Diagonal => _diagonal ?? throw new InvalidOperationException("the block has no statistics yet: call Update first");
+    /// <summary>
+    /// <paramref name="target"/> ← β · target + w (D∘D)ᵀ(Ā∘Ā) for a rank-one layer's rows: w folded into the m × out
+    /// squares, the smaller operand (no pass over the out × in' product); β = 0 ignores the target's old contents.
+    /// </summary>
+    private static Tensor AddRankOneDiagonal(Tensor target, LayerStatistics statistics, float beta)
+    {
+        var a = statistics.PairedActivationRows();   // n × in'
+        var d = statistics.OutputGradientRows();     // n × out
+        return target.addmm_(d.square().mul_(statistics.Weight).t(), a.square(), beta: beta);
+    }
+
+    private Tensor RankOneBuffer(KeptBuffer buffer, LayerStatistics statistics)
+    {
+        var like = statistics.OutputGradientRows();
+        return buffer.Get(stackalloc long[] { statistics.OutputWidth, statistics.InputWidth }, like.dtype, like.device);
+    }
+
+    private Tensor Diagonal
+    {
+        get
+        {
+            if (_diagonal is null && _rankOne is { } statistics)
+                _diagonal = AddRankOneDiagonal(RankOneBuffer(_rankOneDiagonal, statistics), statistics, beta: 0);
+            return _diagonal ?? throw new InvalidOperationException("the block has no statistics yet: call Update first");
+        }
+    }
 
     public Tensor Precondition(Tensor gradient, double damping) => gradient / (Diagonal.InDtype(gradient.dtype) + damping);
 
@@ -46,7 +71,8 @@ public sealed class DiagonalBlock : ICurvatureBlock
     /// Δ = ḡ ⊘ (diag + λ) with the mean gradient ḡ = w DᵀĀ formed here as (w D)ᵀĀ (the scale on the m × out rows, not
     /// on the out × in' product) and divided in place: one GEMM, one m × out scaling, the damped diagonal and one
     /// division, for layers with one position per example and one sample per example; null otherwise (the caller
-    /// forms ḡ and calls <see cref="Precondition"/>). The damped diagonal is formed in a buffer kept across steps.
+    /// forms ḡ and calls <see cref="Precondition"/>). The damped diagonal is formed in a buffer kept across steps: from
+    /// the rows (λ, then the GEMM adds the product) unless the undamped diagonal was already formed (then copied, λ added).
     /// </summary>
     public Tensor? PreconditionMeanGradient(LayerStatistics statistics, double damping) =>
         PreconditionMeanGradient(statistics, damping, innerProduct: false)?.Direction;
@@ -57,10 +83,11 @@ public sealed class DiagonalBlock : ICurvatureBlock
     /// </summary>
     public MeanGradientDirection? PreconditionMeanGradient(LayerStatistics statistics, double damping, bool innerProduct)
     {
-        var diagonal = Diagonal;
-        if (Kfac.KroneckerFactors.MeanGradientRows(statistics, diagonal.dtype) is not var (d, a)) return null;   // m × out, m × in'
-        var damped = _damped.Get(stackalloc long[] { statistics.OutputWidth, statistics.InputWidth }, diagonal.dtype, diagonal.device)
-            .copy_(diagonal).add_(damping);
+        if (_rankOne is null && _diagonal is null) _ = Diagonal;   // throws: no statistics yet
+        if (_rankOne is null || Kfac.KroneckerFactors.MeanGradientRows(statistics, _rankOne.Dtype) is not var (d, a))
+            return null;   // m × out, m × in'
+        var buffer = RankOneBuffer(_damped, _rankOne);
+        var damped = _diagonal is { } diagonal ? buffer.copy_(diagonal).add_(damping) : AddRankOneDiagonal(buffer.fill_(damping), _rankOne, beta: 1);
         var direction = d.mul(statistics.Weight).t().mm(a).div_(damped);
         var inner = innerProduct ? direction.square().mul_(damped).sum(ScalarType.Float64) : null;
         Interlocked.Increment(ref _meanGradientSolves);
@@ -87,6 +114,7 @@ public sealed class DiagonalBlock : ICurvatureBlock
     public void Dispose()
     {
         _diagonal = null;
+        _rankOne = null;
         _rankOneDiagonal.Dispose();
         _damped.Dispose();
     }
