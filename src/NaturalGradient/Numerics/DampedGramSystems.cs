@@ -69,10 +69,9 @@ internal static class DampedGramSystems
         var rowSums = new double[n];
         var diagonal = new double[n];
         using var scope = NewDisposeScope();   // contiguous copies of Grams that were not
-        using var target = system.storage<double>();
         unsafe
         {
-            double* s0 = (double*)target.data_ptr() + system.storage_offset();
+            double* s0 = HostData.Doubles(system);
             fixed (double* rs = rowSums, kii = diagonal, u0 = u)
             {
                 for (int k = 0; k < b; k++)
@@ -80,16 +79,8 @@ internal static class DampedGramSystems
                     double* f = s0 + (long)k * n * n;
                     var gram = grams[k].is_contiguous() ? grams[k] : grams[k].contiguous();
                     Array.Clear(rowSums);
-                    if (gram.dtype == ScalarType.Float32)
-                    {
-                        using var source = gram.storage<float>();
-                        Form((float*)source.data_ptr() + gram.storage_offset(), f, n, weights[k], dampings[k], rs, kii);
-                    }
-                    else
-                    {
-                        using var source = gram.storage<double>();
-                        Form((double*)source.data_ptr() + gram.storage_offset(), f, n, weights[k], dampings[k], rs, kii);
-                    }
+                    if (gram.dtype == ScalarType.Float32) Form(HostData.Floats(gram), f, n, weights[k], dampings[k], rs, kii);
+                    else Form(HostData.Doubles(gram), f, n, weights[k], dampings[k], rs, kii);
                     info[k] = SmallCholesky.FactorRows(f, n);
                     for (int i = 1; i < n; i++) new Span<double>(f + (long)i * n, i).Clear();   // zeros below the diagonal
                     if (info[k] != 0) continue;

@@ -60,14 +60,12 @@ internal static class RankOneParameterSystem
         var scratch = ArrayPool<double>.Shared.Rent(p + outputs + inputs);
         try
         {
-            using var mStore = matrix.storage<double>();
-            using var gStore = mean.storage<double>();
-            using var dStore = new RowSource(dRows);
-            using var aStore = new RowSource(aRows);
+            var dStore = new RowSource(dRows);
+            var aStore = new RowSource(aRows);
             unsafe
             {
-                double* m0 = (double*)mStore.data_ptr();
-                double* g0 = (double*)gStore.data_ptr();
+                double* m0 = HostData.Doubles(matrix);
+                double* g0 = HostData.Doubles(mean);
                 fixed (double* j = scratch)
                 {
                     double* di = j + p, ai = di + outputs;
@@ -123,12 +121,10 @@ internal static class RankOneParameterSystem
         var factor = ArrayPool<double>.Shared.Rent(p * p);
         try
         {
-            using var mStore = m.storage<double>();
-            using var xStore = x.storage<double>();
             unsafe
             {
-                double* m0 = (double*)mStore.data_ptr() + m.storage_offset();
-                double* x0 = (double*)xStore.data_ptr() + x.storage_offset();
+                double* m0 = HostData.Doubles(m);
+                double* x0 = HostData.Doubles(x);
                 fixed (double* f = factor)
                 {
                     for (int r = 0; r < p; r++)
@@ -153,32 +149,20 @@ internal static class RankOneParameterSystem
         matrix.dim() == 2 && matrix.size(0) == matrix.size(1) && matrix.size(0) >= 1 && matrix.size(0) <= SmallCholesky.MaxOrder
         && matrix.dtype == ScalarType.Float64 && matrix.device_type == DeviceType.CPU;
 
-    /// <summary>The rows of a contiguous float32 or float64 CPU matrix, read as float64.</summary>
-    private readonly struct RowSource : IDisposable
+    /// <summary>The rows of a contiguous float32 or float64 CPU matrix, read as float64 (the caller keeps the tensor alive).</summary>
+    private readonly unsafe struct RowSource
     {
-        private readonly IDisposable _storage;
-        private readonly nint _start;
+        private readonly void* _start;
         private readonly bool _double;
 
         public RowSource(Tensor rows)
         {
             _double = rows.dtype == ScalarType.Float64;
-            if (_double)
-            {
-                var storage = rows.storage<double>();
-                _storage = storage;
-                _start = storage.data_ptr() + (nint)(rows.storage_offset() * sizeof(double));
-            }
-            else
-            {
-                var storage = rows.storage<float>();
-                _storage = storage;
-                _start = storage.data_ptr() + (nint)(rows.storage_offset() * sizeof(float));
-            }
+            _start = _double ? HostData.Doubles(rows) : HostData.Floats(rows);
         }
 
         /// <summary>Row <paramref name="i"/> (width <paramref name="width"/>) into <paramref name="target"/>.</summary>
-        public unsafe void Read(int i, double* target, int width)
+        public void Read(int i, double* target, int width)
         {
             if (_double)
             {
@@ -188,8 +172,6 @@ internal static class RankOneParameterSystem
             float* source = (float*)_start + (long)i * width;
             for (int c = 0; c < width; c++) target[c] = source[c];
         }
-
-        public void Dispose() => _storage.Dispose();
     }
 
     /// <summary>The upper triangle of the row-major p × p matrix at <paramref name="m"/> += j jᵀ.</summary>

@@ -53,17 +53,14 @@ internal static class SmallCholesky
         var upper = overwrite && a.is_contiguous() ? a : empty(a.shape, dtype: ScalarType.Float64).copy_(a);
         long count = upper.numel() / (n * n);
         var info = new int[count];
-        using (var storage = upper.storage<double>())
+        unsafe
         {
-            unsafe
+            double* f0 = HostData.Doubles(upper);
+            for (long b = 0; b < count; b++)
             {
-                double* f0 = (double*)storage.data_ptr() + upper.storage_offset();
-                for (long b = 0; b < count; b++)
-                {
-                    double* f = f0 + b * n * n;
-                    info[b] = FactorRows(f, (int)n);
-                    for (int i = 1; i < n; i++) new Span<double>(f + i * n, i).Clear();   // zeros below the diagonal
-                }
+                double* f = f0 + b * n * n;
+                info[b] = FactorRows(f, (int)n);
+                for (int i = 1; i < n; i++) new Span<double>(f + i * n, i).Clear();   // zeros below the diagonal
             }
         }
         return (upper.mT, tensor(info).reshape(a.shape[..^2]));
