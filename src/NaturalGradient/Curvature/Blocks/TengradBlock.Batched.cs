@@ -63,32 +63,46 @@ public sealed partial class TengradBlock
     {
         int b = blocks.Length;
         long n = blocks[0]._gram!.size(0);
-        var results = new MeanGradientDirection?[b];
         using var scope = NewDisposeScope();
         foreach (var block in blocks) Interlocked.Increment(ref _pushThroughFactorizations);
         var weights = blocks.Select(block => block._weight).ToArray();
         var gramsInOrder = GramsOf(blocks);
-        Tensor factor, info, u, rowBound;
-        Tensor? inner;
         if (DampedGramSystems.Applies(gramsInOrder))
         {
-            // On the CPU: each system formed from its Gram, factored and solved in one pass while it is in cache.
+            // On the CPU: each system formed from its Gram, factored and solved in one pass while it is in cache; the
+            // infos and bounds come back as host values, so only the norms of Δ are read.
             var system = blocks[0].BatchSystem(b, n);
-            (info, u, rowBound, var onesKu) = DampedGramSystems.Solve(gramsInOrder, weights, dampings, c, system);
-            factor = system.mT;
-            inner = innerProduct ? onesKu.mul_(tensor(c)) : null;
+            var (info, u, rowBounds, onesKu) = DampedGramSystems.Solve(gramsInOrder, weights, dampings, c, system);
+            var inner = innerProduct ? tensor(onesKu.Select((value, k) => value * c[k]).ToArray()) : null;
+            var (deltas, norms, normAt) = TransposeProducts(blocks, u.InDtype(blocks[0]._a!.dtype));
+            var normValues = HostRead.Doubles(norms.Count == 1 ? norms[0] : cat(norms.ToArray()));
+            return Accept(blocks, dampings, n, system.mT, Array.ConvertAll(info, i => (double)i), rowBounds, normValues, deltas, normAt, inner, scope);
         }
         else
-            (factor, info, u, rowBound, inner) = SolveWithTensors(blocks, gramsInOrder, weights, dampings, c, innerProduct);
-        var uRows = u.InDtype(blocks[0]._a!.dtype);   // the group shares the Gram's dtype, and with it the rows'
-        var (deltas, norms, normAt) = TransposeProducts(blocks, uRows);
-        // cat promotes the int32 infos and the norms (the rows' dtype) to float64 with the bounds: no conversions of its own.
-        var read = HostRead.Doubles(cat(new[] { info, rowBound }.Concat(norms).ToArray()));
+        {
+            var (factor, info, u, rowBound, inner) = SolveWithTensors(blocks, gramsInOrder, weights, dampings, c, innerProduct);
+            var uRows = u.InDtype(blocks[0]._a!.dtype);   // the group shares the Gram's dtype, and with it the rows'
+            var (deltas, norms, normAt) = TransposeProducts(blocks, uRows);
+            // cat promotes the int32 infos and the norms (the rows' dtype) to float64 with the bounds: no conversions of its own.
+            var read = HostRead.Doubles(cat(new[] { info, rowBound }.Concat(norms).ToArray()));
+            return Accept(blocks, dampings, n, factor, read[..b], read[b..(2 * b)], read[(2 * b)..], deltas, normAt, inner, scope);
+        }
+    }
+
+    /// <summary>
+    /// The solves of a batch that pass their checks (info 0, the rounding bound), as directions moved out of
+    /// <paramref name="scope"/>; the others are recorded as rejected on their blocks (null entries).
+    /// </summary>
+    private static MeanGradientDirection?[] Accept(TengradBlock[] blocks, double[] dampings, long n, Tensor factor, double[] infos,
+        double[] rowBounds, double[] normValues, Tensor[] deltas, int[] normAt, Tensor? inner, DisposeScope scope)
+    {
+        int b = blocks.Length;
+        var results = new MeanGradientDirection?[b];
         for (int k = 0; k < b; k++)
         {
             var block = blocks[k];
-            if (read[k] != 0) { block.Rejected(dampings[k]); continue; }
-            if (!RoundingBoundHolds(n, block._a!.dtype, read[b + k], read[2 * b + normAt[k]]))
+            if (infos[k] != 0) { block.Rejected(dampings[k]); continue; }
+            if (!RoundingBoundHolds(n, block._a!.dtype, rowBounds[k], normValues[normAt[k]]))
             {
                 block.Rejected(dampings[k], scope.MoveToOuter(factor[k].clone()));   // factor is a view of a kept buffer
                 continue;
