@@ -16,7 +16,8 @@ namespace NaturalGradient.Numerics;
 /// (running averages, eigenbases, scalings) only when B is finite and at most <see cref="Headroom"/> times the largest
 /// number of the statistics' dtype. A batch with a finite loss but an overflowing ĀĀᵀ (a feature of 1e20 in float32)
 /// fails this check before any factor is formed. The 2L norms (and the output's sum) are read together, in their dtype
-/// (widened exactly on the host), and B is formed on the host in float64.</para>
+/// (widened exactly on the host), and B is formed on the host in float64; small contiguous CPU tensors (the figure-5
+/// nets' layers) are summed on the host in float64 instead (<see cref="HostSums"/>), with no operator call.</para>
 /// <para><b>Directions.</b> <see cref="AllFinite"/> checks a list of tensors entry by entry with one reduction of
 /// per-tensor isfinite().all() flags; the step itself reads the cheaper sum of
 /// <see cref="Preconditioning.NaturalGradientPreconditioner.FiniteCheck"/> first and calls it only when that sum is not
@@ -38,30 +39,48 @@ public static class FiniteGuard
         using var scope = NewDisposeScope();
         var reductions = new List<Tensor>(2 * statistics.Count + 1);
         var squared = new List<bool>(2 * statistics.Count);
-        var tokenRows = new double[statistics.Count];
+        // Per layer ‖Ā‖² and ‖D‖²: a value computed on the host, or (NaN, k) for the k-th reduction read below.
+        var terms = new (double Host, int At)[2 * statistics.Count];
         for (int i = 0; i < statistics.Count; i++)
         {
             // One-hot rows (an index layer): ‖ā‖² = m · T is known without a reduction.
-            if (statistics[i].Tokens is { } tokens) tokenRows[i] = tokens.numel();
-            else AddNorm(reductions, squared, statistics[i].KeptRows is { } rows ? rows.Activations : statistics[i].Activations);
-            AddNorm(reductions, squared, statistics[i].KeptRows is { } kept ? kept.OutputGradients : statistics[i].OutputGradients);
+            terms[2 * i] = statistics[i].Tokens is { } tokens ? (tokens.numel(), -1)
+                : SquaredNorm(reductions, squared, statistics[i].KeptRows is { } rows ? rows.Activations : statistics[i].Activations);
+            terms[2 * i + 1] = SquaredNorm(reductions, squared, statistics[i].KeptRows is { } kept ? kept.OutputGradients : statistics[i].OutputGradients);
         }
+        double outputSum = 0;
+        int outputAt = -1;
         if (output is not null)
         {
-            using var _ = no_grad();
-            reductions.Add(output.sum());
+            if (!HostSums.TrySum(output, out outputSum))
+            {
+                using var _ = no_grad();
+                reductions.Add(output.sum());
+                outputAt = reductions.Count - 1;
+            }
         }
-        var values = HostRead.Doubles(StackForRead(reductions));
+        var values = reductions.Count > 0 ? HostRead.Doubles(StackForRead(reductions)) : Array.Empty<double>();
+        double Term(int k) => terms[k].At < 0 ? terms[k].Host : Squared(values, squared, terms[k].At);
         double bound = 0;
-        int k = 0;
         for (int i = 0; i < statistics.Count; i++)
         {
-            double a = statistics[i].Tokens is null ? Squared(values, squared, k++) : tokenRows[i];
-            double d = Squared(values, squared, k++);
+            double a = Term(2 * i), d = Term(2 * i + 1);
             bound += Math.Max(statistics[i].Weight, 1.0) * a * d + a + d;
         }
-        if (output is not null) bound += values[k] * 0.0;   // NaN or ±∞ in the output → NaN
+        if (output is not null) bound += (outputAt < 0 ? outputSum : values[outputAt]) * 0.0;   // NaN or ±∞ in the output → NaN
         return bound;
+    }
+
+    /// <summary>
+    /// ‖x‖² on the host for a small contiguous CPU float32 or float64 tensor (<see cref="HostSums"/>: below
+    /// <see cref="HostSums.MaxEntries"/> entries one operator call costs more than the sum), else through
+    /// <see cref="AddNorm"/> as a reduction to read with the others.
+    /// </summary>
+    private static (double Host, int At) SquaredNorm(List<Tensor> reductions, List<bool> squared, Tensor x)
+    {
+        if (HostSums.TrySquaredNorm(x, out double value)) return (value, -1);
+        AddNorm(reductions, squared, x);
+        return (double.NaN, reductions.Count - 1);
     }
 
     /// <summary>

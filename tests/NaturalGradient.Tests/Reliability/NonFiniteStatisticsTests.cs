@@ -214,6 +214,55 @@ public class NonFiniteStatisticsTests
         Assert.True(FiniteGuard.StatisticsAreSafe(stats, output));
     }
 
+    /// <summary>
+    /// Small statistics (the guard sums them on the host in float64, no operator call): a float32 activation of 1e20,
+    /// whose square overflows float32 but not float64, gives the finite float64 bound, far above the headroom, and the
+    /// batch is rejected; a NaN activation gives NaN; an infinite output gives NaN; a non-contiguous view is summed by
+    /// the tensor reductions and gives the same bound as its contiguous copy.
+    /// </summary>
+    [Fact]
+    public void StatisticsBound_OfSmallStatistics_IsTheFloat64Bound_AndRejectsOverflowNaNAndInfiniteOutputs()
+    {
+        using var scope = NewDisposeScope();
+        var net = Net();
+        using var pre = new NaturalGradientPreconditioner(net, new CategoricalLikelihood(),
+            new PreconditionerOptions { Structure = CurvatureStructure.Kfac, Fisher = FisherKind.Exact, Damping = 1e-3 });
+        var (x, y) = Data(poison: false)[0];
+        var output = net.call(x);
+        pre.Capture.ThrowIfBypassed(output.sum());
+        var stats = new FisherEstimator(new CategoricalLikelihood(), FisherKind.Exact).Collect(pre.Capture, pre.Capture.Recorded(), output, y);
+        Assert.All(stats, s => Assert.True(s.Activations.numel() < 32768 && s.Activations.dtype == ScalarType.Float32));
+
+        double Bound(IReadOnlyList<LayerStatistics> list) => list.Sum(s =>
+        {
+            double a = s.Activations.to_type(ScalarType.Float64).square().sum().item<double>();
+            double d = s.OutputGradients.to_type(ScalarType.Float64).square().sum().item<double>();
+            return a * d * Math.Max(s.Weight, 1) + a + d;
+        });
+        List<LayerStatistics> With(Tensor activations) =>
+            stats.Select((s, i) => i == 0 ? new LayerStatistics(s.Adapter, activations, s.OutputGradients, s.Weight) : s).ToList();
+
+        var poisoned = stats[0].Activations.clone();
+        poisoned.view(-1)[0] = 1e20f;
+        var overflowing = With(poisoned);
+        double expected = Bound(overflowing);
+        Assert.True(double.IsFinite(expected) && expected > 1e40);
+        Assert.Equal(expected, FiniteGuard.StatisticsBound(overflowing, output), expected * 1e-6);
+        Assert.False(FiniteGuard.StatisticsAreSafe(overflowing, output));
+
+        var nan = stats[0].Activations.clone();
+        nan.view(-1)[7] = float.NaN;
+        Assert.True(double.IsNaN(FiniteGuard.StatisticsBound(With(nan), output)));
+        var infiniteOutput = output.detach().clone();
+        infiniteOutput.view(-1)[0] = float.PositiveInfinity;
+        Assert.True(double.IsNaN(FiniteGuard.StatisticsBound(stats, infiniteOutput)));
+
+        var a0 = stats[0].Activations;
+        var strided = cat(new[] { a0, a0 }, -1).narrow(-1, 0, a0.size(-1));   // the same values, not contiguous
+        Assert.False(strided.is_contiguous());
+        Assert.Equal(FiniteGuard.StatisticsBound(stats, output), FiniteGuard.StatisticsBound(With(strided), output), Bound(stats) * 1e-6);
+    }
+
     [Fact]
     public void SafeCholesky_InfiniteMatrix_EndsAtOnceWithOneLine()
     {
