@@ -23,15 +23,27 @@ public sealed partial class NaturalGradientPreconditioner
     /// One host read of <paramref name="scalar"/>'s value (in float64) and the <see cref="FiniteCheck"/> sum of
     /// <paramref name="tensors"/>, added on the host in float64: the per-tensor sums are stacked with the scalar and read
     /// together (the step's loss and finiteness in one read, with two native results fewer than a FiniteCheck tensor).
+    /// Small contiguous CPU tensors, the scalar among them, are summed on the host instead (<see cref="HostSums"/>, in
+    /// float64, no operator call): a NaN or ±∞ entry still makes the sum non-finite, and finite float32 entries cannot
+    /// overflow it. With every tensor small there is no read at all.
     /// </summary>
     internal static (double Value, double Sum) ReadWithFiniteSum(Tensor scalar, IEnumerable<Tensor> tensors)
     {
-        var parts = new List<Tensor> { scalar };
-        parts.AddRange(tensors.Select(t => t.sum()));
-        var read = HostRead.Doubles(FiniteGuard.StackForRead(parts));
+        var parts = new List<Tensor>();
+        bool valueOnHost = HostSums.TrySum(scalar, out double value);
+        if (!valueOnHost) parts.Add(scalar);
         double sum = 0;
-        for (int i = 1; i < read.Length; i++) sum += read[i];
-        return (read[0], sum);
+        foreach (var t in tensors)
+        {
+            if (HostSums.TrySum(t, out double part)) sum += part;
+            else parts.Add(t.sum());
+        }
+        if (parts.Count == 0) return (value, sum);
+        var read = HostRead.Doubles(FiniteGuard.StackForRead(parts));
+        int i = 0;
+        if (!valueOnHost) value = read[i++];
+        for (; i < read.Length; i++) sum += read[i];
+        return (value, sum);
     }
 
     /// <summary>

@@ -56,6 +56,17 @@ public class HostReadTests
         Assert.Equal(double.PositiveInfinity, bad);
         var (_, mixed) = NaturalGradientPreconditioner.ReadWithFiniteSum(tensor(1.0), new[] { tensor(new float[] { 2f }), tensor(new[] { 0.5 }) });
         Assert.Equal(2.5, mixed);
+        // Tensors above HostSums.MaxEntries (or strided) go through the stacked reductions, small ones are summed on the
+        // host: both parts add up, and a NaN in either makes the sum NaN.
+        var large = full(40000, 0.5f);
+        var strided = full(2, 3, 1.0).t();
+        var (loss, both) = NaturalGradientPreconditioner.ReadWithFiniteSum(tensor(2.0f), new[] { large, a, strided });
+        Assert.Equal(2.0, loss);
+        Assert.Equal(20000 + 1.5 - 2 + (double)3e38f + 6, both, 1e-6 * 3e38);
+        large[123] = float.NaN;
+        Assert.True(double.IsNaN(NaturalGradientPreconditioner.ReadWithFiniteSum(tensor(2.0f), new[] { large, a }).Sum));
+        var small = tensor(new[] { 1.0, double.NaN });
+        Assert.True(double.IsNaN(NaturalGradientPreconditioner.ReadWithFiniteSum(tensor(2.0f), new[] { full(40000, 0.5f), small }).Sum));
     }
 
     [Fact]
