@@ -188,18 +188,24 @@ public class NonFiniteStatisticsTests
         Assert.False(FiniteGuard.StatisticsAreSafe(overflowing, output));
     }
 
-    [Fact]
-    public void StatisticsBound_IsTheCauchySchwarzBoundOfTheLayerNorms()
+    /// <summary>The exact-Fisher statistics and output of the first clean batch through <see cref="Net"/> (the preconditioner, for its capture, to dispose).</summary>
+    private static (NaturalGradientPreconditioner Preconditioner, Tensor Output, IReadOnlyList<LayerStatistics> Statistics) SmallStatistics()
     {
-        using var scope = NewDisposeScope();
         var net = Net();
-        using var pre = new NaturalGradientPreconditioner(net, new CategoricalLikelihood(),
+        var pre = new NaturalGradientPreconditioner(net, new CategoricalLikelihood(),
             new PreconditionerOptions { Structure = CurvatureStructure.Kfac, Fisher = FisherKind.Exact, Damping = 1e-3 });
         var (x, y) = Data(poison: false)[0];
         var output = net.call(x);
         pre.Capture.ThrowIfBypassed(output.sum());
-        var recorded = pre.Capture.Recorded();
-        var stats = new FisherEstimator(new CategoricalLikelihood(), FisherKind.Exact).Collect(pre.Capture, recorded, output, y);
+        return (pre, output, new FisherEstimator(new CategoricalLikelihood(), FisherKind.Exact).Collect(pre.Capture, pre.Capture.Recorded(), output, y));
+    }
+
+    [Fact]
+    public void StatisticsBound_IsTheCauchySchwarzBoundOfTheLayerNorms()
+    {
+        using var scope = NewDisposeScope();
+        var (pre, output, stats) = SmallStatistics();
+        using var _ = pre;
         double expected = 0;
         foreach (var s in stats)
         {
@@ -224,13 +230,8 @@ public class NonFiniteStatisticsTests
     public void StatisticsBound_OfSmallStatistics_IsTheFloat64Bound_AndRejectsOverflowNaNAndInfiniteOutputs()
     {
         using var scope = NewDisposeScope();
-        var net = Net();
-        using var pre = new NaturalGradientPreconditioner(net, new CategoricalLikelihood(),
-            new PreconditionerOptions { Structure = CurvatureStructure.Kfac, Fisher = FisherKind.Exact, Damping = 1e-3 });
-        var (x, y) = Data(poison: false)[0];
-        var output = net.call(x);
-        pre.Capture.ThrowIfBypassed(output.sum());
-        var stats = new FisherEstimator(new CategoricalLikelihood(), FisherKind.Exact).Collect(pre.Capture, pre.Capture.Recorded(), output, y);
+        var (pre, output, stats) = SmallStatistics();
+        using var _ = pre;
         Assert.All(stats, s => Assert.True(s.Activations.numel() < 32768 && s.Activations.dtype == ScalarType.Float32));
 
         double Bound(IReadOnlyList<LayerStatistics> list) => list.Sum(s =>
