@@ -49,11 +49,13 @@ public sealed class DiagonalBlock : ICurvatureBlock
         return target.addmm_(d.square().mul_(statistics.Weight).t(), a.square(), beta: beta);
     }
 
-    private Tensor RankOneBuffer(KeptBuffer buffer, LayerStatistics statistics)
+    private static Tensor RankOneBuffer(KeptBuffer buffer, LayerStatistics statistics)
     {
         var like = statistics.OutputGradientRows();
         return buffer.Get(stackalloc long[] { statistics.OutputWidth, statistics.InputWidth }, like.dtype, like.device);
     }
+
+    private const string NoStatistics = "the block has no statistics yet: call Update first";
 
     private Tensor Diagonal
     {
@@ -61,7 +63,7 @@ public sealed class DiagonalBlock : ICurvatureBlock
         {
             if (_diagonal is null && _rankOne is { } statistics)
                 _diagonal = AddRankOneDiagonal(RankOneBuffer(_rankOneDiagonal, statistics), statistics, beta: 0);
-            return _diagonal ?? throw new InvalidOperationException("the block has no statistics yet: call Update first");
+            return _diagonal ?? throw new InvalidOperationException(NoStatistics);
         }
     }
 
@@ -83,7 +85,7 @@ public sealed class DiagonalBlock : ICurvatureBlock
     /// </summary>
     public MeanGradientDirection? PreconditionMeanGradient(LayerStatistics statistics, double damping, bool innerProduct)
     {
-        if (_rankOne is null && _diagonal is null) _ = Diagonal;   // throws: no statistics yet
+        if (_rankOne is null && _diagonal is null) throw new InvalidOperationException(NoStatistics);
         if (_rankOne is null || Kfac.KroneckerFactors.MeanGradientRows(statistics, _rankOne.Dtype) is not var (d, a))
             return null;   // m × out, m × in'
         var buffer = RankOneBuffer(_damped, _rankOne);

@@ -49,18 +49,17 @@ public sealed partial class TengradBlock
     {
         const ScalarType f64 = ScalarType.Float64;
         Tensor j;
-        if (statistics.IsRankOne && _form != MetricForm.Centered
-            && RankOneParameterSystem.Applies(statistics.OutputGradientRows(), statistics.PairedActivationRows()))
-        {
-            var (rowsD, rowsA) = (statistics.OutputGradientRows(), statistics.PairedActivationRows());
-            _parameterShape = new[] { rowsD.size(1), rowsA.size(1) };
-            (_parameterMatrix, _meanGradient) = RankOneParameterSystem.Form(rowsD.NoGraph(), rowsA.NoGraph(), statistics.Weight);
-            return;
-        }
         if (statistics.IsRankOne)
         {
-            var d = statistics.OutputGradientRows().to_type(f64);     // n × out
-            var a = statistics.PairedActivationRows().to_type(f64);   // n × in'
+            var (rowsD, rowsA) = (statistics.OutputGradientRows().NoGraph(), statistics.PairedActivationRows().NoGraph());   // n × out, n × in'
+            if (_form != MetricForm.Centered && RankOneParameterSystem.Applies(rowsD, rowsA))
+            {
+                _parameterShape = new[] { rowsD.size(1), rowsA.size(1) };
+                (_parameterMatrix, _meanGradient) = RankOneParameterSystem.Form(rowsD, rowsA, statistics.Weight);
+                return;
+            }
+            var d = rowsD.to_type(f64);
+            var a = rowsA.to_type(f64);
             _parameterShape = new[] { d.size(1), a.size(1) };
             // Rows vec(dᵢ āᵢᵀ), row-major as W̄, by one broadcast product (an einsum would take a batched matmul).
             j = d.size(1) == 1 ? a.mul(d) : d.unsqueeze(2).mul(a.unsqueeze(1)).reshape(d.size(0), -1);
