@@ -46,14 +46,14 @@ internal static class DampedGramSystems
     /// the diagonal, so that <c>system.mT</c> holds the lower factors as <c>linalg.cholesky_ex</c> lays them out.
     /// </param>
     /// <returns>
-    /// Info (b): LAPACK's info per system (0, or the order of the first leading minor not positive definite).
-    /// U (b × n, float64 tensor): u_k, zeros where info ≠ 0. WeightedRowSum (b): Σᵢ |u_ki| √max(K_k,ii, 0), the
-    /// push-through rounding bound's sum. OnesKU (b): 1ᵀK_k u_k, from K_k's row sums. Info, WeightedRowSum and OnesKU
-    /// are host arrays (computed here on the host: no tensor made and read back).
+    /// Host arrays, computed here (no tensor made and read back). Info (b): LAPACK's info per system (0, or the order of
+    /// the first leading minor not positive definite). U (b · n, u_k from entry k · n): u_k, zeros where info ≠ 0.
+    /// WeightedRowSum (b): Σᵢ |u_ki| √max(K_k,ii, 0), the push-through rounding bound's sum. OnesKU (b): 1ᵀK_k u_k, from
+    /// K_k's row sums.
     /// </returns>
     /// <exception cref="ArgumentException">Grams that <see cref="Applies"/> refuses, arrays of another length than the
     /// Grams, or a <paramref name="system"/> of another shape, dtype or layout.</exception>
-    public static (int[] Info, Tensor U, double[] WeightedRowSum, double[] OnesKU) Solve(IReadOnlyList<Tensor> grams,
+    public static (int[] Info, double[] U, double[] WeightedRowSum, double[] OnesKU) Solve(IReadOnlyList<Tensor> grams,
         double[] weights, double[] dampings, double[] c, Tensor system)
     {
         if (!Applies(grams)) throw new ArgumentException("the Grams must be n × n float32 or float64 CPU matrices of one order n ≤ " + SmallCholesky.MaxOrder, nameof(grams));
@@ -99,7 +99,7 @@ internal static class DampedGramSystems
                 }
             }
         }
-        return (info, scope.MoveToOuter(tensor(u).reshape(b, n)), bound, onesKu);
+        return (info, u, bound, onesKu);
     }
 
     /// <summary>

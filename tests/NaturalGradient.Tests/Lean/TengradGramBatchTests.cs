@@ -19,20 +19,23 @@ public class TengradGramBatchTests
     private const double Damping = 0.03;
 
     /// <summary>
-    /// The MLP of <paramref name="sizes"/>: the layers of one row shape (in', out) are all batched (8-8-8-8: three),
-    /// a run of them (8-8-8-3: two) or scattered among other shapes (8-8-8-5-8-8-3: three, at positions 0, 1 and 4);
-    /// layers of a shape of their own form their Gram alone.
+    /// The MLP of <paramref name="sizes"/> on 128 examples: the layers of one row shape (in', out) are all batched
+    /// (40-40-40-40: three), a run of them (40-40-40-3: two) or scattered among other shapes (40-40-40-5-40-40-3: three,
+    /// at positions 0, 1 and 4); layers of a shape of their own form their Gram alone. The 41 × 40 layers are above
+    /// <see cref="NaturalGradient.Numerics.RowGram"/>'s limit (128² · 81 multiply-adds), so they take the batched GEMMs;
+    /// smaller layers (8-8-8-8) form their Grams one by one on the calling thread, none batched.
     /// </summary>
     [Theory]
-    [InlineData(new[] { 8, 8, 8, 8 }, 3)]
-    [InlineData(new[] { 8, 8, 8, 3 }, 2)]
-    [InlineData(new[] { 8, 8, 8, 5, 8, 8, 3 }, 3)]
+    [InlineData(new[] { 40, 40, 40, 40 }, 3)]
+    [InlineData(new[] { 40, 40, 40, 3 }, 2)]
+    [InlineData(new[] { 40, 40, 40, 5, 40, 40, 3 }, 3)]
+    [InlineData(new[] { 8, 8, 8, 8 }, 0)]
     public void GramsFormedTogether_EqualTheExplicitJacobiansAndTheSingleBlocks(int[] sizes, int batchedLayers)
     {
         foreach (var form in new[] { MetricForm.Uncentered, MetricForm.Centered })
         {
             using var scope = NewDisposeScope();
-            var (layers, statistics, gradients) = MlpProblem(sizes, m: 6, inputSeed: 11, labelSeed: 12);
+            var (layers, statistics, gradients) = MlpProblem(sizes, m: 128, inputSeed: 11, labelSeed: 12);
 
             long before = TengradBlock.BatchedGrams;
             using var curvature = new BlockDiagonalCurvature(_ => new TengradBlock(form));
@@ -76,7 +79,7 @@ public class TengradGramBatchTests
     public void LaterUpdates_ReplaceTheBatch()
     {
         using var scope = NewDisposeScope();
-        int[] sizes = { 8, 8, 8, 8 };
+        int[] sizes = { 40, 40, 40, 40 };
         var model = TestModels.Mlp(sizes);
         var likelihood = new NaturalGradient.Likelihoods.CategoricalLikelihood();
         using var curvature = new BlockDiagonalCurvature(_ => new TengradBlock());
@@ -85,8 +88,8 @@ public class TengradGramBatchTests
         List<Tensor> gradients = new();
         for (int step = 0; step < 2; step++)
         {
-            var x = TestModels.Inputs(6, sizes[0], seed: 20 + step);
-            var y = Labels(6, sizes[^1], seed: 30 + step);
+            var x = TestModels.Inputs(128, sizes[0], seed: 20 + step);
+            var y = Labels(128, sizes[^1], seed: 30 + step);
             (layers, statistics) = Collect(model, x, y, likelihood);
             model.zero_grad();
             likelihood.Loss(model.call(x), y).backward();

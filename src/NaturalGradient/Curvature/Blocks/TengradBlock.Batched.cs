@@ -74,9 +74,9 @@ public sealed partial class TengradBlock
             var system = blocks[0].BatchSystem(b, n);
             var (info, u, rowBounds, onesKu) = DampedGramSystems.Solve(gramsInOrder, weights, dampings, c, system);
             var inner = innerProduct ? tensor(onesKu.Select((value, k) => value * c[k]).ToArray()) : null;
-            var (deltas, norms, normAt) = TransposeProducts(blocks, u.InDtype(blocks[0]._a!.dtype));
-            var normValues = HostRead.Doubles(norms.Count == 1 ? norms[0] : cat(norms.ToArray()));
-            return Accept(blocks, dampings, n, system.mT, Array.ConvertAll(info, i => (double)i), rowBounds, normValues, deltas, normAt, inner, scope);
+            var (deltas, normValues) = TransposeProducts(blocks, u, (int)n);
+            return Accept(blocks, dampings, n, system.mT, Array.ConvertAll(info, i => (double)i), rowBounds, normValues, deltas,
+                Enumerable.Range(0, b).ToArray(), inner, scope);
         }
         else
         {
@@ -181,6 +181,44 @@ public sealed partial class TengradBlock
         var rowBound = u.abs().mul_(kii.clamp_min(0).sqrt_()).sum(1);
         var inner = innerProduct ? grams.bmm(u.unsqueeze(2)).squeeze(2).sum(1).mul_(Column(c, 1)) : null;
         return (factor, info, u, rowBound, inner);
+    }
+
+    /// <summary>
+    /// Δ_k = J_kᵀu_k (eq 43) and ‖Δ_k‖ for every block of a batch, from u on the host (b · n, u_k from entry k · n): on
+    /// the calling thread by <see cref="RowTransposeProduct"/> for the blocks whose rows it takes (the figure-5 nets'
+    /// layers: no tensor of u, no GEMM on two threads, no norm to read), by the tensor form of
+    /// <see cref="TransposeProducts(TengradBlock[], Tensor)"/> for the others, their norms read together.
+    /// </summary>
+    private static (Tensor[] Deltas, double[] Norms) TransposeProducts(TengradBlock[] blocks, double[] u, int n)
+    {
+        int b = blocks.Length;
+        var deltas = new Tensor[b];
+        var norms = new double[b];
+        var others = new List<int>();
+        for (int k = 0; k < b; k++)
+        {
+            var block = blocks[k];
+            if (block._general is null && block._form == MetricForm.Uncentered && RowTransposeProduct.Applies(block._d!, block._a!))
+            {
+                (deltas[k], double squares) = RowTransposeProduct.Multiply(block._d!, block._a!, u.AsSpan(k * n, n));
+                norms[k] = Math.Sqrt(squares);
+            }
+            else
+            {
+                others.Add(k);
+            }
+        }
+        if (others.Count == 0) return (deltas, norms);
+        var rest = others.Select(k => blocks[k]).ToArray();
+        var rows = tensor(others.SelectMany(k => u.Skip(k * n).Take(n)).ToArray()).reshape(others.Count, n).InDtype(rest[0]._a!.dtype);
+        var (restDeltas, restNorms, normAt) = TransposeProducts(rest, rows);
+        var read = HostRead.Doubles(restNorms.Count == 1 ? restNorms[0] : cat(restNorms.ToArray()));
+        for (int j = 0; j < others.Count; j++)
+        {
+            deltas[others[j]] = restDeltas[j];
+            norms[others[j]] = read[normAt[j]];
+        }
+        return (deltas, norms);
     }
 
     /// <summary>

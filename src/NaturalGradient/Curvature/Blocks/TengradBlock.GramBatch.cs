@@ -1,4 +1,5 @@
 using NaturalGradient.Fisher;
+using NaturalGradient.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -56,9 +57,9 @@ public sealed partial class TengradBlock
         foreach (var group in pending.GroupBy(b => (b._a!.size(0), b._a!.size(1), b._d!.size(1), b._a!.dtype, b._a!.device.ToString())))
         {
             var members = group.ToArray();
-            if (members.Length == 1)
+            if (members.Length == 1 || RowGram.Applies(members[0]._a!, members[0]._d!))
             {
-                members[0].FormOwnGram();
+                foreach (var member in members) member.FormOwnGram();
                 continue;
             }
             var a = stack(members.Select(b => b._a!).ToArray());                      // b × n × in'

@@ -181,7 +181,7 @@ public sealed partial class TengradBlock
             long order = gram.size(0);
             var factors = empty(1, order, order, dtype: f64);
             var (infos, us, weighted, _) = DampedGramSystems.Solve(grams, new[] { _weight }, new[] { damping }, new[] { c }, factors);
-            return (factors[0].mT, tensor(infos[0]), us[0], gram.diagonal().InDtype(f64), tensor(weighted[0]));
+            return (factors[0].mT, tensor(infos[0]), tensor(us), gram.diagonal().InDtype(f64), tensor(weighted[0]));
         }
         var system = gram.InDtype(f64).mul(_weight);   // not in place: for a float64 Gram to_type returns the Gram itself
         system.diagonal().add_(damping);

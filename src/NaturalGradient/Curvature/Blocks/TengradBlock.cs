@@ -90,8 +90,11 @@ public sealed partial class TengradBlock : ICurvatureBlock
         }
     }
 
-    /// <summary>The rank-one layer's Gram K = (ĀĀᵀ) ∘ (DDᵀ) (eq 41), n × n, formed for this block alone.</summary>
-    private void FormOwnGram() => SetGram(_a!.mm(_a!.t()).mul_(_d!.mm(_dT!)));
+    /// <summary>
+    /// The rank-one layer's Gram K = (ĀĀᵀ) ∘ (DDᵀ) (eq 41), n × n, formed for this block alone: on the calling thread by
+    /// <see cref="RowGram"/> for the small layers it takes, else by two GEMMs and a product in place.
+    /// </summary>
+    private void FormOwnGram() => SetGram(RowGram.Applies(_a!, _d!) ? RowGram.Form(_a!, _d!) : _a!.mm(_a!.t()).mul_(_d!.mm(_dT!)));
 
     /// <summary>Keeps <paramref name="gram"/> (J Jᵀ) as the block's Gram, centred for <see cref="MetricForm.Centered"/> (P J Jᵀ P).</summary>
     private void SetGram(Tensor gram)
