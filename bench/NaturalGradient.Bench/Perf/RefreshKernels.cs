@@ -22,7 +22,7 @@ namespace NaturalGradient.Bench.Perf;
 /// their eigendecompositions (<see cref="NaturalGradient.Numerics.SymmetricEigh"/>), one after another on the run's threads, one after another on one thread, and side by side
 /// as the library runs them (<see cref="NaturalGradient.Numerics.FactorizationQueue"/>: n helper threads of one torch
 /// thread each while the caller waits, largest factor first).
-/// Then TENGraD's 128 × 128 float64 system: Cholesky against eigh; its batched push-through solve with cholesky_solve and with triangular solves; last, the statistics guard's reductions: norms against dot products.
+/// Then TENGraD's 128 × 128 float64 system: Cholesky against eigh; its batched push-through solve with cholesky_solve and with triangular solves; the statistics guard's reductions: norms against dot products; last, TENGraD's small-layer kernels: the Gram and Jᵀu by GEMMs against the loops on the calling thread.
 /// </summary>
 internal static class RefreshKernels
 {
@@ -76,7 +76,8 @@ internal static class RefreshKernels
         var gram = GramSolves(reps, md);
         var pushThrough = PushThroughSolves(reps, md);
         var guard = GuardReductions(reps, md);
-        return new { threads = get_num_threads(), omp_wait_policy = policy, reps, rows, refresh, tengrad_gram = gram, push_through = pushThrough, statistics_guard = guard };
+        var smallLayers = SmallLayerKernels(reps, md);
+        return new { threads = get_num_threads(), omp_wait_policy = policy, reps, rows, refresh, tengrad_gram = gram, push_through = pushThrough, statistics_guard = guard, small_layers = smallLayers };
     }
 
     /// <summary>
@@ -186,6 +187,50 @@ internal static class RefreshKernels
         md.AppendLine(string.Create(Inv, $"| {median["norm"]:F3} | {median["dot"]:F3} |")).AppendLine();
         Console.WriteLine(string.Create(Inv, $"  statistics guard, six MLP statistics: norms {median["norm"]:F3} ms, dot products {median["dot"]:F3} ms"));
         return new { norm_ms = median["norm"], dot_ms = median["dot"] };
+    }
+
+    /// <summary>
+    /// TENGraD's kernels for a small rank-one layer (float32, rows Ā of in' columns and D of out columns over n examples):
+    /// the Gram K = (ĀĀᵀ) ∘ (DDᵀ) by two GEMMs and a product in place on the run's threads and on one torch thread,
+    /// against <see cref="NaturalGradient.Numerics.RowGram"/>; and Δ = Jᵀu with ‖Δ‖ from a host u by tensor operations
+    /// (u made a tensor, Dᵀ ∘ u, the GEMM, the norm read) against <see cref="NaturalGradient.Numerics.RowTransposeProduct"/>.
+    /// The first three shapes are the figure-5 nets' layers at n = 128 (16 → 20, 20 → 20, the 20 → 1 head's rows); the
+    /// others are near or above the limits where the library keeps the GEMMs ("–": not taken).
+    /// </summary>
+    private static object SmallLayerKernels(int reps, StringBuilder md)
+    {
+        md.AppendLine($"## Small-layer kernels: TENGraD's Gram and Jᵀu, float32 (median of {reps}, µs)").AppendLine();
+        md.AppendLine("| n, in', out | Gram by GEMMs | Gram by GEMMs, one torch thread | RowGram | Jᵀu and ‖Δ‖ by tensor operations | RowTransposeProduct |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|");
+        var rows = new List<object>();
+        int threads = get_num_threads();
+        foreach (var (n, inputs, outputs) in new[] { (128, 17, 20), (128, 21, 20), (128, 21, 1), (128, 65, 64), (256, 33, 32) })
+        {
+            using var scope = NewDisposeScope();
+            manual_seed(n + inputs + outputs);
+            var a = randn(n, inputs);
+            var d = randn(n, outputs);
+            var dT = d.t();
+            var u = Enumerable.Range(0, n).Select(i => Math.Sin(i + 1.0)).ToArray();
+            bool gramApplies = NaturalGradient.Numerics.RowGram.Applies(a, d), productApplies = NaturalGradient.Numerics.RowTransposeProduct.Applies(d, a);
+            var kernels = new List<(string Name, Action Call)>
+            {
+                ("gram_gemm", () => a.mm(a.t()).mul_(d.mm(dT))),
+                ("product_tensors", () => dT.mul(tensor(u).to_type(ScalarType.Float32)).mm(a).norm().item<float>()),
+            };
+            if (gramApplies) kernels.Add(("row_gram", () => NaturalGradient.Numerics.RowGram.Form(a, d)));
+            if (productApplies) kernels.Add(("row_product", () => NaturalGradient.Numerics.RowTransposeProduct.Multiply(d, a, u)));
+            var median = MedianTimes(kernels.ToArray(), reps).ToDictionary(kv => kv.Key, kv => kv.Value * 1000);   // µs
+            set_num_threads(1);   // the same GEMMs timed apart on one thread (the thread count is process-wide)
+            try { median["gram_gemm_one_thread"] = MedianTimes(new (string, Action)[] { ("gemm", () => a.mm(a.t()).mul_(d.mm(dT))) }, reps)["gemm"] * 1000; }
+            finally { set_num_threads(threads); }
+            string Cell(string name) => median.TryGetValue(name, out var value) ? value.ToString("F1", Inv) : "–";
+            md.AppendLine($"| {n}, {inputs}, {outputs} | {Cell("gram_gemm")} | {Cell("gram_gemm_one_thread")} | {Cell("row_gram")} | {Cell("product_tensors")} | {Cell("row_product")} |");
+            Console.WriteLine($"  small layer n {n}, in' {inputs}, out {outputs}: Gram by GEMMs {Cell("gram_gemm")} µs (one thread {Cell("gram_gemm_one_thread")} µs), RowGram {Cell("row_gram")} µs; Jᵀu by tensors {Cell("product_tensors")} µs, RowTransposeProduct {Cell("row_product")} µs");
+            rows.Add(new { n, inputs, outputs, median_us = median });
+        }
+        md.AppendLine();
+        return rows;
     }
 
     /// <summary>Median wall time (ms) of each kernel over <paramref name="reps"/> calls after two warm-up calls; the kernels interleave within each repetition, each call in its own dispose scope.</summary>

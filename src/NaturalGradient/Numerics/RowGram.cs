@@ -8,8 +8,8 @@ namespace NaturalGradient.Numerics;
 
 /// <summary>
 /// The Gram K = (ĀĀᵀ) ∘ (DDᵀ) (n × n, seed 000 eq 41) of a small rank-one layer's rows, Ā (n × in') and D (n × out),
-/// computed on the calling thread: both row Grams' entries K_ij for j ≥ i by SIMD multiply-adds over j (the rows
-/// transposed once into a scratch buffer), their product written to row i and mirrored to column i. The arithmetic is
+/// computed on the calling thread: both row Grams' entries for j ≥ i by SIMD multiply-adds over j (the rows transposed
+/// once into a scratch buffer) and their product, K_ij, written to row i; the upper triangle is then mirrored by tiles. The arithmetic is
 /// that of the two GEMMs and the product in place that it replaces (sums in the rows' dtype, over the columns in order).
 /// </summary>
 /// <remarks>
@@ -56,28 +56,22 @@ internal static class RowGram
         using var scope = NewDisposeScope();
         var aRows = a.is_contiguous() ? a : a.contiguous();
         var dRows = d.is_contiguous() ? d : d.contiguous();
-        var buffer = ArrayPool<T>.Shared.Rent((inputs + outputs) * stride + 2 * stride);
+        var buffer = ArrayPool<T>.Shared.Rent((inputs + outputs + 1) * stride);
         try
         {
             fixed (T* scratch = buffer)
             {
-                T* aT = scratch, dT = aT + (long)inputs * stride, rowA = dT + (long)outputs * stride, rowD = rowA + stride;
+                T* aT = scratch, dT = aT + (long)inputs * stride, row = dT + (long)outputs * stride;
                 T* a0 = First<T>(aRows), d0 = First<T>(dRows), k0 = First<T>(gram);
                 Transpose(a0, n, inputs, aT, stride);
                 Transpose(d0, n, outputs, dT, stride);
                 for (int i = 0; i < n; i++)
                 {
                     int start = i / width * width;                   // from the vector holding column i
-                    RowProducts(a0 + (long)i * inputs, aT, inputs, stride, start, rowA);
-                    RowProducts(d0 + (long)i * outputs, dT, outputs, stride, start, rowD);
-                    T* ki = k0 + (long)i * n;
-                    for (int j = i; j < n; j++)
-                    {
-                        var kij = rowA[j] * rowD[j];
-                        ki[j] = kij;
-                        k0[(long)j * n + i] = kij;
-                    }
+                    RowEntries(a0 + (long)i * inputs, aT, inputs, d0 + (long)i * outputs, dT, outputs, stride, start, row);
+                    new ReadOnlySpan<T>(row + i, n - i).CopyTo(new Span<T>(k0 + (long)i * n + i, n - i));
                 }
+                MirrorUpper(k0, n);
             }
         }
         finally
@@ -88,6 +82,7 @@ internal static class RowGram
     }
 
     /// <summary>Xᵀ (columns × n, rows padded with zeros to <paramref name="stride"/>) from X (n × columns, row-major).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // optimised from the first call, as every loop here
     internal static unsafe void Transpose<T>(T* x, int n, int columns, T* xT, int stride) where T : unmanaged, INumber<T>
     {
         for (int c = 0; c < columns; c++)
@@ -99,37 +94,68 @@ internal static class RowGram
     }
 
     /// <summary>
-    /// row[j] = Σ_c x_c · Xᵀ[c, j] for j from <paramref name="start"/> (a multiple of the vector width) to the padded end:
-    /// four vectors of j at a time (four independent sums), then one at a time.
+    /// row[j] = (Σ_c āᵢ_c Āᵀ[c, j]) · (Σ_c dᵢ_c Dᵀ[c, j]) = K_ij for j from <paramref name="start"/> (a multiple of the
+    /// vector width) to the padded end: four vectors of j at a time (eight independent sums), then one at a time.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void RowProducts<T>(T* x, T* xT, int columns, int stride, int start, T* row) where T : unmanaged, INumber<T>
+    private static unsafe void RowEntries<T>(T* a, T* aT, int inputs, T* d, T* dT, int outputs, int stride, int start, T* row)
+        where T : unmanaged, INumber<T>
     {
         int width = Vector<T>.Count;
         int j = start;
         for (; j + 4 * width <= stride; j += 4 * width)
         {
-            Vector<T> s0 = default, s1 = default, s2 = default, s3 = default;
-            for (int c = 0; c < columns; c++)
+            Vector<T> a0 = default, a1 = default, a2 = default, a3 = default, d0 = default, d1 = default, d2 = default, d3 = default;
+            for (int c = 0; c < inputs; c++)
             {
-                var xc = new Vector<T>(x[c]);
-                T* r = xT + (long)c * stride + j;
-                s0 += xc * Vector.Load(r);
-                s1 += xc * Vector.Load(r + width);
-                s2 += xc * Vector.Load(r + 2 * width);
-                s3 += xc * Vector.Load(r + 3 * width);
+                var x = new Vector<T>(a[c]);
+                T* r = aT + (long)c * stride + j;
+                a0 += x * Vector.Load(r);
+                a1 += x * Vector.Load(r + width);
+                a2 += x * Vector.Load(r + 2 * width);
+                a3 += x * Vector.Load(r + 3 * width);
             }
-            Vector.Store(s0, row + j);
-            Vector.Store(s1, row + j + width);
-            Vector.Store(s2, row + j + 2 * width);
-            Vector.Store(s3, row + j + 3 * width);
+            for (int c = 0; c < outputs; c++)
+            {
+                var x = new Vector<T>(d[c]);
+                T* r = dT + (long)c * stride + j;
+                d0 += x * Vector.Load(r);
+                d1 += x * Vector.Load(r + width);
+                d2 += x * Vector.Load(r + 2 * width);
+                d3 += x * Vector.Load(r + 3 * width);
+            }
+            Vector.Store(a0 * d0, row + j);
+            Vector.Store(a1 * d1, row + j + width);
+            Vector.Store(a2 * d2, row + j + 2 * width);
+            Vector.Store(a3 * d3, row + j + 3 * width);
         }
         for (; j < stride; j += width)
         {
-            Vector<T> s = default;
-            for (int c = 0; c < columns; c++) s += new Vector<T>(x[c]) * Vector.Load(xT + (long)c * stride + j);
-            Vector.Store(s, row + j);
+            Vector<T> sa = default, sd = default;
+            for (int c = 0; c < inputs; c++) sa += new Vector<T>(a[c]) * Vector.Load(aT + (long)c * stride + j);
+            for (int c = 0; c < outputs; c++) sd += new Vector<T>(d[c]) * Vector.Load(dT + (long)c * stride + j);
+            Vector.Store(sa * sd, row + j);
         }
+    }
+
+    /// <summary>
+    /// Copies the upper triangle of the row-major n × n matrix at <paramref name="k"/> onto its lower triangle, by
+    /// 16 × 16 tiles (a tile's writes stay within sixteen rows' cache lines instead of striding down whole columns).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void MirrorUpper<T>(T* k, int n) where T : unmanaged
+    {
+        const int tile = 16;
+        for (int i0 = 0; i0 < n; i0 += tile)
+            for (int j0 = i0; j0 < n; j0 += tile)
+            {
+                int iEnd = Math.Min(i0 + tile, n), jEnd = Math.Min(j0 + tile, n);
+                for (int i = i0; i < iEnd; i++)
+                {
+                    T* ki = k + (long)i * n;
+                    for (int j = Math.Max(j0, i + 1); j < jEnd; j++) k[(long)j * n + i] = ki[j];
+                }
+            }
     }
 
     /// <summary>The first element of a contiguous CPU float32 (T = float) or float64 (T = double) tensor.</summary>
