@@ -13,9 +13,10 @@ namespace NaturalGradient.Numerics;
 /// that of the two GEMMs and the product in place that it replaces (sums in the rows' dtype, over the columns in order).
 /// </summary>
 /// <remarks>
-/// For the figure-5 nets' layers (n = 128, in' ≤ 21, out = 20) the two products <c>Ā.mm(Āᵀ)</c> and <c>D.mm(Dᵀ)</c> took
-/// 30–50 µs on two threads (MKL's threading of a product this small costs more than its arithmetic) against 8–18 µs on
-/// one; this loop takes less than either (<c>perf --part kernels</c>, table "Small-layer kernels"; docs/PERFORMANCE.md).
+/// For the figure-5 nets' layers (n = 128, in' ≤ 21, out = 20) the two products <c>Ā.mm(Āᵀ)</c> and <c>D.mm(Dᵀ)</c> and
+/// the product in place took 53–55 µs on two threads (MKL's threading of a product this small costs more than its
+/// arithmetic) and 20–21 µs on one; this loop took 30 µs (<c>perf --part kernels</c>, table "Small-layer kernels";
+/// docs/PERFORMANCE.md). The thread count is process-wide, so the library cannot ask for one thread for one product.
 /// Larger layers (more than <see cref="MaxWork"/> multiply-adds), other dtypes and devices keep the GEMMs.
 /// </remarks>
 internal static class RowGram
@@ -27,13 +28,14 @@ internal static class RowGram
     /// Whether <see cref="Form"/> takes <paramref name="a"/> (Ā, n × in') and <paramref name="d"/> (D, n × out): 2-D CPU
     /// tensors of one dtype, float32 or float64, with one n ≥ 1 and n² (in' + out) ≤ <see cref="MaxWork"/>.
     /// </summary>
-    public static bool Applies(Tensor a, Tensor d)
-    {
-        if (a.dim() != 2 || d.dim() != 2 || a.device_type != DeviceType.CPU || d.device_type != DeviceType.CPU) return false;
-        if (a.dtype != d.dtype || a.dtype is not (ScalarType.Float32 or ScalarType.Float64)) return false;
-        long n = a.size(0);
-        return n >= 1 && d.size(0) == n && n * n * (a.size(1) + d.size(1)) <= MaxWork;
-    }
+    public static bool Applies(Tensor a, Tensor d) =>
+        AreHostRows(a, d) && a.size(0) * a.size(0) * (a.size(1) + d.size(1)) <= MaxWork;
+
+    /// <summary>Whether <paramref name="a"/> and <paramref name="d"/> are 2-D CPU tensors of one dtype, float32 or float64, with one number of rows n ≥ 1.</summary>
+    internal static bool AreHostRows(Tensor a, Tensor d) =>
+        a.dim() == 2 && d.dim() == 2 && a.device_type == DeviceType.CPU && d.device_type == DeviceType.CPU
+        && a.dtype == d.dtype && a.dtype is (ScalarType.Float32 or ScalarType.Float64)
+        && a.size(0) >= 1 && d.size(0) == a.size(0);
 
     /// <summary>K = (ĀĀᵀ) ∘ (DDᵀ), n × n in the rows' dtype, symmetric (both triangles written).</summary>
     /// <param name="a">Ā, n × in', as <see cref="Applies"/> requires (any strides).</param>

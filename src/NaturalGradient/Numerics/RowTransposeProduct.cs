@@ -14,9 +14,9 @@ namespace NaturalGradient.Numerics;
 /// </summary>
 /// <remarks>
 /// On the figure-5 nets (n = 128, out = 20, in' ≤ 21) the tensor form — u made a tensor, the product with Dᵀ, the GEMM
-/// on two threads, the norm and its read — took several operator calls of a few microseconds each for about 50,000
-/// multiply-adds (docs/PERFORMANCE.md, "Small-layer kernels"). Larger layers (more than <see cref="MaxWork"/>
-/// multiply-adds), other dtypes and devices keep the tensor form.
+/// on two threads, the norm and its read — took 38–42 µs for about 50,000 multiply-adds, this loop 10 µs
+/// (<c>perf --part kernels</c>, table "Small-layer kernels"; docs/PERFORMANCE.md). Larger layers (more than
+/// <see cref="MaxWork"/> multiply-adds), other dtypes and devices keep the tensor form.
 /// </remarks>
 internal static class RowTransposeProduct
 {
@@ -27,13 +27,8 @@ internal static class RowTransposeProduct
     /// Whether <see cref="Multiply"/> takes <paramref name="d"/> (D, n × out) and <paramref name="a"/> (Ā, n × in'):
     /// 2-D CPU tensors of one dtype, float32 or float64, with one n ≥ 1 and n · out · in' ≤ <see cref="MaxWork"/>.
     /// </summary>
-    public static bool Applies(Tensor d, Tensor a)
-    {
-        if (a.dim() != 2 || d.dim() != 2 || a.device_type != DeviceType.CPU || d.device_type != DeviceType.CPU) return false;
-        if (a.dtype != d.dtype || a.dtype is not (ScalarType.Float32 or ScalarType.Float64)) return false;
-        long n = a.size(0);
-        return n >= 1 && d.size(0) == n && n * d.size(1) * a.size(1) <= MaxWork;
-    }
+    public static bool Applies(Tensor d, Tensor a) =>
+        RowGram.AreHostRows(a, d) && a.size(0) * d.size(1) * a.size(1) <= MaxWork;
 
     /// <summary>Δ = (D ∘ u1ᵀ)ᵀĀ, out × in' in the rows' dtype (u rounded to it), and ‖Δ‖² (float64, from Δ's entries).</summary>
     /// <param name="d">D, n × out, as <see cref="Applies"/> requires (any strides).</param>

@@ -74,7 +74,7 @@ public sealed partial class TengradBlock
             var system = blocks[0].BatchSystem(b, n);
             var (info, u, rowBounds, onesKu) = DampedGramSystems.Solve(gramsInOrder, weights, dampings, c, system);
             var inner = innerProduct ? tensor(onesKu.Select((value, k) => value * c[k]).ToArray()) : null;
-            var (deltas, normValues) = TransposeProducts(blocks, u, (int)n);
+            var (deltas, normValues) = TransposeProductsFromHost(blocks, u, (int)n);
             return Accept(blocks, dampings, n, system.mT, Array.ConvertAll(info, i => (double)i), rowBounds, normValues, deltas,
                 Enumerable.Range(0, b).ToArray(), inner, scope);
         }
@@ -189,7 +189,7 @@ public sealed partial class TengradBlock
     /// layers: no tensor of u, no GEMM on two threads, no norm to read), by the tensor form of
     /// <see cref="TransposeProducts(TengradBlock[], Tensor)"/> for the others, their norms read together.
     /// </summary>
-    private static (Tensor[] Deltas, double[] Norms) TransposeProducts(TengradBlock[] blocks, double[] u, int n)
+    private static (Tensor[] Deltas, double[] Norms) TransposeProductsFromHost(TengradBlock[] blocks, double[] u, int n)
     {
         int b = blocks.Length;
         var deltas = new Tensor[b];
@@ -224,8 +224,8 @@ public sealed partial class TengradBlock
     /// <summary>
     /// Δ_k = J_kᵀu_k = (D_k ∘ u_k1ᵀ)ᵀĀ_k (eq 43) for every block of a batch, and ‖Δ_k‖: the blocks whose rows have one
     /// shape (in', out) take one batched product, (Dᵀ ∘ u)·Ā over the stacked rows, and one batched norm; a block of a
-    /// shape of its own takes its own product and norm, as in the single solve. The deep figure-5 nets' hidden layers
-    /// share one shape: three kernels and a copy of the rows instead of three kernels a layer.
+    /// shape of its own takes its own product and norm, as in the single solve. For b layers of one shape: three kernels
+    /// and a copy of the rows instead of three kernels a layer.
     /// </summary>
     /// <returns>The Δ_k (b × out × in' views for the batched shapes); the norms as tensors to concatenate, and for each
     /// block k the position of ‖Δ_k‖ in that concatenation.</returns>

@@ -9,10 +9,11 @@ namespace NaturalGradient.Curvature.Blocks;
 /// The Grams of rank-one layers whose rows share one shape (n, in', out), formed together: the rows stacked once,
 /// K_k = (Ā_kĀ_kᵀ) ∘ (D_kD_kᵀ) (seed 000 eq 41) for all of them by two batched products and one product in place, and
 /// the stacked rows kept for the same step's batched Jᵀu (<see cref="TransposeProducts"/>) and the Grams read by the
-/// push-through solve (<see cref="SolveBatch"/>). The deep figure-5 nets' hidden layers share one shape: their Grams
-/// take five kernels (two stacks, two batched products, one product in place) instead of three a layer, the batched
-/// Jᵀu stacks no rows of its own, and where the solve uses tensor operations the Grams' copy into float64 is one
-/// kernel instead of one a layer.
+/// push-through solve (<see cref="SolveBatch"/>). For b layers of one shape the Grams take five kernels (two stacks,
+/// two batched products, one product in place) instead of three a layer, the batched Jᵀu stacks no rows of its own,
+/// and where the solve uses tensor operations the Grams' copy into float64 is one kernel instead of one a layer. Layers
+/// small enough for <see cref="RowGram"/> (the figure-5 nets' 20-unit layers) form their Grams one by one on the
+/// calling thread instead: there a two-thread GEMM costs more than its arithmetic.
 /// </summary>
 public sealed partial class TengradBlock
 {
@@ -35,7 +36,8 @@ public sealed partial class TengradBlock
     /// <summary>
     /// <see cref="ICurvatureBlock.Update"/> for several TENGraD blocks at once (each with its own layer's statistics): the
     /// rank-one layers' Grams are formed after all rows are taken, those of the layers sharing (n, in', out), dtype
-    /// and device by one batched product (<see cref="GramBatch"/>), the others one by one. Each block ends as after
+    /// and device by one batched product (<see cref="GramBatch"/>) unless <see cref="RowGram"/> takes them, the others
+    /// one by one. Each block ends as after
     /// its own <see cref="Update"/>: the same Gram, to rounding (a batched GEMM may sum in another order).
     /// </summary>
     /// <param name="updates">The blocks with the statistics of their layers.</param>
